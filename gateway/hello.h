@@ -1,0 +1,62 @@
+/*
+ * hello.h - incremental TLS ClientHello reader (the SNI peek).
+ *
+ * Bytes are fed as they arrive, in pieces of any size (one byte at a time is
+ * fine); the reader keeps a small state machine and never looks at a byte twice,
+ * so a client dripping bytes cannot make it quadratic. It never consumes the
+ * caller's buffer: the caller keeps the bytes and replays them to the back end.
+ * Handles a ClientHello spread over several TLS records, GREASE values, no SNI,
+ * SSLv2-style hellos (reported as HELLO_DONE without SNI) and non-TLS bytes.
+ */
+#ifndef ONEGATE_HELLO_H
+#define ONEGATE_HELLO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define HELLO_MAX_NAME 255
+/* A ClientHello larger than this is refused (real ones, post-quantum key shares
+ * included, are far below it). */
+#define HELLO_MAX_BYTES (64 * 1024)
+
+enum hello_status {
+	HELLO_NEED_MORE,        /* feed more bytes */
+	HELLO_DONE,             /* the ClientHello is complete (SNI or not) */
+	HELLO_NOT_TLS,          /* the first bytes are not a TLS handshake record */
+	HELLO_MALFORMED,        /* a TLS record, but the ClientHello is broken or too large */
+};
+
+struct hello_reader {
+	/* private state; initialise with hello_reader_init() */
+	int state;
+	uint32_t need;          /* bytes still wanted by the current state */
+	uint32_t rec_left;      /* bytes left in the current TLS record */
+	uint32_t msg_left;      /* bytes left in the handshake message */
+	uint32_t total;         /* bytes fed so far */
+	uint32_t ext_left, ext_type, ext_len, list_left;
+	uint32_t acc;           /* multi-byte field accumulator */
+	uint8_t hdr[8];
+	uint8_t hdr_len;
+	/* results */
+	bool has_sni;
+	bool sslv2;
+	uint16_t legacy_version;
+	uint8_t sni_len;
+	char sni[HELLO_MAX_NAME + 1];   /* lower-cased, NUL-terminated, trailing dot removed */
+	const char *error;      /* static reason for HELLO_NOT_TLS / HELLO_MALFORMED */
+};
+
+void hello_reader_init(struct hello_reader *r);
+/* Feeds the next n bytes; returns the status after them. Once DONE, NOT_TLS or
+ * MALFORMED is returned, further calls return the same status. */
+enum hello_status hello_reader_feed(struct hello_reader *r, const uint8_t *data, size_t n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

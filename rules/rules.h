@@ -1,0 +1,133 @@
+/*
+ * rules.h - the rule file: loading, checking, and the compiled name matcher.
+ *
+ * Contract: rules_load_file() turns a libconfig rule file into one immutable,
+ * reference-counted snapshot (struct rules_config). Workers read a snapshot
+ * without locks; whoever holds a pointer holds a reference. A load either
+ * produces a complete snapshot or NULL with every problem in the diagnostics:
+ * nothing is half-applied.
+ *
+ * The structs below are read-only for every other module.
+ */
+#ifndef ONEGATE_RULES_H
+#define ONEGATE_RULES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- diagnostics: every error and warning as "FILE:LINE: message" ---- */
+
+struct rules_diag;
+
+enum rules_severity { RULES_ERROR, RULES_WARNING };
+
+struct rules_diag *rules_diag_new(void);
+void rules_diag_free(struct rules_diag *d);
+void rules_diag_add(struct rules_diag *d, enum rules_severity sev, const char *file, int line,
+                    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+size_t rules_diag_count(const struct rules_diag *d);
+size_t rules_diag_errors(const struct rules_diag *d);
+/* i-th message, formatted "FILE:LINE: message" (warnings: "FILE:LINE: warning: message"). */
+const char *rules_diag_message(const struct rules_diag *d, size_t i);
+enum rules_severity rules_diag_severity(const struct rules_diag *d, size_t i);
+
+/* ---- name matcher: exact > wildcard (longest suffix) > regex (file order) ---- */
+
+/*
+ * Patterns: "host.example.com" (exact), "*.example.com" (any name ending in
+ * ".example.com", at least one label before it), "~REGEX" (PCRE2, JIT,
+ * caseless, matched against the whole lower-cased name unless anchored
+ * otherwise by the regex itself). Names are compared case-insensitively and a
+ * single trailing dot is ignored, on patterns and on looked-up names alike.
+ */
+struct rules_namemap;
+
+struct rules_namemap *rules_namemap_new(void);
+void rules_namemap_free(struct rules_namemap *m);
+/* Adds a pattern with the caller's value (>= 0). On a bad pattern returns -1 and
+ * writes a one-line reason (with PCRE2's offset for a regex) into err. Adding an
+ * exact or wildcard pattern that is already present returns -2 (duplicate). */
+int rules_namemap_add(struct rules_namemap *m, const char *pattern, int value, char *err, size_t errlen);
+/* Thread-safe; never allocates on the hot path. Returns the value or -1. */
+int rules_namemap_lookup(const struct rules_namemap *m, const char *name, size_t len);
+size_t rules_namemap_size(const struct rules_namemap *m);
+
+/* ---- the configuration snapshot ---- */
+
+struct rules_addr {
+	char *text;                     /* as written, e.g. "[::1]:8443" */
+	struct sockaddr_storage ss;     /* resolved at load */
+	socklen_t len;
+};
+
+struct rules_server {
+	struct rules_addr addr;
+	char *host;                     /* host part as written (IP literal or DNS name) */
+	uint16_t port;
+	int line;
+};
+
+struct rules_pool {
+	char *name;
+	int line;
+	struct rules_server *servers;
+	size_t nservers;
+	int proxy_protocol;             /* 0 (off), 1 or 2: PROXY header sent to the back end */
+	unsigned connect_timeout_ms;    /* back-end connect */
+	unsigned idle_timeout_ms;       /* relay: no byte either way for this long closes */
+};
+
+struct rules_route {
+	char *sni;                      /* pattern as written */
+	size_t pool;                    /* index into rules_config.pools */
+	int line;
+};
+
+struct rules_service {
+	char *name;
+	int line;
+	struct rules_addr *listen;
+	size_t nlisten;
+	bool accept_proxy;              /* read a PROXY v1/v2 header from a trusted balancer first */
+	unsigned proxy_timeout_ms;      /* for that header */
+	unsigned hello_timeout_ms;      /* a client that sends no complete ClientHello in time is closed */
+	struct rules_route *routes;
+	size_t nroutes;
+	long default_pool;              /* index into pools, or -1: reject with unrecognized_name */
+	struct rules_namemap *sni_map;  /* SNI -> route index */
+};
+
+struct rules_config {
+	char *path;
+	unsigned workers;               /* resolved: the file's value or the number of CPUs */
+	unsigned drain_timeout_ms;      /* on SIGTERM/SIGINT, open connections get this long */
+	struct rules_pool *pools;
+	size_t npools;
+	struct rules_service *services;
+	size_t nservices;
+	int refs;                       /* private: use rules_config_ref/unref */
+};
+
+/* Loads and checks a rule file. Returns a snapshot holding one reference, or
+ * NULL when there was any error (all of them are in diag; warnings may be there
+ * either way). */
+struct rules_config *rules_load_file(const char *path, struct rules_diag *diag);
+/* Same from memory; name is what messages call the file. Used by tests and fuzzing. */
+struct rules_config *rules_load_string(const char *text, const char *name, struct rules_diag *diag);
+
+struct rules_config *rules_config_ref(struct rules_config *c);
+void rules_config_unref(struct rules_config *c);
+
+/* Looks a pool up by name; -1 when absent. */
+long rules_pool_find(const struct rules_config *c, const char *name);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
