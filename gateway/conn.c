@@ -1,1 +1,558 @@
-/* placeholder: being written */
+#include "conn.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "hello.h"
+#include "log.h"
+#include "proxyproto.h"
+
+/* Bytes queued towards one side before we stop reading the other: the relay's
+ * whole memory bound per direction. */
+#define CONN_RELAY_MAX (128 * 1024)
+/* How long a rejected client gets to read our alert before we close. */
+#define CONN_LINGER_MS 2000
+
+enum conn_phase { PH_PROXY, PH_HELLO, PH_CONNECT, PH_RELAY, PH_LINGER };
+
+struct conn {
+	struct conn *next, *prev;       /* in home->live */
+	struct conn_home *home;
+	struct conn_snap *snap;
+	const struct rules_service *svc;
+	enum conn_phase phase;
+	struct bufferevent *cli, *srv;
+	struct event *timer;            /* the current phase's deadline, or the idle check */
+	struct hello_reader hello;
+	size_t fed;                     /* bytes of the client's input already fed to hello */
+	struct sockaddr_storage peer;   /* the client: real peer, or the one a PROXY header named */
+	struct sockaddr_storage local;  /* the address the client connected to */
+	socklen_t peerlen, locallen;
+	long route;                     /* matched route, -1 for the default */
+	long pool;                      /* -1 until routed */
+	size_t first, tries;            /* round robin start and servers tried so far */
+	long server;                    /* current server, -1 when none */
+	uint64_t bytes_in, bytes_out;   /* client->server, server->client */
+	struct timeval start, last;
+	bool cli_eof, srv_eof;
+};
+
+/* ---------------------------------------------------------------- snapshot */
+
+struct conn_snap *conn_snap_new(struct rules_config *cfg)
+{
+	struct conn_snap *s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	s->rr_next = calloc(cfg->npools ? cfg->npools : 1, sizeof(*s->rr_next));
+	if (!s->rr_next) {
+		free(s);
+		return NULL;
+	}
+	s->cfg = rules_config_ref(cfg);
+	s->refs = 1;
+	return s;
+}
+
+void conn_snap_unref(struct conn_snap *s)
+{
+	if (!s || --s->refs > 0)
+		return;
+	rules_config_unref(s->cfg);
+	free(s->rr_next);
+	free(s);
+}
+
+/* ---------------------------------------------------------------- helpers */
+
+static const struct rules_pool *conn_pool(const struct conn *c)
+{
+	return c->pool >= 0 ? &c->snap->cfg->pools[c->pool] : NULL;
+}
+
+static void conn_addr_text(const struct sockaddr_storage *ss, socklen_t len, char *out, size_t cap)
+{
+	char host[INET6_ADDRSTRLEN] = "-";
+	unsigned port = 0;
+	if (len == 0) {
+		snprintf(out, cap, "-");
+		return;
+	}
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
+		inet_ntop(AF_INET, &sin->sin_addr, host, sizeof(host));
+		port = ntohs(sin->sin_port);
+		snprintf(out, cap, "%s:%u", host, port);
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)ss;
+		inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof(host));
+		port = ntohs(sin6->sin6_port);
+		snprintf(out, cap, "[%s]:%u", host, port);
+	} else {
+		snprintf(out, cap, "-");
+	}
+}
+
+static long conn_elapsed_ms(const struct conn *c)
+{
+	struct timeval now;
+	event_base_gettimeofday_cached(c->home->base, &now);
+	return (now.tv_sec - c->start.tv_sec) * 1000L + (now.tv_usec - c->start.tv_usec) / 1000L;
+}
+
+static void conn_log(const struct conn *c, const char *outcome)
+{
+	char client[64];
+	conn_addr_text(&c->peer, c->peerlen, client, sizeof(client));
+	const struct rules_pool *p = conn_pool(c);
+	const char *route = c->pool < 0 ? "-" : c->route >= 0 ? c->svc->routes[c->route].sni : "default";
+	const char *server = p && c->server >= 0 ? p->servers[c->server].addr.text : "-";
+	log_msg(LOG_INFO,
+	        "conn client=%s service=%s sni=%s route=%s pool=%s server=%s in=%llu out=%llu ms=%ld outcome=%s",
+	        client, c->svc->name, c->hello.has_sni ? c->hello.sni : "-", route, p ? p->name : "-",
+	        server, (unsigned long long)c->bytes_in, (unsigned long long)c->bytes_out,
+	        conn_elapsed_ms(c), outcome);
+}
+
+/* The one place a connection's memory is released. */
+static void conn_free(struct conn *c, const char *outcome)
+{
+	struct conn_home *home = c->home;
+	conn_log(c, outcome);
+	if (c->timer)
+		event_free(c->timer);
+	if (c->cli)
+		bufferevent_free(c->cli);
+	if (c->srv)
+		bufferevent_free(c->srv);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		home->live = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	home->nlive--;
+	conn_snap_unref(c->snap);
+	free(c);
+	if (home->nlive == 0 && home->on_empty)
+		home->on_empty(home->on_empty_arg);
+}
+
+static void conn_arm(struct conn *c, unsigned ms)
+{
+	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
+	event_add(c->timer, &tv);
+}
+
+static void conn_touch(struct conn *c)
+{
+	event_base_gettimeofday_cached(c->home->base, &c->last);
+}
+
+/* ---------------------------------------------------------------- relay */
+
+static void conn_relay(struct conn *c, struct bufferevent *from, struct bufferevent *to, uint64_t *count)
+{
+	struct evbuffer *in = bufferevent_get_input(from);
+	struct evbuffer *out = bufferevent_get_output(to);
+	*count += evbuffer_get_length(in);
+	evbuffer_add_buffer(out, in);   /* moves chains; no byte is copied */
+	conn_touch(c);
+	if (evbuffer_get_length(out) >= CONN_RELAY_MAX) {
+		/* Back-pressure: stop reading until the slow side has taken half. */
+		bufferevent_disable(from, EV_READ);
+		bufferevent_setwatermark(to, EV_WRITE, CONN_RELAY_MAX / 2, 0);
+	}
+}
+
+static bool conn_flushed(struct bufferevent *bev)
+{
+	return evbuffer_get_length(bufferevent_get_output(bev)) == 0;
+}
+
+/* Half-close: once one side has said EOF and everything it sent is delivered,
+ * pass the EOF on; when both directions are done the connection is finished. */
+static void conn_relay_progress(struct conn *c)
+{
+	if (c->cli_eof && conn_flushed(c->srv))
+		shutdown(bufferevent_getfd(c->srv), SHUT_WR);
+	if (c->srv_eof && conn_flushed(c->cli))
+		shutdown(bufferevent_getfd(c->cli), SHUT_WR);
+	if (c->cli_eof && c->srv_eof && conn_flushed(c->cli) && conn_flushed(c->srv))
+		conn_free(c, "ok");
+}
+
+static void conn_idle_check(struct conn *c)
+{
+	const struct rules_pool *p = conn_pool(c);
+	struct timeval now;
+	event_base_gettimeofday_cached(c->home->base, &now);
+	long quiet = (now.tv_sec - c->last.tv_sec) * 1000L + (now.tv_usec - c->last.tv_usec) / 1000L;
+	if (quiet >= (long)p->idle_timeout_ms) {
+		conn_free(c, "idle-timeout");
+		return;
+	}
+	/* One timer per connection, re-armed lazily: activity only stamps c->last. */
+	conn_arm(c, p->idle_timeout_ms - (unsigned)quiet);
+}
+
+/* ---------------------------------------------------------------- back end */
+
+static void conn_try_connect(struct conn *c);
+static void conn_srv_read(struct bufferevent *bev, void *arg);
+static void conn_srv_write(struct bufferevent *bev, void *arg);
+static void conn_srv_event(struct bufferevent *bev, short what, void *arg);
+
+static void conn_start_relay(struct conn *c)
+{
+	const struct rules_pool *p = conn_pool(c);
+	event_del(c->timer);
+	c->phase = PH_RELAY;
+
+	struct evbuffer *out = bufferevent_get_output(c->srv);
+	if (p->proxy_protocol) {
+		uint8_t hdr[PP_MAX_HEADER];
+		int n = p->proxy_protocol == 1
+		            ? pp_write_v1((struct sockaddr *)&c->peer, (struct sockaddr *)&c->local, hdr, sizeof(hdr))
+		            : pp_write_v2((struct sockaddr *)&c->peer, (struct sockaddr *)&c->local, hdr, sizeof(hdr));
+		if (n < 0) {
+			conn_free(c, "proxy-header-failed");
+			return;
+		}
+		evbuffer_add(out, hdr, (size_t)n);
+	}
+	/* Replay the peeked ClientHello (still in the client's input) untouched. */
+	conn_relay(c, c->cli, c->srv, &c->bytes_in);
+
+	bufferevent_setwatermark(c->cli, EV_READ, 0, CONN_RELAY_MAX);
+	bufferevent_setwatermark(c->srv, EV_READ, 0, CONN_RELAY_MAX);
+	bufferevent_enable(c->srv, EV_READ | EV_WRITE);
+	if (evbuffer_get_length(bufferevent_get_output(c->srv)) < CONN_RELAY_MAX)
+		bufferevent_enable(c->cli, EV_READ);
+	conn_arm(c, p->idle_timeout_ms);
+}
+
+static void conn_connect_failed(struct conn *c, const char *why)
+{
+	const struct rules_pool *p = conn_pool(c);
+	log_msg(LOG_WARN, "pool %s server %s: connect failed: %s", p->name,
+	        p->servers[c->server].addr.text, why);
+	bufferevent_free(c->srv);
+	c->srv = NULL;
+	c->server = -1;
+	conn_try_connect(c);
+}
+
+static void conn_try_connect(struct conn *c)
+{
+	const struct rules_pool *p = conn_pool(c);
+	while (c->tries < p->nservers) {
+		size_t idx = (c->first + c->tries) % p->nservers;
+		c->tries++;
+		const struct rules_server *s = &p->servers[idx];
+		c->srv = bufferevent_socket_new(c->home->base, -1, BEV_OPT_CLOSE_ON_FREE);
+		if (!c->srv)
+			break;
+		c->server = (long)idx;
+		bufferevent_setcb(c->srv, conn_srv_read, conn_srv_write, conn_srv_event, c);
+		if (bufferevent_socket_connect(c->srv, (const struct sockaddr *)&s->addr.ss, (int)s->addr.len) == 0) {
+			conn_arm(c, p->connect_timeout_ms);
+			return;
+		}
+		log_msg(LOG_WARN, "pool %s server %s: connect failed: %s", p->name, s->addr.text,
+		        strerror(errno));
+		bufferevent_free(c->srv);
+		c->srv = NULL;
+		c->server = -1;
+	}
+	conn_free(c, "no-server");
+}
+
+static void conn_srv_read(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+	conn_relay(c, bev, c->cli, &c->bytes_out);
+}
+
+static void conn_srv_write(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+	if (c->phase != PH_RELAY)
+		return;
+	if (!c->cli_eof)
+		bufferevent_enable(c->cli, EV_READ);
+	bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+	conn_relay_progress(c);
+}
+
+static void conn_srv_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn *c = arg;
+	if (c->phase == PH_CONNECT) {
+		if (what & BEV_EVENT_CONNECTED) {
+			conn_start_relay(c);
+			return;
+		}
+		int err = EVUTIL_SOCKET_ERROR();
+		conn_connect_failed(c, err ? strerror(err) : "closed");
+		return;
+	}
+	if (what & BEV_EVENT_ERROR) {
+		conn_free(c, "server-reset");
+		return;
+	}
+	if (what & BEV_EVENT_EOF) {
+		c->srv_eof = true;
+		conn_relay_progress(c);
+	}
+}
+
+/* ---------------------------------------------------------------- routing */
+
+/* TLS alert record: fatal (2), unrecognized_name (112). */
+static const uint8_t conn_alert_unrecognized_name[] = { 0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x70 };
+
+static void conn_linger(struct conn *c)
+{
+	c->phase = PH_LINGER;
+	event_del(c->timer);
+	conn_arm(c, CONN_LINGER_MS);
+}
+
+static void conn_route(struct conn *c)
+{
+	const struct rules_service *svc = c->svc;
+	c->route = -1;
+	if (c->hello.has_sni)
+		c->route = rules_namemap_lookup(svc->sni_map, c->hello.sni, c->hello.sni_len);
+	if (c->route >= 0)
+		c->pool = (long)svc->routes[c->route].pool;
+	else
+		c->pool = svc->default_pool;
+
+	if (c->pool < 0) {
+		bufferevent_write(c->cli, conn_alert_unrecognized_name, sizeof(conn_alert_unrecognized_name));
+		evbuffer_drain(bufferevent_get_input(c->cli), evbuffer_get_length(bufferevent_get_input(c->cli)));
+		conn_linger(c);
+		return;
+	}
+	const struct rules_pool *p = conn_pool(c);
+	c->first = c->snap->rr_next[c->pool]++ % p->nservers;
+	c->phase = PH_CONNECT;
+	event_del(c->timer);
+	/* Nothing more is read from the client until the back end is there: the
+	 * peeked bytes are all we hold. */
+	bufferevent_disable(c->cli, EV_READ);
+	conn_try_connect(c);
+}
+
+/* ---------------------------------------------------------------- client */
+
+static void conn_feed_hello(struct conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->cli);
+	size_t len = evbuffer_get_length(in);
+	if (len <= c->fed)
+		return;
+	struct evbuffer_ptr pos;
+	evbuffer_ptr_set(in, &pos, c->fed, EVBUFFER_PTR_SET);
+	struct evbuffer_iovec vec[8];
+	enum hello_status st = HELLO_NEED_MORE;
+	while (c->fed < len && st == HELLO_NEED_MORE) {
+		int n = evbuffer_peek(in, -1, &pos, vec, 8);
+		for (int i = 0; i < n && i < 8 && st == HELLO_NEED_MORE; i++) {
+			st = hello_reader_feed(&c->hello, vec[i].iov_base, vec[i].iov_len);
+			c->fed += vec[i].iov_len;
+		}
+		evbuffer_ptr_set(in, &pos, c->fed, EVBUFFER_PTR_SET);
+	}
+	switch (st) {
+	case HELLO_NEED_MORE:
+		return;
+	case HELLO_DONE:
+		conn_route(c);
+		return;
+	case HELLO_NOT_TLS:
+		conn_free(c, "not-tls");
+		return;
+	case HELLO_MALFORMED:
+		log_msg(LOG_DEBUG, "malformed ClientHello: %s", c->hello.error ? c->hello.error : "?");
+		conn_free(c, "malformed");
+		return;
+	}
+}
+
+static void conn_read_proxy(struct conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->cli);
+	size_t len = evbuffer_get_length(in);
+	size_t take = len < PP_MAX_HEADER ? len : PP_MAX_HEADER;
+	struct pp_info pi;
+	enum pp_status st = pp_parse(evbuffer_pullup(in, (ev_ssize_t)take), take, &pi);
+	if (st == PP_NEED_MORE && take < PP_MAX_HEADER)
+		return;
+	if (st != PP_OK) {
+		conn_free(c, "proxy-invalid");
+		return;
+	}
+	if (!pi.local) {
+		memcpy(&c->peer, &pi.src, sizeof(pi.src));
+		c->peerlen = pi.srclen;
+		memcpy(&c->local, &pi.dst, sizeof(pi.dst));
+		c->locallen = pi.dstlen;
+	}
+	evbuffer_drain(in, pi.header_len);
+	c->phase = PH_HELLO;
+	event_del(c->timer);
+	conn_arm(c, c->svc->hello_timeout_ms);
+	conn_feed_hello(c);
+}
+
+static void conn_cli_read(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+	switch (c->phase) {
+	case PH_PROXY:
+		conn_read_proxy(c);
+		return;
+	case PH_HELLO:
+		conn_feed_hello(c);
+		return;
+	case PH_RELAY:
+		conn_relay(c, bev, c->srv, &c->bytes_in);
+		return;
+	case PH_LINGER:
+		evbuffer_drain(bufferevent_get_input(bev), evbuffer_get_length(bufferevent_get_input(bev)));
+		return;
+	case PH_CONNECT:
+		return;
+	}
+}
+
+static void conn_cli_write(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+	if (c->phase == PH_LINGER) {
+		shutdown(bufferevent_getfd(bev), SHUT_WR);
+		return;
+	}
+	if (c->phase != PH_RELAY)
+		return;
+	if (!c->srv_eof)
+		bufferevent_enable(c->srv, EV_READ);
+	bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+	conn_relay_progress(c);
+}
+
+static void conn_cli_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn *c = arg;
+	static const char *const early[] = {
+		[PH_PROXY] = "client-closed", [PH_HELLO] = "client-closed",
+		[PH_CONNECT] = "client-closed", [PH_LINGER] = "reject",
+	};
+	if (c->phase != PH_RELAY) {
+		conn_free(c, early[c->phase]);
+		return;
+	}
+	if (what & BEV_EVENT_ERROR) {
+		conn_free(c, "client-reset");
+		return;
+	}
+	if (what & BEV_EVENT_EOF) {
+		c->cli_eof = true;
+		conn_relay_progress(c);
+	}
+}
+
+static void conn_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	switch (c->phase) {
+	case PH_PROXY:
+		conn_free(c, "proxy-timeout");
+		return;
+	case PH_HELLO:
+		conn_free(c, "hello-timeout");
+		return;
+	case PH_CONNECT:
+		conn_connect_failed(c, "timed out");
+		return;
+	case PH_RELAY:
+		conn_idle_check(c);
+		return;
+	case PH_LINGER:
+		conn_free(c, "reject");
+		return;
+	}
+}
+
+void conn_accept(struct conn_home *home, evutil_socket_t fd, const struct sockaddr *peer,
+                 socklen_t peerlen, size_t svc_index)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+	if (!c) {
+		evutil_closesocket(fd);
+		return;
+	}
+	c->home = home;
+	c->snap = home->snap;
+	c->snap->refs++;
+	c->svc = &c->snap->cfg->services[svc_index];
+	c->pool = -1;
+	c->route = -1;
+	c->server = -1;
+	if (peerlen > (socklen_t)sizeof(c->peer))
+		peerlen = sizeof(c->peer);
+	memcpy(&c->peer, peer, peerlen);
+	c->peerlen = peerlen;
+	c->locallen = sizeof(c->local);
+	if (getsockname(fd, (struct sockaddr *)&c->local, &c->locallen) != 0)
+		c->locallen = 0;
+	hello_reader_init(&c->hello);
+	event_base_gettimeofday_cached(home->base, &c->start);
+	c->last = c->start;
+
+	c->next = home->live;
+	if (home->live)
+		home->live->prev = c;
+	home->live = c;
+	home->nlive++;
+
+	evutil_make_socket_nonblocking(fd);
+	c->cli = bufferevent_socket_new(home->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	c->timer = evtimer_new(home->base, conn_timer, c);
+	if (!c->cli || !c->timer) {
+		if (!c->cli)
+			evutil_closesocket(fd);
+		conn_free(c, "no-memory");
+		return;
+	}
+	bufferevent_setcb(c->cli, conn_cli_read, conn_cli_write, conn_cli_event, c);
+	/* The peek never holds more than a ClientHello (plus a PROXY header). */
+	bufferevent_setwatermark(c->cli, EV_READ, 0, HELLO_MAX_BYTES + PP_MAX_HEADER + 16 * 1024);
+	if (c->svc->accept_proxy) {
+		c->phase = PH_PROXY;
+		conn_arm(c, c->svc->proxy_timeout_ms);
+	} else {
+		c->phase = PH_HELLO;
+		conn_arm(c, c->svc->hello_timeout_ms);
+	}
+	bufferevent_enable(c->cli, EV_READ | EV_WRITE);
+}
+
+void conn_close_all(struct conn_home *home)
+{
+	while (home->live)
+		conn_free(home->live, "drain-timeout");
+}

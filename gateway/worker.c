@@ -1,1 +1,225 @@
-/* placeholder: being written */
+#include "worker.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/eventfd.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "conn.h"
+#include "log.h"
+
+/* After EMFILE/ENFILE a listener pauses this long, then tries again, so a
+ * gateway out of descriptors keeps serving the connections it has. */
+#define WORKER_ACCEPT_RETRY_MS 100
+
+enum { WORKER_CMD_STOP = 1u, WORKER_CMD_KILL = 2u };
+
+struct worker_listener {
+	struct worker *w;
+	struct evconnlistener *lev;
+	struct event *retry;
+	size_t svc;
+};
+
+struct worker {
+	unsigned id;
+	pthread_t thread;
+	bool started;
+	atomic_bool finished;
+	atomic_uint commands;
+	int ctl_fd;                     /* eventfd: the daemon's doorbell */
+	struct event_base *base;
+	struct event *ctl_ev;
+	struct worker_listener *ls;
+	size_t nls;
+	bool stopping;
+	struct conn_home home;
+};
+
+static void worker_close_listeners(struct worker *w)
+{
+	for (size_t i = 0; i < w->nls; i++) {
+		if (w->ls[i].retry)
+			event_free(w->ls[i].retry);
+		if (w->ls[i].lev)
+			evconnlistener_free(w->ls[i].lev);
+		w->ls[i].retry = NULL;
+		w->ls[i].lev = NULL;
+	}
+}
+
+static void worker_on_empty(void *arg)
+{
+	struct worker *w = arg;
+	if (w->stopping)
+		event_base_loopexit(w->base, NULL);
+}
+
+static void worker_ctl(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	uint64_t v;
+	ssize_t r = read(fd, &v, sizeof(v));
+	(void)r;
+	unsigned cmd = atomic_exchange(&w->commands, 0);
+	if (cmd & (WORKER_CMD_STOP | WORKER_CMD_KILL)) {
+		w->stopping = true;
+		worker_close_listeners(w);
+	}
+	if (cmd & WORKER_CMD_KILL)
+		conn_close_all(&w->home);
+	if (w->home.nlive == 0)
+		event_base_loopexit(w->base, NULL);
+}
+
+static void worker_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
+                          int salen, void *arg)
+{
+	struct worker_listener *l = arg;
+	conn_accept(&l->w->home, fd, sa, (socklen_t)salen, l->svc);
+}
+
+static void worker_accept_retry(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker_listener *l = arg;
+	if (l->lev)
+		evconnlistener_enable(l->lev);
+}
+
+static void worker_accept_error(struct evconnlistener *lev, void *arg)
+{
+	struct worker_listener *l = arg;
+	int err = EVUTIL_SOCKET_ERROR();
+	if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+		log_msg(LOG_WARN, "worker %u: accept: %s; pausing new connections for %d ms",
+		        l->w->id, strerror(err), WORKER_ACCEPT_RETRY_MS);
+		evconnlistener_disable(lev);
+		struct timeval tv = { 0, WORKER_ACCEPT_RETRY_MS * 1000 };
+		event_add(l->retry, &tv);
+		return;
+	}
+	log_msg(LOG_WARN, "worker %u: accept: %s", l->w->id, strerror(err));
+}
+
+struct worker *worker_new(unsigned id, struct rules_config *cfg)
+{
+	struct worker *w = calloc(1, sizeof(*w));
+	if (!w)
+		return NULL;
+	w->id = id;
+	w->ctl_fd = -1;
+	struct event_config *ec = event_config_new();
+	if (ec) {
+		/* One thread per base: libevent's own locks would be pure cost. */
+		event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
+		w->base = event_base_new_with_config(ec);
+		event_config_free(ec);
+	}
+	w->ctl_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	w->home.snap = conn_snap_new(cfg);
+	if (!w->base || w->ctl_fd < 0 || !w->home.snap)
+		goto fail;
+	w->ctl_ev = event_new(w->base, w->ctl_fd, EV_READ | EV_PERSIST, worker_ctl, w);
+	if (!w->ctl_ev || event_add(w->ctl_ev, NULL) != 0)
+		goto fail;
+	w->home.base = w->base;
+	w->home.on_empty = worker_on_empty;
+	w->home.on_empty_arg = w;
+	return w;
+fail:
+	worker_free(w);
+	return NULL;
+}
+
+int worker_add_listener(struct worker *w, int fd, size_t svc_index)
+{
+	struct worker_listener *ls = realloc(w->ls, (w->nls + 1) * sizeof(*ls));
+	if (!ls) {
+		close(fd);
+		return -1;
+	}
+	w->ls = ls;
+	struct worker_listener *l = &w->ls[w->nls];
+	memset(l, 0, sizeof(*l));
+	l->w = w;
+	l->svc = svc_index;
+	l->retry = evtimer_new(w->base, worker_accept_retry, l);
+	l->lev = evconnlistener_new(w->base, worker_accept, l, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+	if (!l->retry || !l->lev) {
+		if (l->retry)
+			event_free(l->retry);
+		if (!l->lev)
+			close(fd);
+		return -1;
+	}
+	evconnlistener_set_error_cb(l->lev, worker_accept_error);
+	w->nls++;
+	return 0;
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	event_base_dispatch(w->base);
+	atomic_store(&w->finished, true);
+	return NULL;
+}
+
+int worker_start(struct worker *w)
+{
+	if (pthread_create(&w->thread, NULL, worker_main, w) != 0)
+		return -1;
+	w->started = true;
+	return 0;
+}
+
+static void worker_signal(struct worker *w, unsigned cmd)
+{
+	atomic_fetch_or(&w->commands, cmd);
+	uint64_t one = 1;
+	ssize_t r = write(w->ctl_fd, &one, sizeof(one));
+	(void)r;
+}
+
+void worker_stop(struct worker *w)
+{
+	worker_signal(w, WORKER_CMD_STOP);
+}
+
+void worker_kill(struct worker *w)
+{
+	worker_signal(w, WORKER_CMD_KILL);
+}
+
+bool worker_finished(const struct worker *w)
+{
+	return atomic_load(&w->finished);
+}
+
+void worker_free(struct worker *w)
+{
+	if (!w)
+		return;
+	if (w->started)
+		pthread_join(w->thread, NULL);
+	/* The thread is gone: anything left is ours to close, on this thread. */
+	w->home.on_empty = NULL;
+	conn_close_all(&w->home);
+	worker_close_listeners(w);
+	free(w->ls);
+	if (w->ctl_ev)
+		event_free(w->ctl_ev);
+	if (w->ctl_fd >= 0)
+		close(w->ctl_fd);
+	conn_snap_unref(w->home.snap);
+	if (w->base)
+		event_base_free(w->base);
+	free(w);
+}

@@ -1,0 +1,53 @@
+/*
+ * conn.h - one client connection from accept to close.
+ *
+ * Phases: [PROXY header from a trusted balancer] -> ClientHello peek -> route
+ * by SNI -> connect to a server of the pool -> [PROXY header to the back end]
+ * + replay of the peeked bytes -> two-way relay with back-pressure. A
+ * connection belongs to exactly one worker (its conn_home) and is freed in one
+ * place, conn_free(), which also writes its log line.
+ */
+#ifndef ONEGATE_CONN_H
+#define ONEGATE_CONN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <event2/util.h>
+
+#include "rules.h"
+
+struct event_base;
+struct conn;
+
+/* A configuration snapshot as one worker uses it: the rules plus the worker's
+ * own balancing state, so that nothing on the data path is shared between
+ * threads. Connections hold a reference until they close. */
+struct conn_snap {
+	struct rules_config *cfg;
+	uint32_t *rr_next;      /* per pool: next server for round robin */
+	int refs;               /* only touched by the owning worker's thread */
+};
+
+struct conn_snap *conn_snap_new(struct rules_config *cfg);     /* takes a reference to cfg */
+void conn_snap_unref(struct conn_snap *s);
+
+/* What a worker lends its connections. */
+struct conn_home {
+	struct event_base *base;
+	struct conn_snap *snap;         /* snapshot for newly accepted connections */
+	struct conn *live;              /* all live connections (intrusive list) */
+	size_t nlive;
+	void (*on_empty)(void *arg);    /* called when the last live connection closes */
+	void *on_empty_arg;
+};
+
+/* Takes ownership of fd, accepted on the listener of service svc_index. */
+void conn_accept(struct conn_home *home, evutil_socket_t fd, const struct sockaddr *peer,
+                 socklen_t peerlen, size_t svc_index);
+
+/* Closes every live connection at once (end of the drain time). */
+void conn_close_all(struct conn_home *home);
+
+#endif
