@@ -10,6 +10,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include "addr.h"
 #include "log.h"
 #include "worker.h"
 
@@ -113,14 +114,116 @@ static void daemon_drain(struct worker **ws, unsigned nw, unsigned drain_ms, con
 		worker_kill(ws[i]);
 }
 
-static int daemon_wait_signal(const sigset_t *sigs)
+static bool daemon_had_address(const struct rules_config *cfg, const struct sockaddr_storage *ss)
+{
+	return addr_find_service(cfg, ss) >= 0;
+}
+
+/* Binds, for every worker, the listen addresses that next has and cur has not.
+ * All or nothing: on any failure every socket opened here is closed. */
+static int daemon_bind_new(const struct rules_config *cur, const struct rules_config *next, unsigned nw,
+                           int **fds_out, size_t **svcs_out, size_t *n_out)
+{
+	size_t cap = 0, n = 0;
+	for (size_t s = 0; s < next->nservices; s++)
+		cap += next->services[s].nlisten;
+	int *fds = calloc(cap * nw + 1, sizeof(*fds));
+	size_t *svcs = calloc(cap + 1, sizeof(*svcs));
+	if (!fds || !svcs)
+		goto fail;
+	for (size_t s = 0; s < next->nservices; s++) {
+		const struct rules_service *svc = &next->services[s];
+		for (size_t a = 0; a < svc->nlisten; a++) {
+			const struct rules_addr *addr = &svc->listen[a];
+			if (daemon_had_address(cur, &addr->ss))
+				continue;
+			if (daemon_probe_free(addr) != 0)
+				goto busy;
+			for (unsigned i = 0; i < nw; i++) {
+				fds[n * nw + i] = daemon_listen_socket(addr);
+				if (fds[n * nw + i] < 0) {
+					for (unsigned j = 0; j < i; j++)
+						close(fds[n * nw + j]);
+					goto busy;
+				}
+			}
+			svcs[n++] = s;
+			continue;
+		busy:
+			log_msg(LOG_ERROR, "%s:%d: service %s cannot listen on %s: %s", next->path, svc->line,
+			        svc->name, addr->text, strerror(errno));
+			goto fail;
+		}
+	}
+	*fds_out = fds;
+	*svcs_out = svcs;
+	*n_out = n;
+	return 0;
+fail:
+	for (size_t k = 0; fds && k < n * nw; k++)
+		close(fds[k]);
+	free(fds);
+	free(svcs);
+	return -1;
+}
+
+/* SIGHUP: the new file must load without a single error and every new address
+ * must bind; otherwise the running rules stay exactly as they are. */
+static struct rules_config *daemon_reload(struct rules_config *cur, struct worker **ws, unsigned nw)
+{
+	struct rules_diag *d = rules_diag_new();
+	struct rules_config *next = d ? rules_load_file(cur->path, d) : NULL;
+	for (size_t i = 0; d && i < rules_diag_count(d); i++)
+		log_msg(rules_diag_severity(d, i) == RULES_ERROR ? LOG_ERROR : LOG_WARN, "%s",
+		        rules_diag_message(d, i));
+	rules_diag_free(d);
+	if (!next) {
+		log_msg(LOG_ERROR, "reload of %s refused: the rule file has errors; still serving the previous rules",
+		        cur->path);
+		return cur;
+	}
+	int *fds;
+	size_t *svcs, n;
+	if (daemon_bind_new(cur, next, nw, &fds, &svcs, &n) != 0) {
+		log_msg(LOG_ERROR, "reload of %s refused: a new listen address cannot be bound; still serving the previous rules",
+		        cur->path);
+		rules_config_unref(next);
+		return cur;
+	}
+	if (next->workers != cur->workers)
+		log_msg(LOG_WARN, "reload: workers = %u takes effect at the next restart; keeping %u",
+		        next->workers, nw);
+	int *wfds = malloc((n ? n : 1) * sizeof(*wfds));
+	for (unsigned i = 0; i < nw; i++) {
+		for (size_t k = 0; wfds && k < n; k++)
+			wfds[k] = fds[k * nw + i];
+		if (!wfds || worker_reload(ws[i], next, wfds, svcs, n) != 0)
+			log_msg(LOG_ERROR, "reload: worker %u is out of memory and keeps the previous rules", i);
+	}
+	if (!wfds)
+		for (size_t k = 0; k < n * nw; k++)
+			close(fds[k]);
+	free(wfds);
+	free(fds);
+	free(svcs);
+	log_msg(LOG_INFO, "reloaded %s: %zu pools, %zu services; open connections finish on the previous rules",
+	        next->path, next->npools, next->nservices);
+	rules_config_unref(cur);
+	return next;
+}
+
+/* Serves until a stop signal; SIGHUP reloads. Returns the rules in force. */
+static struct rules_config *daemon_serve(struct rules_config *cfg, struct worker **ws, unsigned nw,
+                                         const sigset_t *sigs, int *stop_sig)
 {
 	for (;;) {
 		int sig = sigwaitinfo(sigs, NULL);
-		if (sig == SIGTERM || sig == SIGINT)
-			return sig;
+		if (sig == SIGTERM || sig == SIGINT) {
+			*stop_sig = sig;
+			return cfg;
+		}
 		if (sig == SIGHUP)
-			log_msg(LOG_WARN, "SIGHUP: reloading the rule file is not available yet; still serving the loaded rules");
+			cfg = daemon_reload(cfg, ws, nw);
 	}
 }
 
@@ -168,7 +271,8 @@ int daemon_run(struct rules_config *cfg, daemon_ready_fn ready, void *arg)
 	if (ready)
 		ready(arg);
 
-	int sig = daemon_wait_signal(&sigs);
+	int sig = 0;
+	cfg = daemon_serve(cfg, ws, nw, &sigs, &sig);
 	log_msg(LOG_INFO, "%s: no new connections; draining open ones for up to %u ms",
 	        sig == SIGTERM ? "SIGTERM" : "SIGINT", cfg->drain_timeout_ms);
 	for (unsigned i = 0; i < nw; i++)

@@ -12,6 +12,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "addr.h"
 #include "conn.h"
 #include "log.h"
 
@@ -19,13 +20,22 @@
  * gateway out of descriptors keeps serving the connections it has. */
 #define WORKER_ACCEPT_RETRY_MS 100
 
-enum { WORKER_CMD_STOP = 1u, WORKER_CMD_KILL = 2u };
+enum { WORKER_CMD_STOP = 1u, WORKER_CMD_KILL = 2u, WORKER_CMD_RELOAD = 4u };
 
 struct worker_listener {
 	struct worker *w;
 	struct evconnlistener *lev;
 	struct event *retry;
 	size_t svc;
+	struct sockaddr_storage ss;     /* bound address, to match it across reloads */
+};
+
+/* A reload handed over by the daemon, waiting for the worker's thread. */
+struct worker_reload {
+	struct rules_config *cfg;
+	int *fds;
+	size_t *svcs;
+	size_t n;
 };
 
 struct worker {
@@ -37,22 +47,28 @@ struct worker {
 	int ctl_fd;                     /* eventfd: the daemon's doorbell */
 	struct event_base *base;
 	struct event *ctl_ev;
-	struct worker_listener *ls;
+	struct worker_listener **ls;     /* each allocated alone: libevent holds pointers to them */
 	size_t nls;
 	bool stopping;
 	struct conn_home home;
+	pthread_mutex_t pending_lock;   /* control path only; the data path never takes it */
+	struct worker_reload pending;
 };
+
+static void worker_listener_free(struct worker_listener *l)
+{
+	if (l->retry)
+		event_free(l->retry);
+	if (l->lev)
+		evconnlistener_free(l->lev);
+	free(l);
+}
 
 static void worker_close_listeners(struct worker *w)
 {
-	for (size_t i = 0; i < w->nls; i++) {
-		if (w->ls[i].retry)
-			event_free(w->ls[i].retry);
-		if (w->ls[i].lev)
-			evconnlistener_free(w->ls[i].lev);
-		w->ls[i].retry = NULL;
-		w->ls[i].lev = NULL;
-	}
+	for (size_t i = 0; i < w->nls; i++)
+		worker_listener_free(w->ls[i]);
+	w->nls = 0;
 }
 
 static void worker_on_empty(void *arg)
@@ -62,6 +78,57 @@ static void worker_on_empty(void *arg)
 		event_base_loopexit(w->base, NULL);
 }
 
+static void worker_pending_clear(struct worker_reload *r)
+{
+	for (size_t i = 0; i < r->n; i++)
+		close(r->fds[i]);
+	free(r->fds);
+	free(r->svcs);
+	if (r->cfg)
+		rules_config_unref(r->cfg);
+	memset(r, 0, sizeof(*r));
+}
+
+/* Runs on the worker's thread: nothing here races with its connections. */
+static void worker_apply_reload(struct worker *w)
+{
+	pthread_mutex_lock(&w->pending_lock);
+	struct worker_reload r = w->pending;
+	memset(&w->pending, 0, sizeof(w->pending));
+	pthread_mutex_unlock(&w->pending_lock);
+	if (!r.cfg)
+		return;
+
+	struct conn_snap *snap = conn_snap_new(r.cfg);
+	if (!snap) {
+		log_msg(LOG_ERROR, "worker %u: out of memory applying the new rules; keeping the old ones", w->id);
+		worker_pending_clear(&r);
+		return;
+	}
+	size_t kept = 0;
+	for (size_t i = 0; i < w->nls; i++) {
+		struct worker_listener *l = w->ls[i];
+		long svc = addr_find_service(r.cfg, &l->ss);
+		if (svc < 0) {
+			worker_listener_free(l);
+			continue;
+		}
+		l->svc = (size_t)svc;
+		w->ls[kept++] = l;
+	}
+	w->nls = kept;
+	for (size_t i = 0; i < r.n; i++) {
+		if (worker_add_listener(w, r.fds[i], r.svcs[i]) != 0)
+			log_msg(LOG_ERROR, "worker %u: cannot serve a new listen address of service %s",
+			        w->id, r.cfg->services[r.svcs[i]].name);
+		r.fds[i] = -1;
+	}
+	r.n = 0;
+	conn_snap_unref(w->home.snap);
+	w->home.snap = snap;
+	worker_pending_clear(&r);
+}
+
 static void worker_ctl(evutil_socket_t fd, short what, void *arg)
 {
 	struct worker *w = arg;
@@ -69,6 +136,8 @@ static void worker_ctl(evutil_socket_t fd, short what, void *arg)
 	ssize_t r = read(fd, &v, sizeof(v));
 	(void)r;
 	unsigned cmd = atomic_exchange(&w->commands, 0);
+	if ((cmd & WORKER_CMD_RELOAD) && !w->stopping)
+		worker_apply_reload(w);
 	if (cmd & (WORKER_CMD_STOP | WORKER_CMD_KILL)) {
 		w->stopping = true;
 		worker_close_listeners(w);
@@ -115,6 +184,7 @@ struct worker *worker_new(unsigned id, struct rules_config *cfg)
 		return NULL;
 	w->id = id;
 	w->ctl_fd = -1;
+	pthread_mutex_init(&w->pending_lock, NULL);
 	struct event_config *ec = event_config_new();
 	if (ec) {
 		/* One thread per base: libevent's own locks would be pure cost. */
@@ -140,27 +210,30 @@ fail:
 
 int worker_add_listener(struct worker *w, int fd, size_t svc_index)
 {
-	struct worker_listener *ls = realloc(w->ls, (w->nls + 1) * sizeof(*ls));
-	if (!ls) {
+	struct worker_listener **ls = realloc(w->ls, (w->nls + 1) * sizeof(*ls));
+	struct worker_listener *l = calloc(1, sizeof(*l));
+	if (ls)
+		w->ls = ls;
+	if (!ls || !l) {
+		free(l);
 		close(fd);
 		return -1;
 	}
-	w->ls = ls;
-	struct worker_listener *l = &w->ls[w->nls];
-	memset(l, 0, sizeof(*l));
 	l->w = w;
 	l->svc = svc_index;
+	socklen_t sl = sizeof(l->ss);
+	if (getsockname(fd, (struct sockaddr *)&l->ss, &sl) != 0)
+		memset(&l->ss, 0, sizeof(l->ss));
 	l->retry = evtimer_new(w->base, worker_accept_retry, l);
 	l->lev = evconnlistener_new(w->base, worker_accept, l, LEV_OPT_CLOSE_ON_FREE, -1, fd);
 	if (!l->retry || !l->lev) {
-		if (l->retry)
-			event_free(l->retry);
 		if (!l->lev)
 			close(fd);
+		worker_listener_free(l);
 		return -1;
 	}
 	evconnlistener_set_error_cb(l->lev, worker_accept_error);
-	w->nls++;
+	w->ls[w->nls++] = l;
 	return 0;
 }
 
@@ -186,6 +259,31 @@ static void worker_signal(struct worker *w, unsigned cmd)
 	uint64_t one = 1;
 	ssize_t r = write(w->ctl_fd, &one, sizeof(one));
 	(void)r;
+}
+
+int worker_reload(struct worker *w, struct rules_config *cfg, const int *fds, const size_t *svcs, size_t n)
+{
+	struct worker_reload r = { .n = n };
+	r.fds = malloc((n ? n : 1) * sizeof(*r.fds));
+	r.svcs = malloc((n ? n : 1) * sizeof(*r.svcs));
+	if (!r.fds || !r.svcs) {
+		for (size_t i = 0; i < n; i++)
+			close(fds[i]);
+		free(r.fds);
+		free(r.svcs);
+		return -1;
+	}
+	memcpy(r.fds, fds, n * sizeof(*fds));
+	memcpy(r.svcs, svcs, n * sizeof(*svcs));
+	r.cfg = rules_config_ref(cfg);
+	pthread_mutex_lock(&w->pending_lock);
+	/* A reload not yet applied is superseded by this newer one. */
+	struct worker_reload old = w->pending;
+	w->pending = r;
+	pthread_mutex_unlock(&w->pending_lock);
+	worker_pending_clear(&old);
+	worker_signal(w, WORKER_CMD_RELOAD);
+	return 0;
 }
 
 void worker_stop(struct worker *w)
@@ -214,6 +312,8 @@ void worker_free(struct worker *w)
 	conn_close_all(&w->home);
 	worker_close_listeners(w);
 	free(w->ls);
+	worker_pending_clear(&w->pending);
+	pthread_mutex_destroy(&w->pending_lock);
 	if (w->ctl_ev)
 		event_free(w->ctl_ev);
 	if (w->ctl_fd >= 0)

@@ -18,6 +18,14 @@ struct worker *worker_new(unsigned id, struct rules_config *cfg);
 /* Adds an already bound and listening socket for service svc_index; takes fd. */
 int worker_add_listener(struct worker *w, int fd, size_t svc_index);
 int worker_start(struct worker *w);
+/* Hands the worker a new snapshot (the worker takes a reference) and sockets
+ * for listen addresses the new rules add (fds[i] serves service svcs[i]; the
+ * worker takes the fds). The worker applies it on its own thread: listeners
+ * whose address the new rules no longer have are closed, the others serve the
+ * service that now owns their address, and new connections use the new rules
+ * while open ones finish on the rules they were accepted under. Safe from any
+ * thread; returns -1 (and closes the fds) only when out of memory. */
+int worker_reload(struct worker *w, struct rules_config *cfg, const int *fds, const size_t *svcs, size_t n);
 /* Stop accepting; the thread ends once its last connection has closed. */
 void worker_stop(struct worker *w);
 /* Close every connection now and end the thread. */

@@ -1,0 +1,41 @@
+/*
+ * addr.h - socket address helpers shared by the daemon and its workers.
+ */
+#ifndef ONEGATE_ADDR_H
+#define ONEGATE_ADDR_H
+
+#include <stdbool.h>
+#include <string.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include "rules.h"
+
+/* Same family, address and port (what a listening socket is bound to). */
+static inline bool addr_same(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+	if (a->ss_family != b->ss_family)
+		return false;
+	if (a->ss_family == AF_INET) {
+		const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+		return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+	}
+	if (a->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+		return x->sin6_port == y->sin6_port &&
+		       memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
+	}
+	return false;
+}
+
+/* The service of cfg that listens on ss, or -1. */
+static inline long addr_find_service(const struct rules_config *cfg, const struct sockaddr_storage *ss)
+{
+	for (size_t s = 0; s < cfg->nservices; s++)
+		for (size_t a = 0; a < cfg->services[s].nlisten; a++)
+			if (addr_same(&cfg->services[s].listen[a].ss, ss))
+				return (long)s;
+	return -1;
+}
+
+#endif
