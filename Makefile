@@ -6,7 +6,7 @@ JOBS       ?= $(shell nproc)
 WERROR     ?= $(if $(CI),ON,OFF)
 CMAKE_ARGS ?=
 
-.PHONY: all deps build run test test-asan fuzz clean
+.PHONY: all deps build run test test-asan fuzz bench clean
 
 all: build
 
@@ -31,3 +31,8 @@ test-asan: deps
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN) build-fuzz
+
+# Side-by-side benchmarks against HAProxy and nginx (not part of `make test`).
+bench: build
+	@bash scripts/deps.sh haproxy nginx libnginx-mod-stream wrk nghttp2-client util-linux
+	python3 bench/run.py --onegate $(BUILD)/gateway/onegate

@@ -1,0 +1,345 @@
+#!/usr/bin/env python3
+"""onegate benchmarks: onegate, HAProxy and nginx doing the identical job, side by side in one run.
+
+Each gateway runs one worker pinned to CPU 0; the shared back end (an nginx TLS server) and the
+load client run on CPU 1. Besides throughput we read the gateway's own CPU time from /proc, so a
+saturated client cannot hide a difference. Everything listens and connects on 127.0.0.1 only.
+"""
+import argparse
+import datetime
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+GATEWAY_CPU = "0"
+CLIENT_CPU = "1"
+NAMES = ["a.bench.test", "b.bench.test", "c.bench.test"]
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, proc, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before listening on {port}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+def cpu_seconds(pid):
+    """utime + stime of every thread of pid, in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def run(cmd, **kw):
+    return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)
+
+
+def make_pki(d):
+    """A throw-away CA and one ECDSA P-256 server certificate for every bench name."""
+    ossl = lambda *a: run(["openssl", *a], cwd=d)
+    ossl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+         "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=onegate bench CA")
+    ossl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+         "-keyout", "srv.key", "-out", "srv.csr", "-subj", f"/CN={NAMES[0]}")
+    with open(os.path.join(d, "ext.cnf"), "w") as f:
+        f.write("subjectAltName=" + ",".join("DNS:" + n for n in NAMES + ["*.bench.test"]) + "\n")
+    ossl("x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+         "-out", "srv.pem", "-days", "2", "-extfile", "ext.cnf")
+
+
+class Proc:
+    """A process pinned to a CPU, killed (with its group) on close."""
+
+    def __init__(self, cmd, cpu, port, log, cwd=None):
+        self.log = open(log, "w")
+        self.p = subprocess.Popen(["taskset", "-c", cpu, *cmd], stdout=self.log, stderr=subprocess.STDOUT,
+                                  cwd=cwd, start_new_session=True)
+        wait_port(port, self.p)
+
+    @property
+    def pid(self):
+        return self.p.pid
+
+    def close(self):
+        if self.p.poll() is None:
+            os.killpg(self.p.pid, signal.SIGTERM)
+            try:
+                self.p.wait(5)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.p.pid, signal.SIGKILL)
+                self.p.wait()
+        self.log.close()
+
+
+NGINX_MAIN = """daemon off; master_process off; worker_processes 1; pid {d}/{name}.pid;
+error_log {d}/{name}.err warn;
+events {{ worker_connections 20000; }}
+"""
+
+
+def backend_conf(d, port):
+    return NGINX_MAIN.format(d=d, name="backend") + f"""
+http {{
+  access_log off; sendfile on; keepalive_requests 1000000;
+  server {{
+    listen 127.0.0.1:{port} ssl; ssl_certificate {d}/srv.pem; ssl_certificate_key {d}/srv.key;
+    ssl_protocols TLSv1.2 TLSv1.3; root {d}/www;
+  }}
+}}
+"""
+
+
+def onegate_conf(port, backend):
+    routes = ", ".join(f'{{ sni = "{n}"; pool = "b"; }}' for n in NAMES)
+    return f"""onegate = {{ workers = 1; }};
+pools = ( {{ name = "b"; servers = ( "127.0.0.1:{backend}" ); }} );
+services = ( {{ name = "pt"; listen = [ "127.0.0.1:{port}" ]; routes = ( {routes} );
+               default = {{ pool = "b"; }}; }} );
+"""
+
+
+def haproxy_conf(port, backend):
+    uses = "\n".join(f"  use_backend b if {{ req_ssl_sni -i {n} }}" for n in NAMES)
+    return f"""global
+  nbthread 1
+  maxconn 4000
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client 1800s
+  timeout server 1800s
+frontend pt
+  bind 127.0.0.1:{port}
+  tcp-request inspect-delay 5s
+  tcp-request content accept if {{ req_ssl_hello_type 1 }}
+{uses}
+  default_backend b
+backend b
+  server s1 127.0.0.1:{backend}
+"""
+
+
+def nginx_gateway_conf(d, port, backend):
+    maps = "\n".join(f"    {n} 127.0.0.1:{backend};" for n in NAMES)
+    return "load_module /usr/lib/nginx/modules/ngx_stream_module.so;\n" + NGINX_MAIN.format(d=d, name="nginxgw") + f"""
+stream {{
+  map $ssl_preread_server_name $upstream {{
+{maps}
+    default 127.0.0.1:{backend};
+  }}
+  server {{ listen 127.0.0.1:{port}; ssl_preread on; proxy_pass $upstream; proxy_timeout 1800s; }}
+}}
+"""
+
+
+class Bench:
+    def __init__(self, onegate_bin, workdir, seconds):
+        self.bin = onegate_bin
+        self.d = workdir
+        self.seconds = seconds
+        self.procs = []
+
+    def write(self, name, text):
+        path = os.path.join(self.d, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def start_backend(self):
+        www = os.path.join(self.d, "www")
+        os.makedirs(www)
+        with open(os.path.join(www, "1k"), "wb") as f:
+            f.write(b"x" * 1024)
+        with open(os.path.join(www, "1g"), "wb") as f:
+            f.truncate(1 << 30)
+        self.backend_port = free_port()
+        conf = self.write("backend.conf", backend_conf(self.d, self.backend_port))
+        self.procs.append(Proc(["nginx", "-c", conf, "-p", self.d], CLIENT_CPU, self.backend_port,
+                               os.path.join(self.d, "backend.log")))
+
+    def start_gateway(self, kind):
+        """Returns (pid, port) of a gateway of this kind, or (None, backend port) for direct."""
+        if kind == "direct":
+            return None, self.backend_port
+        port = free_port()
+        if kind == "onegate":
+            conf = self.write("onegate.conf", onegate_conf(port, self.backend_port))
+            cmd = [self.bin, "run", "-c", conf]
+        elif kind == "haproxy":
+            conf = self.write("haproxy.cfg", haproxy_conf(port, self.backend_port))
+            cmd = ["haproxy", "-db", "-f", conf]
+        else:
+            conf = self.write("nginxgw.conf", nginx_gateway_conf(self.d, port, self.backend_port))
+            cmd = ["nginx", "-c", conf, "-p", self.d]
+        p = Proc(cmd, GATEWAY_CPU, port, os.path.join(self.d, kind + ".log"))
+        self.procs.append(p)
+        return p, port
+
+    def close(self):
+        for p in reversed(self.procs):
+            p.close()
+
+    def client(self, cmd, timeout):
+        return subprocess.run(["taskset", "-c", CLIENT_CPU, *cmd], capture_output=True, text=True,
+                              timeout=timeout)
+
+    def measure(self, kind, fn):
+        proc, port = self.start_gateway(kind)
+        try:
+            before = cpu_seconds(proc.pid) if proc else 0.0
+            result = fn(port)
+            result["cpu"] = cpu_seconds(proc.pid) - before if proc else None
+            return result
+        finally:
+            if proc:
+                proc.close()
+                self.procs.remove(proc)
+
+    # ---- scenarios: each returns {"value": float, "unit": str, "work": units of work done}
+
+    def passthrough_throughput(self, port):
+        r = self.client(["curl", "-so", "/dev/null", "--cacert", os.path.join(self.d, "ca.pem"),
+                         "--resolve", f"{NAMES[0]}:{port}:127.0.0.1", "-w", "%{speed_download} %{size_download}",
+                         f"https://{NAMES[0]}:{port}/1g"], timeout=300)
+        speed, size = r.stdout.split()
+        if int(size) != 1 << 30:
+            raise RuntimeError(f"1 GiB download got {size} bytes: {r.stderr}")
+        return {"value": float(speed) / 1e6, "unit": "MB/s", "work": 1024.0, "per": "MiB"}
+
+    def passthrough_connections(self, port):
+        # h2load --connect-to keeps the URL's name for SNI while dialing loopback. A request
+        # count, not -D: h2load's timed mode does not finish with Connection: close.
+        r = self.client(["h2load", "--h1", "-n", str(1000 * self.seconds), "-c", "32", "-H", "Connection: close",
+                         f"--connect-to=127.0.0.1:{port}", f"https://{NAMES[1]}:{port}/1k"],
+                        timeout=self.seconds + 60)
+        done = re.search(r"requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded", r.stdout)
+        rate = re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", r.stdout)
+        if not done or not rate:
+            raise RuntimeError("h2load output not understood:\n" + r.stdout + r.stderr)
+        return {"value": float(rate.group(1)), "unit": "conn/s", "work": float(done.group(2)), "per": "conn"}
+
+
+SCENARIOS = [
+    ("1", "HTTPS keep-alive, Host routing, 1 KiB", None, "pending: needs TLS termination and HTTP routing (issues 4, 5)"),
+    ("2", "new TLS connections/s (ECDSA, RSA, resumed)", None, "pending: needs TLS termination (issue 4)"),
+    ("3a", "SNI passthrough, 1 GiB on one connection", "passthrough_throughput", None),
+    ("3b", "SNI passthrough, 1 KiB exchange per new connection", "passthrough_connections", None),
+    ("4", "plain HTTP, Host routing", None, "pending: needs HTTP routing (issue 5)"),
+    ("5", "RSS per idle terminated TLS connection", None, "pending: needs TLS termination (issue 4)"),
+    ("6", "10 vs 10,000 routes", None, "pending: needs HTTP routing (issue 5)"),
+]
+GATEWAYS = ["direct", "onegate", "haproxy", "nginx"]
+
+
+def fmt_cpu(res):
+    if res.get("cpu") is None:
+        return "-"
+    return f"{res['cpu'] / res['work'] * 1e6:.1f} us/{res['per']}"
+
+
+def table(results):
+    lines = ["| scenario | gateway | result | gateway CPU | vs direct | CPU vs best peer |",
+             "|---|---|---|---|---|---|"]
+    for sid, title, fn, pending in SCENARIOS:
+        if pending:
+            lines.append(f"| {sid} {title} | - | {pending} | | | |")
+            continue
+        rs = results[sid]
+        direct = rs.get("direct")
+        peers = [rs[g] for g in ("haproxy", "nginx") if isinstance(rs.get(g), dict)]
+        best_peer = min((p["cpu"] / p["work"] for p in peers), default=None)
+        for g in GATEWAYS:
+            res = rs.get(g)
+            if not isinstance(res, dict):
+                lines.append(f"| {sid} {title} | {g} | failed: {res} | | | |")
+                continue
+            vs_direct = f"{res['value'] / direct['value']:.2f}x" if isinstance(direct, dict) else "-"
+            vs_peer = "-"
+            if res.get("cpu") is not None and best_peer:
+                vs_peer = f"{(res['cpu'] / res['work']) / best_peer:.2f}x"
+            lines.append(f"| {sid} {title} | {g} | {res['value']:.1f} {res['unit']} | {fmt_cpu(res)} | {vs_direct} | {vs_peer} |")
+    return "\n".join(lines)
+
+
+def versions(onegate_bin):
+    out = {}
+    out["onegate"] = run([onegate_bin, "version"]).stdout.splitlines()[0]
+    out["haproxy"] = run(["haproxy", "-v"]).stdout.splitlines()[0]
+    out["nginx"] = run(["nginx", "-v"]).stderr.strip()
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--onegate", default=os.path.join(ROOT, "build", "gateway", "onegate"))
+    ap.add_argument("--seconds", type=int, default=10, help="length of each timed load")
+    ap.add_argument("--only", help="comma-separated scenario ids")
+    ap.add_argument("--keep", action="store_true", help="keep the work folder (configs, logs) for a look")
+    args = ap.parse_args()
+    if os.cpu_count() < 2:
+        sys.exit("bench: needs 2 CPUs (gateway on CPU 0, client and back end on CPU 1)")
+    for tool in ("haproxy", "nginx", "h2load", "curl", "taskset", "openssl"):
+        if not shutil.which(tool):
+            sys.exit(f"bench: {tool} not found (make bench installs it)")
+
+    d = tempfile.mkdtemp(prefix="onegate-bench-")
+    bench = Bench(args.onegate, d, args.seconds)
+    results = {}
+    try:
+        make_pki(d)
+        bench.start_backend()
+        for sid, title, fn, pending in SCENARIOS:
+            if pending or (args.only and sid not in args.only.split(",")):
+                continue
+            results[sid] = {}
+            for g in GATEWAYS:
+                try:
+                    results[sid][g] = bench.measure(g, getattr(bench, fn))
+                except Exception as e:  # a failed gateway is reported in the table, not fatal
+                    results[sid][g] = str(e).splitlines()[0][:120]
+                print(f"  {sid} {g}: {results[sid][g]}", file=sys.stderr)
+    finally:
+        bench.close()
+        if args.keep:
+            print(f"work folder kept: {d}", file=sys.stderr)
+        else:
+            shutil.rmtree(d, ignore_errors=True)
+
+    SCENARIOS[:] = [s for s in SCENARIOS if s[3] or s[0] in results]
+    v = versions(args.onegate)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    head = (f"# onegate bench {now:%Y-%m-%d %H:%M} UTC\n\n"
+            + "\n".join(f"- {k}: {val}" for k, val in v.items())
+            + f"\n- machine: {os.cpu_count()} CPUs; gateway pinned to CPU {GATEWAY_CPU}, client and back end to CPU {CLIENT_CPU}\n\n")
+    body = table(results)
+    print("\n" + head + body)
+    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
+    out = os.path.join(HERE, "results", f"{now:%Y-%m-%d}-passthrough.md")
+    with open(out, "w") as f:
+        f.write(head + body + "\n")
+    print(f"\nwritten to {os.path.relpath(out, ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
