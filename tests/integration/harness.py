@@ -34,7 +34,7 @@ SOURCE_DIR = os.environ.get(
 # certificate (CN = its name) valid for every name the tests route.
 TEST_NAMES = [
     "sts.contoso.test", "*.contoso.test", "*.home.test", "home.test",
-    "app1.test", "app42.test", "unknown.test", "echo.test", "localhost",
+    "app1.test", "app42.test", "appx.test", "unknown.test", "echo.test", "localhost",
 ]
 
 
