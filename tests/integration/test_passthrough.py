@@ -131,7 +131,7 @@ class Passthrough(h.OnegateTestCase):
         self.assertEqual(body.lower(), "backend=adfs sni=sts.contoso.test")
         body, _, _ = h.https_get(self.port, "NAS.Home.Test", PKI.ca)
         self.assertTrue(body.startswith("backend=lab "), body)
-        body, _, _ = h.https_get(self.port, "APP7.TEST", PKI.ca)
+        body, _, _ = h.https_get(self.port, "App42.TEST", PKI.ca)
         self.assertTrue(body.startswith("backend=apps "), body)
 
     def test_unknown_name_goes_to_default_pool(self):
