@@ -160,7 +160,7 @@ static int rules_name_check(const char *s, size_t len, char *err, size_t errlen)
 			continue;
 		}
 		if (!rules_name_char_ok((char)c)) {
-			snprintf(err, errlen, c > ' ' && c < 0x7f
+			snprintf(err, errlen, c >= ' ' && c < 0x7f
 			                          ? "invalid character '%c' in name; use letters, digits, '-', '_' and '.'"
 			                          : "invalid byte 0x%02x in name; use letters, digits, '-', '_' and '.'",
 			         c);
