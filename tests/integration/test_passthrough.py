@@ -1,6 +1,7 @@
 """SNI passthrough: routing by SNI, pools, rejects, timeouts, relay integrity, logs."""
 import os
 import socket
+import ssl
 import tempfile
 import threading
 import time
@@ -17,7 +18,7 @@ def setUpModule():
     h.require_binary()
     _TMP = tempfile.TemporaryDirectory(prefix="onegate-pt-")
     PKI = h.make_pki(_TMP.name, ["adfs", "lab", "apps", "special", "fallback", "rr1", "rr2",
-                                 "alive", "echo", "half"])
+                                 "alive", "echo", "half", "idle"])
 
 
 def tearDownModule():
@@ -37,7 +38,9 @@ pools = (
   { name = "rr";       servers = ( "%(rr1)s", "%(rr2)s" ); },
   { name = "dead";     servers = ( "127.0.0.1:%(dead)d", "%(alive)s" ); connect_timeout = 2; },
   { name = "echo";     servers = ( "%(echo)s" ); },
-  { name = "half";     servers = ( "%(half)s" ); }
+  { name = "half";     servers = ( "%(half)s" ); },
+  { name = "idle";     servers = ( "%(idle)s" ); idle_timeout = "1s"; },
+  { name = "gone";     servers = ( "127.0.0.1:%(dead)d" ); }
 );
 services = (
   { name = "public"; listen = [ "127.0.0.1:%(port)d" ]; hello_timeout = 10;
@@ -50,7 +53,9 @@ services = (
       { sni = "rr.contoso.test";       pool = "rr"; },
       { sni = "dead.contoso.test";     pool = "dead"; },
       { sni = "echo.test";             pool = "echo"; },
-      { sni = "half.contoso.test";     pool = "half"; }
+      { sni = "half.contoso.test";     pool = "half"; },
+      { sni = "idle.contoso.test";     pool = "idle"; },
+      { sni = "gone.contoso.test";     pool = "gone"; }
     );
     default = { pool = "fallback"; }; },
   { name = "strict"; listen = [ "127.0.0.1:%(strict)d" ]; hello_timeout = "1s";
@@ -68,7 +73,7 @@ class Passthrough(h.OnegateTestCase):
     @classmethod
     def setUpClass(cls):
         cls.backends = {}
-        modes = {"echo": "echo", "half": "echo_after_eof"}
+        modes = {"echo": "echo", "half": "echo_after_eof", "idle": "echo"}
         for name in PKI.certs:
             chain, key = PKI.certs[name]
             b = h.TLSBackend(name, chain, key, mode=modes.get(name, "http")).start()
@@ -233,6 +238,63 @@ class Passthrough(h.OnegateTestCase):
         finally:
             s.close()
         self.assertTrue(resp.endswith(b"\r\n\r\nbackend=apps sni=app42.test"), resp)
+
+    def test_client_hello_split_over_records(self):
+        # One handshake message in two TLS records (legal; the back end reassembles it).
+        s = h.connect(self.port)
+        try:
+            c = h.BioTLS(s, "sts.contoso.test", PKI.ca)
+            hello = c.client_hello()
+            self.assertEqual(hello[0], 0x16)
+            body = hello[5:5 + int.from_bytes(hello[3:5], "big")]
+            cut = 40        # inside the random, well before the SNI extension
+            recs = b"".join(hello[:3] + len(part).to_bytes(2, "big") + part
+                            for part in (body[:cut], body[cut:]))
+            s.sendall(recs)
+            c.handshake()
+            self.assertEqual(c.peer_cn(), "adfs")
+            c.send(b"GET / HTTP/1.1\r\nHost: sts.contoso.test\r\n\r\n")
+            resp = c.recv_until_eof()
+        finally:
+            s.close()
+        self.assertTrue(resp.endswith(b"\r\n\r\nbackend=adfs sni=sts.contoso.test"), resp)
+
+    def test_no_server_closes(self):
+        s = h.connect(self.port)
+        try:
+            port = s.getsockname()[1]
+            s.sendall(h.BioTLS(s, "gone.contoso.test", PKI.ca).client_hello())
+            data, closed, _ = h.read_until_closed(s, 5)
+        finally:
+            s.close()
+        self.assertTrue(closed, "connection left open with no server to reach")
+        f = self.assertLogged(self.og, lambda f: f.get("client") == "127.0.0.1:%d" % port,
+                              "client=127.0.0.1:%d" % port)
+        self.assertEqual(f[0].get("outcome"), "no-server", f[0]["_line"])
+        self.assertEqual(f[0].get("pool"), "gone", f[0]["_line"])
+
+    def test_idle_timeout(self):
+        raw = h.connect(self.port)
+        port = raw.getsockname()[1]
+        s = h.client_context(PKI.ca).wrap_socket(raw, server_hostname="idle.contoso.test")
+        try:
+            s.sendall(b"ping")
+            self.assertEqual(s.recv(4), b"ping")
+            t0 = time.monotonic()
+            s.settimeout(6)
+            try:
+                d = s.recv(10)
+            except (OSError, ssl.SSLError):
+                d = b""
+            elapsed = time.monotonic() - t0
+        finally:
+            s.close()
+        self.assertEqual(d, b"")
+        self.assertGreaterEqual(elapsed, 0.8, "closed before idle_timeout (1s)")
+        self.assertLess(elapsed, 4.0, "not closed soon after idle_timeout (1s)")
+        f = self.assertLogged(self.og, lambda f: f.get("client") == "127.0.0.1:%d" % port,
+                              "client=127.0.0.1:%d" % port)
+        self.assertEqual(f[0].get("outcome"), "idle-timeout", f[0]["_line"])
 
     def test_non_tls_bytes_are_closed(self):
         before = self.connections()
