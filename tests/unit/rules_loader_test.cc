@@ -1,0 +1,479 @@
+// rules_load_*: values, defaults, @include, and every error with its FILE:LINE.
+#include <gtest/gtest.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "rules.h"
+
+namespace {
+
+struct Loaded {
+	struct rules_config *cfg = nullptr;
+	std::vector<std::string> errors, warnings;
+
+	~Loaded() { rules_config_unref(cfg); }
+	std::string all() const
+	{
+		std::string s;
+		for (const auto &e : errors)
+			s += e + "\n";
+		for (const auto &w : warnings)
+			s += w + "\n";
+		return s;
+	}
+};
+
+void collect(struct rules_diag *d, Loaded &out)
+{
+	for (size_t i = 0; i < rules_diag_count(d); i++)
+		(rules_diag_severity(d, i) == RULES_ERROR ? out.errors : out.warnings)
+		    .push_back(rules_diag_message(d, i));
+	EXPECT_EQ(rules_diag_errors(d), out.errors.size());
+}
+
+void load_string(const char *text, Loaded &out)
+{
+	struct rules_diag *d = rules_diag_new();
+	ASSERT_NE(d, nullptr);
+	out.cfg = rules_load_string(text, "t.conf", d);
+	collect(d, out);
+	rules_diag_free(d);
+}
+
+void load_file(const std::string &path, Loaded &out)
+{
+	struct rules_diag *d = rules_diag_new();
+	ASSERT_NE(d, nullptr);
+	out.cfg = rules_load_file(path.c_str(), d);
+	collect(d, out);
+	rules_diag_free(d);
+}
+
+// Expects the load to fail with exactly these errors, in order.
+void expect_errors(const char *text, const std::vector<std::string> &want)
+{
+	Loaded l;
+	load_string(text, l);
+	EXPECT_EQ(l.cfg, nullptr);
+	EXPECT_EQ(l.errors, want) << l.all();
+}
+
+const char *const kGood = R"(# a good file
+onegate  = { workers = 2; drain_timeout = "30s"; idle_timeout = "15m"; };
+pools    = ( { name = "adfs"; servers = ( "127.0.0.1:9001", "127.0.0.1:9002" ); proxy_protocol = 2;
+               connect_timeout = 0.5; idle_timeout = 1800; },
+             { name = "lab";  servers = [ "127.0.0.1:9003" ]; },
+             { name = "apps"; servers = ( "[::1]:9004" ); connect_timeout = "250ms"; idle_timeout = "2h"; } );
+services = ( { name = "public"; listen = [ "127.0.0.1:8443", "[::1]:8443" ];
+               accept_proxy = true; proxy_timeout = 3; hello_timeout = "1m";
+               routes  = ( { sni = "STS.contoso.test."; pool = "adfs"; },
+                           { sni = "*.home.test";       pool = "lab"; },
+                           { sni = "~^app[0-9]+\\.test$"; pool = "apps"; } );
+               default = { pool = "lab"; }; },
+             { name = "strict"; listen = ( "127.0.0.1:8444" );
+               routes = ( { sni = "sts.contoso.test"; pool = "adfs"; } );
+               default = { reject = true; }; } );
+)";
+
+TEST(Loader, GoodFileValues)
+{
+	Loaded l;
+	load_string(kGood, l);
+	ASSERT_NE(l.cfg, nullptr) << l.all();
+	EXPECT_TRUE(l.errors.empty());
+	EXPECT_TRUE(l.warnings.empty()) << l.all();
+	const struct rules_config *c = l.cfg;
+	EXPECT_STREQ(c->path, "t.conf");
+	EXPECT_EQ(c->workers, 2u);
+	EXPECT_EQ(c->drain_timeout_ms, 30000u);
+
+	ASSERT_EQ(c->npools, 3u);
+	const struct rules_pool &adfs = c->pools[0];
+	EXPECT_STREQ(adfs.name, "adfs");
+	EXPECT_EQ(adfs.line, 3);
+	ASSERT_EQ(adfs.nservers, 2u);
+	EXPECT_STREQ(adfs.servers[1].addr.text, "127.0.0.1:9002");
+	EXPECT_STREQ(adfs.servers[1].host, "127.0.0.1");
+	EXPECT_EQ(adfs.servers[1].port, 9002);
+	EXPECT_EQ(adfs.servers[1].line, 3);
+	const auto *sin = reinterpret_cast<const struct sockaddr_in *>(&adfs.servers[0].addr.ss);
+	EXPECT_EQ(sin->sin_family, AF_INET);
+	EXPECT_EQ(ntohs(sin->sin_port), 9001);
+	EXPECT_EQ(ntohl(sin->sin_addr.s_addr), INADDR_LOOPBACK);
+	EXPECT_EQ(adfs.servers[0].addr.len, sizeof(struct sockaddr_in));
+	EXPECT_EQ(adfs.proxy_protocol, 2);
+	EXPECT_EQ(adfs.connect_timeout_ms, 500u);
+	EXPECT_EQ(adfs.idle_timeout_ms, 1800000u);
+
+	const struct rules_pool &lab = c->pools[1];   // file-wide idle default, built-in connect default
+	EXPECT_EQ(lab.proxy_protocol, 0);
+	EXPECT_EQ(lab.connect_timeout_ms, 5000u);
+	EXPECT_EQ(lab.idle_timeout_ms, 900000u);
+	EXPECT_EQ(c->pools[2].connect_timeout_ms, 250u);
+	EXPECT_EQ(c->pools[2].idle_timeout_ms, 7200000u);
+	EXPECT_STREQ(c->pools[2].servers[0].host, "::1");
+	EXPECT_EQ(rules_pool_find(c, "apps"), 2);
+	EXPECT_EQ(rules_pool_find(c, "nope"), -1);
+
+	ASSERT_EQ(c->nservices, 2u);
+	const struct rules_service &pub = c->services[0];
+	EXPECT_STREQ(pub.name, "public");
+	EXPECT_EQ(pub.line, 7);
+	ASSERT_EQ(pub.nlisten, 2u);
+	EXPECT_STREQ(pub.listen[1].text, "[::1]:8443");
+	const auto *sin6 = reinterpret_cast<const struct sockaddr_in6 *>(&pub.listen[1].ss);
+	EXPECT_EQ(sin6->sin6_family, AF_INET6);
+	EXPECT_EQ(ntohs(sin6->sin6_port), 8443);
+	EXPECT_TRUE(IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr));
+	EXPECT_EQ(pub.listen[1].len, sizeof(struct sockaddr_in6));
+	EXPECT_TRUE(pub.accept_proxy);
+	EXPECT_EQ(pub.proxy_timeout_ms, 3000u);
+	EXPECT_EQ(pub.hello_timeout_ms, 60000u);
+	ASSERT_EQ(pub.nroutes, 3u);
+	EXPECT_STREQ(pub.routes[0].sni, "STS.contoso.test.");
+	EXPECT_EQ(pub.routes[0].pool, 0u);
+	EXPECT_EQ(pub.routes[2].pool, 2u);
+	EXPECT_EQ(pub.routes[2].line, 11);
+	EXPECT_EQ(pub.default_pool, 1);
+	EXPECT_EQ(rules_namemap_size(pub.sni_map), 3u);
+	EXPECT_EQ(rules_namemap_lookup(pub.sni_map, "sts.contoso.test", 16), 0);
+	EXPECT_EQ(rules_namemap_lookup(pub.sni_map, "nas.home.test", 13), 1);
+	EXPECT_EQ(rules_namemap_lookup(pub.sni_map, "app3.test", 9), 2);
+	EXPECT_EQ(rules_namemap_lookup(pub.sni_map, "home.test", 9), -1);
+
+	const struct rules_service &strict = c->services[1];
+	EXPECT_EQ(strict.default_pool, -1);
+	EXPECT_FALSE(strict.accept_proxy);
+	EXPECT_EQ(strict.proxy_timeout_ms, 5000u);
+	EXPECT_EQ(strict.hello_timeout_ms, 10000u);
+}
+
+TEST(Loader, DefaultsForAMinimalFile)
+{
+	Loaded l;
+	load_string("pools = ( { name = \"p\"; servers = ( \"127.0.0.1:1\" ); } );\n"
+	            "services = ( { name = \"s\"; listen = [ \"127.0.0.1:2\" ]; default = { pool = \"p\"; }; } );\n",
+	            l);
+	ASSERT_NE(l.cfg, nullptr) << l.all();
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	EXPECT_EQ(l.cfg->workers, static_cast<unsigned>(cpus > 0 ? cpus : 1));
+	EXPECT_EQ(l.cfg->drain_timeout_ms, 10000u);
+	EXPECT_EQ(l.cfg->pools[0].connect_timeout_ms, 5000u);
+	EXPECT_EQ(l.cfg->pools[0].idle_timeout_ms, 1800000u);
+	EXPECT_EQ(l.cfg->services[0].nroutes, 0u);
+	EXPECT_EQ(l.cfg->services[0].default_pool, 0);
+}
+
+TEST(Loader, AbsentDefaultRejects)
+{
+	Loaded l;
+	load_string("onegate = { workers = 0; };\n"
+	            "pools = ( { name = \"p\"; servers = ( \"127.0.0.1:1\" ); } );\n"
+	            "services = ( { name = \"s\"; listen = [ \"127.0.0.1:2\" ];\n"
+	            "  routes = ( { sni = \"a.test\"; pool = \"p\"; } ); } );\n",
+	            l);
+	ASSERT_NE(l.cfg, nullptr) << l.all();
+	EXPECT_EQ(l.cfg->services[0].default_pool, -1);
+	EXPECT_GE(l.cfg->workers, 1u);
+}
+
+TEST(Loader, RefCounting)
+{
+	Loaded l;
+	load_string(kGood, l);
+	ASSERT_NE(l.cfg, nullptr);
+	EXPECT_EQ(rules_config_ref(l.cfg), l.cfg);
+	rules_config_unref(l.cfg);      // back to the one reference Loaded drops
+	EXPECT_EQ(rules_config_ref(nullptr), nullptr);
+	rules_config_unref(nullptr);
+}
+
+TEST(Loader, SyntaxError)
+{
+	expect_errors("onegate = { workers = 1; };\npools = ( { name = = \"a\"; } );\n",
+	              { "t.conf:2: syntax error" });
+}
+
+TEST(Loader, UnknownKeysWithHints)
+{
+	expect_errors(R"(pools = ( { name = "p"; servers = ( "127.0.0.1:1" );
+  colour = "blue"; conect_timeout = 1; } );
+services = ( { name = "s"; listen = [ "127.0.0.1:2" ];
+  routes = ( { sni = "a.test"; pol = "p"; } );
+  default = { pool = "p"; rejct = false; }; } );
+onegat = { };
+)",
+	              {
+	                  // A group's own keys are checked before the groups inside it.
+	                  "t.conf:6: unknown key \"onegat\" at top level; did you mean \"onegate\"?",
+	                  "t.conf:2: unknown key \"colour\" in pool; known keys: name, servers, proxy_protocol, "
+	                  "connect_timeout, idle_timeout",
+	                  "t.conf:2: unknown key \"conect_timeout\" in pool; did you mean \"connect_timeout\"?",
+	                  "t.conf:4: unknown key \"pol\" in route; did you mean \"pool\"?",
+	                  "t.conf:4: missing \"pool\" in route; add pool = \"NAME\";",
+	                  "t.conf:5: unknown key \"rejct\" in default; did you mean \"reject\"?",
+	              });
+}
+
+TEST(Loader, WrongTypes)
+{
+	expect_errors(R"(onegate = { workers = "two"; drain_timeout = true; };
+pools = ( { name = 7; servers = "127.0.0.1:1"; proxy_protocol = 3; },
+          { name = "q"; servers = ( 5 ); proxy_protocol = 1.0; } );
+services = ( { name = "s"; listen = [ "127.0.0.1:2" ]; accept_proxy = 1;
+  routes = { sni = "a.test"; }; default = "q"; } );
+)",
+	              {
+	                  "t.conf:1: workers must be a whole number",
+	                  "t.conf:1: drain_timeout: write a number of seconds or a string like \"500ms\", \"30s\", "
+	                  "\"15m\", \"2h\"",
+	                  "t.conf:2: name must be a string in double quotes",
+	                  "t.conf:2: servers must be a list of strings: servers = ( \"10.0.0.1:443\", "
+	                  "\"10.0.0.2:443\" );",
+	                  "t.conf:2: proxy_protocol must be 0 (off), 1 or 2, not 3",
+	                  "t.conf:3: each entry of servers must be a string \"host:port\"",
+	                  "t.conf:3: proxy_protocol must be a whole number",
+	                  "t.conf:4: accept_proxy must be true or false",
+	                  "t.conf:5: routes must be a list of groups: routes = ( { sni = \"host.example.com\"; "
+	                  "pool = \"NAME\"; } );",
+	                  "t.conf:5: default must be a group: default = { pool = \"NAME\"; }; or default = { reject "
+	                  "= true; };",
+	              });
+}
+
+TEST(Loader, MissingRequiredKeys)
+{
+	expect_errors(R"(pools = ( { servers = ( "127.0.0.1:1" ); },
+  { name = "p"; } );
+services = ( { routes = ( { pool = "p"; } ); default = { }; } );
+)",
+	              {
+	                  "t.conf:1: missing \"name\" in pool; add name = \"NAME\";",
+	                  "t.conf:2: missing \"servers\" in pool; add servers = ( \"host:port\" );",
+	                  "t.conf:3: missing \"name\" in service; add name = \"NAME\";",
+	                  "t.conf:3: missing \"listen\" in service; add listen = [ \"0.0.0.0:443\" ];",
+	                  "t.conf:3: missing \"sni\" in route; add sni = \"host.example.com\";",
+	                  "t.conf:3: default needs pool = \"NAME\"; or reject = true;",
+	              });
+	expect_errors("onegate = { workers = 1; };\n",
+	              { "t.conf: missing \"services\" at top level; add services = ( { name = \"NAME\"; listen = [ "
+	                "\"0.0.0.0:443\" ]; default = { pool = \"NAME\"; }; } );" });
+}
+
+TEST(Loader, UnknownPools)
+{
+	expect_errors(R"(pools = ( { name = "lab"; servers = ( "127.0.0.1:1" ); },
+           { name = "adfs"; servers = ( "127.0.0.1:2" ); } );
+services = ( { name = "s"; listen = [ "127.0.0.1:3" ];
+  routes = ( { sni = "a.test"; pool = "lba"; },
+             { sni = "b.test"; pool = "zzzzzz"; } );
+  default = { pool = "labs"; reject = false; }; } );
+)",
+	              {
+	                  "t.conf:4: no pool named \"lba\"; did you mean \"lab\"?",
+	                  "t.conf:5: no pool named \"zzzzzz\"; the pools are \"lab\", \"adfs\"",
+	                  "t.conf:6: no pool named \"labs\"; did you mean \"lab\"?",
+	              });
+	expect_errors("services = ( { name = \"s\"; listen = [ \"127.0.0.1:3\" ]; default = { pool = \"x\"; }; } );\n",
+	              { "t.conf:1: no pool named \"x\"; define it in pools = ( { name = \"x\"; ... } );" });
+}
+
+TEST(Loader, Duplicates)
+{
+	expect_errors(R"(pools = ( { name = "p"; servers = ( "127.0.0.1:1" ); },
+           { name = "p"; servers = ( "127.0.0.1:2" ); } );
+services = ( { name = "s"; listen = [ "127.0.0.1:3", "[::1]:3" ];
+  routes = ( { sni = "a.test"; pool = "p"; },
+             { sni = "A.TEST."; pool = "p"; },
+             { sni = "~^x"; pool = "p"; },
+             { sni = "~^x"; pool = "p"; } ); },
+  { name = "s"; listen = [ "127.0.0.1:4",
+      "[::1]:3" ]; } );
+)",
+	              {
+	                  "t.conf:2: duplicate pool name \"p\"; the first is at t.conf:1",
+	                  "t.conf:5: duplicate sni \"A.TEST.\" in this service; the first is at t.conf:4",
+	                  "t.conf:7: duplicate sni \"~^x\" in this service; the first is at t.conf:6",
+	                  "t.conf:9: listen address \"[::1]:3\" is already used at t.conf:3; each address belongs "
+	                  "to one service",
+	                  "t.conf:8: duplicate service name \"s\"; the first is at t.conf:3",
+	              });
+}
+
+TEST(Loader, BadSniPatterns)
+{
+	expect_errors(R"(pools = ( { name = "p"; servers = ( "127.0.0.1:1" ); } );
+services = ( { name = "s"; listen = [ "127.0.0.1:3" ];
+  routes = ( { sni = "~^(unclosed"; pool = "p"; },
+             { sni = "www.*.test"; pool = "p"; },
+             { sni = ""; pool = "p"; } ); } );
+)",
+	              {
+	                  "t.conf:3: bad sni \"~^(unclosed\": regex error at offset 10: missing closing parenthesis",
+	                  "t.conf:4: bad sni \"www.*.test\": \"*\" is allowed only as the whole first label, as in "
+	                  "\"*.example.com\"; use \"~REGEX\" for other shapes",
+	                  "t.conf:5: bad sni \"\": empty name",
+	              });
+}
+
+TEST(Loader, BadAddresses)
+{
+	expect_errors(R"(pools = ( { name = "p"; servers = ( "127.0.0.1",
+    "127.0.0.1:0",
+    "127.0.0.1:65536",
+    "::1:80",
+    "[::1:80",
+    "[nothex]:80",
+    ":80",
+    "127.0.0.1:8x" ); },
+  { name = "q"; servers = ( ); } );
+services = ( { name = "s"; listen = [ ]; } );
+)",
+	              {
+	                  "t.conf:1: missing port in \"127.0.0.1\"; write \"127.0.0.1:PORT\"",
+	                  "t.conf:2: bad port \"0\" in \"127.0.0.1:0\": use a number from 1 to 65535",
+	                  "t.conf:3: bad port \"65536\" in \"127.0.0.1:65536\": use a number from 1 to 65535",
+	                  "t.conf:4: bad address \"::1:80\": put an IPv6 address in brackets, as in \"[::1]:443\"",
+	                  "t.conf:5: bad address \"[::1:80\": write an IPv6 address as \"[IPv6]:port\"",
+	                  "t.conf:6: bad IPv6 address \"nothex\" in \"[nothex]:80\"",
+	                  "t.conf:7: bad address \":80\": missing host (\"0.0.0.0:PORT\" or \"[::]:PORT\" means every "
+	                  "address)",
+	                  "t.conf:8: bad port \"8x\" in \"127.0.0.1:8x\": use a number from 1 to 65535",
+	                  "t.conf:9: servers is empty; list at least one \"host:port\"",
+	                  "t.conf:10: listen is empty; list at least one \"address:port\"",
+	              });
+}
+
+TEST(Loader, UnresolvableServer)
+{
+	Loaded l;
+	load_string("pools = ( { name = \"p\";\n  servers = ( \"no-such-host.invalid:80\" ); } );\n"
+	            "services = ( { name = \"s\"; listen = [ \"127.0.0.1:3\" ]; default = { pool = \"p\"; }; } );\n",
+	            l);
+	EXPECT_EQ(l.cfg, nullptr);
+	ASSERT_EQ(l.errors.size(), 1u) << l.all();
+	// The resolver's reason differs with and without a network; the rest is ours.
+	EXPECT_EQ(l.errors[0].rfind("t.conf:2: cannot resolve \"no-such-host.invalid\" in \"no-such-host.invalid:80\": ", 0),
+	          0u)
+	    << l.errors[0];
+}
+
+TEST(Loader, BadDurationsAndWorkers)
+{
+	expect_errors(R"(onegate = { workers = -1; drain_timeout = 0;
+  connect_timeout = "5x"; idle_timeout = "-3s"; };
+pools = ( { name = "p"; servers = ( "127.0.0.1:1" ); idle_timeout = 0.0001; } );
+services = ( { name = "s"; listen = [ "127.0.0.1:3" ]; hello_timeout = "10 s";
+  default = { pool = "p"; reject = true; }; } );
+)",
+	              {
+	                  "t.conf:1: workers must be 0 (one per CPU) or a number up to 1024, not -1",
+	                  "t.conf:1: drain_timeout: must be greater than 0",
+	                  "t.conf:2: connect_timeout: bad duration \"5x\": write a number of seconds or a string like "
+	                  "\"500ms\", \"30s\", \"15m\", \"2h\"",
+	                  "t.conf:2: idle_timeout: bad duration \"-3s\": write a number of seconds or a string like "
+	                  "\"500ms\", \"30s\", \"15m\", \"2h\"",
+	                  "t.conf:3: idle_timeout: must be at least 1ms",
+	                  "t.conf:4: hello_timeout: bad duration \"10 s\": write a number of seconds or a string like "
+	                  "\"500ms\", \"30s\", \"15m\", \"2h\"",
+	                  "t.conf:5: default has both pool and reject = true; keep one",
+	              });
+}
+
+TEST(Loader, UnusedPoolWarns)
+{
+	Loaded l;
+	load_string("pools = ( { name = \"p\"; servers = ( \"127.0.0.1:1\" ); },\n"
+	            "  { name = \"spare\"; servers = ( \"127.0.0.1:2\" ); } );\n"
+	            "services = ( { name = \"s\"; listen = [ \"127.0.0.1:3\" ]; default = { pool = \"p\"; }; } );\n",
+	            l);
+	ASSERT_NE(l.cfg, nullptr) << l.all();
+	EXPECT_EQ(l.warnings,
+	          std::vector<std::string>{ "t.conf:2: warning: pool \"spare\" is not used by any route or default" });
+}
+
+class LoaderFiles : public ::testing::Test {
+protected:
+	void SetUp() override
+	{
+		char tmpl[] = "/tmp/rules_loader_test.XXXXXX";
+		ASSERT_NE(mkdtemp(tmpl), nullptr);
+		dir = tmpl;
+	}
+	void TearDown() override
+	{
+		for (const auto &f : files)
+			unlink(f.c_str());
+		rmdir(dir.c_str());
+	}
+	std::string write(const std::string &name, const std::string &text)
+	{
+		std::string p = dir + "/" + name;
+		std::ofstream(p) << text;
+		files.push_back(p);
+		return p;
+	}
+
+	std::string dir;
+	std::vector<std::string> files;
+};
+
+TEST_F(LoaderFiles, IncludeIsRelativeToTheFile)
+{
+	write("pools.conf", "pools = ( { name = \"p\"; servers = ( \"127.0.0.1:1\" ); } );\n");
+	std::string main = write("main.conf", "# main\n@include \"pools.conf\"\n"
+	                                      "services = ( { name = \"s\"; listen = [ \"127.0.0.1:3\" ];\n"
+	                                      "  default = { pool = \"p\"; }; } );\n");
+	Loaded l;
+	load_file(main, l);
+	ASSERT_NE(l.cfg, nullptr) << l.all();
+	EXPECT_STREQ(l.cfg->path, main.c_str());
+	ASSERT_EQ(l.cfg->npools, 1u);
+	EXPECT_EQ(l.cfg->services[0].default_pool, 0);
+}
+
+TEST_F(LoaderFiles, ErrorsNameTheIncludedFile)
+{
+	std::string inc = write("pools.conf", "pools = (\n  { name = \"p\"; servers = ( \"127.0.0.1:0\" ); } );\n");
+	std::string main = write("main.conf", "@include \"pools.conf\"\n"
+	                                      "services = ( { name = \"s\"; listen = [ \"127.0.0.1:3\" ];\n"
+	                                      "  default = { pool = \"p\"; }; } );\n");
+	Loaded l;
+	load_file(main, l);
+	EXPECT_EQ(l.cfg, nullptr);
+	EXPECT_EQ(l.errors, std::vector<std::string>{ inc + ":2: bad port \"0\" in \"127.0.0.1:0\": use a number from "
+	                                                    "1 to 65535" });
+}
+
+TEST_F(LoaderFiles, MissingFileAndMissingInclude)
+{
+	Loaded a;
+	load_file(dir + "/absent.conf", a);
+	EXPECT_EQ(a.cfg, nullptr);
+	EXPECT_EQ(a.errors, std::vector<std::string>{ dir + "/absent.conf: cannot read the rule file: No such file or "
+	                                                    "directory" });
+	std::string main = write("main.conf", "# x\n@include \"nope.conf\"\n");
+	Loaded b;
+	load_file(main, b);
+	EXPECT_EQ(b.cfg, nullptr);
+	EXPECT_EQ(b.errors, std::vector<std::string>{ main + ":2: cannot open include file" });
+}
+
+TEST_F(LoaderFiles, ExampleFileLoads)
+{
+	Loaded l;
+	// CMake compiles with absolute paths, so the source tree is found from this file.
+	std::string src = __FILE__;
+	load_file(src.substr(0, src.rfind("tests/unit/")) + "rules/examples/passthrough.conf", l);
+	ASSERT_NE(l.cfg, nullptr) << l.all();
+	EXPECT_TRUE(l.warnings.empty()) << l.all();
+}
+
+} // namespace
