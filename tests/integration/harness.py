@@ -549,7 +549,8 @@ class OnegateTestCase(unittest.TestCase):
     def assertLogged(self, og, pred, what, timeout=5, count=1):
         found = og.wait_conn_log(pred, timeout=timeout, count=count)
         if len(found) < count:
-            self.fail("expected %d log line(s) with %s; onegate stderr:\n%s" % (count, what, og.stderr()))
+            self.fail("expected %d log line(s) with %s, found %d; onegate stderr (last 40 lines):\n%s"
+                      % (count, what, len(found), "\n".join(og.log_lines()[-40:])))
         return found
 
 
