@@ -49,6 +49,7 @@ static int rules_diag_grow(struct rules_diag *d)
 }
 
 /* "FILE:LINE: [warning: ]" - a line of 0 means the problem has no single line. */
+__attribute__((format(printf, 4, 0)))
 static char *rules_diag_format(enum rules_severity sev, const char *file, int line, const char *fmt,
                                va_list ap)
 {
