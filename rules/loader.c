@@ -797,7 +797,8 @@ struct rules_config *rules_load_file(const char *path, struct rules_diag *diag)
 	}
 	config_t lc;
 	config_init(&lc);
-	config_set_include_dir(&lc, L.dir);
+	if (L.dir)      /* libconfig 1.5 crashes on a NULL include dir */
+		config_set_include_dir(&lc, L.dir);
 	int parsed = config_read_file(&lc, path);
 	L.io_errno = errno;
 	struct rules_config *c = rules_load(&lc, parsed, &L);

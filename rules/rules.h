@@ -52,7 +52,8 @@ struct rules_namemap *rules_namemap_new(void);
 void rules_namemap_free(struct rules_namemap *m);
 /* Adds a pattern with the caller's value (>= 0). On a bad pattern returns -1 and
  * writes a one-line reason (with PCRE2's offset for a regex) into err. Adding an
- * exact or wildcard pattern that is already present returns -2 (duplicate). */
+ * exact or wildcard pattern that is already present (after lower-casing and
+ * dropping a trailing dot), or a regex with the same text, returns -2 (duplicate). */
 int rules_namemap_add(struct rules_namemap *m, const char *pattern, int value, char *err, size_t errlen);
 /* Thread-safe; never allocates on the hot path. Returns the value or -1. */
 int rules_namemap_lookup(const struct rules_namemap *m, const char *name, size_t len);

@@ -439,6 +439,21 @@ TEST_F(LoaderFiles, IncludeIsRelativeToTheFile)
 	EXPECT_EQ(l.cfg->services[0].default_pool, 0);
 }
 
+TEST_F(LoaderFiles, PathWithoutFolder)
+{
+	write("pools.conf", "pools = ( { name = \"p\"; servers = ( \"127.0.0.1:1\" ); } );\n");
+	write("main.conf", "@include \"pools.conf\"\n"
+	                   "services = ( { name = \"s\"; listen = [ \"127.0.0.1:3\" ]; default = { pool = \"p\"; }; } );\n");
+	char cwd[4096];
+	ASSERT_NE(getcwd(cwd, sizeof(cwd)), nullptr);
+	ASSERT_EQ(chdir(dir.c_str()), 0);
+	Loaded l;
+	load_file("main.conf", l);
+	ASSERT_EQ(chdir(cwd), 0);
+	ASSERT_NE(l.cfg, nullptr) << l.all();
+	EXPECT_STREQ(l.cfg->path, "main.conf");
+}
+
 TEST_F(LoaderFiles, ErrorsNameTheIncludedFile)
 {
 	std::string inc = write("pools.conf", "pools = (\n  { name = \"p\"; servers = ( \"127.0.0.1:0\" ); } );\n");
