@@ -589,7 +589,11 @@ def connect(port, host=LOOP4, timeout=10):
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
     s = socket.socket(fam, socket.SOCK_STREAM)
     s.settimeout(timeout)
-    s.connect((host, port))
+    try:
+        s.connect((host, port))
+    except BaseException:
+        s.close()
+        raise
     return s
 
 
