@@ -145,6 +145,7 @@ class Passthrough(h.OnegateTestCase):
         self.assertEqual(self.get("appx.test"), "backend=fallback sni=appx.test")
         f = self.assertLogged(self.og, lambda f: f.get("sni") == "unknown.test", "sni=unknown.test")
         self.assertEqual(f[0].get("pool"), "fallback", f[0]["_line"])
+        self.assertEqual(f[0].get("route"), "default", f[0]["_line"])
         self.assertEqual(f[0].get("outcome"), "ok", f[0]["_line"])
 
     def test_no_sni_goes_to_default_pool(self):
@@ -157,6 +158,7 @@ class Passthrough(h.OnegateTestCase):
         f = self.assertLogged(self.og, lambda f: f.get("sni") == "-" and f.get("pool") == "fallback",
                               "sni=- pool=fallback", count=2)
         self.assertEqual(len(f), 2)
+        self.assertEqual([x.get("route") for x in f], ["default", "default"], f[0]["_line"])
 
     # ---------------------------------------------------------------- reject
 

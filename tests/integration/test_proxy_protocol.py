@@ -69,6 +69,9 @@ services = (
         self.assertEqual(p["dport"], port, p)
         if version == 1:
             self.assertNotIn(b"::ffff:", p["raw"])
+        f = self.assertLogged(self.og, lambda f: f.get("sni") == name, "sni=" + name)
+        self.assertEqual(f[0].get("client"), h.fmt_addr(host, local[1]), f[0]["_line"])
+        self.assertEqual(f[0].get("server"), backend.addr, f[0]["_line"])
 
     def test_v1_ipv4_client(self):
         self._check(self.pp1, "one.contoso.test", 1, h.LOOP4, "TCP4")
@@ -109,19 +112,21 @@ services = (
 """ % (self.pp1.addr, self.plain.addr, self.port)
         self.og = self.start_onegate(conf, self.port)
 
-    def _through_balancer(self, header):
-        body, _, _ = h.https_get(self.port, "one.contoso.test", PKI.ca, prefix=header)
+    def _through_balancer(self, header, src="203.0.113.7", sport=5555, family="TCP4"):
+        body, _, local = h.https_get(self.port, "one.contoso.test", PKI.ca, prefix=header)
         self.assertEqual(body, "backend=pp1 sni=one.contoso.test")
         seen = self.pp1.seen()
         self.assertEqual(len(seen), 1)
         p = seen[0].proxy
         self.assertIsNotNone(p, "no PROXY header at the back end")
         self.assertEqual(p["version"], 1)
-        self.assertEqual(p["family"], "TCP4", p)
-        self.assertEqual(p["src"], "203.0.113.7", p)
-        self.assertEqual(p["sport"], 5555, p)
+        if src is None:         # LOCAL / UNKNOWN: the real peer is what counts
+            src, sport = local
+        self.assertEqual(p["family"], family, p)
+        self.assertEqual(p["src"], src, p)
+        self.assertEqual(p["sport"], sport, p)
         f = self.assertLogged(self.og, lambda f: f.get("sni") == "one.contoso.test", "sni=one.contoso.test")
-        self.assertEqual(f[0].get("client"), "203.0.113.7:5555", f[0]["_line"])
+        self.assertEqual(f[0].get("client"), h.fmt_addr(src, sport), f[0]["_line"])
         self.assertEqual(f[0].get("outcome"), "ok", f[0]["_line"])
 
     def test_v1_header_from_balancer(self):
@@ -129,6 +134,16 @@ services = (
 
     def test_v2_header_from_balancer(self):
         self._through_balancer(h.proxy_v2("203.0.113.7", "127.0.0.1", 5555, 443))
+
+    def test_v1_tcp6_header_from_balancer(self):
+        # Documentation addresses, only ever written into bytes; the log shows [addr]:port.
+        self._through_balancer(b"PROXY TCP6 2001:db8::7 2001:db8::1 5555 443\r\n",
+                               src="2001:db8::7", family="TCP6")
+
+    def test_v2_local_keeps_real_peer(self):
+        # A balancer's health check (v2 LOCAL): the connection's own address stands.
+        local = h.PP2_SIG + bytes([0x20, 0x00, 0x00, 0x00])
+        self._through_balancer(local, src=None)
 
     def test_header_to_plain_pool_not_forwarded(self):
         # The balancer's header is consumed: a pool without proxy_protocol gets bare TLS.
