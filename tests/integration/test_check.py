@@ -76,6 +76,7 @@ class Check(unittest.TestCase):
         p = self.write("valid.conf", VALID)
         rc, out, err = run("check", "-c", p)
         self.assertEqual(rc, 0, "stdout:\n%s\nstderr:\n%s" % (out, err))
+        self.assertTrue(out.startswith(p + ": OK"), "stdout: %r" % out)
         self.assertNotRegex(err, re.escape(p) + r":\d+: (?!warning)", "errors printed for a valid file")
 
     def test_errors_with_line_numbers(self):
@@ -95,6 +96,17 @@ class Check(unittest.TestCase):
             msgs = " ".join(errors.get(line, [])).lower()
             self.assertTrue(any(w in msgs for w in words),
                             "line %d: expected one of %s in %r" % (line, words, msgs))
+
+    def test_bad_listen_address_and_duration(self):
+        p = self.write("listen.conf", 'onegate = { workers = 1; drain_timeout = "ten"; };\n'
+                                      'pools = ( { name = "a"; servers = ( "127.0.0.1:9001" ); } );\n'
+                                      'services = ( { name = "s";\n'
+                                      '  listen = [ "127.0.0.1:8443", "not an address" ];\n'
+                                      '  default = { pool = "a"; }; } );\n')
+        rc, out, err = run("check", "-c", p)
+        self.assertEqual(rc, 1, err)
+        self.assertRegex(err, "(?m)^" + re.escape(p) + r":1: .*(drain_timeout|ten)", err)
+        self.assertRegex(err, "(?m)^" + re.escape(p) + r":4: .*not an address", err)
 
     def test_syntax_error_has_line(self):
         p = self.write("syntax.conf", 'onegate = { workers = 1; };\npools = ( { name = = "a"; } );\n'
