@@ -131,6 +131,15 @@ class Passthrough(h.OnegateTestCase):
         # "*.home.test" needs a label before it; the bare name goes to the default.
         self.assertEqual(self.get("home.test"), "backend=fallback sni=home.test")
 
+    def test_tls12_and_tls13_clients(self):
+        for extra in (("--tlsv1.2", "--tls-max", "1.2"), ("--tlsv1.3",)):
+            rc, body, err = h.curl("sts.contoso.test", self.port, PKI.ca, extra=extra)
+            self.assertEqual(rc, 0, "curl %s: %s" % (" ".join(extra), err))
+            self.assertEqual(body, "backend=adfs sni=sts.contoso.test")
+        rc, out = h.s_client(self.port, "nas.home.test", PKI.ca, extra=("-tls1_2",))
+        self.assertIn("CN = lab", out)
+        self.assertIn("Verify return code: 0 (ok)", out)
+
     def test_case_insensitive_sni(self):
         body, cn, _ = h.https_get(self.port, "STS.Contoso.TEST", PKI.ca)
         self.assertEqual(body.lower(), "backend=adfs sni=sts.contoso.test")
