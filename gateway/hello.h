@@ -33,20 +33,25 @@ enum hello_status {
 
 struct hello_reader {
 	/* private state; initialise with hello_reader_init() */
-	int state;
-	uint32_t need;          /* bytes still wanted by the current state */
-	uint32_t rec_left;      /* bytes left in the current TLS record */
-	uint32_t msg_left;      /* bytes left in the handshake message */
-	uint32_t total;         /* bytes fed so far */
-	uint32_t ext_left, ext_type, ext_len, list_left;
-	uint32_t acc;           /* multi-byte field accumulator */
-	uint8_t hdr[8];
-	uint8_t hdr_len;
+	uint8_t rstate;         /* record layer: header or payload */
+	uint8_t mstate;         /* handshake message field being read */
+	uint8_t hdr_len;        /* record header bytes collected */
+	uint8_t name_type;      /* server_name entry type being read */
+	uint8_t hdr[5];
+	bool first_record_done;
+	bool sni_seen;          /* a server_name extension was present */
+	uint32_t rec_left;      /* payload bytes left in the current record */
+	uint32_t need;          /* bytes left in the current field */
+	uint32_t acc;           /* number field accumulator */
+	uint32_t msg_left;      /* ClientHello body bytes left */
+	uint32_t exts_left;     /* extensions block bytes left */
+	uint32_t ext_left;      /* current extension's data bytes left */
+	enum hello_status status;
 	/* results */
 	bool has_sni;
 	bool sslv2;
 	uint16_t legacy_version;
-	uint8_t sni_len;
+	uint16_t sni_len;
 	char sni[HELLO_MAX_NAME + 1];   /* lower-cased, NUL-terminated, trailing dot removed */
 	const char *error;      /* static reason for HELLO_NOT_TLS / HELLO_MALFORMED */
 };
