@@ -144,7 +144,7 @@ static void worker_ctl(evutil_socket_t fd, short what, void *arg)
 	}
 	if (cmd & WORKER_CMD_KILL)
 		conn_close_all(&w->home);
-	if (w->home.nlive == 0)
+	if (w->stopping && w->home.nlive == 0)
 		event_base_loopexit(w->base, NULL);
 }
 
