@@ -505,8 +505,9 @@ class Onegate:
     def log_lines(self):
         return self.stderr().splitlines()
 
-    def conn_logs(self):
-        """Parsed connection log lines, readiness probes left out."""
+    def conn_logs(self, since=0):
+        """Parsed connection log lines, readiness probes left out; since skips
+        that many (a mark taken earlier with len(conn_logs()))."""
         out = []
         for line in self.log_lines():
             f = parse_conn_line(line)
@@ -514,18 +515,18 @@ class Onegate:
                 continue
             m = re.match(r".*:(\d+)$", f.get("client", ""))
             if m and int(m.group(1)) in self.probe_ports and f.get("sni") == "-" \
-                    and f.get("pool", "-") == "-":
+                    and f.get("pool", "-") == "-" and f.get("outcome") == "client-closed":
                 continue
             f["_line"] = line
             out.append(f)
-        return out
+        return out[since:]
 
-    def wait_conn_log(self, pred, timeout=5, count=1):
+    def wait_conn_log(self, pred, timeout=5, count=1, since=0):
         """Waits until at least count parsed connection lines satisfy pred; returns them."""
         found = []
 
         def check():
-            found[:] = [f for f in self.conn_logs() if pred(f)]
+            found[:] = [f for f in self.conn_logs(since) if pred(f)]
             return len(found) >= count
         wait_until(check, timeout)
         return list(found)
@@ -546,8 +547,15 @@ class OnegateTestCase(unittest.TestCase):
         og.start(ready_timeout=ready_timeout)
         return og
 
+    # Lines before this mark are not searched: a long-lived onegate has served
+    # earlier tests, whose clients may have used the same ephemeral ports.
+    log_mark = 0
+
+    def mark_log(self, og):
+        self.log_mark = len(og.conn_logs())
+
     def assertLogged(self, og, pred, what, timeout=5, count=1):
-        found = og.wait_conn_log(pred, timeout=timeout, count=count)
+        found = og.wait_conn_log(pred, timeout=timeout, count=count, since=self.log_mark)
         if len(found) < count:
             self.fail("expected %d log line(s) with %s, found %d; onegate stderr (last 40 lines):\n%s"
                       % (count, what, len(found), "\n".join(og.log_lines()[-40:])))

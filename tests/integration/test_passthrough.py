@@ -92,6 +92,8 @@ class Passthrough(h.OnegateTestCase):
     def setUp(self):
         for b in self.backends.values():
             b.reset()
+        time.sleep(0.05)    # let the previous test's last lines reach the log
+        self.mark_log(self.og)
 
     def tearDown(self):
         self.assertIsNone(self.og.proc.poll(), "onegate exited during the test:\n" + self.og.stderr())
