@@ -32,6 +32,7 @@ static enum hello_status hello_fail(struct hello_reader *r, enum hello_status st
 {
 	r->status = st;
 	r->error = why;
+	r->has_sni = false;     /* a name from a broken hello is not one to route on */
 	return st;
 }
 
