@@ -532,6 +532,23 @@ class Onegate:
         return list(found)
 
 
+SANITIZER = re.compile(r"ERROR: (Address|Leak|Thread|Memory)Sanitizer|runtime error: |"
+                       r"SUMMARY: UndefinedBehaviorSanitizer")
+
+
+def stop_and_check(og):
+    """Stops onegate (SIGTERM) and fails if its stderr holds a sanitizer report:
+    under `make test-asan` this is how leaks and UB on the data path surface."""
+    if og.proc is None:
+        return
+    og.stop()
+    text = og.stderr()
+    m = SANITIZER.search(text)
+    if m:
+        start = max(0, m.start() - 200)
+        raise AssertionError("sanitizer report in onegate stderr:\n" + text[start:start + 6000])
+
+
 class OnegateTestCase(unittest.TestCase):
     """Base: helpers that register cleanups so nothing outlives a test."""
 
@@ -544,6 +561,7 @@ class OnegateTestCase(unittest.TestCase):
     def start_onegate(self, config_text, port, family=socket.AF_INET, ready_timeout=10):
         og = Onegate(config_text, wait_port=port, wait_family=family)
         self.addCleanup(og.cleanup)
+        self.addCleanup(stop_and_check, og)     # runs first (cleanups are LIFO)
         og.start(ready_timeout=ready_timeout)
         return og
 

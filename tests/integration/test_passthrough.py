@@ -86,6 +86,7 @@ class Passthrough(h.OnegateTestCase):
         params.update(port=cls.port, strict=cls.strict, dead=cls.dead)
         cls.og = h.Onegate(CONFIG % params, wait_port=cls.port)
         cls.addClassCleanup(cls.og.cleanup)
+        cls.addClassCleanup(h.stop_and_check, cls.og)
         cls.og.start()
         cls.og.wait_ready(cls.strict, 10)
 
