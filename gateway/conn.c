@@ -192,6 +192,14 @@ static void conn_relay_progress(struct conn *c)
 		conn_free(c, "ok");
 }
 
+/* TLS peers often reset instead of closing once they have said all they will
+ * (close_notify racing a close). A reset after either side's EOF ends an
+ * exchange that completed; only an earlier one cut it short. */
+static const char *conn_reset_outcome(const struct conn *c, const char *reset)
+{
+	return c->cli_eof || c->srv_eof ? "ok" : reset;
+}
+
 static void conn_idle_check(struct conn *c)
 {
 	const struct rules_pool *p = conn_pool(c);
@@ -308,7 +316,7 @@ static void conn_srv_event(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	if (what & BEV_EVENT_ERROR) {
-		conn_free(c, "server-reset");
+		conn_free(c, conn_reset_outcome(c, "server-reset"));
 		return;
 	}
 	if (what & BEV_EVENT_EOF) {
@@ -466,7 +474,7 @@ static void conn_cli_event(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	if (what & BEV_EVENT_ERROR) {
-		conn_free(c, "client-reset");
+		conn_free(c, conn_reset_outcome(c, "client-reset"));
 		return;
 	}
 	if (what & BEV_EVENT_EOF) {
