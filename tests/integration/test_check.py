@@ -54,7 +54,11 @@ DIAG = re.compile(r"^(?P<file>.+?):(?P<line>\d+): (?P<msg>.+)$")
 def run(*args, timeout=20):
     r = subprocess.run([h.ONEGATE_BIN] + list(args), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE, timeout=timeout)
-    return r.returncode, r.stdout.decode(errors="replace"), r.stderr.decode(errors="replace")
+    err = r.stderr.decode(errors="replace")
+    m = h.SANITIZER.search(err)
+    if m:
+        raise AssertionError("sanitizer report from onegate %s:\n%s" % (" ".join(args), err[m.start():][:6000]))
+    return r.returncode, r.stdout.decode(errors="replace"), err
 
 
 class Check(unittest.TestCase):

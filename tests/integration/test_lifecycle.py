@@ -146,6 +146,7 @@ class Lifecycle(h.OnegateTestCase):
         self.assertIsNotNone(rc, "onegate kept running on an address in use")
         self.assertNotEqual(rc, 0)
         self.assertIn("127.0.0.1:%d" % self.port, og.stderr())
+        self.assertIsNone(h.SANITIZER.search(og.stderr()), og.stderr())
 
 
 RELOAD_CONF = r"""
