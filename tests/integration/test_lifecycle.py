@@ -314,6 +314,19 @@ class Reload(h.OnegateTestCase):
         self.wait_peer("a", port=port2)
         self.assertEqual(og.stop(), 0, og.stderr())
 
+    def test_reload_new_address_in_use_is_refused(self):
+        port2 = h.free_port()
+        blocker = socket.socket()
+        self.addCleanup(blocker.close)
+        blocker.bind((h.LOOP4, port2))
+        blocker.listen(1)
+        og = self.start_onegate(self.conf("a"), self.port)
+        self.reload(og, self.conf("b", ports=[self.port, port2]), expect_ok=False)
+        self.assertIn("127.0.0.1:%d" % port2, og.stderr())
+        # All or nothing: the route change in that file is not taken either.
+        self.assertEqual([self.peer() for _ in range(5)], ["a"] * 5)
+        self.assertEqual(og.stop(), 0, og.stderr())
+
     @staticmethod
     def _refused(port):
         s = socket.socket()

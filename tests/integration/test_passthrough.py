@@ -325,6 +325,23 @@ class Passthrough(h.OnegateTestCase):
         self.assertEqual(f[0].get("pool"), "-", f[0]["_line"])
         self.assertEqual(self.connections(), before, "non-TLS bytes reached a back end")
 
+    def test_malformed_hello_is_closed(self):
+        # A TLS handshake record that holds a ServerHello, not a ClientHello.
+        before = self.connections()
+        s = h.connect(self.port)
+        try:
+            port = s.getsockname()[1]
+            s.sendall(bytes.fromhex("16030100040200000000") + b"\x00" * 8)
+            data, closed, elapsed = h.read_until_closed(s, 5)
+        finally:
+            s.close()
+        self.assertTrue(closed, "malformed ClientHello left open")
+        self.assertLess(elapsed, 3)
+        self.assertEqual(self.connections(), before, "a malformed hello reached a back end")
+        f = self.assertLogged(self.og, lambda f: f.get("client") == "127.0.0.1:%d" % port,
+                              "client=127.0.0.1:%d" % port)
+        self.assertEqual(f[0].get("outcome"), "malformed", f[0]["_line"])
+
     def _silent_client(self, first_bytes):
         s = h.connect(self.strict)
         try:
