@@ -27,6 +27,7 @@ test-asan: deps
 	@cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Sanitize -DONEGATE_WERROR=$(WERROR) $(CMAKE_ARGS) >/dev/null
 	@cmake --build $(BUILD_ASAN) -j $(JOBS)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
 	  ctest --test-dir $(BUILD_ASAN) --output-on-failure -j $(JOBS)
 
 clean:
@@ -36,3 +37,18 @@ clean:
 bench: build
 	@bash scripts/deps.sh haproxy nginx libnginx-mod-stream wrk nghttp2-client util-linux
 	python3 bench/run.py --onegate $(BUILD)/gateway/onegate
+
+# libFuzzer: every parser of untrusted input, FUZZ_SECONDS each, over a copy of its seed corpus.
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	@cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
+	  -DCMAKE_BUILD_TYPE=Debug -DONEGATE_FUZZ=ON -DONEGATE_TESTS=ON $(CMAKE_ARGS) >/dev/null
+	@cmake --build build-fuzz -j $(JOBS) --target fuzz_hello fuzz_proxyproto fuzz_rules
+	@set -e; for t in hello proxyproto rules; do \
+	  work=$$(mktemp -d); cp tests/fuzz/corpus/$$t/* $$work/; \
+	  echo "fuzz_$$t: $(FUZZ_SECONDS) s"; \
+	  if ! LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp build-fuzz/tests/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $$work >$$work.log 2>&1; then \
+	    tail -40 $$work.log; echo "fuzz_$$t FAILED (crash input saved in the current folder)"; exit 1; fi; \
+	  grep -E 'stat::number_of_executed_units|stat::peak_rss' $$work.log; \
+	  rm -rf $$work $$work.log; \
+	done
