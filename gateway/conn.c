@@ -10,16 +10,16 @@
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #include "hello.h"
 #include "log.h"
 #include "proxyproto.h"
+#include "sock.h"
 
 /* Bytes queued towards one side before we stop reading the other: the relay's
  * whole memory bound per direction. */
-#define CONN_RELAY_MAX (128 * 1024)
+#define CONN_RELAY_MAX (512 * 1024)
 /* How long a rejected client gets to read our alert before we close. */
 #define CONN_LINGER_MS 2000
 
@@ -31,7 +31,7 @@ struct conn {
 	struct conn_snap *snap;
 	const struct rules_service *svc;
 	enum conn_phase phase;
-	struct bufferevent *cli, *srv;
+	struct sock *cli, *srv;
 	struct event *timer;            /* the current phase's deadline, or the idle check */
 	struct hello_reader hello;
 	size_t fed;                     /* bytes of the client's input already fed to hello */
@@ -131,10 +131,8 @@ static void conn_free(struct conn *c, const char *outcome)
 	conn_log(c, outcome);
 	if (c->timer)
 		event_free(c->timer);
-	if (c->cli)
-		bufferevent_free(c->cli);
-	if (c->srv)
-		bufferevent_free(c->srv);
+	sock_free(c->cli);
+	sock_free(c->srv);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -161,43 +159,60 @@ static void conn_touch(struct conn *c)
 
 /* ---------------------------------------------------------------- relay */
 
-static void conn_relay(struct conn *c, struct bufferevent *from, struct bufferevent *to, uint64_t *count)
-{
-	struct evbuffer *in = bufferevent_get_input(from);
-	struct evbuffer *out = bufferevent_get_output(to);
-	*count += evbuffer_get_length(in);
-	evbuffer_add_buffer(out, in);   /* moves chains; no byte is copied */
-	conn_touch(c);
-	if (evbuffer_get_length(out) >= CONN_RELAY_MAX) {
-		/* Back-pressure: stop reading until the slow side has taken half. */
-		bufferevent_disable(from, EV_READ);
-		bufferevent_setwatermark(to, EV_WRITE, CONN_RELAY_MAX / 2, 0);
-	}
-}
-
-static bool conn_flushed(struct bufferevent *bev)
-{
-	return evbuffer_get_length(bufferevent_get_output(bev)) == 0;
-}
-
-/* Half-close: once one side has said EOF and everything it sent is delivered,
- * pass the EOF on; when both directions are done the connection is finished. */
-static void conn_relay_progress(struct conn *c)
-{
-	if (c->cli_eof && conn_flushed(c->srv))
-		shutdown(bufferevent_getfd(c->srv), SHUT_WR);
-	if (c->srv_eof && conn_flushed(c->cli))
-		shutdown(bufferevent_getfd(c->cli), SHUT_WR);
-	if (c->cli_eof && c->srv_eof && conn_flushed(c->cli) && conn_flushed(c->srv))
-		conn_free(c, "ok");
-}
-
 /* TLS peers often reset instead of closing once they have said all they will
  * (close_notify racing a close). A reset after either side's EOF ends an
  * exchange that completed; only an earlier one cut it short. */
 static const char *conn_reset_outcome(const struct conn *c, const char *reset)
 {
 	return c->cli_eof || c->srv_eof ? "ok" : reset;
+}
+
+static void conn_relay(struct conn *c, struct sock *from, struct sock *to, uint64_t *count)
+{
+	struct evbuffer *in = sock_input(from);
+	struct evbuffer *out = sock_output(to);
+	*count += evbuffer_get_length(in);
+	evbuffer_add_buffer(out, in);   /* moves chains; no byte is copied */
+	conn_touch(c);
+	if (sock_flush(to) != 0) {
+		conn_free(c, conn_reset_outcome(c, to == c->srv ? "server-reset" : "client-reset"));
+		return;
+	}
+	if (evbuffer_get_length(out) >= CONN_RELAY_MAX) {
+		/* Back-pressure: stop reading until the slow side has taken half. */
+		sock_read_enable(from, false);
+		sock_set_low_mark(to, CONN_RELAY_MAX / 2);
+	}
+}
+
+static bool conn_flushed(struct sock *s)
+{
+	return evbuffer_get_length(sock_output(s)) == 0;
+}
+
+/* Both directions ended and everything each side sent has been delivered. */
+static void conn_relay_progress(struct conn *c)
+{
+	if (!c->cli_eof || !c->srv_eof)
+		return;
+	sock_set_low_mark(c->cli, 0);
+	sock_set_low_mark(c->srv, 0);
+	if (conn_flushed(c->cli) && conn_flushed(c->srv))
+		conn_free(c, "ok");
+}
+
+/* The side whose output drained may take more: read its peer again. */
+static void conn_drained(struct sock *s, void *arg)
+{
+	struct conn *c = arg;
+	if (c->phase != PH_RELAY)
+		return;
+	struct sock *peer = s == c->cli ? c->srv : c->cli;
+	bool peer_eof = s == c->cli ? c->srv_eof : c->cli_eof;
+	sock_set_low_mark(s, 0);
+	if (!peer_eof)
+		sock_read_enable(peer, true);
+	conn_relay_progress(c);
 }
 
 static void conn_idle_check(struct conn *c)
@@ -217,9 +232,8 @@ static void conn_idle_check(struct conn *c)
 /* ---------------------------------------------------------------- back end */
 
 static void conn_try_connect(struct conn *c);
-static void conn_srv_read(struct bufferevent *bev, void *arg);
-static void conn_srv_write(struct bufferevent *bev, void *arg);
-static void conn_srv_event(struct bufferevent *bev, short what, void *arg);
+static void conn_srv_read(struct sock *s, void *arg);
+static void conn_srv_event(struct sock *s, enum sock_event ev, int err, void *arg);
 
 static void conn_start_relay(struct conn *c)
 {
@@ -227,7 +241,6 @@ static void conn_start_relay(struct conn *c)
 	event_del(c->timer);
 	c->phase = PH_RELAY;
 
-	struct evbuffer *out = bufferevent_get_output(c->srv);
 	if (p->proxy_protocol) {
 		uint8_t hdr[PP_MAX_HEADER];
 		int n = p->proxy_protocol == 1
@@ -237,17 +250,15 @@ static void conn_start_relay(struct conn *c)
 			conn_free(c, "proxy-header-failed");
 			return;
 		}
-		evbuffer_add(out, hdr, (size_t)n);
+		evbuffer_add(sock_output(c->srv), hdr, (size_t)n);
 	}
+	sock_set_read_max(c->cli, CONN_RELAY_MAX);
+	sock_set_read_max(c->srv, CONN_RELAY_MAX);
+	sock_read_enable(c->srv, true);
+	sock_read_enable(c->cli, true);
+	conn_arm(c, p->idle_timeout_ms);
 	/* Replay the peeked ClientHello (still in the client's input) untouched. */
 	conn_relay(c, c->cli, c->srv, &c->bytes_in);
-
-	bufferevent_setwatermark(c->cli, EV_READ, 0, CONN_RELAY_MAX);
-	bufferevent_setwatermark(c->srv, EV_READ, 0, CONN_RELAY_MAX);
-	bufferevent_enable(c->srv, EV_READ | EV_WRITE);
-	if (evbuffer_get_length(bufferevent_get_output(c->srv)) < CONN_RELAY_MAX)
-		bufferevent_enable(c->cli, EV_READ);
-	conn_arm(c, p->idle_timeout_ms);
 }
 
 static void conn_connect_failed(struct conn *c, const char *why)
@@ -255,7 +266,7 @@ static void conn_connect_failed(struct conn *c, const char *why)
 	const struct rules_pool *p = conn_pool(c);
 	log_msg(LOG_WARN, "pool %s server %s: connect failed: %s", p->name,
 	        p->servers[c->server].addr.text, why);
-	bufferevent_free(c->srv);
+	sock_free(c->srv);
 	c->srv = NULL;
 	c->server = -1;
 	conn_try_connect(c);
@@ -268,59 +279,42 @@ static void conn_try_connect(struct conn *c)
 		size_t idx = (c->first + c->tries) % p->nservers;
 		c->tries++;
 		const struct rules_server *s = &p->servers[idx];
-		c->srv = bufferevent_socket_new(c->home->base, -1, BEV_OPT_CLOSE_ON_FREE);
-		if (!c->srv)
-			break;
-		c->server = (long)idx;
-		bufferevent_setcb(c->srv, conn_srv_read, conn_srv_write, conn_srv_event, c);
-		if (bufferevent_socket_connect(c->srv, (const struct sockaddr *)&s->addr.ss, (int)s->addr.len) == 0) {
+		c->srv = sock_connect(c->home->base, (const struct sockaddr *)&s->addr.ss, s->addr.len);
+		if (c->srv) {
+			c->server = (long)idx;
+			sock_setcb(c->srv, conn_srv_read, conn_drained, conn_srv_event, c);
 			conn_arm(c, p->connect_timeout_ms);
 			return;
 		}
 		log_msg(LOG_WARN, "pool %s server %s: connect failed: %s", p->name, s->addr.text,
 		        strerror(errno));
-		bufferevent_free(c->srv);
-		c->srv = NULL;
-		c->server = -1;
 	}
 	conn_free(c, "no-server");
 }
 
-static void conn_srv_read(struct bufferevent *bev, void *arg)
+static void conn_srv_read(struct sock *s, void *arg)
 {
 	struct conn *c = arg;
-	conn_relay(c, bev, c->cli, &c->bytes_out);
+	conn_relay(c, s, c->cli, &c->bytes_out);
 }
 
-static void conn_srv_write(struct bufferevent *bev, void *arg)
-{
-	struct conn *c = arg;
-	if (c->phase != PH_RELAY)
-		return;
-	if (!c->cli_eof)
-		bufferevent_enable(c->cli, EV_READ);
-	bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
-	conn_relay_progress(c);
-}
-
-static void conn_srv_event(struct bufferevent *bev, short what, void *arg)
+static void conn_srv_event(struct sock *s, enum sock_event ev, int err, void *arg)
 {
 	struct conn *c = arg;
 	if (c->phase == PH_CONNECT) {
-		if (what & BEV_EVENT_CONNECTED) {
+		if (ev == SOCK_CONNECTED)
 			conn_start_relay(c);
-			return;
-		}
-		int err = EVUTIL_SOCKET_ERROR();
-		conn_connect_failed(c, err ? strerror(err) : "closed");
+		else
+			conn_connect_failed(c, err ? strerror(err) : "closed");
 		return;
 	}
-	if (what & BEV_EVENT_ERROR) {
+	if (ev == SOCK_ERROR) {
 		conn_free(c, conn_reset_outcome(c, "server-reset"));
 		return;
 	}
-	if (what & BEV_EVENT_EOF) {
+	if (ev == SOCK_EOF) {
 		c->srv_eof = true;
+		sock_shutdown_write(c->cli);
 		conn_relay_progress(c);
 	}
 }
@@ -330,11 +324,17 @@ static void conn_srv_event(struct bufferevent *bev, short what, void *arg)
 /* TLS alert record: fatal (2), unrecognized_name (112). */
 static const uint8_t conn_alert_unrecognized_name[] = { 0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x70 };
 
+/* Sends what is queued for the client, then FIN, and waits (bounded) for the
+ * client to close: closing first with unread bytes would reset the connection
+ * and could destroy the alert before the client reads it. */
 static void conn_linger(struct conn *c)
 {
 	c->phase = PH_LINGER;
 	event_del(c->timer);
 	conn_arm(c, CONN_LINGER_MS);
+	sock_shutdown_write(c->cli);
+	if (sock_flush(c->cli) != 0)
+		conn_free(c, "reject");
 }
 
 static void conn_route(struct conn *c)
@@ -349,8 +349,9 @@ static void conn_route(struct conn *c)
 		c->pool = svc->default_pool;
 
 	if (c->pool < 0) {
-		bufferevent_write(c->cli, conn_alert_unrecognized_name, sizeof(conn_alert_unrecognized_name));
-		evbuffer_drain(bufferevent_get_input(c->cli), evbuffer_get_length(bufferevent_get_input(c->cli)));
+		struct evbuffer *in = sock_input(c->cli);
+		evbuffer_drain(in, evbuffer_get_length(in));
+		evbuffer_add(sock_output(c->cli), conn_alert_unrecognized_name, sizeof(conn_alert_unrecognized_name));
 		conn_linger(c);
 		return;
 	}
@@ -360,7 +361,7 @@ static void conn_route(struct conn *c)
 	event_del(c->timer);
 	/* Nothing more is read from the client until the back end is there: the
 	 * peeked bytes are all we hold. */
-	bufferevent_disable(c->cli, EV_READ);
+	sock_read_enable(c->cli, false);
 	conn_try_connect(c);
 }
 
@@ -368,7 +369,7 @@ static void conn_route(struct conn *c)
 
 static void conn_feed_hello(struct conn *c)
 {
-	struct evbuffer *in = bufferevent_get_input(c->cli);
+	struct evbuffer *in = sock_input(c->cli);
 	size_t len = evbuffer_get_length(in);
 	if (len <= c->fed)
 		return;
@@ -402,7 +403,7 @@ static void conn_feed_hello(struct conn *c)
 
 static void conn_read_proxy(struct conn *c)
 {
-	struct evbuffer *in = bufferevent_get_input(c->cli);
+	struct evbuffer *in = sock_input(c->cli);
 	size_t len = evbuffer_get_length(in);
 	size_t take = len < PP_MAX_HEADER ? len : PP_MAX_HEADER;
 	struct pp_info pi;
@@ -426,7 +427,7 @@ static void conn_read_proxy(struct conn *c)
 	conn_feed_hello(c);
 }
 
-static void conn_cli_read(struct bufferevent *bev, void *arg)
+static void conn_cli_read(struct sock *sk, void *arg)
 {
 	struct conn *c = arg;
 	switch (c->phase) {
@@ -437,32 +438,17 @@ static void conn_cli_read(struct bufferevent *bev, void *arg)
 		conn_feed_hello(c);
 		return;
 	case PH_RELAY:
-		conn_relay(c, bev, c->srv, &c->bytes_in);
+		conn_relay(c, sk, c->srv, &c->bytes_in);
 		return;
 	case PH_LINGER:
-		evbuffer_drain(bufferevent_get_input(bev), evbuffer_get_length(bufferevent_get_input(bev)));
+		evbuffer_drain(sock_input(sk), evbuffer_get_length(sock_input(sk)));
 		return;
 	case PH_CONNECT:
 		return;
 	}
 }
 
-static void conn_cli_write(struct bufferevent *bev, void *arg)
-{
-	struct conn *c = arg;
-	if (c->phase == PH_LINGER) {
-		shutdown(bufferevent_getfd(bev), SHUT_WR);
-		return;
-	}
-	if (c->phase != PH_RELAY)
-		return;
-	if (!c->srv_eof)
-		bufferevent_enable(c->srv, EV_READ);
-	bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
-	conn_relay_progress(c);
-}
-
-static void conn_cli_event(struct bufferevent *bev, short what, void *arg)
+static void conn_cli_event(struct sock *sk, enum sock_event ev, int err, void *arg)
 {
 	struct conn *c = arg;
 	static const char *const early[] = {
@@ -473,14 +459,13 @@ static void conn_cli_event(struct bufferevent *bev, short what, void *arg)
 		conn_free(c, early[c->phase]);
 		return;
 	}
-	if (what & BEV_EVENT_ERROR) {
+	if (ev == SOCK_ERROR) {
 		conn_free(c, conn_reset_outcome(c, "client-reset"));
 		return;
 	}
-	if (what & BEV_EVENT_EOF) {
-		c->cli_eof = true;
-		conn_relay_progress(c);
-	}
+	c->cli_eof = true;
+	sock_shutdown_write(c->srv);
+	conn_relay_progress(c);
 }
 
 static void conn_timer(evutil_socket_t fd, short what, void *arg)
@@ -537,8 +522,7 @@ void conn_accept(struct conn_home *home, evutil_socket_t fd, const struct sockad
 	home->live = c;
 	home->nlive++;
 
-	evutil_make_socket_nonblocking(fd);
-	c->cli = bufferevent_socket_new(home->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	c->cli = sock_new(home->base, fd);
 	c->timer = evtimer_new(home->base, conn_timer, c);
 	if (!c->cli || !c->timer) {
 		if (!c->cli)
@@ -546,9 +530,9 @@ void conn_accept(struct conn_home *home, evutil_socket_t fd, const struct sockad
 		conn_free(c, "no-memory");
 		return;
 	}
-	bufferevent_setcb(c->cli, conn_cli_read, conn_cli_write, conn_cli_event, c);
+	sock_setcb(c->cli, conn_cli_read, conn_drained, conn_cli_event, c);
 	/* The peek never holds more than a ClientHello (plus a PROXY header). */
-	bufferevent_setwatermark(c->cli, EV_READ, 0, HELLO_MAX_BYTES + PP_MAX_HEADER + 16 * 1024);
+	sock_set_read_max(c->cli, HELLO_MAX_BYTES + PP_MAX_HEADER + 16 * 1024);
 	if (c->svc->accept_proxy) {
 		c->phase = PH_PROXY;
 		conn_arm(c, c->svc->proxy_timeout_ms);
@@ -556,7 +540,7 @@ void conn_accept(struct conn_home *home, evutil_socket_t fd, const struct sockad
 		c->phase = PH_HELLO;
 		conn_arm(c, c->svc->hello_timeout_ms);
 	}
-	bufferevent_enable(c->cli, EV_READ | EV_WRITE);
+	sock_read_enable(c->cli, true);
 }
 
 void conn_close_all(struct conn_home *home)

@@ -1,0 +1,321 @@
+#include "sock.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/uio.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+struct sock {
+	evutil_socket_t fd;
+	struct event *rev, *wev;
+	struct evbuffer *in, *out;
+	sock_data_fn on_readable, on_drained;
+	sock_event_fn on_event;
+	void *arg;
+	size_t read_max, low_mark;
+	bool reading;           /* the owner wants input */
+	bool rev_armed, wev_armed;
+	bool connecting, eof, shut_pending, shut_done, broken;
+	int busy;               /* callbacks running: sock_free() waits for them */
+	bool freed;
+};
+
+static void sock_update_read(struct sock *s)
+{
+	bool want = s->reading && !s->eof && !s->connecting && !s->broken &&
+	            evbuffer_get_length(s->in) < s->read_max;
+	if (want == s->rev_armed)
+		return;
+	if (want)
+		event_add(s->rev, NULL);
+	else
+		event_del(s->rev);
+	s->rev_armed = want;
+}
+
+static void sock_set_write(struct sock *s, bool want)
+{
+	if (want == s->wev_armed)
+		return;
+	if (want)
+		event_add(s->wev, NULL);
+	else
+		event_del(s->wev);
+	s->wev_armed = want;
+}
+
+static void sock_release(struct sock *s)
+{
+	event_free(s->rev);
+	event_free(s->wev);
+	evbuffer_free(s->in);
+	evbuffer_free(s->out);
+	if (s->fd >= 0)
+		evutil_closesocket(s->fd);
+	free(s);
+}
+
+void sock_free(struct sock *s)
+{
+	if (!s)
+		return;
+	if (s->busy) {
+		s->freed = true;
+		event_del(s->rev);
+		event_del(s->wev);
+		return;
+	}
+	sock_release(s);
+}
+
+/* Brackets callbacks into the owner, who may free the sock inside them. */
+static void sock_enter(struct sock *s)
+{
+	s->busy++;
+}
+
+/* Returns false when the sock was freed inside the callbacks. */
+static bool sock_leave(struct sock *s)
+{
+	if (--s->busy == 0 && s->freed) {
+		sock_release(s);
+		return false;
+	}
+	return !s->freed;
+}
+
+static void sock_report(struct sock *s, enum sock_event ev, int err)
+{
+	if (s->on_event)
+		s->on_event(s, ev, err, s->arg);
+}
+
+static void sock_do_shutdown(struct sock *s)
+{
+	if (s->shut_pending && !s->shut_done && evbuffer_get_length(s->out) == 0) {
+		shutdown(s->fd, SHUT_WR);
+		s->shut_done = true;
+	}
+}
+
+/* Writes until the output is empty or the kernel says EAGAIN. */
+static int sock_write_now(struct sock *s)
+{
+	while (evbuffer_get_length(s->out) > 0) {
+		int n = evbuffer_write(s->out, s->fd);
+		if (n > 0)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+			break;
+		s->broken = true;
+		return -1;
+	}
+	sock_set_write(s, evbuffer_get_length(s->out) > 0);
+	sock_do_shutdown(s);
+	return 0;
+}
+
+static void sock_on_read(evutil_socket_t fd, short what, void *arg)
+{
+	struct sock *s = arg;
+	size_t got = 0;
+	int err = 0;
+	bool eof = false;
+	/* Drain what the kernel holds, within the owner's bound, before calling up. */
+	while (evbuffer_get_length(s->in) < s->read_max) {
+		struct evbuffer_iovec v[2];
+		int nv = evbuffer_reserve_space(s->in, SOCK_READ_CHUNK, v, 2);
+		if (nv < 1) {
+			err = ENOMEM;
+			break;
+		}
+		struct iovec io[2];
+		for (int i = 0; i < nv; i++) {
+			io[i].iov_base = v[i].iov_base;
+			io[i].iov_len = v[i].iov_len;
+		}
+		ssize_t n = readv(fd, io, nv);
+		if (n <= 0) {
+			for (int i = 0; i < nv; i++)
+				v[i].iov_len = 0;
+			evbuffer_commit_space(s->in, v, nv);
+			if (n == 0)
+				eof = true;
+			else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+				err = errno;
+			break;
+		}
+		size_t left = (size_t)n;
+		for (int i = 0; i < nv; i++) {
+			size_t take = left < v[i].iov_len ? left : v[i].iov_len;
+			v[i].iov_len = take;
+			left -= take;
+		}
+		evbuffer_commit_space(s->in, v, nv);
+		got += (size_t)n;
+		if ((size_t)n < SOCK_READ_CHUNK)
+			break;  /* the kernel had no more; don't pay for an EAGAIN */
+	}
+	if (eof)
+		s->eof = true;
+	if (err)
+		s->broken = true;
+	sock_update_read(s);
+
+	sock_enter(s);
+	if (got && s->on_readable)
+		s->on_readable(s, s->arg);
+	if (!s->freed && (eof || err))
+		sock_report(s, err ? SOCK_ERROR : SOCK_EOF, err);
+	sock_leave(s);
+}
+
+static void sock_on_write(evutil_socket_t fd, short what, void *arg)
+{
+	struct sock *s = arg;
+	if (s->connecting) {
+		int err = 0;
+		socklen_t len = sizeof(err);
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+			err = errno;
+		s->connecting = false;
+		sock_set_write(s, false);
+		sock_enter(s);
+		if (err) {
+			s->broken = true;
+			sock_report(s, SOCK_ERROR, err);
+		} else {
+			sock_update_read(s);
+			sock_report(s, SOCK_CONNECTED, 0);
+		}
+		if (sock_leave(s) && !err)
+			sock_flush(s);
+		return;
+	}
+	size_t before = evbuffer_get_length(s->out);
+	int rc = sock_write_now(s);
+	sock_enter(s);
+	if (rc != 0)
+		sock_report(s, SOCK_ERROR, errno);
+	else if (before > s->low_mark && evbuffer_get_length(s->out) <= s->low_mark && s->on_drained)
+		s->on_drained(s, s->arg);
+	sock_leave(s);
+}
+
+static struct sock *sock_alloc(struct event_base *base, evutil_socket_t fd)
+{
+	struct sock *s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	s->fd = fd;
+	s->read_max = SIZE_MAX;
+	s->in = evbuffer_new();
+	s->out = evbuffer_new();
+	s->rev = event_new(base, fd, EV_READ | EV_PERSIST, sock_on_read, s);
+	s->wev = event_new(base, fd, EV_WRITE | EV_PERSIST, sock_on_write, s);
+	if (!s->in || !s->out || !s->rev || !s->wev) {
+		s->fd = -1;
+		if (s->rev)
+			event_free(s->rev);
+		if (s->wev)
+			event_free(s->wev);
+		if (s->in)
+			evbuffer_free(s->in);
+		if (s->out)
+			evbuffer_free(s->out);
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
+struct sock *sock_new(struct event_base *base, evutil_socket_t fd)
+{
+	return sock_alloc(base, fd);
+}
+
+struct sock *sock_connect(struct event_base *base, const struct sockaddr *sa, socklen_t len)
+{
+	evutil_socket_t fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return NULL;
+	if (connect(fd, sa, len) != 0 && errno != EINPROGRESS) {
+		int err = errno;
+		evutil_closesocket(fd);
+		errno = err;
+		return NULL;
+	}
+	struct sock *s = sock_alloc(base, fd);
+	if (!s) {
+		evutil_closesocket(fd);
+		errno = ENOMEM;
+		return NULL;
+	}
+	/* Even an immediate success is reported from the loop, so the owner's
+	 * callbacks are always in place first. */
+	s->connecting = true;
+	sock_set_write(s, true);
+	return s;
+}
+
+void sock_setcb(struct sock *s, sock_data_fn readable, sock_data_fn drained, sock_event_fn event, void *arg)
+{
+	s->on_readable = readable;
+	s->on_drained = drained;
+	s->on_event = event;
+	s->arg = arg;
+}
+
+struct evbuffer *sock_input(const struct sock *s)
+{
+	return s->in;
+}
+
+struct evbuffer *sock_output(const struct sock *s)
+{
+	return s->out;
+}
+
+evutil_socket_t sock_fd(const struct sock *s)
+{
+	return s->fd;
+}
+
+void sock_read_enable(struct sock *s, bool on)
+{
+	s->reading = on;
+	sock_update_read(s);
+}
+
+void sock_set_read_max(struct sock *s, size_t read_max)
+{
+	s->read_max = read_max;
+	sock_update_read(s);
+}
+
+void sock_set_low_mark(struct sock *s, size_t low)
+{
+	s->low_mark = low;
+}
+
+int sock_flush(struct sock *s)
+{
+	if (s->connecting)
+		return 0;
+	if (s->broken)
+		return -1;
+	if (s->wev_armed)
+		return 0;       /* the kernel is full; the write event will carry on */
+	return sock_write_now(s);
+}
+
+void sock_shutdown_write(struct sock *s)
+{
+	s->shut_pending = true;
+	if (!s->connecting)
+		sock_do_shutdown(s);
+}

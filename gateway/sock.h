@@ -1,0 +1,60 @@
+/*
+ * sock.h - a non-blocking socket with an input and an output evbuffer: our
+ * replacement for libevent's bufferevent on the data path.
+ *
+ * Why not bufferevents: libevent 2.1 reads at most 4 KiB per call (after an
+ * FIONREAD ioctl) and adds and removes the write event around every write, so
+ * bulk relays spend their time in system calls. A sock reads up to
+ * SOCK_READ_CHUNK at once, writes as soon as it is asked to, and arms the write
+ * event only when the kernel's buffer is full.
+ *
+ * Callbacks may free the sock (sock_free); the sock notices and releases its
+ * memory once the callback returns.
+ */
+#ifndef ONEGATE_SOCK_H
+#define ONEGATE_SOCK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include <event2/util.h>
+
+struct event_base;
+struct evbuffer;
+struct sock;
+
+#define SOCK_READ_CHUNK (64 * 1024)
+
+enum sock_event { SOCK_CONNECTED, SOCK_EOF, SOCK_ERROR };
+
+typedef void (*sock_data_fn)(struct sock *s, void *arg);
+typedef void (*sock_event_fn)(struct sock *s, enum sock_event ev, int err, void *arg);
+
+/* Wraps fd, which must already be non-blocking (evconnlistener's are); the sock owns and closes it. */
+struct sock *sock_new(struct event_base *base, evutil_socket_t fd);
+/* Starts a non-blocking connect; SOCK_CONNECTED or SOCK_ERROR arrives later.
+ * Returns -1 with errno when the connect fails at once (e.g. no route). */
+struct sock *sock_connect(struct event_base *base, const struct sockaddr *sa, socklen_t len);
+void sock_free(struct sock *s);
+
+/* readable: new bytes are in the input. drained: the output fell to the low mark
+ * after having been above it. event: connected, EOF (reading stops) or error. */
+void sock_setcb(struct sock *s, sock_data_fn readable, sock_data_fn drained, sock_event_fn event, void *arg);
+struct evbuffer *sock_input(const struct sock *s);
+struct evbuffer *sock_output(const struct sock *s);
+evutil_socket_t sock_fd(const struct sock *s);
+
+/* Reading stops while disabled or while the input holds read_max bytes or more. */
+void sock_read_enable(struct sock *s, bool on);
+void sock_set_read_max(struct sock *s, size_t read_max);
+/* The drained callback fires when the output falls to this many bytes. */
+void sock_set_low_mark(struct sock *s, size_t low);
+/* Writes what the output holds now, as far as the kernel takes it; the rest
+ * goes when the socket is writable. Returns -1 when the socket is broken: the
+ * caller closes it. */
+int sock_flush(struct sock *s);
+/* Half-close: sends FIN once the output is empty (now, or when it drains). */
+void sock_shutdown_write(struct sock *s);
+
+#endif
