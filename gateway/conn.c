@@ -115,7 +115,7 @@ static void conn_log(const struct conn *c, const char *outcome)
 	char client[64];
 	conn_addr_text(&c->peer, c->peerlen, client, sizeof(client));
 	const struct rules_pool *p = conn_pool(c);
-	const char *route = c->pool < 0 ? "-" : c->route >= 0 ? c->svc->routes[c->route].sni : "default";
+	const char *route = c->pool < 0 ? "-" : c->route == c->svc->default_route ? "default" : c->svc->routes[c->route].sni;
 	const char *server = p && c->server >= 0 ? p->servers[c->server].addr.text : "-";
 	log_msg(LOG_INFO,
 	        "conn client=%s service=%s sni=%s route=%s pool=%s server=%s in=%llu out=%llu ms=%ld outcome=%s",
@@ -343,10 +343,9 @@ static void conn_route(struct conn *c)
 	c->route = -1;
 	if (c->hello.has_sni)
 		c->route = rules_namemap_lookup(svc->sni_map, c->hello.sni, c->hello.sni_len);
-	if (c->route >= 0)
-		c->pool = (long)svc->routes[c->route].pool;
-	else
-		c->pool = svc->default_pool;
+	if (c->route < 0)
+		c->route = svc->default_route;
+	c->pool = c->route >= 0 ? svc->routes[c->route].pool : -1;
 
 	if (c->pool < 0) {
 		struct evbuffer *in = sock_input(c->cli);

@@ -8,6 +8,7 @@
  * whole load fail and nothing of it survives.
  */
 #define _GNU_SOURCE /* asprintf */
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -61,9 +62,9 @@ struct rules_section {
 	size_t nkeys;
 };
 
-/* What "default = { ... }" fills in before it becomes rules_service.default_pool. */
+/* What "default = { ... }" fills in: a route that matches nothing itself, or a reject. */
 struct rules_default {
-	long pool;
+	struct rules_route route;       /* first: the action keys' offsets are a route's */
 	bool reject;
 };
 
@@ -348,14 +349,52 @@ static long rules_pool_ref(struct rules_load *L, const config_setting_t *s)
 
 static void rules_set_route_pool(struct rules_load *L, const config_setting_t *s, void *field)
 {
-	long i = rules_pool_ref(L, s);
-	if (i >= 0)
-		*(size_t *)field = (size_t)i;
+	*(long *)field = rules_pool_ref(L, s);
 }
 
-static void rules_set_default_pool(struct rules_load *L, const config_setting_t *s, void *field)
+static void rules_set_port(struct rules_load *L, const config_setting_t *s, void *field)
 {
-	*(long *)field = rules_pool_ref(L, s);
+	long long v;
+	if (!rules_get_int(L, s, &v))
+		return;
+	if (v < 1 || v > 65535) {
+		rules_error(L, s, "port must be from 1 to 65535, not %lld", v);
+		return;
+	}
+	*(unsigned *)field = (unsigned)v;
+}
+
+static void rules_set_status(struct rules_load *L, const config_setting_t *s, void *field)
+{
+	long long v;
+	if (!rules_get_int(L, s, &v))
+		return;
+	if (v < 200 || v > 599) {
+		rules_error(L, s, "status must be an HTTP status from 200 to 599, not %lld", v);
+		return;
+	}
+	*(int *)field = (int)v;
+}
+
+/* A path prefix: starts with "/", no query, no spaces or control bytes. */
+static void rules_set_path(struct rules_load *L, const config_setting_t *s, void *field)
+{
+	struct rules_route *r = field;
+	rules_set_string(L, s, &r->path);
+	if (!r->path)
+		return;
+	const char *p = r->path;
+	if (p[0] != '/') {
+		rules_error(L, s, "path \"%s\" must start with \"/\", e.g. path = \"/owa\";", p);
+		return;
+	}
+	for (const char *q = p; *q; q++)
+		if ((unsigned char)*q <= ' ' || *q == '?' || *q == '#' || *q == 0x7f) {
+			rules_error(L, s, "path \"%s\" is a prefix of the request path: no spaces, control bytes, \"?\" or \"#\"",
+			            p);
+			return;
+		}
+	r->path_len = strlen(p);
 }
 
 /* ---------------------------------------------------------------- addresses */
@@ -442,31 +481,80 @@ static void rules_set_servers(struct rules_load *L, const config_setting_t *s, v
 
 /* ---------------------------------------------------------------- tables */
 
+static void rules_set_port(struct rules_load *L, const config_setting_t *s, void *field);
+static void rules_set_status(struct rules_load *L, const config_setting_t *s, void *field);
+static void rules_set_path(struct rules_load *L, const config_setting_t *s, void *field);
+
+/* What a route does is shared with default = { ... }, which matches nothing itself. */
+#define RULES_ROUTE_ACTION_KEYS \
+	{ "pool", rules_set_route_pool, offsetof(struct rules_route, pool), NULL }, \
+	{ "port", rules_set_port, offsetof(struct rules_route, port), NULL }, \
+	{ "redirect", rules_set_string, offsetof(struct rules_route, redirect), NULL }, \
+	{ "status", rules_set_status, offsetof(struct rules_route, status), NULL }, \
+	{ "host_rewrite", rules_set_string, offsetof(struct rules_route, host_rewrite), NULL }, \
+	{ "request_timeout", rules_set_duration, offsetof(struct rules_route, request_timeout_ms), NULL }, \
+	{ "idle_timeout", rules_set_duration, offsetof(struct rules_route, idle_timeout_ms), NULL }
+
 static const struct rules_key rules_route_keys[] = {
-	{ "sni", rules_set_string, offsetof(struct rules_route, sni), "sni = \"host.example.com\";" },
-	{ "pool", rules_set_route_pool, offsetof(struct rules_route, pool), "pool = \"NAME\";" },
+	{ "sni", rules_set_string, offsetof(struct rules_route, sni), NULL },
+	{ "host", rules_set_string, offsetof(struct rules_route, host), NULL },
+	{ "path", rules_set_path, 0, NULL },
+	{ "passthrough", rules_set_bool, offsetof(struct rules_route, passthrough), NULL },
+	RULES_ROUTE_ACTION_KEYS,
 };
-static const struct rules_section rules_route_section = { "in route", rules_route_keys, 2 };
+static const struct rules_section rules_route_section = {
+	"in route", rules_route_keys, sizeof(rules_route_keys) / sizeof(rules_route_keys[0])
+};
 
 static const struct rules_key rules_default_keys[] = {
-	{ "pool", rules_set_default_pool, offsetof(struct rules_default, pool), NULL },
 	{ "reject", rules_set_bool, offsetof(struct rules_default, reject), NULL },
+	RULES_ROUTE_ACTION_KEYS,
 };
-static const struct rules_section rules_default_section = { "in default", rules_default_keys, 2 };
+static const struct rules_section rules_default_section = {
+	"in default", rules_default_keys, sizeof(rules_default_keys) / sizeof(rules_default_keys[0])
+};
 
 static void rules_set_routes(struct rules_load *L, const config_setting_t *s, void *field);
 static void rules_set_default(struct rules_load *L, const config_setting_t *s, void *field);
+static void rules_set_service_tls(struct rules_load *L, const config_setting_t *s, void *field);
 
 static const struct rules_key rules_service_keys[] = {
 	{ "name", rules_set_string, offsetof(struct rules_service, name), "name = \"NAME\";" },
 	{ "listen", rules_set_listen, 0, "listen = [ \"0.0.0.0:443\" ];" },
+	{ "tls", rules_set_service_tls, 0, NULL },
 	{ "accept_proxy", rules_set_bool, offsetof(struct rules_service, accept_proxy), NULL },
 	{ "proxy_timeout", rules_set_duration, offsetof(struct rules_service, proxy_timeout_ms), NULL },
 	{ "hello_timeout", rules_set_duration, offsetof(struct rules_service, hello_timeout_ms), NULL },
+	{ "header_timeout", rules_set_duration, offsetof(struct rules_service, header_timeout_ms), NULL },
+	{ "keepalive_timeout", rules_set_duration, offsetof(struct rules_service, keepalive_timeout_ms), NULL },
 	{ "routes", rules_set_routes, 0, NULL },
 	{ "default", rules_set_default, 0, NULL },
 };
-static const struct rules_section rules_service_section = { "in service", rules_service_keys, 7 };
+static const struct rules_section rules_service_section = {
+	"in service", rules_service_keys, sizeof(rules_service_keys) / sizeof(rules_service_keys[0])
+};
+
+/* The service's tls group, before its names are checked against the certificates. */
+struct rules_service_tls {
+	const config_setting_t *certificates;
+	char *dflt;
+};
+
+static void rules_set_setting(struct rules_load *L, const config_setting_t *s, void *field)
+{
+	(void)L;
+	*(const config_setting_t **)field = s;
+}
+
+static const struct rules_key rules_service_tls_keys[] = {
+	{ "certificates", rules_set_setting, offsetof(struct rules_service_tls, certificates),
+	  "certificates = [ \"NAME\" ]; naming entries of the top-level certificates list" },
+	{ "default", rules_set_string, offsetof(struct rules_service_tls, dflt), NULL },
+};
+static const struct rules_section rules_service_tls_section = { "in tls", rules_service_tls_keys, 2 };
+
+static void rules_set_pool_tls(struct rules_load *L, const config_setting_t *s, void *field);
+static void rules_set_source(struct rules_load *L, const config_setting_t *s, void *field);
 
 static const struct rules_key rules_pool_keys[] = {
 	{ "name", rules_set_string, offsetof(struct rules_pool, name), "name = \"NAME\";" },
@@ -474,8 +562,40 @@ static const struct rules_key rules_pool_keys[] = {
 	{ "proxy_protocol", rules_set_proxy_protocol, offsetof(struct rules_pool, proxy_protocol), NULL },
 	{ "connect_timeout", rules_set_duration, offsetof(struct rules_pool, connect_timeout_ms), NULL },
 	{ "idle_timeout", rules_set_duration, offsetof(struct rules_pool, idle_timeout_ms), NULL },
+	{ "tls", rules_set_pool_tls, offsetof(struct rules_pool, tls), NULL },
+	{ "source", rules_set_source, offsetof(struct rules_pool, source), NULL },
 };
-static const struct rules_section rules_pool_section = { "in pool", rules_pool_keys, 5 };
+static const struct rules_section rules_pool_section = {
+	"in pool", rules_pool_keys, sizeof(rules_pool_keys) / sizeof(rules_pool_keys[0])
+};
+
+static const struct rules_key rules_pool_tls_keys[] = {
+	{ "sni", rules_set_string, offsetof(struct rules_pool_tls, sni), NULL },
+	{ "verify", rules_set_bool, offsetof(struct rules_pool_tls, verify), NULL },
+	{ "ca_file", rules_set_string, offsetof(struct rules_pool_tls, ca_file), NULL },
+	{ "cert", rules_set_string, offsetof(struct rules_pool_tls, cert), NULL },
+	{ "key", rules_set_string, offsetof(struct rules_pool_tls, key), NULL },
+};
+static const struct rules_section rules_pool_tls_section = { "in pool tls", rules_pool_tls_keys, 5 };
+
+static void rules_set_intermediates(struct rules_load *L, const config_setting_t *s, void *field);
+
+static const struct rules_key rules_cert_keys[] = {
+	{ "name", rules_set_string, offsetof(struct rules_cert, name), "name = \"NAME\";" },
+	{ "pfx", rules_set_string, offsetof(struct rules_cert, pfx), NULL },
+	{ "password", rules_set_string, offsetof(struct rules_cert, password), NULL },
+	{ "password_file", rules_set_string, offsetof(struct rules_cert, password_file), NULL },
+	{ "password_env", rules_set_string, offsetof(struct rules_cert, password_env), NULL },
+	{ "cert", rules_set_string, offsetof(struct rules_cert, cert), NULL },
+	{ "key", rules_set_string, offsetof(struct rules_cert, key), NULL },
+	{ "chain", rules_set_string, offsetof(struct rules_cert, chain), NULL },
+	{ "intermediates", rules_set_intermediates, 0, NULL },
+	{ "ca_file", rules_set_string, offsetof(struct rules_cert, ca_file), NULL },
+	{ "allow_incomplete_chain", rules_set_bool, offsetof(struct rules_cert, allow_incomplete_chain), NULL },
+};
+static const struct rules_section rules_cert_section = {
+	"in certificate", rules_cert_keys, sizeof(rules_cert_keys) / sizeof(rules_cert_keys[0])
+};
 
 /* connect/idle here are file-wide defaults for pools, so they must be read before pools. */
 static const struct rules_key rules_onegate_keys[] = {
@@ -487,17 +607,19 @@ static const struct rules_key rules_onegate_keys[] = {
 static const struct rules_section rules_onegate_section = { "in onegate", rules_onegate_keys, 4 };
 
 static void rules_set_onegate(struct rules_load *L, const config_setting_t *s, void *field);
+static void rules_set_certificates(struct rules_load *L, const config_setting_t *s, void *field);
 static void rules_set_pools(struct rules_load *L, const config_setting_t *s, void *field);
 static void rules_set_services(struct rules_load *L, const config_setting_t *s, void *field);
 
-/* Order matters: routes name pools, so pools are read before services. */
+/* Order matters: routes name pools and services name certificates, so both are read before services. */
 static const struct rules_key rules_top_keys[] = {
 	{ "onegate", rules_set_onegate, 0, NULL },
+	{ "certificates", rules_set_certificates, 0, NULL },
 	{ "pools", rules_set_pools, 0, NULL },
 	{ "services", rules_set_services, 0,
 	  "services = ( { name = \"NAME\"; listen = [ \"0.0.0.0:443\" ]; default = { pool = \"NAME\"; }; } );" },
 };
-static const struct rules_section rules_top_section = { "at top level", rules_top_keys, 3 };
+static const struct rules_section rules_top_section = { "at top level", rules_top_keys, 4 };
 
 /* ---------------------------------------------------------------- sections' setters */
 
@@ -543,6 +665,196 @@ static void rules_set_pools(struct rules_load *L, const config_setting_t *s, voi
 		rules_pool_read(L, s, i);
 }
 
+static void rules_set_pool_tls(struct rules_load *L, const config_setting_t *s, void *field)
+{
+	struct rules_pool_tls *t = field;
+	if (!config_setting_is_group(s)) {
+		rules_error(L, s, "tls must be a group: tls = { sni = \"mail.contoso.com\"; verify = true; };");
+		return;
+	}
+	t->on = true;
+	t->verify = true;
+	rules_section_apply(L, s, &rules_pool_tls_section, t);
+	if (!t->cert != !t->key)
+		rules_error(L, s, "a client certificate needs both cert and key");
+}
+
+static void rules_set_source(struct rules_load *L, const config_setting_t *s, void *field)
+{
+	struct rules_addr *a = field;
+	char err[512], text[300];
+	if (config_setting_type(s) != CONFIG_TYPE_STRING) {
+		rules_error(L, s, "source must be an address in double quotes: source = \"10.0.1.5\";");
+		return;
+	}
+	const char *v = config_setting_get_string(s);
+	/* An address without a port: the kernel picks the port. */
+	snprintf(text, sizeof(text), strchr(v, ':') && v[0] != '[' ? "[%s]:0" : "%s:0", v);
+	if (rules_addr_parse(text, a, NULL, NULL, err, sizeof(err)) < 0) {
+		rules_error(L, s, "bad source address \"%s\": write an IPv4 or IPv6 address this host owns", v);
+		return;
+	}
+	free(a->text);
+	if (!(a->text = strdup(v)))
+		rules_error(L, s, "out of memory");
+}
+
+static void rules_set_intermediates(struct rules_load *L, const config_setting_t *s, void *field)
+{
+	struct rules_cert *c = field;
+	if (!rules_is_string_list(L, s, "intermediates = [ \"issuing-ca.pem\" ];"))
+		return;
+	size_t n = (size_t)config_setting_length(s);
+	if (!(c->intermediates = rules_calloc(L, s, n, sizeof(*c->intermediates))))
+		return;
+	for (size_t i = 0; i < n; i++) {
+		const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+		if (config_setting_type(e) != CONFIG_TYPE_STRING)
+			rules_error(L, e, "each entry of intermediates must be a file name in double quotes");
+		else if (!(c->intermediates[c->nintermediates++] = strdup(config_setting_get_string(e))))
+			rules_error(L, e, "out of memory");
+	}
+}
+
+/* Files named in the rule file are relative to the rule file's folder, not to where onegate started. */
+static void rules_path_resolve(struct rules_load *L, const config_setting_t *s, char **path)
+{
+	if (!*path || (*path)[0] == '/' || !L->dir)
+		return;
+	char *full;
+	if (asprintf(&full, "%s/%s", L->dir, *path) < 0) {
+		rules_error(L, s, "out of memory");
+		return;
+	}
+	free(*path);
+	*path = full;
+}
+
+static void rules_cert_load(struct rules_load *L, const config_setting_t *s, struct rules_cert *c)
+{
+	rules_path_resolve(L, s, &c->pfx);
+	rules_path_resolve(L, s, &c->password_file);
+	rules_path_resolve(L, s, &c->cert);
+	rules_path_resolve(L, s, &c->key);
+	rules_path_resolve(L, s, &c->chain);
+	rules_path_resolve(L, s, &c->ca_file);
+	for (size_t i = 0; i < c->nintermediates; i++)
+		rules_path_resolve(L, s, &c->intermediates[i]);
+}
+
+static void rules_cert_read(struct rules_load *L, const config_setting_t *list, size_t i)
+{
+	const config_setting_t *s = config_setting_get_elem(list, (unsigned)i);
+	struct rules_cert *c = &L->cfg->certs[i];
+	c->line = config_setting_source_line(s);
+	if (!rules_is_group(L, s, "certificates"))
+		return;
+	size_t before = rules_diag_errors(L->diag);
+	rules_section_apply(L, s, &rules_cert_section, c);
+	for (size_t j = 0; c->name && j < i; j++)
+		if (L->cfg->certs[j].name && strcmp(L->cfg->certs[j].name, c->name) == 0)
+			rules_error(L, s, "duplicate certificate name \"%s\"; the first is at %s", c->name,
+			            rules_where(L, config_setting_get_elem(list, (unsigned)j)));
+	int npass = !!c->password + !!c->password_file + !!c->password_env;
+	if (c->pfx && (c->cert || c->key))
+		rules_error(L, s, "certificate \"%s\" has both pfx and cert/key; keep one", c->name ? c->name : "");
+	else if (!c->pfx && !c->cert)
+		rules_error(L, s, "certificate \"%s\" needs pfx = \"FILE.pfx\"; or cert = \"FILE.pem\"; key = \"FILE.key\";",
+		            c->name ? c->name : "");
+	else if (c->cert && !c->key)
+		rules_error(L, s, "certificate \"%s\" has cert but no key; add key = \"FILE.key\"; (or use pfx)",
+		            c->name ? c->name : "");
+	if (npass > 1)
+		rules_error(L, s, "certificate \"%s\" gives its password more than one way; keep one of password, "
+		            "password_file, password_env", c->name ? c->name : "");
+	else if (npass && !c->pfx)
+		rules_error(L, s, "a password only applies to a pfx file");
+	if (rules_diag_errors(L->diag) == before)
+		rules_cert_load(L, s, c);
+}
+
+static void rules_set_certificates(struct rules_load *L, const config_setting_t *s, void *field)
+{
+	(void)field;
+	if (!rules_is_group_list(L, s, "certificates = ( { name = \"NAME\"; pfx = \"FILE.pfx\"; password_file = \"FILE\"; } );"))
+		return;
+	size_t n = (size_t)config_setting_length(s);
+	struct rules_config *c = L->cfg;
+	if (!(c->certs = rules_calloc(L, s, n, sizeof(*c->certs))))
+		return;
+	for (size_t i = 0; i < n; i++, c->ncerts++)
+		rules_cert_read(L, s, i);
+}
+
+static long rules_cert_find(const struct rules_config *c, const char *name)
+{
+	for (size_t i = 0; i < c->ncerts; i++)
+		if (c->certs[i].name && strcmp(c->certs[i].name, name) == 0)
+			return (long)i;
+	return -1;
+}
+
+static void rules_cert_unknown(struct rules_load *L, const config_setting_t *s, const char *name)
+{
+	struct rules_hint h = { .word = name };
+	for (size_t i = 0; i < L->cfg->ncerts; i++)
+		if (L->cfg->certs[i].name)
+			rules_hint_try(&h, L->cfg->certs[i].name);
+	if (h.n)
+		rules_error(L, s, "no certificate named \"%s\"%s", name, rules_hint_done(&h));
+	else
+		rules_error(L, s, "no certificate named \"%s\"; define it in certificates = ( { name = \"%s\"; ... } );",
+		            name, name);
+}
+
+static void rules_set_service_tls(struct rules_load *L, const config_setting_t *s, void *field)
+{
+	struct rules_service *svc = field;
+	struct rules_service_tls t = { 0 };
+	if (!config_setting_is_group(s)) {
+		rules_error(L, s, "tls must be a group: tls = { certificates = [ \"NAME\" ]; };");
+		return;
+	}
+	svc->mode = RULES_MODE_TLS;
+	rules_section_apply(L, s, &rules_service_tls_section, &t);
+	const config_setting_t *list = t.certificates;
+	if (list && rules_is_string_list(L, list, "certificates = [ \"contoso\", \"lab\" ];")) {
+		size_t n = (size_t)config_setting_length(list);
+		if (n == 0)
+			rules_error(L, list, "certificates is empty; name at least one certificate");
+		if ((svc->certs = rules_calloc(L, list, n, sizeof(*svc->certs))))
+			for (size_t i = 0; i < n; i++) {
+				const config_setting_t *e = config_setting_get_elem(list, (unsigned)i);
+				long k = config_setting_type(e) == CONFIG_TYPE_STRING
+				                 ? rules_cert_find(L->cfg, config_setting_get_string(e)) : -2;
+				if (k == -2)
+					rules_error(L, e, "each entry of certificates must be a certificate name in double quotes");
+				else if (k < 0)
+					rules_cert_unknown(L, e, config_setting_get_string(e));
+				else
+					svc->certs[svc->ncerts++] = (size_t)k;
+			}
+	}
+	svc->default_cert = svc->ncerts ? (long)svc->certs[0] : -1;
+	if (t.dflt) {
+		const config_setting_t *d = config_setting_get_member(s, "default");
+		long k = rules_cert_find(L->cfg, t.dflt);
+		bool listed = false;
+		for (size_t i = 0; k >= 0 && i < svc->ncerts; i++)
+			listed |= svc->certs[i] == (size_t)k;
+		if (k < 0)
+			rules_cert_unknown(L, d, t.dflt);
+		else if (!listed)
+			rules_error(L, d, "default certificate \"%s\" is not in this service's certificates; add it there",
+			            t.dflt);
+		else
+			svc->default_cert = k;
+		free(t.dflt);
+	}
+}
+
+/* ---------------------------------------------------------------- routes */
+
 static bool rules_sni_same(const char *a, const char *b)
 {
 	size_t la = strlen(a), lb = strlen(b);
@@ -551,66 +863,293 @@ static bool rules_sni_same(const char *a, const char *b)
 	return la == lb && (a[0] == '~' ? memcmp(a, b, la) == 0 : strncasecmp(a, b, la) == 0);
 }
 
-static void rules_route_index(struct rules_load *L, const config_setting_t *list, struct rules_service *svc,
-                              size_t i)
+static const config_setting_t *rules_route_setting(const config_setting_t *list, size_t i, const char *key)
 {
-	const config_setting_t *s = config_setting_get_elem(list, (unsigned)i);
+	const config_setting_t *e = config_setting_get_elem(list, (unsigned)i);
+	const config_setting_t *k = e ? config_setting_get_member(e, key) : NULL;
+	return k ? k : e;
+}
+
+static void rules_passthrough_index(struct rules_load *L, const config_setting_t *list, struct rules_service *svc,
+                                    size_t i)
+{
+	const config_setting_t *s = rules_route_setting(list, i, "sni");
 	const char *sni = svc->routes[i].sni;
 	char err[512];
 	int rc = rules_namemap_add(svc->sni_map, sni, (int)i, err, sizeof(err));
 	if (rc == -1) {
-		rules_error(L, config_setting_get_member(s, "sni"), "bad sni \"%s\": %s", sni, err);
+		rules_error(L, s, "bad sni \"%s\": %s", sni, err);
 		return;
 	}
 	if (rc != -2)
 		return;
 	for (size_t j = 0; j < i; j++)
-		if (svc->routes[j].sni && rules_sni_same(svc->routes[j].sni, sni)) {
-			rules_error(L, config_setting_get_member(s, "sni"),
-			            "duplicate sni \"%s\" in this service; the first is at %s", sni,
+		if (svc->routes[j].passthrough && svc->routes[j].sni && rules_sni_same(svc->routes[j].sni, sni)) {
+			rules_error(L, s, "duplicate sni \"%s\" in this service; the first is at %s", sni,
 			            rules_where(L, config_setting_get_elem(list, (unsigned)j)));
 			return;
 		}
 }
 
+/* Checks what one route says against the service it is in. */
+static void rules_route_check(struct rules_load *L, const config_setting_t *list, struct rules_service *svc,
+                              size_t i)
+{
+	struct rules_route *r = &svc->routes[i];
+	const config_setting_t *e = config_setting_get_elem(list, (unsigned)i);
+	int actions = (r->pool >= 0) + !!r->redirect + (r->status && !r->redirect);
+	if (!r->sni && !r->host && !r->path) {
+		rules_error(L, e, "this route matches nothing; give it sni, host or path (use default = { ... } for the rest)");
+		return;
+	}
+	/* A pool that was named but not found is reported already. */
+	if (actions == 0 && !config_setting_get_member(e, "pool"))
+		rules_error(L, e, "this route does nothing; add pool = \"NAME\";, redirect = \"https\"; or status = 404;");
+	else if (actions > 1)
+		rules_error(L, e, "a route either forwards to a pool, redirects, or answers a status; keep one");
+	if (r->redirect && r->status && r->status != 301 && r->status != 302 && r->status != 303 &&
+	    r->status != 307 && r->status != 308)
+		rules_error(L, rules_route_setting(list, i, "status"),
+		            "a redirect's status must be 301, 302, 303, 307 or 308, not %d", r->status);
+	if (r->redirect && strcmp(r->redirect, "https") != 0 && strncmp(r->redirect, "https://", 8) != 0 &&
+	    strncmp(r->redirect, "http://", 7) != 0)
+		rules_error(L, rules_route_setting(list, i, "redirect"),
+		            "redirect must be \"https\" (same host and path) or a URL starting with https:// or http://");
+	if (r->port && r->pool < 0)
+		rules_error(L, rules_route_setting(list, i, "port"), "port rewrites the back-end port; it needs pool = \"NAME\";");
+	if (r->passthrough) {
+		if (!r->sni)
+			rules_error(L, e, "a passthrough route is matched on the TLS server name; add sni = \"NAME\";");
+		if (r->host || r->path || r->redirect || r->host_rewrite || r->status)
+			rules_error(L, e, "a passthrough route relays TLS untouched, so host, path, redirect, status and "
+			            "host_rewrite cannot apply; remove them or remove passthrough");
+		return;
+	}
+	if (svc->mode == RULES_MODE_HTTP && r->sni)
+		rules_error(L, rules_route_setting(list, i, "sni"),
+		            "sni needs TLS: this service has no tls group; add tls = { certificates = [ ... ]; }; or remove sni");
+	if (r->host) {
+		if (strchr(r->host, ':') && r->host[0] != '~')
+			rules_error(L, rules_route_setting(list, i, "host"),
+			            "host \"%s\" has a port; the port in a Host header is ignored when matching, so drop it",
+			            r->host);
+	}
+	if (r->sni && (r->host || r->path)) {
+		char err[512];
+		if (!(r->sni_only = rules_namemap_new()))
+			rules_error(L, e, "out of memory");
+		else if (rules_namemap_add(r->sni_only, r->sni, 0, err, sizeof(err)) == -1)
+			rules_error(L, rules_route_setting(list, i, "sni"), "bad sni \"%s\": %s", r->sni, err);
+	}
+}
+
+/* A service without a tls group either relays TLS by SNI or serves plain HTTP, never both. */
+static void rules_service_mode(struct rules_load *L, const config_setting_t *list, struct rules_service *svc)
+{
+	if (svc->mode == RULES_MODE_TLS)
+		return;
+	long pass = -1, http = -1;
+	for (size_t i = 0; i < svc->nroutes; i++) {
+		struct rules_route *r = &svc->routes[i];
+		if (r->passthrough || (r->sni && !r->host && !r->path))
+			pass = pass < 0 ? (long)i : pass;
+		else if (r->host || r->path)
+			http = http < 0 ? (long)i : http;
+	}
+	if (pass >= 0 && http >= 0) {
+		char first[PATH_MAX + 32];
+		snprintf(first, sizeof(first), "%s", rules_where(L, config_setting_get_elem(list, (unsigned)pass)));
+		rules_error(L, config_setting_get_elem(list, (unsigned)http),
+		            "this service has no tls group, so it either relays TLS by sni (like the route at %s) or "
+		            "serves plain HTTP by host and path (like this one); add tls = { ... } to terminate, or "
+		            "split it into two services", first);
+		/* Reported once: the routes' own checks then take the passthrough view, which has no sni error. */
+		svc->mode = RULES_MODE_PASSTHROUGH;
+		return;
+	}
+	svc->mode = pass >= 0 ? RULES_MODE_PASSTHROUGH : RULES_MODE_HTTP;
+	if (svc->mode == RULES_MODE_PASSTHROUGH)
+		for (size_t i = 0; i < svc->nroutes; i++)
+			svc->routes[i].passthrough = true;
+}
+
+/* Host patterns as written, normalized so that two spellings of one name group together. */
+struct rules_host_key {
+	char *norm;
+	size_t route;
+};
+
+static int rules_host_key_cmp(const void *a, const void *b)
+{
+	const struct rules_host_key *x = a, *y = b;
+	int c = strcmp(x->norm, y->norm);
+	return c ? c : (x->route > y->route) - (x->route < y->route);
+}
+
+static char *rules_host_norm(const char *host)
+{
+	char *n = strdup(host);
+	if (!n || n[0] == '~')
+		return n;
+	size_t len = strlen(n);
+	if (len && n[len - 1] == '.')
+		n[--len] = '\0';
+	for (size_t i = 0; i < len; i++)
+		n[i] = (char)tolower((unsigned char)n[i]);
+	return n;
+}
+
+/* Per set: longest path first, then file order, as the matcher tries them. */
+static const struct rules_service *rules_sort_svc;
+
+static int rules_route_order(const void *a, const void *b)
+{
+	const struct rules_route *x = &rules_sort_svc->routes[*(const size_t *)a];
+	const struct rules_route *y = &rules_sort_svc->routes[*(const size_t *)b];
+	if (x->path_len != y->path_len)
+		return x->path_len < y->path_len ? 1 : -1;
+	return (*(const size_t *)a > *(const size_t *)b) - (*(const size_t *)a < *(const size_t *)b);
+}
+
+static bool rules_set_push(struct rules_route_set *set, size_t route)
+{
+	size_t *n = realloc(set->routes, (set->n + 1) * sizeof(*n));
+	if (!n)
+		return false;
+	set->routes = n;
+	set->routes[set->n++] = route;
+	return true;
+}
+
+/* Two routes of one set with the same path and sni: the later one can never match. */
+static void rules_set_shadow_check(struct rules_load *L, const config_setting_t *list,
+                                   const struct rules_service *svc, const struct rules_route_set *set)
+{
+	for (size_t a = 0; a + 1 < set->n; a++)
+		for (size_t b = a + 1; b < set->n; b++) {
+			const struct rules_route *x = &svc->routes[set->routes[a]], *y = &svc->routes[set->routes[b]];
+			if (x->path_len != y->path_len)
+				break;
+			if ((x->path_len && strcasecmp(x->path, y->path) != 0) || !x->sni != !y->sni ||
+			    (x->sni && !rules_sni_same(x->sni, y->sni)))
+				continue;
+			size_t later = set->routes[a] < set->routes[b] ? set->routes[b] : set->routes[a];
+			size_t earlier = set->routes[a] < set->routes[b] ? set->routes[a] : set->routes[b];
+			char first[PATH_MAX + 32];
+			snprintf(first, sizeof(first), "%s", rules_where(L, config_setting_get_elem(list, (unsigned)earlier)));
+			rules_error(L, config_setting_get_elem(list, (unsigned)later),
+			            "this route can never match: the route at %s has the same host%s%s first; "
+			            "remove one or change its path", first, x->path_len ? " and path" : "",
+			            x->sni ? " and sni" : "");
+		}
+}
+
+/* Builds the host index: one set of routes per host pattern, plus the routes for any host. */
+static void rules_host_index(struct rules_load *L, const config_setting_t *list, struct rules_service *svc)
+{
+	size_t n = 0;
+	struct rules_host_key *keys = rules_calloc(L, list, svc->nroutes, sizeof(*keys));
+	if (!keys || !(svc->host_map = rules_namemap_new()) ||
+	    !(svc->any_host = rules_calloc(L, list, 1, sizeof(*svc->any_host)))) {
+		free(keys);
+		return;
+	}
+	for (size_t i = 0; i < svc->nroutes; i++) {
+		const struct rules_route *r = &svc->routes[i];
+		if (r->passthrough || (long)i == svc->default_route)
+			continue;
+		if (!r->host || strcmp(r->host, "*") == 0) {
+			if (!rules_set_push(svc->any_host, i))
+				rules_error(L, list, "out of memory");
+			continue;
+		}
+		if (!(keys[n].norm = rules_host_norm(r->host))) {
+			rules_error(L, list, "out of memory");
+			break;
+		}
+		keys[n++].route = i;
+	}
+	qsort(keys, n, sizeof(*keys), rules_host_key_cmp);
+	size_t nsets = 0;
+	for (size_t i = 0; i < n; i++)
+		nsets += i == 0 || strcmp(keys[i].norm, keys[i - 1].norm) != 0;
+	svc->host_sets = rules_calloc(L, list, nsets, sizeof(*svc->host_sets));
+	for (size_t i = 0; svc->host_sets && i < n; i++) {
+		if (i == 0 || strcmp(keys[i].norm, keys[i - 1].norm) != 0) {
+			char err[512];
+			int rc = rules_namemap_add(svc->host_map, svc->routes[keys[i].route].host, (int)svc->nhost_sets,
+			                           err, sizeof(err));
+			if (rc == -1)
+				rules_error(L, rules_route_setting(list, keys[i].route, "host"), "bad host \"%s\": %s",
+				            svc->routes[keys[i].route].host, err);
+			svc->nhost_sets++;
+		}
+		if (!rules_set_push(&svc->host_sets[svc->nhost_sets - 1], keys[i].route))
+			rules_error(L, list, "out of memory");
+	}
+	for (size_t i = 0; i < n; i++)
+		free(keys[i].norm);
+	free(keys);
+	rules_sort_svc = svc;
+	for (size_t i = 0; i < svc->nhost_sets; i++) {
+		qsort(svc->host_sets[i].routes, svc->host_sets[i].n, sizeof(size_t), rules_route_order);
+		rules_set_shadow_check(L, list, svc, &svc->host_sets[i]);
+	}
+	qsort(svc->any_host->routes, svc->any_host->n, sizeof(size_t), rules_route_order);
+	rules_set_shadow_check(L, list, svc, svc->any_host);
+	rules_sort_svc = NULL;
+}
+
 static void rules_set_routes(struct rules_load *L, const config_setting_t *s, void *field)
 {
 	struct rules_service *svc = field;
-	if (!rules_is_group_list(L, s, "routes = ( { sni = \"host.example.com\"; pool = \"NAME\"; } );"))
+	if (!rules_is_group_list(L, s, "routes = ( { host = \"host.example.com\"; pool = \"NAME\"; } );"))
 		return;
 	size_t n = (size_t)config_setting_length(s);
-	if (!(svc->routes = rules_calloc(L, s, n, sizeof(*svc->routes))))
+	/* One more for the default, which the default key appends. */
+	if (!(svc->routes = rules_calloc(L, s, n + 1, sizeof(*svc->routes))))
 		return;
 	for (size_t i = 0; i < n; i++, svc->nroutes++) {
 		const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
 		struct rules_route *r = &svc->routes[i];
 		r->line = config_setting_source_line(e);
-		r->pool = SIZE_MAX;
-		if (!rules_is_group(L, e, "routes"))
-			continue;
-		rules_section_apply(L, e, &rules_route_section, r);
-		if (r->sni && svc->sni_map)
-			rules_route_index(L, s, svc, i);
+		r->pool = -1;
+		if (rules_is_group(L, e, "routes"))
+			rules_section_apply(L, e, &rules_route_section, r);
 	}
 }
 
 static void rules_set_default(struct rules_load *L, const config_setting_t *s, void *field)
 {
 	struct rules_service *svc = field;
-	struct rules_default d = { .pool = -1 };
+	struct rules_default d = { .route = { .pool = -1, .line = config_setting_source_line(s) } };
 	if (!config_setting_is_group(s)) {
 		rules_error(L, s, "default must be a group: default = { pool = \"NAME\"; }; or default = { reject = true; };");
 		return;
 	}
 	size_t before = rules_diag_errors(L->diag);
 	rules_section_apply(L, s, &rules_default_section, &d);
-	if (rules_diag_errors(L->diag) != before)
+	struct rules_route *r = &d.route;
+	int actions = (r->pool >= 0) + !!r->redirect + (r->status && !r->redirect) + d.reject;
+	if (rules_diag_errors(L->diag) == before) {
+		if (actions == 0)
+			rules_error(L, s, "default needs pool = \"NAME\";, reject = true;, redirect = \"https\"; or status = 404;");
+		else if (actions > 1)
+			rules_error(L, s, "default has more than one of pool, reject, redirect and status; keep one");
+	}
+	if (!svc->routes && !(svc->routes = rules_calloc(L, s, 1, sizeof(*svc->routes)))) {
+		free(r->redirect);
+		free(r->host_rewrite);
 		return;
-	if (d.pool >= 0 && d.reject)
-		rules_error(L, s, "default has both pool and reject = true; keep one");
-	else if (d.pool < 0 && !d.reject)
-		rules_error(L, s, "default needs pool = \"NAME\"; or reject = true;");
-	svc->default_pool = d.pool;
+	}
+	svc->default_reject = d.reject;
+	if (d.reject) {
+		free(r->redirect);
+		free(r->host_rewrite);
+		return;
+	}
+	svc->routes[svc->nroutes] = *r;
+	svc->default_route = (long)svc->nroutes++;
 }
 
 static void rules_service_read(struct rules_load *L, const config_setting_t *list, size_t i)
@@ -620,7 +1159,11 @@ static void rules_service_read(struct rules_load *L, const config_setting_t *lis
 	svc->line = config_setting_source_line(s);
 	svc->proxy_timeout_ms = 5000;
 	svc->hello_timeout_ms = 10000;
-	svc->default_pool = -1;
+	svc->header_timeout_ms = 30000;
+	svc->keepalive_timeout_ms = 120000;
+	svc->default_route = -1;
+	svc->default_cert = -1;
+	svc->mode = RULES_MODE_HTTP;
 	if (!rules_is_group(L, s, "services"))
 		return;
 	if (!(svc->sni_map = rules_namemap_new()))
@@ -632,6 +1175,34 @@ static void rules_service_read(struct rules_load *L, const config_setting_t *lis
 			            rules_where(L, config_setting_get_elem(list, (unsigned)j)));
 			break;
 		}
+	const config_setting_t *routes = config_setting_get_member(s, "routes");
+	size_t nmatching = svc->nroutes - (svc->default_route >= 0);
+	if (!routes) {
+		/* No routes and no tls: every connection is relayed to the default, as sniproxy would. */
+		if (svc->mode != RULES_MODE_TLS)
+			svc->mode = RULES_MODE_PASSTHROUGH;
+	} else {
+		rules_service_mode(L, routes, svc);
+		for (size_t r = 0; r < nmatching; r++)
+			rules_route_check(L, routes, svc, r);
+		for (size_t r = 0; svc->sni_map && r < nmatching; r++)
+			if (svc->routes[r].passthrough && svc->routes[r].sni)
+				rules_passthrough_index(L, routes, svc, r);
+		rules_host_index(L, routes, svc);
+	}
+	if (svc->default_reject && svc->mode != RULES_MODE_PASSTHROUGH)
+		rules_error(L, config_setting_get_member(s, "default"),
+		            "reject = true only applies to a passthrough service; an HTTP service answers %d when no "
+		            "route matches, so leave default out", svc->mode == RULES_MODE_TLS ? 421 : 404);
+	if (svc->mode == RULES_MODE_PASSTHROUGH && svc->default_route >= 0) {
+		const struct rules_route *d = &svc->routes[svc->default_route];
+		if (d->redirect || d->status || d->host_rewrite)
+			rules_error(L, config_setting_get_member(s, "default"),
+			            "this service relays TLS by sni, so its default can only be pool = \"NAME\"; or reject = true;");
+	}
+	if (svc->mode == RULES_MODE_TLS && svc->ncerts == 0 && config_setting_get_member(s, "tls"))
+		rules_error(L, config_setting_get_member(s, "tls"),
+		            "a tls service needs certificates = [ \"NAME\" ]; in its tls group");
 }
 
 static void rules_set_services(struct rules_load *L, const config_setting_t *s, void *field)
@@ -658,6 +1229,21 @@ static void rules_pool_clear(struct rules_pool *p)
 	}
 	free(p->servers);
 	free(p->name);
+	free(p->tls.sni);
+	free(p->tls.ca_file);
+	free(p->tls.cert);
+	free(p->tls.key);
+	rules_addr_clear(&p->source);
+}
+
+static void rules_route_clear(struct rules_route *r)
+{
+	free(r->sni);
+	free(r->host);
+	free(r->path);
+	free(r->redirect);
+	free(r->host_rewrite);
+	rules_namemap_free(r->sni_only);
 }
 
 static void rules_service_clear(struct rules_service *s)
@@ -666,10 +1252,34 @@ static void rules_service_clear(struct rules_service *s)
 		rules_addr_clear(&s->listen[i]);
 	free(s->listen);
 	for (size_t i = 0; i < s->nroutes; i++)
-		free(s->routes[i].sni);
+		rules_route_clear(&s->routes[i]);
 	free(s->routes);
 	rules_namemap_free(s->sni_map);
+	rules_namemap_free(s->host_map);
+	for (size_t i = 0; i < s->nhost_sets; i++)
+		free(s->host_sets[i].routes);
+	free(s->host_sets);
+	if (s->any_host)
+		free(s->any_host->routes);
+	free(s->any_host);
+	free(s->certs);
 	free(s->name);
+}
+
+static void rules_cert_clear(struct rules_cert *c)
+{
+	free(c->name);
+	free(c->pfx);
+	free(c->password);
+	free(c->password_file);
+	free(c->password_env);
+	free(c->cert);
+	free(c->key);
+	free(c->chain);
+	free(c->ca_file);
+	for (size_t i = 0; i < c->nintermediates; i++)
+		free(c->intermediates[i]);
+	free(c->intermediates);
 }
 
 static void rules_config_free(struct rules_config *c)
@@ -682,6 +1292,9 @@ static void rules_config_free(struct rules_config *c)
 	for (size_t i = 0; i < c->nservices; i++)
 		rules_service_clear(&c->services[i]);
 	free(c->services);
+	for (size_t i = 0; i < c->ncerts; i++)
+		rules_cert_clear(&c->certs[i]);
+	free(c->certs);
 	free(c->path);
 	free(c);
 }

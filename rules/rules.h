@@ -47,6 +47,7 @@ enum rules_severity rules_diag_severity(const struct rules_diag *d, size_t i);
  * single trailing dot is ignored, on patterns and on looked-up names alike.
  */
 struct rules_namemap;
+struct certs_item;
 
 struct rules_namemap *rules_namemap_new(void);
 void rules_namemap_free(struct rules_namemap *m);
@@ -74,6 +75,27 @@ struct rules_server {
 	int line;
 };
 
+/* A certificate as the rule file names it; the certificate store loads it (certs.h). */
+struct rules_cert {
+	char *name;
+	int line;
+	char *pfx, *password, *password_file, *password_env;
+	char *cert, *key, *chain, *ca_file;
+	char **intermediates;
+	size_t nintermediates;
+	bool allow_incomplete_chain;
+	struct certs_item *item;        /* loaded and checked at load time */
+};
+
+/* TLS from onegate to a pool's servers (re-encryption). */
+struct rules_pool_tls {
+	bool on;
+	char *sni;                      /* NULL: the client's host name (Host, else SNI) */
+	bool verify;                    /* check the server's certificate against ca_file and sni */
+	char *ca_file;                  /* NULL: the system store */
+	char *cert, *key;               /* client certificate, if the back end asks for one */
+};
+
 struct rules_pool {
 	char *name;
 	int line;
@@ -82,32 +104,73 @@ struct rules_pool {
 	int proxy_protocol;             /* 0 (off), 1 or 2: PROXY header sent to the back end */
 	unsigned connect_timeout_ms;    /* back-end connect */
 	unsigned idle_timeout_ms;       /* relay: no byte either way for this long closes */
+	struct rules_pool_tls tls;
+	struct rules_addr source;       /* connect from this address (len 0: the kernel's choice) */
 };
 
+/* A route matches a connection by SNI (passthrough), or a request by host,
+ * path prefix and optionally SNI; what it does is forward to a pool, redirect,
+ * or answer a fixed status. */
 struct rules_route {
-	char *sni;                      /* pattern as written */
-	size_t pool;                    /* index into rules_config.pools */
+	char *sni;                      /* patterns as written, or NULL */
+	char *host;
+	char *path;                     /* prefix, or NULL */
+	size_t path_len;
+	long pool;                      /* index into rules_config.pools, or -1 */
+	unsigned port;                  /* back-end port rewrite; 0: the server's own */
+	bool passthrough;               /* relay the TLS connection untouched (matched on SNI) */
+	char *redirect;                 /* "https", or a URL prefix the request path is appended to */
+	int status;                     /* redirect code, or a fixed answer when no pool/redirect */
+	char *host_rewrite;             /* Host header sent to the back end; NULL: unchanged */
+	unsigned request_timeout_ms;    /* back end's answer to one request (first byte) */
+	unsigned idle_timeout_ms;       /* no byte either way on an exchange or tunnel */
+	struct rules_namemap *sni_only; /* for an HTTP route that also names sni: that one pattern */
 	int line;
+};
+
+enum rules_service_mode {
+	RULES_MODE_PASSTHROUGH,         /* no tls group, routes by sni: every connection relayed untouched */
+	RULES_MODE_HTTP,                /* no tls group, routes by host/path: plain HTTP */
+	RULES_MODE_TLS,                 /* tls group: terminated HTTPS, passthrough routes excepted */
 };
 
 struct rules_service {
 	char *name;
 	int line;
+	enum rules_service_mode mode;
 	struct rules_addr *listen;
 	size_t nlisten;
 	bool accept_proxy;              /* read a PROXY v1/v2 header from a trusted balancer first */
 	unsigned proxy_timeout_ms;      /* for that header */
 	unsigned hello_timeout_ms;      /* a client that sends no complete ClientHello in time is closed */
-	struct rules_route *routes;
+	unsigned header_timeout_ms;     /* HTTP: a request head must arrive within this (slowloris) */
+	unsigned keepalive_timeout_ms;  /* HTTP: idle client between requests */
+	struct rules_route *routes;     /* in file order; the default, when there is one, last */
 	size_t nroutes;
-	long default_pool;              /* index into pools, or -1: reject with unrecognized_name */
-	struct rules_namemap *sni_map;  /* SNI -> route index */
+	long default_route;             /* index into routes of the default (the last one), or -1 */
+	bool default_reject;            /* passthrough: no match gets unrecognized_name */
+	struct rules_namemap *sni_map;  /* SNI -> route index: passthrough routes */
+	struct rules_namemap *host_map; /* host -> index into host_sets */
+	struct rules_route_set *host_sets;  /* per host pattern: its routes, longest path first */
+	size_t nhost_sets;
+	struct rules_route_set *any_host;   /* routes without a host (or host "*") */
+	size_t *certs;                  /* TLS: indexes into rules_config.certs */
+	size_t ncerts;
+	long default_cert;              /* TLS: index into certs for no or unknown SNI */
+};
+
+/* Routes that share a host pattern, ordered for matching: longest path prefix first, then file order. */
+struct rules_route_set {
+	size_t *routes;
+	size_t n;
 };
 
 struct rules_config {
 	char *path;
 	unsigned workers;               /* resolved: the file's value or the number of CPUs */
 	unsigned drain_timeout_ms;      /* on SIGTERM/SIGINT, open connections get this long */
+	struct rules_cert *certs;
+	size_t ncerts;
 	struct rules_pool *pools;
 	size_t npools;
 	struct rules_service *services;
@@ -127,6 +190,13 @@ void rules_config_unref(struct rules_config *c);
 
 /* Looks a pool up by name; -1 when absent. */
 long rules_pool_find(const struct rules_config *c, const char *name);
+
+/* The route for one HTTP request on a service: host (already lower-cased,
+ * without port or trailing dot), path (the request target's path), and the
+ * connection's SNI (NULL when none). Returns the route index, the service's
+ * default route, or -1: nothing may serve it. Lock-free and allocation-free. */
+long rules_route_match_http(const struct rules_service *svc, const char *host, size_t host_len,
+                            const char *path, size_t path_len, const char *sni, size_t sni_len);
 
 #ifdef __cplusplus
 }

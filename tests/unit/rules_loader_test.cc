@@ -82,6 +82,12 @@ services = ( { name = "public"; listen = [ "127.0.0.1:8443", "[::1]:8443" ];
                default = { reject = true; }; } );
 )";
 
+/* The pool of a service's default route, or -1 when there is none. */
+static long default_pool(const struct rules_service &svc)
+{
+	return svc.default_route >= 0 ? svc.routes[svc.default_route].pool : -1;
+}
+
 TEST(Loader, GoodFileValues)
 {
 	Loaded l;
@@ -136,12 +142,12 @@ TEST(Loader, GoodFileValues)
 	EXPECT_TRUE(pub.accept_proxy);
 	EXPECT_EQ(pub.proxy_timeout_ms, 3000u);
 	EXPECT_EQ(pub.hello_timeout_ms, 60000u);
-	ASSERT_EQ(pub.nroutes, 3u);
+	ASSERT_EQ(pub.nroutes, 4u); /* three and the default */
 	EXPECT_STREQ(pub.routes[0].sni, "STS.contoso.test.");
-	EXPECT_EQ(pub.routes[0].pool, 0u);
-	EXPECT_EQ(pub.routes[2].pool, 2u);
+	EXPECT_EQ(pub.routes[0].pool, 0);
+	EXPECT_EQ(pub.routes[2].pool, 2);
 	EXPECT_EQ(pub.routes[2].line, 11);
-	EXPECT_EQ(pub.default_pool, 1);
+	EXPECT_EQ(default_pool(pub), 1);
 	EXPECT_EQ(rules_namemap_size(pub.sni_map), 3u);
 	EXPECT_EQ(rules_namemap_lookup(pub.sni_map, "sts.contoso.test", 16), 0);
 	EXPECT_EQ(rules_namemap_lookup(pub.sni_map, "nas.home.test", 13), 1);
@@ -149,7 +155,7 @@ TEST(Loader, GoodFileValues)
 	EXPECT_EQ(rules_namemap_lookup(pub.sni_map, "home.test", 9), -1);
 
 	const struct rules_service &strict = c->services[1];
-	EXPECT_EQ(strict.default_pool, -1);
+	EXPECT_EQ(default_pool(strict), -1);
 	EXPECT_FALSE(strict.accept_proxy);
 	EXPECT_EQ(strict.proxy_timeout_ms, 5000u);
 	EXPECT_EQ(strict.hello_timeout_ms, 10000u);
@@ -167,8 +173,8 @@ TEST(Loader, DefaultsForAMinimalFile)
 	EXPECT_EQ(l.cfg->drain_timeout_ms, 10000u);
 	EXPECT_EQ(l.cfg->pools[0].connect_timeout_ms, 5000u);
 	EXPECT_EQ(l.cfg->pools[0].idle_timeout_ms, 1800000u);
-	EXPECT_EQ(l.cfg->services[0].nroutes, 0u);
-	EXPECT_EQ(l.cfg->services[0].default_pool, 0);
+	EXPECT_EQ(l.cfg->services[0].nroutes, 1u); /* the default */
+	EXPECT_EQ(default_pool(l.cfg->services[0]), 0);
 }
 
 TEST(Loader, AbsentDefaultRejects)
@@ -180,7 +186,7 @@ TEST(Loader, AbsentDefaultRejects)
 	            "  routes = ( { sni = \"a.test\"; pool = \"p\"; } ); } );\n",
 	            l);
 	ASSERT_NE(l.cfg, nullptr) << l.all();
-	EXPECT_EQ(l.cfg->services[0].default_pool, -1);
+	EXPECT_EQ(default_pool(l.cfg->services[0]), -1);
 	EXPECT_GE(l.cfg->workers, 1u);
 }
 
@@ -214,11 +220,11 @@ onegat = { };
 	                  // A group's own keys are checked before the groups inside it.
 	                  "t.conf:6: unknown key \"onegat\" at top level; did you mean \"onegate\"?",
 	                  "t.conf:2: unknown key \"colour\" in pool; known keys: name, servers, proxy_protocol, "
-	                  "connect_timeout, idle_timeout",
+	                  "connect_timeout, idle_timeout, tls, source",
 	                  "t.conf:2: unknown key \"conect_timeout\" in pool; did you mean \"connect_timeout\"?",
-	                  "t.conf:4: unknown key \"pol\" in route; did you mean \"pool\"?",
-	                  "t.conf:4: missing \"pool\" in route; add pool = \"NAME\";",
+	                  "t.conf:4: unknown key \"pol\" in route; did you mean \"pool\" or \"port\"?",
 	                  "t.conf:5: unknown key \"rejct\" in default; did you mean \"reject\"?",
+	                  "t.conf:4: this route does nothing; add pool = \"NAME\";, redirect = \"https\"; or status = 404;",
 	              });
 }
 
@@ -241,7 +247,7 @@ services = ( { name = "s"; listen = [ "127.0.0.1:2" ]; accept_proxy = 1;
 	                  "t.conf:3: each entry of servers must be a string \"host:port\"",
 	                  "t.conf:3: proxy_protocol must be a whole number",
 	                  "t.conf:4: accept_proxy must be true or false",
-	                  "t.conf:5: routes must be a list of groups: routes = ( { sni = \"host.example.com\"; "
+	                  "t.conf:5: routes must be a list of groups: routes = ( { host = \"host.example.com\"; "
 	                  "pool = \"NAME\"; } );",
 	                  "t.conf:5: default must be a group: default = { pool = \"NAME\"; }; or default = { reject "
 	                  "= true; };",
@@ -259,8 +265,9 @@ services = ( { routes = ( { pool = "p"; } ); default = { }; } );
 	                  "t.conf:2: missing \"servers\" in pool; add servers = ( \"host:port\" );",
 	                  "t.conf:3: missing \"name\" in service; add name = \"NAME\";",
 	                  "t.conf:3: missing \"listen\" in service; add listen = [ \"0.0.0.0:443\" ];",
-	                  "t.conf:3: missing \"sni\" in route; add sni = \"host.example.com\";",
-	                  "t.conf:3: default needs pool = \"NAME\"; or reject = true;",
+	                  "t.conf:3: default needs pool = \"NAME\";, reject = true;, redirect = \"https\"; or status = 404;",
+	                  "t.conf:3: this route matches nothing; give it sni, host or path (use default = { ... } for "
+	                  "the rest)",
 	              });
 	expect_errors("onegate = { workers = 1; };\n",
 	              { "t.conf: missing \"services\" at top level; add services = ( { name = \"NAME\"; listen = [ "
@@ -383,7 +390,7 @@ services = ( { name = "s"; listen = [ "127.0.0.1:3" ]; hello_timeout = "10 s";
 	                  "t.conf:3: idle_timeout: must be at least 1ms",
 	                  "t.conf:4: hello_timeout: bad duration \"10 s\": write a number of seconds or a string like "
 	                  "\"500ms\", \"30s\", \"15m\", \"2h\"",
-	                  "t.conf:5: default has both pool and reject = true; keep one",
+	                  "t.conf:5: default has more than one of pool, reject, redirect and status; keep one",
 	              });
 }
 
@@ -436,7 +443,7 @@ TEST_F(LoaderFiles, IncludeIsRelativeToTheFile)
 	ASSERT_NE(l.cfg, nullptr) << l.all();
 	EXPECT_STREQ(l.cfg->path, main.c_str());
 	ASSERT_EQ(l.cfg->npools, 1u);
-	EXPECT_EQ(l.cfg->services[0].default_pool, 0);
+	EXPECT_EQ(default_pool(l.cfg->services[0]), 0);
 }
 
 TEST_F(LoaderFiles, PathWithoutFolder)

@@ -1,0 +1,245 @@
+// HTTP routes: service modes, host/path/sni matching precedence, and the checks
+// that refuse routes which could never match or mix what cannot be mixed.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "rules.h"
+
+namespace {
+
+struct Loaded {
+	struct rules_config *cfg = nullptr;
+	std::vector<std::string> errors;
+	~Loaded() { rules_config_unref(cfg); }
+	std::string all() const
+	{
+		std::string s;
+		for (const auto &e : errors)
+			s += e + "\n";
+		return s;
+	}
+};
+
+void load(const std::string &text, Loaded &out)
+{
+	struct rules_diag *d = rules_diag_new();
+	out.cfg = rules_load_string(text.c_str(), "t.conf", d);
+	for (size_t i = 0; i < rules_diag_count(d); i++)
+		if (rules_diag_severity(d, i) == RULES_ERROR)
+			out.errors.push_back(rules_diag_message(d, i));
+	rules_diag_free(d);
+}
+
+const char *const kPools = "pools = ( { name = \"owa\"; servers = ( \"127.0.0.1:1\" ); },\n"
+                           "          { name = \"ews\"; servers = ( \"127.0.0.1:2\" ); },\n"
+                           "          { name = \"web\"; servers = ( \"127.0.0.1:3\" ); },\n"
+                           "          { name = \"adfs\"; servers = ( \"127.0.0.1:4\" ); } );\n";
+
+bool has_sub(const Loaded &l, const char *sub)
+{
+	for (const auto &e : l.errors)
+		if (e.find(sub) != std::string::npos)
+			return true;
+	return false;
+}
+
+// The route a request gets, as "line" of the route (0: none, -1: the default).
+int match(const struct rules_service &svc, const char *host, const char *path, const char *sni = nullptr)
+{
+	long r = rules_route_match_http(&svc, host, host ? strlen(host) : 0, path, strlen(path), sni,
+	                                sni ? strlen(sni) : 0);
+	if (r < 0)
+		return 0;
+	if (r == svc.default_route)
+		return -1;
+	return svc.routes[r].line;
+}
+
+TEST(Routes, PlainHttpHostAndPathPrecedence)
+{
+	Loaded l;
+	load(std::string(kPools) + R"(services = ( { name = "http"; listen = [ "127.0.0.1:8080" ];
+  routes = (
+    { host = "mail.contoso.test"; pool = "owa"; },
+    { host = "mail.contoso.test"; path = "/EWS"; pool = "ews"; port = 8443; },
+    { host = "mail.contoso.test"; path = "/ews/exchange.asmx/x"; pool = "web"; },
+    { host = "*.contoso.test"; pool = "web"; },
+    { host = "~^app[0-9]+\\.lab\\.test$"; pool = "web"; },
+    { path = "/.well-known/"; status = 404; },
+    { host = "*"; redirect = "https"; status = 308; }
+  ); } );
+)",
+	     l);
+	ASSERT_NE(l.cfg, nullptr) << l.all();
+	const struct rules_service &s = l.cfg->services[0];
+	EXPECT_EQ(s.mode, RULES_MODE_HTTP);
+	EXPECT_EQ(match(s, "mail.contoso.test", "/owa/"), 7);
+	EXPECT_EQ(match(s, "mail.contoso.test", "/ews"), 8);         // paths compare without case
+	EXPECT_EQ(match(s, "mail.contoso.test", "/EWS/Exchange.asmx"), 8);
+	EXPECT_EQ(match(s, "mail.contoso.test", "/EWS/Exchange.asmx/x/y"), 9);   // longest prefix wins
+	EXPECT_EQ(match(s, "mail.contoso.test", "/ews?wsdl"), 8);
+	EXPECT_EQ(match(s, "mail.contoso.test", "/ewsx"), 7);         // a prefix ends at a segment
+	EXPECT_EQ(match(s, "autodiscover.contoso.test", "/"), 10);     // wildcard after exact
+	EXPECT_EQ(match(s, "contoso.test", "/"), 13);                  // the wildcard needs a label
+	EXPECT_EQ(match(s, "app12.lab.test", "/x"), 11);               // regex
+	EXPECT_EQ(match(s, "other.test", "/.well-known/acme"), 12);    // any-host routes, longest path first
+	EXPECT_EQ(match(s, "other.test", "/"), 13);
+	EXPECT_EQ(match(s, nullptr, "/"), 13);
+	EXPECT_EQ(s.routes[1].port, 8443u);
+	EXPECT_EQ(s.routes[6].status, 308);
+}
+
+TEST(Routes, NothingMatchesWithoutADefault)
+{
+	Loaded l;
+	load(std::string(kPools) + R"(services = ( { name = "http"; listen = [ "127.0.0.1:8080" ];
+  routes = ( { host = "a.test"; pool = "owa"; }, { host = "b.test"; path = "/x"; pool = "ews"; } ); },
+  { name = "d"; listen = [ "127.0.0.1:8081" ];
+    routes = ( { host = "a.test"; pool = "web"; } ); default = { pool = "adfs"; port = 81; }; } );
+)",
+	     l);
+	ASSERT_NE(l.cfg, nullptr) << l.all();
+	EXPECT_EQ(match(l.cfg->services[0], "c.test", "/"), 0);
+	EXPECT_EQ(match(l.cfg->services[0], "b.test", "/y"), 0);
+	EXPECT_EQ(match(l.cfg->services[1], "c.test", "/"), -1);
+	EXPECT_EQ(l.cfg->services[1].routes[l.cfg->services[1].default_route].port, 81u);
+}
+
+TEST(Routes, TlsServiceWithPassthroughAndSniConstraint)
+{
+	Loaded l;
+	load(std::string(kPools) + R"(certificates = ( { name = "contoso"; cert = "c.pem"; key = "c.key"; } );
+services = ( { name = "https"; listen = [ "127.0.0.1:8443" ];
+  tls = { certificates = [ "contoso" ]; };
+  routes = (
+    { sni = "sts.contoso.test"; passthrough = true; pool = "adfs"; },
+    { host = "mail.contoso.test"; sni = "mail.contoso.test"; pool = "owa"; },
+    { host = "mail.contoso.test"; pool = "web"; }
+  ); } );
+)",
+	     l);
+	ASSERT_NE(l.cfg, nullptr) << l.all();
+	const struct rules_service &s = l.cfg->services[0];
+	EXPECT_EQ(s.mode, RULES_MODE_TLS);
+	EXPECT_EQ(rules_namemap_lookup(s.sni_map, "sts.contoso.test", 16), 0);
+	EXPECT_EQ(rules_namemap_lookup(s.sni_map, "mail.contoso.test", 17), -1);
+	EXPECT_EQ(match(s, "mail.contoso.test", "/", "mail.contoso.test"), 10);
+	EXPECT_EQ(match(s, "mail.contoso.test", "/", "other.contoso.test"), 11);
+	EXPECT_EQ(match(s, "sts.contoso.test", "/", "mail.contoso.test"), 0);
+	ASSERT_EQ(l.cfg->ncerts, 1u);
+	EXPECT_EQ(s.default_cert, 0);
+}
+
+TEST(Routes, SniOnlyServiceIsPassthrough)
+{
+	Loaded l;
+	load(std::string(kPools) + R"(services = ( { name = "p"; listen = [ "127.0.0.1:8443" ];
+  routes = ( { sni = "a.test"; pool = "owa"; } ); default = { pool = "web"; }; },
+  { name = "q"; listen = [ "127.0.0.1:8444" ]; default = { pool = "ews"; }; } );
+)",
+	     l);
+	ASSERT_NE(l.cfg, nullptr) << l.all();
+	EXPECT_EQ(l.cfg->services[0].mode, RULES_MODE_PASSTHROUGH);
+	EXPECT_TRUE(l.cfg->services[0].routes[0].passthrough);
+	EXPECT_EQ(l.cfg->services[1].mode, RULES_MODE_PASSTHROUGH);
+}
+
+TEST(Routes, Errors)
+{
+	Loaded l;
+	load(std::string(kPools) + R"(services = ( { name = "mix"; listen = [ "127.0.0.1:8080" ];
+  routes = ( { sni = "a.test"; pool = "owa"; },
+             { host = "b.test"; pool = "ews"; } ); },
+  { name = "h"; listen = [ "127.0.0.1:8081" ];
+  routes = ( { host = "a.test"; path = "/x"; pool = "owa"; },
+             { host = "A.test."; path = "/X"; pool = "ews"; },
+             { host = "c.test:80"; pool = "web"; },
+             { path = "owa"; pool = "web"; },
+             { host = "d.test"; pool = "web"; redirect = "https"; },
+             { host = "e.test"; redirect = "ftp://x"; },
+             { host = "f.test"; redirect = "https"; status = 200; },
+             { host = "g.test"; port = 70000; pool = "web"; },
+             { host = "h.test"; port = 8080; status = 404; },
+             { sni = "i.test"; host = "i.test"; pool = "web"; },
+             { pool = "web"; },
+             { host = "~(unclosed"; pool = "web"; }
+  ); default = { reject = true; }; },
+  { name = "t"; listen = [ "127.0.0.1:8443" ]; tls = { certificates = [ "nope" ]; default = "nope2"; };
+  routes = ( { sni = "s.test"; passthrough = true; path = "/x"; pool = "adfs"; },
+             { host = "p.test"; passthrough = true; pool = "adfs"; } ); } );
+)",
+	     l);
+	EXPECT_EQ(l.cfg, nullptr);
+	EXPECT_FALSE(has_sub(l, "t.conf:6: sni needs TLS")) << "a mixed service is reported once";
+	std::vector<std::string> want = {
+	    "t.conf:16: port must be from 1 to 65535, not 70000",
+	    "t.conf:7: this service has no tls group, so it either relays TLS by sni (like the route at t.conf:6) or "
+	    "serves plain HTTP by host and path (like this one); add tls = { ... } to terminate, or split it into two "
+	    "services",
+	    "t.conf:11: host \"c.test:80\" has a port; the port in a Host header is ignored when matching, so drop it",
+	    "t.conf:12: path \"owa\" must start with \"/\", e.g. path = \"/owa\";",
+	};
+	for (const auto &w : want) {
+		bool found = false;
+		for (const auto &e : l.errors)
+			found |= e == w;
+		EXPECT_TRUE(found) << "missing: " << w << "\ngot:\n" << l.all();
+	}
+	auto has = [&](const char *sub) {
+		for (const auto &e : l.errors)
+			if (e.find(sub) != std::string::npos)
+				return true;
+		return false;
+	};
+	EXPECT_TRUE(has("t.conf:10: this route can never match: the route at t.conf:9 has the same host and path first"));
+	EXPECT_TRUE(has("t.conf:13: a route either forwards to a pool, redirects, or answers a status; keep one"));
+	EXPECT_TRUE(has("t.conf:14: redirect must be \"https\""));
+	EXPECT_TRUE(has("t.conf:15: a redirect's status must be 301, 302, 303, 307 or 308, not 200"));
+	EXPECT_TRUE(has("t.conf:17: port rewrites the back-end port; it needs pool"));
+	EXPECT_TRUE(has("t.conf:18: sni needs TLS: this service has no tls group"));
+	EXPECT_TRUE(has("t.conf:19: this route matches nothing"));
+	EXPECT_TRUE(has("t.conf:20: bad host \"~(unclosed\""));
+	EXPECT_TRUE(has("t.conf:21: reject = true only applies to a passthrough service; an HTTP service answers 404"));
+	EXPECT_TRUE(has("t.conf:22: no certificate named \"nope\"; define it in certificates"));
+	EXPECT_TRUE(has("t.conf:22: no certificate named \"nope2\""));
+	EXPECT_TRUE(has("t.conf:23: a passthrough route relays TLS untouched"));
+	EXPECT_TRUE(has("t.conf:24: a passthrough route is matched on the TLS server name; add sni"));
+}
+
+TEST(Routes, CertificateSectionErrors)
+{
+	Loaded l;
+	load(std::string(kPools) + R"(certificates = (
+  { name = "a"; pfx = "a.pfx"; cert = "a.pem"; key = "a.key"; },
+  { name = "b"; },
+  { name = "c"; cert = "c.pem"; },
+  { name = "d"; pfx = "d.pfx"; password = "x"; password_env = "P"; },
+  { name = "e"; cert = "e.pem"; key = "e.key"; password = "x"; },
+  { name = "a"; cert = "a.pem"; key = "a.key"; } );
+services = ( { name = "t"; listen = [ "127.0.0.1:8443" ]; tls = { certificates = [ "a", "b" ]; default = "c"; };
+  routes = ( { host = "x.test"; pool = "web"; } ); } );
+)",
+	     l);
+	EXPECT_EQ(l.cfg, nullptr);
+	std::vector<std::string> want = {
+	    "t.conf:6: certificate \"a\" has both pfx and cert/key; keep one",
+	    "t.conf:7: certificate \"b\" needs pfx = \"FILE.pfx\"; or cert = \"FILE.pem\"; key = \"FILE.key\";",
+	    "t.conf:8: certificate \"c\" has cert but no key; add key = \"FILE.key\"; (or use pfx)",
+	    "t.conf:9: certificate \"d\" gives its password more than one way; keep one of password, password_file, "
+	    "password_env",
+	    "t.conf:10: a password only applies to a pfx file",
+	    "t.conf:11: duplicate certificate name \"a\"; the first is at t.conf:6",
+	    "t.conf:12: default certificate \"c\" is not in this service's certificates; add it there",
+	};
+	for (const auto &w : want) {
+		bool found = false;
+		for (const auto &e : l.errors)
+			found |= e == w;
+		EXPECT_TRUE(found) << "missing: " << w << "\ngot:\n" << l.all();
+	}
+}
+
+} // namespace
