@@ -317,7 +317,7 @@ def main():
                 try:
                     results[sid][g] = bench.measure(g, getattr(bench, fn))
                 except Exception as e:  # a failed gateway is reported in the table, not fatal
-                    results[sid][g] = str(e).splitlines()[0][:120]
+                    results[sid][g] = str(e).splitlines()[0][-160:]
                 print(f"  {sid} {g}: {results[sid][g]}", file=sys.stderr)
     finally:
         bench.close()

@@ -5,6 +5,8 @@
 #define ONEGATE_ADDR_H
 
 #include <stdbool.h>
+#include <stdint.h>
+#include <arpa/inet.h>
 #include <string.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -26,6 +28,15 @@ static inline bool addr_same(const struct sockaddr_storage *a, const struct sock
 		       memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
 	}
 	return false;
+}
+
+/* Rewrites the port of an IPv4 or IPv6 address (a route's back-end port). */
+static inline void addr_set_port(struct sockaddr_storage *ss, uint16_t port)
+{
+	if (ss->ss_family == AF_INET)
+		((struct sockaddr_in *)(void *)ss)->sin_port = htons(port);
+	else if (ss->ss_family == AF_INET6)
+		((struct sockaddr_in6 *)(void *)ss)->sin6_port = htons(port);
 }
 
 /* The service of cfg that listens on ss, or -1. */

@@ -12,6 +12,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
+#include "addr.h"
 #include "hello.h"
 #include "log.h"
 #include "proxyproto.h"
@@ -279,7 +280,12 @@ static void conn_try_connect(struct conn *c)
 		size_t idx = (c->first + c->tries) % p->nservers;
 		c->tries++;
 		const struct rules_server *s = &p->servers[idx];
-		c->srv = sock_connect(c->home->base, (const struct sockaddr *)&s->addr.ss, s->addr.len);
+		struct sockaddr_storage to = s->addr.ss;
+		unsigned port = c->route >= 0 ? c->svc->routes[c->route].port : 0;
+		if (port)
+			addr_set_port(&to, (uint16_t)port);
+		c->srv = sock_connect(c->home->base, (const struct sockaddr *)&to, s->addr.len,
+		                      (const struct sockaddr *)&p->source.ss, p->source.len);
 		if (c->srv) {
 			c->server = (long)idx;
 			sock_setcb(c->srv, conn_srv_read, conn_drained, conn_srv_event, c);

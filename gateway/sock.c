@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/uio.h>
+#include <netinet/in.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -171,7 +172,9 @@ static void sock_on_read(evutil_socket_t fd, short what, void *arg)
 		s->on_readable(s, s->arg);
 	if (!s->freed && (eof || err))
 		sock_report(s, err ? SOCK_ERROR : SOCK_EOF, err);
-	sock_leave(s);
+	/* The owner usually took the input: reading may go on even if the bound stopped it above. */
+	if (sock_leave(s))
+		sock_update_read(s);
 }
 
 static void sock_on_write(evutil_socket_t fd, short what, void *arg)
@@ -238,11 +241,23 @@ struct sock *sock_new(struct event_base *base, evutil_socket_t fd)
 	return sock_alloc(base, fd);
 }
 
-struct sock *sock_connect(struct event_base *base, const struct sockaddr *sa, socklen_t len)
+struct sock *sock_connect(struct event_base *base, const struct sockaddr *sa, socklen_t len,
+                          const struct sockaddr *src, socklen_t srclen)
 {
 	evutil_socket_t fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return NULL;
+	if (srclen) {
+		int one = 1;
+		/* Many connections from one source address: the port is picked at connect time, per destination. */
+		(void)setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+		if (bind(fd, src, srclen) != 0) {
+			int err = errno;
+			evutil_closesocket(fd);
+			errno = err;
+			return NULL;
+		}
+	}
 	if (connect(fd, sa, len) != 0 && errno != EINPROGRESS) {
 		int err = errno;
 		evutil_closesocket(fd);
@@ -283,6 +298,11 @@ struct evbuffer *sock_output(const struct sock *s)
 evutil_socket_t sock_fd(const struct sock *s)
 {
 	return s->fd;
+}
+
+struct event_base *sock_base(const struct sock *s)
+{
+	return event_get_base(s->rev);
 }
 
 void sock_read_enable(struct sock *s, bool on)

@@ -33,9 +33,11 @@ typedef void (*sock_event_fn)(struct sock *s, enum sock_event ev, int err, void 
 
 /* Wraps fd, which must already be non-blocking (evconnlistener's are); the sock owns and closes it. */
 struct sock *sock_new(struct event_base *base, evutil_socket_t fd);
-/* Starts a non-blocking connect; SOCK_CONNECTED or SOCK_ERROR arrives later.
- * Returns -1 with errno when the connect fails at once (e.g. no route). */
-struct sock *sock_connect(struct event_base *base, const struct sockaddr *sa, socklen_t len);
+/* Starts a non-blocking connect, from src when given (srclen 0: the kernel's
+ * choice); SOCK_CONNECTED or SOCK_ERROR arrives later. Returns NULL with errno
+ * when the connect fails at once (no route, source address not ours). */
+struct sock *sock_connect(struct event_base *base, const struct sockaddr *sa, socklen_t len,
+                          const struct sockaddr *src, socklen_t srclen);
 void sock_free(struct sock *s);
 
 /* readable: new bytes are in the input. drained: the output fell to the low mark
@@ -44,6 +46,7 @@ void sock_setcb(struct sock *s, sock_data_fn readable, sock_data_fn drained, soc
 struct evbuffer *sock_input(const struct sock *s);
 struct evbuffer *sock_output(const struct sock *s);
 evutil_socket_t sock_fd(const struct sock *s);
+struct event_base *sock_base(const struct sock *s);
 
 /* Reading stops while disabled or while the input holds read_max bytes or more. */
 void sock_read_enable(struct sock *s, bool on);

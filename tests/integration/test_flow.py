@@ -91,6 +91,22 @@ services = ( { name = "s"; listen = [ "127.0.0.1:%d" ]; routes = ( { sni = "floo
                         % backend.sent)
         self.assertLess(grown, 16 * 1024, "onegate grew by %d KiB holding a stalled stream" % grown)
 
+        # Once the client reads, the stream flows again: resuming finds far more than one
+        # read's bound waiting in the kernel, and onegate must keep reading after it.
+        want = 32 << 20
+        got = 0
+        deadline = time.monotonic() + 20
+        client.settimeout(2)
+        while got < want and time.monotonic() < deadline:
+            try:
+                data = client.recv(1 << 20)
+            except socket.timeout:
+                break
+            if not data:
+                break
+            got += len(data)
+        self.assertGreaterEqual(got, want, "the relay stalled after the client resumed reading (%d bytes)" % got)
+
 
 class Demo(unittest.TestCase):
     def test_every_printed_curl_line_answers(self):
