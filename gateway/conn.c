@@ -27,7 +27,7 @@
 enum conn_phase { PH_PROXY, PH_HELLO, PH_CONNECT, PH_RELAY, PH_LINGER };
 
 struct conn {
-	struct conn *next, *prev;       /* in home->live */
+	struct conn_link link;          /* in home->live; first, so a link is its conn */
 	struct conn_home *home;
 	struct conn_snap *snap;
 	const struct rules_service *svc;
@@ -134,17 +134,37 @@ static void conn_free(struct conn *c, const char *outcome)
 		event_free(c->timer);
 	sock_free(c->cli);
 	sock_free(c->srv);
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		home->live = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
-	home->nlive--;
 	conn_snap_unref(c->snap);
+	conn_home_unlink(home, &c->link);
 	free(c);
+}
+
+void conn_home_link(struct conn_home *home, struct conn_link *l)
+{
+	l->prev = NULL;
+	l->next = home->live;
+	if (home->live)
+		home->live->prev = l;
+	home->live = l;
+	home->nlive++;
+}
+
+void conn_home_unlink(struct conn_home *home, struct conn_link *l)
+{
+	if (l->prev)
+		l->prev->next = l->next;
+	else
+		home->live = l->next;
+	if (l->next)
+		l->next->prev = l->prev;
+	home->nlive--;
 	if (home->nlive == 0 && home->on_empty)
 		home->on_empty(home->on_empty_arg);
+}
+
+static void conn_close_now(struct conn_link *l)
+{
+	conn_free((struct conn *)l, "drain-timeout");
 }
 
 static void conn_arm(struct conn *c, unsigned ms)
@@ -521,11 +541,8 @@ void conn_accept(struct conn_home *home, evutil_socket_t fd, const struct sockad
 	event_base_gettimeofday_cached(home->base, &c->start);
 	c->last = c->start;
 
-	c->next = home->live;
-	if (home->live)
-		home->live->prev = c;
-	home->live = c;
-	home->nlive++;
+	c->link.close_now = conn_close_now;
+	conn_home_link(home, &c->link);
 
 	c->cli = sock_new(home->base, fd);
 	c->timer = evtimer_new(home->base, conn_timer, c);
@@ -551,5 +568,5 @@ void conn_accept(struct conn_home *home, evutil_socket_t fd, const struct sockad
 void conn_close_all(struct conn_home *home)
 {
 	while (home->live)
-		conn_free(home->live, "drain-timeout");
+		home->live->close_now(home->live);
 }

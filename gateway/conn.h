@@ -33,11 +33,18 @@ struct conn_snap {
 struct conn_snap *conn_snap_new(struct rules_config *cfg);     /* takes a reference to cfg */
 void conn_snap_unref(struct conn_snap *s);
 
+/* Every live client connection, whichever module runs it (relay here, HTTP
+ * in http.c), is linked into its worker's home so a drain can end them all. */
+struct conn_link {
+	struct conn_link *next, *prev;
+	void (*close_now)(struct conn_link *l);    /* frees the connection; it logs drain-timeout */
+};
+
 /* What a worker lends its connections. */
 struct conn_home {
 	struct event_base *base;
 	struct conn_snap *snap;         /* snapshot for newly accepted connections */
-	struct conn *live;              /* all live connections (intrusive list) */
+	struct conn_link *live;         /* all live connections (intrusive list) */
 	size_t nlive;
 	void (*on_empty)(void *arg);    /* called when the last live connection closes */
 	void *on_empty_arg;
@@ -49,5 +56,9 @@ void conn_accept(struct conn_home *home, evutil_socket_t fd, const struct sockad
 
 /* Closes every live connection at once (end of the drain time). */
 void conn_close_all(struct conn_home *home);
+
+void conn_home_link(struct conn_home *home, struct conn_link *l);
+/* Calls home->on_empty when l was the last. */
+void conn_home_unlink(struct conn_home *home, struct conn_link *l);
 
 #endif
