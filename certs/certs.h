@@ -1,17 +1,57 @@
 /*
- * certs.h - the certificate store. For now: the test PKI generator used by
- * `onegate demo` and the test suite (a throw-away CA, an intermediate and leaf
- * certificates). Loading, chains and SNI selection arrive with the certificate
- * issue and extend this header.
+ * certs.h - the certificate store: certificates loaded from PFX, PEM or DER
+ * and checked (key, validity, complete chain), the names each one covers, and
+ * the test PKI generator used by `onegate demo` and the test suite.
  */
 #ifndef ONEGATE_CERTS_H
 #define ONEGATE_CERTS_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <time.h>
+
+#include <openssl/x509.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* Where a certificate comes from, as the rule file says it. Paths are used as given. */
+struct certs_source {
+	const char *name;
+	const char *pfx, *password, *password_file, *password_env;  /* PKCS#12; at most one password source */
+	const char *cert, *key, *chain;         /* PEM or DER; cert may hold the chain too */
+	const char *const *intermediates;
+	size_t nintermediates;
+	const char *ca_file;                    /* trusted roots; NULL: the system's */
+	bool allow_incomplete_chain;
+	time_t now;                             /* 0: the current time (tests pass a fixed one) */
+};
+
+/* Where errors and warnings go: complete sentences naming the file and the fix. */
+struct certs_report {
+	void (*fn)(void *arg, bool warning, const char *msg);
+	void *arg;
+};
+
+struct certs_item;
+
+/* Loads and checks one certificate; NULL after reporting why. Holds one reference. */
+struct certs_item *certs_item_load(const struct certs_source *src, const struct certs_report *rep);
+struct certs_item *certs_item_ref(struct certs_item *c);
+void certs_item_unref(struct certs_item *c);
+const char *certs_item_name(const struct certs_item *c);
+X509 *certs_item_leaf(const struct certs_item *c);
+EVP_PKEY *certs_item_key(const struct certs_item *c);
+STACK_OF(X509) *certs_item_chain(const struct certs_item *c);  /* to serve after the leaf; no root */
+bool certs_item_is_ecdsa(const struct certs_item *c);
+time_t certs_item_not_after(const struct certs_item *c);
+/* DNS names the certificate covers, lower case ("*.contoso.com" for a wildcard). */
+size_t certs_item_nnames(const struct certs_item *c);
+const char *certs_item_name_at(const struct certs_item *c, size_t i);
+/* Whether a host name is covered (RFC 6125: a wildcard is one whole left-most label). */
+bool certs_item_covers(const struct certs_item *c, const char *host, size_t len);
+bool certs_name_matches(const char *pattern, const char *host, size_t len);
 
 enum certs_key_type { CERTS_KEY_ECDSA_P256, CERTS_KEY_ECDSA_P384, CERTS_KEY_RSA2048, CERTS_KEY_RSA4096 };
 

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <arpa/inet.h>
 #include <string.h>
 #include <netinet/in.h>
@@ -37,6 +38,30 @@ static inline void addr_set_port(struct sockaddr_storage *ss, uint16_t port)
 		((struct sockaddr_in *)(void *)ss)->sin_port = htons(port);
 	else if (ss->ss_family == AF_INET6)
 		((struct sockaddr_in6 *)(void *)ss)->sin6_port = htons(port);
+}
+
+/* "ip:port" ("[v6]:port") into out, and the bare address into ip when given. */
+static inline void addr_text(const struct sockaddr_storage *ss, socklen_t len, char *out, size_t cap, char *ip,
+                             size_t ipcap)
+{
+	char host[INET6_ADDRSTRLEN] = "-";
+	if (len == 0 || (ss->ss_family != AF_INET && ss->ss_family != AF_INET6)) {
+		snprintf(out, cap, "-");
+		if (ip)
+			snprintf(ip, ipcap, "-");
+		return;
+	}
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *sin = (const void *)ss;
+		inet_ntop(AF_INET, &sin->sin_addr, host, sizeof(host));
+		snprintf(out, cap, "%s:%u", host, ntohs(sin->sin_port));
+	} else {
+		const struct sockaddr_in6 *sin6 = (const void *)ss;
+		inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof(host));
+		snprintf(out, cap, "[%s]:%u", host, ntohs(sin6->sin6_port));
+	}
+	if (ip)
+		snprintf(ip, ipcap, "%s", host);
 }
 
 /* The service of cfg that listens on ss, or -1. */

@@ -14,9 +14,11 @@
 
 #include "addr.h"
 #include "hello.h"
+#include "http.h"
 #include "log.h"
 #include "proxyproto.h"
 #include "sock.h"
+#include "tlsconf.h"
 
 /* Bytes queued towards one side before we stop reading the other: the relay's
  * whole memory bound per direction. */
@@ -50,7 +52,7 @@ struct conn {
 
 /* ---------------------------------------------------------------- snapshot */
 
-struct conn_snap *conn_snap_new(struct rules_config *cfg)
+struct conn_snap *conn_snap_new(struct rules_config *cfg, struct tlsconf *tls)
 {
 	struct conn_snap *s = calloc(1, sizeof(*s));
 	if (!s)
@@ -61,6 +63,7 @@ struct conn_snap *conn_snap_new(struct rules_config *cfg)
 		return NULL;
 	}
 	s->cfg = rules_config_ref(cfg);
+	s->tls = tlsconf_ref(tls);
 	s->refs = 1;
 	return s;
 }
@@ -70,6 +73,7 @@ void conn_snap_unref(struct conn_snap *s)
 	if (!s || --s->refs > 0)
 		return;
 	rules_config_unref(s->cfg);
+	tlsconf_unref(s->tls);
 	free(s->rr_next);
 	free(s);
 }
@@ -79,29 +83,6 @@ void conn_snap_unref(struct conn_snap *s)
 static const struct rules_pool *conn_pool(const struct conn *c)
 {
 	return c->pool >= 0 ? &c->snap->cfg->pools[c->pool] : NULL;
-}
-
-static void conn_addr_text(const struct sockaddr_storage *ss, socklen_t len, char *out, size_t cap)
-{
-	char host[INET6_ADDRSTRLEN] = "-";
-	unsigned port = 0;
-	if (len == 0) {
-		snprintf(out, cap, "-");
-		return;
-	}
-	if (ss->ss_family == AF_INET) {
-		const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
-		inet_ntop(AF_INET, &sin->sin_addr, host, sizeof(host));
-		port = ntohs(sin->sin_port);
-		snprintf(out, cap, "%s:%u", host, port);
-	} else if (ss->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)ss;
-		inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof(host));
-		port = ntohs(sin6->sin6_port);
-		snprintf(out, cap, "[%s]:%u", host, port);
-	} else {
-		snprintf(out, cap, "-");
-	}
 }
 
 static long conn_elapsed_ms(const struct conn *c)
@@ -114,7 +95,7 @@ static long conn_elapsed_ms(const struct conn *c)
 static void conn_log(const struct conn *c, const char *outcome)
 {
 	char client[64];
-	conn_addr_text(&c->peer, c->peerlen, client, sizeof(client));
+	addr_text(&c->peer, c->peerlen, client, sizeof(client), NULL, 0);
 	const struct rules_pool *p = conn_pool(c);
 	const char *route = c->pool < 0 ? "-" : c->route == c->svc->default_route ? "default" : c->svc->routes[c->route].sni;
 	const char *server = p && c->server >= 0 ? p->servers[c->server].addr.text : "-";
@@ -126,10 +107,9 @@ static void conn_log(const struct conn *c, const char *outcome)
 }
 
 /* The one place a connection's memory is released. */
-static void conn_free(struct conn *c, const char *outcome)
+static void conn_release(struct conn *c)
 {
 	struct conn_home *home = c->home;
-	conn_log(c, outcome);
 	if (c->timer)
 		event_free(c->timer);
 	sock_free(c->cli);
@@ -137,6 +117,12 @@ static void conn_free(struct conn *c, const char *outcome)
 	conn_snap_unref(c->snap);
 	conn_home_unlink(home, &c->link);
 	free(c);
+}
+
+static void conn_free(struct conn *c, const char *outcome)
+{
+	conn_log(c, outcome);
+	conn_release(c);
 }
 
 void conn_home_link(struct conn_home *home, struct conn_link *l)
@@ -363,12 +349,39 @@ static void conn_linger(struct conn *c)
 		conn_free(c, "reject");
 }
 
+/* HTTP (plain, or TLS terminated here) is the HTTP session's from now on: the
+ * client socket, with whatever was peeked still in its input, moves there and
+ * this conn is released without a log line of its own. */
+static void conn_to_http(struct conn *c)
+{
+	SSL *ssl = NULL;
+	if (c->svc->mode == RULES_MODE_TLS) {
+		ssl = tlsconf_server_ssl(c->snap->tls, (size_t)(c->svc - c->snap->cfg->services));
+		if (!ssl) {
+			conn_free(c, "tls-setup-failed");
+			return;
+		}
+	}
+	struct http_start st = {
+		.home = c->home, .snap = c->snap, .svc = c->svc, .cli = c->cli, .ssl = ssl,
+		.peer = &c->peer, .peerlen = c->peerlen, .sni = c->hello.has_sni ? c->hello.sni : NULL,
+	};
+	c->cli = NULL;
+	sock_setcb(st.cli, NULL, NULL, NULL, NULL);
+	http_session_start(&st);
+	conn_release(c);
+}
+
 static void conn_route(struct conn *c)
 {
 	const struct rules_service *svc = c->svc;
 	c->route = -1;
 	if (c->hello.has_sni)
 		c->route = rules_namemap_lookup(svc->sni_map, c->hello.sni, c->hello.sni_len);
+	if (c->route < 0 && svc->mode == RULES_MODE_TLS) {
+		conn_to_http(c);
+		return;
+	}
 	if (c->route < 0)
 		c->route = svc->default_route;
 	c->pool = c->route >= 0 ? svc->routes[c->route].pool : -1;
@@ -446,6 +459,10 @@ static void conn_read_proxy(struct conn *c)
 		c->locallen = pi.dstlen;
 	}
 	evbuffer_drain(in, pi.header_len);
+	if (c->svc->mode == RULES_MODE_HTTP) {
+		conn_to_http(c);
+		return;
+	}
 	c->phase = PH_HELLO;
 	event_del(c->timer);
 	conn_arm(c, c->svc->hello_timeout_ms);
@@ -558,6 +575,9 @@ void conn_accept(struct conn_home *home, evutil_socket_t fd, const struct sockad
 	if (c->svc->accept_proxy) {
 		c->phase = PH_PROXY;
 		conn_arm(c, c->svc->proxy_timeout_ms);
+	} else if (c->svc->mode == RULES_MODE_HTTP) {
+		conn_to_http(c);
+		return;
 	} else {
 		c->phase = PH_HELLO;
 		conn_arm(c, c->svc->hello_timeout_ms);

@@ -20,17 +20,20 @@
 
 struct event_base;
 struct conn;
+struct tlsconf;
 
 /* A configuration snapshot as one worker uses it: the rules plus the worker's
  * own balancing state, so that nothing on the data path is shared between
  * threads. Connections hold a reference until they close. */
 struct conn_snap {
 	struct rules_config *cfg;
+	struct tlsconf *tls;    /* the TLS contexts built from cfg */
 	uint32_t *rr_next;      /* per pool: next server for round robin */
 	int refs;               /* only touched by the owning worker's thread */
 };
 
-struct conn_snap *conn_snap_new(struct rules_config *cfg);     /* takes a reference to cfg */
+/* Takes a reference to cfg and to tls. */
+struct conn_snap *conn_snap_new(struct rules_config *cfg, struct tlsconf *tls);
 void conn_snap_unref(struct conn_snap *s);
 
 /* Every live client connection, whichever module runs it (relay here, HTTP

@@ -12,6 +12,7 @@
 
 #include "addr.h"
 #include "log.h"
+#include "tlsconf.h"
 #include "worker.h"
 
 #define DAEMON_BACKLOG 4096
@@ -182,12 +183,20 @@ static struct rules_config *daemon_reload(struct rules_config *cur, struct worke
 		        cur->path);
 		return cur;
 	}
+	char err[512];
+	struct tlsconf *tls = tlsconf_new(next, err, sizeof(err));
+	if (!tls) {
+		log_msg(LOG_ERROR, "reload of %s refused: %s; still serving the previous rules", cur->path, err);
+		rules_config_unref(next);
+		return cur;
+	}
 	int *fds;
 	size_t *svcs, n;
 	if (daemon_bind_new(cur, next, nw, &fds, &svcs, &n) != 0) {
 		log_msg(LOG_ERROR, "reload of %s refused: a new listen address cannot be bound; still serving the previous rules",
 		        cur->path);
 		rules_config_unref(next);
+		tlsconf_unref(tls);
 		return cur;
 	}
 	if (next->workers != cur->workers)
@@ -197,7 +206,7 @@ static struct rules_config *daemon_reload(struct rules_config *cur, struct worke
 	for (unsigned i = 0; i < nw; i++) {
 		for (size_t k = 0; wfds && k < n; k++)
 			wfds[k] = fds[k * nw + i];
-		if (!wfds || worker_reload(ws[i], next, wfds, svcs, n) != 0)
+		if (!wfds || worker_reload(ws[i], next, tls, wfds, svcs, n) != 0)
 			log_msg(LOG_ERROR, "reload: worker %u is out of memory and keeps the previous rules", i);
 	}
 	if (!wfds)
@@ -206,6 +215,7 @@ static struct rules_config *daemon_reload(struct rules_config *cur, struct worke
 	free(wfds);
 	free(fds);
 	free(svcs);
+	tlsconf_unref(tls);
 	log_msg(LOG_INFO, "reloaded %s: %zu pools, %zu services; open connections finish on the previous rules",
 	        next->path, next->npools, next->nservices);
 	rules_config_unref(cur);
@@ -230,9 +240,17 @@ static struct rules_config *daemon_serve(struct rules_config *cfg, struct worker
 int daemon_run(struct rules_config *cfg, daemon_ready_fn ready, void *arg)
 {
 	unsigned nw = cfg->workers ? cfg->workers : 1;
+	char err[512];
+	struct tlsconf *tls = tlsconf_new(cfg, err, sizeof(err));
+	if (!tls) {
+		log_msg(LOG_ERROR, "%s: %s", cfg->path, err);
+		rules_config_unref(cfg);
+		return 1;
+	}
 	struct worker **ws = calloc(nw, sizeof(*ws));
 	int rc = 1;
 	if (!ws) {
+		tlsconf_unref(tls);
 		rules_config_unref(cfg);
 		return 1;
 	}
@@ -247,7 +265,7 @@ int daemon_run(struct rules_config *cfg, daemon_ready_fn ready, void *arg)
 	signal(SIGPIPE, SIG_IGN);
 
 	for (unsigned i = 0; i < nw; i++) {
-		ws[i] = worker_new(i, cfg);
+		ws[i] = worker_new(i, cfg, tls);
 		if (!ws[i]) {
 			log_msg(LOG_ERROR, "cannot create worker %u: out of memory or descriptors", i);
 			goto out;
@@ -283,6 +301,7 @@ out:
 	for (unsigned i = 0; i < nw; i++)
 		worker_free(ws[i]);
 	free(ws);
+	tlsconf_unref(tls);
 	if (rc == 0)
 		log_msg(LOG_INFO, "stopped");
 	rules_config_unref(cfg);

@@ -1,5 +1,7 @@
 #include "worker.h"
 
+#include "tlsconf.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -33,6 +35,7 @@ struct worker_listener {
 /* A reload handed over by the daemon, waiting for the worker's thread. */
 struct worker_reload {
 	struct rules_config *cfg;
+	struct tlsconf *tls;
 	int *fds;
 	size_t *svcs;
 	size_t n;
@@ -86,6 +89,7 @@ static void worker_pending_clear(struct worker_reload *r)
 	free(r->svcs);
 	if (r->cfg)
 		rules_config_unref(r->cfg);
+	tlsconf_unref(r->tls);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -99,7 +103,7 @@ static void worker_apply_reload(struct worker *w)
 	if (!r.cfg)
 		return;
 
-	struct conn_snap *snap = conn_snap_new(r.cfg);
+	struct conn_snap *snap = conn_snap_new(r.cfg, r.tls);
 	if (!snap) {
 		log_msg(LOG_ERROR, "worker %u: out of memory applying the new rules; keeping the old ones", w->id);
 		worker_pending_clear(&r);
@@ -177,7 +181,7 @@ static void worker_accept_error(struct evconnlistener *lev, void *arg)
 	log_msg(LOG_WARN, "worker %u: accept: %s", l->w->id, strerror(err));
 }
 
-struct worker *worker_new(unsigned id, struct rules_config *cfg)
+struct worker *worker_new(unsigned id, struct rules_config *cfg, struct tlsconf *tls)
 {
 	struct worker *w = calloc(1, sizeof(*w));
 	if (!w)
@@ -193,7 +197,7 @@ struct worker *worker_new(unsigned id, struct rules_config *cfg)
 		event_config_free(ec);
 	}
 	w->ctl_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	w->home.snap = conn_snap_new(cfg);
+	w->home.snap = conn_snap_new(cfg, tls);
 	if (!w->base || w->ctl_fd < 0 || !w->home.snap)
 		goto fail;
 	w->ctl_ev = event_new(w->base, w->ctl_fd, EV_READ | EV_PERSIST, worker_ctl, w);
@@ -261,7 +265,8 @@ static void worker_signal(struct worker *w, unsigned cmd)
 	(void)r;
 }
 
-int worker_reload(struct worker *w, struct rules_config *cfg, const int *fds, const size_t *svcs, size_t n)
+int worker_reload(struct worker *w, struct rules_config *cfg, struct tlsconf *tls, const int *fds, const size_t *svcs,
+                  size_t n)
 {
 	struct worker_reload r = { .n = n };
 	r.fds = malloc((n ? n : 1) * sizeof(*r.fds));
@@ -276,6 +281,7 @@ int worker_reload(struct worker *w, struct rules_config *cfg, const int *fds, co
 	memcpy(r.fds, fds, n * sizeof(*fds));
 	memcpy(r.svcs, svcs, n * sizeof(*svcs));
 	r.cfg = rules_config_ref(cfg);
+	r.tls = tlsconf_ref(tls);
 	pthread_mutex_lock(&w->pending_lock);
 	/* A reload not yet applied is superseded by this newer one. */
 	struct worker_reload old = w->pending;

@@ -16,10 +16,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <libconfig.h>
 
+#include "certs.h"
 #include "rules_int.h"
 
 #define RULES_WORKERS_MAX 1024
@@ -730,6 +732,20 @@ static void rules_path_resolve(struct rules_load *L, const config_setting_t *s, 
 	*path = full;
 }
 
+struct rules_cert_report {
+	struct rules_load *L;
+	const config_setting_t *s;
+};
+
+static void rules_cert_say(void *arg, bool warning, const char *msg)
+{
+	struct rules_cert_report *r = arg;
+	if (warning)
+		rules_warn(r->L, r->s, "%s", msg);
+	else
+		rules_error(r->L, r->s, "%s", msg);
+}
+
 static void rules_cert_load(struct rules_load *L, const config_setting_t *s, struct rules_cert *c)
 {
 	rules_path_resolve(L, s, &c->pfx);
@@ -740,6 +756,15 @@ static void rules_cert_load(struct rules_load *L, const config_setting_t *s, str
 	rules_path_resolve(L, s, &c->ca_file);
 	for (size_t i = 0; i < c->nintermediates; i++)
 		rules_path_resolve(L, s, &c->intermediates[i]);
+	struct certs_source src = {
+		.name = c->name, .pfx = c->pfx, .password = c->password, .password_file = c->password_file,
+		.password_env = c->password_env, .cert = c->cert, .key = c->key, .chain = c->chain,
+		.intermediates = (const char *const *)c->intermediates, .nintermediates = c->nintermediates,
+		.ca_file = c->ca_file, .allow_incomplete_chain = c->allow_incomplete_chain,
+	};
+	struct rules_cert_report r = { L, s };
+	struct certs_report rep = { rules_cert_say, &r };
+	c->item = certs_item_load(&src, &rep);
 }
 
 static void rules_cert_read(struct rules_load *L, const config_setting_t *list, size_t i)
@@ -1152,6 +1177,30 @@ static void rules_set_default(struct rules_load *L, const config_setting_t *s, v
 	svc->default_route = (long)svc->nroutes++;
 }
 
+/* A terminated route whose host name none of the service's certificates covers
+ * would fail for every client with a name mismatch: say so now. */
+static void rules_check_coverage(struct rules_load *L, const config_setting_t *list, const struct rules_service *svc)
+{
+	for (size_t i = 0; i < svc->nroutes; i++) {
+		const struct rules_route *r = &svc->routes[i];
+		if ((long)i == svc->default_route || r->passthrough || !r->host || r->host[0] == '~' ||
+		    strcmp(r->host, "*") == 0)
+			continue;
+		bool covered = false, loaded = true;
+		for (size_t k = 0; k < svc->ncerts && !covered; k++) {
+			const struct certs_item *item = L->cfg->certs[svc->certs[k]].item;
+			loaded &= item != NULL;
+			for (size_t n = 0; item && n < certs_item_nnames(item) && !covered; n++)
+				covered = r->host[0] == '*' ? strcasecmp(certs_item_name_at(item, n), r->host) == 0
+				                            : certs_item_covers(item, r->host, strlen(r->host));
+		}
+		if (!covered && loaded && svc->ncerts)
+			rules_error(L, rules_route_setting(list, i, "host"),
+			            "no certificate of this service covers host \"%s\"; clients would get a name mismatch: "
+			            "add a certificate for it to tls.certificates", r->host);
+	}
+}
+
 static void rules_service_read(struct rules_load *L, const config_setting_t *list, size_t i)
 {
 	const config_setting_t *s = config_setting_get_elem(list, (unsigned)i);
@@ -1200,6 +1249,8 @@ static void rules_service_read(struct rules_load *L, const config_setting_t *lis
 			rules_error(L, config_setting_get_member(s, "default"),
 			            "this service relays TLS by sni, so its default can only be pool = \"NAME\"; or reject = true;");
 	}
+	if (svc->mode == RULES_MODE_TLS && routes)
+		rules_check_coverage(L, routes, svc);
 	if (svc->mode == RULES_MODE_TLS && svc->ncerts == 0 && config_setting_get_member(s, "tls"))
 		rules_error(L, config_setting_get_member(s, "tls"),
 		            "a tls service needs certificates = [ \"NAME\" ]; in its tls group");
@@ -1280,6 +1331,7 @@ static void rules_cert_clear(struct rules_cert *c)
 	for (size_t i = 0; i < c->nintermediates; i++)
 		free(c->intermediates[i]);
 	free(c->intermediates);
+	certs_item_unref(c->item);
 }
 
 static void rules_config_free(struct rules_config *c)

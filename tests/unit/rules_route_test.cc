@@ -3,9 +3,11 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <unistd.h>
 #include <string>
 #include <vector>
 
+#include "certs.h"
 #include "rules.h"
 
 namespace {
@@ -108,10 +110,31 @@ TEST(Routes, NothingMatchesWithoutADefault)
 	EXPECT_EQ(l.cfg->services[1].routes[l.cfg->services[1].default_route].port, 81u);
 }
 
+// A certificate for *.contoso.test from the test PKI, in a folder of its own.
+std::string contoso_pki()
+{
+	static std::string dir;
+	if (dir.empty()) {
+		char tmpl[] = "/tmp/onegate-routes-XXXXXX";
+		if (!mkdtemp(tmpl))
+			return "";
+		dir = tmpl;
+		static const char *const names[] = {"*.contoso.test", "contoso.test"};
+		const certs_leaf_spec leaf = {"contoso", names, 2, CERTS_KEY_ECDSA_P256, 90};
+		char err[256];
+		if (certs_testpki_generate(dir.c_str(), &leaf, 1, err, sizeof(err)) != 0)
+			return "";
+	}
+	return dir;
+}
+
 TEST(Routes, TlsServiceWithPassthroughAndSniConstraint)
 {
 	Loaded l;
-	load(std::string(kPools) + R"(certificates = ( { name = "contoso"; cert = "c.pem"; key = "c.key"; } );
+	std::string d = contoso_pki();
+	ASSERT_FALSE(d.empty());
+	load(std::string(kPools) + "certificates = ( { name = \"contoso\"; cert = \"" + d + "/contoso.pem\"; key = \"" + d +
+	         "/contoso.key\"; ca_file = \"" + d + "/ca.pem\"; } );" + R"(
 services = ( { name = "https"; listen = [ "127.0.0.1:8443" ];
   tls = { certificates = [ "contoso" ]; };
   routes = (
@@ -240,6 +263,43 @@ services = ( { name = "t"; listen = [ "127.0.0.1:8443" ]; tls = { certificates =
 			found |= e == w;
 		EXPECT_TRUE(found) << "missing: " << w << "\ngot:\n" << l.all();
 	}
+}
+
+} // namespace
+
+namespace {
+
+TEST(Routes, HostNoCertificateCoversIsAnError)
+{
+	Loaded l;
+	std::string d = contoso_pki();
+	ASSERT_FALSE(d.empty());
+	load(std::string(kPools) + "certificates = ( { name = \"contoso\"; cert = \"" + d + "/contoso.pem\"; key = \"" + d +
+	         "/contoso.key\"; ca_file = \"" + d + "/ca.pem\"; } );\n" + R"(services = ( { name = "https";
+  listen = [ "127.0.0.1:8443" ]; tls = { certificates = [ "contoso" ]; };
+  routes = ( { host = "mail.contoso.test"; pool = "owa"; },
+             { host = "mail.fabrikam.test"; pool = "owa"; },
+             { host = "a.b.contoso.test"; pool = "owa"; },
+             { host = "*.contoso.test"; pool = "web"; },
+             { sni = "sts.fabrikam.test"; passthrough = true; pool = "adfs"; } ); } );
+)",
+	     l);
+	EXPECT_EQ(l.cfg, nullptr);
+	EXPECT_TRUE(has_sub(l, "t.conf:9: no certificate of this service covers host \"mail.fabrikam.test\"")) << l.all();
+	EXPECT_TRUE(has_sub(l, "t.conf:10: no certificate of this service covers host \"a.b.contoso.test\"")) << l.all();
+	EXPECT_EQ(l.errors.size(), 2u) << l.all();
+}
+
+TEST(Routes, CertificateLoadErrorsNameTheRuleLine)
+{
+	Loaded l;
+	load(std::string(kPools) + R"(certificates = ( { name = "x"; cert = "/nonexistent/x.pem"; key = "/nonexistent/x.key"; } );
+services = ( { name = "h"; listen = [ "127.0.0.1:8080" ]; routes = ( { host = "a.test"; pool = "web"; } ); } );
+)",
+	     l);
+	EXPECT_EQ(l.cfg, nullptr);
+	EXPECT_TRUE(has_sub(l, "t.conf:5: cannot read certificate file \"/nonexistent/x.pem\": No such file or directory"))
+	    << l.all();
 }
 
 } // namespace

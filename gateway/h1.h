@@ -1,0 +1,120 @@
+/*
+ * h1.h - HTTP/1.x message heads and chunked bodies, read strictly.
+ *
+ * The parser is incremental and zero-copy: the caller keeps the head's bytes
+ * in one contiguous buffer that only grows at its end, calls again with the
+ * longer buffer, and the parser resumes at the byte where it stopped. Results
+ * are offset/length spans into that buffer. Nothing here allocates.
+ *
+ * Strict on purpose: everything a front end and a back end could read two
+ * ways (request smuggling) is refused rather than repaired: CL with TE, a
+ * repeated or malformed Content-Length (identical repeats too: nothing needs
+ * them and each extra rule is one more way to disagree), Transfer-Encoding not
+ * ending in chunked, obs-fold, bare CR or LF, control bytes, whitespace before
+ * a colon, a missing or repeated Host, an absolute-form target naming
+ * another host than Host.
+ */
+#ifndef ONEGATE_H1_H
+#define ONEGATE_H1_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define H1_MAX_HEADERS 100
+#define H1_HEAD_LIMIT (32 * 1024)
+
+enum h1_result {
+	H1_NEED_MORE = 0,
+	H1_DONE = 1,
+	H1_ERR_BAD = -1,        /* 400 (a back end's: 502) */
+	H1_ERR_TOO_LARGE = -2,  /* 431: head past the limit or too many headers */
+	H1_ERR_CODING = -3,     /* 501: a transfer coding other than chunked, or CONNECT */
+	H1_ERR_VERSION = -4,    /* 505 */
+};
+
+struct h1_span {
+	uint32_t off, len;
+};
+
+struct h1_header {
+	struct h1_span name, value;     /* value without surrounding whitespace */
+};
+
+struct h1_msg {
+	/* where parsing stands: private */
+	uint32_t pos, line;             /* next byte to scan; start of the current line */
+	uint32_t limit;
+	uint8_t state;
+	bool is_request, head_request;
+	const char *why;                /* the reason for an error, for logs */
+
+	/* the start line */
+	struct h1_span method, target, path;    /* request; path: the target's path (and query) */
+	struct h1_span status_rest;     /* response: "200 OK", the line after the version */
+	int status;
+	int minor;                      /* HTTP/1.minor */
+
+	struct h1_header headers[H1_MAX_HEADERS];
+	size_t nheaders;
+
+	/* what the head says about the message */
+	bool has_host;
+	struct h1_span host;            /* the Host value as sent */
+	bool has_content_length;
+	uint64_t content_length;
+	bool chunked;                   /* Transfer-Encoding ends in chunked */
+	bool close_delimited;           /* response: the body runs until the server closes */
+	bool no_body;                   /* response: 1xx, 204, 304, or the answer to HEAD */
+	bool conn_close, conn_keepalive, conn_upgrade;  /* tokens of Connection */
+	bool upgrade;                   /* Upgrade header and the upgrade token both present */
+	struct h1_span upgrade_value;
+	bool expect_continue;
+	bool keepalive;                 /* the connection may carry another message after this one */
+	uint32_t head_len;              /* when done: bytes of the head, final CRLF included */
+};
+
+void h1_req_init(struct h1_msg *m, uint32_t limit);
+/* head_request: the response answers a HEAD, so it has no body whatever it says. */
+void h1_resp_init(struct h1_msg *m, uint32_t limit, bool head_request);
+/* buf holds the message from its first byte; len grows from call to call. */
+enum h1_result h1_parse(struct h1_msg *m, const char *buf, size_t len);
+
+/* The status a request error is answered with, and a short reason for the log. */
+int h1_error_status(enum h1_result r);
+const char *h1_error_text(const struct h1_msg *m, enum h1_result r);
+
+/* Whether the header name is one the message's Connection header lists
+ * (those are hop-by-hop and go no further). */
+bool h1_connection_lists(const struct h1_msg *m, const char *buf, const char *name, size_t len);
+
+/* Host (or SNI) as routes match it: lower case, no trailing dot, no ":port"
+ * (returned in *port, 0 when absent). IPv6 literals keep their brackets.
+ * Returns -1 when it is not a host name or address. */
+int h1_host_normalize(const char *host, size_t len, char *out, size_t cap, uint16_t *port);
+
+/* ---- chunked bodies ---- */
+
+struct h1_chunked {
+	uint64_t left;                  /* data bytes left in the current chunk */
+	uint32_t count;                 /* extension bytes, or bytes of the current trailer line */
+	uint32_t trailer;               /* trailer section bytes so far */
+	uint8_t state;
+	uint8_t digits;
+	const char *why;
+};
+
+void h1_chunked_init(struct h1_chunked *c);
+/* Reads framing and data; *used says how many of the len bytes belong to the
+ * body (all of them unless it ended: pipelined bytes after it are left).
+ * Returns H1_NEED_MORE, H1_DONE or H1_ERR_BAD. */
+enum h1_result h1_chunked_feed(struct h1_chunked *c, const char *p, size_t len, size_t *used);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

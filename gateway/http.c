@@ -1,0 +1,975 @@
+#include "http.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "addr.h"
+#include "h1.h"
+#include "log.h"
+#include "sock.h"
+#include "tlsconf.h"
+#include "tstream.h"
+
+/* Bytes queued towards one side before we stop reading the other. */
+#define HTTP_RELAY_MAX (256 * 1024)
+/* Request and response heads: past this a request gets 431, a response 502. */
+#define HTTP_HEAD_MAX (32 * 1024)
+/* How long a closing client gets to read our last bytes. */
+#define HTTP_LINGER_MS 2000
+/* Without a route or template saying otherwise. */
+#define HTTP_REQUEST_TIMEOUT_MS (120 * 1000)
+
+enum http_phase {
+	HP_HEAD,        /* waiting for (the rest of) a request head */
+	HP_CONNECT,     /* connecting to a server */
+	HP_EXCHANGE,    /* request body out, response in */
+	HP_TUNNEL,      /* after a 101: bytes both ways */
+	HP_CLOSING,     /* our last bytes are leaving; then we close */
+};
+
+enum http_framing { HF_NONE, HF_LENGTH, HF_CHUNKED, HF_CLOSE };
+
+struct http_session {
+	struct conn_link link;          /* first: a link is its session */
+	struct conn_home *home;
+	struct conn_snap *snap;
+	const struct rules_service *svc;
+	struct tstream *cli, *srv;
+	struct event *timer;
+	enum http_phase phase;
+	bool tls;
+	char client[64];                /* "ip:port" for logs */
+	char client_ip[INET6_ADDRSTRLEN];
+	char sni[256];
+	unsigned requests;
+	struct timeval start;
+	const char *close_outcome;
+
+	/* the request in flight */
+	struct h1_msg req;
+	struct timeval req_start, srv_start;
+	char method[24], host[256], path[256];
+	size_t host_len;
+	long route, pool, server;
+	size_t first, tries;
+	unsigned port;                  /* the server's port after the route's rewrite */
+	enum http_framing req_framing, resp_framing;
+	uint64_t req_left, resp_left;
+	struct h1_chunked req_chunks, resp_chunks;
+	bool req_done, resp_head_done, resp_done, keepalive, upgrade, head_request;
+	bool cli_paused, srv_paused, cli_eof, req_started;
+	struct h1_msg resp;
+	int status;
+	uint64_t bytes_in, bytes_out;   /* this request: body bytes up, response bytes down */
+
+	/* the kept back-end connection: reused when the next request picks the same server */
+	long srv_pool, srv_server;
+	unsigned srv_port;
+};
+
+static void http_read_request(struct http_session *s);
+static void http_connect_next(struct http_session *s);
+
+/* ---------------------------------------------------------------- lifetime */
+
+static long http_ms_since(const struct http_session *s, const struct timeval *t)
+{
+	struct timeval now;
+	event_base_gettimeofday_cached(s->home->base, &now);
+	return (now.tv_sec - t->tv_sec) * 1000L + (now.tv_usec - t->tv_usec) / 1000L;
+}
+
+/* The one place a session's memory is released. */
+static void http_free(struct http_session *s, const char *outcome)
+{
+	log_msg(LOG_INFO, "conn client=%s service=%s sni=%s requests=%u ms=%ld outcome=%s", s->client,
+	        s->svc->name, s->sni[0] ? s->sni : "-", s->requests, http_ms_since(s, &s->start), outcome);
+	if (s->timer)
+		event_free(s->timer);
+	tstream_free(s->cli);
+	tstream_free(s->srv);
+	conn_snap_unref(s->snap);
+	conn_home_unlink(s->home, &s->link);
+	free(s);
+}
+
+static void http_close_now(struct conn_link *l)
+{
+	http_free((struct http_session *)l, "drain-timeout");
+}
+
+static void http_arm(struct http_session *s, unsigned ms)
+{
+	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
+	event_add(s->timer, &tv);
+}
+
+static void http_drop_server(struct http_session *s)
+{
+	tstream_free(s->srv);
+	s->srv = NULL;
+	s->srv_pool = s->srv_server = -1;
+}
+
+/* Sends what is queued to the client, then closes. */
+static void http_close(struct http_session *s, const char *outcome)
+{
+	if (s->phase == HP_CLOSING)
+		return;
+	s->phase = HP_CLOSING;
+	s->close_outcome = outcome;
+	http_drop_server(s);
+	tstream_read_enable(s->cli, false);
+	tstream_set_low_mark(s->cli, 0);
+	if (tstream_flush(s->cli) != 0 || tstream_unsent(s->cli) == 0) {
+		tstream_shutdown(s->cli);
+		http_free(s, outcome);
+		return;
+	}
+	tstream_shutdown(s->cli);
+	http_arm(s, HTTP_LINGER_MS);
+}
+
+/* ---------------------------------------------------------------- our own answers */
+
+static const char *http_reason(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 301: return "Moved Permanently";
+	case 302: return "Found";
+	case 303: return "See Other";
+	case 307: return "Temporary Redirect";
+	case 308: return "Permanent Redirect";
+	case 400: return "Bad Request";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 408: return "Request Timeout";
+	case 413: return "Content Too Large";
+	case 421: return "Misdirected Request";
+	case 431: return "Request Header Fields Too Large";
+	case 501: return "Not Implemented";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	case 505: return "HTTP Version Not Supported";
+	default: return "Status";
+	}
+}
+
+static void http_access_log(struct http_session *s, const char *outcome)
+{
+	const struct rules_pool *p = s->pool >= 0 ? &s->snap->cfg->pools[s->pool] : NULL;
+	const struct rules_route *r = s->route >= 0 ? &s->svc->routes[s->route] : NULL;
+	char route[32] = "-", server[300] = "-";
+	if (r && s->route == s->svc->default_route)
+		snprintf(route, sizeof(route), "default");
+	else if (r)
+		snprintf(route, sizeof(route), "line%d", r->line);
+	if (p && s->server >= 0)
+		snprintf(server, sizeof(server), "%s:%u", p->servers[s->server].host, s->port);
+	long backend_ms = s->srv_start.tv_sec ? http_ms_since(s, &s->srv_start) : -1;
+	log_msg(LOG_INFO,
+	        "http client=%s sni=%s host=%s method=%s path=%s status=%d in=%llu out=%llu route=%s pool=%s "
+	        "server=%s backend_ms=%ld ms=%ld outcome=%s",
+	        s->client, s->sni[0] ? s->sni : "-", s->host[0] ? s->host : "-", s->method[0] ? s->method : "-",
+	        s->path[0] ? s->path : "-", s->status, (unsigned long long)s->bytes_in,
+	        (unsigned long long)s->bytes_out, route, p ? p->name : "-", server, backend_ms,
+	        http_ms_since(s, &s->req_start), outcome);
+}
+
+/* A short answer of our own. Never names an internal address. The connection closes after it
+ * unless keep says otherwise (only when the request had no body left unread). */
+static void http_respond(struct http_session *s, int status, const char *extra, const char *outcome, bool keep)
+{
+	struct evbuffer *out = tstream_output(s->cli);
+	/* A request answered here, before it went anywhere: its head is done with. */
+	if (s->phase == HP_HEAD && s->req.head_len)
+		evbuffer_drain(tstream_input(s->cli), s->req.head_len);
+	char body[160];
+	int n = snprintf(body, sizeof(body), "%d %s\n", status, http_reason(status));
+	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+	                    "Content-Length: %d\r\n%s%s\r\n",
+	                    status, http_reason(status), n, extra ? extra : "", keep ? "" : "Connection: close\r\n");
+	if (!s->head_request)
+		evbuffer_add(out, body, (size_t)n);
+	s->status = status;
+	http_access_log(s, outcome);
+	if (!keep) {
+		http_close(s, outcome);
+		return;
+	}
+	if (tstream_flush(s->cli) != 0) {
+		http_free(s, "client-reset");
+		return;
+	}
+	s->phase = HP_HEAD;
+	http_read_request(s);
+}
+
+/* ---------------------------------------------------------------- back end */
+
+static const struct rules_pool *http_pool(const struct http_session *s)
+{
+	return &s->snap->cfg->pools[s->pool];
+}
+
+static unsigned http_timeout(const struct http_session *s, bool first_byte)
+{
+	const struct rules_route *r = &s->svc->routes[s->route];
+	if (first_byte)
+		return r->request_timeout_ms ? r->request_timeout_ms : HTTP_REQUEST_TIMEOUT_MS;
+	return r->idle_timeout_ms ? r->idle_timeout_ms : http_pool(s)->idle_timeout_ms;
+}
+
+/* Hop-by-hop headers (RFC 9110 7.6.1) are the connection's, not the message's. */
+static bool http_hop_by_hop(const char *name, size_t len)
+{
+	static const char *const hop[] = { "connection", "keep-alive", "proxy-connection", "te", "upgrade",
+	                                   "proxy-authenticate", "proxy-authorization" };
+	for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
+		if (strlen(hop[i]) == len && strncasecmp(hop[i], name, len) == 0)
+			return true;
+	return false;
+}
+
+/* Headers a client must not be able to forge: we set them. */
+static bool http_forwarding_header(const char *name, size_t len)
+{
+	static const char *const fwd[] = { "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded" };
+	for (size_t i = 0; i < sizeof(fwd) / sizeof(fwd[0]); i++)
+		if (strlen(fwd[i]) == len && strncasecmp(fwd[i], name, len) == 0)
+			return true;
+	return false;
+}
+
+/* Writes the request head as the back end gets it: the client's request line and
+ * end-to-end headers, Host kept (or rewritten by the route), forwarding headers set. */
+static void http_write_request_head(struct http_session *s, const char *head)
+{
+	struct evbuffer *out = tstream_output(s->srv);
+	const struct h1_msg *q = &s->req;
+	const struct rules_route *r = &s->svc->routes[s->route];
+	evbuffer_add_printf(out, "%.*s %.*s HTTP/1.%d\r\n", (int)q->method.len, head + q->method.off,
+	                    (int)q->target.len, head + q->target.off, q->minor);
+	for (size_t i = 0; i < q->nheaders; i++) {
+		const struct h1_header *h = &q->headers[i];
+		const char *name = head + h->name.off;
+		if (http_hop_by_hop(name, h->name.len) || http_forwarding_header(name, h->name.len) ||
+		    h1_connection_lists(q, head, name, h->name.len))
+			continue;
+		if (r->host_rewrite && h->name.len == 4 && strncasecmp(name, "host", 4) == 0) {
+			evbuffer_add_printf(out, "Host: %s\r\n", r->host_rewrite);
+			continue;
+		}
+		evbuffer_add(out, name, h->name.len);
+		evbuffer_add(out, ": ", 2);
+		evbuffer_add(out, head + h->value.off, h->value.len);
+		evbuffer_add(out, "\r\n", 2);
+	}
+	const char *proto = s->tls ? "https" : "http";
+	bool v6 = strchr(s->client_ip, ':') != NULL;
+	evbuffer_add_printf(out, "X-Forwarded-For: %s\r\nX-Forwarded-Proto: %s\r\n", s->client_ip, proto);
+	if (s->host[0])
+		evbuffer_add_printf(out, "X-Forwarded-Host: %s\r\n", s->host);
+	evbuffer_add_printf(out, "Forwarded: for=%s%s%s;proto=%s\r\n", v6 ? "\"[" : "", s->client_ip,
+	                    v6 ? "]\"" : "", proto);
+	if (s->upgrade)
+		evbuffer_add_printf(out, "Connection: Upgrade\r\nUpgrade: %.*s\r\n", (int)q->upgrade_value.len,
+		                    head + q->upgrade_value.off);
+	else if (q->minor == 0)
+		evbuffer_add(out, "Connection: close\r\n", 19);
+	evbuffer_add(out, "\r\n", 2);
+}
+
+static void http_backend_failed(struct http_session *s, const char *why)
+{
+	const struct rules_pool *p = http_pool(s);
+	log_msg(LOG_WARN, "pool %s server %s:%u: %s", p->name, p->servers[s->server].host, s->port, why);
+	http_drop_server(s);
+	http_connect_next(s);
+}
+
+static void http_pump_request(struct http_session *s);
+static void http_pump_response(struct http_session *s);
+static void http_tunnel(struct http_session *s, struct tstream *from, struct tstream *to);
+
+static void http_srv_readable(struct tstream *t, void *arg)
+{
+	struct http_session *s = arg;
+	(void)t;
+	if (s->phase == HP_TUNNEL)
+		http_tunnel(s, s->srv, s->cli);
+	else if (s->phase == HP_EXCHANGE)
+		http_pump_response(s);
+	else    /* an idle kept connection should say nothing; if it does, it is not reusable */
+		http_drop_server(s);
+}
+
+static void http_srv_drained(struct tstream *t, void *arg)
+{
+	struct http_session *s = arg;
+	(void)t;
+	if (s->cli_paused && !s->cli_eof) {
+		s->cli_paused = false;
+		tstream_read_enable(s->cli, true);
+	}
+}
+
+/* The request head (and what body is already here) goes out once the server is there. */
+static void http_start_exchange(struct http_session *s)
+{
+	struct evbuffer *in = tstream_input(s->cli);
+	const char *head = (const char *)evbuffer_pullup(in, (ev_ssize_t)s->req.head_len);
+	s->phase = HP_EXCHANGE;
+	event_base_gettimeofday_cached(s->home->base, &s->srv_start);
+	http_write_request_head(s, head);
+	evbuffer_drain(in, s->req.head_len);
+	tstream_set_low_mark(s->srv, HTTP_RELAY_MAX / 2);
+	tstream_read_enable(s->srv, true);
+	http_arm(s, http_timeout(s, true));
+	http_pump_request(s);
+}
+
+static void http_srv_event(struct tstream *t, enum tstream_event ev, void *arg)
+{
+	struct http_session *s = arg;
+	(void)t;
+	if (ev == TSTREAM_READY) {
+		if (s->phase == HP_CONNECT)
+			http_start_exchange(s);
+		return;
+	}
+	if (s->phase == HP_CONNECT) {
+		http_backend_failed(s, ev == TSTREAM_EOF ? "closed during connect" : tstream_error(s->srv));
+		return;
+	}
+	if (s->phase == HP_TUNNEL) {
+		s->srv_paused = true;
+		tstream_shutdown(s->cli);
+		if (s->cli_eof)
+			http_free(s, "ok");
+		return;
+	}
+	if (s->phase != HP_EXCHANGE) {
+		http_drop_server(s);     /* a kept connection the server closed */
+		return;
+	}
+	if (s->resp_head_done && s->resp_framing == HF_CLOSE && ev == TSTREAM_EOF) {
+		s->resp_done = true;
+		http_access_log(s, "ok");
+		http_close(s, "ok");
+		return;
+	}
+	/* Cut off mid-exchange: before the head we can still say so; after it, only close. */
+	if (!s->resp_head_done) {
+		const struct rules_pool *p = http_pool(s);
+		log_msg(LOG_WARN, "pool %s server %s:%u: %s before the response head", p->name,
+		        p->servers[s->server].host, s->port, ev == TSTREAM_EOF ? "closed" : tstream_error(s->srv));
+		http_drop_server(s);
+		http_respond(s, 502, NULL, "server-closed", false);
+		return;
+	}
+	http_access_log(s, "server-closed");
+	http_close(s, "server-closed");
+}
+
+static SSL *http_backend_ssl(struct http_session *s)
+{
+	const struct rules_pool *p = http_pool(s);
+	SSL_CTX *ctx = tlsconf_pool_ctx(s->snap->tls, (size_t)s->pool);
+	SSL *ssl = ctx ? SSL_new(ctx) : NULL;
+	if (!ssl)
+		return NULL;
+	SSL_set_connect_state(ssl);
+	/* The server sees the name the client asked for unless the pool names one. */
+	const char *name = p->tls.sni ? p->tls.sni : s->host[0] ? s->host : s->sni[0] ? s->sni : NULL;
+	if (name) {
+		SSL_set_tlsext_host_name(ssl, name);
+		if (p->tls.verify)
+			X509_VERIFY_PARAM_set1_host(SSL_get0_param(ssl), name, strlen(name));
+	}
+	return ssl;
+}
+
+/* Tries the pool's servers in round-robin order from the request's pick; only a
+ * failed connect moves on, never a request a server has seen. */
+static void http_connect_next(struct http_session *s)
+{
+	const struct rules_pool *p = http_pool(s);
+	while (s->tries < p->nservers) {
+		size_t idx = (s->first + s->tries) % p->nservers;
+		s->tries++;
+		const struct rules_server *sv = &p->servers[idx];
+		unsigned port = s->svc->routes[s->route].port ? s->svc->routes[s->route].port : sv->port;
+		s->server = (long)idx;
+		s->port = port;
+		if (s->srv && s->srv_pool == s->pool && s->srv_server == (long)idx && s->srv_port == port) {
+			http_start_exchange(s);     /* the kept connection goes to this very server */
+			return;
+		}
+		http_drop_server(s);
+		struct sockaddr_storage to = sv->addr.ss;
+		addr_set_port(&to, (uint16_t)port);
+		struct sock *sk = sock_connect(s->home->base, (const struct sockaddr *)&to, sv->addr.len,
+		                               (const struct sockaddr *)&p->source.ss, p->source.len);
+		if (!sk) {
+			log_msg(LOG_WARN, "pool %s server %s:%u: connect failed: %s", p->name, sv->host, port,
+			        strerror(errno));
+			continue;
+		}
+		SSL *ssl = NULL;
+		if (p->tls.on && !(ssl = http_backend_ssl(s))) {
+			sock_free(sk);
+			log_msg(LOG_WARN, "pool %s: cannot start TLS to the back end", p->name);
+			continue;
+		}
+		s->srv = tstream_new(sk, ssl);
+		if (!s->srv)
+			continue;
+		s->srv_pool = s->pool;
+		s->srv_server = (long)idx;
+		s->srv_port = port;
+		tstream_setcb(s->srv, http_srv_readable, http_srv_drained, http_srv_event, s);
+		tstream_set_read_max(s->srv, HTTP_HEAD_MAX + HTTP_RELAY_MAX);
+		s->phase = HP_CONNECT;
+		http_arm(s, p->connect_timeout_ms);
+		return;
+	}
+	s->server = -1;
+	http_respond(s, p->nservers ? 502 : 503, NULL, "no-server", false);
+}
+
+/* ---------------------------------------------------------------- bodies */
+
+/* Moves up to n bytes of body from one side to the other; returns what moved. */
+static size_t http_move(struct evbuffer *from, struct evbuffer *to, size_t n)
+{
+	size_t have = evbuffer_get_length(from);
+	if (n > have)
+		n = have;
+	if (n)
+		evbuffer_remove_buffer(from, to, n);
+	return n;
+}
+
+/* How many of the bytes at the front of buf belong to a chunked body, feeding the decoder. */
+static enum h1_result http_chunked_span(struct h1_chunked *ck, struct evbuffer *buf, size_t *take)
+{
+	struct evbuffer_iovec v[16];
+	int n = evbuffer_peek(buf, -1, NULL, v, 16);
+	*take = 0;
+	for (int i = 0; i < n && i < 16; i++) {
+		size_t used = 0;
+		enum h1_result rc = h1_chunked_feed(ck, v[i].iov_base, v[i].iov_len, &used);
+		*take += used;
+		if (rc != H1_NEED_MORE)
+			return rc;
+	}
+	return H1_NEED_MORE;
+}
+
+static void http_exchange_end(struct http_session *s);
+
+static void http_pump_request(struct http_session *s)
+{
+	struct evbuffer *in = tstream_input(s->cli);
+	struct evbuffer *out = tstream_output(s->srv);
+	if (!s->req_done) {
+		size_t moved = 0;
+		if (s->req_framing == HF_LENGTH) {
+			moved = http_move(in, out, s->req_left > SIZE_MAX ? SIZE_MAX : (size_t)s->req_left);
+			s->req_left -= moved;
+			s->req_done = s->req_left == 0;
+		} else if (s->req_framing == HF_CHUNKED) {
+			size_t take;
+			int rc = http_chunked_span(&s->req_chunks, in, &take);
+			moved = http_move(in, out, take);
+			if (rc == H1_DONE) {
+				s->req_done = true;
+			} else if (rc != H1_NEED_MORE) {
+				http_drop_server(s);
+				http_respond(s, 400, NULL, "bad-chunked-body", false);
+				return;
+			}
+		} else {
+			s->req_done = true;
+		}
+		s->bytes_in += moved;
+	}
+	if (tstream_flush(s->srv) != 0) {
+		http_backend_failed(s, tstream_error(s->srv));
+		return;
+	}
+	if (tstream_unsent(s->srv) >= HTTP_RELAY_MAX) {
+		s->cli_paused = true;
+		tstream_read_enable(s->cli, false);
+	}
+	if (s->req_done && s->resp_done)
+		http_exchange_end(s);
+}
+
+static void http_write_response_head(struct http_session *s, const char *head)
+{
+	struct evbuffer *out = tstream_output(s->cli);
+	const struct h1_msg *r = &s->resp;
+	evbuffer_add_printf(out, "HTTP/1.1 %.*s\r\n", (int)r->status_rest.len, head + r->status_rest.off);
+	for (size_t i = 0; i < r->nheaders; i++) {
+		const struct h1_header *h = &r->headers[i];
+		const char *name = head + h->name.off;
+		if ((http_hop_by_hop(name, h->name.len) && !(s->status == 101 && h->name.len == 7)) ||
+		    h1_connection_lists(r, head, name, h->name.len))
+			continue;
+		evbuffer_add(out, name, h->name.len);
+		evbuffer_add(out, ": ", 2);
+		evbuffer_add(out, head + h->value.off, h->value.len);
+		evbuffer_add(out, "\r\n", 2);
+	}
+	if (s->status == 101)
+		evbuffer_add(out, "Connection: Upgrade\r\n", 21);
+	else if (!s->keepalive)
+		evbuffer_add(out, "Connection: close\r\n", 19);
+	evbuffer_add(out, "\r\n", 2);
+}
+
+/* Reads the response head; returns false when the session went on elsewhere. */
+static bool http_read_response_head(struct http_session *s)
+{
+	struct evbuffer *in = tstream_input(s->srv);
+	size_t len = evbuffer_get_length(in);
+	size_t take = len < HTTP_HEAD_MAX ? len : HTTP_HEAD_MAX;
+	const char *head = (const char *)evbuffer_pullup(in, (ev_ssize_t)take);
+	enum h1_result rc = h1_parse(&s->resp, head, take);
+	if (rc == H1_NEED_MORE) {
+		if (take < HTTP_HEAD_MAX)
+			return false;
+		rc = H1_ERR_TOO_LARGE;
+	}
+	if (rc != H1_DONE) {
+		const struct rules_pool *p = http_pool(s);
+		log_msg(LOG_WARN, "pool %s server %s:%u: bad response head: %s", p->name, p->servers[s->server].host,
+		        s->port, h1_error_text(&s->resp, rc));
+		http_drop_server(s);
+		http_respond(s, 502, NULL, "bad-response", false);
+		return false;
+	}
+	s->status = s->resp.status;
+	if (s->status >= 100 && s->status < 200 && s->status != 101) {
+		/* 100 Continue and friends pass through as they are; the real answer follows. */
+		evbuffer_remove_buffer(in, tstream_output(s->cli), s->resp.head_len);
+		h1_resp_init(&s->resp, HTTP_HEAD_MAX, s->head_request);
+		return true;
+	}
+	if (s->status == 101 && !s->upgrade) {
+		http_drop_server(s);
+		http_respond(s, 502, NULL, "bad-upgrade", false);
+		return false;
+	}
+	s->resp_head_done = true;
+	if (s->status == 101)
+		s->resp_framing = HF_NONE;
+	else if (s->resp.no_body)
+		s->resp_framing = HF_NONE;
+	else if (s->resp.chunked)
+		s->resp_framing = HF_CHUNKED;
+	else if (s->resp.has_content_length)
+		s->resp_framing = HF_LENGTH;
+	else
+		s->resp_framing = HF_CLOSE;
+	s->resp_left = s->resp.content_length;
+	h1_chunked_init(&s->resp_chunks);
+	if (s->resp.conn_close || s->resp_framing == HF_CLOSE)
+		s->keepalive = false;
+	http_write_response_head(s, head);
+	evbuffer_drain(in, s->resp.head_len);
+	/* Long polls (Exchange ActiveSync, Skype push) may now stay quiet for the route's idle time. */
+	http_arm(s, http_timeout(s, false));
+	if (s->status == 101) {
+		s->phase = HP_TUNNEL;
+		tstream_read_enable(s->cli, true);
+		http_tunnel(s, s->cli, s->srv);
+		if (s->phase == HP_TUNNEL)
+			http_tunnel(s, s->srv, s->cli);
+		return false;
+	}
+	return true;
+}
+
+static void http_pump_response(struct http_session *s)
+{
+	while (!s->resp_head_done)
+		if (!http_read_response_head(s))
+			return;
+	struct evbuffer *in = tstream_input(s->srv);
+	struct evbuffer *out = tstream_output(s->cli);
+	size_t moved = 0;
+	switch (s->resp_framing) {
+	case HF_NONE:
+		s->resp_done = true;
+		break;
+	case HF_LENGTH:
+		moved = http_move(in, out, s->resp_left > SIZE_MAX ? SIZE_MAX : (size_t)s->resp_left);
+		s->resp_left -= moved;
+		s->resp_done = s->resp_left == 0;
+		break;
+	case HF_CHUNKED: {
+		size_t take;
+		int rc = http_chunked_span(&s->resp_chunks, in, &take);
+		moved = http_move(in, out, take);
+		if (rc == H1_DONE)
+			s->resp_done = true;
+		else if (rc != H1_NEED_MORE) {
+			s->bytes_out += moved;
+			http_access_log(s, "bad-response-body");
+			http_close(s, "bad-response-body");
+			return;
+		}
+		break;
+	}
+	case HF_CLOSE:
+		moved = http_move(in, out, SIZE_MAX);
+		break;
+	}
+	s->bytes_out += moved;
+	if (moved)
+		http_arm(s, http_timeout(s, false));
+	if (tstream_flush(s->cli) != 0) {
+		http_access_log(s, "client-reset");
+		http_free(s, "client-reset");
+		return;
+	}
+	if (tstream_unsent(s->cli) >= HTTP_RELAY_MAX) {
+		s->srv_paused = true;
+		tstream_read_enable(s->srv, false);
+	}
+	if (s->resp_done && !s->req_done && !s->cli_paused) {
+		/* The server answered before the whole body arrived (an error, say): what is left
+		 * of the body cannot be told from the next request, so this connection ends. */
+		s->keepalive = false;
+		s->req_done = true;
+		http_drop_server(s);
+	}
+	if (s->resp_done && s->req_done)
+		http_exchange_end(s);
+}
+
+static void http_tunnel(struct http_session *s, struct tstream *from, struct tstream *to)
+{
+	struct evbuffer *in = tstream_input(from);
+	size_t n = evbuffer_get_length(in);
+	evbuffer_add_buffer(tstream_output(to), in);
+	if (from == s->cli)
+		s->bytes_in += n;
+	else
+		s->bytes_out += n;
+	http_arm(s, http_timeout(s, false));
+	if (tstream_flush(to) != 0) {
+		http_access_log(s, "tunnel-reset");
+		http_free(s, "tunnel-reset");
+		return;
+	}
+	if (tstream_unsent(to) >= HTTP_RELAY_MAX) {
+		tstream_read_enable(from, false);
+		if (from == s->cli)
+			s->cli_paused = true;
+		else
+			s->srv_paused = true;
+	}
+}
+
+static void http_exchange_end(struct http_session *s)
+{
+	http_access_log(s, "ok");
+	event_del(s->timer);
+	if (!s->keepalive) {
+		http_close(s, "ok");
+		return;
+	}
+	if (s->srv) {
+		/* Kept for the next request; an idle server connection is read only to notice it closing. */
+		tstream_read_enable(s->srv, true);
+	}
+	s->phase = HP_HEAD;
+	if (s->cli_paused) {
+		s->cli_paused = false;
+		tstream_read_enable(s->cli, true);
+	}
+	http_read_request(s);
+}
+
+/* ---------------------------------------------------------------- requests */
+
+static void http_route_request(struct http_session *s, const char *head)
+{
+	const struct h1_msg *q = &s->req;
+	const char *path = head + q->path.off;
+	/* Our own answers keep the connection only when no body is left to read past. */
+	bool body = q->chunked || q->content_length > 0;
+	s->route = rules_route_match_http(s->svc, s->host, s->host_len, path, q->path.len, s->sni[0] ? s->sni : NULL,
+	                                  strlen(s->sni));
+	if (s->route < 0) {
+		/* Never forwarded anywhere the rule file did not say. */
+		int st = s->svc->mode == RULES_MODE_TLS ? 421 : 404;
+		http_respond(s, st, NULL, "no-route", !body);
+		return;
+	}
+	const struct rules_route *r = &s->svc->routes[s->route];
+	if (r->redirect) {
+		char loc[600];
+		int code = r->status ? r->status : 301;
+		if (strcmp(r->redirect, "https") == 0)
+			snprintf(loc, sizeof(loc), "Location: https://%s%.*s\r\n", s->host, (int)q->path.len, path);
+		else
+			snprintf(loc, sizeof(loc), "Location: %s%.*s\r\n", r->redirect, (int)q->path.len, path);
+		if (!s->host[0] && strcmp(r->redirect, "https") == 0) {
+			http_respond(s, 400, NULL, "redirect-without-host", false);
+			return;
+		}
+		http_respond(s, code, loc, "redirect", !body);
+		return;
+	}
+	if (r->pool < 0) {
+		http_respond(s, r->status, NULL, "status", !body);
+		return;
+	}
+	s->pool = r->pool;
+	const struct rules_pool *p = http_pool(s);
+	if (p->nservers == 0) {
+		http_respond(s, 503, NULL, "no-server", false);
+		return;
+	}
+	/* Requests are balanced one by one (Skype for Business mobile clients expect it). */
+	s->first = s->snap->rr_next[s->pool]++ % p->nservers;
+	s->tries = 0;
+	tstream_read_enable(s->cli, false);
+	http_connect_next(s);
+}
+
+static void http_request_reset(struct http_session *s)
+{
+	h1_req_init(&s->req, HTTP_HEAD_MAX);
+	h1_chunked_init(&s->req_chunks);
+	s->method[0] = s->host[0] = s->path[0] = '\0';
+	s->host_len = 0;
+	s->route = s->pool = s->server = -1;
+	s->req_done = s->resp_head_done = s->resp_done = s->upgrade = s->head_request = false;
+	s->status = 0;
+	s->bytes_in = s->bytes_out = 0;
+	memset(&s->srv_start, 0, sizeof(s->srv_start));
+}
+
+/* Reads (the rest of) a request head from what the client sent. */
+static void http_read_request(struct http_session *s)
+{
+	struct evbuffer *in = tstream_input(s->cli);
+	size_t len = evbuffer_get_length(in);
+	if (len == 0) {
+		if (s->cli_eof) {
+			http_free(s, "ok");
+			return;
+		}
+		http_arm(s, s->requests ? s->svc->keepalive_timeout_ms : s->svc->header_timeout_ms);
+		tstream_read_enable(s->cli, true);
+		return;
+	}
+	if (!s->req_started) {
+		http_request_reset(s);
+		s->req_started = true;
+		event_base_gettimeofday_cached(s->home->base, &s->req_start);
+		http_arm(s, s->svc->header_timeout_ms);
+	}
+	size_t take = len < HTTP_HEAD_MAX ? len : HTTP_HEAD_MAX;
+	const char *head = (const char *)evbuffer_pullup(in, (ev_ssize_t)take);
+	enum h1_result rc = h1_parse(&s->req, head, take);
+	if (rc == H1_NEED_MORE) {
+		if (take >= HTTP_HEAD_MAX)
+			rc = H1_ERR_TOO_LARGE;
+		else if (s->cli_eof) {
+			http_free(s, "client-closed");
+			return;
+		} else {
+			tstream_read_enable(s->cli, true);
+			return;
+		}
+	}
+	s->req_started = false;
+	s->requests++;
+	const struct h1_msg *q = &s->req;
+	if (rc != H1_DONE) {
+		snprintf(s->method, sizeof(s->method), "-");
+		log_msg(LOG_DEBUG, "client %s: bad request: %s", s->client, h1_error_text(&s->req, rc));
+		http_respond(s, h1_error_status(rc), NULL, "bad-request", false);
+		return;
+	}
+	snprintf(s->method, sizeof(s->method), "%.*s", (int)q->method.len, head + q->method.off);
+	snprintf(s->path, sizeof(s->path), "%.*s", (int)q->path.len, head + q->path.off);
+	s->head_request = q->method.len == 4 && memcmp(head + q->method.off, "HEAD", 4) == 0;
+	s->keepalive = q->keepalive;
+	h1_resp_init(&s->resp, HTTP_HEAD_MAX, s->head_request);
+	s->upgrade = q->upgrade;
+	if (q->has_host) {
+		uint16_t port;
+		if (h1_host_normalize(head + q->host.off, q->host.len, s->host, sizeof(s->host), &port) < 0) {
+			http_respond(s, 400, NULL, "bad-host", false);
+			return;
+		}
+		s->host_len = strlen(s->host);
+	}
+	s->req_framing = q->chunked ? HF_CHUNKED : q->has_content_length && q->content_length ? HF_LENGTH : HF_NONE;
+	s->req_left = q->content_length;
+	http_route_request(s, head);
+}
+
+/* ---------------------------------------------------------------- client events */
+
+static void http_cli_readable(struct tstream *t, void *arg)
+{
+	struct http_session *s = arg;
+	(void)t;
+	switch (s->phase) {
+	case HP_HEAD:
+		http_read_request(s);
+		return;
+	case HP_EXCHANGE:
+		http_pump_request(s);
+		return;
+	case HP_TUNNEL:
+		http_tunnel(s, s->cli, s->srv);
+		return;
+	case HP_CONNECT:
+	case HP_CLOSING:
+		return;
+	}
+}
+
+static void http_cli_drained(struct tstream *t, void *arg)
+{
+	struct http_session *s = arg;
+	(void)t;
+	if (s->phase == HP_CLOSING) {
+		if (tstream_unsent(s->cli) == 0)
+			http_free(s, s->close_outcome);
+		return;
+	}
+	if (s->srv_paused && s->srv) {
+		s->srv_paused = false;
+		tstream_read_enable(s->srv, true);
+	}
+}
+
+static void http_cli_event(struct tstream *t, enum tstream_event ev, void *arg)
+{
+	struct http_session *s = arg;
+	(void)t;
+	if (ev == TSTREAM_READY) {
+		http_read_request(s);
+		return;
+	}
+	s->cli_eof = true;
+	switch (s->phase) {
+	case HP_HEAD:
+		if (ev == TSTREAM_EOF && evbuffer_get_length(tstream_input(s->cli)) > 0)
+			return;         /* the head is complete or not; http_read_request decides */
+		http_free(s, ev == TSTREAM_EOF ? "ok" : "client-error");
+		return;
+	case HP_TUNNEL:
+		if (s->srv) {
+			tstream_shutdown(s->srv);
+			if (!s->srv_paused && ev == TSTREAM_EOF)
+				return;
+		}
+		http_free(s, "ok");
+		return;
+	case HP_CLOSING:
+		http_free(s, s->close_outcome);
+		return;
+	default:
+		/* A client that half-closes after its request still gets the answer;
+		 * one whose request is not complete is gone. */
+		if (ev == TSTREAM_EOF && s->req_done)
+			return;
+		http_access_log(s, "client-closed");
+		http_free(s, "client-closed");
+		return;
+	}
+}
+
+static void http_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_session *s = arg;
+	(void)fd;
+	(void)what;
+	switch (s->phase) {
+	case HP_HEAD:
+		if (evbuffer_get_length(tstream_input(s->cli)) == 0) {
+			http_free(s, "keepalive-timeout");
+			return;
+		}
+		http_respond(s, 408, NULL, "header-timeout", false);
+		return;
+	case HP_CONNECT:
+		http_backend_failed(s, "connect timed out");
+		return;
+	case HP_EXCHANGE:
+		if (!s->resp_head_done) {
+			http_drop_server(s);
+			http_respond(s, 504, NULL, "backend-timeout", false);
+			return;
+		}
+		http_access_log(s, "idle-timeout");
+		http_close(s, "idle-timeout");
+		return;
+	case HP_TUNNEL:
+		http_access_log(s, "idle-timeout");
+		http_free(s, "idle-timeout");
+		return;
+	case HP_CLOSING:
+		http_free(s, s->close_outcome);
+		return;
+	}
+}
+
+/* ---------------------------------------------------------------- start */
+
+void http_session_start(const struct http_start *st)
+{
+	struct http_session *s = calloc(1, sizeof(*s));
+	if (!s) {
+		sock_free(st->cli);
+		SSL_free(st->ssl);
+		return;
+	}
+	s->home = st->home;
+	s->snap = st->snap;
+	s->snap->refs++;
+	s->svc = st->svc;
+	s->tls = st->ssl != NULL;
+	s->srv_pool = s->srv_server = -1;
+	s->route = s->pool = s->server = -1;
+	addr_text(st->peer, st->peerlen, s->client, sizeof(s->client), s->client_ip, sizeof(s->client_ip));
+	if (st->sni)
+		snprintf(s->sni, sizeof(s->sni), "%s", st->sni);
+	event_base_gettimeofday_cached(s->home->base, &s->start);
+	s->req_start = s->start;
+	s->link.close_now = http_close_now;
+	conn_home_link(s->home, &s->link);
+	s->timer = evtimer_new(s->home->base, http_timer, s);
+	s->cli = tstream_new(st->cli, st->ssl);
+	if (!s->timer || !s->cli) {
+		http_free(s, "no-memory");
+		return;
+	}
+	tstream_setcb(s->cli, http_cli_readable, http_cli_drained, http_cli_event, s);
+	tstream_set_read_max(s->cli, HTTP_HEAD_MAX + HTTP_RELAY_MAX);
+	tstream_set_low_mark(s->cli, HTTP_RELAY_MAX / 2);
+	http_arm(s, s->tls ? s->svc->hello_timeout_ms : s->svc->header_timeout_ms);
+	tstream_start(s->cli);
+}

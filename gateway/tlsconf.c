@@ -1,0 +1,343 @@
+#include "tlsconf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/err.h>
+#include <openssl/pool.h>
+#include <openssl/x509.h>
+
+#include "certs.h"
+
+/* A certificate ready to be handed to an SSL: DER buffers, leaf first. */
+struct tlsconf_cred {
+	CRYPTO_BUFFER **chain;
+	size_t nchain;
+	EVP_PKEY *key;
+	bool ecdsa;
+};
+
+/* The certificates for one name: at most one ECDSA and one RSA. */
+struct tlsconf_pick {
+	long ecdsa, rsa;                /* indexes into the service's creds, or -1 */
+};
+
+struct tlsconf_service {
+	SSL_CTX *ctx;
+	struct tlsconf_cred *creds;
+	size_t ncreds;
+	struct rules_namemap *names;    /* certificate name -> pick */
+	struct tlsconf_pick *picks;
+	char **pick_names;
+	size_t npicks;
+	struct tlsconf_pick dflt;
+};
+
+struct tlsconf {
+	int refs;
+	struct tlsconf_service *svcs;
+	size_t nsvcs;
+	SSL_CTX **pools;
+	size_t npools;
+};
+
+static int tlsconf_ex_index = -1;
+
+static void tlsconf_cred_clear(struct tlsconf_cred *c)
+{
+	for (size_t i = 0; i < c->nchain; i++)
+		CRYPTO_BUFFER_free(c->chain[i]);
+	free(c->chain);
+	EVP_PKEY_free(c->key);
+}
+
+static void tlsconf_free(struct tlsconf *t)
+{
+	for (size_t i = 0; i < t->nsvcs; i++) {
+		struct tlsconf_service *s = &t->svcs[i];
+		SSL_CTX_free(s->ctx);
+		for (size_t k = 0; k < s->ncreds; k++)
+			tlsconf_cred_clear(&s->creds[k]);
+		free(s->creds);
+		rules_namemap_free(s->names);
+		free(s->picks);
+		for (size_t k = 0; k < s->npicks; k++)
+			free(s->pick_names[k]);
+		free(s->pick_names);
+	}
+	free(t->svcs);
+	for (size_t i = 0; i < t->npools; i++)
+		SSL_CTX_free(t->pools[i]);
+	free(t->pools);
+	free(t);
+}
+
+struct tlsconf *tlsconf_ref(struct tlsconf *t)
+{
+	if (t)
+		__atomic_fetch_add(&t->refs, 1, __ATOMIC_RELAXED);
+	return t;
+}
+
+void tlsconf_unref(struct tlsconf *t)
+{
+	if (t && __atomic_fetch_sub(&t->refs, 1, __ATOMIC_ACQ_REL) == 1)
+		tlsconf_free(t);
+}
+
+static CRYPTO_BUFFER *tlsconf_der(X509 *x)
+{
+	uint8_t *der = NULL;
+	int n = i2d_X509(x, &der);
+	if (n <= 0)
+		return NULL;
+	CRYPTO_BUFFER *b = CRYPTO_BUFFER_new(der, (size_t)n, NULL);
+	OPENSSL_free(der);
+	return b;
+}
+
+static int tlsconf_cred_init(struct tlsconf_cred *c, const struct certs_item *item)
+{
+	STACK_OF(X509) *chain = certs_item_chain(item);
+	size_t n = 1 + sk_X509_num(chain);
+	if (!(c->chain = calloc(n, sizeof(*c->chain))))
+		return -1;
+	if (!(c->chain[c->nchain++] = tlsconf_der(certs_item_leaf(item))))
+		return -1;
+	for (size_t i = 0; i < sk_X509_num(chain); i++)
+		if (!(c->chain[c->nchain++] = tlsconf_der(sk_X509_value(chain, i))))
+			return -1;
+	c->key = certs_item_key(item);
+	EVP_PKEY_up_ref(c->key);
+	c->ecdsa = certs_item_is_ecdsa(item);
+	return 0;
+}
+
+/* Whether the client offers an ECDSA signature algorithm (TLS 1.2 and 1.3 alike). */
+static bool tlsconf_client_ecdsa(const SSL_CLIENT_HELLO *hello)
+{
+	const uint8_t *data;
+	size_t len;
+	if (!SSL_early_callback_ctx_extension_get(hello, TLSEXT_TYPE_signature_algorithms, &data, &len) || len < 2)
+		return false;
+	size_t n = ((size_t)data[0] << 8 | data[1]);
+	for (size_t i = 2; i + 1 < len && i < n + 2; i += 2)
+		if (data[i + 1] == 0x03 && (data[i] == 0x04 || data[i] == 0x05))  /* ecdsa_secp256r1/384r1 */
+			return true;
+	return false;
+}
+
+/* The server name straight from the ClientHello, before BoringSSL has acted on it. */
+static size_t tlsconf_sni(const SSL_CLIENT_HELLO *hello, const char **name)
+{
+	const uint8_t *d;
+	size_t len;
+	if (!SSL_early_callback_ctx_extension_get(hello, TLSEXT_TYPE_server_name, &d, &len) || len < 5)
+		return 0;
+	size_t list = (size_t)d[0] << 8 | d[1];
+	if (list + 2 > len || d[2] != 0)
+		return 0;
+	size_t n = (size_t)d[3] << 8 | d[4];
+	if (n + 5 > len)
+		return 0;
+	*name = (const char *)d + 5;
+	return n;
+}
+
+/* Chooses the certificate before the handshake goes on: the most specific name
+ * wins (exact before wildcard), ECDSA when the client can take it, else RSA. */
+static enum ssl_select_cert_result_t tlsconf_select(const SSL_CLIENT_HELLO *hello)
+{
+	SSL *ssl = hello->ssl;
+	const struct tlsconf_service *s = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), tlsconf_ex_index);
+	if (!s)
+		return ssl_select_cert_error;
+	const char *name = NULL;
+	size_t len = tlsconf_sni(hello, &name);
+	struct tlsconf_pick pick = s->dflt;
+	if (len) {
+		int i = rules_namemap_lookup(s->names, name, len);
+		if (i >= 0)
+			pick = s->picks[i];
+	}
+	bool ecdsa = tlsconf_client_ecdsa(hello);
+	long c = ecdsa && pick.ecdsa >= 0 ? pick.ecdsa : pick.rsa >= 0 ? pick.rsa : pick.ecdsa;
+	if (c < 0)
+		return ssl_select_cert_error;
+	const struct tlsconf_cred *cred = &s->creds[c];
+	if (!SSL_set_chain_and_key(ssl, cred->chain, cred->nchain, cred->key, NULL))
+		return ssl_select_cert_error;
+	return ssl_select_cert_success;
+}
+
+static void tlsconf_pick_add(struct tlsconf_pick *p, long cred, bool ecdsa)
+{
+	if (ecdsa && p->ecdsa < 0)
+		p->ecdsa = cred;
+	else if (!ecdsa && p->rsa < 0)
+		p->rsa = cred;
+}
+
+/* The pick for a certificate name, made on first sight: -2 out of memory, -1 a name the map refuses. */
+static long tlsconf_pick_for(struct tlsconf_service *s, const char *name)
+{
+	for (size_t i = 0; i < s->npicks; i++)
+		if (strcasecmp(s->pick_names[i], name) == 0)
+			return (long)i;
+	struct tlsconf_pick *np = realloc(s->picks, (s->npicks + 1) * sizeof(*np));
+	if (np)
+		s->picks = np;
+	char **nn = realloc(s->pick_names, (s->npicks + 1) * sizeof(*nn));
+	if (nn)
+		s->pick_names = nn;
+	if (!np || !nn || !(s->pick_names[s->npicks] = strdup(name)))
+		return -2;
+	char e[256];
+	if (rules_namemap_add(s->names, name, (int)s->npicks, e, sizeof(e)) < 0) {
+		free(s->pick_names[s->npicks]);
+		return -1;
+	}
+	s->picks[s->npicks] = (struct tlsconf_pick){ -1, -1 };
+	return (long)s->npicks++;
+}
+
+static const uint8_t tlsconf_alpn_http11[] = { 8, 'h', 't', 't', 'p', '/', '1', '.', '1' };
+
+/* ALPN: http/1.1 is what we speak; a client offering only h2 gets no ALPN and falls back. */
+static int tlsconf_alpn(SSL *ssl, const uint8_t **out, uint8_t *outlen, const uint8_t *in, unsigned inlen, void *arg)
+{
+	(void)ssl;
+	(void)arg;
+	for (unsigned i = 0; i < inlen; i += 1u + in[i])
+		if (in[i] == 8 && i + 9 <= inlen && memcmp(in + i, tlsconf_alpn_http11, 9) == 0) {
+			*out = in + i + 1;
+			*outlen = 8;
+			return SSL_TLSEXT_ERR_OK;
+		}
+	return SSL_TLSEXT_ERR_NOACK;
+}
+
+static int tlsconf_service_init(struct tlsconf_service *s, const struct rules_config *cfg,
+                                const struct rules_service *svc, char *err, size_t errlen)
+{
+	s->dflt = (struct tlsconf_pick){ -1, -1 };
+	s->ctx = SSL_CTX_new(TLS_method());
+	s->names = rules_namemap_new();
+	s->creds = calloc(svc->ncerts ? svc->ncerts : 1, sizeof(*s->creds));
+	if (!s->ctx || !s->names || !s->creds)
+		goto nomem;
+	/* TLS 1.2 and 1.3 only: 1.0 and 1.1 are gone from every client worth serving. */
+	SSL_CTX_set_min_proto_version(s->ctx, TLS1_2_VERSION);
+	SSL_CTX_set_max_proto_version(s->ctx, TLS1_3_VERSION);
+	SSL_CTX_set_options(s->ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+	SSL_CTX_set_strict_cipher_list(s->ctx, "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+	                                       "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+	                                       "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305");
+	SSL_CTX_set_session_cache_mode(s->ctx, SSL_SESS_CACHE_OFF);
+	SSL_CTX_set_alpn_select_cb(s->ctx, tlsconf_alpn, NULL);
+	SSL_CTX_set_select_certificate_cb(s->ctx, tlsconf_select);
+	SSL_CTX_set_ex_data(s->ctx, tlsconf_ex_index, s);
+	for (size_t k = 0; k < svc->ncerts; k++) {
+		const struct rules_cert *rc = &cfg->certs[svc->certs[k]];
+		if (!rc->item) {
+			snprintf(err, errlen, "certificate \"%s\" is not loaded", rc->name);
+			return -1;
+		}
+		struct tlsconf_cred *cred = &s->creds[s->ncreds];
+		if (tlsconf_cred_init(cred, rc->item) != 0) {
+			tlsconf_cred_clear(cred);
+			memset(cred, 0, sizeof(*cred));
+			goto nomem;
+		}
+		long ci = (long)s->ncreds++;
+		if ((long)svc->certs[k] == svc->default_cert)
+			tlsconf_pick_add(&s->dflt, ci, cred->ecdsa);
+		for (size_t n = 0; n < certs_item_nnames(rc->item); n++) {
+			long pi = tlsconf_pick_for(s, certs_item_name_at(rc->item, n));
+			if (pi == -2)
+				goto nomem;
+			if (pi >= 0)
+				tlsconf_pick_add(&s->picks[pi], ci, cred->ecdsa);
+		}
+	}
+	return 0;
+nomem:
+	snprintf(err, errlen, "out of memory building the TLS context of service \"%s\"", svc->name);
+	return -1;
+}
+
+static SSL_CTX *tlsconf_pool_init(const struct rules_pool *p, char *err, size_t errlen)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_method());
+	if (!ctx) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	if (p->tls.verify) {
+		const char *ca = p->tls.ca_file ? p->tls.ca_file : "/etc/ssl/certs/ca-certificates.crt";
+		if (!SSL_CTX_load_verify_locations(ctx, ca, NULL)) {
+			ERR_clear_error();
+			snprintf(err, errlen, "pool %s: cannot load the CA file \"%s\" to verify its servers; check tls.ca_file",
+			         p->name, ca);
+			SSL_CTX_free(ctx);
+			return NULL;
+		}
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	}
+	if (p->tls.cert && (!SSL_CTX_use_certificate_chain_file(ctx, p->tls.cert) ||
+	                    !SSL_CTX_use_PrivateKey_file(ctx, p->tls.key, SSL_FILETYPE_PEM))) {
+		ERR_clear_error();
+		snprintf(err, errlen, "pool %s: cannot load the client certificate \"%s\" with key \"%s\"", p->name,
+		         p->tls.cert, p->tls.key);
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+struct tlsconf *tlsconf_new(const struct rules_config *cfg, char *err, size_t errlen)
+{
+	if (tlsconf_ex_index < 0)
+		tlsconf_ex_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+	struct tlsconf *t = calloc(1, sizeof(*t));
+	if (!t || !(t->svcs = calloc(cfg->nservices ? cfg->nservices : 1, sizeof(*t->svcs))) ||
+	    !(t->pools = calloc(cfg->npools ? cfg->npools : 1, sizeof(*t->pools)))) {
+		snprintf(err, errlen, "out of memory");
+		if (t)
+			free(t->svcs);
+		free(t);
+		return NULL;
+	}
+	t->refs = 1;
+	for (; t->nsvcs < cfg->nservices; t->nsvcs++)
+		if (cfg->services[t->nsvcs].mode == RULES_MODE_TLS &&
+		    tlsconf_service_init(&t->svcs[t->nsvcs], cfg, &cfg->services[t->nsvcs], err, errlen) != 0) {
+			t->nsvcs++;
+			tlsconf_free(t);
+			return NULL;
+		}
+	for (; t->npools < cfg->npools; t->npools++)
+		if (cfg->pools[t->npools].tls.on && !(t->pools[t->npools] = tlsconf_pool_init(&cfg->pools[t->npools], err, errlen))) {
+			tlsconf_free(t);
+			return NULL;
+		}
+	return t;
+}
+
+SSL *tlsconf_server_ssl(const struct tlsconf *t, size_t svc)
+{
+	if (!t || svc >= t->nsvcs || !t->svcs[svc].ctx)
+		return NULL;
+	SSL *ssl = SSL_new(t->svcs[svc].ctx);
+	if (ssl)
+		SSL_set_accept_state(ssl);
+	return ssl;
+}
+
+SSL_CTX *tlsconf_pool_ctx(const struct tlsconf *t, size_t pool)
+{
+	return t && pool < t->npools ? t->pools[pool] : NULL;
+}

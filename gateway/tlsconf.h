@@ -1,0 +1,30 @@
+/*
+ * tlsconf.h - the TLS contexts one configuration needs: per terminating
+ * service a server context that picks the certificate from the client's SNI
+ * and signature algorithms before the handshake goes on, and per pool with
+ * tls a client context for re-encryption. Built once per load, shared by all
+ * workers, reference-counted like the rules snapshot it belongs to.
+ */
+#ifndef ONEGATE_TLSCONF_H
+#define ONEGATE_TLSCONF_H
+
+#include <stddef.h>
+
+#include <openssl/ssl.h>
+
+#include "rules.h"
+
+struct tlsconf;
+
+/* NULL with a reason in err when a context cannot be built (a pool's
+ * ca_file unreadable, say). Certificates themselves were checked by the loader. */
+struct tlsconf *tlsconf_new(const struct rules_config *cfg, char *err, size_t errlen);
+struct tlsconf *tlsconf_ref(struct tlsconf *t);
+void tlsconf_unref(struct tlsconf *t);
+
+/* A server-side SSL for a connection to a terminating service, or NULL. */
+SSL *tlsconf_server_ssl(const struct tlsconf *t, size_t svc);
+/* The client context for a pool with tls, or NULL. */
+SSL_CTX *tlsconf_pool_ctx(const struct tlsconf *t, size_t pool);
+
+#endif

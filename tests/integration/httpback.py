@@ -1,0 +1,138 @@
+"""
+httpback.py - a small HTTP/1.1 back end for the integration tests.
+
+Raw sockets and threads, loopback only. It answers every request with a JSON
+description of what it received (its own name and port, method, target, headers,
+body length), keeps connections alive, reads Content-Length and chunked bodies,
+and answers with a chunked body when the path starts with /chunked. It counts
+the connections it accepted, so tests can see back-end connection reuse.
+"""
+import json
+import socket
+import threading
+
+LOOP4 = "127.0.0.1"
+
+
+class HTTPBackend:
+    def __init__(self, name, port=0):
+        self.name = name
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((LOOP4, port))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.connections = 0
+        self.requests = []
+        self.lock = threading.Lock()
+        self.stopping = False
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.stopping = True
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+
+    def _accept(self):
+        while not self.stopping:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            with self.lock:
+                self.connections += 1
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    @staticmethod
+    def _read_until(c, buf, marker):
+        while marker not in buf:
+            d = c.recv(65536)
+            if not d:
+                return None
+            buf += d
+        return buf
+
+    def _read_body(self, c, buf, headers):
+        te = headers.get("transfer-encoding", "")
+        if "chunked" in te.lower():
+            total = 0
+            while True:
+                buf = self._read_until(c, buf, b"\r\n")
+                if buf is None:
+                    return None, 0
+                line, buf = buf.split(b"\r\n", 1)
+                size = int(line.split(b";")[0], 16)
+                if size == 0:
+                    buf = self._read_until(c, buf, b"\r\n")
+                    _, buf = buf.split(b"\r\n", 1)
+                    return buf, total
+                while len(buf) < size + 2:
+                    d = c.recv(1 << 20)
+                    if not d:
+                        return None, 0
+                    buf += d
+                total += size
+                buf = buf[size + 2:]
+        n = int(headers.get("content-length", "0"))
+        total = n
+        while n > 0:
+            if buf:
+                take = min(n, len(buf))
+                buf = buf[take:]
+                n -= take
+                continue
+            d = c.recv(min(1 << 20, n))
+            if not d:
+                return None, 0
+            buf = d
+        return buf, total
+
+    def _serve(self, c):
+        buf = b""
+        try:
+            while True:
+                buf = self._read_until(c, buf, b"\r\n\r\n")
+                if buf is None:
+                    return
+                head, buf = buf.split(b"\r\n\r\n", 1)
+                lines = head.decode("latin-1").split("\r\n")
+                method, target, version = lines[0].split(" ", 2)
+                hlist = []
+                headers = {}
+                for line in lines[1:]:
+                    k, v = line.split(":", 1)
+                    hlist.append([k, v.strip()])
+                    headers[k.strip().lower()] = v.strip()
+                if headers.get("expect", "").lower() == "100-continue":
+                    c.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+                buf, body_len = self._read_body(c, buf, headers)
+                if buf is None:
+                    return
+                info = {"backend": self.name, "port": self.port, "method": method, "target": target,
+                        "version": version, "headers": hlist, "body_len": body_len}
+                with self.lock:
+                    self.requests.append(info)
+                if target.startswith("/close"):
+                    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nclose-delimited body")
+                    return
+                body = json.dumps(info).encode()
+                if target.startswith("/chunked"):
+                    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                              b"Transfer-Encoding: chunked\r\n\r\n")
+                    for i in range(0, len(body), 7):
+                        part = body[i:i + 7]
+                        c.sendall(b"%x\r\n%s\r\n" % (len(part), part))
+                    c.sendall(b"0\r\n\r\n")
+                else:
+                    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                              % (len(body), body if method != "HEAD" else b""))
+                if headers.get("connection", "").lower() == "close":
+                    return
+        except (OSError, ValueError):
+            return
+        finally:
+            c.close()

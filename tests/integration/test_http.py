@@ -1,0 +1,174 @@
+"""HTTP publishing on a plain service (port 80's job): Host and path routing across
+pools, port rewriting, forwarding headers, keep-alive with back-end reuse, chunked
+bodies both ways, redirects, our own 404, and requests that could smuggle refused."""
+import json
+import socket
+import subprocess
+import unittest
+
+from harness import LOOP4, OnegateTestCase, free_port, stop_and_check
+from httpback import HTTPBackend
+
+
+def curl(*args, timeout=20):
+    r = subprocess.run(["curl", "-sS", "--max-time", "15", *args], capture_output=True, text=True, timeout=timeout)
+    return r
+
+
+def raw(port, data, timeout=5):
+    """Sends bytes, reads until the server closes or goes quiet; returns what came back."""
+    s = socket.create_connection((LOOP4, port), timeout=timeout)
+    s.sendall(data)
+    out = b""
+    try:
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            out += d
+    except socket.timeout:
+        pass
+    s.close()
+    return out
+
+
+class PlainHttp(OnegateTestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.owa = HTTPBackend("owa")
+        cls.ews = HTTPBackend("ews")
+        cls.lync = HTTPBackend("lync")      # listens on the rewritten port only
+        cls.port = free_port()
+
+    @classmethod
+    def tearDownClass(cls):
+        for b in (cls.owa, cls.ews, cls.lync):
+            b.stop()
+
+    def setUp(self):
+        conf = """
+onegate = { workers = 1; };
+pools = ( { name = "owa";  servers = ( "127.0.0.1:%d" ); },
+          { name = "ews";  servers = ( "127.0.0.1:%d" ); },
+          { name = "lync"; servers = ( "127.0.0.1:1" ); } );
+services = ( { name = "http"; listen = [ "127.0.0.1:%d" ];
+  routes = (
+    { host = "mail.contoso.test"; pool = "owa"; },
+    { host = "mail.contoso.test"; path = "/EWS"; pool = "ews"; },
+    { host = "lyncdiscover.contoso.test"; pool = "lync"; port = %d; },
+    { host = "www.contoso.test"; redirect = "https"; },
+    { host = "gone.contoso.test"; status = 410; }
+  ); } );
+""" % (self.owa.port, self.ews.port, self.port, self.lync.port)
+        from harness import Onegate
+        self.og = Onegate(conf, wait_port=self.port).start()
+        self.addCleanup(self.og.cleanup)
+        self.addCleanup(stop_and_check, self.og)
+
+    def get(self, host, path="/", extra=()):
+        r = curl("-H", "Host: " + host, *extra, "http://127.0.0.1:%d%s" % (self.port, path))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return json.loads(r.stdout)
+
+    def test_host_and_path_route_to_three_pools(self):
+        self.assertEqual(self.get("mail.contoso.test", "/owa/")["backend"], "owa")
+        self.assertEqual(self.get("MAIL.contoso.test.", "/ews/exchange.asmx")["backend"], "ews")
+        self.assertEqual(self.get("mail.contoso.test:80", "/EWS")["backend"], "ews")
+        self.assertEqual(self.get("lyncdiscover.contoso.test", "/")["backend"], "lync")
+
+    def test_port_rewrite_reaches_the_rewritten_port(self):
+        info = self.get("lyncdiscover.contoso.test", "/?sipuri=x")
+        self.assertEqual(info["port"], self.lync.port)
+        self.assertEqual(info["target"], "/?sipuri=x")
+
+    def test_host_kept_and_forwarding_headers_replaced(self):
+        info = self.get("mail.contoso.test", "/owa/", extra=("-H", "X-Forwarded-For: 6.6.6.6",
+                                                             "-H", "Forwarded: for=6.6.6.6"))
+        h = {}
+        for k, v in info["headers"]:
+            h.setdefault(k.lower(), []).append(v)
+        self.assertEqual(h["host"], ["mail.contoso.test"])
+        self.assertEqual(h["x-forwarded-for"], ["127.0.0.1"], "a client's own X-Forwarded-For must not pass")
+        self.assertEqual(h["x-forwarded-proto"], ["http"])
+        self.assertEqual(h["x-forwarded-host"], ["mail.contoso.test"])
+        self.assertEqual(h["forwarded"], ["for=127.0.0.1;proto=http"])
+
+    def test_custom_methods_pass(self):
+        r = curl("-X", "RPC_IN_DATA", "-H", "Host: mail.contoso.test", "-H", "Content-Length: 0",
+                 "http://127.0.0.1:%d/rpc/rpcproxy.dll" % self.port)
+        self.assertEqual(json.loads(r.stdout)["method"], "RPC_IN_DATA")
+
+    def test_keepalive_reuses_the_backend_connection(self):
+        before = self.owa.connections
+        url = "http://127.0.0.1:%d/owa/" % self.port
+        r = curl("-H", "Host: mail.contoso.test", url, url, url)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout.count('"backend": "owa"'), 3)
+        self.assertEqual(self.owa.connections - before, 1, "three requests on one client connection should "
+                                                          "share one back-end connection")
+        lines = [l for l in self.og.log_lines() if l.find(" http client=") >= 0 or "http client=" in l]
+        self.assertGreaterEqual(len(lines), 3, self.og.stderr())
+
+    def test_chunked_both_ways(self):
+        body = "x" * 100000
+        r = curl("-H", "Host: mail.contoso.test", "-H", "Transfer-Encoding: chunked", "--data-binary", body,
+                 "http://127.0.0.1:%d/chunked/upload" % self.port)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        info = json.loads(r.stdout)
+        self.assertEqual(info["body_len"], 100000)
+        self.assertIn(["Transfer-Encoding", "chunked"], info["headers"])
+
+    def test_close_delimited_response(self):
+        r = curl("-H", "Host: mail.contoso.test", "http://127.0.0.1:%d/close" % self.port)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, "close-delimited body")
+
+    def test_redirect_and_status_routes(self):
+        r = curl("-o", "/dev/null", "-w", "%{http_code} %{redirect_url}", "-H", "Host: www.contoso.test",
+                 "http://127.0.0.1:%d/owa/?a=1" % self.port)
+        self.assertEqual(r.stdout, "301 https://www.contoso.test/owa/?a=1")
+        r = curl("-o", "/dev/null", "-w", "%{http_code}", "-H", "Host: gone.contoso.test",
+                 "http://127.0.0.1:%d/" % self.port)
+        self.assertEqual(r.stdout, "410")
+
+    def test_unknown_host_is_404_and_goes_nowhere(self):
+        n = len(self.owa.requests) + len(self.ews.requests) + len(self.lync.requests)
+        r = curl("-i", "-H", "Host: evil.test", "http://127.0.0.1:%d/owa/" % self.port)
+        self.assertTrue(r.stdout.startswith("HTTP/1.1 404"), r.stdout)
+        self.assertNotIn("127.0.0.1", r.stdout)
+        self.assertEqual(len(self.owa.requests) + len(self.ews.requests) + len(self.lync.requests), n)
+
+    def test_smuggling_attempts_are_refused(self):
+        cases = [
+            b"POST /owa/ HTTP/1.1\r\nHost: mail.contoso.test\r\nContent-Length: 4\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            b"POST /owa/ HTTP/1.1\r\nHost: mail.contoso.test\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcd",
+            b"GET /owa/ HTTP/1.1\r\nHost: mail.contoso.test\r\nX: a\r\n b\r\n\r\n",
+            b"GET /owa/ HTTP/1.1\r\nHost : mail.contoso.test\r\n\r\n",
+            b"GET /owa/ HTTP/1.1\r\nHost: mail.contoso.test\r\nHost: evil.test\r\n\r\n",
+            b"GET /owa/ HTTP/1.1\r\n\r\n",
+            b"GET http://evil.test/owa/ HTTP/1.1\r\nHost: mail.contoso.test\r\n\r\n",
+            b"POST /owa/ HTTP/1.1\r\nHost: mail.contoso.test\r\nTransfer-Encoding: chunked, identity\r\n\r\n",
+            b"GET /owa/ HTTP/1.1\nHost: mail.contoso.test\n\n",
+        ]
+        n = len(self.owa.requests)
+        for c in cases:
+            out = raw(self.port, c)
+            self.assertTrue(out.startswith(b"HTTP/1.1 400 "), (c, out))
+            self.assertIn(b"Connection: close", out)
+        self.assertEqual(len(self.owa.requests), n, "a refused request reached the back end")
+
+    def test_oversized_head_is_431(self):
+        out = raw(self.port, b"GET /owa/ HTTP/1.1\r\nHost: mail.contoso.test\r\nX-Big: " + b"a" * 40000 + b"\r\n\r\n")
+        self.assertTrue(out.startswith(b"HTTP/1.1 431 "), out[:100])
+
+    def test_pipelined_requests_answered_in_order(self):
+        req = b"GET /owa/%d HTTP/1.1\r\nHost: mail.contoso.test\r\n\r\n"
+        out = raw(self.port, req % 1 + req % 2 + (req % 3).replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n"))
+        self.assertEqual(out.count(b"HTTP/1.1 200 OK"), 3, out)
+        self.assertLess(out.find(b'"/owa/1"'), out.find(b'"/owa/2"'))
+        self.assertLess(out.find(b'"/owa/2"'), out.find(b'"/owa/3"'))
+
+
+if __name__ == "__main__":
+    unittest.main()
