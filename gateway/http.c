@@ -335,6 +335,9 @@ static void http_start_exchange(struct http_session *s)
 	evbuffer_drain(in, s->req.head_len);
 	tstream_set_low_mark(s->srv, HTTP_RELAY_MAX / 2);
 	tstream_read_enable(s->srv, true);
+	/* The body (and the client's EOF) may come now; the pump pauses reading if the server lags. */
+	s->cli_paused = false;
+	tstream_read_enable(s->cli, true);
 	http_arm(s, http_timeout(s, true));
 	http_pump_request(s);
 }

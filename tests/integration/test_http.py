@@ -118,6 +118,23 @@ services = ( { name = "http"; listen = [ "127.0.0.1:%d" ];
         self.assertEqual(info["body_len"], 100000)
         self.assertIn(["Transfer-Encoding", "chunked"], info["headers"])
 
+    def test_body_sent_after_the_exchange_started(self):
+        s = socket.create_connection((LOOP4, self.port), timeout=5)
+        self.addCleanup(s.close)
+        s.sendall(b"POST /owa/slow HTTP/1.1\r\nHost: mail.contoso.test\r\nContent-Length: 10\r\n"
+                  b"Connection: close\r\n\r\n")
+        import time
+        time.sleep(0.5)
+        s.sendall(b"0123456789")
+        out = b""
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            out += d
+        self.assertTrue(out.startswith(b"HTTP/1.1 200 OK"), out)
+        self.assertIn(b'"body_len": 10', out)
+
     def test_close_delimited_response(self):
         r = curl("-H", "Host: mail.contoso.test", "http://127.0.0.1:%d/close" % self.port)
         self.assertEqual(r.returncode, 0, r.stderr)
