@@ -1,0 +1,154 @@
+"""TLS termination on one listener: the certificate each SNI gets (with its complete
+chain), TLS 1.0/1.1 refused, resumption, Host routing behind TLS, 421 for a host
+nothing routes, a passthrough route on the same port, and re-encryption to a TLS
+back end with the expected SNI, verified."""
+import os
+import re
+import subprocess
+import tempfile
+import unittest
+
+from harness import LOOP4, Onegate, OnegateTestCase, free_port, make_pki, stop_and_check
+from httpback import HTTPBackend
+
+
+def run(cmd, input_text="", timeout=20):
+    return subprocess.run(cmd, input=input_text, capture_output=True, text=True, timeout=timeout)
+
+
+class TlsTermination(OnegateTestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory(prefix="onegate-tls-")
+        cls.pki = make_pki(cls.tmp.name, {
+            "contoso": ["*.contoso.test", "contoso.test"],
+            "fabrikam": ["www.fabrikam.test"],
+            "exch": ["exchange.internal.test"],
+            "adfs": ["sts.contoso.test"],
+        })
+        cls.owa = HTTPBackend("owa")
+        cls.port = free_port()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.owa.stop()
+        cls.tmp.cleanup()
+
+    def setUp(self):
+        d = self.tmp.name
+        self.exch = self.start_backend("exch", self.pki)
+        self.adfs = self.start_backend("adfs", self.pki)
+        conf = """
+onegate = { workers = 1; };
+certificates = (
+  { name = "contoso"; cert = "%(d)s/contoso.pem"; key = "%(d)s/contoso.key";
+    intermediates = [ "%(d)s/intermediate.pem" ]; ca_file = "%(d)s/root.pem"; },
+  { name = "fabrikam"; cert = "%(d)s/fabrikam.chain.pem"; key = "%(d)s/fabrikam.key"; ca_file = "%(d)s/root.pem"; } );
+pools = ( { name = "owa"; servers = ( "127.0.0.1:%(owa)d" ); },
+          { name = "exch"; servers = ( "127.0.0.1:%(exch)d" );
+            tls = { sni = "exchange.internal.test"; verify = true; ca_file = "%(d)s/root.pem"; }; },
+          { name = "adfs"; servers = ( "127.0.0.1:%(adfs)d" ); } );
+services = ( { name = "https"; listen = [ "127.0.0.1:%(port)d" ];
+  tls = { certificates = [ "contoso", "fabrikam" ]; default = "contoso"; };
+  routes = (
+    { sni = "sts.contoso.test"; passthrough = true; pool = "adfs"; },
+    { host = "mail.contoso.test"; pool = "owa"; },
+    { host = "www.fabrikam.test"; pool = "owa"; },
+    { host = "ex.contoso.test"; pool = "exch"; }
+  ); } );
+""" % {"d": d, "owa": self.owa.port, "exch": self.exch.port, "adfs": self.adfs.port, "port": self.port}
+        self.og = Onegate(conf, wait_port=self.port).start()
+        self.addCleanup(self.og.cleanup)
+        self.addCleanup(stop_and_check, self.og)
+
+    def curl(self, name, path="/", *extra):
+        return run(["curl", "-sS", "--max-time", "10", "--cacert", self.pki.ca, "--resolve",
+                    "%s:%d:127.0.0.1" % (name, self.port), *extra, "https://%s:%d%s" % (name, self.port, path)])
+
+    def s_client(self, *args):
+        return run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % self.port, "-CAfile", self.pki.ca,
+                    "-showcerts", *args], input_text="Q\n")
+
+    def test_host_routing_behind_tls(self):
+        r = self.curl("mail.contoso.test", "/owa/")
+        self.assertEqual(r.returncode, 0, r.stderr + self.og.stderr())
+        self.assertIn('"backend": "owa"', r.stdout)
+        self.assertIn('["X-Forwarded-Proto", "https"]', r.stdout)
+        r = self.curl("www.fabrikam.test", "/x")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn('"target": "/x"', r.stdout)
+
+    def test_each_sni_gets_its_certificate_with_the_whole_chain(self):
+        for sni, cn in (("www.fabrikam.test", "fabrikam"), ("mail.contoso.test", "contoso"),
+                        ("unknown.example", "contoso")):
+            r = self.s_client("-servername", sni)
+            self.assertIn("Verify return code: 0 (ok)", r.stdout, (sni, r.stdout[-800:]))
+            self.assertRegex(r.stdout, r"0 s:\s*CN\s*=\s*%s" % cn, sni)
+            self.assertEqual(len(re.findall(r"-----BEGIN CERTIFICATE-----", r.stdout)), 2,
+                             "leaf and intermediate, not the root: " + sni)
+            self.assertIn("1 s:CN = onegate test intermediate", r.stdout.replace(" s: ", " s:"))
+
+    def test_no_sni_gets_the_default(self):
+        r = self.s_client("-noservername")
+        self.assertRegex(r.stdout, r"0 s:\s*CN\s*=\s*contoso")
+
+    def test_old_tls_versions_refused(self):
+        for v in ("-tls1", "-tls1_1"):
+            r = self.s_client("-servername", "mail.contoso.test", "-cipher", "DEFAULT@SECLEVEL=0", v)
+            # The server answers the old hello with an alert: no certificate, no cipher.
+            self.assertIn("no peer certificate available", r.stdout, v)
+            self.assertIn("Cipher is (NONE)", r.stdout, v)
+        r = self.s_client("-servername", "mail.contoso.test", "-tls1_2")
+        self.assertRegex(r.stdout, r"Protocol\s*: TLSv1.2")
+        self.assertIn("Verify return code: 0 (ok)", r.stdout)
+
+    def test_resumption(self):
+        sess = os.path.join(self.tmp.name, "sess-%d" % os.getpid())
+        r = run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % self.port, "-servername", "mail.contoso.test",
+                 "-CAfile", self.pki.ca, "-tls1_2", "-sess_out", sess], input_text="Q\n")
+        self.assertIn("New,", r.stdout)
+        r = run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % self.port, "-servername", "mail.contoso.test",
+                 "-CAfile", self.pki.ca, "-tls1_2", "-sess_in", sess], input_text="Q\n")
+        self.assertIn("Reused,", r.stdout)
+
+    def test_unrouted_host_is_421(self):
+        r = self.curl("mail.contoso.test", "/", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Host: nope.contoso.test")
+        self.assertEqual(r.stdout, "421", r.stderr)
+
+    def test_passthrough_route_on_the_same_port(self):
+        r = self.curl("sts.contoso.test", "/adfs/ls")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, "backend=adfs sni=sts.contoso.test")
+
+    def test_reencryption_sends_the_pool_sni_and_verifies(self):
+        r = self.curl("ex.contoso.test", "/ews/")
+        self.assertEqual(r.returncode, 0, r.stderr + self.og.stderr())
+        self.assertEqual(r.stdout, "backend=exch sni=exchange.internal.test")
+
+
+class TlsLoadErrors(unittest.TestCase):
+    def test_check_names_the_problem(self):
+        with tempfile.TemporaryDirectory(prefix="onegate-tlserr-") as d:
+            pki = make_pki(d, {"leaf": ["a.contoso.test"]})
+            conf = os.path.join(d, "bad.conf")
+            with open(conf, "w") as f:
+                f.write("""certificates = (
+  { name = "nochain"; cert = "%(d)s/leaf.pem"; key = "%(d)s/leaf.key"; ca_file = "%(d)s/root.pem"; },
+  { name = "wrongkey"; cert = "%(d)s/leaf.pem"; key = "%(d)s/intermediate.key"; ca_file = "%(d)s/root.pem"; } );
+pools = ( { name = "p"; servers = ( "127.0.0.1:1" ); } );
+services = ( { name = "s"; listen = [ "127.0.0.1:1" ]; tls = { certificates = [ "nochain" ]; };
+  routes = ( { host = "a.contoso.test"; pool = "p"; } ); } );
+""" % {"d": d})
+            from harness import ONEGATE_BIN
+            r = run([ONEGATE_BIN, "check", "-c", conf])
+            self.assertNotEqual(r.returncode, 0)
+            out = r.stdout + r.stderr
+            self.assertIn("bad.conf:2:", out)
+            self.assertIn("incomplete chain: no certificate of issuer", out)
+            self.assertIn("onegate test intermediate", out)
+            self.assertIn("bad.conf:3:", out)
+            self.assertIn("does not belong to", out)
+
+
+if __name__ == "__main__":
+    unittest.main()
