@@ -1094,7 +1094,8 @@ static void rules_host_index(struct rules_load *L, const config_setting_t *list,
 		}
 		keys[n++].route = i;
 	}
-	qsort(keys, n, sizeof(*keys), rules_host_key_cmp);
+	if (n)
+		qsort(keys, n, sizeof(*keys), rules_host_key_cmp);
 	size_t nsets = 0;
 	for (size_t i = 0; i < n; i++)
 		nsets += i == 0 || strcmp(keys[i].norm, keys[i - 1].norm) != 0;
@@ -1120,7 +1121,8 @@ static void rules_host_index(struct rules_load *L, const config_setting_t *list,
 		qsort(svc->host_sets[i].routes, svc->host_sets[i].n, sizeof(size_t), rules_route_order);
 		rules_set_shadow_check(L, list, svc, &svc->host_sets[i]);
 	}
-	qsort(svc->any_host->routes, svc->any_host->n, sizeof(size_t), rules_route_order);
+	if (svc->any_host->n)
+		qsort(svc->any_host->routes, svc->any_host->n, sizeof(size_t), rules_route_order);
 	rules_set_shadow_check(L, list, svc, svc->any_host);
 	rules_sort_svc = NULL;
 }
