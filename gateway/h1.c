@@ -342,7 +342,8 @@ enum h1_result h1_parse(struct h1_msg *m, const char *buf, size_t len)
 		if (cr && (!nl ? (size_t)(cr - buf) + 1 < end : cr + 1 != nl))
 			return h1_fail(m, H1_ERR_BAD, "bare CR");
 		if (!nl) {
-			m->pos = (uint32_t)end;
+			/* A CR at the very end is looked at again once the next byte is here. */
+			m->pos = (uint32_t)(cr ? end - 1 : end);
 			break;
 		}
 		uint32_t eol = (uint32_t)(nl - buf);
