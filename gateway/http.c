@@ -515,6 +515,8 @@ static void http_pump_request(struct http_session *s)
 	if (tstream_unsent(s->srv) >= HTTP_RELAY_MAX) {
 		s->cli_paused = true;
 		tstream_read_enable(s->cli, false);
+	} else if (!s->req_done) {
+		tstream_read_enable(s->cli, true);     /* the input was taken: reading goes on */
 	}
 	if (s->req_done && s->resp_done)
 		http_exchange_end(s);
@@ -528,8 +530,8 @@ static void http_write_response_head(struct http_session *s, const char *head)
 	for (size_t i = 0; i < r->nheaders; i++) {
 		const struct h1_header *h = &r->headers[i];
 		const char *name = head + h->name.off;
-		if ((http_hop_by_hop(name, h->name.len) && !(s->status == 101 && h->name.len == 7)) ||
-		    h1_connection_lists(r, head, name, h->name.len))
+		bool upgrade = s->status == 101 && h->name.len == 7 && strncasecmp(name, "upgrade", 7) == 0;
+		if (!upgrade && (http_hop_by_hop(name, h->name.len) || h1_connection_lists(r, head, name, h->name.len)))
 			continue;
 		evbuffer_add(out, name, h->name.len);
 		evbuffer_add(out, ": ", 2);
@@ -652,6 +654,8 @@ static void http_pump_response(struct http_session *s)
 	if (tstream_unsent(s->cli) >= HTTP_RELAY_MAX) {
 		s->srv_paused = true;
 		tstream_read_enable(s->srv, false);
+	} else if (!s->resp_done && s->srv) {
+		tstream_read_enable(s->srv, true);
 	}
 	if (s->resp_done && !s->req_done && !s->cli_paused) {
 		/* The server answered before the whole body arrived (an error, say): what is left
@@ -685,6 +689,8 @@ static void http_tunnel(struct http_session *s, struct tstream *from, struct tst
 			s->cli_paused = true;
 		else
 			s->srv_paused = true;
+	} else {
+		tstream_read_enable(from, true);
 	}
 }
 

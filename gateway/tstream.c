@@ -302,7 +302,6 @@ size_t tstream_unsent(const struct tstream *t)
 
 void tstream_read_enable(struct tstream *t, bool on)
 {
-	bool was = t->reading;
 	t->reading = on;
 	if (!t->tls) {
 		sock_read_enable(t->s, on);
@@ -310,7 +309,7 @@ void tstream_read_enable(struct tstream *t, bool on)
 	}
 	tstream_sock_reading(t);
 	/* Records already read but not decrypted get no socket event of their own. */
-	if (on && !was && t->ready && evbuffer_get_length(sock_input(t->s)) > 0)
+	if (on && t->ready && evbuffer_get_length(sock_input(t->s)) > 0)
 		event_active(t->kick, EV_TIMEOUT, 0);
 }
 

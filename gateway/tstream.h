@@ -46,6 +46,8 @@ struct evbuffer *tstream_output(const struct tstream *t);      /* plaintext to t
 int tstream_flush(struct tstream *t);
 /* Bytes written but not yet taken by the kernel. */
 size_t tstream_unsent(const struct tstream *t);
+/* Also call it (with true) after taking input outside the readable callback:
+ * reading that stopped at the bound goes on. */
 void tstream_read_enable(struct tstream *t, bool on);
 /* Reading pauses while the input holds this much. */
 void tstream_set_read_max(struct tstream *t, size_t max);

@@ -109,6 +109,16 @@ class HTTPBackend:
                     headers[k.strip().lower()] = v.strip()
                 if headers.get("expect", "").lower() == "100-continue":
                     c.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+                if "upgrade" in headers.get("connection", "").lower() and headers.get("upgrade"):
+                    c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: %s\r\nConnection: Upgrade\r\n\r\n"
+                              % headers["upgrade"].encode())
+                    if buf:
+                        c.sendall(buf)
+                    while True:
+                        d = c.recv(65536)
+                        if not d:
+                            return
+                        c.sendall(d)
                 buf, body_len = self._read_body(c, buf, headers)
                 if buf is None:
                     return

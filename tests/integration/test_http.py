@@ -187,5 +187,87 @@ services = ( { name = "http"; listen = [ "127.0.0.1:%d" ];
         self.assertLess(out.find(b'"/owa/2"'), out.find(b'"/owa/3"'))
 
 
+class HttpStreamsAndTimeouts(OnegateTestCase):
+    """Upgrade tunnels, a 1 GiB upload with flat memory, and each timeout's answer."""
+
+    def setUp(self):
+        self.back = HTTPBackend("big")
+        self.addCleanup(self.back.stop)
+        self.mute = socket.socket()            # accepts (in the kernel) and never answers
+        self.mute.bind((LOOP4, 0))
+        self.mute.listen(16)
+        self.addCleanup(self.mute.close)
+        self.port = free_port()
+        conf = """
+onegate = { workers = 1; };
+pools = ( { name = "big"; servers = ( "127.0.0.1:%d" ); },
+          { name = "mute"; servers = ( "127.0.0.1:%d" ); } );
+services = ( { name = "http"; listen = [ "127.0.0.1:%d" ]; header_timeout = "1s"; keepalive_timeout = "1s";
+  routes = ( { host = "big.test"; pool = "big"; },
+             { host = "mute.test"; pool = "mute"; request_timeout = "1s"; } ); } );
+""" % (self.back.port, self.mute.getsockname()[1], self.port)
+        from harness import Onegate
+        self.og = Onegate(conf, wait_port=self.port).start()
+        self.addCleanup(self.og.cleanup)
+        self.addCleanup(stop_and_check, self.og)
+
+    def test_websocket_upgrade_becomes_a_tunnel(self):
+        s = socket.create_connection((LOOP4, self.port), timeout=5)
+        self.addCleanup(s.close)
+        s.sendall(b"GET /ws HTTP/1.1\r\nHost: big.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += s.recv(4096)
+        self.assertTrue(head.startswith(b"HTTP/1.1 101 "), head)
+        self.assertIn(b"Upgrade: websocket", head)
+        for msg in (b"hello", b"x" * 200000):
+            s.sendall(msg)
+            got = b""
+            while len(got) < len(msg):
+                got += s.recv(65536)
+            self.assertEqual(got, msg)
+
+    def test_one_gib_upload_streams_with_flat_memory(self):
+        from test_flow import rss_kib
+        total = 1 << 30
+        s = socket.create_connection((LOOP4, self.port), timeout=30)
+        self.addCleanup(s.close)
+        s.sendall(b"RPC_IN_DATA /rpc/rpcproxy.dll HTTP/1.1\r\nHost: big.test\r\nContent-Length: %d\r\n\r\n" % total)
+        chunk = b"r" * (1 << 20)
+        peak = 0
+        for i in range(total // len(chunk)):
+            s.sendall(chunk)
+            if i % 64 == 0:
+                peak = max(peak, rss_kib(self.og.proc.pid))
+        out = b""
+        while b"\r\n\r\n" not in out:
+            d = s.recv(65536)
+            if not d:
+                break
+            out += d
+        self.assertTrue(out.startswith(b"HTTP/1.1 200 OK"), out[:200])
+        while b'"body_len"' not in out:
+            out += s.recv(65536)
+        self.assertIn(b'"body_len": %d' % total, out + s.recv(65536))
+        self.assertLess(peak, 64 * 1024, "onegate's RSS reached %d KiB during a 1 GiB upload" % peak)
+
+    def test_slow_header_gets_408(self):
+        s = socket.create_connection((LOOP4, self.port), timeout=5)
+        self.addCleanup(s.close)
+        s.sendall(b"GET / HTTP/1.1\r\nHost: big")
+        out = s.recv(4096)
+        self.assertTrue(out.startswith(b"HTTP/1.1 408 "), out)
+        self.assertIn("outcome=header-timeout", self.og.stderr())
+
+    def test_idle_keepalive_closes_quietly(self):
+        s = socket.create_connection((LOOP4, self.port), timeout=5)
+        self.addCleanup(s.close)
+        self.assertEqual(s.recv(4096), b"")
+
+    def test_silent_backend_gets_504(self):
+        r = curl("-o", "/dev/null", "-w", "%{http_code}", "-H", "Host: mute.test", "http://127.0.0.1:%d/" % self.port)
+        self.assertEqual(r.stdout, "504", r.stderr)
+
+
 if __name__ == "__main__":
     unittest.main()
