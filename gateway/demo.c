@@ -23,6 +23,7 @@
 #include "rules.h"
 
 #define DEMO_LISTEN "127.0.0.1:8443"
+#define DEMO_LISTEN_HTTP "127.0.0.1:8080"
 #define DEMO_REQUEST_MAX 16384
 
 struct demo_backend {
@@ -151,10 +152,12 @@ static int demo_make_pki(const char *state)
 	static const char *const adfs[] = { "sts.contoso.test" };
 	static const char *const lab[] = { "*.home.test", "lab.test" };
 	static const char *const apps[] = { "*.apps.test" };
+	static const char *const gateway[] = { "mail.contoso.test", "lyncdiscover.contoso.test" };
 	const struct certs_leaf_spec leaves[] = {
 		{ "adfs", adfs, 1, CERTS_KEY_ECDSA_P256, 30 },
 		{ "lab", lab, 2, CERTS_KEY_ECDSA_P256, 30 },
 		{ "apps", apps, 1, CERTS_KEY_RSA2048, 30 },
+		{ "gateway", gateway, 2, CERTS_KEY_ECDSA_P256, 90 },
 	};
 	char err[512];
 	if (certs_testpki_generate(state, leaves, sizeof(leaves) / sizeof(leaves[0]), err, sizeof(err)) != 0) {
@@ -168,22 +171,45 @@ static void demo_ready(void *arg)
 {
 	const char *state = arg;
 	const char *port = strrchr(DEMO_LISTEN, ':') + 1;
-	printf("\nonegate demo is serving %s (SNI passthrough; the back ends hold the certificates).\n"
-	       "Try each route:\n\n", DEMO_LISTEN);
-	static const char *const names[][2] = {
-		{ "sts.contoso.test", "exact name -> pool adfs (run it twice: round robin)" },
-		{ "nas.home.test", "wildcard *.home.test -> pool lab" },
-		{ "app42.apps.test", "regex ~^app[0-9]+\\.apps\\.test$ -> pool apps" },
-		{ "lab.test", "no route -> the default pool lab" },
+	printf("\nonegate demo is serving %s (TLS: passthrough by SNI, or terminated here) and %s (HTTP).\n"
+	       "Try each route:\n\n", DEMO_LISTEN, DEMO_LISTEN_HTTP);
+	static const char *const names[][3] = {
+		{ "sts.contoso.test", "/", "passthrough, exact name -> pool adfs (run it twice: round robin)" },
+		{ "nas.home.test", "/", "passthrough, wildcard *.home.test -> pool lab" },
+		{ "app42.apps.test", "/", "passthrough, regex ~^app[0-9]+\\.apps\\.test$ -> pool apps" },
+		{ "mail.contoso.test", "/owa/", "terminated here (gateway certificate), re-encrypted -> pool mail" },
 	};
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		printf("  # %s\n  curl --cacert %s/ca.pem --resolve %s:%s:127.0.0.1 https://%s:%s/\n\n", names[i][1],
-		       state, names[i][0], port, names[i][0], port);
-	printf("  # no SNI at all -> the default pool lab\n"
-	       "  openssl s_client -connect %s -noservername -CAfile %s/ca.pem </dev/null | grep subject\n\n"
-	       "Rules: rules/examples/demo.conf. Ctrl-C stops.\n\n",
-	       DEMO_LISTEN, state);
+		printf("  # %s\n  curl --cacert %s/ca.pem --resolve %s:%s:127.0.0.1 https://%s:%s%s\n\n", names[i][2],
+		       state, names[i][0], port, names[i][0], port, names[i][1]);
+	const char *hport = strrchr(DEMO_LISTEN_HTTP, ':') + 1;
+	printf("  # plain HTTP, Host routing -> pool mail over TLS\n"
+	       "  curl -H 'Host: lyncdiscover.contoso.test' http://%s/\n\n"
+	       "  # plain HTTP -> redirect to https\n"
+	       "  curl -si -H 'Host: mail.contoso.test' http://127.0.0.1:%s/owa/\n\n"
+	       "Rules: rules/examples/demo.conf (copied to %s/demo.conf, next to its certificates). Ctrl-C stops.\n\n",
+	       DEMO_LISTEN_HTTP, hport, state);
 	fflush(stdout);
+}
+
+/* The rule file names its certificates relative to itself, so it runs from the state folder. */
+static int demo_copy_rules(const char *from, const char *to)
+{
+	FILE *in = fopen(from, "rb");
+	FILE *out = in ? fopen(to, "wb") : NULL;
+	char buf[8192];
+	size_t n;
+	int rc = in && out ? 0 : -1;
+	while (rc == 0 && (n = fread(buf, 1, sizeof(buf), in)) > 0)
+		if (fwrite(buf, 1, n, out) != n)
+			rc = -1;
+	if (in)
+		fclose(in);
+	if (out && fclose(out) != 0)
+		rc = -1;
+	if (rc != 0)
+		fprintf(stderr, "demo: cannot copy %s to %s: %s\n", from, to, strerror(errno));
+	return rc;
 }
 
 int demo_main(int argc, char **argv)
@@ -229,8 +255,12 @@ int demo_main(int argc, char **argv)
 		if (demo_start_backend(&demo_backends[i], state) != 0)
 			return 1;
 
+	char copy[PATH_MAX + 16];
+	snprintf(copy, sizeof(copy), "%s/demo.conf", state);
+	if (demo_copy_rules(rules_path, copy) != 0)
+		return 1;
 	struct rules_diag *d = rules_diag_new();
-	struct rules_config *cfg = d ? rules_load_file(rules_path, d) : NULL;
+	struct rules_config *cfg = d ? rules_load_file(copy, d) : NULL;
 	for (size_t i = 0; d && i < rules_diag_count(d); i++)
 		fprintf(stderr, "%s\n", rules_diag_message(d, i));
 	rules_diag_free(d);

@@ -667,6 +667,8 @@ static void rules_set_pools(struct rules_load *L, const config_setting_t *s, voi
 		rules_pool_read(L, s, i);
 }
 
+static void rules_path_resolve(struct rules_load *L, const config_setting_t *s, char **path);
+
 static void rules_set_pool_tls(struct rules_load *L, const config_setting_t *s, void *field)
 {
 	struct rules_pool_tls *t = field;
@@ -679,6 +681,9 @@ static void rules_set_pool_tls(struct rules_load *L, const config_setting_t *s, 
 	rules_section_apply(L, s, &rules_pool_tls_section, t);
 	if (!t->cert != !t->key)
 		rules_error(L, s, "a client certificate needs both cert and key");
+	rules_path_resolve(L, s, &t->ca_file);
+	rules_path_resolve(L, s, &t->cert);
+	rules_path_resolve(L, s, &t->key);
 }
 
 static void rules_set_source(struct rules_load *L, const config_setting_t *s, void *field)

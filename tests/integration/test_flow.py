@@ -111,8 +111,9 @@ services = ( { name = "s"; listen = [ "127.0.0.1:%d" ]; routes = ( { sni = "floo
 class Demo(unittest.TestCase):
     def test_every_printed_curl_line_answers(self):
         require_binary()
-        for p in [8443, 19101, 19102, 19103, 19104]:
+        for p in [8443, 8080, 19101, 19102, 19103, 19104]:
             s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)   # TIME_WAIT from a previous run is fine
             try:
                 s.bind((LOOP4, p))
             except OSError:
@@ -130,7 +131,7 @@ class Demo(unittest.TestCase):
                         "demo printed no instructions:\n" + open(out_path).read())
         text = open(out_path).read()
         lines = [l.strip() for l in text.splitlines() if l.strip().startswith("curl ")]
-        self.assertEqual(len(lines), 4, text)
+        self.assertEqual(len(lines), 6, text)
         answers = []
         for line in lines:
             r = subprocess.run(line, shell=True, capture_output=True, text=True, timeout=20)
@@ -139,7 +140,9 @@ class Demo(unittest.TestCase):
         self.assertRegex(answers[0], r'back end "adfs-[12]" \(pool adfs\).*SNI was "sts.contoso.test"')
         self.assertRegex(answers[1], r'back end "lab-1" \(pool lab\).*SNI was "nas.home.test"')
         self.assertRegex(answers[2], r'back end "apps-1" \(pool apps\).*SNI was "app42.apps.test"')
-        self.assertRegex(answers[3], r'back end "lab-1" \(pool lab\).*SNI was "lab.test"')
+        self.assertRegex(answers[3], r'back end "apps-1" \(pool apps\).*SNI was "app1.apps.test"')
+        self.assertRegex(answers[4], r'back end "apps-1" \(pool apps\).*SNI was "app1.apps.test"')
+        self.assertRegex(answers[5], r"^HTTP/1.1 301 (.|\n)*Location: https://mail.contoso.test/owa/")
         proc.terminate()
         self.assertEqual(proc.wait(15), 0)
 
