@@ -471,8 +471,8 @@ static void rules_set_servers(struct rules_load *L, const config_setting_t *s, v
 		char err[512];
 		if (config_setting_type(e) != CONFIG_TYPE_STRING) {
 			rules_error(L, e, "each entry of servers must be a string \"host:port\"");
-		} else if (rules_addr_parse(config_setting_get_string(e), &sv->addr, &sv->host, &sv->port, err,
-		                            sizeof(err)) < 0) {
+		} else if (rules_server_parse(config_setting_get_string(e), &sv->addr, &sv->host, &sv->port, err,
+		                              sizeof(err)) < 0) {
 			rules_error(L, e, "%s", err);
 		} else {
 			sv->line = config_setting_source_line(e);
@@ -921,6 +921,22 @@ static void rules_passthrough_index(struct rules_load *L, const config_setting_t
 		}
 }
 
+/* A pool whose servers have no port of their own needs every route to it to give one. */
+static void rules_route_port_check(struct rules_load *L, const config_setting_t *list, size_t i,
+                                   const struct rules_route *r)
+{
+	if (r->pool < 0 || r->port)
+		return;
+	const struct rules_pool *p = &L->cfg->pools[r->pool];
+	for (size_t k = 0; k < p->nservers; k++)
+		if (p->servers[k].port == 0) {
+			rules_error(L, config_setting_get_elem(list, (unsigned)i),
+			            "pool \"%s\" lists server \"%s\" without a port, so this route must give one: port = 443;",
+			            p->name, p->servers[k].addr.text);
+			return;
+		}
+}
+
 /* Checks what one route says against the service it is in. */
 static void rules_route_check(struct rules_load *L, const config_setting_t *list, struct rules_service *svc,
                               size_t i)
@@ -945,6 +961,7 @@ static void rules_route_check(struct rules_load *L, const config_setting_t *list
 	    strncmp(r->redirect, "http://", 7) != 0)
 		rules_error(L, rules_route_setting(list, i, "redirect"),
 		            "redirect must be \"https\" (same host and path) or a URL starting with https:// or http://");
+	rules_route_port_check(L, list, i, r);
 	if (r->port && r->pool < 0)
 		rules_error(L, rules_route_setting(list, i, "port"), "port rewrites the back-end port; it needs pool = \"NAME\";");
 	if (r->passthrough) {
@@ -1245,6 +1262,16 @@ static void rules_service_read(struct rules_load *L, const config_setting_t *lis
 			if (svc->routes[r].passthrough && svc->routes[r].sni)
 				rules_passthrough_index(L, routes, svc, r);
 		rules_host_index(L, routes, svc);
+	}
+	if (svc->default_route >= 0) {
+		const config_setting_t *d = config_setting_get_member(s, "default");
+		const struct rules_route *r = &svc->routes[svc->default_route];
+		for (size_t k = 0; r->pool >= 0 && !r->port && k < L->cfg->pools[r->pool].nservers; k++)
+			if (L->cfg->pools[r->pool].servers[k].port == 0) {
+				rules_error(L, d, "pool \"%s\" lists a server without a port, so the default must give one: "
+				            "port = 443;", L->cfg->pools[r->pool].name);
+				break;
+			}
 	}
 	if (svc->default_reject && svc->mode != RULES_MODE_PASSTHROUGH)
 		rules_error(L, config_setting_get_member(s, "default"),

@@ -21,5 +21,8 @@ int rules_duration_seconds(double seconds, unsigned *ms, char *err, size_t errle
 int rules_addr_parse(const char *text, struct rules_addr *addr, char **host, uint16_t *port, char *err,
                      size_t errlen);
 void rules_addr_clear(struct rules_addr *addr);
+/* A pool's server: "host:port", or "host" alone (*port = 0: routes give the port). */
+int rules_server_parse(const char *text, struct rules_addr *addr, char **host, uint16_t *port, char *err,
+                       size_t errlen);
 
 #endif

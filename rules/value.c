@@ -206,3 +206,35 @@ void rules_addr_clear(struct rules_addr *addr)
 	free(addr->text);
 	memset(addr, 0, sizeof(*addr));
 }
+
+int rules_server_parse(const char *text, struct rules_addr *addr, char **host, uint16_t *port, char *err,
+                       size_t errlen)
+{
+	size_t n = strlen(text);
+	bool bare = text[0] == '[' ? n > 1 && text[n - 1] == ']' : n > 0 && !strchr(text, ':');
+	if (!bare)
+		return rules_addr_parse(text, addr, host, port, err, errlen);
+	/* "host" alone: each route that uses the pool gives the port. */
+	char with[NI_MAXHOST + 16];
+	if ((size_t)snprintf(with, sizeof(with), "%s:1", text) >= sizeof(with)) {
+		snprintf(err, errlen, "bad address \"%s\": host name too long", text);
+		return -1;
+	}
+	if (rules_addr_parse(with, addr, host, port, err, errlen) < 0)
+		return -1;
+	rules_addr_set_port(addr, 0);
+	*port = 0;
+	char *t = strdup(text);
+	if (!t) {
+		rules_addr_clear(addr);
+		if (host) {
+			free(*host);
+			*host = NULL;
+		}
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	free(addr->text);
+	addr->text = t;
+	return 0;
+}

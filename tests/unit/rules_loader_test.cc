@@ -332,7 +332,7 @@ services = ( { name = "s"; listen = [ "127.0.0.1:3" ];
 
 TEST(Loader, BadAddresses)
 {
-	expect_errors(R"(pools = ( { name = "p"; servers = ( "127.0.0.1",
+	expect_errors(R"(pools = ( { name = "p"; servers = ( "127.0.0.1:1",
     "127.0.0.1:0",
     "127.0.0.1:65536",
     "::1:80",
@@ -344,7 +344,6 @@ TEST(Loader, BadAddresses)
 services = ( { name = "s"; listen = [ ]; } );
 )",
 	              {
-	                  "t.conf:1: missing port in \"127.0.0.1\"; write \"127.0.0.1:PORT\"",
 	                  "t.conf:2: bad port \"0\" in \"127.0.0.1:0\": use a number from 1 to 65535",
 	                  "t.conf:3: bad port \"65536\" in \"127.0.0.1:65536\": use a number from 1 to 65535",
 	                  "t.conf:4: bad address \"::1:80\": put an IPv6 address in brackets, as in \"[::1]:443\"",
@@ -356,6 +355,9 @@ services = ( { name = "s"; listen = [ ]; } );
 	                  "t.conf:9: servers is empty; list at least one \"host:port\"",
 	                  "t.conf:10: listen is empty; list at least one \"address:port\"",
 	              });
+	// A listen address always has its port; a server may leave it to its routes.
+	expect_errors("services = ( { name = \"s\"; listen = [ \"127.0.0.1\" ]; } );\n",
+	              { "t.conf:1: missing port in \"127.0.0.1\"; write \"127.0.0.1:PORT\"" });
 }
 
 TEST(Loader, UnresolvableServer)

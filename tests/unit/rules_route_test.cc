@@ -303,3 +303,32 @@ services = ( { name = "h"; listen = [ "127.0.0.1:8080" ]; routes = ( { host = "a
 }
 
 } // namespace
+
+namespace {
+
+TEST(Routes, ServersWithoutPortTakeTheRoutePort)
+{
+	Loaded l;
+	load(R"(pools = ( { name = "skype"; servers = ( "127.0.0.1", "[::1]" ); } );
+services = ( { name = "h"; listen = [ "127.0.0.1:8080" ];
+  routes = ( { host = "lyncdiscover.contoso.test"; pool = "skype"; port = 8080; } ); } );
+)",
+	     l);
+	ASSERT_NE(l.cfg, nullptr) << l.all();
+	EXPECT_EQ(l.cfg->pools[0].servers[0].port, 0u);
+	EXPECT_STREQ(l.cfg->pools[0].servers[1].addr.text, "[::1]");
+	Loaded bad;
+	load(R"(pools = ( { name = "skype"; servers = ( "127.0.0.1" ); } );
+services = ( { name = "h"; listen = [ "127.0.0.1:8080" ];
+  routes = ( { host = "a.test"; pool = "skype"; } ); default = { pool = "skype"; }; } );
+)",
+	     bad);
+	EXPECT_EQ(bad.cfg, nullptr);
+	EXPECT_TRUE(has_sub(bad, "t.conf:3: pool \"skype\" lists server \"127.0.0.1\" without a port, so this route must "
+	                         "give one: port = 443;"))
+	    << bad.all();
+	EXPECT_TRUE(has_sub(bad, "t.conf:3: pool \"skype\" lists a server without a port, so the default must give one"))
+	    << bad.all();
+}
+
+} // namespace
