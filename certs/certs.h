@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <time.h>
 
 #include <openssl/x509.h>
@@ -52,6 +53,11 @@ const char *certs_item_name_at(const struct certs_item *c, size_t i);
 /* Whether a host name is covered (RFC 6125: a wildcard is one whole left-most label). */
 bool certs_item_covers(const struct certs_item *c, const char *host, size_t len);
 bool certs_name_matches(const char *pattern, const char *host, size_t len);
+
+/* `onegate certs inspect`: prints what a PEM, DER or PFX file holds (subjects,
+ * names, keys, validity, key ids) and whether its chain is complete up to
+ * ca_file (NULL: the system's roots). Returns 0 when complete. */
+int certs_inspect(FILE *out, const char *path, const char *password, const char *ca_file);
 
 enum certs_key_type { CERTS_KEY_ECDSA_P256, CERTS_KEY_ECDSA_P384, CERTS_KEY_RSA2048, CERTS_KEY_RSA4096 };
 

@@ -1,6 +1,6 @@
 /*
  * onegate - one public address, many published services.
- * Subcommands: run, check, demo, version.
+ * Subcommands: run, check, demo, certs, version.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -14,7 +14,9 @@
 #include "daemon.h"
 #include "demo.h"
 #include "log.h"
+#include "certs.h"
 #include "rules.h"
+#include "tlsconf.h"
 
 static void usage(FILE *out)
 {
@@ -24,6 +26,9 @@ static void usage(FILE *out)
 	        "  run   -c FILE     serve the rule file until SIGTERM/SIGINT\n"
 	        "  check -c FILE     validate the rule file; print every problem as FILE:LINE: message\n"
 	        "  demo [--state DIR]  loopback demo with generated certificates and demo back ends\n"
+	        "  certs inspect FILE [--password-file F] [--ca-file F]\n"
+	        "                    what a PEM/DER/PFX file holds and whether its chain is complete\n"
+	        "  certs list -c FILE  which host name gets which certificate, per TLS service\n"
 	        "  version           print versions of onegate and its libraries\n");
 }
 
@@ -63,6 +68,81 @@ static struct rules_config *load_from_args(const char *cmd, int argc, char **arg
 	return cfg;
 }
 
+static int cmd_certs_inspect(int argc, char **argv)
+{
+	static const struct option opts[] = { { "password-file", required_argument, NULL, 'p' },
+		                               { "ca-file", required_argument, NULL, 'a' },
+		                               { NULL, 0, NULL, 0 } };
+	const char *pass_file = NULL, *ca = NULL;
+	int o;
+	optind = 1;
+	while ((o = getopt_long(argc, argv, "p:a:", opts, NULL)) != -1) {
+		if (o == 'p')
+			pass_file = optarg;
+		else if (o == 'a')
+			ca = optarg;
+		else
+			return 2;
+	}
+	if (optind >= argc) {
+		fprintf(stderr, "onegate certs inspect: name the certificate file\n");
+		return 2;
+	}
+	char pass[1024] = "";
+	if (pass_file) {
+		FILE *f = fopen(pass_file, "r");
+		if (!f || !fgets(pass, sizeof(pass), f)) {
+			fprintf(stderr, "onegate certs inspect: cannot read the password file %s\n", pass_file);
+			if (f)
+				fclose(f);
+			return 1;
+		}
+		fclose(f);
+		pass[strcspn(pass, "\r\n")] = '\0';
+	}
+	return certs_inspect(stdout, argv[optind], pass, ca);
+}
+
+/* Which certificate each routed host name gets, service by service. */
+static int cmd_certs_list(int argc, char **argv)
+{
+	struct rules_config *cfg = load_from_args("certs list", argc, argv);
+	if (!cfg)
+		return 1;
+	for (size_t s = 0; s < cfg->nservices; s++) {
+		const struct rules_service *svc = &cfg->services[s];
+		if (svc->mode != RULES_MODE_TLS)
+			continue;
+		printf("service %s\n", svc->name);
+		for (size_t k = 0; k < svc->ncerts; k++) {
+			const struct rules_cert *c = &cfg->certs[svc->certs[k]];
+			printf("  certificate %s%s (%s):", c->name, (long)svc->certs[k] == svc->default_cert ? " [default]" : "",
+			       certs_item_is_ecdsa(c->item) ? "ECDSA" : "RSA");
+			for (size_t n = 0; n < certs_item_nnames(c->item); n++)
+				printf(" %s", certs_item_name_at(c->item, n));
+			printf("\n");
+		}
+		for (size_t r = 0; r < svc->nroutes; r++) {
+			const struct rules_route *rt = &svc->routes[r];
+			if (rt->passthrough) {
+				printf("  %-40s passthrough (the back end's own certificate)\n", rt->sni);
+				continue;
+			}
+			if (!rt->host || rt->host[0] == '~' || (long)r == svc->default_route)
+				continue;
+			const char *who = NULL;
+			for (size_t k = 0; k < svc->ncerts && !who; k++) {
+				const struct rules_cert *c = &cfg->certs[svc->certs[k]];
+				if (certs_item_covers(c->item, rt->host, strlen(rt->host)))
+					who = c->name;
+			}
+			printf("  %-40s %-20s (route at line %d)\n", rt->host, who ? who : "(none: name mismatch)", rt->line);
+		}
+	}
+	rules_config_unref(cfg);
+	return 0;
+}
+
 static int cmd_version(void)
 {
 	printf("onegate %s\n", ONEGATE_VERSION);
@@ -89,10 +169,22 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(cmd, "demo"))
 		return demo_main(argc - 1, argv + 1);
+	if (!strcmp(cmd, "certs") && argc >= 3 && !strcmp(argv[2], "inspect"))
+		return cmd_certs_inspect(argc - 2, argv + 2);
+	if (!strcmp(cmd, "certs") && argc >= 3 && !strcmp(argv[2], "list"))
+		return cmd_certs_list(argc - 2, argv + 2);
 	if (!strcmp(cmd, "check")) {
 		struct rules_config *cfg = load_from_args(cmd, argc - 1, argv + 1);
 		if (!cfg)
 			return 1;
+		char err[512];
+		struct tlsconf *tls = tlsconf_new(cfg, err, sizeof(err));
+		if (!tls) {
+			fprintf(stderr, "%s: %s\n", cfg->path, err);
+			rules_config_unref(cfg);
+			return 1;
+		}
+		tlsconf_unref(tls);
 		printf("%s: OK (%zu pools, %zu services)\n", cfg->path, cfg->npools, cfg->nservices);
 		rules_config_unref(cfg);
 		return 0;

@@ -150,5 +150,74 @@ services = ( { name = "s"; listen = [ "127.0.0.1:1" ]; tls = { certificates = [ 
             self.assertIn("does not belong to", out)
 
 
+class CertsCommands(unittest.TestCase):
+    """onegate certs inspect on PEM and PFX files, and PFX passwords in a rule file."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory(prefix="onegate-certs-")
+        d = cls.tmp.name
+        cls.pki = make_pki(d, {"contoso": ["mail.contoso.test", "autodiscover.contoso.test"]})
+        with open(os.path.join(d, "pass"), "w") as f:
+            f.write("S3cret pass\n")
+        with open(os.path.join(d, "wrong"), "w") as f:
+            f.write("nope\n")
+        run(["openssl", "pkcs12", "-export", "-out", os.path.join(d, "contoso.pfx"), "-inkey",
+             os.path.join(d, "contoso.key"), "-in", os.path.join(d, "contoso.chain.pem"), "-passout",
+             "pass:S3cret pass"])
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def og(self, *args):
+        from harness import ONEGATE_BIN
+        return run([ONEGATE_BIN, *args])
+
+    def test_inspect_pem_chain_and_missing_issuer(self):
+        d = self.tmp.name
+        r = self.og("certs", "inspect", os.path.join(d, "contoso.chain.pem"), "--ca-file", self.pki.ca)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("names      mail.contoso.test", r.stdout)
+        self.assertIn("autodiscover.contoso.test", r.stdout)
+        self.assertIn("complete: yes", r.stdout)
+        r = self.og("certs", "inspect", os.path.join(d, "contoso.pem"), "--ca-file", self.pki.ca)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("complete: no", r.stdout)
+        self.assertIn("missing: the certificate of issuer /CN=onegate test intermediate", r.stdout)
+
+    def test_inspect_pfx_with_and_without_password(self):
+        d = self.tmp.name
+        pfx = os.path.join(d, "contoso.pfx")
+        r = self.og("certs", "inspect", pfx, "--password-file", os.path.join(d, "pass"), "--ca-file", self.pki.ca)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("and the private key", r.stdout)
+        self.assertIn("complete: yes", r.stdout)
+        r = self.og("certs", "inspect", pfx, "--password-file", os.path.join(d, "wrong"))
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("the password is wrong", r.stdout)
+
+    def test_pfx_in_a_rule_file(self):
+        d = self.tmp.name
+        conf = os.path.join(d, "pfx.conf")
+        for pw, ok in (("pass", True), ("wrong", False)):
+            with open(conf, "w") as f:
+                f.write("""certificates = ( { name = "contoso"; pfx = "contoso.pfx"; password_file = "%s";
+                                   ca_file = "root.pem"; } );
+pools = ( { name = "p"; servers = ( "127.0.0.1:1" ); } );
+services = ( { name = "s"; listen = [ "127.0.0.1:1" ]; tls = { certificates = [ "contoso" ]; };
+  routes = ( { host = "mail.contoso.test"; pool = "p"; } ); } );
+""" % pw)
+            r = self.og("check", "-c", conf)
+            if ok:
+                self.assertEqual(r.returncode, 0, r.stderr)
+                r = self.og("certs", "list", "-c", conf)
+                self.assertRegex(r.stdout, r"certificate contoso \[default\] \(ECDSA\): mail.contoso.test")
+                self.assertRegex(r.stdout, r"mail.contoso.test\s+contoso")
+            else:
+                self.assertNotEqual(r.returncode, 0)
+                self.assertIn("pfx.conf:1: wrong password for PFX file", r.stderr)
+
+
 if __name__ == "__main__":
     unittest.main()
