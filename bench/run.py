@@ -104,7 +104,7 @@ class Proc:
         self.log.close()
 
 
-NGINX_MAIN = """daemon off; master_process off; worker_processes 1; pid {d}/{name}.pid;
+NGINX_MAIN = """daemon off; master_process off; worker_processes 1; pid {d}/{name}.pid; worker_rlimit_nofile 65536;
 error_log {d}/{name}.err warn;
 events {{ worker_connections 20000; }}
 """
@@ -190,6 +190,7 @@ def haproxy_http_conf(d, port, backend, tls):
     return f"""global
   nbthread 1
   maxconn 20000
+  ulimit-n 65536
 defaults
   mode http
   option forwardfor

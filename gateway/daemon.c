@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include "addr.h"
@@ -237,9 +238,21 @@ static struct rules_config *daemon_serve(struct rules_config *cfg, struct worker
 	}
 }
 
+/* Every connection is one or two descriptors: take all the system lets this process have. */
+static void daemon_raise_nofile(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+			log_msg(LOG_WARN, "cannot raise the open-files limit: %s", strerror(errno));
+	}
+}
+
 int daemon_run(struct rules_config *cfg, daemon_ready_fn ready, void *arg)
 {
 	unsigned nw = cfg->workers ? cfg->workers : 1;
+	daemon_raise_nofile();
 	char err[512];
 	struct tlsconf *tls = tlsconf_new(cfg, err, sizeof(err));
 	if (!tls) {

@@ -37,6 +37,13 @@ enum http_phase {
 
 enum http_framing { HF_NONE, HF_LENGTH, HF_CHUNKED, HF_CLOSE };
 
+/* The parsed heads of the exchange under way (some 3.5 KiB): allocated when a
+ * request starts and released while the connection waits idle, so ten
+ * thousand idle keep-alive clients do not hold them. */
+struct http_msgs {
+	struct h1_msg req, resp;
+};
+
 struct http_session {
 	struct conn_link link;          /* first: a link is its session */
 	struct conn_home *home;
@@ -54,7 +61,8 @@ struct http_session {
 	const char *close_outcome;
 
 	/* the request in flight */
-	struct h1_msg req;
+	struct h1_msg *req, *resp;      /* in msgs, while a request is under way */
+	struct http_msgs *msgs;
 	struct timeval req_start, srv_start;
 	char method[24], host[256], path[256];
 	size_t host_len;
@@ -66,7 +74,6 @@ struct http_session {
 	struct h1_chunked req_chunks, resp_chunks;
 	bool req_done, resp_head_done, resp_done, keepalive, upgrade, head_request;
 	bool cli_paused, srv_paused, cli_eof, req_started;
-	struct h1_msg resp;
 	int status;
 	uint64_t bytes_in, bytes_out;   /* this request: body bytes up, response bytes down */
 
@@ -96,6 +103,7 @@ static void http_free(struct http_session *s, const char *outcome)
 		event_free(s->timer);
 	tstream_free(s->cli);
 	tstream_free(s->srv);
+	free(s->msgs);
 	conn_snap_unref(s->snap);
 	conn_home_unlink(s->home, &s->link);
 	free(s);
@@ -192,8 +200,8 @@ static void http_respond(struct http_session *s, int status, const char *extra, 
 {
 	struct evbuffer *out = tstream_output(s->cli);
 	/* A request answered here, before it went anywhere: its head is done with. */
-	if (s->phase == HP_HEAD && s->req.head_len)
-		evbuffer_drain(tstream_input(s->cli), s->req.head_len);
+	if (s->phase == HP_HEAD && s->req && s->req->head_len)
+		evbuffer_drain(tstream_input(s->cli), s->req->head_len);
 	char body[160];
 	int n = snprintf(body, sizeof(body), "%d %s\n", status, http_reason(status));
 	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
@@ -256,7 +264,7 @@ static bool http_forwarding_header(const char *name, size_t len)
 static void http_write_request_head(struct http_session *s, const char *head)
 {
 	struct evbuffer *out = tstream_output(s->srv);
-	const struct h1_msg *q = &s->req;
+	const struct h1_msg *q = s->req;
 	const struct rules_route *r = &s->svc->routes[s->route];
 	evbuffer_add_printf(out, "%.*s %.*s HTTP/1.%d\r\n", (int)q->method.len, head + q->method.off,
 	                    (int)q->target.len, head + q->target.off, q->minor);
@@ -328,11 +336,11 @@ static void http_srv_drained(struct tstream *t, void *arg)
 static void http_start_exchange(struct http_session *s)
 {
 	struct evbuffer *in = tstream_input(s->cli);
-	const char *head = (const char *)evbuffer_pullup(in, (ev_ssize_t)s->req.head_len);
+	const char *head = (const char *)evbuffer_pullup(in, (ev_ssize_t)s->req->head_len);
 	s->phase = HP_EXCHANGE;
 	event_base_gettimeofday_cached(s->home->base, &s->srv_start);
 	http_write_request_head(s, head);
-	evbuffer_drain(in, s->req.head_len);
+	evbuffer_drain(in, s->req->head_len);
 	tstream_set_low_mark(s->srv, HTTP_RELAY_MAX / 2);
 	tstream_read_enable(s->srv, true);
 	/* The body (and the client's EOF) may come now; the pump pauses reading if the server lags. */
@@ -525,7 +533,7 @@ static void http_pump_request(struct http_session *s)
 static void http_write_response_head(struct http_session *s, const char *head)
 {
 	struct evbuffer *out = tstream_output(s->cli);
-	const struct h1_msg *r = &s->resp;
+	const struct h1_msg *r = s->resp;
 	evbuffer_add_printf(out, "HTTP/1.1 %.*s\r\n", (int)r->status_rest.len, head + r->status_rest.off);
 	for (size_t i = 0; i < r->nheaders; i++) {
 		const struct h1_header *h = &r->headers[i];
@@ -552,7 +560,7 @@ static bool http_read_response_head(struct http_session *s)
 	size_t len = evbuffer_get_length(in);
 	size_t take = len < HTTP_HEAD_MAX ? len : HTTP_HEAD_MAX;
 	const char *head = (const char *)evbuffer_pullup(in, (ev_ssize_t)take);
-	enum h1_result rc = h1_parse(&s->resp, head, take);
+	enum h1_result rc = h1_parse(s->resp, head, take);
 	if (rc == H1_NEED_MORE) {
 		if (take < HTTP_HEAD_MAX)
 			return false;
@@ -561,16 +569,16 @@ static bool http_read_response_head(struct http_session *s)
 	if (rc != H1_DONE) {
 		const struct rules_pool *p = http_pool(s);
 		log_msg(LOG_WARN, "pool %s server %s:%u: bad response head: %s", p->name, p->servers[s->server].host,
-		        s->port, h1_error_text(&s->resp, rc));
+		        s->port, h1_error_text(s->resp, rc));
 		http_drop_server(s);
 		http_respond(s, 502, NULL, "bad-response", false);
 		return false;
 	}
-	s->status = s->resp.status;
+	s->status = s->resp->status;
 	if (s->status >= 100 && s->status < 200 && s->status != 101) {
 		/* 100 Continue and friends pass through as they are; the real answer follows. */
-		evbuffer_remove_buffer(in, tstream_output(s->cli), s->resp.head_len);
-		h1_resp_init(&s->resp, HTTP_HEAD_MAX, s->head_request);
+		evbuffer_remove_buffer(in, tstream_output(s->cli), s->resp->head_len);
+		h1_resp_init(s->resp, HTTP_HEAD_MAX, s->head_request);
 		return true;
 	}
 	if (s->status == 101 && !s->upgrade) {
@@ -581,20 +589,20 @@ static bool http_read_response_head(struct http_session *s)
 	s->resp_head_done = true;
 	if (s->status == 101)
 		s->resp_framing = HF_NONE;
-	else if (s->resp.no_body)
+	else if (s->resp->no_body)
 		s->resp_framing = HF_NONE;
-	else if (s->resp.chunked)
+	else if (s->resp->chunked)
 		s->resp_framing = HF_CHUNKED;
-	else if (s->resp.has_content_length)
+	else if (s->resp->has_content_length)
 		s->resp_framing = HF_LENGTH;
 	else
 		s->resp_framing = HF_CLOSE;
-	s->resp_left = s->resp.content_length;
+	s->resp_left = s->resp->content_length;
 	h1_chunked_init(&s->resp_chunks);
-	if (s->resp.conn_close || s->resp_framing == HF_CLOSE)
+	if (s->resp->conn_close || s->resp_framing == HF_CLOSE)
 		s->keepalive = false;
 	http_write_response_head(s, head);
-	evbuffer_drain(in, s->resp.head_len);
+	evbuffer_drain(in, s->resp->head_len);
 	/* Long polls (Exchange ActiveSync, Skype push) may now stay quiet for the route's idle time. */
 	http_arm(s, http_timeout(s, false));
 	if (s->status == 101) {
@@ -718,7 +726,7 @@ static void http_exchange_end(struct http_session *s)
 
 static void http_route_request(struct http_session *s, const char *head)
 {
-	const struct h1_msg *q = &s->req;
+	const struct h1_msg *q = s->req;
 	const char *path = head + q->path.off;
 	/* Our own answers keep the connection only when no body is left to read past. */
 	bool body = q->chunked || q->content_length > 0;
@@ -762,9 +770,13 @@ static void http_route_request(struct http_session *s, const char *head)
 	http_connect_next(s);
 }
 
-static void http_request_reset(struct http_session *s)
+static int http_request_reset(struct http_session *s)
 {
-	h1_req_init(&s->req, HTTP_HEAD_MAX);
+	if (!s->msgs && !(s->msgs = malloc(sizeof(*s->msgs))))
+		return -1;
+	s->req = &s->msgs->req;
+	s->resp = &s->msgs->resp;
+	h1_req_init(s->req, HTTP_HEAD_MAX);
 	h1_chunked_init(&s->req_chunks);
 	s->method[0] = s->host[0] = s->path[0] = '\0';
 	s->host_len = 0;
@@ -773,6 +785,7 @@ static void http_request_reset(struct http_session *s)
 	s->status = 0;
 	s->bytes_in = s->bytes_out = 0;
 	memset(&s->srv_start, 0, sizeof(s->srv_start));
+	return 0;
 }
 
 /* Reads (the rest of) a request head from what the client sent. */
@@ -785,19 +798,27 @@ static void http_read_request(struct http_session *s)
 			http_free(s, "ok");
 			return;
 		}
+		if (!s->req_started) {
+			free(s->msgs);
+			s->msgs = NULL;
+			s->req = s->resp = NULL;
+		}
 		http_arm(s, s->requests ? s->svc->keepalive_timeout_ms : s->svc->header_timeout_ms);
 		tstream_read_enable(s->cli, true);
 		return;
 	}
 	if (!s->req_started) {
-		http_request_reset(s);
+		if (http_request_reset(s) != 0) {
+			http_free(s, "no-memory");
+			return;
+		}
 		s->req_started = true;
 		event_base_gettimeofday_cached(s->home->base, &s->req_start);
 		http_arm(s, s->svc->header_timeout_ms);
 	}
 	size_t take = len < HTTP_HEAD_MAX ? len : HTTP_HEAD_MAX;
 	const char *head = (const char *)evbuffer_pullup(in, (ev_ssize_t)take);
-	enum h1_result rc = h1_parse(&s->req, head, take);
+	enum h1_result rc = h1_parse(s->req, head, take);
 	if (rc == H1_NEED_MORE) {
 		if (take >= HTTP_HEAD_MAX)
 			rc = H1_ERR_TOO_LARGE;
@@ -811,10 +832,10 @@ static void http_read_request(struct http_session *s)
 	}
 	s->req_started = false;
 	s->requests++;
-	const struct h1_msg *q = &s->req;
+	const struct h1_msg *q = s->req;
 	if (rc != H1_DONE) {
 		snprintf(s->method, sizeof(s->method), "-");
-		log_msg(LOG_DEBUG, "client %s: bad request: %s", s->client, h1_error_text(&s->req, rc));
+		log_msg(LOG_DEBUG, "client %s: bad request: %s", s->client, h1_error_text(s->req, rc));
 		http_respond(s, h1_error_status(rc), NULL, "bad-request", false);
 		return;
 	}
@@ -822,7 +843,7 @@ static void http_read_request(struct http_session *s)
 	snprintf(s->path, sizeof(s->path), "%.*s", (int)q->path.len, head + q->path.off);
 	s->head_request = q->method.len == 4 && memcmp(head + q->method.off, "HEAD", 4) == 0;
 	s->keepalive = q->keepalive;
-	h1_resp_init(&s->resp, HTTP_HEAD_MAX, s->head_request);
+	h1_resp_init(s->resp, HTTP_HEAD_MAX, s->head_request);
 	s->upgrade = q->upgrade;
 	if (q->has_host) {
 		uint16_t port;
