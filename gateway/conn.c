@@ -125,27 +125,49 @@ static void conn_free(struct conn *c, const char *outcome)
 	conn_release(c);
 }
 
-void conn_home_link(struct conn_home *home, struct conn_link *l)
+static void conn_list_add(struct conn_link **head, struct conn_link *l)
 {
 	l->prev = NULL;
-	l->next = home->live;
-	if (home->live)
-		home->live->prev = l;
-	home->live = l;
+	l->next = *head;
+	if (*head)
+		(*head)->prev = l;
+	*head = l;
+}
+
+static void conn_list_remove(struct conn_link **head, struct conn_link *l)
+{
+	if (l->prev)
+		l->prev->next = l->next;
+	else
+		*head = l->next;
+	if (l->next)
+		l->next->prev = l->prev;
+}
+
+void conn_home_link(struct conn_home *home, struct conn_link *l)
+{
+	conn_list_add(&home->live, l);
 	home->nlive++;
 }
 
 void conn_home_unlink(struct conn_home *home, struct conn_link *l)
 {
-	if (l->prev)
-		l->prev->next = l->next;
-	else
-		home->live = l->next;
-	if (l->next)
-		l->next->prev = l->prev;
+	conn_list_remove(&home->live, l);
 	home->nlive--;
 	if (home->nlive == 0 && home->on_empty)
 		home->on_empty(home->on_empty_arg);
+}
+
+void conn_home_idle_link(struct conn_home *home, struct conn_link *l)
+{
+	conn_list_add(&home->idle, l);
+	home->nidle++;
+}
+
+void conn_home_idle_unlink(struct conn_home *home, struct conn_link *l)
+{
+	conn_list_remove(&home->idle, l);
+	home->nidle--;
 }
 
 static void conn_close_now(struct conn_link *l)
@@ -589,4 +611,6 @@ void conn_close_all(struct conn_home *home)
 {
 	while (home->live)
 		home->live->close_now(home->live);
+	while (home->idle)
+		home->idle->close_now(home->idle);
 }

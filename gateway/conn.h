@@ -49,6 +49,8 @@ struct conn_home {
 	struct conn_snap *snap;         /* snapshot for newly accepted connections */
 	struct conn_link *live;         /* all live connections (intrusive list) */
 	size_t nlive;
+	struct conn_link *idle;         /* idle back-end connections kept for reuse (http.c's) */
+	size_t nidle;
 	void (*on_empty)(void *arg);    /* called when the last live connection closes */
 	void *on_empty_arg;
 };
@@ -61,6 +63,9 @@ void conn_accept(struct conn_home *home, evutil_socket_t fd, const struct sockad
 void conn_close_all(struct conn_home *home);
 
 void conn_home_link(struct conn_home *home, struct conn_link *l);
+/* The idle list: not client connections, so they never hold a drain open. */
+void conn_home_idle_link(struct conn_home *home, struct conn_link *l);
+void conn_home_idle_unlink(struct conn_home *home, struct conn_link *l);
 /* Calls home->on_empty when l was the last. */
 void conn_home_unlink(struct conn_home *home, struct conn_link *l);
 

@@ -77,9 +77,7 @@ struct http_session {
 	int status;
 	uint64_t bytes_in, bytes_out;   /* this request: body bytes up, response bytes down */
 
-	/* the kept back-end connection: reused when the next request picks the same server */
-	long srv_pool, srv_server;
-	unsigned srv_port;
+	bool srv_reusable;              /* the server may take another request on this connection */
 };
 
 static void http_read_request(struct http_session *s);
@@ -124,7 +122,113 @@ static void http_drop_server(struct http_session *s)
 {
 	tstream_free(s->srv);
 	s->srv = NULL;
-	s->srv_pool = s->srv_server = -1;
+}
+
+/* ---------------------------------------------------------------- idle back-end connections */
+
+/* Per worker, connections a server kept open after an exchange wait here for the
+ * next request to the same server (same rules snapshot, pool, server, port and,
+ * with TLS, the same server name). Nothing is shared between workers. */
+#define HTTP_IDLE_MAX 512
+#define HTTP_IDLE_MS 30000
+
+struct http_idle {
+	struct conn_link link;          /* first: a link is its entry; in home->idle */
+	struct conn_home *home;
+	struct tstream *t;
+	struct event *timer;
+	struct rules_config *cfg;       /* a reference: a freed snapshot's address could come back */
+	long pool, server;
+	unsigned port;
+	char name[256];                 /* the TLS server name it was opened for, or "" */
+};
+
+static void http_idle_free(struct http_idle *i)
+{
+	conn_home_idle_unlink(i->home, &i->link);
+	event_free(i->timer);
+	tstream_free(i->t);
+	rules_config_unref(i->cfg);
+	free(i);
+}
+
+static void http_idle_close_now(struct conn_link *l)
+{
+	http_idle_free((struct http_idle *)l);
+}
+
+/* An idle server connection that speaks or closes is not reusable. */
+static void http_idle_readable(struct tstream *t, void *arg)
+{
+	(void)t;
+	http_idle_free(arg);
+}
+
+static void http_idle_event(struct tstream *t, enum tstream_event ev, void *arg)
+{
+	(void)t;
+	(void)ev;
+	http_idle_free(arg);
+}
+
+static void http_idle_timer(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	http_idle_free(arg);
+}
+
+/* The server name a pool's TLS connection is opened with (the reuse key too). */
+static const char *http_backend_name(const struct http_session *s, const struct rules_pool *p)
+{
+	if (!p->tls.on)
+		return "";
+	return p->tls.sni ? p->tls.sni : s->host[0] ? s->host : s->sni;
+}
+
+/* Parks the session's server connection for reuse, or closes it. */
+static void http_park_server(struct http_session *s)
+{
+	const struct rules_pool *p = &s->snap->cfg->pools[s->pool];
+	struct http_idle *i = NULL;
+	if (!s->srv || !s->srv_reusable || s->home->nidle >= HTTP_IDLE_MAX ||
+	    evbuffer_get_length(tstream_input(s->srv)) > 0 || !(i = calloc(1, sizeof(*i))) ||
+	    !(i->timer = evtimer_new(s->home->base, http_idle_timer, i))) {
+		free(i);
+		http_drop_server(s);
+		return;
+	}
+	i->link.close_now = http_idle_close_now;
+	i->home = s->home;
+	i->t = s->srv;
+	i->cfg = rules_config_ref(s->snap->cfg);
+	i->pool = s->pool;
+	i->server = s->server;
+	i->port = s->port;
+	snprintf(i->name, sizeof(i->name), "%s", http_backend_name(s, p));
+	s->srv = NULL;
+	tstream_setcb(i->t, http_idle_readable, NULL, http_idle_event, i);
+	tstream_read_enable(i->t, true);
+	struct timeval tv = { HTTP_IDLE_MS / 1000, 0 };
+	event_add(i->timer, &tv);
+	conn_home_idle_link(s->home, &i->link);
+}
+
+/* An idle connection to exactly this server, or NULL. */
+static struct tstream *http_take_idle(struct http_session *s, long server, unsigned port)
+{
+	const char *name = http_backend_name(s, &s->snap->cfg->pools[s->pool]);
+	for (struct conn_link *l = s->home->idle; l; l = l->next) {
+		struct http_idle *i = (struct http_idle *)l;
+		if (i->cfg != s->snap->cfg || i->pool != s->pool || i->server != server || i->port != port ||
+		    strcmp(i->name, name) != 0)
+			continue;
+		struct tstream *t = i->t;
+		i->t = NULL;
+		http_idle_free(i);
+		return t;
+	}
+	return NULL;
 }
 
 /* Sends what is queued to the client, then closes. */
@@ -402,8 +506,8 @@ static SSL *http_backend_ssl(struct http_session *s)
 		return NULL;
 	SSL_set_connect_state(ssl);
 	/* The server sees the name the client asked for unless the pool names one. */
-	const char *name = p->tls.sni ? p->tls.sni : s->host[0] ? s->host : s->sni[0] ? s->sni : NULL;
-	if (name) {
+	const char *name = http_backend_name(s, p);
+	if (name[0]) {
 		SSL_set_tlsext_host_name(ssl, name);
 		if (p->tls.verify)
 			X509_VERIFY_PARAM_set1_host(SSL_get0_param(ssl), name, strlen(name));
@@ -423,11 +527,12 @@ static void http_connect_next(struct http_session *s)
 		unsigned port = s->svc->routes[s->route].port ? s->svc->routes[s->route].port : sv->port;
 		s->server = (long)idx;
 		s->port = port;
-		if (s->srv && s->srv_pool == s->pool && s->srv_server == (long)idx && s->srv_port == port) {
-			http_start_exchange(s);     /* the kept connection goes to this very server */
+		http_drop_server(s);
+		if ((s->srv = http_take_idle(s, (long)idx, port))) {
+			tstream_setcb(s->srv, http_srv_readable, http_srv_drained, http_srv_event, s);
+			http_start_exchange(s);     /* a connection this server kept open */
 			return;
 		}
-		http_drop_server(s);
 		struct sockaddr_storage to = sv->addr.ss;
 		addr_set_port(&to, (uint16_t)port);
 		struct sock *sk = sock_connect(s->home->base, (const struct sockaddr *)&to, sv->addr.len,
@@ -446,9 +551,6 @@ static void http_connect_next(struct http_session *s)
 		s->srv = tstream_new(sk, ssl);
 		if (!s->srv)
 			continue;
-		s->srv_pool = s->pool;
-		s->srv_server = (long)idx;
-		s->srv_port = port;
 		tstream_setcb(s->srv, http_srv_readable, http_srv_drained, http_srv_event, s);
 		tstream_set_read_max(s->srv, HTTP_HEAD_MAX + HTTP_RELAY_MAX);
 		s->phase = HP_CONNECT;
@@ -599,7 +701,9 @@ static bool http_read_response_head(struct http_session *s)
 		s->resp_framing = HF_CLOSE;
 	s->resp_left = s->resp->content_length;
 	h1_chunked_init(&s->resp_chunks);
-	if (s->resp->conn_close || s->resp_framing == HF_CLOSE)
+	s->srv_reusable = s->resp->keepalive && s->status != 101;
+	/* A body that ends when the server closes cannot be framed for a client that stays. */
+	if (s->resp_framing == HF_CLOSE)
 		s->keepalive = false;
 	http_write_response_head(s, head);
 	evbuffer_drain(in, s->resp->head_len);
@@ -707,13 +811,11 @@ static void http_exchange_end(struct http_session *s)
 	http_access_log(s, "ok");
 	event_del(s->timer);
 	if (!s->keepalive) {
+		http_park_server(s);
 		http_close(s, "ok");
 		return;
 	}
-	if (s->srv) {
-		/* Kept for the next request; an idle server connection is read only to notice it closing. */
-		tstream_read_enable(s->srv, true);
-	}
+	http_park_server(s);
 	s->phase = HP_HEAD;
 	if (s->cli_paused) {
 		s->cli_paused = false;
@@ -783,6 +885,7 @@ static int http_request_reset(struct http_session *s)
 	s->route = s->pool = s->server = -1;
 	s->req_done = s->resp_head_done = s->resp_done = s->upgrade = s->head_request = false;
 	s->status = 0;
+	s->srv_reusable = false;
 	s->bytes_in = s->bytes_out = 0;
 	memset(&s->srv_start, 0, sizeof(s->srv_start));
 	return 0;
@@ -982,7 +1085,6 @@ void http_session_start(const struct http_start *st)
 	s->snap->refs++;
 	s->svc = st->svc;
 	s->tls = st->ssl != NULL;
-	s->srv_pool = s->srv_server = -1;
 	s->route = s->pool = s->server = -1;
 	addr_text(st->peer, st->peerlen, s->client, sizeof(s->client), s->client_ip, sizeof(s->client_ip));
 	if (st->sni)

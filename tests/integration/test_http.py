@@ -109,6 +109,17 @@ services = ( { name = "http"; listen = [ "127.0.0.1:%d" ];
         lines = [l for l in self.og.log_lines() if l.find(" http client=") >= 0 or "http client=" in l]
         self.assertGreaterEqual(len(lines), 3, self.og.stderr())
 
+    def test_requests_alternating_pools_reuse_idle_backend_connections(self):
+        owa, ews = self.owa.connections, self.ews.connections
+        reqs = b""
+        for i in range(6):
+            path = b"/owa/" if i % 2 == 0 else b"/EWS/x"
+            reqs += b"GET " + path + b" HTTP/1.1\r\nHost: mail.contoso.test\r\n\r\n"
+        out = raw(self.port, reqs + b"GET /owa/ HTTP/1.1\r\nHost: mail.contoso.test\r\nConnection: close\r\n\r\n")
+        self.assertEqual(out.count(b"HTTP/1.1 200 OK"), 7, out)
+        self.assertEqual(self.owa.connections - owa, 1, "the idle connection to owa was not reused")
+        self.assertEqual(self.ews.connections - ews, 1, "the idle connection to ews was not reused")
+
     def test_chunked_both_ways(self):
         body = "x" * 100000
         r = curl("-H", "Host: mail.contoso.test", "-H", "Transfer-Encoding: chunked", "--data-binary", body,
