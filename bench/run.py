@@ -9,6 +9,7 @@ import argparse
 import datetime
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -24,6 +25,10 @@ CLIENT_CPU = "1"
 NAMES = ["a.bench.test", "b.bench.test", "c.bench.test"]
 RSA_NAME = "rsa.bench.test"
 TICKS = os.sysconf("SC_CLK_TCK")
+# Every gateway gets the same file limit: the hard limit this machine grants (CI has 20,000).
+FD_LIMIT = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+# HAProxy wants two descriptors per connection within that limit; hold what all three can take.
+IDLE_CONNS = min(10000, (FD_LIMIT - 600) // 2 // 1000 * 1000)
 
 
 def free_port():
@@ -104,14 +109,14 @@ class Proc:
         self.log.close()
 
 
-NGINX_MAIN = """daemon off; master_process off; worker_processes 1; pid {d}/{name}.pid; worker_rlimit_nofile 65536;
+NGINX_MAIN = """daemon off; master_process off; worker_processes 1; pid {d}/{name}.pid; worker_rlimit_nofile {limit};
 error_log {d}/{name}.err warn;
 events {{ worker_connections 20000; }}
 """
 
 
 def backend_conf(d, port, http_port):
-    return NGINX_MAIN.format(d=d, name="backend") + f"""
+    return NGINX_MAIN.format(limit=FD_LIMIT, d=d, name="backend") + f"""
 http {{
   access_log off; sendfile on; keepalive_requests 1000000;
   server {{
@@ -155,7 +160,7 @@ backend b
 
 def nginx_gateway_conf(d, port, backend):
     maps = "\n".join(f"    {n} 127.0.0.1:{backend};" for n in NAMES)
-    return "load_module /usr/lib/nginx/modules/ngx_stream_module.so;\n" + NGINX_MAIN.format(d=d, name="nginxgw") + f"""
+    return "load_module /usr/lib/nginx/modules/ngx_stream_module.so;\n" + NGINX_MAIN.format(limit=FD_LIMIT, d=d, name="nginxgw") + f"""
 stream {{
   map $ssl_preread_server_name $upstream {{
 {maps}
@@ -189,8 +194,8 @@ def haproxy_http_conf(d, port, backend, tls):
     backends = "\n".join(f"backend {n[0]}\n  server s1 127.0.0.1:{backend}" for n in NAMES)
     return f"""global
   nbthread 1
-  maxconn 20000
-  ulimit-n 65536
+  maxconn {IDLE_CONNS + 100}
+  ulimit-n {FD_LIMIT}
 defaults
   mode http
   option forwardfor
@@ -217,7 +222,7 @@ def nginx_http_conf(d, port, backend, tls):
                    f"ssl_certificate_key {d}/rsa.key; ssl_protocols TLSv1.2 TLSv1.3; {loc} }}")
     else:
         servers = f"  server {{ listen 127.0.0.1:{port} default_server; {loc} }}"
-    return NGINX_MAIN.format(d=d, name="nginxhttp") + f"""
+    return NGINX_MAIN.format(limit=FD_LIMIT, d=d, name="nginxhttp") + f"""
 http {{
   access_log off; keepalive_requests 1000000;
 {ups}
@@ -371,10 +376,10 @@ class Bench:
         return self._handshakes(port, RSA_NAME)
 
     def idle_tls_rss(self, port, proc):
-        """KiB of gateway RSS per idle terminated TLS connection, over 10,000 connections."""
+        """KiB of gateway RSS per idle terminated TLS connection, over IDLE_CONNS connections."""
         if proc is None:
             raise RuntimeError("no gateway")
-        n = 10000
+        n = IDLE_CONNS
         script = self.write("idle.py", IDLE_CLIENT)
         before = rss_kib(proc.pid)
         child = subprocess.Popen(["taskset", "-c", CLIENT_CPU, sys.executable, script, str(port), str(n),
@@ -423,7 +428,7 @@ SCENARIOS = [
     ("3a", "SNI passthrough, 1 GiB on one connection", "passthrough_throughput", "passthrough", None),
     ("3b", "SNI passthrough, 1 KiB exchange per new connection", "passthrough_connections", "passthrough", None),
     ("4", "plain HTTP keep-alive, Host routing over 3 pools, 1 KiB", "http_keepalive", "http", None),
-    ("5", "RSS per idle terminated TLS connection (10,000 held)", "idle_tls_rss", "https", None),
+    ("5", f"RSS per idle terminated TLS connection ({IDLE_CONNS:,} held)", "idle_tls_rss", "https", None),
     ("6", "10 vs 10,000 routes", None, None, "pending: bench/routes.py to come (issue 3)"),
 ]
 GATEWAYS = ["direct", "onegate", "haproxy", "nginx"]
