@@ -16,6 +16,7 @@
 #include "hello.h"
 #include "http.h"
 #include "log.h"
+#include "pool.h"
 #include "proxyproto.h"
 #include "sock.h"
 #include "tlsconf.h"
@@ -43,8 +44,9 @@ struct conn {
 	socklen_t peerlen, locallen;
 	long route;                     /* matched route, -1 for the default */
 	long pool;                      /* -1 until routed */
-	size_t first, tries;            /* round robin start and servers tried so far */
-	long server;                    /* current server, -1 when none */
+	long tried[POOL_TRIES_MAX];     /* servers tried for this connection, in order */
+	size_t ntried;
+	long server;                    /* current server (counted in its active connections), -1 when none */
 	uint64_t bytes_in, bytes_out;   /* client->server, server->client */
 	struct timeval start, last;
 	bool cli_eof, srv_eof;
@@ -52,18 +54,18 @@ struct conn {
 
 /* ---------------------------------------------------------------- snapshot */
 
-struct conn_snap *conn_snap_new(struct rules_config *cfg, struct tlsconf *tls)
+struct conn_snap *conn_snap_new(struct rules_config *cfg, struct tlsconf *tls, struct pool_table *pools)
 {
 	struct conn_snap *s = calloc(1, sizeof(*s));
 	if (!s)
 		return NULL;
-	s->rr_next = calloc(cfg->npools ? cfg->npools : 1, sizeof(*s->rr_next));
-	if (!s->rr_next) {
+	if (!(s->cursor = pool_cursor_new(pools))) {
 		free(s);
 		return NULL;
 	}
 	s->cfg = rules_config_ref(cfg);
 	s->tls = tlsconf_ref(tls);
+	s->pools = pool_table_ref(pools);
 	s->refs = 1;
 	return s;
 }
@@ -74,7 +76,8 @@ void conn_snap_unref(struct conn_snap *s)
 		return;
 	rules_config_unref(s->cfg);
 	tlsconf_unref(s->tls);
-	free(s->rr_next);
+	pool_cursor_free(s->cursor);
+	pool_table_unref(s->pools);
 	free(s);
 }
 
@@ -110,6 +113,8 @@ static void conn_log(const struct conn *c, const char *outcome)
 static void conn_release(struct conn *c)
 {
 	struct conn_home *home = c->home;
+	if (c->server >= 0)
+		pool_conn_end(c->snap->pools, (size_t)c->pool, (size_t)c->server);
 	if (c->timer)
 		event_free(c->timer);
 	sock_free(c->cli);
@@ -269,6 +274,7 @@ static void conn_start_relay(struct conn *c)
 	const struct rules_pool *p = conn_pool(c);
 	event_del(c->timer);
 	c->phase = PH_RELAY;
+	pool_server_succeeded(c->snap->pools, (size_t)c->pool, (size_t)c->server);
 
 	if (p->proxy_protocol) {
 		uint8_t hdr[PP_MAX_HEADER];
@@ -297,6 +303,8 @@ static void conn_connect_failed(struct conn *c, const char *why)
 	        p->servers[c->server].addr.text, why);
 	sock_free(c->srv);
 	c->srv = NULL;
+	pool_server_failed(c->snap->pools, (size_t)c->pool, (size_t)c->server, why);
+	pool_conn_end(c->snap->pools, (size_t)c->pool, (size_t)c->server);
 	c->server = -1;
 	conn_try_connect(c);
 }
@@ -304,9 +312,13 @@ static void conn_connect_failed(struct conn *c, const char *why)
 static void conn_try_connect(struct conn *c)
 {
 	const struct rules_pool *p = conn_pool(c);
-	while (c->tries < p->nservers) {
-		size_t idx = (c->first + c->tries) % p->nservers;
-		c->tries++;
+	while (c->ntried < POOL_TRIES_MAX) {
+		struct pool_pick pk = { .client = (const struct sockaddr *)&c->peer, .preferred = -1,
+		                        .exclude = c->tried, .nexclude = c->ntried };
+		long idx = pool_pick_server(c->snap->pools, c->snap->cursor, (size_t)c->pool, &pk);
+		if (idx < 0)
+			break;
+		c->tried[c->ntried++] = idx;
 		const struct rules_server *s = &p->servers[idx];
 		struct sockaddr_storage to = s->addr.ss;
 		unsigned port = c->route >= 0 ? c->svc->routes[c->route].port : 0;
@@ -315,13 +327,15 @@ static void conn_try_connect(struct conn *c)
 		c->srv = sock_connect(c->home->base, (const struct sockaddr *)&to, s->addr.len,
 		                      (const struct sockaddr *)&p->source.ss, p->source.len);
 		if (c->srv) {
-			c->server = (long)idx;
+			c->server = idx;
+			pool_conn_begin(c->snap->pools, (size_t)c->pool, (size_t)idx);
 			sock_setcb(c->srv, conn_srv_read, conn_drained, conn_srv_event, c);
 			conn_arm(c, p->connect_timeout_ms);
 			return;
 		}
 		log_msg(LOG_WARN, "pool %s server %s: connect failed: %s", p->name, s->addr.text,
 		        strerror(errno));
+		pool_server_failed(c->snap->pools, (size_t)c->pool, (size_t)idx, strerror(errno));
 	}
 	conn_free(c, "no-server");
 }
@@ -415,8 +429,6 @@ static void conn_route(struct conn *c)
 		conn_linger(c);
 		return;
 	}
-	const struct rules_pool *p = conn_pool(c);
-	c->first = c->snap->rr_next[c->pool]++ % p->nservers;
 	c->phase = PH_CONNECT;
 	event_del(c->timer);
 	/* Nothing more is read from the client until the back end is there: the

@@ -21,19 +21,22 @@
 struct event_base;
 struct conn;
 struct tlsconf;
+struct pool_table;
+struct pool_cursor;
 
 /* A configuration snapshot as one worker uses it: the rules plus the worker's
  * own balancing state, so that nothing on the data path is shared between
  * threads. Connections hold a reference until they close. */
 struct conn_snap {
 	struct rules_config *cfg;
-	struct tlsconf *tls;    /* the TLS contexts built from cfg */
-	uint32_t *rr_next;      /* per pool: next server for round robin */
-	int refs;               /* only touched by the owning worker's thread */
+	struct tlsconf *tls;            /* the TLS contexts built from cfg */
+	struct pool_table *pools;       /* servers' live state, shared with the other workers */
+	struct pool_cursor *cursor;     /* this worker's balancing position */
+	int refs;                       /* only touched by the owning worker's thread */
 };
 
-/* Takes a reference to cfg and to tls. */
-struct conn_snap *conn_snap_new(struct rules_config *cfg, struct tlsconf *tls);
+/* Takes a reference to cfg, tls and pools. */
+struct conn_snap *conn_snap_new(struct rules_config *cfg, struct tlsconf *tls, struct pool_table *pools);
 void conn_snap_unref(struct conn_snap *s);
 
 /* Every live client connection, whichever module runs it (relay here, HTTP

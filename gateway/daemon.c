@@ -12,7 +12,10 @@
 #include <sys/socket.h>
 
 #include "addr.h"
+#include "admin.h"
+#include "control.h"
 #include "log.h"
+#include "pool.h"
 #include "tlsconf.h"
 #include "worker.h"
 
@@ -116,6 +119,32 @@ static void daemon_drain(struct worker **ws, unsigned nw, unsigned drain_ms, con
 		worker_kill(ws[i]);
 }
 
+/* What the daemon runs: the rules in force and what was built from them. */
+struct daemon_state {
+	struct rules_config *cfg;
+	struct tlsconf *tls;
+	struct pool_table *pools;
+	struct control *control;
+	struct worker **ws;
+	unsigned nw;
+};
+
+static int daemon_admin_socket(const struct rules_config *cfg)
+{
+	const struct rules_admin *a = &cfg->admin;
+	int fd = daemon_probe_free(&a->listen) == 0 ? daemon_listen_socket(&a->listen) : -1;
+	if (fd < 0)
+		log_msg(LOG_ERROR, "%s:%d: the admin listener cannot listen on %s: %s", cfg->path, a->line, a->listen.text,
+		        strerror(errno));
+	return fd;
+}
+
+static bool daemon_admin_moved(const struct rules_config *cur, const struct rules_config *next)
+{
+	return next->admin.on && (!cur->admin.on || cur->admin.listen.len != next->admin.listen.len ||
+	                          memcmp(&cur->admin.listen.ss, &next->admin.listen.ss, next->admin.listen.len) != 0);
+}
+
 static bool daemon_had_address(const struct rules_config *cfg, const struct sockaddr_storage *ss)
 {
 	return addr_find_service(cfg, ss) >= 0;
@@ -169,10 +198,12 @@ fail:
 	return -1;
 }
 
-/* SIGHUP: the new file must load without a single error and every new address
- * must bind; otherwise the running rules stay exactly as they are. */
-static struct rules_config *daemon_reload(struct rules_config *cur, struct worker **ws, unsigned nw)
+/* SIGHUP: the new file must load without a single error, every new address
+ * must bind and the admin token must be readable; otherwise the running rules
+ * stay exactly as they are. */
+static void daemon_reload(struct daemon_state *st)
 {
+	struct rules_config *cur = st->cfg;
 	struct rules_diag *d = rules_diag_new();
 	struct rules_config *next = d ? rules_load_file(cur->path, d) : NULL;
 	for (size_t i = 0; d && i < rules_diag_count(d); i++)
@@ -182,59 +213,81 @@ static struct rules_config *daemon_reload(struct rules_config *cur, struct worke
 	if (!next) {
 		log_msg(LOG_ERROR, "reload of %s refused: the rule file has errors; still serving the previous rules",
 		        cur->path);
-		return cur;
+		return;
 	}
-	char err[512];
+	char err[512], token[256];
 	struct tlsconf *tls = tlsconf_new(next, err, sizeof(err));
+	struct pool_table *pools = NULL;
+	int admin_fd = -1;
+	int *fds = NULL;
+	size_t *svcs = NULL, n = 0;
 	if (!tls) {
 		log_msg(LOG_ERROR, "reload of %s refused: %s; still serving the previous rules", cur->path, err);
-		rules_config_unref(next);
-		return cur;
+		goto refused;
 	}
-	int *fds;
-	size_t *svcs, n;
-	if (daemon_bind_new(cur, next, nw, &fds, &svcs, &n) != 0) {
+	if (next->admin.on && next->admin.token_file &&
+	    admin_token_read(next->admin.token_file, token, sizeof(token), err, sizeof(err)) != 0) {
+		log_msg(LOG_ERROR, "reload of %s refused: %s; still serving the previous rules", cur->path, err);
+		goto refused;
+	}
+	if (!(pools = pool_table_new(next, st->pools))) {
+		log_msg(LOG_ERROR, "reload of %s refused: out of memory; still serving the previous rules", cur->path);
+		goto refused;
+	}
+	if (daemon_admin_moved(cur, next) && (admin_fd = daemon_admin_socket(next)) < 0) {
+		log_msg(LOG_ERROR, "reload of %s refused: the admin address cannot be bound; still serving the previous rules",
+		        cur->path);
+		goto refused;
+	}
+	if (daemon_bind_new(cur, next, st->nw, &fds, &svcs, &n) != 0) {
 		log_msg(LOG_ERROR, "reload of %s refused: a new listen address cannot be bound; still serving the previous rules",
 		        cur->path);
-		rules_config_unref(next);
-		tlsconf_unref(tls);
-		return cur;
+		goto refused;
 	}
 	if (next->workers != cur->workers)
 		log_msg(LOG_WARN, "reload: workers = %u takes effect at the next restart; keeping %u",
-		        next->workers, nw);
+		        next->workers, st->nw);
 	int *wfds = malloc((n ? n : 1) * sizeof(*wfds));
-	for (unsigned i = 0; i < nw; i++) {
+	for (unsigned i = 0; i < st->nw; i++) {
 		for (size_t k = 0; wfds && k < n; k++)
-			wfds[k] = fds[k * nw + i];
-		if (!wfds || worker_reload(ws[i], next, tls, wfds, svcs, n) != 0)
+			wfds[k] = fds[k * st->nw + i];
+		if (!wfds || worker_reload(st->ws[i], next, tls, pools, wfds, svcs, n) != 0)
 			log_msg(LOG_ERROR, "reload: worker %u is out of memory and keeps the previous rules", i);
 	}
 	if (!wfds)
-		for (size_t k = 0; k < n * nw; k++)
+		for (size_t k = 0; k < n * st->nw; k++)
 			close(fds[k]);
 	free(wfds);
 	free(fds);
 	free(svcs);
-	tlsconf_unref(tls);
+	control_reload(st->control, pools, tls, admin_fd >= 0 ? admin_fd : next->admin.on ? -1 : -2,
+	               next->admin.token_file);
 	log_msg(LOG_INFO, "reloaded %s: %zu pools, %zu services; open connections finish on the previous rules",
 	        next->path, next->npools, next->nservices);
 	rules_config_unref(cur);
-	return next;
+	tlsconf_unref(st->tls);
+	pool_table_unref(st->pools);
+	st->cfg = next;
+	st->tls = tls;
+	st->pools = pools;
+	return;
+refused:
+	if (admin_fd >= 0)
+		close(admin_fd);
+	pool_table_unref(pools);
+	tlsconf_unref(tls);
+	rules_config_unref(next);
 }
 
-/* Serves until a stop signal; SIGHUP reloads. Returns the rules in force. */
-static struct rules_config *daemon_serve(struct rules_config *cfg, struct worker **ws, unsigned nw,
-                                         const sigset_t *sigs, int *stop_sig)
+/* Serves until a stop signal; SIGHUP reloads. */
+static int daemon_serve(struct daemon_state *st, const sigset_t *sigs)
 {
 	for (;;) {
 		int sig = sigwaitinfo(sigs, NULL);
-		if (sig == SIGTERM || sig == SIGINT) {
-			*stop_sig = sig;
-			return cfg;
-		}
+		if (sig == SIGTERM || sig == SIGINT)
+			return sig;
 		if (sig == SIGHUP)
-			cfg = daemon_reload(cfg, ws, nw);
+			daemon_reload(st);
 	}
 }
 
@@ -251,21 +304,17 @@ static void daemon_raise_nofile(void)
 
 int daemon_run(struct rules_config *cfg, daemon_ready_fn ready, void *arg)
 {
-	unsigned nw = cfg->workers ? cfg->workers : 1;
+	struct daemon_state st = { .cfg = cfg, .nw = cfg->workers ? cfg->workers : 1 };
+	int rc = 1;
 	daemon_raise_nofile();
 	char err[512];
-	struct tlsconf *tls = tlsconf_new(cfg, err, sizeof(err));
-	if (!tls) {
+	if (!(st.tls = tlsconf_new(cfg, err, sizeof(err)))) {
 		log_msg(LOG_ERROR, "%s: %s", cfg->path, err);
-		rules_config_unref(cfg);
-		return 1;
+		goto out;
 	}
-	struct worker **ws = calloc(nw, sizeof(*ws));
-	int rc = 1;
-	if (!ws) {
-		tlsconf_unref(tls);
-		rules_config_unref(cfg);
-		return 1;
+	if (!(st.pools = pool_table_new(cfg, NULL)) || !(st.ws = calloc(st.nw, sizeof(*st.ws)))) {
+		log_msg(LOG_ERROR, "out of memory");
+		goto out;
 	}
 
 	/* Workers inherit this mask: only the main thread takes signals, synchronously. */
@@ -277,20 +326,27 @@ int daemon_run(struct rules_config *cfg, daemon_ready_fn ready, void *arg)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	for (unsigned i = 0; i < nw; i++) {
-		ws[i] = worker_new(i, cfg, tls);
-		if (!ws[i]) {
+	for (unsigned i = 0; i < st.nw; i++) {
+		st.ws[i] = worker_new(i, cfg, st.tls, st.pools);
+		if (!st.ws[i]) {
 			log_msg(LOG_ERROR, "cannot create worker %u: out of memory or descriptors", i);
 			goto out;
 		}
 	}
-	if (daemon_bind_all(cfg, ws, nw) != 0)
+	if (daemon_bind_all(cfg, st.ws, st.nw) != 0)
 		goto out;
-	for (unsigned i = 0; i < nw; i++) {
-		if (worker_start(ws[i]) != 0) {
+	int admin_fd = cfg->admin.on ? daemon_admin_socket(cfg) : -1;
+	if (cfg->admin.on && admin_fd < 0)
+		goto out;
+	if (!(st.control = control_start(st.pools, st.tls, admin_fd, cfg->admin.token_file))) {
+		log_msg(LOG_ERROR, "cannot start the control thread (health checks, admin listener)");
+		goto out;
+	}
+	for (unsigned i = 0; i < st.nw; i++) {
+		if (worker_start(st.ws[i]) != 0) {
 			log_msg(LOG_ERROR, "cannot start worker thread %u", i);
 			for (unsigned j = 0; j < i; j++)
-				worker_kill(ws[j]);
+				worker_kill(st.ws[j]);
 			goto out;
 		}
 	}
@@ -298,25 +354,28 @@ int daemon_run(struct rules_config *cfg, daemon_ready_fn ready, void *arg)
 	for (size_t s = 0; s < cfg->nservices; s++)
 		naddr += cfg->services[s].nlisten;
 	log_msg(LOG_INFO, "onegate serving %zu services on %zu addresses with %u workers (rules: %s)",
-	        cfg->nservices, naddr, nw, cfg->path);
+	        cfg->nservices, naddr, st.nw, cfg->path);
+	if (cfg->admin.on)
+		log_msg(LOG_INFO, "admin listener on http://%s/ (status page, /api/status, /metrics)", cfg->admin.listen.text);
 	if (ready)
 		ready(arg);
 
-	int sig = 0;
-	cfg = daemon_serve(cfg, ws, nw, &sigs, &sig);
+	int sig = daemon_serve(&st, &sigs);
 	log_msg(LOG_INFO, "%s: no new connections; draining open ones for up to %u ms",
-	        sig == SIGTERM ? "SIGTERM" : "SIGINT", cfg->drain_timeout_ms);
-	for (unsigned i = 0; i < nw; i++)
-		worker_stop(ws[i]);
-	daemon_drain(ws, nw, cfg->drain_timeout_ms, &sigs);
+	        sig == SIGTERM ? "SIGTERM" : "SIGINT", st.cfg->drain_timeout_ms);
+	for (unsigned i = 0; i < st.nw; i++)
+		worker_stop(st.ws[i]);
+	daemon_drain(st.ws, st.nw, st.cfg->drain_timeout_ms, &sigs);
 	rc = 0;
 out:
-	for (unsigned i = 0; i < nw; i++)
-		worker_free(ws[i]);
-	free(ws);
-	tlsconf_unref(tls);
+	for (unsigned i = 0; st.ws && i < st.nw; i++)
+		worker_free(st.ws[i]);
+	free(st.ws);
+	control_stop(st.control);
+	pool_table_unref(st.pools);
+	tlsconf_unref(st.tls);
 	if (rc == 0)
 		log_msg(LOG_INFO, "stopped");
-	rules_config_unref(cfg);
+	rules_config_unref(st.cfg);
 	return rc;
 }

@@ -14,6 +14,7 @@
 #include "addr.h"
 #include "h1.h"
 #include "log.h"
+#include "pool.h"
 #include "sock.h"
 #include "tlsconf.h"
 #include "tstream.h"
@@ -55,6 +56,7 @@ struct http_session {
 	bool tls;
 	char client[64];                /* "ip:port" for logs */
 	char client_ip[INET6_ADDRSTRLEN];
+	struct sockaddr_storage peer;   /* for balance = "source" */
 	char sni[256];
 	unsigned requests;
 	struct timeval start;
@@ -67,7 +69,10 @@ struct http_session {
 	char method[24], host[256], path[256];
 	size_t host_len;
 	long route, pool, server;
-	size_t first, tries;
+	long tried[POOL_TRIES_MAX];     /* servers tried for this request: only a failed connect moves on */
+	size_t ntried;
+	long cookie_server;             /* the server the request's persistence cookie names, or -1 */
+	bool counted;                   /* the server counts this request among its active ones */
 	unsigned port;                  /* the server's port after the route's rewrite */
 	enum http_framing req_framing, resp_framing;
 	uint64_t req_left, resp_left;
@@ -82,6 +87,7 @@ struct http_session {
 
 static void http_read_request(struct http_session *s);
 static void http_connect_next(struct http_session *s);
+static void http_cookie_set(struct http_session *s, struct evbuffer *out);
 
 /* ---------------------------------------------------------------- lifetime */
 
@@ -118,8 +124,18 @@ static void http_arm(struct http_session *s, unsigned ms)
 	event_add(s->timer, &tv);
 }
 
+/* The server's active count covers a request from its connect (or reuse) to its end. */
+static void http_server_release(struct http_session *s)
+{
+	if (!s->counted)
+		return;
+	s->counted = false;
+	pool_conn_end(s->snap->pools, (size_t)s->pool, (size_t)s->server);
+}
+
 static void http_drop_server(struct http_session *s)
 {
+	http_server_release(s);
 	tstream_free(s->srv);
 	s->srv = NULL;
 }
@@ -191,7 +207,10 @@ static void http_park_server(struct http_session *s)
 {
 	const struct rules_pool *p = &s->snap->cfg->pools[s->pool];
 	struct http_idle *i = NULL;
+	http_server_release(s);
+	/* A draining or disabled server gets nothing new, kept connections included. */
 	if (!s->srv || !s->srv_reusable || s->home->nidle >= HTTP_IDLE_MAX ||
+	    !pool_server_usable(s->snap->pools, (size_t)s->pool, (size_t)s->server) ||
 	    evbuffer_get_length(tstream_input(s->srv)) > 0 || !(i = calloc(1, sizeof(*i))) ||
 	    !(i->timer = evtimer_new(s->home->base, http_idle_timer, i))) {
 		free(i);
@@ -286,8 +305,10 @@ static void http_access_log(struct http_session *s, const char *outcome)
 		snprintf(route, sizeof(route), "default");
 	else if (r)
 		snprintf(route, sizeof(route), "line%d", r->line);
-	if (p && s->server >= 0)
+	if (p && s->server >= 0) {
 		snprintf(server, sizeof(server), "%s:%u", p->servers[s->server].host, s->port);
+		pool_request_done(s->snap->pools, (size_t)s->pool, (size_t)s->server, s->status);
+	}
 	long backend_ms = s->srv_start.tv_sec ? http_ms_since(s, &s->srv_start) : -1;
 	log_msg(LOG_INFO,
 	        "http client=%s sni=%s host=%s method=%s path=%s status=%d in=%llu out=%llu route=%s pool=%s "
@@ -406,6 +427,7 @@ static void http_backend_failed(struct http_session *s, const char *why)
 {
 	const struct rules_pool *p = http_pool(s);
 	log_msg(LOG_WARN, "pool %s server %s:%u: %s", p->name, p->servers[s->server].host, s->port, why);
+	pool_server_failed(s->snap->pools, (size_t)s->pool, (size_t)s->server, why);
 	http_drop_server(s);
 	http_connect_next(s);
 }
@@ -487,8 +509,10 @@ static void http_srv_event(struct tstream *t, enum tstream_event ev, void *arg)
 	/* Cut off mid-exchange: before the head we can still say so; after it, only close. */
 	if (!s->resp_head_done) {
 		const struct rules_pool *p = http_pool(s);
+		const char *why = ev == TSTREAM_EOF ? "closed" : tstream_error(s->srv);
 		log_msg(LOG_WARN, "pool %s server %s:%u: %s before the response head", p->name,
-		        p->servers[s->server].host, s->port, ev == TSTREAM_EOF ? "closed" : tstream_error(s->srv));
+		        p->servers[s->server].host, s->port, why);
+		pool_server_failed(s->snap->pools, (size_t)s->pool, (size_t)s->server, why);
 		http_drop_server(s);
 		http_respond(s, 502, NULL, "server-closed", false);
 		return;
@@ -520,15 +544,21 @@ static SSL *http_backend_ssl(struct http_session *s)
 static void http_connect_next(struct http_session *s)
 {
 	const struct rules_pool *p = http_pool(s);
-	while (s->tries < p->nservers) {
-		size_t idx = (s->first + s->tries) % p->nservers;
-		s->tries++;
+	while (s->ntried < POOL_TRIES_MAX) {
+		struct pool_pick pk = { .client = (const struct sockaddr *)&s->peer, .preferred = s->cookie_server,
+		                        .exclude = s->tried, .nexclude = s->ntried };
+		long idx = pool_pick_server(s->snap->pools, s->snap->cursor, (size_t)s->pool, &pk);
+		if (idx < 0)
+			break;
+		s->tried[s->ntried++] = idx;
 		const struct rules_server *sv = &p->servers[idx];
 		unsigned port = s->svc->routes[s->route].port ? s->svc->routes[s->route].port : sv->port;
-		s->server = (long)idx;
-		s->port = port;
 		http_drop_server(s);
-		if ((s->srv = http_take_idle(s, (long)idx, port))) {
+		s->server = idx;
+		s->port = port;
+		pool_conn_begin(s->snap->pools, (size_t)s->pool, (size_t)idx);
+		s->counted = true;
+		if ((s->srv = http_take_idle(s, idx, port))) {
 			tstream_setcb(s->srv, http_srv_readable, http_srv_drained, http_srv_event, s);
 			http_start_exchange(s);     /* a connection this server kept open */
 			return;
@@ -540,17 +570,22 @@ static void http_connect_next(struct http_session *s)
 		if (!sk) {
 			log_msg(LOG_WARN, "pool %s server %s:%u: connect failed: %s", p->name, sv->host, port,
 			        strerror(errno));
+			pool_server_failed(s->snap->pools, (size_t)s->pool, (size_t)idx, strerror(errno));
+			http_server_release(s);
 			continue;
 		}
 		SSL *ssl = NULL;
 		if (p->tls.on && !(ssl = http_backend_ssl(s))) {
 			sock_free(sk);
 			log_msg(LOG_WARN, "pool %s: cannot start TLS to the back end", p->name);
+			http_server_release(s);
 			continue;
 		}
 		s->srv = tstream_new(sk, ssl);
-		if (!s->srv)
+		if (!s->srv) {
+			http_server_release(s);
 			continue;
+		}
 		tstream_setcb(s->srv, http_srv_readable, http_srv_drained, http_srv_event, s);
 		tstream_set_read_max(s->srv, HTTP_HEAD_MAX + HTTP_RELAY_MAX);
 		s->phase = HP_CONNECT;
@@ -558,7 +593,8 @@ static void http_connect_next(struct http_session *s)
 		return;
 	}
 	s->server = -1;
-	http_respond(s, p->nservers ? 502 : 503, NULL, "no-server", false);
+	/* Every server tried failed to connect (502), or none may take anything (503). */
+	http_respond(s, s->ntried ? 502 : 503, NULL, "no-server", false);
 }
 
 /* ---------------------------------------------------------------- bodies */
@@ -648,6 +684,7 @@ static void http_write_response_head(struct http_session *s, const char *head)
 		evbuffer_add(out, head + h->value.off, h->value.len);
 		evbuffer_add(out, "\r\n", 2);
 	}
+	http_cookie_set(s, out);
 	if (s->status == 101)
 		evbuffer_add(out, "Connection: Upgrade\r\n", 21);
 	else if (!s->keepalive)
@@ -689,6 +726,7 @@ static bool http_read_response_head(struct http_session *s)
 		return false;
 	}
 	s->resp_head_done = true;
+	pool_server_succeeded(s->snap->pools, (size_t)s->pool, (size_t)s->server);
 	if (s->status == 101)
 		s->resp_framing = HF_NONE;
 	else if (s->resp->no_body)
@@ -824,6 +862,59 @@ static void http_exchange_end(struct http_session *s)
 	http_read_request(s);
 }
 
+/* ---------------------------------------------------------------- persistence cookie */
+
+/* The server the request's persistence cookie names (any Cookie header, any position), or -1. */
+static long http_cookie_server(const struct http_session *s, const char *head)
+{
+	const struct h1_msg *q = s->req;
+	const struct rules_pool *p = http_pool(s);
+	size_t nlen = strlen(p->cookie.name);
+	for (size_t i = 0; i < q->nheaders; i++) {
+		const struct h1_header *h = &q->headers[i];
+		if (h->name.len != 6 || strncasecmp(head + h->name.off, "cookie", 6) != 0)
+			continue;
+		const char *v = head + h->value.off, *end = v + h->value.len;
+		while (v < end) {
+			while (v < end && (*v == ' ' || *v == ';'))
+				v++;
+			const char *semi = memchr(v, ';', (size_t)(end - v));
+			const char *pair_end = semi ? semi : end;
+			if ((size_t)(pair_end - v) > nlen && v[nlen] == '=' && memcmp(v, p->cookie.name, nlen) == 0) {
+				const char *val = v + nlen + 1;
+				size_t vlen = (size_t)(pair_end - val);
+				while (vlen && val[vlen - 1] == ' ')
+					vlen--;
+				return pool_server_by_cookie(s->snap->pools, (size_t)s->pool, val, vlen);
+			}
+			v = pair_end;
+		}
+	}
+	return -1;
+}
+
+/* Set on every response to a request that came without the cookie (or named a server it could not have). */
+static void http_cookie_set(struct http_session *s, struct evbuffer *out)
+{
+	const struct rules_pool *p = http_pool(s);
+	const struct rules_cookie *c = &p->cookie;
+	if (p->balance != RULES_BALANCE_COOKIE || s->server < 0 || s->cookie_server == s->server)
+		return;
+	evbuffer_add_printf(out, "Set-Cookie: %s=%s", c->name,
+	                    pool_server_cookie(s->snap->pools, (size_t)s->pool, (size_t)s->server));
+	if (c->path)
+		evbuffer_add_printf(out, "; Path=%s", c->path);
+	if (c->domain)
+		evbuffer_add_printf(out, "; Domain=%s", c->domain);
+	if (c->max_age)
+		evbuffer_add_printf(out, "; Max-Age=%u", c->max_age);
+	if (c->secure)
+		evbuffer_add(out, "; Secure", 8);
+	if (c->httponly)
+		evbuffer_add(out, "; HttpOnly", 10);
+	evbuffer_add(out, "\r\n", 2);
+}
+
 /* ---------------------------------------------------------------- requests */
 
 static void http_route_request(struct http_session *s, const char *head)
@@ -861,13 +952,14 @@ static void http_route_request(struct http_session *s, const char *head)
 	}
 	s->pool = r->pool;
 	const struct rules_pool *p = http_pool(s);
-	if (p->nservers == 0) {
-		http_respond(s, 503, NULL, "no-server", false);
+	if (!pool_has_usable(s->snap->pools, (size_t)s->pool)) {
+		http_respond(s, 503, NULL, "no-server", !body);
 		return;
 	}
-	/* Requests are balanced one by one (Skype for Business mobile clients expect it). */
-	s->first = s->snap->rr_next[s->pool]++ % p->nservers;
-	s->tries = 0;
+	/* Requests are balanced one by one (Skype for Business mobile clients expect it),
+	 * unless the pool keeps a client on its server with a cookie. */
+	s->ntried = 0;
+	s->cookie_server = p->balance == RULES_BALANCE_COOKIE ? http_cookie_server(s, head) : -1;
 	tstream_read_enable(s->cli, false);
 	http_connect_next(s);
 }
@@ -882,7 +974,7 @@ static int http_request_reset(struct http_session *s)
 	h1_chunked_init(&s->req_chunks);
 	s->method[0] = s->host[0] = s->path[0] = '\0';
 	s->host_len = 0;
-	s->route = s->pool = s->server = -1;
+	s->route = s->pool = s->server = s->cookie_server = -1;
 	s->req_done = s->resp_head_done = s->resp_done = s->upgrade = s->head_request = false;
 	s->status = 0;
 	s->srv_reusable = false;
@@ -1053,6 +1145,7 @@ static void http_timer(evutil_socket_t fd, short what, void *arg)
 		return;
 	case HP_EXCHANGE:
 		if (!s->resp_head_done) {
+			pool_server_failed(s->snap->pools, (size_t)s->pool, (size_t)s->server, "no answer in time");
 			http_drop_server(s);
 			http_respond(s, 504, NULL, "backend-timeout", false);
 			return;
@@ -1087,6 +1180,7 @@ void http_session_start(const struct http_start *st)
 	s->tls = st->ssl != NULL;
 	s->route = s->pool = s->server = -1;
 	addr_text(st->peer, st->peerlen, s->client, sizeof(s->client), s->client_ip, sizeof(s->client_ip));
+	memcpy(&s->peer, st->peer, st->peerlen < sizeof(s->peer) ? st->peerlen : sizeof(s->peer));
 	if (st->sni)
 		snprintf(s->sni, sizeof(s->sni), "%s", st->sni);
 	event_base_gettimeofday_cached(s->home->base, &s->start);

@@ -17,6 +17,7 @@
 #include "addr.h"
 #include "conn.h"
 #include "log.h"
+#include "pool.h"
 
 /* After EMFILE/ENFILE a listener pauses this long, then tries again, so a
  * gateway out of descriptors keeps serving the connections it has. */
@@ -36,6 +37,7 @@ struct worker_listener {
 struct worker_reload {
 	struct rules_config *cfg;
 	struct tlsconf *tls;
+	struct pool_table *pools;
 	int *fds;
 	size_t *svcs;
 	size_t n;
@@ -90,6 +92,7 @@ static void worker_pending_clear(struct worker_reload *r)
 	if (r->cfg)
 		rules_config_unref(r->cfg);
 	tlsconf_unref(r->tls);
+	pool_table_unref(r->pools);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -103,7 +106,7 @@ static void worker_apply_reload(struct worker *w)
 	if (!r.cfg)
 		return;
 
-	struct conn_snap *snap = conn_snap_new(r.cfg, r.tls);
+	struct conn_snap *snap = conn_snap_new(r.cfg, r.tls, r.pools);
 	if (!snap) {
 		log_msg(LOG_ERROR, "worker %u: out of memory applying the new rules; keeping the old ones", w->id);
 		worker_pending_clear(&r);
@@ -181,7 +184,7 @@ static void worker_accept_error(struct evconnlistener *lev, void *arg)
 	log_msg(LOG_WARN, "worker %u: accept: %s", l->w->id, strerror(err));
 }
 
-struct worker *worker_new(unsigned id, struct rules_config *cfg, struct tlsconf *tls)
+struct worker *worker_new(unsigned id, struct rules_config *cfg, struct tlsconf *tls, struct pool_table *pools)
 {
 	struct worker *w = calloc(1, sizeof(*w));
 	if (!w)
@@ -197,7 +200,7 @@ struct worker *worker_new(unsigned id, struct rules_config *cfg, struct tlsconf 
 		event_config_free(ec);
 	}
 	w->ctl_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	w->home.snap = conn_snap_new(cfg, tls);
+	w->home.snap = conn_snap_new(cfg, tls, pools);
 	if (!w->base || w->ctl_fd < 0 || !w->home.snap)
 		goto fail;
 	w->ctl_ev = event_new(w->base, w->ctl_fd, EV_READ | EV_PERSIST, worker_ctl, w);
@@ -265,8 +268,8 @@ static void worker_signal(struct worker *w, unsigned cmd)
 	(void)r;
 }
 
-int worker_reload(struct worker *w, struct rules_config *cfg, struct tlsconf *tls, const int *fds, const size_t *svcs,
-                  size_t n)
+int worker_reload(struct worker *w, struct rules_config *cfg, struct tlsconf *tls, struct pool_table *pools,
+                  const int *fds, const size_t *svcs, size_t n)
 {
 	struct worker_reload r = { .n = n };
 	r.fds = malloc((n ? n : 1) * sizeof(*r.fds));
@@ -282,6 +285,7 @@ int worker_reload(struct worker *w, struct rules_config *cfg, struct tlsconf *tl
 	memcpy(r.svcs, svcs, n * sizeof(*svcs));
 	r.cfg = rules_config_ref(cfg);
 	r.tls = tlsconf_ref(tls);
+	r.pools = pool_table_ref(pools);
 	pthread_mutex_lock(&w->pending_lock);
 	/* A reload not yet applied is superseded by this newer one. */
 	struct worker_reload old = w->pending;

@@ -14,8 +14,9 @@
 
 struct worker;
 struct tlsconf;
+struct pool_table;
 
-struct worker *worker_new(unsigned id, struct rules_config *cfg, struct tlsconf *tls);
+struct worker *worker_new(unsigned id, struct rules_config *cfg, struct tlsconf *tls, struct pool_table *pools);
 /* Adds an already bound and listening socket for service svc_index; takes fd. */
 int worker_add_listener(struct worker *w, int fd, size_t svc_index);
 int worker_start(struct worker *w);
@@ -26,8 +27,8 @@ int worker_start(struct worker *w);
  * service that now owns their address, and new connections use the new rules
  * while open ones finish on the rules they were accepted under. Safe from any
  * thread; returns -1 (and closes the fds) only when out of memory. */
-int worker_reload(struct worker *w, struct rules_config *cfg, struct tlsconf *tls, const int *fds, const size_t *svcs,
-                  size_t n);
+int worker_reload(struct worker *w, struct rules_config *cfg, struct tlsconf *tls, struct pool_table *pools,
+                  const int *fds, const size_t *svcs, size_t n);
 /* Stop accepting; the thread ends once its last connection has closed. */
 void worker_stop(struct worker *w);
 /* Close every connection now and end the thread. */

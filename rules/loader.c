@@ -19,6 +19,9 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <libconfig.h>
 
 #include "certs.h"
@@ -453,11 +456,107 @@ static void rules_set_listen(struct rules_load *L, const config_setting_t *s, vo
 	}
 }
 
+#define RULES_WEIGHT_MAX 256
+
+static void rules_set_weight(struct rules_load *L, const config_setting_t *s, void *field)
+{
+	long long v;
+	if (!rules_get_int(L, s, &v))
+		return;
+	if (v < 1 || v > RULES_WEIGHT_MAX) {
+		rules_error(L, s, "weight must be from 1 to %d, not %lld", RULES_WEIGHT_MAX, v);
+		return;
+	}
+	*(unsigned *)field = (unsigned)v;
+}
+
+/* A count that must be at least min. */
+static void rules_set_count(struct rules_load *L, const config_setting_t *s, unsigned *field, long long min)
+{
+	long long v;
+	if (!rules_get_int(L, s, &v))
+		return;
+	if (v < min || v > 1000000) {
+		rules_error(L, s, "%s must be a number from %lld to 1000000, not %lld", config_setting_name(s), min, v);
+		return;
+	}
+	*field = (unsigned)v;
+}
+
+static void rules_set_count0(struct rules_load *L, const config_setting_t *s, void *field)
+{
+	rules_set_count(L, s, field, 0);
+}
+
+static void rules_set_count1(struct rules_load *L, const config_setting_t *s, void *field)
+{
+	rules_set_count(L, s, field, 1);
+}
+
+/* A server given as a group, for what a plain "host:port" cannot say. */
+struct rules_server_entry {
+	char *address, *name;
+	unsigned weight, max_conns;
+	bool backup;
+};
+
+static const struct rules_key rules_server_keys[] = {
+	{ "address", rules_set_string, offsetof(struct rules_server_entry, address), "address = \"host:port\";" },
+	{ "name", rules_set_string, offsetof(struct rules_server_entry, name), NULL },
+	{ "weight", rules_set_weight, offsetof(struct rules_server_entry, weight), NULL },
+	{ "max_conns", rules_set_count0, offsetof(struct rules_server_entry, max_conns), NULL },
+	{ "backup", rules_set_bool, offsetof(struct rules_server_entry, backup), NULL },
+};
+static const struct rules_section rules_server_section = {
+	"in server", rules_server_keys, sizeof(rules_server_keys) / sizeof(rules_server_keys[0])
+};
+
+static bool rules_server_read(struct rules_load *L, const config_setting_t *e, struct rules_server *sv)
+{
+	struct rules_server_entry en = { .weight = 1 };
+	const char *text = NULL;
+	char err[512];
+	bool ok = false;
+	if (config_setting_type(e) == CONFIG_TYPE_STRING) {
+		text = config_setting_get_string(e);
+	} else if (config_setting_is_group(e)) {
+		size_t before = rules_diag_errors(L->diag);
+		rules_section_apply(L, e, &rules_server_section, &en);
+		if (rules_diag_errors(L->diag) != before)
+			goto out;
+		text = en.address;
+	} else {
+		rules_error(L, e, "each entry of servers must be \"host:port\" or { address = \"host:port\"; weight = 2; }");
+		goto out;
+	}
+	if (rules_server_parse(text, &sv->addr, &sv->host, &sv->port, err, sizeof(err)) < 0) {
+		rules_error(L, e, "%s", err);
+		goto out;
+	}
+	sv->name = en.name ? en.name : strdup(sv->addr.text);
+	en.name = NULL;
+	if (!sv->name) {
+		rules_error(L, e, "out of memory");
+		goto out;
+	}
+	sv->weight = en.weight;
+	sv->max_conns = en.max_conns;
+	sv->backup = en.backup;
+	sv->line = config_setting_source_line(e);
+	ok = true;
+out:
+	free(en.address);
+	free(en.name);
+	return ok;
+}
+
 static void rules_set_servers(struct rules_load *L, const config_setting_t *s, void *field)
 {
 	struct rules_pool *p = field;
-	if (!rules_is_string_list(L, s, "servers = ( \"10.0.0.1:443\", \"10.0.0.2:443\" );"))
+	if (config_setting_type(s) != CONFIG_TYPE_LIST && config_setting_type(s) != CONFIG_TYPE_ARRAY) {
+		rules_error(L, s, "servers must be a list: servers = ( \"10.0.0.1:443\", { address = \"10.0.0.2:443\"; backup = true; } );");
 		return;
+	}
 	size_t n = (size_t)config_setting_length(s);
 	if (n == 0) {
 		rules_error(L, s, "servers is empty; list at least one \"host:port\"");
@@ -468,16 +567,15 @@ static void rules_set_servers(struct rules_load *L, const config_setting_t *s, v
 	for (size_t i = 0; i < n; i++) {
 		const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
 		struct rules_server *sv = &p->servers[p->nservers];
-		char err[512];
-		if (config_setting_type(e) != CONFIG_TYPE_STRING) {
-			rules_error(L, e, "each entry of servers must be a string \"host:port\"");
-		} else if (rules_server_parse(config_setting_get_string(e), &sv->addr, &sv->host, &sv->port, err,
-		                              sizeof(err)) < 0) {
-			rules_error(L, e, "%s", err);
-		} else {
-			sv->line = config_setting_source_line(e);
-			p->nservers++;
-		}
+		if (!rules_server_read(L, e, sv))
+			continue;
+		for (size_t j = 0; j < p->nservers; j++)
+			if (strcmp(p->servers[j].name, sv->name) == 0) {
+				rules_error(L, e, "server \"%s\" is listed twice in this pool; give one a name = \"...\"; "
+				            "if both are meant", sv->name);
+				break;
+			}
+		p->nservers++;
 	}
 }
 
@@ -557,6 +655,9 @@ static const struct rules_section rules_service_tls_section = { "in tls", rules_
 
 static void rules_set_pool_tls(struct rules_load *L, const config_setting_t *s, void *field);
 static void rules_set_source(struct rules_load *L, const config_setting_t *s, void *field);
+static void rules_set_balance(struct rules_load *L, const config_setting_t *s, void *field);
+static void rules_set_cookie(struct rules_load *L, const config_setting_t *s, void *field);
+static void rules_set_health(struct rules_load *L, const config_setting_t *s, void *field);
 
 static const struct rules_key rules_pool_keys[] = {
 	{ "name", rules_set_string, offsetof(struct rules_pool, name), "name = \"NAME\";" },
@@ -566,6 +667,9 @@ static const struct rules_key rules_pool_keys[] = {
 	{ "idle_timeout", rules_set_duration, offsetof(struct rules_pool, idle_timeout_ms), NULL },
 	{ "tls", rules_set_pool_tls, offsetof(struct rules_pool, tls), NULL },
 	{ "source", rules_set_source, offsetof(struct rules_pool, source), NULL },
+	{ "balance", rules_set_balance, offsetof(struct rules_pool, balance), NULL },
+	{ "cookie", rules_set_cookie, offsetof(struct rules_pool, cookie), NULL },
+	{ "health", rules_set_health, offsetof(struct rules_pool, health), NULL },
 };
 static const struct rules_section rules_pool_section = {
 	"in pool", rules_pool_keys, sizeof(rules_pool_keys) / sizeof(rules_pool_keys[0])
@@ -599,14 +703,65 @@ static const struct rules_section rules_cert_section = {
 	"in certificate", rules_cert_keys, sizeof(rules_cert_keys) / sizeof(rules_cert_keys[0])
 };
 
+/* The admin group, before its address is checked. */
+struct rules_admin_entry {
+	char *listen, *token_file;
+};
+
+static const struct rules_key rules_admin_keys[] = {
+	{ "listen", rules_set_string, offsetof(struct rules_admin_entry, listen), NULL },
+	{ "token_file", rules_set_string, offsetof(struct rules_admin_entry, token_file), NULL },
+};
+static const struct rules_section rules_admin_section = { "in admin", rules_admin_keys, 2 };
+
+static void rules_path_resolve(struct rules_load *L, const config_setting_t *s, char **path);
+
+static bool rules_addr_loopback(const struct rules_addr *a)
+{
+	if (a->ss.ss_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)&a->ss)->sin_addr.s_addr) >> 24) == 127;
+	return a->ss.ss_family == AF_INET6 && IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)&a->ss)->sin6_addr);
+}
+
+/* Loopback by default; anywhere else only behind a token, since the API drains and disables servers. */
+static void rules_set_admin(struct rules_load *L, const config_setting_t *s, void *field)
+{
+	(void)field;
+	struct rules_admin *a = &L->cfg->admin;
+	struct rules_admin_entry en = { 0 };
+	char err[512];
+	if (!config_setting_is_group(s)) {
+		rules_error(L, s, "admin must be a group: admin = { listen = \"127.0.0.1:8404\"; };");
+		return;
+	}
+	rules_section_apply(L, s, &rules_admin_section, &en);
+	a->line = config_setting_source_line(s);
+	const config_setting_t *ls = config_setting_get_member(s, "listen");
+	if (rules_addr_parse(en.listen ? en.listen : "127.0.0.1:8404", &a->listen, NULL, NULL, err, sizeof(err)) < 0) {
+		rules_error(L, ls ? ls : s, "%s", err);
+	} else {
+		a->on = true;
+		rules_listen_claim(L, ls ? ls : s, &a->listen);
+	}
+	a->token_file = en.token_file;
+	rules_path_resolve(L, s, &a->token_file);
+	if (a->on && !a->token_file && !rules_addr_loopback(&a->listen))
+		rules_error(L, ls, "the admin listener on %s is not loopback, so it needs a token: token_file = \"admin.token\";",
+		            a->listen.text);
+	free(en.listen);
+}
+
 /* connect/idle here are file-wide defaults for pools, so they must be read before pools. */
 static const struct rules_key rules_onegate_keys[] = {
 	{ "workers", rules_set_workers, offsetof(struct rules_load, workers), NULL },
 	{ "drain_timeout", rules_set_duration, offsetof(struct rules_load, drain_ms), NULL },
 	{ "connect_timeout", rules_set_duration, offsetof(struct rules_load, connect_ms), NULL },
 	{ "idle_timeout", rules_set_duration, offsetof(struct rules_load, idle_ms), NULL },
+	{ "admin", rules_set_admin, 0, NULL },
 };
-static const struct rules_section rules_onegate_section = { "in onegate", rules_onegate_keys, 4 };
+static const struct rules_section rules_onegate_section = {
+	"in onegate", rules_onegate_keys, sizeof(rules_onegate_keys) / sizeof(rules_onegate_keys[0])
+};
 
 static void rules_set_onegate(struct rules_load *L, const config_setting_t *s, void *field);
 static void rules_set_certificates(struct rules_load *L, const config_setting_t *s, void *field);
@@ -634,6 +789,34 @@ static void rules_set_onegate(struct rules_load *L, const config_setting_t *s, v
 	rules_section_apply(L, s, &rules_onegate_section, field);
 }
 
+/* What a pool's settings say only together. */
+static void rules_pool_finish(struct rules_load *L, const config_setting_t *s, struct rules_pool *p)
+{
+	struct rules_health *h = &p->health;
+	if (!p->cookie.name && p->balance == RULES_BALANCE_COOKIE) {
+		p->cookie.name = strdup("ONEGATEID");
+		p->cookie.path = strdup("/");
+		p->cookie.httponly = true;
+		if (!p->cookie.name || !p->cookie.path)
+			rules_error(L, s, "out of memory");
+	} else if (p->cookie.name && p->balance != RULES_BALANCE_COOKIE) {
+		rules_error(L, config_setting_get_member(s, "cookie"), "cookie applies with balance = \"cookie\"; add it or remove cookie");
+	}
+	const config_setting_t *hs = config_setting_get_member(s, "health");
+	if (h->type == RULES_HEALTH_HTTP && p->tls.on && !(hs && config_setting_get_member(hs, "type")))
+		h->type = RULES_HEALTH_HTTPS;
+	if (h->type == RULES_HEALTH_NONE || !h->line)
+		return;
+	if (!h->port)
+		for (size_t k = 0; k < p->nservers; k++)
+			if (p->servers[k].port == 0) {
+				rules_error(L, config_setting_get_member(s, "health"),
+				            "server \"%s\" has no port of its own, so health needs one: port = 4443;",
+				            p->servers[k].addr.text);
+				break;
+			}
+}
+
 static void rules_pool_read(struct rules_load *L, const config_setting_t *list, size_t i)
 {
 	const config_setting_t *s = config_setting_get_elem(list, (unsigned)i);
@@ -644,6 +827,7 @@ static void rules_pool_read(struct rules_load *L, const config_setting_t *list, 
 	if (!rules_is_group(L, s, "pools"))
 		return;
 	rules_section_apply(L, s, &rules_pool_section, p);
+	rules_pool_finish(L, s, p);
 	for (size_t j = 0; p->name && j < i; j++)
 		if (L->cfg->pools[j].name && strcmp(L->cfg->pools[j].name, p->name) == 0) {
 			rules_error(L, s, "duplicate pool name \"%s\"; the first is at %s", p->name,
@@ -666,8 +850,6 @@ static void rules_set_pools(struct rules_load *L, const config_setting_t *s, voi
 	for (size_t i = 0; i < n; i++, c->npools++)
 		rules_pool_read(L, s, i);
 }
-
-static void rules_path_resolve(struct rules_load *L, const config_setting_t *s, char **path);
 
 static void rules_set_pool_tls(struct rules_load *L, const config_setting_t *s, void *field)
 {
@@ -704,6 +886,156 @@ static void rules_set_source(struct rules_load *L, const config_setting_t *s, vo
 	free(a->text);
 	if (!(a->text = strdup(v)))
 		rules_error(L, s, "out of memory");
+}
+
+static void rules_set_balance(struct rules_load *L, const config_setting_t *s, void *field)
+{
+	static const char *const names[] = { "roundrobin", "leastconn", "source", "cookie" };
+	const char *v = config_setting_type(s) == CONFIG_TYPE_STRING ? config_setting_get_string(s) : "";
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcmp(v, names[i]) == 0) {
+			*(enum rules_balance *)field = (enum rules_balance)i;
+			return;
+		}
+	rules_error(L, s, "balance must be \"roundrobin\", \"leastconn\", \"source\" or \"cookie\"");
+}
+
+static const struct rules_key rules_cookie_keys[] = {
+	{ "name", rules_set_string, offsetof(struct rules_cookie, name), NULL },
+	{ "path", rules_set_string, offsetof(struct rules_cookie, path), NULL },
+	{ "domain", rules_set_string, offsetof(struct rules_cookie, domain), NULL },
+	{ "secure", rules_set_bool, offsetof(struct rules_cookie, secure), NULL },
+	{ "httponly", rules_set_bool, offsetof(struct rules_cookie, httponly), NULL },
+	{ "max_age", rules_set_count0, offsetof(struct rules_cookie, max_age), NULL },
+};
+static const struct rules_section rules_cookie_section = {
+	"in cookie", rules_cookie_keys, sizeof(rules_cookie_keys) / sizeof(rules_cookie_keys[0])
+};
+
+/* A cookie name or attribute value goes into Set-Cookie as it is: RFC 6265 token and cookie-av bytes only. */
+static bool rules_cookie_text_ok(const char *v, bool name)
+{
+	if (!v || !*v)
+		return false;
+	for (const unsigned char *p = (const unsigned char *)v; *p; p++)
+		if (*p <= ' ' || *p >= 0x7f || *p == ';' || *p == ',' || (name && strchr("()<>@:\\\"/[]?={}", *p)))
+			return false;
+	return true;
+}
+
+static void rules_set_cookie(struct rules_load *L, const config_setting_t *s, void *field)
+{
+	struct rules_cookie *c = field;
+	if (!config_setting_is_group(s)) {
+		rules_error(L, s, "cookie must be a group: cookie = { name = \"MS-WSMAN\"; httponly = false; };");
+		return;
+	}
+	free(c->name);
+	free(c->path);
+	c->name = c->path = NULL;
+	rules_section_apply(L, s, &rules_cookie_section, c);
+	if (!c->name)
+		c->name = strdup("ONEGATEID");
+	if (!c->path && !config_setting_get_member(s, "path"))
+		c->path = strdup("/");
+	if (!rules_cookie_text_ok(c->name, true))
+		rules_error(L, s, "cookie name \"%s\" must be a token: letters, digits and !#$%%&'*+-.^_`|~", c->name);
+	if ((c->path && !rules_cookie_text_ok(c->path, false)) || (c->domain && !rules_cookie_text_ok(c->domain, false)))
+		rules_error(L, s, "cookie path and domain may not hold spaces, \";\", \",\" or control bytes");
+}
+
+/* "200", 200 or "200-399". */
+static void rules_set_expect(struct rules_load *L, const config_setting_t *s, void *field)
+{
+	struct rules_health *h = field;
+	long long a, b;
+	char tail = 0;
+	int t = config_setting_type(s);
+	if (t == CONFIG_TYPE_INT || t == CONFIG_TYPE_INT64) {
+		a = b = config_setting_get_int64(s);
+	} else if (t == CONFIG_TYPE_STRING) {
+		const char *v = config_setting_get_string(s);
+		int n = sscanf(v, "%lld-%lld%c", &a, &b, &tail);
+		if (n == 1 && sscanf(v, "%lld%c", &a, &tail) == 1)
+			b = a;
+		else if (n != 2)
+			a = b = -1;
+	} else {
+		a = b = -1;
+	}
+	if (a < 100 || b > 599 || a > b) {
+		rules_error(L, s, "expect must be a status or a range of statuses, e.g. expect = \"200-399\"; or expect = 200;");
+		return;
+	}
+	h->status_min = (int)a;
+	h->status_max = (int)b;
+}
+
+static void rules_set_health_type(struct rules_load *L, const config_setting_t *s, void *field)
+{
+	static const char *const names[] = { "none", "tcp", "http", "https" };
+	const char *v = config_setting_type(s) == CONFIG_TYPE_STRING ? config_setting_get_string(s) : "";
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcmp(v, names[i]) == 0) {
+			*(enum rules_health_type *)field = (enum rules_health_type)i;
+			return;
+		}
+	rules_error(L, s, "type must be \"tcp\", \"http\", \"https\" or \"none\"");
+}
+
+static const struct rules_key rules_health_keys[] = {
+	{ "type", rules_set_health_type, offsetof(struct rules_health, type), NULL },
+	{ "port", rules_set_port, offsetof(struct rules_health, port), NULL },
+	{ "method", rules_set_string, offsetof(struct rules_health, method), NULL },
+	{ "path", rules_set_string, offsetof(struct rules_health, path), NULL },
+	{ "host", rules_set_string, offsetof(struct rules_health, host), NULL },
+	{ "sni", rules_set_string, offsetof(struct rules_health, sni), NULL },
+	{ "expect", rules_set_expect, 0, NULL },
+	{ "body", rules_set_string, offsetof(struct rules_health, body), NULL },
+	{ "interval", rules_set_duration, offsetof(struct rules_health, interval_ms), NULL },
+	{ "timeout", rules_set_duration, offsetof(struct rules_health, timeout_ms), NULL },
+	{ "rise", rules_set_count1, offsetof(struct rules_health, rise), NULL },
+	{ "fall", rules_set_count1, offsetof(struct rules_health, fall), NULL },
+	{ "passive_fall", rules_set_count0, offsetof(struct rules_health, passive_fall), NULL },
+};
+static const struct rules_section rules_health_section = {
+	"in health", rules_health_keys, sizeof(rules_health_keys) / sizeof(rules_health_keys[0])
+};
+
+static void rules_set_health(struct rules_load *L, const config_setting_t *s, void *field)
+{
+	struct rules_health *h = field;
+	if (!config_setting_is_group(s)) {
+		rules_error(L, s, "health must be a group: health = { path = \"/owa/healthcheck.htm\"; interval = \"5s\"; };");
+		return;
+	}
+	const config_setting_t *type = config_setting_get_member(s, "type");
+	h->line = config_setting_source_line(s);
+	h->interval_ms = 5000;
+	h->timeout_ms = 3000;
+	h->rise = 2;
+	h->fall = 3;
+	h->passive_fall = 5;
+	h->status_min = 200;
+	h->status_max = 399;
+	h->type = RULES_HEALTH_TCP;
+	rules_section_apply(L, s, &rules_health_section, h);
+	/* Without a type, a path means an HTTP probe; the pool's tls decides which (rules_pool_read). */
+	if (!type && h->path)
+		h->type = RULES_HEALTH_HTTP;
+	if (h->path && h->path[0] != '/')
+		rules_error(L, config_setting_get_member(s, "path"), "path must start with \"/\", e.g. path = \"/owa/healthcheck.htm\";");
+	if (h->method && (!*h->method || strpbrk(h->method, " \t\r\n")))
+		rules_error(L, config_setting_get_member(s, "method"), "method must be one word, e.g. method = \"GET\";");
+	if (h->host && strpbrk(h->host, " \t\r\n/"))
+		rules_error(L, config_setting_get_member(s, "host"), "host must be a host name, e.g. host = \"mail.contoso.com\";");
+	if (h->type == RULES_HEALTH_TCP && (h->path || h->body || h->method || h->host))
+		rules_error(L, s, "a tcp check only connects; path, method, host and body need type = \"http\" or \"https\"");
+	if (h->timeout_ms > h->interval_ms)
+		rules_error(L, s, "timeout (%u ms) is longer than interval (%u ms); a check must end before the next starts",
+		            h->timeout_ms, h->interval_ms);
+	if (h->type == RULES_HEALTH_NONE)
+		h->passive_fall = 0;    /* nothing would bring the server back */
 }
 
 static void rules_set_intermediates(struct rules_load *L, const config_setting_t *s, void *field)
@@ -1311,9 +1643,18 @@ static void rules_pool_clear(struct rules_pool *p)
 	for (size_t i = 0; i < p->nservers; i++) {
 		rules_addr_clear(&p->servers[i].addr);
 		free(p->servers[i].host);
+		free(p->servers[i].name);
 	}
 	free(p->servers);
 	free(p->name);
+	free(p->cookie.name);
+	free(p->cookie.path);
+	free(p->cookie.domain);
+	free(p->health.method);
+	free(p->health.path);
+	free(p->health.host);
+	free(p->health.body);
+	free(p->health.sni);
 	free(p->tls.sni);
 	free(p->tls.ca_file);
 	free(p->tls.cert);
@@ -1381,6 +1722,8 @@ static void rules_config_free(struct rules_config *c)
 	for (size_t i = 0; i < c->ncerts; i++)
 		rules_cert_clear(&c->certs[i]);
 	free(c->certs);
+	rules_addr_clear(&c->admin.listen);
+	free(c->admin.token_file);
 	free(c->path);
 	free(c);
 }

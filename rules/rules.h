@@ -71,7 +71,43 @@ struct rules_addr {
 struct rules_server {
 	struct rules_addr addr;
 	char *host;                     /* host part as written (IP literal or DNS name) */
+	char *name;                     /* how status pages and the admin API name it: its own name, or addr.text */
 	uint16_t port;
+	unsigned weight;                /* 1..256: share of new connections/requests */
+	unsigned max_conns;             /* 0: no limit; at the limit the server takes nothing new */
+	bool backup;                    /* only used while no primary server is up */
+	int line;
+};
+
+enum rules_balance {
+	RULES_BALANCE_ROUNDROBIN,       /* weighted, request by request */
+	RULES_BALANCE_LEASTCONN,        /* fewest active connections (weighted) */
+	RULES_BALANCE_SOURCE,           /* a client address sticks to a server while it is up */
+	RULES_BALANCE_COOKIE,           /* HTTP: an inserted cookie names the server */
+};
+
+/* The persistence cookie onegate inserts (balance = "cookie"). */
+struct rules_cookie {
+	char *name;
+	char *path;                     /* NULL: no Path attribute */
+	char *domain;                   /* NULL: no Domain attribute */
+	bool secure, httponly;
+	unsigned max_age;               /* seconds; 0: a session cookie (no expiry) */
+};
+
+enum rules_health_type { RULES_HEALTH_NONE, RULES_HEALTH_TCP, RULES_HEALTH_HTTP, RULES_HEALTH_HTTPS };
+
+/* Active checks of every server of a pool, and the passive count on live traffic. */
+struct rules_health {
+	enum rules_health_type type;
+	unsigned port;                  /* 0: the server's own port */
+	char *method, *path, *host;     /* HTTP(S); host NULL: the server's host */
+	char *body;                     /* a substring the answer's body must contain, or NULL */
+	char *sni;                      /* HTTPS: the name sent; NULL: host, else the pool's tls sni */
+	int status_min, status_max;     /* expected status range */
+	unsigned interval_ms, timeout_ms;
+	unsigned rise, fall;            /* consecutive successes to come up, failures to go down */
+	unsigned passive_fall;          /* consecutive failures on live traffic that mark a server down; 0: off */
 	int line;
 };
 
@@ -106,6 +142,9 @@ struct rules_pool {
 	unsigned idle_timeout_ms;       /* relay: no byte either way for this long closes */
 	struct rules_pool_tls tls;
 	struct rules_addr source;       /* connect from this address (len 0: the kernel's choice) */
+	enum rules_balance balance;
+	struct rules_cookie cookie;     /* balance = "cookie" */
+	struct rules_health health;
 };
 
 /* A route matches a connection by SNI (passthrough), or a request by host,
@@ -165,8 +204,17 @@ struct rules_route_set {
 	size_t n;
 };
 
+/* The loopback admin listener (status page, JSON, metrics, server actions). */
+struct rules_admin {
+	bool on;
+	struct rules_addr listen;
+	char *token_file;               /* NULL: no token (only allowed on loopback) */
+	int line;
+};
+
 struct rules_config {
 	char *path;
+	struct rules_admin admin;
 	unsigned workers;               /* resolved: the file's value or the number of CPUs */
 	unsigned drain_timeout_ms;      /* on SIGTERM/SIGINT, open connections get this long */
 	struct rules_cert *certs;

@@ -220,7 +220,7 @@ onegat = { };
 	                  // A group's own keys are checked before the groups inside it.
 	                  "t.conf:6: unknown key \"onegat\" at top level; did you mean \"onegate\"?",
 	                  "t.conf:2: unknown key \"colour\" in pool; known keys: name, servers, proxy_protocol, "
-	                  "connect_timeout, idle_timeout, tls, source",
+	                  "connect_timeout, idle_timeout, tls, source, balance, cookie, health",
 	                  "t.conf:2: unknown key \"conect_timeout\" in pool; did you mean \"connect_timeout\"?",
 	                  "t.conf:4: unknown key \"pol\" in route; did you mean \"pool\" or \"port\"?",
 	                  "t.conf:5: unknown key \"rejct\" in default; did you mean \"reject\"?",
@@ -241,10 +241,10 @@ services = ( { name = "s"; listen = [ "127.0.0.1:2" ]; accept_proxy = 1;
 	                  "t.conf:1: drain_timeout: write a number of seconds or a string like \"500ms\", \"30s\", "
 	                  "\"15m\", \"2h\"",
 	                  "t.conf:2: name must be a string in double quotes",
-	                  "t.conf:2: servers must be a list of strings: servers = ( \"10.0.0.1:443\", "
-	                  "\"10.0.0.2:443\" );",
+	                  "t.conf:2: servers must be a list: servers = ( \"10.0.0.1:443\", "
+	                  "{ address = \"10.0.0.2:443\"; backup = true; } );",
 	                  "t.conf:2: proxy_protocol must be 0 (off), 1 or 2, not 3",
-	                  "t.conf:3: each entry of servers must be a string \"host:port\"",
+	                  "t.conf:3: each entry of servers must be \"host:port\" or { address = \"host:port\"; weight = 2; }",
 	                  "t.conf:3: proxy_protocol must be a whole number",
 	                  "t.conf:4: accept_proxy must be true or false",
 	                  "t.conf:5: routes must be a list of groups: routes = ( { host = \"host.example.com\"; "

@@ -1,0 +1,574 @@
+#include "admin.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <openssl/mem.h>
+
+#include "log.h"
+#include "pool.h"
+
+#define ADMIN_TOKEN_MAX 256
+
+struct admin {
+	struct event_base *base;
+	struct evhttp *http;
+	struct evhttp_bound_socket *bound;
+	struct pool_table *table;
+	char token[ADMIN_TOKEN_MAX];    /* "" : no token asked */
+	time_t started;
+};
+
+/* ---------------------------------------------------------------- token */
+
+int admin_token_read(const char *path, char *out, size_t outlen, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		snprintf(err, errlen, "cannot read the admin token file %s: %s", path, strerror(errno));
+		return -1;
+	}
+	char line[ADMIN_TOKEN_MAX + 2] = "";
+	char *got = fgets(line, sizeof(line), f);
+	fclose(f);
+	char *p = line, *e;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	e = p + strlen(p);
+	while (e > p && (e[-1] == '\n' || e[-1] == '\r' || e[-1] == ' ' || e[-1] == '\t'))
+		*--e = '\0';
+	if (!got || (size_t)(e - p) < 16 || (size_t)(e - p) >= outlen) {
+		snprintf(err, errlen, "the admin token in %s must be one line of 16 to %zu characters", path, outlen - 1);
+		return -1;
+	}
+	memcpy(out, p, (size_t)(e - p) + 1);
+	return 0;
+}
+
+static bool admin_token_ok(const struct admin *ad, struct evhttp_request *req)
+{
+	if (!ad->token[0])
+		return true;
+	size_t tl = strlen(ad->token);
+	const char *auth = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+	if (auth && strncasecmp(auth, "Bearer ", 7) == 0 && strlen(auth + 7) == tl &&
+	    CRYPTO_memcmp(auth + 7, ad->token, tl) == 0)
+		return true;
+	/* A browser opening the page cannot send a header: the token may come in the query. */
+	const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+	struct evkeyvalq q;
+	bool ok = false;
+	if (query && evhttp_parse_query_str(query, &q) == 0) {
+		const char *t = evhttp_find_header(&q, "token");
+		ok = t && strlen(t) == tl && CRYPTO_memcmp(t, ad->token, tl) == 0;
+		evhttp_clear_headers(&q);
+	}
+	return ok;
+}
+
+/* ---------------------------------------------------------------- facts */
+
+static const char *admin_mode(enum rules_service_mode m)
+{
+	return m == RULES_MODE_TLS ? "tls" : m == RULES_MODE_HTTP ? "http" : "passthrough";
+}
+
+static const char *admin_balance(enum rules_balance b)
+{
+	static const char *const names[] = { "roundrobin", "leastconn", "source", "cookie" };
+	return names[b];
+}
+
+static const char *admin_check_type(enum rules_health_type t)
+{
+	static const char *const names[] = { "none", "tcp", "http", "https" };
+	return names[t];
+}
+
+/* "up": every server usable; "degraded": some; "down": none. */
+static const char *admin_pool_state(const struct pool_table *t, size_t p, size_t *nup)
+{
+	const struct rules_pool *rp = &pool_table_config(t)->pools[p];
+	size_t up = 0;
+	for (size_t i = 0; i < rp->nservers; i++) {
+		struct pool_server_view v;
+		pool_server_view(t, p, i, &v);
+		up += strcmp(v.state, "up") == 0 || strcmp(v.state, "unchecked") == 0;
+	}
+	if (nup)
+		*nup = up;
+	return up == rp->nservers ? "up" : up ? "degraded" : "down";
+}
+
+static const char *admin_service_state(const struct pool_table *t, const struct rules_service *svc)
+{
+	size_t pools = 0, down = 0, degraded = 0;
+	for (size_t r = 0; r < svc->nroutes; r++) {
+		if (svc->routes[r].pool < 0)
+			continue;
+		const char *st = admin_pool_state(t, (size_t)svc->routes[r].pool, NULL);
+		pools++;
+		down += strcmp(st, "down") == 0;
+		degraded += strcmp(st, "degraded") == 0;
+	}
+	return pools && down == pools ? "down" : down || degraded ? "degraded" : "up";
+}
+
+/* What a route matches and does, in the rule file's words. */
+static void admin_route_text(const struct rules_config *cfg, const struct rules_service *svc, size_t r,
+                             char *match, size_t mlen, char *action, size_t alen)
+{
+	const struct rules_route *rt = &svc->routes[r];
+	if ((long)r == svc->default_route)
+		snprintf(match, mlen, "default");
+	else
+		snprintf(match, mlen, "%s%s%s%s%s%s", rt->sni ? "sni " : "", rt->sni ? rt->sni : "",
+		         rt->host ? (rt->sni ? " host " : "host ") : "", rt->host ? rt->host : "",
+		         rt->path ? " path " : "", rt->path ? rt->path : "");
+	if (rt->pool >= 0)
+		snprintf(action, alen, "%s pool %s%s%.0u", rt->passthrough ? "passthrough to" : "to",
+		         cfg->pools[rt->pool].name, rt->port ? " port " : "", rt->port);
+	else if (rt->redirect)
+		snprintf(action, alen, "redirect %s", rt->redirect);
+	else if (rt->status)
+		snprintf(action, alen, "status %d", rt->status);
+	else
+		snprintf(action, alen, "reject");
+}
+
+static void admin_json_str(struct evbuffer *b, const char *s)
+{
+	evbuffer_add(b, "\"", 1);
+	for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
+		if (*p == '"' || *p == '\\')
+			evbuffer_add_printf(b, "\\%c", *p);
+		else if (*p < 0x20)
+			evbuffer_add_printf(b, "\\u%04x", *p);
+		else
+			evbuffer_add(b, p, 1);
+	}
+	evbuffer_add(b, "\"", 1);
+}
+
+static void admin_status_json(const struct admin *ad, struct evbuffer *b)
+{
+	const struct pool_table *t = ad->table;
+	const struct rules_config *cfg = pool_table_config(t);
+	evbuffer_add_printf(b, "{\"version\":\"%s\",\"rules\":", ONEGATE_VERSION);
+	admin_json_str(b, cfg->path);
+	evbuffer_add_printf(b, ",\"uptime_s\":%lld,\"services\":[", (long long)(time(NULL) - ad->started));
+	for (size_t s = 0; s < cfg->nservices; s++) {
+		const struct rules_service *svc = &cfg->services[s];
+		evbuffer_add_printf(b, "%s{\"name\":", s ? "," : "");
+		admin_json_str(b, svc->name);
+		evbuffer_add_printf(b, ",\"mode\":\"%s\",\"state\":\"%s\",\"listen\":[", admin_mode(svc->mode),
+		                    admin_service_state(t, svc));
+		for (size_t a = 0; a < svc->nlisten; a++) {
+			evbuffer_add(b, a ? "," : "", a ? 1 : 0);
+			admin_json_str(b, svc->listen[a].text);
+		}
+		evbuffer_add(b, "],\"routes\":[", 12);
+		for (size_t r = 0; r < svc->nroutes; r++) {
+			char match[600], action[300];
+			admin_route_text(cfg, svc, r, match, sizeof(match), action, sizeof(action));
+			evbuffer_add_printf(b, "%s{\"line\":%d,\"match\":", r ? "," : "", svc->routes[r].line);
+			admin_json_str(b, match);
+			evbuffer_add(b, ",\"action\":", 10);
+			admin_json_str(b, action);
+			evbuffer_add(b, ",\"pool\":", 8);
+			if (svc->routes[r].pool >= 0)
+				admin_json_str(b, cfg->pools[svc->routes[r].pool].name);
+			else
+				evbuffer_add(b, "null", 4);
+			evbuffer_add(b, "}", 1);
+		}
+		evbuffer_add(b, "]}", 2);
+	}
+	evbuffer_add(b, "],\"pools\":[", 11);
+	for (size_t p = 0; p < cfg->npools; p++) {
+		const struct rules_pool *rp = &cfg->pools[p];
+		size_t up;
+		const char *st = admin_pool_state(t, p, &up);
+		evbuffer_add_printf(b, "%s{\"name\":", p ? "," : "");
+		admin_json_str(b, rp->name);
+		evbuffer_add_printf(b, ",\"state\":\"%s\",\"servers_up\":%zu,\"balance\":\"%s\",\"check\":\"%s\","
+		                    "\"servers\":[",
+		                    st, up, admin_balance(rp->balance), admin_check_type(rp->health.type));
+		for (size_t i = 0; i < rp->nservers; i++) {
+			const struct rules_server *sv = &rp->servers[i];
+			struct pool_server_view v;
+			pool_server_view(t, p, i, &v);
+			evbuffer_add_printf(b, "%s{\"name\":", i ? "," : "");
+			admin_json_str(b, sv->name);
+			evbuffer_add(b, ",\"address\":", 11);
+			admin_json_str(b, sv->addr.text);
+			evbuffer_add_printf(b,
+			                    ",\"state\":\"%s\",\"weight\":%u,\"backup\":%s,\"active\":%u,\"connections\":%llu,"
+			                    "\"requests\":%llu,\"errors\":%llu,\"failures\":%llu,\"last_change\":%lld,"
+			                    "\"last_check\":",
+			                    v.state, sv->weight, sv->backup ? "true" : "false", v.active,
+			                    (unsigned long long)v.connections, (unsigned long long)v.requests,
+			                    (unsigned long long)v.errors, (unsigned long long)v.failures,
+			                    (long long)v.last_change);
+			admin_json_str(b, v.last_check);
+			evbuffer_add(b, "}", 1);
+		}
+		evbuffer_add(b, "]}", 2);
+	}
+	evbuffer_add(b, "]}\n", 3);
+}
+
+/* The terminal table `onegate status` prints. */
+static void admin_status_text(const struct admin *ad, struct evbuffer *b)
+{
+	const struct pool_table *t = ad->table;
+	const struct rules_config *cfg = pool_table_config(t);
+	evbuffer_add_printf(b, "onegate %s, rules %s, up %lld s\n\n", ONEGATE_VERSION, cfg->path,
+	                    (long long)(time(NULL) - ad->started));
+	evbuffer_add_printf(b, "%-24s %-12s %-9s %s\n", "SERVICE", "MODE", "STATE", "LISTEN");
+	for (size_t s = 0; s < cfg->nservices; s++) {
+		const struct rules_service *svc = &cfg->services[s];
+		evbuffer_add_printf(b, "%-24s %-12s %-9s", svc->name, admin_mode(svc->mode), admin_service_state(t, svc));
+		for (size_t a = 0; a < svc->nlisten; a++)
+			evbuffer_add_printf(b, " %s", svc->listen[a].text);
+		evbuffer_add(b, "\n", 1);
+	}
+	evbuffer_add_printf(b, "\n%-20s %-28s %-10s %6s %9s %7s  %s\n", "POOL", "SERVER", "STATE", "ACTIVE", "REQUESTS",
+	                    "ERRORS", "LAST CHECK");
+	for (size_t p = 0; p < cfg->npools; p++) {
+		const struct rules_pool *rp = &cfg->pools[p];
+		for (size_t i = 0; i < rp->nservers; i++) {
+			struct pool_server_view v;
+			pool_server_view(t, p, i, &v);
+			evbuffer_add_printf(b, "%-20s %-28s %-10s %6u %9llu %7llu  %s\n", rp->name, rp->servers[i].name, v.state,
+			                    v.active, (unsigned long long)v.requests, (unsigned long long)v.errors,
+			                    v.last_check[0] ? v.last_check : "-");
+		}
+	}
+}
+
+/* Prometheus label values: backslash, double quote and newline escaped. */
+static void admin_label(struct evbuffer *b, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '\\' || *s == '"')
+			evbuffer_add_printf(b, "\\%c", *s);
+		else if (*s == '\n')
+			evbuffer_add(b, "\\n", 2);
+		else
+			evbuffer_add(b, s, 1);
+	}
+}
+
+static void admin_metric(struct evbuffer *b, const char *name, const char *pool, const char *server,
+                         unsigned long long v)
+{
+	evbuffer_add_printf(b, "%s{pool=\"", name);
+	admin_label(b, pool);
+	evbuffer_add(b, "\",server=\"", 10);
+	admin_label(b, server);
+	evbuffer_add_printf(b, "\"} %llu\n", v);
+}
+
+static void admin_metrics(const struct admin *ad, struct evbuffer *b)
+{
+	const struct pool_table *t = ad->table;
+	const struct rules_config *cfg = pool_table_config(t);
+	static const struct {
+		const char *name, *type, *help;
+	} m[] = {
+		{ "onegate_server_up", "gauge", "1 when the server may take new work (up or unchecked, enabled)" },
+		{ "onegate_server_active_connections", "gauge", "connections or requests the server is serving now" },
+		{ "onegate_server_connections_total", "counter", "back-end connections and requests sent to the server" },
+		{ "onegate_server_requests_total", "counter", "HTTP requests the server answered" },
+		{ "onegate_server_errors_total", "counter", "HTTP answers with a 5xx status" },
+		{ "onegate_server_failures_total", "counter", "connects that failed and exchanges the server broke off" },
+	};
+	evbuffer_add_printf(b, "# HELP onegate_info onegate version\n# TYPE onegate_info gauge\n"
+	                       "onegate_info{version=\"%s\"} 1\n", ONEGATE_VERSION);
+	evbuffer_add_printf(b, "# HELP onegate_uptime_seconds seconds since start\n# TYPE onegate_uptime_seconds gauge\n"
+	                       "onegate_uptime_seconds %lld\n", (long long)(time(NULL) - ad->started));
+	for (size_t k = 0; k < sizeof(m) / sizeof(m[0]); k++) {
+		evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n", m[k].name, m[k].help, m[k].name, m[k].type);
+		for (size_t p = 0; p < cfg->npools; p++) {
+			const struct rules_pool *rp = &cfg->pools[p];
+			for (size_t i = 0; i < rp->nservers; i++) {
+				struct pool_server_view v;
+				pool_server_view(t, p, i, &v);
+				unsigned long long val[] = {
+					strcmp(v.state, "up") == 0 || strcmp(v.state, "unchecked") == 0, v.active, v.connections,
+					v.requests, v.errors, v.failures,
+				};
+				admin_metric(b, m[k].name, rp->name, rp->servers[i].name, val[k]);
+			}
+		}
+	}
+}
+
+/* ---------------------------------------------------------------- the page */
+
+static void admin_html(struct evbuffer *b, const char *s)
+{
+	for (; *s; s++) {
+		switch (*s) {
+		case '<': evbuffer_add(b, "&lt;", 4); break;
+		case '>': evbuffer_add(b, "&gt;", 4); break;
+		case '&': evbuffer_add(b, "&amp;", 5); break;
+		case '"': evbuffer_add(b, "&quot;", 6); break;
+		default: evbuffer_add(b, s, 1);
+		}
+	}
+}
+
+static const char *admin_color(const char *state)
+{
+	if (strcmp(state, "up") == 0)
+		return "up";
+	if (strcmp(state, "down") == 0)
+		return "down";
+	return "warn";      /* degraded, draining, disabled, unchecked */
+}
+
+static void admin_page(const struct admin *ad, struct evbuffer *b)
+{
+	const struct pool_table *t = ad->table;
+	const struct rules_config *cfg = pool_table_config(t);
+	evbuffer_add_printf(b,
+	    "<!doctype html><html><head><meta charset=\"utf-8\">"
+	    "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+	    "<meta http-equiv=\"refresh\" content=\"5\"><title>onegate status</title><style>"
+	    "body{font-family:system-ui,sans-serif;margin:1em;color:#222}"
+	    "h1{font-size:1.3em}h2{font-size:1.1em;margin-top:1.5em}"
+	    "table{border-collapse:collapse;width:100%%;margin-bottom:1em}"
+	    "th,td{text-align:left;padding:.35em .5em;border-bottom:1px solid #ddd;font-size:.9em}"
+	    ".st{font-weight:bold;border-radius:.3em;padding:.15em .5em;color:#fff}"
+	    ".up{background:#2e7d32}.warn{background:#ef8f00}.down{background:#c62828}"
+	    ".wrap{overflow-x:auto}small{color:#666}"
+	    "</style></head><body><h1>onegate</h1><small>version %s &middot; rules ", ONEGATE_VERSION);
+	admin_html(b, cfg->path);
+	evbuffer_add_printf(b, " &middot; up %lld s &middot; refreshes every 5 s</small>",
+	                    (long long)(time(NULL) - ad->started));
+	evbuffer_add(b, "<h2>Services</h2><div class=wrap><table><tr><th>Service</th><th>State</th><th>Mode</th>"
+	                "<th>Listen</th><th>Routes</th></tr>", 118);
+	for (size_t s = 0; s < cfg->nservices; s++) {
+		const struct rules_service *svc = &cfg->services[s];
+		const char *st = admin_service_state(t, svc);
+		evbuffer_add(b, "<tr><td>", 8);
+		admin_html(b, svc->name);
+		evbuffer_add_printf(b, "</td><td><span class=\"st %s\">%s</span></td><td>%s</td><td>", admin_color(st), st,
+		                    admin_mode(svc->mode));
+		for (size_t a = 0; a < svc->nlisten; a++) {
+			admin_html(b, svc->listen[a].text);
+			evbuffer_add(b, "<br>", 4);
+		}
+		evbuffer_add(b, "</td><td>", 9);
+		for (size_t r = 0; r < svc->nroutes; r++) {
+			char match[600], action[300];
+			admin_route_text(cfg, svc, r, match, sizeof(match), action, sizeof(action));
+			admin_html(b, match);
+			evbuffer_add(b, " &rarr; ", 8);
+			admin_html(b, action);
+			evbuffer_add(b, "<br>", 4);
+		}
+		evbuffer_add(b, "</td></tr>", 10);
+	}
+	evbuffer_add(b, "</table></div><h2>Pools and real servers</h2>", 45);
+	for (size_t p = 0; p < cfg->npools; p++) {
+		const struct rules_pool *rp = &cfg->pools[p];
+		size_t up;
+		const char *st = admin_pool_state(t, p, &up);
+		evbuffer_add(b, "<div class=wrap><table><tr><th colspan=7>", 41);
+		admin_html(b, rp->name);
+		evbuffer_add_printf(b, " <span class=\"st %s\">%s</span> <small>%zu of %zu up &middot; %s &middot; check %s"
+		                       "</small></th></tr><tr><th>Server</th><th>State</th><th>Active</th><th>Requests</th>"
+		                       "<th>Errors</th><th>Failures</th><th>Last check</th></tr>",
+		                    admin_color(st), st, up, rp->nservers, admin_balance(rp->balance),
+		                    admin_check_type(rp->health.type));
+		for (size_t i = 0; i < rp->nservers; i++) {
+			struct pool_server_view v;
+			pool_server_view(t, p, i, &v);
+			evbuffer_add(b, "<tr><td>", 8);
+			admin_html(b, rp->servers[i].name);
+			if (rp->servers[i].backup)
+				evbuffer_add(b, " <small>backup</small>", 22);
+			evbuffer_add_printf(b, "</td><td><span class=\"st %s\">%s</span></td><td>%u</td><td>%llu</td>"
+			                       "<td>%llu</td><td>%llu</td><td>",
+			                    admin_color(v.state), v.state, v.active, (unsigned long long)v.requests,
+			                    (unsigned long long)v.errors, (unsigned long long)v.failures);
+			admin_html(b, v.last_check[0] ? v.last_check : "-");
+			evbuffer_add(b, "</td></tr>", 10);
+		}
+		evbuffer_add(b, "</table></div>", 14);
+	}
+	evbuffer_add(b, "</body></html>\n", 15);
+}
+
+/* ---------------------------------------------------------------- requests */
+
+static void admin_reply(struct evhttp_request *req, int code, const char *reason, const char *type,
+                        struct evbuffer *body)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	evhttp_add_header(h, "Content-Type", type);
+	evhttp_add_header(h, "Cache-Control", "no-store");
+	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+	evhttp_send_reply(req, code, reason, body);
+}
+
+static void admin_error(struct evhttp_request *req, int code, const char *reason, const char *msg)
+{
+	struct evbuffer *b = evbuffer_new();
+	if (b)
+		evbuffer_add_printf(b, "{\"error\":\"%s\"}\n", msg);
+	admin_reply(req, code, reason, "application/json", b);
+	if (b)
+		evbuffer_free(b);
+}
+
+/* POST /api/pools/POOL/servers/SERVER/ACTION */
+static void admin_action(struct admin *ad, struct evhttp_request *req, const char *path)
+{
+	char *dec = evhttp_uridecode(path, 0, NULL);
+	char pool[256], server[256], action[32];
+	int n = -1;
+	if (dec && sscanf(dec, "/api/pools/%255[^/]/servers/%255[^/]/%31[a-z]%n", pool, server, action, &n) == 3 &&
+	    dec[n] == '\0') {
+		const struct rules_config *cfg = pool_table_config(ad->table);
+		long p = rules_pool_find(cfg, pool);
+		long s = p >= 0 ? pool_server_find(ad->table, (size_t)p, server) : -1;
+		int a = strcmp(action, "enable") == 0 ? POOL_ADMIN_ENABLED : strcmp(action, "drain") == 0 ? POOL_ADMIN_DRAINING
+		        : strcmp(action, "disable") == 0 ? POOL_ADMIN_DISABLED : -1;
+		if (p < 0 || s < 0)
+			admin_error(req, 404, "Not Found", "no such pool or server");
+		else if (a < 0)
+			admin_error(req, 400, "Bad Request", "the action is drain, enable or disable");
+		else {
+			pool_server_set_admin(ad->table, (size_t)p, (size_t)s, (enum pool_admin)a);
+			struct pool_server_view v;
+			pool_server_view(ad->table, (size_t)p, (size_t)s, &v);
+			struct evbuffer *b = evbuffer_new();
+			if (b) {
+				evbuffer_add(b, "{\"pool\":", 8);
+				admin_json_str(b, pool);
+				evbuffer_add(b, ",\"server\":", 10);
+				admin_json_str(b, server);
+				evbuffer_add_printf(b, ",\"state\":\"%s\"}\n", v.state);
+			}
+			admin_reply(req, 200, "OK", "application/json", b);
+			if (b)
+				evbuffer_free(b);
+		}
+	} else {
+		admin_error(req, 404, "Not Found", "POST /api/pools/POOL/servers/SERVER/drain|enable|disable");
+	}
+	free(dec);
+}
+
+static void admin_request(struct evhttp_request *req, void *arg)
+{
+	struct admin *ad = arg;
+	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+	if (!path)
+		path = "/";
+	if (!admin_token_ok(ad, req)) {
+		admin_error(req, 401, "Unauthorized", "this admin listener needs its token");
+		return;
+	}
+	if (cmd == EVHTTP_REQ_POST) {
+		admin_action(ad, req, path);
+		return;
+	}
+	if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
+		admin_error(req, 405, "Method Not Allowed", "GET or POST");
+		return;
+	}
+	struct evbuffer *b = evbuffer_new();
+	if (!b) {
+		evhttp_send_error(req, 503, "out of memory");
+		return;
+	}
+	if (strcmp(path, "/") == 0) {
+		admin_page(ad, b);
+		admin_reply(req, 200, "OK", "text/html; charset=utf-8", b);
+	} else if (strcmp(path, "/api/status") == 0) {
+		admin_status_json(ad, b);
+		admin_reply(req, 200, "OK", "application/json", b);
+	} else if (strcmp(path, "/api/status.txt") == 0) {
+		admin_status_text(ad, b);
+		admin_reply(req, 200, "OK", "text/plain; charset=utf-8", b);
+	} else if (strcmp(path, "/metrics") == 0) {
+		admin_metrics(ad, b);
+		admin_reply(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", b);
+	} else {
+		admin_error(req, 404, "Not Found", "try /, /api/status, /api/status.txt or /metrics");
+	}
+	evbuffer_free(b);
+}
+
+/* ---------------------------------------------------------------- lifetime */
+
+struct admin *admin_new(struct event_base *base, int fd)
+{
+	struct admin *ad = calloc(1, sizeof(*ad));
+	if (!ad) {
+		close(fd);
+		return NULL;
+	}
+	ad->base = base;
+	ad->started = time(NULL);
+	ad->http = evhttp_new(base);
+	if (!ad->http || admin_rebind(ad, fd) != 0) {
+		admin_free(ad);
+		return NULL;
+	}
+	evhttp_set_allowed_methods(ad->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST);
+	evhttp_set_max_headers_size(ad->http, 16 * 1024);
+	evhttp_set_max_body_size(ad->http, 4096);
+	evhttp_set_timeout(ad->http, 10);
+	evhttp_set_gencb(ad->http, admin_request, ad);
+	return ad;
+}
+
+int admin_rebind(struct admin *ad, int fd)
+{
+	struct evhttp_bound_socket *nb = evhttp_accept_socket_with_handle(ad->http, fd);
+	if (!nb) {
+		close(fd);
+		return -1;
+	}
+	if (ad->bound)
+		evhttp_del_accept_socket(ad->http, ad->bound);
+	ad->bound = nb;
+	return 0;
+}
+
+int admin_set(struct admin *ad, struct pool_table *t, const char *token_file, char *err, size_t errlen)
+{
+	char token[ADMIN_TOKEN_MAX] = "";
+	if (token_file && admin_token_read(token_file, token, sizeof(token), err, errlen) != 0)
+		return -1;
+	memcpy(ad->token, token, sizeof(token));
+	pool_table_unref(ad->table);
+	ad->table = pool_table_ref(t);
+	return 0;
+}
+
+void admin_free(struct admin *ad)
+{
+	if (!ad)
+		return;
+	if (ad->http)
+		evhttp_free(ad->http);
+	pool_table_unref(ad->table);
+	free(ad);
+}

@@ -1,0 +1,31 @@
+/*
+ * admin.h - the admin listener: a status page (GET /), the same facts as JSON
+ * (GET /api/status) and as a terminal table (GET /api/status.txt), Prometheus
+ * metrics (GET /metrics), and server actions (POST
+ * /api/pools/POOL/servers/SERVER/drain|enable|disable). Served by libevent's
+ * evhttp on the control thread; every request needs the token when the rule
+ * file names a token file ("Authorization: Bearer TOKEN" or ?token=TOKEN).
+ */
+#ifndef ONEGATE_ADMIN_H
+#define ONEGATE_ADMIN_H
+
+#include <stddef.h>
+
+struct event_base;
+struct pool_table;
+struct admin;
+
+/* Serves on fd (bound and listening; admin takes it). NULL when out of memory. */
+struct admin *admin_new(struct event_base *base, int fd);
+/* Serves this table (takes a reference) with the token in token_file (NULL:
+ * none). Returns -1 with a reason in err when the token file cannot be read;
+ * the admin then keeps its previous table and token. */
+int admin_set(struct admin *ad, struct pool_table *t, const char *token_file, char *err, size_t errlen);
+/* Replaces the listening socket (a reload moved the admin address). */
+int admin_rebind(struct admin *ad, int fd);
+void admin_free(struct admin *ad);
+
+/* Reads a token file: its first line, without surrounding white space. */
+int admin_token_read(const char *path, char *out, size_t outlen, char *err, size_t errlen);
+
+#endif

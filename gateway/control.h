@@ -1,0 +1,23 @@
+/*
+ * control.h - the control thread: health checks and the admin listener, on
+ * an event_base of their own so that neither ever runs on a worker. The
+ * daemon hands it each new snapshot the way it hands one to a worker.
+ */
+#ifndef ONEGATE_CONTROL_H
+#define ONEGATE_CONTROL_H
+
+struct control;
+struct pool_table;
+struct tlsconf;
+
+/* admin_fd: the admin listener, bound and listening (control takes it), or -1
+ * for none. token_file may be NULL. NULL (with the reason logged) on failure. */
+struct control *control_start(struct pool_table *t, struct tlsconf *tls, int admin_fd, const char *token_file);
+/* From the daemon's thread: the new table, contexts and token take over on the
+ * control thread. admin_fd >= 0 replaces the admin listener (the address moved);
+ * -2 closes it (the rules no longer have one); -1 keeps it. */
+void control_reload(struct control *c, struct pool_table *t, struct tlsconf *tls, int admin_fd,
+                    const char *token_file);
+void control_stop(struct control *c);
+
+#endif

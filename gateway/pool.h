@@ -1,0 +1,97 @@
+/*
+ * pool.h - the live side of pools: each real server's state (up, down,
+ * draining, disabled), its counters, and the choice of a server for a new
+ * connection or request.
+ *
+ * A pool table belongs to one rules snapshot and is shared by every worker
+ * and the control thread; everything in it that changes is atomic, so the
+ * data path takes no lock. A server's state object outlives reloads: the next
+ * table takes over the object of the server with the same pool and server
+ * name, so counters, health history and an admin's drain survive a SIGHUP and
+ * connections still open on the old rules keep counting on the same object.
+ *
+ * Balancing state that only steers (the smooth weighted round robin) is per
+ * worker (struct pool_cursor), not shared.
+ */
+#ifndef ONEGATE_POOL_H
+#define ONEGATE_POOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "rules.h"
+
+/* A connect that fails moves on to another server, this many servers at most. */
+#define POOL_TRIES_MAX 4
+
+enum pool_health { POOL_HEALTH_UNCHECKED, POOL_HEALTH_UP, POOL_HEALTH_DOWN };
+enum pool_admin { POOL_ADMIN_ENABLED, POOL_ADMIN_DRAINING, POOL_ADMIN_DISABLED };
+
+struct pool_table;
+struct pool_cursor;
+
+/* prev may be NULL; servers found in prev (same pool name, same server name) keep their state. */
+struct pool_table *pool_table_new(const struct rules_config *cfg, const struct pool_table *prev);
+struct pool_table *pool_table_ref(struct pool_table *t);
+void pool_table_unref(struct pool_table *t);
+
+/* ---- the data path ---- */
+
+/* One per worker and table. */
+struct pool_cursor *pool_cursor_new(const struct pool_table *t);
+void pool_cursor_free(struct pool_cursor *c);
+
+/* What a pick may use besides the pool's algorithm. */
+struct pool_pick {
+	const struct sockaddr *client;  /* for balance = "source" */
+	long preferred;                 /* a server the request's cookie names, or -1 */
+	const long *exclude;            /* servers already tried for this request */
+	size_t nexclude;
+};
+
+/* A server that may take a new connection now (up or unchecked, enabled, under
+ * its limit; backups only while no primary is up), or -1. */
+long pool_pick_server(const struct pool_table *t, struct pool_cursor *cur, size_t pool, const struct pool_pick *pk);
+/* Whether server may take new work now (what the cookie's choice must pass). */
+bool pool_server_usable(const struct pool_table *t, size_t pool, size_t server);
+bool pool_has_usable(const struct pool_table *t, size_t pool);
+
+/* Accounting, called by whoever opened the connection: begin before connecting,
+ * end exactly once. A failure is a connect that failed or a server that broke
+ * an exchange off; enough of them in a row mark a checked server down. */
+void pool_conn_begin(const struct pool_table *t, size_t pool, size_t server);
+void pool_conn_end(const struct pool_table *t, size_t pool, size_t server);
+void pool_request_done(const struct pool_table *t, size_t pool, size_t server, int status);
+void pool_server_failed(const struct pool_table *t, size_t pool, size_t server, const char *why);
+void pool_server_succeeded(const struct pool_table *t, size_t pool, size_t server);
+
+/* The persistence cookie's value for a server: an opaque token that names
+ * neither its address nor its place in the list. */
+const char *pool_server_cookie(const struct pool_table *t, size_t pool, size_t server);
+/* The server whose cookie value this is, or -1. */
+long pool_server_by_cookie(const struct pool_table *t, size_t pool, const char *value, size_t len);
+
+/* ---- the control side (health checks, admin) ---- */
+
+const struct rules_config *pool_table_config(const struct pool_table *t);
+long pool_server_find(const struct pool_table *t, size_t pool, const char *name);
+/* Health results: consecutive counts are applied against the pool's rise/fall;
+ * a change of state is logged with the reason. */
+void pool_health_result(const struct pool_table *t, size_t pool, size_t server, bool ok, const char *what);
+/* Returns 0, or -1 when the action is unknown. */
+int pool_server_set_admin(const struct pool_table *t, size_t pool, size_t server, enum pool_admin a);
+
+struct pool_server_view {
+	const char *state;              /* "up", "down", "draining", "disabled", "unchecked" */
+	enum pool_health health;
+	enum pool_admin admin;
+	unsigned active;
+	uint64_t connections, requests, errors, failures;
+	char last_check[160];           /* the last check's result, "" before the first */
+	int64_t last_change;            /* unix time of the last state change, 0: never */
+};
+void pool_server_view(const struct pool_table *t, size_t pool, size_t server, struct pool_server_view *v);
+
+#endif
