@@ -1,6 +1,9 @@
 #include "admin.h"
 
 #include <errno.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +21,8 @@
 #include "pool.h"
 
 #define ADMIN_TOKEN_MAX 256
+/* A string literal, its length counted by the compiler. */
+#define ADMIN_LIT(b, s) evbuffer_add((b), s, sizeof(s) - 1)
 
 struct admin {
 	struct event_base *base;
@@ -147,7 +152,7 @@ static void admin_route_text(const struct rules_config *cfg, const struct rules_
 
 static void admin_json_str(struct evbuffer *b, const char *s)
 {
-	evbuffer_add(b, "\"", 1);
+	ADMIN_LIT(b, "\"");
 	for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
 		if (*p == '"' || *p == '\\')
 			evbuffer_add_printf(b, "\\%c", *p);
@@ -156,7 +161,7 @@ static void admin_json_str(struct evbuffer *b, const char *s)
 		else
 			evbuffer_add(b, p, 1);
 	}
-	evbuffer_add(b, "\"", 1);
+	ADMIN_LIT(b, "\"");
 }
 
 static void admin_status_json(const struct admin *ad, struct evbuffer *b)
@@ -176,24 +181,24 @@ static void admin_status_json(const struct admin *ad, struct evbuffer *b)
 			evbuffer_add(b, a ? "," : "", a ? 1 : 0);
 			admin_json_str(b, svc->listen[a].text);
 		}
-		evbuffer_add(b, "],\"routes\":[", 12);
+		ADMIN_LIT(b, "],\"routes\":[");
 		for (size_t r = 0; r < svc->nroutes; r++) {
 			char match[600], action[300];
 			admin_route_text(cfg, svc, r, match, sizeof(match), action, sizeof(action));
 			evbuffer_add_printf(b, "%s{\"line\":%d,\"match\":", r ? "," : "", svc->routes[r].line);
 			admin_json_str(b, match);
-			evbuffer_add(b, ",\"action\":", 10);
+			ADMIN_LIT(b, ",\"action\":");
 			admin_json_str(b, action);
-			evbuffer_add(b, ",\"pool\":", 8);
+			ADMIN_LIT(b, ",\"pool\":");
 			if (svc->routes[r].pool >= 0)
 				admin_json_str(b, cfg->pools[svc->routes[r].pool].name);
 			else
-				evbuffer_add(b, "null", 4);
-			evbuffer_add(b, "}", 1);
+				ADMIN_LIT(b, "null");
+			ADMIN_LIT(b, "}");
 		}
-		evbuffer_add(b, "]}", 2);
+		ADMIN_LIT(b, "]}");
 	}
-	evbuffer_add(b, "],\"pools\":[", 11);
+	ADMIN_LIT(b, "],\"pools\":[");
 	for (size_t p = 0; p < cfg->npools; p++) {
 		const struct rules_pool *rp = &cfg->pools[p];
 		size_t up;
@@ -209,7 +214,7 @@ static void admin_status_json(const struct admin *ad, struct evbuffer *b)
 			pool_server_view(t, p, i, &v);
 			evbuffer_add_printf(b, "%s{\"name\":", i ? "," : "");
 			admin_json_str(b, sv->name);
-			evbuffer_add(b, ",\"address\":", 11);
+			ADMIN_LIT(b, ",\"address\":");
 			admin_json_str(b, sv->addr.text);
 			evbuffer_add_printf(b,
 			                    ",\"state\":\"%s\",\"weight\":%u,\"backup\":%s,\"active\":%u,\"connections\":%llu,"
@@ -220,11 +225,11 @@ static void admin_status_json(const struct admin *ad, struct evbuffer *b)
 			                    (unsigned long long)v.errors, (unsigned long long)v.failures,
 			                    (long long)v.last_change);
 			admin_json_str(b, v.last_check);
-			evbuffer_add(b, "}", 1);
+			ADMIN_LIT(b, "}");
 		}
-		evbuffer_add(b, "]}", 2);
+		ADMIN_LIT(b, "]}");
 	}
-	evbuffer_add(b, "]}\n", 3);
+	ADMIN_LIT(b, "]}\n");
 }
 
 /* The terminal table `onegate status` prints. */
@@ -240,7 +245,7 @@ static void admin_status_text(const struct admin *ad, struct evbuffer *b)
 		evbuffer_add_printf(b, "%-24s %-12s %-9s", svc->name, admin_mode(svc->mode), admin_service_state(t, svc));
 		for (size_t a = 0; a < svc->nlisten; a++)
 			evbuffer_add_printf(b, " %s", svc->listen[a].text);
-		evbuffer_add(b, "\n", 1);
+		ADMIN_LIT(b, "\n");
 	}
 	evbuffer_add_printf(b, "\n%-20s %-28s %-10s %6s %9s %7s  %s\n", "POOL", "SERVER", "STATE", "ACTIVE", "REQUESTS",
 	                    "ERRORS", "LAST CHECK");
@@ -263,7 +268,7 @@ static void admin_label(struct evbuffer *b, const char *s)
 		if (*s == '\\' || *s == '"')
 			evbuffer_add_printf(b, "\\%c", *s);
 		else if (*s == '\n')
-			evbuffer_add(b, "\\n", 2);
+			ADMIN_LIT(b, "\\n");
 		else
 			evbuffer_add(b, s, 1);
 	}
@@ -274,7 +279,7 @@ static void admin_metric(struct evbuffer *b, const char *name, const char *pool,
 {
 	evbuffer_add_printf(b, "%s{pool=\"", name);
 	admin_label(b, pool);
-	evbuffer_add(b, "\",server=\"", 10);
+	ADMIN_LIT(b, "\",server=\"");
 	admin_label(b, server);
 	evbuffer_add_printf(b, "\"} %llu\n", v);
 }
@@ -320,10 +325,10 @@ static void admin_html(struct evbuffer *b, const char *s)
 {
 	for (; *s; s++) {
 		switch (*s) {
-		case '<': evbuffer_add(b, "&lt;", 4); break;
-		case '>': evbuffer_add(b, "&gt;", 4); break;
-		case '&': evbuffer_add(b, "&amp;", 5); break;
-		case '"': evbuffer_add(b, "&quot;", 6); break;
+		case '<': ADMIN_LIT(b, "&lt;"); break;
+		case '>': ADMIN_LIT(b, "&gt;"); break;
+		case '&': ADMIN_LIT(b, "&amp;"); break;
+		case '"': ADMIN_LIT(b, "&quot;"); break;
 		default: evbuffer_add(b, s, 1);
 		}
 	}
@@ -357,36 +362,36 @@ static void admin_page(const struct admin *ad, struct evbuffer *b)
 	admin_html(b, cfg->path);
 	evbuffer_add_printf(b, " &middot; up %lld s &middot; refreshes every 5 s</small>",
 	                    (long long)(time(NULL) - ad->started));
-	evbuffer_add(b, "<h2>Services</h2><div class=wrap><table><tr><th>Service</th><th>State</th><th>Mode</th>"
-	                "<th>Listen</th><th>Routes</th></tr>", 118);
+	ADMIN_LIT(b, "<h2>Services</h2><div class=wrap><table><tr><th>Service</th><th>State</th><th>Mode</th>"
+	                "<th>Listen</th><th>Routes</th></tr>");
 	for (size_t s = 0; s < cfg->nservices; s++) {
 		const struct rules_service *svc = &cfg->services[s];
 		const char *st = admin_service_state(t, svc);
-		evbuffer_add(b, "<tr><td>", 8);
+		ADMIN_LIT(b, "<tr><td>");
 		admin_html(b, svc->name);
 		evbuffer_add_printf(b, "</td><td><span class=\"st %s\">%s</span></td><td>%s</td><td>", admin_color(st), st,
 		                    admin_mode(svc->mode));
 		for (size_t a = 0; a < svc->nlisten; a++) {
 			admin_html(b, svc->listen[a].text);
-			evbuffer_add(b, "<br>", 4);
+			ADMIN_LIT(b, "<br>");
 		}
-		evbuffer_add(b, "</td><td>", 9);
+		ADMIN_LIT(b, "</td><td>");
 		for (size_t r = 0; r < svc->nroutes; r++) {
 			char match[600], action[300];
 			admin_route_text(cfg, svc, r, match, sizeof(match), action, sizeof(action));
 			admin_html(b, match);
-			evbuffer_add(b, " &rarr; ", 8);
+			ADMIN_LIT(b, " &rarr; ");
 			admin_html(b, action);
-			evbuffer_add(b, "<br>", 4);
+			ADMIN_LIT(b, "<br>");
 		}
-		evbuffer_add(b, "</td></tr>", 10);
+		ADMIN_LIT(b, "</td></tr>");
 	}
-	evbuffer_add(b, "</table></div><h2>Pools and real servers</h2>", 45);
+	ADMIN_LIT(b, "</table></div><h2>Pools and real servers</h2>");
 	for (size_t p = 0; p < cfg->npools; p++) {
 		const struct rules_pool *rp = &cfg->pools[p];
 		size_t up;
 		const char *st = admin_pool_state(t, p, &up);
-		evbuffer_add(b, "<div class=wrap><table><tr><th colspan=7>", 41);
+		ADMIN_LIT(b, "<div class=wrap><table><tr><th colspan=7>");
 		admin_html(b, rp->name);
 		evbuffer_add_printf(b, " <span class=\"st %s\">%s</span> <small>%zu of %zu up &middot; %s &middot; check %s"
 		                       "</small></th></tr><tr><th>Server</th><th>State</th><th>Active</th><th>Requests</th>"
@@ -396,20 +401,20 @@ static void admin_page(const struct admin *ad, struct evbuffer *b)
 		for (size_t i = 0; i < rp->nservers; i++) {
 			struct pool_server_view v;
 			pool_server_view(t, p, i, &v);
-			evbuffer_add(b, "<tr><td>", 8);
+			ADMIN_LIT(b, "<tr><td>");
 			admin_html(b, rp->servers[i].name);
 			if (rp->servers[i].backup)
-				evbuffer_add(b, " <small>backup</small>", 22);
+				ADMIN_LIT(b, " <small>backup</small>");
 			evbuffer_add_printf(b, "</td><td><span class=\"st %s\">%s</span></td><td>%u</td><td>%llu</td>"
 			                       "<td>%llu</td><td>%llu</td><td>",
 			                    admin_color(v.state), v.state, v.active, (unsigned long long)v.requests,
 			                    (unsigned long long)v.errors, (unsigned long long)v.failures);
 			admin_html(b, v.last_check[0] ? v.last_check : "-");
-			evbuffer_add(b, "</td></tr>", 10);
+			ADMIN_LIT(b, "</td></tr>");
 		}
-		evbuffer_add(b, "</table></div>", 14);
+		ADMIN_LIT(b, "</table></div>");
 	}
-	evbuffer_add(b, "</body></html>\n", 15);
+	ADMIN_LIT(b, "</body></html>\n");
 }
 
 /* ---------------------------------------------------------------- requests */
@@ -424,14 +429,21 @@ static void admin_reply(struct evhttp_request *req, int code, const char *reason
 	evhttp_send_reply(req, code, reason, body);
 }
 
-static void admin_error(struct evhttp_request *req, int code, const char *reason, const char *msg)
+static void admin_reply_text(struct evhttp_request *req, int code, const char *reason, const char *json)
 {
 	struct evbuffer *b = evbuffer_new();
 	if (b)
-		evbuffer_add_printf(b, "{\"error\":\"%s\"}\n", msg);
+		evbuffer_add(b, json, strlen(json));
 	admin_reply(req, code, reason, "application/json", b);
 	if (b)
 		evbuffer_free(b);
+}
+
+static void admin_error(struct evhttp_request *req, int code, const char *reason, const char *msg)
+{
+	char json[300];
+	snprintf(json, sizeof(json), "{\"error\":\"%s\"}\n", msg);
+	admin_reply_text(req, code, reason, json);
 }
 
 /* POST /api/pools/POOL/servers/SERVER/ACTION */
@@ -457,9 +469,9 @@ static void admin_action(struct admin *ad, struct evhttp_request *req, const cha
 			pool_server_view(ad->table, (size_t)p, (size_t)s, &v);
 			struct evbuffer *b = evbuffer_new();
 			if (b) {
-				evbuffer_add(b, "{\"pool\":", 8);
+				ADMIN_LIT(b, "{\"pool\":");
 				admin_json_str(b, pool);
-				evbuffer_add(b, ",\"server\":", 10);
+				ADMIN_LIT(b, ",\"server\":");
 				admin_json_str(b, server);
 				evbuffer_add_printf(b, ",\"state\":\"%s\"}\n", v.state);
 			}
@@ -484,6 +496,12 @@ static void admin_request(struct evhttp_request *req, void *arg)
 		admin_error(req, 401, "Unauthorized", "this admin listener needs its token");
 		return;
 	}
+	if (cmd == EVHTTP_REQ_POST && strcmp(path, "/api/reload") == 0) {
+		/* The daemon's main thread takes SIGHUP: the same reload, all or nothing, logged there. */
+		kill(getpid(), SIGHUP);
+		admin_reply_text(req, 202, "Accepted", "{\"reload\":\"requested; the log says whether it was applied\"}\n");
+		return;
+	}
 	if (cmd == EVHTTP_REQ_POST) {
 		admin_action(ad, req, path);
 		return;
@@ -495,6 +513,11 @@ static void admin_request(struct evhttp_request *req, void *arg)
 	struct evbuffer *b = evbuffer_new();
 	if (!b) {
 		evhttp_send_error(req, 503, "out of memory");
+		return;
+	}
+	if (strcmp(path, "/api/reload") == 0) {
+		admin_error(req, 405, "Method Not Allowed", "POST /api/reload");
+		evbuffer_free(b);
 		return;
 	}
 	if (strcmp(path, "/") == 0) {
@@ -571,4 +594,74 @@ void admin_free(struct admin *ad)
 		evhttp_free(ad->http);
 	pool_table_unref(ad->table);
 	free(ad);
+}
+
+/* ---------------------------------------------------------------- command line client */
+
+static int admin_client_send(int fd, const char *buf, size_t len)
+{
+	while (len) {
+		ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
+		if (n <= 0)
+			return -1;
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int admin_client(const struct rules_admin *a, const char *method, const char *path, FILE *out, char *err,
+                 size_t errlen)
+{
+	char token[ADMIN_TOKEN_MAX] = "", req[1024];
+	if (!a->on) {
+		snprintf(err, errlen, "the rule file has no admin listener; add onegate = { admin = { listen = \"127.0.0.1:8404\"; }; };");
+		return -1;
+	}
+	if (a->token_file && admin_token_read(a->token_file, token, sizeof(token), err, errlen) != 0)
+		return -1;
+	int fd = socket(a->listen.ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct timeval tv = { 10, 0 };
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) != 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) != 0 ||
+	    connect(fd, (const struct sockaddr *)&a->listen.ss, a->listen.len) != 0) {
+		snprintf(err, errlen, "cannot reach the admin listener on %s: %s (is onegate running with this rule file?)",
+		         a->listen.text, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	int n = snprintf(req, sizeof(req), "%s %s HTTP/1.1\r\nHost: %s\r\n%s%s%sContent-Length: 0\r\nConnection: close\r\n\r\n",
+	                 method, path, a->listen.text, token[0] ? "Authorization: Bearer " : "", token, token[0] ? "\r\n" : "");
+	if (n < 0 || (size_t)n >= sizeof(req) || admin_client_send(fd, req, (size_t)n) != 0) {
+		snprintf(err, errlen, "cannot send to the admin listener on %s: %s", a->listen.text, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	struct evbuffer *in = evbuffer_new();
+	int status = -1;
+	while (in) {
+		int r = evbuffer_read(in, fd, 65536);
+		if (r <= 0)
+			break;
+	}
+	close(fd);
+	/* Terminated, so the head can be searched as a string. */
+	if (in && ADMIN_LIT(in, "") != 0) {
+		evbuffer_free(in);
+		in = NULL;
+	}
+	size_t len = in ? evbuffer_get_length(in) - 1 : 0;
+	const char *all = len ? (const char *)evbuffer_pullup(in, -1) : NULL;
+	const char *body = all ? strstr(all, "\r\n\r\n") : NULL;
+	if (!body || sscanf(all, "HTTP/1.%*d %d", &status) != 1) {
+		snprintf(err, errlen, "the admin listener on %s gave no answer", a->listen.text);
+		status = -1;
+	} else {
+		body += 4;
+		fwrite(body, 1, len - (size_t)(body - all), out);
+	}
+	if (in)
+		evbuffer_free(in);
+	return status;
 }

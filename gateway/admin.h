@@ -10,6 +10,9 @@
 #define ONEGATE_ADMIN_H
 
 #include <stddef.h>
+#include <stdio.h>
+
+#include "rules.h"
 
 struct event_base;
 struct pool_table;
@@ -24,6 +27,12 @@ int admin_set(struct admin *ad, struct pool_table *t, const char *token_file, ch
 /* Replaces the listening socket (a reload moved the admin address). */
 int admin_rebind(struct admin *ad, int fd);
 void admin_free(struct admin *ad);
+
+/* The command line's side: one request to the admin listener the rule file
+ * names (with its token), the answer's body written to out. Returns the HTTP
+ * status, or -1 with a reason in err. */
+int admin_client(const struct rules_admin *a, const char *method, const char *path, FILE *out, char *err,
+                 size_t errlen);
 
 /* Reads a token file: its first line, without surrounding white space. */
 int admin_token_read(const char *path, char *out, size_t outlen, char *err, size_t errlen);

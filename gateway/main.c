@@ -6,11 +6,15 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <stdlib.h>
+
 #include <event2/event.h>
+#include <event2/http.h>
 #include <openssl/crypto.h>
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
+#include "admin.h"
 #include "daemon.h"
 #include "demo.h"
 #include "log.h"
@@ -29,6 +33,10 @@ static void usage(FILE *out)
 	        "  certs inspect FILE [--password-file F] [--ca-file F]\n"
 	        "                    what a PEM/DER/PFX file holds and whether its chain is complete\n"
 	        "  certs list -c FILE  which host name gets which certificate, per TLS service\n"
+	        "  status -c FILE    the services, pools and real servers with their state (from the admin listener)\n"
+	        "  server drain|enable|disable POOL SERVER -c FILE\n"
+	        "                    take a real server out of rotation (open connections finish) or back in\n"
+	        "  reload -c FILE    check the rule file, then have the running onegate load it\n"
 	        "  version           print versions of onegate and its libraries\n");
 }
 
@@ -143,6 +151,62 @@ static int cmd_certs_list(int argc, char **argv)
 	return 0;
 }
 
+/* One request to the running gateway's admin listener; its answer goes to stdout. */
+static int admin_call(const struct rules_config *cfg, const char *method, const char *path)
+{
+	char err[512];
+	int st = admin_client(&cfg->admin, method, path, stdout, err, sizeof(err));
+	if (st < 0) {
+		fprintf(stderr, "onegate: %s\n", err);
+		return 1;
+	}
+	return st >= 200 && st < 300 ? 0 : 1;
+}
+
+static int cmd_status(int argc, char **argv)
+{
+	struct rules_config *cfg = load_from_args("status", argc, argv);
+	if (!cfg)
+		return 1;
+	int rc = admin_call(cfg, "GET", "/api/status.txt");
+	rules_config_unref(cfg);
+	return rc;
+}
+
+/* onegate server drain|enable|disable POOL SERVER -c FILE */
+static int cmd_server(int argc, char **argv)
+{
+	if (argc < 4 || (strcmp(argv[1], "drain") && strcmp(argv[1], "enable") && strcmp(argv[1], "disable"))) {
+		fprintf(stderr, "usage: onegate server drain|enable|disable POOL SERVER -c FILE\n");
+		return 2;
+	}
+	const char *action = argv[1], *pool = argv[2], *server = argv[3];
+	struct rules_config *cfg = load_from_args("server", argc - 3, argv + 3);
+	if (!cfg)
+		return 1;
+	char *ep = evhttp_encode_uri(pool), *es = evhttp_encode_uri(server);
+	char path[1024];
+	snprintf(path, sizeof(path), "/api/pools/%s/servers/%s/%s", ep ? ep : "", es ? es : "", action);
+	free(ep);
+	free(es);
+	int rc = admin_call(cfg, "POST", path);
+	rules_config_unref(cfg);
+	return rc;
+}
+
+/* Checks first, here, so that a bad file is reported to whoever typed the command. */
+static int cmd_reload(int argc, char **argv)
+{
+	struct rules_config *cfg = load_from_args("reload", argc, argv);
+	if (!cfg) {
+		fprintf(stderr, "onegate reload: the rule file has errors; the running gateway keeps its rules\n");
+		return 1;
+	}
+	int rc = admin_call(cfg, "POST", "/api/reload");
+	rules_config_unref(cfg);
+	return rc;
+}
+
 static int cmd_version(void)
 {
 	printf("onegate %s\n", ONEGATE_VERSION);
@@ -173,6 +237,12 @@ int main(int argc, char **argv)
 		return cmd_certs_inspect(argc - 2, argv + 2);
 	if (!strcmp(cmd, "certs") && argc >= 3 && !strcmp(argv[2], "list"))
 		return cmd_certs_list(argc - 2, argv + 2);
+	if (!strcmp(cmd, "status"))
+		return cmd_status(argc - 1, argv + 1);
+	if (!strcmp(cmd, "server"))
+		return cmd_server(argc - 1, argv + 1);
+	if (!strcmp(cmd, "reload"))
+		return cmd_reload(argc - 1, argv + 1);
 	if (!strcmp(cmd, "check")) {
 		struct rules_config *cfg = load_from_args(cmd, argc - 1, argv + 1);
 		if (!cfg)

@@ -6,6 +6,7 @@ pkgs=(
   android-libboringssl-dev android-boringssl
   libevent-dev libpcre2-dev libconfig-dev libgtest-dev
   curl openssl python3 procps iproute2
+  python3-prometheus-client python3-pil chromium fonts-dejavu-core
 )
 missing=()
 for p in "${pkgs[@]}" "$@"; do

@@ -6,10 +6,14 @@ description of what it received (its own name and port, method, target, headers,
 body length), keeps connections alive, reads Content-Length and chunked bodies,
 and answers with a chunked body when the path starts with /chunked. It counts
 the connections it accepted, so tests can see back-end connection reuse.
+/slow?ms=N answers after N milliseconds; `statuses` maps a path to the status
+it answers (a health page a test turns to 503). kill() stops it the hard way:
+listener and every open connection closed at once.
 """
 import json
 import socket
 import threading
+import time
 
 LOOP4 = "127.0.0.1"
 
@@ -26,6 +30,8 @@ class HTTPBackend:
         self.requests = []
         self.lock = threading.Lock()
         self.stopping = False
+        self.statuses = {}
+        self.clients = set()
         self.thread = threading.Thread(target=self._accept, daemon=True)
         self.thread.start()
 
@@ -37,6 +43,16 @@ class HTTPBackend:
             pass
         self.sock.close()
 
+    def kill(self):
+        self.stop()
+        with self.lock:
+            clients = list(self.clients)
+        for c in clients:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
     def _accept(self):
         while not self.stopping:
             try:
@@ -45,6 +61,7 @@ class HTTPBackend:
                 return
             with self.lock:
                 self.connections += 1
+                self.clients.add(c)
             threading.Thread(target=self._serve, args=(c,), daemon=True).start()
 
     @staticmethod
@@ -126,6 +143,12 @@ class HTTPBackend:
                         "version": version, "headers": hlist, "body_len": body_len}
                 with self.lock:
                     self.requests.append(info)
+                if target.startswith("/slow"):
+                    time.sleep(int(target.split("ms=", 1)[1]) / 1000.0)
+                status = self.statuses.get(target.split("?", 1)[0], 200)
+                if status != 200:
+                    c.sendall(b"HTTP/1.1 %d Status\r\nContent-Length: 4\r\n\r\nnope" % status)
+                    continue
                 if target.startswith("/close"):
                     c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nclose-delimited body")
                     return
@@ -145,4 +168,6 @@ class HTTPBackend:
         except (OSError, ValueError):
             return
         finally:
+            with self.lock:
+                self.clients.discard(c)
             c.close()

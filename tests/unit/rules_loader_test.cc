@@ -501,3 +501,91 @@ TEST_F(LoaderFiles, ExampleFileLoads)
 }
 
 } // namespace
+
+namespace {
+
+TEST(LoaderPools, BalanceHealthCookieServersAndAdmin)
+{
+	Loaded l;
+	load_string(R"(onegate = { admin = { listen = "127.0.0.1:8404"; }; };
+pools = ( { name = "skype"; balance = "leastconn";
+            servers = ( "10.0.1.11", { address = "10.0.1.12"; name = "fe2"; weight = 3; max_conns = 100; },
+                        { address = "10.0.1.13"; backup = true; } );
+            tls = { sni = "webint.contoso.test"; verify = false; };
+            health = { port = 4443; path = "/meet/"; expect = "200-499"; interval = "10s"; timeout = "4s";
+                       rise = 3; fall = 2; body = "Skype"; }; },
+          { name = "lync2010"; balance = "cookie"; cookie = { name = "MS-WSMAN"; httponly = false; };
+            servers = ( "127.0.0.1:9000" ); health = { type = "tcp"; passive_fall = 0; }; } );
+services = ( { name = "s"; listen = [ "127.0.0.1:8080" ];
+  routes = ( { host = "a.test"; pool = "skype"; port = 8080; }, { host = "b.test"; pool = "lync2010"; } ); } );
+)",
+	            l);
+	ASSERT_NE(l.cfg, nullptr) << l.all();
+	const rules_pool &p = l.cfg->pools[0];
+	EXPECT_EQ(p.balance, RULES_BALANCE_LEASTCONN);
+	EXPECT_STREQ(p.servers[0].name, "10.0.1.11");
+	EXPECT_EQ(p.servers[0].weight, 1u);
+	EXPECT_STREQ(p.servers[1].name, "fe2");
+	EXPECT_EQ(p.servers[1].weight, 3u);
+	EXPECT_EQ(p.servers[1].max_conns, 100u);
+	EXPECT_TRUE(p.servers[2].backup);
+	// A path without a type is HTTP, and HTTPS because the pool re-encrypts.
+	EXPECT_EQ(p.health.type, RULES_HEALTH_HTTPS);
+	EXPECT_EQ(p.health.port, 4443u);
+	EXPECT_EQ(p.health.status_min, 200);
+	EXPECT_EQ(p.health.status_max, 499);
+	EXPECT_EQ(p.health.interval_ms, 10000u);
+	EXPECT_EQ(p.health.rise, 3u);
+	EXPECT_STREQ(p.health.body, "Skype");
+	EXPECT_EQ(p.health.passive_fall, 5u);
+	const rules_pool &q = l.cfg->pools[1];
+	EXPECT_EQ(q.balance, RULES_BALANCE_COOKIE);
+	EXPECT_STREQ(q.cookie.name, "MS-WSMAN");
+	EXPECT_STREQ(q.cookie.path, "/");
+	EXPECT_FALSE(q.cookie.httponly);
+	EXPECT_EQ(q.cookie.max_age, 0u);
+	EXPECT_EQ(q.health.type, RULES_HEALTH_TCP);
+	EXPECT_EQ(q.health.passive_fall, 0u);
+	EXPECT_TRUE(l.cfg->admin.on);
+	EXPECT_STREQ(l.cfg->admin.listen.text, "127.0.0.1:8404");
+}
+
+TEST(LoaderPools, Errors)
+{
+	expect_errors(R"(onegate = { admin = { listen = "0.0.0.0:8404"; }; };
+pools = ( { name = "p"; balance = "random"; servers = ( "127.0.0.1:1", { address = "127.0.0.1:1"; weight = 0; } );
+            cookie = { name = "bad name"; };
+            health = { type = "tcp"; path = "/x"; expect = "600"; interval = "1s"; timeout = "2s"; }; },
+          { name = "q"; servers = ( "10.0.0.1", "10.0.0.1" ); health = { path = "x"; }; } );
+services = ( { name = "s"; listen = [ "127.0.0.1:8404" ];
+  routes = ( { host = "a.test"; pool = "p"; }, { host = "b.test"; pool = "q"; port = 80; } ); } );
+)",
+	              {
+	                  "t.conf:1: the admin listener on 0.0.0.0:8404 is not loopback, so it needs a token: "
+	                  "token_file = \"admin.token\";",
+	                  "t.conf:2: weight must be from 1 to 256, not 0",
+	                  "t.conf:2: balance must be \"roundrobin\", \"leastconn\", \"source\" or \"cookie\"",
+	                  "t.conf:3: cookie name \"bad name\" must be a token: letters, digits and !#$%&'*+-.^_`|~",
+	                  "t.conf:4: expect must be a status or a range of statuses, e.g. expect = \"200-399\"; or "
+	                  "expect = 200;",
+	                  "t.conf:4: a tcp check only connects; path, method, host and body need type = \"http\" or "
+	                  "\"https\"",
+	                  "t.conf:4: timeout (2000 ms) is longer than interval (1000 ms); a check must end before the "
+	                  "next starts",
+	                  "t.conf:3: cookie applies with balance = \"cookie\"; add it or remove cookie",
+	                  "t.conf:5: server \"10.0.0.1\" is listed twice in this pool; give one a name = \"...\"; if "
+	                  "both are meant",
+	                  "t.conf:5: path must start with \"/\", e.g. path = \"/owa/healthcheck.htm\";",
+	                  "t.conf:5: server \"10.0.0.1\" has no port of its own, so health needs one: port = 4443;",
+	              });
+	expect_errors(R"(onegate = { admin = { listen = "127.0.0.1:8404"; }; };
+pools = ( { name = "p"; servers = ( "127.0.0.1:1" ); } );
+services = ( { name = "s"; listen = [ "127.0.0.1:8404" ]; routes = ( { host = "a.test"; pool = "p"; } ); } );
+)",
+	              {
+	                  "t.conf:3: listen address \"127.0.0.1:8404\" is already used at t.conf:1; each address "
+	                  "belongs to one service",
+	              });
+}
+
+} // namespace

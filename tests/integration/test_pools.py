@@ -1,0 +1,368 @@
+"""Pools and health: balancing algorithms, health checks that take a server out
+and bring it back, drain, backups, connect retry, the admin listener (JSON,
+Prometheus metrics, text table, token, actions) and the status page as headless
+Chromium draws it. Real back ends that the tests stop and start; loopback only."""
+import http.client
+import json
+import os
+import re
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+import urllib.request
+
+from harness import LOOP4, ONEGATE_BIN, OnegateTestCase, free_port, wait_until
+from httpback import HTTPBackend
+
+
+def get(port, path="/", host="app.test", headers=None, source=None, timeout=10):
+    """One request on a fresh connection (from source when given); (status, headers, body)."""
+    c = http.client.HTTPConnection(LOOP4, port, timeout=timeout, source_address=(source, 0) if source else None)
+    try:
+        c.request("GET", path, headers={"Host": host, **(headers or {})})
+        r = c.getresponse()
+        return r.status, r.getheaders(), r.read()
+    finally:
+        c.close()
+
+
+def backend_of(body):
+    return json.loads(body)["backend"]
+
+
+class Admin:
+    def __init__(self, port, token=None):
+        self.port, self.token = port, token
+
+    def call(self, method, path):
+        req = urllib.request.Request("http://%s:%d%s" % (LOOP4, self.port, path), method=method)
+        if self.token:
+            req.add_header("Authorization", "Bearer " + self.token)
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, r.read().decode()
+
+    def status(self):
+        return json.loads(self.call("GET", "/api/status")[1])
+
+    def server(self, pool, name):
+        for p in self.status()["pools"]:
+            if p["name"] == pool:
+                for s in p["servers"]:
+                    if s["name"] == name:
+                        return s
+        raise KeyError((pool, name))
+
+    def state(self, pool, name):
+        return self.server(pool, name)["state"]
+
+
+class Load:
+    """Requests one after another on fresh connections until stopped; counts by back end and failures."""
+
+    def __init__(self, port, host="app.test"):
+        self.port, self.host = port, host
+        self.by_backend, self.failures, self.failure_times = {}, 0, []
+        self.stopping = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self.stopping:
+            try:
+                st, _, body = get(self.port, host=self.host, timeout=5)
+                ok = st == 200
+                if ok:
+                    b = backend_of(body)
+                    self.by_backend[b] = self.by_backend.get(b, 0) + 1
+            except (OSError, http.client.HTTPException, ValueError):
+                ok = False
+            if not ok:
+                self.failures += 1
+                self.failure_times.append(time.monotonic())
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *a):
+        self.stopping = True
+        self.thread.join(10)
+
+
+class HealthAndAdmin(OnegateTestCase):
+    def setUp(self):
+        self.a, self.b, self.c = HTTPBackend("a"), HTTPBackend("b"), HTTPBackend("c")
+        self.backends = [self.a, self.b, self.c]
+        self.addCleanup(lambda: [x.kill() for x in self.backends])
+        self.port, self.admin_port = free_port(), free_port()
+        self.tmp = tempfile.TemporaryDirectory(prefix="onegate-pools-")
+        self.addCleanup(self.tmp.cleanup)
+
+    def conf(self, extra_pool="", admin_extra=""):
+        return """
+onegate = { workers = 2; admin = { listen = "127.0.0.1:%d"; %s }; };
+pools = ( { name = "app"; servers = ( "127.0.0.1:%d", "127.0.0.1:%d", "127.0.0.1:%d" );
+            health = { path = "/health"; interval = "200ms"; timeout = "150ms"; rise = 2; fall = 2; }; %s } );
+services = ( { name = "web"; listen = [ "127.0.0.1:%d" ]; routes = ( { host = "app.test"; pool = "app"; } ); } );
+""" % (self.admin_port, admin_extra, self.a.port, self.b.port, self.c.port, extra_pool, self.port)
+
+    def wait_state(self, admin, server, state, timeout=5):
+        got = wait_until(lambda: admin.state("app", server) == state, timeout)
+        self.assertTrue(got, "server %s is %s, not %s" % (server, admin.state("app", server), state))
+
+    def test_killed_server_goes_down_traffic_moves_and_comes_back(self):
+        og = self.start_onegate(self.conf(), self.port)
+        admin = Admin(self.admin_port)
+        bname = "127.0.0.1:%d" % self.b.port
+        for s in self.backends:
+            self.wait_state(admin, "127.0.0.1:%d" % s.port, "up")
+        with Load(self.port) as load:
+            time.sleep(0.5)
+            self.assertEqual(set(load.by_backend), {"a", "b", "c"})
+            killed = time.monotonic()
+            self.b.kill()
+            self.wait_state(admin, bname, "down", timeout=3)
+            down_after = time.monotonic() - killed
+            # interval * fall = 400 ms, plus one timeout and scheduling slack
+            self.assertLess(down_after, 1.5, "marked down after %.2f s" % down_after)
+            marked = time.monotonic()
+            before = dict(load.by_backend)
+            time.sleep(1.0)
+            late = [t for t in load.failure_times if t > marked]
+            self.assertEqual(late, [], "requests failed after the server was marked down")
+            self.assertEqual(load.by_backend.get("b", 0), before.get("b", 0), "traffic still reached b")
+            # back on the same port: up again after rise checks, and used again
+            self.b = HTTPBackend("b", port=self.b.port)
+            self.backends.append(self.b)
+            self.wait_state(admin, bname, "up", timeout=3)
+            wait_until(lambda: load.by_backend.get("b", 0) > before.get("b", 0), 3)
+            self.assertGreater(load.by_backend.get("b", 0), before.get("b", 0))
+        self.assertTrue(any(re.search(r"pool app server %s DOWN: " % re.escape(bname), l) for l in og.log_lines()))
+        self.assertTrue(any(re.search(r"pool app server %s UP: HTTP 200 on /health" % re.escape(bname), l)
+                            for l in og.log_lines()))
+
+    def test_failing_health_page_json_metrics_text_and_actions(self):
+        og = self.start_onegate(self.conf(), self.port)
+        admin = Admin(self.admin_port)
+        cname = "127.0.0.1:%d" % self.c.port
+        self.wait_state(admin, cname, "up")
+        self.c.statuses["/health"] = 503
+        self.wait_state(admin, cname, "down")
+        srv = admin.server("app", cname)
+        self.assertEqual(srv["last_check"], "HTTP 503 on /health (expected 200-399)")
+        self.assertTrue(any("pool app server %s DOWN: HTTP 503 on /health" % cname in l for l in og.log_lines()))
+        st = admin.status()
+        self.assertEqual(st["pools"][0]["state"], "degraded")
+        self.assertEqual(st["services"][0]["state"], "degraded")
+        for _ in range(12):
+            self.assertIn(backend_of(get(self.port)[2]), ("a", "b"))
+
+        # Prometheus text exposition, read with the reference parser
+        from prometheus_client.parser import text_string_to_metric_families
+        _, text = admin.call("GET", "/metrics")
+        fams = {f.name: f for f in text_string_to_metric_families(text)}
+        up = {s.labels["server"]: s.value for s in fams["onegate_server_up"].samples}
+        self.assertEqual(up[cname], 0)
+        self.assertEqual(up["127.0.0.1:%d" % self.a.port], 1)
+        reqs = {s.labels["server"]: s.value for s in fams["onegate_server_requests"].samples}
+        self.assertGreater(reqs["127.0.0.1:%d" % self.a.port] + reqs["127.0.0.1:%d" % self.b.port], 11)
+
+        # actions: drain takes a server out of rotation, enable puts it back
+        aname = "127.0.0.1:%d" % self.a.port
+        code, body = admin.call("POST", "/api/pools/app/servers/%s/drain" % aname)
+        self.assertEqual((code, json.loads(body)["state"]), (200, "draining"))
+        for _ in range(8):
+            self.assertEqual(backend_of(get(self.port)[2]), "b")
+        r = subprocess.run([ONEGATE_BIN, "status", "-c", og.conf], capture_output=True, text=True, timeout=20)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertRegex(r.stdout, r"app\s+%s\s+draining" % re.escape(aname))
+        self.assertRegex(r.stdout, r"app\s+%s\s+down .*HTTP 503 on /health" % re.escape(cname))
+        r = subprocess.run([ONEGATE_BIN, "server", "enable", "app", aname, "-c", og.conf], capture_output=True,
+                           text=True, timeout=20)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(admin.state("app", aname), "up")
+        r = subprocess.run([ONEGATE_BIN, "server", "drain", "app", "no-such-server", "-c", og.conf],
+                           capture_output=True, text=True, timeout=20)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("no such pool or server", r.stdout)
+
+    def test_drain_lets_open_requests_finish_and_no_server_answers_503(self):
+        og = self.start_onegate(self.conf(), self.port)
+        admin = Admin(self.admin_port)
+        names = ["127.0.0.1:%d" % s.port for s in self.backends]
+        for n in names:
+            self.wait_state(admin, n, "up")
+        results = []
+        slow = threading.Thread(target=lambda: results.append(get(self.port, "/slow?ms=1500")))
+        slow.start()
+        time.sleep(0.3)
+        for n in names:
+            admin.call("POST", "/api/pools/app/servers/%s/drain" % n)
+        st, hdrs, body = get(self.port)
+        self.assertEqual(st, 503)
+        self.assertNotIn(b"127.0.0.1", body)
+        slow.join(10)
+        self.assertEqual(results[0][0], 200, "the request open during the drain did not finish")
+        admin.call("POST", "/api/pools/app/servers/%s/enable" % names[1])
+        self.assertEqual(backend_of(get(self.port)[2]), "b")
+
+    def test_token_is_required_and_checked(self):
+        token = "s3cret-token-0123456789"
+        path = os.path.join(self.tmp.name, "admin.token")
+        with open(path, "w") as f:
+            f.write(token + "\n")
+        self.start_onegate(self.conf(admin_extra='token_file = "%s";' % path), self.port)
+        with self.assertRaises(urllib.error.HTTPError) as e:
+            Admin(self.admin_port).call("GET", "/api/status")
+        self.assertEqual(e.exception.code, 401)
+        with self.assertRaises(urllib.error.HTTPError) as e:
+            Admin(self.admin_port, "wrong-token-000000000").call("GET", "/metrics")
+        self.assertEqual(e.exception.code, 401)
+        self.assertEqual(Admin(self.admin_port, token).call("GET", "/api/status")[0], 200)
+        with urllib.request.urlopen("http://127.0.0.1:%d/?token=%s" % (self.admin_port, token), timeout=10) as r:
+            self.assertIn(b"<title>onegate status</title>", r.read())
+
+    def test_status_page_in_headless_chromium(self):
+        self.start_onegate(self.conf(), self.port)
+        admin = Admin(self.admin_port)
+        cname = "127.0.0.1:%d" % self.c.port
+        self.wait_state(admin, "127.0.0.1:%d" % self.a.port, "up")
+        self.c.kill()
+        self.wait_state(admin, cname, "down")
+        admin.call("POST", "/api/pools/app/servers/127.0.0.1:%d/drain" % self.b.port)
+        shot = os.path.join(self.tmp.name, "status.png")
+        r = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                            "--no-first-run", "--user-data-dir=" + os.path.join(self.tmp.name, "chrome"),
+                            "--window-size=420,900", "--screenshot=" + shot,
+                            "http://127.0.0.1:%d/" % self.admin_port],
+                           capture_output=True, text=True, timeout=90)
+        self.assertTrue(os.path.exists(shot), r.stderr[-2000:])
+        if os.environ.get("ONEGATE_KEEP_SCREENSHOT"):
+            import shutil
+            shutil.copy(shot, os.environ["ONEGATE_KEEP_SCREENSHOT"])
+        from PIL import Image
+        img = Image.open(shot).convert("RGB")
+        colors = {}
+        for px in img.getdata():
+            colors[px] = colors.get(px, 0) + 1
+        # the badges: up green, draining/degraded amber, down red (the page's own colors)
+        self.assertGreater(colors.get((0x2e, 0x7d, 0x32), 0), 50, "no green 'up' badge drawn")
+        self.assertGreater(colors.get((0xef, 0x8f, 0x00), 0), 50, "no amber 'draining' badge drawn")
+        self.assertGreater(colors.get((0xc6, 0x28, 0x28), 0), 50, "no red 'down' badge drawn")
+
+
+class Balancing(OnegateTestCase):
+    def setUp(self):
+        self.a, self.b, self.c = HTTPBackend("a"), HTTPBackend("b"), HTTPBackend("c")
+        self.addCleanup(lambda: [x.kill() for x in (self.a, self.b, self.c)])
+        self.port = free_port()
+
+    def serve(self, pool_body, workers=1):
+        conf = """
+onegate = { workers = %d; };
+pools = ( { name = "app"; %s } );
+services = ( { name = "web"; listen = [ "127.0.0.1:%d" ]; routes = ( { host = "app.test"; pool = "app"; } ); } );
+""" % (workers, pool_body, self.port)
+        return self.start_onegate(conf, self.port)
+
+    def test_weighted_round_robin(self):
+        self.serve('servers = ( { address = "127.0.0.1:%d"; weight = 3; }, "127.0.0.1:%d" );'
+                   % (self.a.port, self.b.port))
+        seen = [backend_of(get(self.port)[2]) for _ in range(40)]
+        self.assertEqual((seen.count("a"), seen.count("b")), (30, 10))
+        # smooth: never more than three a's in a row
+        self.assertNotIn("aaaa", "".join(seen))
+
+    def test_least_connections(self):
+        self.serve('balance = "leastconn"; servers = ( "127.0.0.1:%d", "127.0.0.1:%d" );'
+                   % (self.a.port, self.b.port))
+        held = []
+        t = threading.Thread(target=lambda: held.append(get(self.port, "/slow?ms=1500")))
+        t.start()
+        time.sleep(0.4)
+        self.assertTrue(wait_until(lambda: len(self.a.requests) + len(self.b.requests) == 1, 2))
+        busy = "a" if self.a.requests else "b"
+        others = [backend_of(get(self.port)[2]) for _ in range(6)]
+        self.assertEqual(set(others), {"b" if busy == "a" else "a"})
+        t.join(10)
+        self.assertEqual(held[0][0], 200)
+
+    def test_source_hash_keeps_each_client_on_one_server(self):
+        self.serve('balance = "source"; servers = ( "127.0.0.1:%d", "127.0.0.1:%d", "127.0.0.1:%d" );'
+                   % (self.a.port, self.b.port, self.c.port))
+        per_client = {}
+        for i in range(2, 26):
+            src = "127.0.0.%d" % i
+            per_client[src] = {backend_of(get(self.port, source=src)[2]) for _ in range(4)}
+        for src, seen in per_client.items():
+            self.assertEqual(len(seen), 1, "client %s went to %s" % (src, seen))
+        used = set().union(*per_client.values())
+        self.assertGreaterEqual(len(used), 2, "24 clients all hashed to one server")
+
+    def test_cookie_persistence_ms_wsman(self):
+        self.serve('balance = "cookie"; cookie = { name = "MS-WSMAN"; httponly = false; };'
+                   ' servers = ( "127.0.0.1:%d", "127.0.0.1:%d" );' % (self.a.port, self.b.port))
+        st, hdrs, body = get(self.port)
+        first = backend_of(body)
+        cookies = [v for k, v in hdrs if k.lower() == "set-cookie"]
+        self.assertEqual(len(cookies), 1)
+        m = re.fullmatch(r"MS-WSMAN=([0-9a-f]{16}); Path=/", cookies[0])
+        self.assertTrue(m, cookies[0])      # not HttpOnly, no expiry: what Lync 2010 coexistence needs
+        self.assertNotIn(str(self.a.port), cookies[0])
+        for _ in range(10):
+            st, hdrs, body = get(self.port, headers={"Cookie": "other=1; MS-WSMAN=%s" % m.group(1)})
+            self.assertEqual(backend_of(body), first)
+            self.assertFalse([v for k, v in hdrs if k.lower() == "set-cookie"], "cookie set again")
+        # without the cookie, requests are balanced and each answer sets one
+        seen = set()
+        for _ in range(4):
+            st, hdrs, body = get(self.port)
+            seen.add(backend_of(body))
+            self.assertTrue([v for k, v in hdrs if k.lower() == "set-cookie"])
+        self.assertEqual(seen, {"a", "b"})
+        # a cookie naming a server that is gone gets a new one
+        st, hdrs, body = get(self.port, headers={"Cookie": "MS-WSMAN=0000000000000000"})
+        self.assertTrue([v for k, v in hdrs if k.lower() == "set-cookie"])
+
+    def test_backup_only_when_primaries_are_down(self):
+        self.serve('servers = ( "127.0.0.1:%d", { address = "127.0.0.1:%d"; backup = true; } );'
+                   ' health = { path = "/health"; interval = "200ms"; timeout = "150ms"; fall = 1; rise = 1; };'
+                   % (self.a.port, self.b.port))
+        wait_until(lambda: len(self.a.requests) > 0, 3)
+        self.assertEqual({backend_of(get(self.port)[2]) for _ in range(6)}, {"a"})
+        self.a.statuses["/health"] = 500
+        self.assertTrue(wait_until(lambda: backend_of(get(self.port)[2]) == "b", 3))
+        self.assertEqual({backend_of(get(self.port)[2]) for _ in range(6)}, {"b"})
+
+    def test_failed_connect_is_retried_on_another_server(self):
+        dead = free_port()
+        og = self.serve('servers = ( "127.0.0.1:%d", "127.0.0.1:%d" );' % (dead, self.a.port))
+        for _ in range(10):
+            st, _, body = get(self.port)
+            self.assertEqual((st, backend_of(body)), (200, "a"))
+        self.assertTrue(any("pool app server 127.0.0.1:%d: Connection refused" % dead in l for l in og.log_lines()),
+                        "\n".join(og.log_lines()[-20:]))
+
+    def test_passthrough_pool_with_no_server_up_closes_at_once(self):
+        port = free_port()
+        conf = """
+onegate = { workers = 1; };
+pools = ( { name = "p"; servers = ( "127.0.0.1:%d" );
+            health = { interval = "200ms"; timeout = "150ms"; }; } );
+services = ( { name = "pt"; listen = [ "127.0.0.1:%d" ]; routes = ( { sni = "x.test"; pool = "p"; } ); } );
+""" % (free_port(), port)
+        self.start_onegate(conf, port)
+        time.sleep(0.6)
+        import ssl
+        ctx = ssl.create_default_context()
+        start = time.monotonic()
+        with socket.create_connection((LOOP4, port), timeout=5) as s:
+            with self.assertRaises((ssl.SSLError, OSError)):
+                ctx.wrap_socket(s, server_hostname="x.test")
+        self.assertLess(time.monotonic() - start, 2)
+
+
+if __name__ == "__main__":
+    unittest.main()
