@@ -187,8 +187,11 @@ static void demo_ready(void *arg)
 	       "  curl -H 'Host: lyncdiscover.contoso.test' http://%s/\n\n"
 	       "  # plain HTTP -> redirect to https\n"
 	       "  curl -si -H 'Host: mail.contoso.test' http://127.0.0.1:%s/owa/\n\n"
+	       "  # every service and real server, up or down: http://127.0.0.1:8404/ in a browser,\n"
+	       "  # onegate status -c %s/demo.conf, or\n"
+	       "  curl http://127.0.0.1:8404/api/status.txt\n\n"
 	       "Rules: rules/examples/demo.conf (copied to %s/demo.conf, next to its certificates). Ctrl-C stops.\n\n",
-	       DEMO_LISTEN_HTTP, hport, state);
+	       DEMO_LISTEN_HTTP, hport, state, state);
 	fflush(stdout);
 }
 

@@ -111,7 +111,7 @@ services = ( { name = "s"; listen = [ "127.0.0.1:%d" ]; routes = ( { sni = "floo
 class Demo(unittest.TestCase):
     def test_every_printed_curl_line_answers(self):
         require_binary()
-        for p in [8443, 8080, 19101, 19102, 19103, 19104]:
+        for p in [8443, 8080, 8404, 19101, 19102, 19103, 19104]:
             s = socket.socket()
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)   # TIME_WAIT from a previous run is fine
             try:
@@ -131,7 +131,7 @@ class Demo(unittest.TestCase):
                         "demo printed no instructions:\n" + open(out_path).read())
         text = open(out_path).read()
         lines = [l.strip() for l in text.splitlines() if l.strip().startswith("curl ")]
-        self.assertEqual(len(lines), 6, text)
+        self.assertEqual(len(lines), 7, text)
         answers = []
         for line in lines:
             r = subprocess.run(line, shell=True, capture_output=True, text=True, timeout=20)
@@ -143,6 +143,9 @@ class Demo(unittest.TestCase):
         self.assertRegex(answers[3], r'back end "apps-1" \(pool apps\).*SNI was "app1.apps.test"')
         self.assertRegex(answers[4], r'back end "apps-1" \(pool apps\).*SNI was "app1.apps.test"')
         self.assertRegex(answers[5], r"^HTTP/1.1 301 (.|\n)*Location: https://mail.contoso.test/owa/")
+        # the health checks have run: both AD FS servers answered their probe
+        self.assertRegex(answers[6], r"adfs\s+127.0.0.1:19101\s+up .*HTTP 200 on /adfs/probe")
+        self.assertRegex(answers[6], r"mail\s+127.0.0.1:19104\s+up .*HTTP 200 on /owa/healthcheck.htm")
         proc.terminate()
         self.assertEqual(proc.wait(15), 0)
 

@@ -208,6 +208,26 @@ services = ( { name = "web"; listen = [ "127.0.0.1:%d" ]; routes = ( { host = "a
         admin.call("POST", "/api/pools/app/servers/%s/enable" % names[1])
         self.assertEqual(backend_of(get(self.port)[2]), "b")
 
+    def test_reload_command_checks_first_then_applies(self):
+        og = self.start_onegate(self.conf(), self.port)
+        admin = Admin(self.admin_port)
+        aname = "127.0.0.1:%d" % self.a.port
+        self.wait_state(admin, aname, "up")
+        admin.call("POST", "/api/pools/app/servers/%s/drain" % aname)
+        with open(og.conf, "w") as f:
+            f.write(self.conf().replace("rise = 2;", "rise = 2; oops = 1;"))
+        r = subprocess.run([ONEGATE_BIN, "reload", "-c", og.conf], capture_output=True, text=True, timeout=20)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn('unknown key "oops" in health', r.stderr)
+        self.assertIn("the running gateway keeps its rules", r.stderr)
+        with open(og.conf, "w") as f:
+            f.write(self.conf().replace('pool = "app"; } );', 'pool = "app"; }, { host = "new.test"; status = 204; } );'))
+        r = subprocess.run([ONEGATE_BIN, "reload", "-c", og.conf], capture_output=True, text=True, timeout=20)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(wait_until(lambda: get(self.port, host="new.test")[0] == 204, 5))
+        # the admin's drain outlives the reload: the server's state object is kept
+        self.assertEqual(admin.state("app", aname), "draining")
+
     def test_token_is_required_and_checked(self):
         token = "s3cret-token-0123456789"
         path = os.path.join(self.tmp.name, "admin.token")
