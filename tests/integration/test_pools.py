@@ -14,7 +14,7 @@ import time
 import unittest
 import urllib.request
 
-from harness import LOOP4, ONEGATE_BIN, OnegateTestCase, free_port, wait_until
+from harness import LOOP4, ONEGATE_BIN, OnegateTestCase, free_port, make_pki, wait_until
 from httpback import HTTPBackend
 
 
@@ -363,6 +363,47 @@ services = ( { name = "web"; listen = [ "127.0.0.1:%d" ]; routes = ( { host = "a
             st, _, body = get(self.port)
             self.assertEqual((st, backend_of(body)), (200, "a"))
         self.assertTrue(any("pool app server 127.0.0.1:%d: Connection refused" % dead in l for l in og.log_lines()),
+                        "\n".join(og.log_lines()[-20:]))
+
+    def test_max_conns_sends_the_overflow_elsewhere(self):
+        self.serve('servers = ( { address = "127.0.0.1:%d"; max_conns = 1; }, "127.0.0.1:%d" );'
+                   % (self.a.port, self.b.port))
+        held = []
+        t = threading.Thread(target=lambda: held.append(get(self.port, "/slow?ms=1200")))
+        t.start()
+        self.assertTrue(wait_until(lambda: len(self.a.requests) + len(self.b.requests) == 1 or self.a.clients, 2))
+        time.sleep(0.2)
+        if not self.a.clients:
+            self.skipTest("the slow request went to b first")
+        # a holds its one allowed request: everything else goes to b until it ends
+        self.assertEqual({backend_of(get(self.port)[2]) for _ in range(6)}, {"b"})
+        t.join(10)
+        self.assertEqual(held[0][0], 200)
+        self.assertIn("a", {backend_of(get(self.port)[2]) for _ in range(4)})
+
+    def test_live_failures_mark_a_checked_server_down(self):
+        og = self.serve('servers = ( "127.0.0.1:%d", "127.0.0.1:%d" );'
+                        ' health = { path = "/health"; interval = "60s"; timeout = "2s"; passive_fall = 2; };'
+                        % (self.a.port, self.b.port))
+        self.assertTrue(wait_until(lambda: len(self.a.requests) and len(self.b.requests), 3))
+        self.a.kill()
+        for _ in range(6):      # a's refusals are retried on b: nothing fails
+            st, _, body = get(self.port)
+            self.assertEqual((st, backend_of(body)), (200, "b"))
+        line = [l for l in og.log_lines() if "pool app server 127.0.0.1:%d DOWN" % self.a.port in l]
+        self.assertTrue(line, "\n".join(og.log_lines()[-20:]))
+        self.assertIn("2 failures in a row on live traffic", line[0])
+
+    def test_https_check_sends_sni_and_verifies(self):
+        tmp = tempfile.TemporaryDirectory(prefix="onegate-pki-")
+        self.addCleanup(tmp.cleanup)
+        pki = make_pki(tmp.name, ["exch"], sans=["mail.contoso.test"])
+        be = self.start_backend("exch", pki)
+        og = self.serve('servers = ( "%s" ); tls = { sni = "mail.contoso.test"; ca_file = "%s"; };'
+                        ' health = { path = "/owa/healthcheck.htm"; interval = "200ms"; timeout = "150ms"; };'
+                        % (be.addr, pki.ca))
+        self.assertTrue(wait_until(lambda: any(c.sni == "mail.contoso.test" and c.received for c in be.seen()), 3))
+        self.assertTrue(wait_until(lambda: any("UP: HTTP 200 on /owa/healthcheck.htm" in l for l in og.log_lines()), 3),
                         "\n".join(og.log_lines()[-20:]))
 
     def test_passthrough_pool_with_no_server_up_closes_at_once(self):
