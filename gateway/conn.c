@@ -388,10 +388,10 @@ static void conn_linger(struct conn *c)
 /* HTTP (plain, or TLS terminated here) is the HTTP session's from now on: the
  * client socket, with whatever was peeked still in its input, moves there and
  * this conn is released without a log line of its own. */
-static void conn_to_http(struct conn *c)
+static void conn_to_http(struct conn *c, bool tls)
 {
 	SSL *ssl = NULL;
-	if (c->svc->mode == RULES_MODE_TLS) {
+	if (tls) {
 		ssl = tlsconf_server_ssl(c->snap->tls, (size_t)(c->svc - c->snap->cfg->services));
 		if (!ssl) {
 			conn_free(c, "tls-setup-failed");
@@ -415,7 +415,7 @@ static void conn_route(struct conn *c)
 	if (c->hello.has_sni)
 		c->route = rules_namemap_lookup(svc->sni_map, c->hello.sni, c->hello.sni_len);
 	if (c->route < 0 && svc->mode == RULES_MODE_TLS) {
-		conn_to_http(c);
+		conn_to_http(c, true);
 		return;
 	}
 	if (c->route < 0)
@@ -464,7 +464,11 @@ static void conn_feed_hello(struct conn *c)
 		conn_route(c);
 		return;
 	case HELLO_NOT_TLS:
-		conn_free(c, "not-tls");
+		/* One port for both (plain_http): a first byte that is not a TLS record means HTTP. */
+		if (c->svc->mode == RULES_MODE_TLS && c->svc->plain_http)
+			conn_to_http(c, false);
+		else
+			conn_free(c, "not-tls");
 		return;
 	case HELLO_MALFORMED:
 		log_msg(LOG_DEBUG, "malformed ClientHello: %s", c->hello.error ? c->hello.error : "?");
@@ -494,7 +498,7 @@ static void conn_read_proxy(struct conn *c)
 	}
 	evbuffer_drain(in, pi.header_len);
 	if (c->svc->mode == RULES_MODE_HTTP) {
-		conn_to_http(c);
+		conn_to_http(c, false);
 		return;
 	}
 	c->phase = PH_HELLO;
@@ -610,7 +614,7 @@ void conn_accept(struct conn_home *home, evutil_socket_t fd, const struct sockad
 		c->phase = PH_PROXY;
 		conn_arm(c, c->svc->proxy_timeout_ms);
 	} else if (c->svc->mode == RULES_MODE_HTTP) {
-		conn_to_http(c);
+		conn_to_http(c, false);
 		return;
 	} else {
 		c->phase = PH_HELLO;

@@ -408,13 +408,16 @@ static void http_write_request_head(struct http_session *s, const char *head)
 		evbuffer_add(out, head + h->value.off, h->value.len);
 		evbuffer_add(out, "\r\n", 2);
 	}
-	const char *proto = s->tls ? "https" : "http";
-	bool v6 = strchr(s->client_ip, ':') != NULL;
-	evbuffer_add_printf(out, "X-Forwarded-For: %s\r\nX-Forwarded-Proto: %s\r\n", s->client_ip, proto);
-	if (s->host[0])
-		evbuffer_add_printf(out, "X-Forwarded-Host: %s\r\n", s->host);
-	evbuffer_add_printf(out, "Forwarded: for=%s%s%s;proto=%s\r\n", v6 ? "\"[" : "", s->client_ip,
-	                    v6 ? "]\"" : "", proto);
+	/* A client's own forwarding headers never pass; ours are added unless the route says not to. */
+	if (r->forwarded) {
+		const char *proto = s->tls ? "https" : "http";
+		bool v6 = strchr(s->client_ip, ':') != NULL;
+		evbuffer_add_printf(out, "X-Forwarded-For: %s\r\nX-Forwarded-Proto: %s\r\n", s->client_ip, proto);
+		if (s->host[0])
+			evbuffer_add_printf(out, "X-Forwarded-Host: %s\r\n", s->host);
+		evbuffer_add_printf(out, "Forwarded: for=%s%s%s;proto=%s\r\n", v6 ? "\"[" : "", s->client_ip,
+		                    v6 ? "]\"" : "", proto);
+	}
 	if (s->upgrade)
 		evbuffer_add_printf(out, "Connection: Upgrade\r\nUpgrade: %.*s\r\n", (int)q->upgrade_value.len,
 		                    head + q->upgrade_value.off);

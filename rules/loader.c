@@ -593,7 +593,8 @@ static void rules_set_path(struct rules_load *L, const config_setting_t *s, void
 	{ "status", rules_set_status, offsetof(struct rules_route, status), NULL }, \
 	{ "host_rewrite", rules_set_string, offsetof(struct rules_route, host_rewrite), NULL }, \
 	{ "request_timeout", rules_set_duration, offsetof(struct rules_route, request_timeout_ms), NULL }, \
-	{ "idle_timeout", rules_set_duration, offsetof(struct rules_route, idle_timeout_ms), NULL }
+	{ "idle_timeout", rules_set_duration, offsetof(struct rules_route, idle_timeout_ms), NULL }, \
+	{ "forwarded", rules_set_bool, offsetof(struct rules_route, forwarded), NULL }
 
 static const struct rules_key rules_route_keys[] = {
 	{ "sni", rules_set_string, offsetof(struct rules_route, sni), NULL },
@@ -623,6 +624,7 @@ static const struct rules_key rules_service_keys[] = {
 	{ "listen", rules_set_listen, 0, "listen = [ \"0.0.0.0:443\" ];" },
 	{ "tls", rules_set_service_tls, 0, NULL },
 	{ "accept_proxy", rules_set_bool, offsetof(struct rules_service, accept_proxy), NULL },
+	{ "plain_http", rules_set_bool, offsetof(struct rules_service, plain_http), NULL },
 	{ "proxy_timeout", rules_set_duration, offsetof(struct rules_service, proxy_timeout_ms), NULL },
 	{ "hello_timeout", rules_set_duration, offsetof(struct rules_service, hello_timeout_ms), NULL },
 	{ "header_timeout", rules_set_duration, offsetof(struct rules_service, header_timeout_ms), NULL },
@@ -1495,6 +1497,7 @@ static void rules_set_routes(struct rules_load *L, const config_setting_t *s, vo
 		struct rules_route *r = &svc->routes[i];
 		r->line = config_setting_source_line(e);
 		r->pool = -1;
+		r->forwarded = true;
 		if (rules_is_group(L, e, "routes"))
 			rules_section_apply(L, e, &rules_route_section, r);
 	}
@@ -1503,7 +1506,7 @@ static void rules_set_routes(struct rules_load *L, const config_setting_t *s, vo
 static void rules_set_default(struct rules_load *L, const config_setting_t *s, void *field)
 {
 	struct rules_service *svc = field;
-	struct rules_default d = { .route = { .pool = -1, .line = config_setting_source_line(s) } };
+	struct rules_default d = { .route = { .pool = -1, .forwarded = true, .line = config_setting_source_line(s) } };
 	if (!config_setting_is_group(s)) {
 		rules_error(L, s, "default must be a group: default = { pool = \"NAME\"; }; or default = { reject = true; };");
 		return;
@@ -1580,6 +1583,10 @@ static void rules_service_read(struct rules_load *L, const config_setting_t *lis
 			            rules_where(L, config_setting_get_elem(list, (unsigned)j)));
 			break;
 		}
+	if (svc->plain_http && svc->mode != RULES_MODE_TLS)
+		rules_error(L, config_setting_get_member(s, "plain_http"),
+		            "plain_http lets a TLS service also take plain HTTP on its port; this service has no tls group, "
+		            "so it is plain already: remove plain_http");
 	const config_setting_t *routes = config_setting_get_member(s, "routes");
 	size_t nmatching = svc->nroutes - (svc->default_route >= 0);
 	if (!routes) {

@@ -163,6 +163,7 @@ struct rules_route {
 	char *host_rewrite;             /* Host header sent to the back end; NULL: unchanged */
 	unsigned request_timeout_ms;    /* back end's answer to one request (first byte) */
 	unsigned idle_timeout_ms;       /* no byte either way on an exchange or tunnel */
+	bool forwarded;                 /* add X-Forwarded-For/-Proto/-Host and Forwarded (default true) */
 	struct rules_namemap *sni_only; /* for an HTTP route that also names sni: that one pattern */
 	int line;
 };
@@ -180,6 +181,7 @@ struct rules_service {
 	struct rules_addr *listen;
 	size_t nlisten;
 	bool accept_proxy;              /* read a PROXY v1/v2 header from a trusted balancer first */
+	bool plain_http;                /* TLS service: a client whose first byte is not TLS speaks plain HTTP */
 	unsigned proxy_timeout_ms;      /* for that header */
 	unsigned hello_timeout_ms;      /* a client that sends no complete ClientHello in time is closed */
 	unsigned header_timeout_ms;     /* HTTP: a request head must arrive within this (slowloris) */

@@ -57,7 +57,8 @@ services = ( { name = "http"; listen = [ "127.0.0.1:%d" ];
     { host = "mail.contoso.test"; path = "/EWS"; pool = "ews"; },
     { host = "lyncdiscover.contoso.test"; pool = "lync"; port = %d; },
     { host = "www.contoso.test"; redirect = "https"; },
-    { host = "gone.contoso.test"; status = 410; }
+    { host = "gone.contoso.test"; status = 410; },
+    { host = "adfs.contoso.test"; pool = "owa"; forwarded = false; }
   ); } );
 """ % (self.owa.port, self.ews.port, self.port, self.lync.port)
         from harness import Onegate
@@ -92,6 +93,32 @@ services = ( { name = "http"; listen = [ "127.0.0.1:%d" ];
         self.assertEqual(h["x-forwarded-proto"], ["http"])
         self.assertEqual(h["x-forwarded-host"], ["mail.contoso.test"])
         self.assertEqual(h["forwarded"], ["for=127.0.0.1;proto=http"])
+
+    def test_forwarding_headers_off_for_a_route(self):
+        info = self.get("adfs.contoso.test", "/", extra=("-H", "X-Forwarded-For: 6.6.6.6"))
+        names = {k.lower() for k, _ in info["headers"]}
+        self.assertFalse(names & {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded"}, names)
+
+    def test_expect_100_continue(self):
+        r = subprocess.run(["curl", "-sS", "-v", "--max-time", "15", "-H", "Host: mail.contoso.test",
+                            "-H", "Expect: 100-continue", "--data-binary", "x" * 5000,
+                            "http://127.0.0.1:%d/owa/upload" % self.port], capture_output=True, text=True, timeout=20)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("HTTP/1.1 100 Continue", r.stderr)
+        info = json.loads(r.stdout)
+        self.assertEqual((info["method"], info["body_len"]), ("POST", 5000))
+        self.assertIn(["Expect", "100-continue"], info["headers"])
+
+    def test_http_1_0_client(self):
+        out = raw(self.port, b"GET /owa/ HTTP/1.0\r\nHost: mail.contoso.test\r\n\r\n")
+        head, _, body = out.partition(b"\r\n\r\n")
+        self.assertTrue(head.startswith(b"HTTP/1.1 200"), out)
+        self.assertIn(b"Connection: close", head)
+        info = json.loads(body)
+        self.assertEqual(info["version"], "HTTP/1.0")
+        # HTTP/1.0 without Host is allowed (RFC 9112 requires Host only of 1.1); it matches no host route
+        out = raw(self.port, b"GET /owa/ HTTP/1.0\r\n\r\n")
+        self.assertTrue(out.startswith(b"HTTP/1.1 404"), out)
 
     def test_custom_methods_pass(self):
         r = curl("-X", "RPC_IN_DATA", "-H", "Host: mail.contoso.test", "-H", "Content-Length: 0",

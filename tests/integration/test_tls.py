@@ -48,7 +48,7 @@ pools = ( { name = "owa"; servers = ( "127.0.0.1:%(owa)d" ); },
           { name = "exch"; servers = ( "127.0.0.1:%(exch)d" );
             tls = { sni = "exchange.internal.test"; verify = true; ca_file = "%(d)s/root.pem"; }; },
           { name = "adfs"; servers = ( "127.0.0.1:%(adfs)d" ); } );
-services = ( { name = "https"; listen = [ "127.0.0.1:%(port)d" ];
+services = ( { name = "https"; listen = [ "127.0.0.1:%(port)d" ]; plain_http = true;
   tls = { certificates = [ "contoso", "fabrikam" ]; default = "contoso"; };
   routes = (
     { sni = "sts.contoso.test"; passthrough = true; pool = "adfs"; },
@@ -77,6 +77,16 @@ services = ( { name = "https"; listen = [ "127.0.0.1:%(port)d" ];
         r = self.curl("www.fabrikam.test", "/x")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn('"target": "/x"', r.stdout)
+
+    def test_plain_http_on_the_tls_port(self):
+        r = run(["curl", "-sS", "--max-time", "10", "-H", "Host: mail.contoso.test",
+                 "http://127.0.0.1:%d/owa/" % self.port])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn('"backend": "owa"', r.stdout)
+        self.assertIn('["X-Forwarded-Proto", "http"]', r.stdout)
+        # TLS on the same port still works
+        r = self.curl("mail.contoso.test", "/owa/")
+        self.assertIn('["X-Forwarded-Proto", "https"]', r.stdout)
 
     def test_each_sni_gets_its_certificate_with_the_whole_chain(self):
         for sni, cn in (("www.fabrikam.test", "fabrikam"), ("mail.contoso.test", "contoso"),

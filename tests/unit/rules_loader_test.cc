@@ -578,6 +578,15 @@ services = ( { name = "s"; listen = [ "127.0.0.1:8404" ];
 	                  "t.conf:5: path must start with \"/\", e.g. path = \"/owa/healthcheck.htm\";",
 	                  "t.conf:5: server \"10.0.0.1\" has no port of its own, so health needs one: port = 4443;",
 	              });
+	expect_errors(R"(pools = ( { name = "p"; servers = ( "127.0.0.1:1" ); } );
+services = ( { name = "s"; listen = [ "127.0.0.1:80" ]; plain_http = true;
+  routes = ( { host = "a.test"; pool = "p"; forwarded = "no"; } ); } );
+)",
+	              {
+	                  "t.conf:3: forwarded must be true or false",
+	                  "t.conf:2: plain_http lets a TLS service also take plain HTTP on its port; this service has "
+	                  "no tls group, so it is plain already: remove plain_http",
+	              });
 	expect_errors(R"(onegate = { admin = { listen = "127.0.0.1:8404"; }; };
 pools = ( { name = "p"; servers = ( "127.0.0.1:1" ); } );
 services = ( { name = "s"; listen = [ "127.0.0.1:8404" ]; routes = ( { host = "a.test"; pool = "p"; } ); } );
