@@ -23,7 +23,7 @@ class TlsTermination(OnegateTestCase):
         cls.pki = make_pki(cls.tmp.name, {
             "contoso": ["*.contoso.test", "contoso.test"],
             "fabrikam": ["www.fabrikam.test"],
-            "exch": ["exchange.internal.test"],
+            "exch": ["exchange.internal.test", "webext.contoso.test"],
             "adfs": ["sts.contoso.test"],
         })
         cls.owa = HTTPBackend("owa")
@@ -47,14 +47,17 @@ certificates = (
 pools = ( { name = "owa"; servers = ( "127.0.0.1:%(owa)d" ); },
           { name = "exch"; servers = ( "127.0.0.1:%(exch)d" );
             tls = { sni = "exchange.internal.test"; verify = true; ca_file = "%(d)s/root.pem"; }; },
-          { name = "adfs"; servers = ( "127.0.0.1:%(adfs)d" ); } );
+          { name = "adfs"; servers = ( "127.0.0.1:%(adfs)d" ); },
+          { name = "skype"; servers = ( "127.0.0.1" );
+            tls = { sni = "webext.contoso.test"; verify = true; ca_file = "%(d)s/root.pem"; }; } );
 services = ( { name = "https"; listen = [ "127.0.0.1:%(port)d" ]; plain_http = true;
   tls = { certificates = [ "contoso", "fabrikam" ]; default = "contoso"; };
   routes = (
     { sni = "sts.contoso.test"; passthrough = true; pool = "adfs"; },
     { host = "mail.contoso.test"; pool = "owa"; },
     { host = "www.fabrikam.test"; pool = "owa"; },
-    { host = "ex.contoso.test"; pool = "exch"; }
+    { host = "ex.contoso.test"; pool = "exch"; },
+    { host = "webext.contoso.test"; pool = "skype"; port = %(exch)d; }
   ); } );
 """ % {"d": d, "owa": self.owa.port, "exch": self.exch.port, "adfs": self.adfs.port, "port": self.port}
         self.og = Onegate(conf, wait_port=self.port).start()
@@ -120,6 +123,12 @@ services = ( { name = "https"; listen = [ "127.0.0.1:%(port)d" ]; plain_http = t
         r = run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % self.port, "-servername", "mail.contoso.test",
                  "-CAfile", self.pki.ca, "-tls1_2", "-sess_in", sess], input_text="Q\n")
         self.assertIn("Reused,", r.stdout)
+
+    def test_port_rewrite_with_reencryption(self):
+        # Skype for Business: 443 on the front, the external web site's 4443 behind, TLS both legs
+        r = self.curl("webext.contoso.test", "/meet/")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, "backend=exch sni=webext.contoso.test")
 
     def test_unrouted_host_is_421(self):
         r = self.curl("mail.contoso.test", "/", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Host: nope.contoso.test")
