@@ -45,6 +45,7 @@ struct rules_load {
 	long long workers;
 	unsigned drain_ms, connect_ms, idle_ms;     /* connect/idle: defaults for every pool */
 	const config_setting_t *pools_set;
+	const config_setting_t *templates;     /* the file's templates list, or NULL */
 	bool *pool_used;
 	struct rules_seen_addr *seen;   /* every listen address so far, to refuse a second use */
 	size_t nseen, capseen;
@@ -131,7 +132,9 @@ struct rules_hint {
 static void rules_hint_try(struct rules_hint *h, const char *cand)
 {
 	size_t d = rules_edit_distance(h->word, cand);
-	if (h->n >= RULES_HINTS_MAX || d > 2 || d >= strlen(cand))
+	char quoted[128];
+	snprintf(quoted, sizeof(quoted), "\"%s\"", cand);
+	if (h->n >= RULES_HINTS_MAX || d > 2 || d >= strlen(cand) || strstr(h->text, quoted))
 		return;
 	size_t used = strlen(h->text);
 	snprintf(h->text + used, sizeof(h->text) - used, h->n ? " or \"%s\"" : "; did you mean \"%s\"", cand);
@@ -173,9 +176,10 @@ static void rules_unknown_key(struct rules_load *L, const config_setting_t *s, c
 	rules_error(L, s, "unknown key \"%s\" %s; known keys: %s", h.word, sec->where, known);
 }
 
-/* Checks every key of a group against the table, then sets the known ones in table order. */
-static void rules_section_apply(struct rules_load *L, const config_setting_t *group,
-                                const struct rules_section *sec, void *obj)
+/* Checks every key of a group against the table, then sets the known ones in
+ * table order; a key the group does not set comes from its template, if any. */
+static void rules_section_apply_from(struct rules_load *L, const config_setting_t *group,
+                                     const struct rules_section *sec, void *obj, const config_setting_t *tmpl)
 {
 	for (int i = 0; i < config_setting_length(group); i++) {
 		const config_setting_t *s = config_setting_get_elem(group, (unsigned)i);
@@ -185,11 +189,19 @@ static void rules_section_apply(struct rules_load *L, const config_setting_t *gr
 	for (size_t k = 0; k < sec->nkeys; k++) {
 		const struct rules_key *key = &sec->keys[k];
 		const config_setting_t *s = config_setting_get_member(group, key->name);
+		if (!s && tmpl)
+			s = config_setting_get_member(tmpl, key->name);
 		if (s)
 			key->set(L, s, (char *)obj + key->offset);
 		else if (key->missing)
 			rules_error(L, group, "missing \"%s\" %s; add %s", key->name, sec->where, key->missing);
 	}
+}
+
+static void rules_section_apply(struct rules_load *L, const config_setting_t *group,
+                                const struct rules_section *sec, void *obj)
+{
+	rules_section_apply_from(L, group, sec, obj, NULL);
 }
 
 /* A list of groups, as "pools = ( { ... }, { ... } );". */
@@ -581,6 +593,14 @@ static void rules_set_servers(struct rules_load *L, const config_setting_t *s, v
 
 /* ---------------------------------------------------------------- tables */
 
+/* A key read elsewhere (template is looked at before the rest of its group). */
+static void rules_set_nothing(struct rules_load *L, const config_setting_t *s, void *field)
+{
+	(void)L;
+	(void)s;
+	(void)field;
+}
+
 static void rules_set_port(struct rules_load *L, const config_setting_t *s, void *field);
 static void rules_set_status(struct rules_load *L, const config_setting_t *s, void *field);
 static void rules_set_path(struct rules_load *L, const config_setting_t *s, void *field);
@@ -601,6 +621,7 @@ static const struct rules_key rules_route_keys[] = {
 	{ "host", rules_set_string, offsetof(struct rules_route, host), NULL },
 	{ "path", rules_set_path, 0, NULL },
 	{ "passthrough", rules_set_bool, offsetof(struct rules_route, passthrough), NULL },
+	{ "template", rules_set_nothing, 0, NULL },
 	RULES_ROUTE_ACTION_KEYS,
 };
 static const struct rules_section rules_route_section = {
@@ -672,6 +693,7 @@ static const struct rules_key rules_pool_keys[] = {
 	{ "balance", rules_set_balance, offsetof(struct rules_pool, balance), NULL },
 	{ "cookie", rules_set_cookie, offsetof(struct rules_pool, cookie), NULL },
 	{ "health", rules_set_health, offsetof(struct rules_pool, health), NULL },
+	{ "template", rules_set_nothing, 0, NULL },
 };
 static const struct rules_section rules_pool_section = {
 	"in pool", rules_pool_keys, sizeof(rules_pool_keys) / sizeof(rules_pool_keys[0])
@@ -768,19 +790,111 @@ static const struct rules_section rules_onegate_section = {
 static void rules_set_onegate(struct rules_load *L, const config_setting_t *s, void *field);
 static void rules_set_certificates(struct rules_load *L, const config_setting_t *s, void *field);
 static void rules_set_pools(struct rules_load *L, const config_setting_t *s, void *field);
+static void rules_set_templates(struct rules_load *L, const config_setting_t *s, void *field);
 static void rules_set_services(struct rules_load *L, const config_setting_t *s, void *field);
 
 /* Order matters: routes name pools and services name certificates, so both are read before services. */
 static const struct rules_key rules_top_keys[] = {
 	{ "onegate", rules_set_onegate, 0, NULL },
 	{ "certificates", rules_set_certificates, 0, NULL },
+	{ "templates", rules_set_templates, 0, NULL },
 	{ "pools", rules_set_pools, 0, NULL },
 	{ "services", rules_set_services, 0,
 	  "services = ( { name = \"NAME\"; listen = [ \"0.0.0.0:443\" ]; default = { pool = \"NAME\"; }; } );" },
 };
-static const struct rules_section rules_top_section = { "at top level", rules_top_keys, 4 };
+static const struct rules_section rules_top_section = {
+	"at top level", rules_top_keys, sizeof(rules_top_keys) / sizeof(rules_top_keys[0])
+};
 
 /* ---------------------------------------------------------------- sections' setters */
+
+/* ---------------------------------------------------------------- templates */
+
+/* What a template may hold: what routes and pools inherit, not what names them or picks their servers. */
+static bool rules_template_key_ok(const char *k)
+{
+	static const char *const own[] = { "name", "servers", "sni", "host", "path", "pool", "template" };
+	for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++)
+		if (strcmp(k, own[i]) == 0)
+			return false;
+	return rules_key_find(&rules_route_section, k) || rules_key_find(&rules_pool_section, k);
+}
+
+static const char *rules_template_name(const config_setting_t *t)
+{
+	const config_setting_t *n = config_setting_get_member(t, "name");
+	return n && config_setting_type(n) == CONFIG_TYPE_STRING ? config_setting_get_string(n) : NULL;
+}
+
+/* Values are checked where a route or pool uses the template; names and keys here, once. */
+static void rules_set_templates(struct rules_load *L, const config_setting_t *s, void *field)
+{
+	(void)field;
+	if (!rules_is_group_list(L, s, "templates = ( { name = \"NAME\"; idle_timeout = \"30m\"; } );"))
+		return;
+	L->templates = s;
+	for (int i = 0; i < config_setting_length(s); i++) {
+		const config_setting_t *t = config_setting_get_elem(s, (unsigned)i);
+		if (!rules_is_group(L, t, "templates"))
+			continue;
+		const char *name = rules_template_name(t);
+		if (!name)
+			rules_error(L, t, "a template needs name = \"NAME\";");
+		for (int j = 0; name && j < i; j++) {
+			const char *other = rules_template_name(config_setting_get_elem(s, (unsigned)j));
+			if (other && strcmp(other, name) == 0)
+				rules_error(L, t, "duplicate template name \"%s\"; the first is at %s", name,
+				            rules_where(L, config_setting_get_elem(s, (unsigned)j)));
+		}
+		for (int k = 0; k < config_setting_length(t); k++) {
+			const config_setting_t *e = config_setting_get_elem(t, (unsigned)k);
+			const char *key = config_setting_name(e);
+			if (strcmp(key, "name") == 0 || rules_template_key_ok(key))
+				continue;
+			if (rules_key_find(&rules_route_section, key) || rules_key_find(&rules_pool_section, key)) {
+				rules_error(L, e, "%s belongs to each route or pool, not to a template", key);
+				continue;
+			}
+			struct rules_hint h = { .word = key };
+			for (size_t r = 0; r < rules_route_section.nkeys; r++)
+				if (rules_template_key_ok(rules_route_section.keys[r].name))
+					rules_hint_try(&h, rules_route_section.keys[r].name);
+			for (size_t p = 0; p < rules_pool_section.nkeys; p++)
+				if (rules_template_key_ok(rules_pool_section.keys[p].name))
+					rules_hint_try(&h, rules_pool_section.keys[p].name);
+			rules_error(L, e, "unknown key \"%s\" in template%s", key,
+			            h.n ? rules_hint_done(&h) : "; a template holds route and pool settings");
+		}
+	}
+}
+
+/* The template a route or pool names, or NULL (none, or an unknown name: reported). */
+static const config_setting_t *rules_template_of(struct rules_load *L, const config_setting_t *group)
+{
+	const config_setting_t *t = config_setting_get_member(group, "template");
+	if (!t)
+		return NULL;
+	if (config_setting_type(t) != CONFIG_TYPE_STRING) {
+		rules_error(L, t, "template must be a template name in double quotes");
+		return NULL;
+	}
+	const char *name = config_setting_get_string(t);
+	struct rules_hint h = { .word = name };
+	for (int i = 0; L->templates && i < config_setting_length(L->templates); i++) {
+		const config_setting_t *c = config_setting_get_elem(L->templates, (unsigned)i);
+		const char *n = rules_template_name(c);
+		if (n && strcmp(n, name) == 0)
+			return c;
+		if (n)
+			rules_hint_try(&h, n);
+	}
+	if (h.n)
+		rules_error(L, t, "no template named \"%s\"%s", name, rules_hint_done(&h));
+	else
+		rules_error(L, t, "no template named \"%s\"; define it in templates = ( { name = \"%s\"; ... } );", name,
+		            name);
+	return NULL;
+}
 
 static void rules_set_onegate(struct rules_load *L, const config_setting_t *s, void *field)
 {
@@ -805,14 +919,12 @@ static void rules_pool_finish(struct rules_load *L, const config_setting_t *s, s
 		rules_error(L, config_setting_get_member(s, "cookie"), "cookie applies with balance = \"cookie\"; add it or remove cookie");
 	}
 	const config_setting_t *hs = config_setting_get_member(s, "health");
-	if (h->type == RULES_HEALTH_HTTP && p->tls.on && !(hs && config_setting_get_member(hs, "type")))
-		h->type = RULES_HEALTH_HTTPS;
 	if (h->type == RULES_HEALTH_NONE || !h->line)
 		return;
 	if (!h->port)
 		for (size_t k = 0; k < p->nservers; k++)
 			if (p->servers[k].port == 0) {
-				rules_error(L, config_setting_get_member(s, "health"),
+				rules_error(L, hs ? hs : s,
 				            "server \"%s\" has no port of its own, so health needs one: port = 4443;",
 				            p->servers[k].addr.text);
 				break;
@@ -828,7 +940,7 @@ static void rules_pool_read(struct rules_load *L, const config_setting_t *list, 
 	p->idle_timeout_ms = L->idle_ms;
 	if (!rules_is_group(L, s, "pools"))
 		return;
-	rules_section_apply(L, s, &rules_pool_section, p);
+	rules_section_apply_from(L, s, &rules_pool_section, p, rules_template_of(L, s));
 	rules_pool_finish(L, s, p);
 	for (size_t j = 0; p->name && j < i; j++)
 		if (L->cfg->pools[j].name && strcmp(L->cfg->pools[j].name, p->name) == 0) {
@@ -1022,9 +1134,10 @@ static void rules_set_health(struct rules_load *L, const config_setting_t *s, vo
 	h->status_max = 399;
 	h->type = RULES_HEALTH_TCP;
 	rules_section_apply(L, s, &rules_health_section, h);
-	/* Without a type, a path means an HTTP probe; the pool's tls decides which (rules_pool_read). */
+	/* Without a type, a path means an HTTP probe, over TLS when the pool re-encrypts (its tls is read first). */
+	const struct rules_pool *pool = (const struct rules_pool *)((const char *)field - offsetof(struct rules_pool, health));
 	if (!type && h->path)
-		h->type = RULES_HEALTH_HTTP;
+		h->type = pool->tls.on ? RULES_HEALTH_HTTPS : RULES_HEALTH_HTTP;
 	if (h->path && h->path[0] != '/')
 		rules_error(L, config_setting_get_member(s, "path"), "path must start with \"/\", e.g. path = \"/owa/healthcheck.htm\";");
 	if (h->method && (!*h->method || strpbrk(h->method, " \t\r\n")))
@@ -1499,7 +1612,7 @@ static void rules_set_routes(struct rules_load *L, const config_setting_t *s, vo
 		r->pool = -1;
 		r->forwarded = true;
 		if (rules_is_group(L, e, "routes"))
-			rules_section_apply(L, e, &rules_route_section, r);
+			rules_section_apply_from(L, e, &rules_route_section, r, rules_template_of(L, e));
 	}
 }
 

@@ -220,7 +220,7 @@ onegat = { };
 	                  // A group's own keys are checked before the groups inside it.
 	                  "t.conf:6: unknown key \"onegat\" at top level; did you mean \"onegate\"?",
 	                  "t.conf:2: unknown key \"colour\" in pool; known keys: name, servers, proxy_protocol, "
-	                  "connect_timeout, idle_timeout, tls, source, balance, cookie, health",
+	                  "connect_timeout, idle_timeout, tls, source, balance, cookie, health, template",
 	                  "t.conf:2: unknown key \"conect_timeout\" in pool; did you mean \"connect_timeout\"?",
 	                  "t.conf:4: unknown key \"pol\" in route; did you mean \"pool\" or \"port\"?",
 	                  "t.conf:5: unknown key \"rejct\" in default; did you mean \"reject\"?",
@@ -594,6 +594,58 @@ services = ( { name = "s"; listen = [ "127.0.0.1:8404" ]; routes = ( { host = "a
 	              {
 	                  "t.conf:3: listen address \"127.0.0.1:8404\" is already used at t.conf:1; each address "
 	                  "belongs to one service",
+	              });
+}
+
+} // namespace
+
+namespace {
+
+TEST(LoaderTemplates, RoutesAndPoolsInheritWhatTheyDoNotSet)
+{
+	Loaded l;
+	load_string(R"(templates = (
+  { name = "exchange"; idle_timeout = "20m"; request_timeout = "30m"; balance = "leastconn";
+    health = { path = "/owa/healthcheck.htm"; interval = "10s"; }; forwarded = false; } );
+pools = ( { name = "ex"; template = "exchange"; servers = ( "127.0.0.1:9443" ); },
+          { name = "ex2"; template = "exchange"; balance = "source"; servers = ( "127.0.0.1:9444" );
+            health = { path = "/ews/healthcheck.htm"; }; } );
+services = ( { name = "s"; listen = [ "127.0.0.1:8080" ];
+  routes = ( { host = "mail.test"; path = "/owa"; pool = "ex"; template = "exchange"; },
+             { host = "mail.test"; path = "/ews"; pool = "ex2"; template = "exchange"; request_timeout = 60; } ); } );
+)",
+	            l);
+	ASSERT_NE(l.cfg, nullptr) << l.all();
+	EXPECT_EQ(l.cfg->pools[0].balance, RULES_BALANCE_LEASTCONN);
+	EXPECT_EQ(l.cfg->pools[0].idle_timeout_ms, 1200000u);
+	EXPECT_STREQ(l.cfg->pools[0].health.path, "/owa/healthcheck.htm");
+	EXPECT_EQ(l.cfg->pools[0].health.interval_ms, 10000u);
+	EXPECT_EQ(l.cfg->pools[1].balance, RULES_BALANCE_SOURCE);
+	EXPECT_STREQ(l.cfg->pools[1].health.path, "/ews/healthcheck.htm");
+	EXPECT_EQ(l.cfg->pools[1].health.interval_ms, 5000u);      // a group is replaced whole, not merged
+	const rules_service &s = l.cfg->services[0];
+	EXPECT_EQ(s.routes[0].request_timeout_ms, 1800000u);
+	EXPECT_EQ(s.routes[0].idle_timeout_ms, 1200000u);
+	EXPECT_FALSE(s.routes[0].forwarded);
+	EXPECT_EQ(s.routes[1].request_timeout_ms, 60000u);
+}
+
+TEST(LoaderTemplates, Errors)
+{
+	expect_errors(R"(templates = ( { name = "t"; idle_timout = 5; servers = ( "127.0.0.1:1" ); request_timeout = "x"; },
+                   { name = "t"; } );
+pools = ( { name = "p"; template = "tt"; servers = ( "127.0.0.1:1" ); } );
+services = ( { name = "s"; listen = [ "127.0.0.1:8080" ];
+  routes = ( { host = "a.test"; pool = "p"; template = "t"; }, { host = "b.test"; pool = "p"; template = "zz"; } ); } );
+)",
+	              {
+	                  "t.conf:1: unknown key \"idle_timout\" in template; did you mean \"idle_timeout\"?",
+	                  "t.conf:1: servers belongs to each route or pool, not to a template",
+	                  "t.conf:2: duplicate template name \"t\"; the first is at t.conf:1",
+	                  "t.conf:3: no template named \"tt\"; define it in templates = ( { name = \"tt\"; ... } );",
+	                  "t.conf:1: request_timeout: bad duration \"x\": write a number of seconds or a string like "
+	                  "\"500ms\", \"30s\", \"15m\", \"2h\"",
+	                  "t.conf:5: no template named \"zz\"; define it in templates = ( { name = \"zz\"; ... } );",
 	              });
 }
 
