@@ -1002,16 +1002,27 @@ static void rules_set_source(struct rules_load *L, const config_setting_t *s, vo
 		rules_error(L, s, "out of memory");
 }
 
+/* A setting that is one of a few words: its index in names, or -1 after reporting what it may be. */
+static int rules_word(struct rules_load *L, const config_setting_t *s, const char *const *names, size_t n)
+{
+	const char *v = config_setting_type(s) == CONFIG_TYPE_STRING ? config_setting_get_string(s) : "";
+	char list[256] = "";
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(v, names[i]) == 0)
+			return (int)i;
+		size_t used = strlen(list);
+		snprintf(list + used, sizeof(list) - used, "%s\"%s\"", i == 0 ? "" : i + 1 == n ? " or " : ", ", names[i]);
+	}
+	rules_error(L, s, "%s must be %s", config_setting_name(s), list);
+	return -1;
+}
+
 static void rules_set_balance(struct rules_load *L, const config_setting_t *s, void *field)
 {
 	static const char *const names[] = { "roundrobin", "leastconn", "source", "cookie" };
-	const char *v = config_setting_type(s) == CONFIG_TYPE_STRING ? config_setting_get_string(s) : "";
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (strcmp(v, names[i]) == 0) {
-			*(enum rules_balance *)field = (enum rules_balance)i;
-			return;
-		}
-	rules_error(L, s, "balance must be \"roundrobin\", \"leastconn\", \"source\" or \"cookie\"");
+	int i = rules_word(L, s, names, sizeof(names) / sizeof(names[0]));
+	if (i >= 0)
+		*(enum rules_balance *)field = (enum rules_balance)i;
 }
 
 static const struct rules_key rules_cookie_keys[] = {
@@ -1088,13 +1099,9 @@ static void rules_set_expect(struct rules_load *L, const config_setting_t *s, vo
 static void rules_set_health_type(struct rules_load *L, const config_setting_t *s, void *field)
 {
 	static const char *const names[] = { "none", "tcp", "http", "https" };
-	const char *v = config_setting_type(s) == CONFIG_TYPE_STRING ? config_setting_get_string(s) : "";
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (strcmp(v, names[i]) == 0) {
-			*(enum rules_health_type *)field = (enum rules_health_type)i;
-			return;
-		}
-	rules_error(L, s, "type must be \"tcp\", \"http\", \"https\" or \"none\"");
+	int i = rules_word(L, s, names, sizeof(names) / sizeof(names[0]));
+	if (i >= 0)
+		*(enum rules_health_type *)field = (enum rules_health_type)i;
 }
 
 static const struct rules_key rules_health_keys[] = {
