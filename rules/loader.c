@@ -25,6 +25,7 @@
 #include <libconfig.h>
 
 #include "certs.h"
+#include "rules_builtin.h"
 #include "rules_int.h"
 
 #define RULES_WORKERS_MAX 1024
@@ -46,6 +47,7 @@ struct rules_load {
 	unsigned drain_ms, connect_ms, idle_ms;     /* connect/idle: defaults for every pool */
 	const config_setting_t *pools_set;
 	const config_setting_t *templates;     /* the file's templates list, or NULL */
+	config_t *builtin;              /* the shipped templates, parsed: rules_nbuiltins of them */
 	bool *pool_used;
 	struct rules_seen_addr *seen;   /* every listen address so far, to refuse a second use */
 	size_t nseen, capseen;
@@ -87,10 +89,18 @@ static const char *rules_file_of(struct rules_load *L, const char *src)
 	return L->file;
 }
 
+/* The file a setting was read from: the rule file, an @include, or a built-in template. */
+static const char *rules_setting_file(struct rules_load *L, const config_setting_t *s)
+{
+	for (size_t i = 0; s && L->builtin && i < rules_nbuiltins; i++)
+		if (s->config == &L->builtin[i])
+			return rules_builtins[i].file;
+	return rules_file_of(L, s ? config_setting_source_file(s) : NULL);
+}
+
 static const char *rules_where(struct rules_load *L, const config_setting_t *s)
 {
-	snprintf(L->where, sizeof(L->where), "%s:%d", rules_file_of(L, config_setting_source_file(s)),
-	         config_setting_source_line(s));
+	snprintf(L->where, sizeof(L->where), "%s:%d", rules_setting_file(L, s), config_setting_source_line(s));
 	return L->where;
 }
 
@@ -100,7 +110,7 @@ static void rules_vreport(struct rules_load *L, enum rules_severity sev, const c
 {
 	char msg[1024];
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	const char *file = rules_file_of(L, s ? config_setting_source_file(s) : NULL);
+	const char *file = rules_setting_file(L, s);
 	rules_diag_add(L->diag, sev, file, s ? config_setting_source_line(s) : 0, "%s", msg);
 }
 
@@ -827,12 +837,8 @@ static const char *rules_template_name(const config_setting_t *t)
 }
 
 /* Values are checked where a route or pool uses the template; names and keys here, once. */
-static void rules_set_templates(struct rules_load *L, const config_setting_t *s, void *field)
+static void rules_templates_check(struct rules_load *L, const config_setting_t *s)
 {
-	(void)field;
-	if (!rules_is_group_list(L, s, "templates = ( { name = \"NAME\"; idle_timeout = \"30m\"; } );"))
-		return;
-	L->templates = s;
 	for (int i = 0; i < config_setting_length(s); i++) {
 		const config_setting_t *t = config_setting_get_elem(s, (unsigned)i);
 		if (!rules_is_group(L, t, "templates"))
@@ -868,6 +874,15 @@ static void rules_set_templates(struct rules_load *L, const config_setting_t *s,
 	}
 }
 
+static void rules_set_templates(struct rules_load *L, const config_setting_t *s, void *field)
+{
+	(void)field;
+	if (!rules_is_group_list(L, s, "templates = ( { name = \"NAME\"; idle_timeout = \"30m\"; } );"))
+		return;
+	L->templates = s;
+	rules_templates_check(L, s);
+}
+
 /* The template a route or pool names, or NULL (none, or an unknown name: reported). */
 static const config_setting_t *rules_template_of(struct rules_load *L, const config_setting_t *group)
 {
@@ -880,13 +895,18 @@ static const config_setting_t *rules_template_of(struct rules_load *L, const con
 	}
 	const char *name = config_setting_get_string(t);
 	struct rules_hint h = { .word = name };
-	for (int i = 0; L->templates && i < config_setting_length(L->templates); i++) {
-		const config_setting_t *c = config_setting_get_elem(L->templates, (unsigned)i);
-		const char *n = rules_template_name(c);
-		if (n && strcmp(n, name) == 0)
-			return c;
-		if (n)
-			rules_hint_try(&h, n);
+	/* The file's own templates first: a template of the same name replaces the built-in one. */
+	for (size_t b = 0; b <= rules_nbuiltins; b++) {
+		const config_setting_t *list = b == 0 ? L->templates
+		                               : L->builtin ? config_lookup(&L->builtin[b - 1], "templates") : NULL;
+		for (int i = 0; list && i < config_setting_length(list); i++) {
+			const config_setting_t *c = config_setting_get_elem(list, (unsigned)i);
+			const char *n = rules_template_name(c);
+			if (n && strcmp(n, name) == 0)
+				return c;
+			if (n)
+				rules_hint_try(&h, n);
+		}
 	}
 	if (h.n)
 		rules_error(L, t, "no template named \"%s\"%s", name, rules_hint_done(&h));
@@ -1895,6 +1915,12 @@ static void rules_warn_unused_pools(struct rules_load *L)
 
 static void rules_read_root(struct rules_load *L, const config_t *lc)
 {
+	/* A shipped template with a wrong key would be ignored silently where it is used. */
+	for (size_t i = 0; L->builtin && i < rules_nbuiltins; i++) {
+		const config_setting_t *list = config_lookup(&L->builtin[i], "templates");
+		if (list)
+			rules_templates_check(L, list);
+	}
 	const config_setting_t *root = config_root_setting(lc);
 	L->connect_ms = 5000;
 	L->idle_ms = 1800 * 1000;       /* Skype for Business/Lync keeps idle media and signalling up for 30 min */
@@ -1915,6 +1941,29 @@ static void rules_syntax_error(struct rules_load *L, const config_t *lc)
 		               "%s", config_error_text(lc) ? config_error_text(lc) : "no rule text");
 }
 
+/* The shipped templates are parsed for each load: they are small, and a load owns everything it reads. */
+static void rules_builtins_read(struct rules_load *L)
+{
+	if (!(L->builtin = calloc(rules_nbuiltins ? rules_nbuiltins : 1, sizeof(*L->builtin)))) {
+		rules_diag_add(L->diag, RULES_ERROR, L->name, 0, "out of memory");
+		return;
+	}
+	for (size_t i = 0; i < rules_nbuiltins; i++) {
+		config_init(&L->builtin[i]);
+		if (!config_read_string(&L->builtin[i], rules_builtins[i].text))
+			rules_diag_add(L->diag, RULES_ERROR, rules_builtins[i].file, config_error_line(&L->builtin[i]),
+			               "built-in template: %s", config_error_text(&L->builtin[i]));
+	}
+}
+
+static void rules_builtins_free(struct rules_load *L)
+{
+	for (size_t i = 0; L->builtin && i < rules_nbuiltins; i++)
+		config_destroy(&L->builtin[i]);
+	free(L->builtin);
+	L->builtin = NULL;
+}
+
 static struct rules_config *rules_load(config_t *lc, int parsed, struct rules_load *L)
 {
 	struct rules_config *c = NULL;
@@ -1931,7 +1980,9 @@ static struct rules_config *rules_load(config_t *lc, int parsed, struct rules_lo
 	}
 	c->refs = 1;
 	L->cfg = c;
+	rules_builtins_read(L);
 	rules_read_root(L, lc);
+	rules_builtins_free(L);
 	free(L->pool_used);
 	free(L->seen);
 	if (rules_diag_errors(L->diag) == before)

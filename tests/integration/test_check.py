@@ -131,9 +131,12 @@ class Check(unittest.TestCase):
             self.skipTest("no rules/examples/*.conf yet")
         # Examples name their certificates beside themselves, as `onegate demo` lays them out.
         pki_dir = os.path.join(self.tmp.name, "examples")
-        h.make_pki(pki_dir, {"gateway": ["mail.contoso.test", "lyncdiscover.contoso.test"]})
+        h.make_pki(pki_dir, {"gateway": ["mail.contoso.test", "lyncdiscover.contoso.test"],
+                             "public": ["*.contoso.com", "contoso.com"],
+                             "home": ["*.home.example"]})
         shutil.copy(os.path.join(pki_dir, "root.pem"), os.path.join(pki_dir, "ca.pem"))
-        shutil.copy(os.path.join(pki_dir, "gateway.chain.pem"), os.path.join(pki_dir, "gateway.pem"))
+        for name in ("gateway", "public", "home"):
+            shutil.copy(os.path.join(pki_dir, name + ".chain.pem"), os.path.join(pki_dir, name + ".pem"))
         for p in examples:
             with self.subTest(example=os.path.basename(p)):
                 copy = os.path.join(pki_dir, os.path.basename(p))

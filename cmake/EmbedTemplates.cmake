@@ -1,0 +1,18 @@
+# Writes OUT, a C file holding every rules/templates/*.conf as a string, so the
+# shipped templates are built into onegate (run at build time by rules/).
+file(GLOB _files "${SRC}/*.conf")
+list(SORT _files)
+set(_body "/* Generated from the .conf files of rules/templates by cmake/EmbedTemplates.cmake. */\n#include \"rules_builtin.h\"\n\n")
+set(_table "const struct rules_builtin rules_builtins[] = {\n")
+set(_i 0)
+foreach(f ${_files})
+  get_filename_component(_name ${f} NAME)
+  file(READ ${f} _hex HEX)
+  string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," _bytes "${_hex}")
+  string(APPEND _body "static const char rules_builtin_${_i}[] = { ${_bytes} 0x00 };\n")
+  string(APPEND _table "\t{ \"rules/templates/${_name}\", rules_builtin_${_i} },\n")
+  math(EXPR _i "${_i} + 1")
+endforeach()
+string(APPEND _table "};\nconst size_t rules_nbuiltins = ${_i};\n")
+file(WRITE ${OUT}.tmp "${_body}\n${_table}")
+configure_file(${OUT}.tmp ${OUT} COPYONLY)
