@@ -650,3 +650,46 @@ services = ( { name = "s"; listen = [ "127.0.0.1:8080" ];
 }
 
 } // namespace
+
+namespace {
+
+TEST(LoaderTemplates, BuiltInWorkloadTemplates)
+{
+	Loaded l;
+	load_string(R"(pools = (
+  { name = "skype"; template = "skype-web"; servers = ( "10.0.3.11" ); tls = { sni = "webext.contoso.test"; }; },
+  { name = "skype-http"; template = "skype-web-http"; servers = ( "10.0.3.11" ); },
+  { name = "adfs"; template = "adfs"; servers = ( "10.0.2.21:443" ); },
+  { name = "owa"; template = "exchange-owa"; servers = ( "10.0.1.21:443" ); } );
+services = ( { name = "pt"; listen = [ "127.0.0.1:9443" ]; routes = ( { sni = "sts.contoso.test"; pool = "adfs"; template = "adfs"; } ); },
+  { name = "http"; listen = [ "127.0.0.1:9080" ];
+    routes = ( { host = "webext.contoso.test"; pool = "skype"; template = "skype-web"; },
+               { host = "lyncdiscover.contoso.test"; pool = "skype-http"; template = "skype-lyncdiscover-http"; },
+               { host = "mail.contoso.test"; pool = "owa"; template = "exchange"; },
+               { host = "*"; template = "redirect-https"; } ); } );
+)",
+	            l);
+	ASSERT_NE(l.cfg, nullptr) << l.all();
+	const rules_pool &skype = l.cfg->pools[0];
+	EXPECT_TRUE(skype.tls.on);
+	EXPECT_EQ(skype.health.type, RULES_HEALTH_HTTPS);
+	EXPECT_EQ(skype.health.port, 4443u);
+	EXPECT_EQ(skype.idle_timeout_ms, 1800000u);
+	EXPECT_FALSE(l.cfg->pools[1].tls.on);
+	EXPECT_EQ(l.cfg->pools[2].health.type, RULES_HEALTH_HTTP);
+	EXPECT_EQ(l.cfg->pools[2].health.port, 80u);
+	EXPECT_STREQ(l.cfg->pools[2].health.path, "/adfs/probe");
+	EXPECT_STREQ(l.cfg->pools[3].health.path, "/owa/healthcheck.htm");
+	EXPECT_EQ(l.cfg->pools[3].balance, RULES_BALANCE_LEASTCONN);
+	EXPECT_TRUE(l.cfg->services[0].routes[0].passthrough);
+	const rules_service &h = l.cfg->services[1];
+	EXPECT_EQ(h.routes[0].port, 4443u);
+	EXPECT_GE(h.routes[0].request_timeout_ms, 960000u);
+	EXPECT_EQ(h.routes[0].idle_timeout_ms, 1800000u);
+	EXPECT_EQ(h.routes[1].port, 8080u);
+	EXPECT_EQ(h.routes[2].request_timeout_ms, 1800000u);
+	EXPECT_STREQ(h.routes[3].redirect, "https");
+	EXPECT_EQ(h.routes[3].status, 301);
+}
+
+} // namespace
