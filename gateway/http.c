@@ -26,7 +26,6 @@
 /* How long a closing client gets to read our last bytes. */
 #define HTTP_LINGER_MS 2000
 /* Without a route or template saying otherwise. */
-#define HTTP_REQUEST_TIMEOUT_MS (120 * 1000)
 
 enum http_phase {
 	HP_HEAD,        /* waiting for (the rest of) a request head */
@@ -359,7 +358,7 @@ static unsigned http_timeout(const struct http_session *s, bool first_byte)
 {
 	const struct rules_route *r = &s->svc->routes[s->route];
 	if (first_byte)
-		return r->request_timeout_ms ? r->request_timeout_ms : HTTP_REQUEST_TIMEOUT_MS;
+		return r->request_timeout_ms ? r->request_timeout_ms : RULES_REQUEST_TIMEOUT_MS;
 	return r->idle_timeout_ms ? r->idle_timeout_ms : http_pool(s)->idle_timeout_ms;
 }
 

@@ -28,7 +28,9 @@ static void usage(FILE *out)
 	        "usage: onegate <command> [options]\n"
 	        "\n"
 	        "  run   -c FILE     serve the rule file until SIGTERM/SIGINT\n"
-	        "  check -c FILE     validate the rule file; print every problem as FILE:LINE: message\n"
+	        "  check -c FILE [--print]\n"
+	        "                    validate the rule file; print every problem as FILE:LINE: message;\n"
+	        "                    --print shows the configuration after templates and defaults\n"
 	        "  demo [--state DIR]  loopback demo with generated certificates and demo back ends\n"
 	        "  certs inspect FILE [--password-file F] [--ca-file F]\n"
 	        "                    what a PEM/DER/PFX file holds and whether its chain is complete\n"
@@ -39,6 +41,9 @@ static void usage(FILE *out)
 	        "  reload -c FILE    check the rule file, then have the running onegate load it\n"
 	        "  version           print versions of onegate and its libraries\n");
 }
+
+/* check --print: show the configuration after templates and defaults. */
+static bool print_effective;
 
 static void print_diag(const struct rules_diag *d)
 {
@@ -51,13 +56,16 @@ static struct rules_config *load_from_args(const char *cmd, int argc, char **arg
 {
 	static const struct option opts[] = { { "config", required_argument, NULL, 'c' },
 		                               { "debug", no_argument, NULL, 'd' },
+		                               { "print", no_argument, NULL, 'p' },
 		                               { NULL, 0, NULL, 0 } };
 	const char *path = NULL;
 	int o;
 	optind = 1;
-	while ((o = getopt_long(argc, argv, "c:d", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "c:dp", opts, NULL)) != -1) {
 		if (o == 'c')
 			path = optarg;
+		else if (o == 'p' && !strcmp(cmd, "check"))
+			print_effective = true;
 		else if (o == 'd')
 			log_set_level(LOG_DEBUG);
 		else
@@ -255,6 +263,8 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		tlsconf_unref(tls);
+		if (print_effective)
+			rules_print(stdout, cfg);
 		printf("%s: OK (%zu pools, %zu services)\n", cfg->path, cfg->npools, cfg->nservices);
 		rules_config_unref(cfg);
 		return 0;

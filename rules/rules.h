@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/socket.h>
 
 #ifdef __cplusplus
@@ -147,6 +148,9 @@ struct rules_pool {
 	struct rules_health health;
 };
 
+/* A route's wait for the back end's first byte when it names no request_timeout. */
+#define RULES_REQUEST_TIMEOUT_MS (120 * 1000)
+
 /* A route matches a connection by SNI (passthrough), or a request by host,
  * path prefix and optionally SNI; what it does is forward to a pool, redirect,
  * or answer a fixed status. */
@@ -237,6 +241,9 @@ struct rules_config *rules_load_string(const char *text, const char *name, struc
 
 struct rules_config *rules_config_ref(struct rules_config *c);
 void rules_config_unref(struct rules_config *c);
+
+/* `onegate check --print`: the effective configuration in rule-file syntax. */
+void rules_print(FILE *out, const struct rules_config *c);
 
 /* Looks a pool up by name; -1 when absent. */
 long rules_pool_find(const struct rules_config *c, const char *name);

@@ -143,6 +143,16 @@ class Check(unittest.TestCase):
                 shutil.copy(p, copy)
                 rc, out, err = run("check", "-c", copy)
                 self.assertEqual(rc, 0, "%s:\n%s" % (p, err))
+        # --print shows what the templates set
+        rc, out, err = run("check", "--print", "-c", os.path.join(pki_dir, "one-ip-microsoft.conf"))
+        self.assertEqual(rc, 0, err)
+        self.assertRegex(out, r'name = "skype-ee1"; balance = "roundrobin"; connect_timeout = "5s"; '
+                              r'idle_timeout = "1800s";')
+        self.assertIn('health = { type = "https"; port = 4443; method = "GET"; path = "/meet/"', out)
+        self.assertIn('{ host = "webext-ee1.contoso.com"; pool = "skype-ee1"; port = 4443; '
+                      'request_timeout = "960s"; idle_timeout = "1800s"; }', out)
+        self.assertIn('path = "/adfs/probe"', out)
+        self.assertIn('{ host = "*"; redirect = "https"; status = 301; }', out)
 
     def test_version(self):
         rc, out, err = run("version")

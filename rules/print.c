@@ -1,0 +1,169 @@
+/*
+ * print.c - the effective configuration, after templates and defaults, in the
+ * rule file's own syntax: what `onegate check --print` shows an admin so that
+ * what a template set is never a guess.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "certs.h"
+#include "rules.h"
+
+/* "1800s", "250ms": the shortest exact form. */
+static void rules_print_ms(FILE *out, const char *key, unsigned ms)
+{
+	if (ms % 1000)
+		fprintf(out, " %s = \"%ums\";", key, ms);
+	else
+		fprintf(out, " %s = \"%us\";", key, ms / 1000);
+}
+
+static void rules_print_str(FILE *out, const char *key, const char *v)
+{
+	if (v)
+		fprintf(out, " %s = \"%s\";", key, v);
+}
+
+static void rules_print_pool(FILE *out, const struct rules_pool *p)
+{
+	static const char *const balance[] = { "roundrobin", "leastconn", "source", "cookie" };
+	static const char *const check[] = { "none", "tcp", "http", "https" };
+	fprintf(out, "  { name = \"%s\"; balance = \"%s\";", p->name, balance[p->balance]);
+	rules_print_ms(out, "connect_timeout", p->connect_timeout_ms);
+	rules_print_ms(out, "idle_timeout", p->idle_timeout_ms);
+	if (p->proxy_protocol)
+		fprintf(out, " proxy_protocol = %d;", p->proxy_protocol);
+	if (p->source.len)
+		fprintf(out, " source = \"%s\";", p->source.text);
+	fprintf(out, "  # line %d\n    servers = (", p->line);
+	for (size_t i = 0; i < p->nservers; i++) {
+		const struct rules_server *s = &p->servers[i];
+		fprintf(out, "%s { address = \"%s\";", i ? "," : "", s->addr.text);
+		if (strcmp(s->name, s->addr.text) != 0)
+			fprintf(out, " name = \"%s\";", s->name);
+		fprintf(out, " weight = %u;", s->weight);
+		if (s->max_conns)
+			fprintf(out, " max_conns = %u;", s->max_conns);
+		if (s->backup)
+			fprintf(out, " backup = true;");
+		fprintf(out, " }");
+	}
+	fprintf(out, " );\n");
+	if (p->tls.on) {
+		fprintf(out, "    tls = {");
+		rules_print_str(out, "sni", p->tls.sni);
+		fprintf(out, " verify = %s;", p->tls.verify ? "true" : "false");
+		rules_print_str(out, "ca_file", p->tls.ca_file);
+		rules_print_str(out, "cert", p->tls.cert);
+		rules_print_str(out, "key", p->tls.key);
+		fprintf(out, " };\n");
+	}
+	if (p->balance == RULES_BALANCE_COOKIE) {
+		fprintf(out, "    cookie = {");
+		rules_print_str(out, "name", p->cookie.name);
+		rules_print_str(out, "path", p->cookie.path);
+		rules_print_str(out, "domain", p->cookie.domain);
+		fprintf(out, " secure = %s; httponly = %s; max_age = %u; };\n", p->cookie.secure ? "true" : "false",
+		        p->cookie.httponly ? "true" : "false", p->cookie.max_age);
+	}
+	const struct rules_health *h = &p->health;
+	if (h->type != RULES_HEALTH_NONE) {
+		fprintf(out, "    health = { type = \"%s\";", check[h->type]);
+		if (h->port)
+			fprintf(out, " port = %u;", h->port);
+		if (h->type != RULES_HEALTH_TCP) {
+			fprintf(out, " method = \"%s\"; path = \"%s\";", h->method ? h->method : "GET", h->path ? h->path : "/");
+			rules_print_str(out, "host", h->host);
+			rules_print_str(out, "sni", h->sni);
+			fprintf(out, " expect = \"%d-%d\";", h->status_min, h->status_max);
+			rules_print_str(out, "body", h->body);
+		}
+		rules_print_ms(out, "interval", h->interval_ms);
+		rules_print_ms(out, "timeout", h->timeout_ms);
+		fprintf(out, " rise = %u; fall = %u; passive_fall = %u; };\n", h->rise, h->fall, h->passive_fall);
+	}
+	fprintf(out, "  }");
+}
+
+static void rules_print_route(FILE *out, const struct rules_config *c, const struct rules_service *svc, size_t i)
+{
+	const struct rules_route *r = &svc->routes[i];
+	bool dflt = (long)i == svc->default_route;
+	fprintf(out, "      %s{", dflt ? "# default\n      " : "");
+	rules_print_str(out, "sni", r->sni);
+	rules_print_str(out, "host", r->host);
+	rules_print_str(out, "path", r->path);
+	if (r->passthrough)
+		fprintf(out, " passthrough = true;");
+	if (r->pool >= 0)
+		fprintf(out, " pool = \"%s\";", c->pools[r->pool].name);
+	if (r->port)
+		fprintf(out, " port = %u;", r->port);
+	rules_print_str(out, "redirect", r->redirect);
+	if (r->status)
+		fprintf(out, " status = %d;", r->status);
+	rules_print_str(out, "host_rewrite", r->host_rewrite);
+	if (r->pool >= 0 && !r->passthrough) {
+		rules_print_ms(out, "request_timeout", r->request_timeout_ms ? r->request_timeout_ms : RULES_REQUEST_TIMEOUT_MS);
+		rules_print_ms(out, "idle_timeout", r->idle_timeout_ms ? r->idle_timeout_ms : c->pools[r->pool].idle_timeout_ms);
+		if (!r->forwarded)
+			fprintf(out, " forwarded = false;");
+	}
+	fprintf(out, " }  # line %d\n", r->line);
+}
+
+void rules_print(FILE *out, const struct rules_config *c)
+{
+	fprintf(out, "# %s, effective: templates and defaults applied\n", c->path);
+	fprintf(out, "onegate = { workers = %u;", c->workers);
+	rules_print_ms(out, "drain_timeout", c->drain_timeout_ms);
+	if (c->admin.on) {
+		fprintf(out, " admin = { listen = \"%s\";", c->admin.listen.text);
+		rules_print_str(out, "token_file", c->admin.token_file);
+		fprintf(out, " };");
+	}
+	fprintf(out, " };\n\ncertificates = (\n");
+	for (size_t i = 0; i < c->ncerts; i++) {
+		const struct rules_cert *ct = &c->certs[i];
+		fprintf(out, "  { name = \"%s\"; }  # line %d:", ct->name, ct->line);
+		for (size_t n = 0; n < certs_item_nnames(ct->item); n++)
+			fprintf(out, " %s", certs_item_name_at(ct->item, n));
+		fprintf(out, "\n");
+	}
+	fprintf(out, ");\n\npools = (\n");
+	for (size_t i = 0; i < c->npools; i++) {
+		rules_print_pool(out, &c->pools[i]);
+		fprintf(out, "%s\n", i + 1 < c->npools ? "," : "");
+	}
+	fprintf(out, ");\n\nservices = (\n");
+	for (size_t s = 0; s < c->nservices; s++) {
+		const struct rules_service *svc = &c->services[s];
+		fprintf(out, "  { name = \"%s\"; listen = [", svc->name);
+		for (size_t a = 0; a < svc->nlisten; a++)
+			fprintf(out, "%s \"%s\"", a ? "," : "", svc->listen[a].text);
+		fprintf(out, " ];  # line %d, %s\n   ", svc->line,
+		        svc->mode == RULES_MODE_TLS ? "TLS terminated here" : svc->mode == RULES_MODE_HTTP ? "plain HTTP"
+		                                                                                      : "TLS passthrough");
+		if (svc->mode == RULES_MODE_TLS) {
+			fprintf(out, " tls = { certificates = [");
+			for (size_t k = 0; k < svc->ncerts; k++)
+				fprintf(out, "%s \"%s\"", k ? "," : "", c->certs[svc->certs[k]].name);
+			fprintf(out, " ]; default = \"%s\"; };", svc->default_cert >= 0 ? c->certs[svc->default_cert].name : "");
+			if (svc->plain_http)
+				fprintf(out, " plain_http = true;");
+		}
+		if (svc->accept_proxy)
+			fprintf(out, " accept_proxy = true;");
+		rules_print_ms(out, "hello_timeout", svc->hello_timeout_ms);
+		rules_print_ms(out, "header_timeout", svc->header_timeout_ms);
+		rules_print_ms(out, "keepalive_timeout", svc->keepalive_timeout_ms);
+		fprintf(out, "\n    routes = (\n");
+		for (size_t r = 0; r < svc->nroutes; r++)
+			rules_print_route(out, c, svc, r);
+		if (svc->default_route < 0)
+			fprintf(out, "      # no default: %s\n", svc->mode == RULES_MODE_HTTP ? "404" : svc->mode == RULES_MODE_TLS
+			                                                 ? "421 (passthrough: unrecognized_name)" : "unrecognized_name");
+		fprintf(out, "    ); }%s\n", s + 1 < c->nservices ? "," : "");
+	}
+	fprintf(out, ");\n");
+}
