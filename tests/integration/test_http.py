@@ -307,5 +307,77 @@ services = ( { name = "http"; listen = [ "127.0.0.1:%d" ]; header_timeout = "1s"
         self.assertEqual(r.stdout, "504", r.stderr)
 
 
+class ReloadUnderLoad(OnegateTestCase):
+    """Keep-alive clients and new connections across ten reloads, good and bad files alternating:
+    no failed request, no reset connection."""
+
+    def test_ten_reloads_under_keepalive_and_new_connections(self):
+        import http.client
+        import signal
+        import threading
+        import time
+        a, b = HTTPBackend("a"), HTTPBackend("b")
+        self.addCleanup(a.stop)
+        self.addCleanup(b.stop)
+        port = free_port()
+        good = """
+onegate = { workers = 2; };
+pools = ( { name = "p"; servers = ( "127.0.0.1:%d", "127.0.0.1:%d" ); } );
+services = ( { name = "http"; listen = [ "127.0.0.1:%d" ]; routes = ( { host = "app.test"; pool = "p"; } ); } );
+""" % (a.port, b.port, port)
+        bad = good.replace('pool = "p"; }', 'pool = "nope"; }')
+        og = self.start_onegate(good, port)
+        stop = threading.Event()
+        results, lock = [], threading.Lock()
+
+        def keepalive():
+            c = http.client.HTTPConnection(LOOP4, port, timeout=10)
+            while not stop.is_set():
+                try:
+                    c.request("GET", "/k", headers={"Host": "app.test"})
+                    r = c.getresponse()
+                    ok, detail = r.status == 200 and b'"backend"' in r.read(), "keep-alive %d" % r.status
+                except Exception as e:
+                    ok, detail = False, "keep-alive: %s: %s" % (type(e).__name__, e)
+                with lock:
+                    results.append((ok, detail))
+            c.close()
+
+        def fresh():
+            while not stop.is_set():
+                try:
+                    c = http.client.HTTPConnection(LOOP4, port, timeout=10)
+                    c.request("GET", "/n", headers={"Host": "app.test", "Connection": "close"})
+                    r = c.getresponse()
+                    ok, detail = r.status == 200 and b'"backend"' in r.read(), "new %d" % r.status
+                    c.close()
+                except Exception as e:
+                    ok, detail = False, "new: %s: %s" % (type(e).__name__, e)
+                with lock:
+                    results.append((ok, detail))
+
+        threads = [threading.Thread(target=f, daemon=True) for f in (keepalive, keepalive, fresh, fresh)]
+        for t in threads:
+            t.start()
+        try:
+            for k in range(10):
+                time.sleep(0.2)
+                with open(og.conf, "w") as f:
+                    f.write(good if k % 2 == 0 else bad)
+                og.signal(signal.SIGHUP)
+            time.sleep(0.3)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(15)
+        log = og.stderr()
+        self.assertEqual(log.count("reloaded "), 5, log[-3000:])
+        self.assertEqual(log.count("reload of"), 5, log[-3000:])
+        failures = [d for ok, d in results if not ok]
+        self.assertGreater(len(results), 100)
+        self.assertEqual(failures, [], "%d of %d failed" % (len(failures), len(results)))
+        self.assertNotIn("reset", " ".join(l for l in og.log_lines() if " http client=" in l or "conn client=" in l))
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -370,7 +370,7 @@ class Reload(h.OnegateTestCase):
             t.start()
         try:
             time.sleep(0.3)
-            for k in range(6):
+            for k in range(10):
                 if k % 2 == 0:
                     self.reload(og, self.conf("b" if k % 4 == 0 else "a", workers=2))
                 else:
