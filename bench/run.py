@@ -171,9 +171,16 @@ stream {{
 """
 
 
-def onegate_http_conf(d, port, backend, tls):
+# Scenario 6: host routes that never match, listed before the three that do (the worst place
+# for a gateway that tries routes in order), so that only the number of routes changes.
+def fillers(nroutes):
+    return [f"r{i}.filler.test" for i in range(max(0, nroutes - len(NAMES)))]
+
+
+def onegate_http_conf(d, port, backend, tls, nroutes=0):
     pools = ", ".join(f'{{ name = "{n[0]}"; servers = ( "127.0.0.1:{backend}" ); }}' for n in NAMES)
-    routes = ", ".join(f'{{ host = "{n}"; pool = "{n[0]}"; }}' for n in NAMES)
+    routes = ", ".join([f'{{ host = "{f}"; pool = "a"; }}' for f in fillers(nroutes)]
+                       + [f'{{ host = "{n}"; pool = "{n[0]}"; }}' for n in NAMES])
     certs = ""
     tls_group = ""
     if tls:
@@ -188,9 +195,10 @@ services = ( {{ name = "gw"; listen = [ "127.0.0.1:{port}" ]; {tls_group}
 """
 
 
-def haproxy_http_conf(d, port, backend, tls):
+def haproxy_http_conf(d, port, backend, tls, nroutes=0):
     bind = f"bind 127.0.0.1:{port}" + (f" ssl crt {d}/srv.full.pem crt {d}/rsa.full.pem alpn http/1.1" if tls else "")
-    uses = "\n".join(f"  use_backend {n[0]} if {{ hdr(host),field(1,:) -i {n} }}" for n in NAMES)
+    uses = "\n".join([f"  use_backend a if {{ hdr(host),field(1,:) -i {f} }}" for f in fillers(nroutes)]
+                     + [f"  use_backend {n[0]} if {{ hdr(host),field(1,:) -i {n} }}" for n in NAMES])
     backends = "\n".join(f"backend {n[0]}\n  server s1 127.0.0.1:{backend}" for n in NAMES)
     return f"""global
   nbthread 1
@@ -210,9 +218,9 @@ frontend gw
 """
 
 
-def nginx_http_conf(d, port, backend, tls):
+def nginx_http_conf(d, port, backend, tls, nroutes=0):
     ups = "\n".join(f"  upstream {n[0]} {{ server 127.0.0.1:{backend}; keepalive 64; }}" for n in NAMES)
-    maps = "\n".join(f"    {n} {n[0]};" for n in NAMES)
+    maps = "\n".join([f"    {f} a;" for f in fillers(nroutes)] + [f"    {n} {n[0]};" for n in NAMES])
     loc = ("location / { proxy_pass http://$pool; proxy_http_version 1.1; proxy_set_header Connection \"\"; "
            "proxy_set_header Host $host; proxy_set_header X-Forwarded-For $remote_addr; }")
     if tls:
@@ -226,6 +234,7 @@ def nginx_http_conf(d, port, backend, tls):
 http {{
   access_log off; keepalive_requests 1000000;
 {ups}
+  map_hash_max_size 65536; map_hash_bucket_size 128;
   map $host $pool {{
 {maps}
     default a;
@@ -274,22 +283,23 @@ class Bench:
         """Returns (proc, port) of a gateway of this kind doing mode ("passthrough", "https" or
         "http"), or (None, a back-end port) for direct."""
         if kind == "direct":
-            return None, self.backend_http_port if mode == "http" else self.backend_port
+            return None, self.backend_http_port if mode.startswith("http") else self.backend_port
         port = free_port()
         tls = mode == "https"
+        nroutes = int(mode.split(":")[1]) if mode.startswith("http:") else 0
         if kind == "onegate":
             text = (onegate_conf(port, self.backend_port) if mode == "passthrough"
-                    else onegate_http_conf(self.d, port, self.backend_http_port, tls))
+                    else onegate_http_conf(self.d, port, self.backend_http_port, tls, nroutes))
             conf = self.write("onegate.conf", text)
             cmd = [self.bin, "run", "-c", conf]
         elif kind == "haproxy":
             text = (haproxy_conf(port, self.backend_port) if mode == "passthrough"
-                    else haproxy_http_conf(self.d, port, self.backend_http_port, tls))
+                    else haproxy_http_conf(self.d, port, self.backend_http_port, tls, nroutes))
             conf = self.write("haproxy.cfg", text)
             cmd = ["haproxy", "-db", "-f", conf]
         else:
             text = (nginx_gateway_conf(self.d, port, self.backend_port) if mode == "passthrough"
-                    else nginx_http_conf(self.d, port, self.backend_http_port, tls))
+                    else nginx_http_conf(self.d, port, self.backend_http_port, tls, nroutes))
             conf = self.write("nginxgw.conf", text)
             cmd = ["nginx", "-c", conf, "-p", self.d]
         p = Proc(cmd, GATEWAY_CPU, port, os.path.join(self.d, kind + ".log"))
@@ -429,7 +439,8 @@ SCENARIOS = [
     ("3b", "SNI passthrough, 1 KiB exchange per new connection", "passthrough_connections", "passthrough", None),
     ("4", "plain HTTP keep-alive, Host routing over 3 pools, 1 KiB", "http_keepalive", "http", None),
     ("5", f"RSS per idle terminated TLS connection ({IDLE_CONNS:,} held)", "idle_tls_rss", "https", None),
-    ("6", "10 vs 10,000 routes", None, None, "pending: bench/routes.py to come (issue 3)"),
+    ("6a", "plain HTTP keep-alive with 10 host routes", "http_keepalive", "http:10", None),
+    ("6b", "plain HTTP keep-alive with 10,000 host routes", "http_keepalive", "http:10000", None),
 ]
 GATEWAYS = ["direct", "onegate", "haproxy", "nginx"]
 
