@@ -59,7 +59,11 @@ bool certs_name_matches(const char *pattern, const char *host, size_t len);
  * ca_file (NULL: the system's roots). Returns 0 when complete. */
 int certs_inspect(FILE *out, const char *path, const char *password, const char *ca_file);
 
-enum certs_key_type { CERTS_KEY_ECDSA_P256, CERTS_KEY_ECDSA_P384, CERTS_KEY_RSA2048, CERTS_KEY_RSA4096 };
+/* RSA 1024 and P-521 are keys the store refuses: tests make them to see it do so. */
+enum certs_key_type {
+	CERTS_KEY_ECDSA_P256, CERTS_KEY_ECDSA_P384, CERTS_KEY_RSA2048, CERTS_KEY_RSA4096,
+	CERTS_KEY_RSA1024, CERTS_KEY_ECDSA_P521,
+};
 
 struct certs_leaf_spec {
 	const char *file;               /* base name: writes FILE.pem (leaf then intermediate) and FILE.key */
@@ -74,6 +78,11 @@ struct certs_leaf_spec {
  * intermediate. Keys are written with mode 0600. Returns 0, or -1 with a reason. */
 int certs_testpki_generate(const char *dir, const struct certs_leaf_spec *leaves, size_t nleaves,
                            char *err, size_t errlen);
+/* From a generated leaf's FILE.pem and FILE.key: FILE.pfx (key, leaf and
+ * intermediate under password, mode 0600), or FILE.der (the leaf alone) and
+ * FILE.key.der (PKCS#8, mode 0600). Return 0, or -1 with a reason. */
+int certs_testpki_pfx(const char *dir, const char *file, const char *password, char *err, size_t errlen);
+int certs_testpki_der(const char *dir, const char *file, char *err, size_t errlen);
 
 #ifdef __cplusplus
 }

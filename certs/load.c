@@ -244,8 +244,9 @@ static void certs_name_text(X509_NAME *n, char *out, size_t cap)
 static void certs_hex(const ASN1_OCTET_STRING *s, char *out, size_t cap)
 {
 	out[0] = '\0';
-	for (int i = 0; s && i < ASN1_STRING_length(s) && (size_t)(i * 3 + 3) < cap; i++)
-		snprintf(out + i * 3, cap - (size_t)i * 3, "%s%02X", i ? ":" : "", ASN1_STRING_get0_data(s)[i]);
+	size_t at = 0;
+	for (int i = 0; s && i < ASN1_STRING_length(s) && at + 4 <= cap; i++)
+		at += (size_t)snprintf(out + at, cap - at, "%s%02X", i ? ":" : "", ASN1_STRING_get0_data(s)[i]);
 }
 
 /* The key types browsers and Microsoft clients accept from a publishing gateway. */

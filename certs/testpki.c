@@ -14,11 +14,13 @@
 #include <unistd.h>
 
 #include <openssl/bn.h>
+#include <openssl/bytestring.h>
 #include <openssl/ec_key.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/nid.h>
 #include <openssl/pem.h>
+#include <openssl/pkcs8.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -36,16 +38,21 @@ static int certs_fail(char *err, size_t errlen, const char *what)
 	return -1;
 }
 
+static bool certs_key_is_rsa(enum certs_key_type type)
+{
+	return type == CERTS_KEY_RSA1024 || type == CERTS_KEY_RSA2048 || type == CERTS_KEY_RSA4096;
+}
+
 static EVP_PKEY *certs_new_key(enum certs_key_type type)
 {
 	EVP_PKEY *pkey = EVP_PKEY_new();
 	if (!pkey)
 		return NULL;
-	if (type == CERTS_KEY_RSA2048 || type == CERTS_KEY_RSA4096) {
+	if (certs_key_is_rsa(type)) {
 		RSA *rsa = RSA_new();
 		BIGNUM *e = BN_new();
-		int ok = rsa && e && BN_set_word(e, RSA_F4) &&
-		         RSA_generate_key_ex(rsa, type == CERTS_KEY_RSA2048 ? 2048 : 4096, e, NULL) &&
+		int bits = type == CERTS_KEY_RSA1024 ? 1024 : type == CERTS_KEY_RSA2048 ? 2048 : 4096;
+		int ok = rsa && e && BN_set_word(e, RSA_F4) && RSA_generate_key_ex(rsa, bits, e, NULL) &&
 		         EVP_PKEY_assign_RSA(pkey, rsa);
 		BN_free(e);
 		if (!ok) {
@@ -55,7 +62,9 @@ static EVP_PKEY *certs_new_key(enum certs_key_type type)
 		}
 		return pkey;
 	}
-	EC_KEY *ec = EC_KEY_new_by_curve_name(type == CERTS_KEY_ECDSA_P384 ? NID_secp384r1 : NID_X9_62_prime256v1);
+	int curve = type == CERTS_KEY_ECDSA_P384 ? NID_secp384r1
+	          : type == CERTS_KEY_ECDSA_P521 ? NID_secp521r1 : NID_X9_62_prime256v1;
+	EC_KEY *ec = EC_KEY_new_by_curve_name(curve);
 	if (!ec || !EC_KEY_generate_key(ec) || !EVP_PKEY_assign_EC_KEY(pkey, ec)) {
 		EC_KEY_free(ec);
 		EVP_PKEY_free(pkey);
@@ -167,7 +176,7 @@ static int certs_leaf(const char *dir, const struct certs_leaf_spec *spec, X509 
 {
 	if (!spec->file || spec->nnames == 0)
 		return certs_fail(err, errlen, "a leaf needs a file name and at least one DNS name");
-	bool rsa = spec->key == CERTS_KEY_RSA2048 || spec->key == CERTS_KEY_RSA4096;
+	bool rsa = certs_key_is_rsa(spec->key);
 	struct certs_subject s = {
 		.cn = spec->names[0],
 		.basic = "critical,CA:FALSE",
@@ -235,4 +244,80 @@ out:
 	EVP_PKEY_free(rkey);
 	EVP_PKEY_free(ikey);
 	return rc;
+}
+
+/* A generated leaf back: FILE.pem (leaf, intermediate) and FILE.key. */
+static int certs_read_leaf(const char *dir, const char *file, STACK_OF(X509) *certs, EVP_PKEY **key)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/%s.pem", dir, file);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return 0;
+	X509 *x;
+	while ((x = PEM_read_X509(f, NULL, NULL, NULL)))
+		sk_X509_push(certs, x);
+	fclose(f);
+	ERR_clear_error();
+	snprintf(path, sizeof(path), "%s/%s.key", dir, file);
+	if (!(f = fopen(path, "r")))
+		return 0;
+	*key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+	fclose(f);
+	return sk_X509_num(certs) == 2 && *key;
+}
+
+/* As Windows exports one, 3DES (OpenSSL 3 still reads it without its legacy provider). */
+int certs_testpki_pfx(const char *dir, const char *file, const char *password, char *err, size_t errlen)
+{
+	STACK_OF(X509) *certs = sk_X509_new_null();
+	EVP_PKEY *key = NULL;
+	PKCS12 *p12 = NULL;
+	FILE *f = NULL;
+	int ok = certs && certs_read_leaf(dir, file, certs, &key);
+	if (ok) {
+		X509 *leaf = sk_X509_shift(certs);
+		p12 = PKCS12_create(password, file, key, leaf, certs, NID_pbe_WithSHA1And3_Key_TripleDES_CBC,
+		                    NID_pbe_WithSHA1And3_Key_TripleDES_CBC, 0, 0, 0);
+		X509_free(leaf);
+	}
+	ok = p12 && (f = certs_open(dir, file, ".pfx", 0600)) && i2d_PKCS12_fp(f, p12);
+	ok = (!f || fclose(f) == 0) && ok;
+	PKCS12_free(p12);
+	EVP_PKEY_free(key);
+	sk_X509_pop_free(certs, X509_free);
+	if (!ok) {
+		char what[512];
+		snprintf(what, sizeof(what), "cannot write %s/%s.pfx from %s.pem and %s.key", dir, file, file, file);
+		return certs_fail(err, errlen, what);
+	}
+	return 0;
+}
+
+int certs_testpki_der(const char *dir, const char *file, char *err, size_t errlen)
+{
+	STACK_OF(X509) *certs = sk_X509_new_null();
+	EVP_PKEY *key = NULL;
+	uint8_t *der = NULL;
+	size_t len = 0;
+	FILE *c = NULL, *k = NULL;
+	CBB cbb;
+	CBB_zero(&cbb);
+	int ok = certs && certs_read_leaf(dir, file, certs, &key) && (c = certs_open(dir, file, ".der", 0644)) &&
+	         i2d_X509_fp(c, sk_X509_value(certs, 0)) && CBB_init(&cbb, 0) && EVP_marshal_private_key(&cbb, key) &&
+	         CBB_finish(&cbb, &der, &len) && (k = certs_open(dir, file, ".key.der", 0600)) &&
+	         fwrite(der, 1, len, k) == len;
+	ok = (!c || fclose(c) == 0) && ok;
+	ok = (!k || fclose(k) == 0) && ok;
+	CBB_cleanup(&cbb);
+	OPENSSL_free(der);
+	EVP_PKEY_free(key);
+	sk_X509_pop_free(certs, X509_free);
+	if (!ok) {
+		char what[512];
+		snprintf(what, sizeof(what), "cannot write %s/%s.der and %s.key.der from %s.pem and %s.key", dir, file,
+		         file, file, file);
+		return certs_fail(err, errlen, what);
+	}
+	return 0;
 }

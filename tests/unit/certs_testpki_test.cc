@@ -120,6 +120,33 @@ TEST_F(TestPki, KeyMatchesCertificateAndIsPrivate)
 	}
 }
 
+TEST_F(TestPki, PfxAndDerAreWhatOpensslReads)
+{
+	char err[256] = "";
+	ASSERT_EQ(certs_testpki_pfx(dir.c_str(), "rsa", "pfx pass", err, sizeof(err)), 0) << err;
+	ASSERT_EQ(certs_testpki_der(dir.c_str(), "rsa", err, sizeof(err)), 0) << err;
+	int rc;
+	std::string p12 = sh("openssl pkcs12 -in '" + dir + "/rsa.pfx' -passin 'pass:pfx pass' -nodes", &rc);
+	EXPECT_EQ(rc, 0) << p12;
+	EXPECT_NE(p12.find("CN = rsa.contoso.test\n"), std::string::npos) << p12;
+	EXPECT_NE(p12.find("subject=O = onegate test PKI, CN = onegate test intermediate"), std::string::npos) << p12;
+	EXPECT_NE(p12.find("PRIVATE KEY"), std::string::npos);
+	sh("openssl pkcs12 -in '" + dir + "/rsa.pfx' -passin pass:wrong -nodes", &rc);
+	EXPECT_NE(rc, 0);
+	std::string a = sh("openssl x509 -inform DER -noout -pubkey -in '" + dir + "/rsa.der'", &rc);
+	EXPECT_EQ(rc, 0) << a;
+	std::string b = sh("openssl pkey -inform DER -pubout -in '" + dir + "/rsa.key.der'", &rc);
+	EXPECT_EQ(rc, 0) << b;
+	EXPECT_EQ(a, b);
+	struct stat st;
+	for (const char *f : {"/rsa.pfx", "/rsa.key.der"}) {
+		ASSERT_EQ(stat((dir + f).c_str(), &st), 0);
+		EXPECT_EQ(st.st_mode & 0777, 0600u) << f;
+	}
+	EXPECT_EQ(certs_testpki_der(dir.c_str(), "nothing", err, sizeof(err)), -1);
+	EXPECT_NE(std::string(err).find("nothing.pem"), std::string::npos) << err;
+}
+
 TEST(TestPkiErrors, UnwritableFolderIsReported)
 {
 	char err[256] = "";
