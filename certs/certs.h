@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <time.h>
 
@@ -25,6 +26,7 @@ struct certs_source {
 	const char *const *intermediates;
 	size_t nintermediates;
 	const char *ca_file;                    /* trusted roots; NULL: the system's */
+	const char *ocsp;                       /* DER OCSP response to staple, or NULL */
 	bool allow_incomplete_chain;
 	time_t now;                             /* 0: the current time (tests pass a fixed one) */
 };
@@ -47,6 +49,9 @@ EVP_PKEY *certs_item_key(const struct certs_item *c);
 STACK_OF(X509) *certs_item_chain(const struct certs_item *c);  /* to serve after the leaf; no root */
 bool certs_item_is_ecdsa(const struct certs_item *c);
 time_t certs_item_not_after(const struct certs_item *c);
+/* The OCSP response to staple (DER) and its nextUpdate (0: none given), or
+ * NULL: none was configured, or the one configured had already expired at load. */
+const uint8_t *certs_item_ocsp(const struct certs_item *c, size_t *len, time_t *until);
 /* DNS names the certificate covers, lower case ("*.contoso.com" for a wildcard). */
 size_t certs_item_nnames(const struct certs_item *c);
 const char *certs_item_name_at(const struct certs_item *c, size_t i);

@@ -40,6 +40,9 @@ struct certs_item {
 	time_t not_after;
 	char **names;
 	size_t nnames;
+	uint8_t *ocsp;                  /* DER OCSP response to staple, or NULL */
+	size_t ocsp_len;
+	time_t ocsp_until;              /* its nextUpdate; 0: none */
 };
 
 __attribute__((format(printf, 3, 4)))
@@ -218,6 +221,7 @@ static void certs_item_free(struct certs_item *c)
 		free(c->names[i]);
 	free(c->names);
 	free(c->name);
+	free(c->ocsp);
 	free(c);
 }
 
@@ -416,6 +420,115 @@ out:
 	return rc;
 }
 
+/* Seconds from now to a GeneralizedTime's contents ("YYYYMMDDHHMMSSZ"); false when unreadable. */
+static bool certs_ocsp_time(const CBS *t, time_t now, time_t *out)
+{
+	ASN1_GENERALIZEDTIME *g = ASN1_GENERALIZEDTIME_new();
+	ASN1_TIME *n = ASN1_TIME_set(NULL, now);
+	int days = 0, secs = 0;
+	bool ok = g && n && ASN1_STRING_set(g, CBS_data(t), (int)CBS_len(t)) && ASN1_GENERALIZEDTIME_check(g) &&
+	          ASN1_TIME_diff(&days, &secs, n, g);
+	ASN1_GENERALIZEDTIME_free(g);
+	ASN1_TIME_free(n);
+	*out = now + (time_t)days * 86400 + secs;
+	return ok;
+}
+
+/* The answer about the leaf in an OCSP response (RFC 6960 4.2.1), read far
+ * enough to refuse what would do harm stapled: an unsuccessful response, one
+ * about another certificate, a revoked or unknown status. Its signature is the
+ * client's to check. An expired one is not stapled (Firefox fails a handshake
+ * on a stale staple) but does not stop the load. */
+static int certs_read_ocsp(struct certs_item *c, const char *path, time_t now, const struct certs_report *rep)
+{
+	static const uint8_t basic_oid[] = { 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01, 0x01 };
+	static const char *const status_names[] = { "successful", "malformedRequest", "internalError", "tryLater",
+	                                             "status 4", "sigRequired", "unauthorized" };
+	uint8_t *buf, *serial = NULL;
+	size_t n;
+	if (certs_read_file(path, &buf, &n, rep, "OCSP response file") < 0)
+		return -1;
+	int serial_len = i2d_ASN1_INTEGER(X509_get_serialNumber(c->leaf), &serial);
+	CBS in, resp, status, wrap, bytes, oid, basic, bresp, data, list, single, id, ser, this_up;
+	unsigned cert_status;
+	CBS_init(&in, buf, n);
+	int rc = -1;
+	if (!CBS_get_asn1(&in, &resp, CBS_ASN1_SEQUENCE) || CBS_len(&in) ||
+	    !CBS_get_asn1(&resp, &status, CBS_ASN1_ENUMERATED) || CBS_len(&status) != 1) {
+		certs_say(rep, false, "\"%s\" is not a DER OCSP response; save the responder's answer as it is "
+		          "(openssl ocsp -respout FILE)", path);
+		goto out;
+	}
+	uint8_t st = CBS_data(&status)[0];
+	if (st != 0) {
+		certs_say(rep, false, "the OCSP response in \"%s\" is not a successful one (%s); fetch a new one", path,
+		          st < sizeof(status_names) / sizeof(status_names[0]) ? status_names[st] : "unknown status");
+		goto out;
+	}
+	if (!CBS_get_asn1(&resp, &wrap, CBS_ASN1_CONTEXT_SPECIFIC | CBS_ASN1_CONSTRUCTED | 0) ||
+	    !CBS_get_asn1(&wrap, &bytes, CBS_ASN1_SEQUENCE) || !CBS_get_asn1(&bytes, &oid, CBS_ASN1_OBJECT) ||
+	    !CBS_mem_equal(&oid, basic_oid, sizeof(basic_oid)) || !CBS_get_asn1(&bytes, &basic, CBS_ASN1_OCTETSTRING) ||
+	    !CBS_get_asn1(&basic, &bresp, CBS_ASN1_SEQUENCE) || !CBS_get_asn1(&bresp, &data, CBS_ASN1_SEQUENCE) ||
+	    !CBS_get_optional_asn1(&data, NULL, NULL, CBS_ASN1_CONTEXT_SPECIFIC | CBS_ASN1_CONSTRUCTED | 0) ||
+	    !CBS_get_any_asn1_element(&data, NULL, NULL, NULL) ||          /* responderID */
+	    !CBS_get_asn1(&data, NULL, CBS_ASN1_GENERALIZEDTIME) ||        /* producedAt */
+	    !CBS_get_asn1(&data, &list, CBS_ASN1_SEQUENCE)) {
+		certs_say(rep, false, "\"%s\" is not a basic OCSP response; save the responder's answer as it is "
+		          "(openssl ocsp -respout FILE)", path);
+		goto out;
+	}
+	while (CBS_len(&list)) {
+		if (!CBS_get_asn1(&list, &single, CBS_ASN1_SEQUENCE) || !CBS_get_asn1(&single, &id, CBS_ASN1_SEQUENCE) ||
+		    !CBS_get_asn1(&id, NULL, CBS_ASN1_SEQUENCE) || !CBS_get_asn1(&id, NULL, CBS_ASN1_OCTETSTRING) ||
+		    !CBS_get_asn1(&id, NULL, CBS_ASN1_OCTETSTRING) || !CBS_get_asn1_element(&id, &ser, CBS_ASN1_INTEGER) ||
+		    !CBS_get_any_asn1_element(&single, NULL, &cert_status, NULL) ||
+		    !CBS_get_asn1(&single, &this_up, CBS_ASN1_GENERALIZEDTIME)) {
+			certs_say(rep, false, "\"%s\": the OCSP response cannot be read; fetch a new one", path);
+			goto out;
+		}
+		if (serial_len <= 0 || !CBS_mem_equal(&ser, serial, (size_t)serial_len))
+			continue;
+		if (cert_status != (CBS_ASN1_CONTEXT_SPECIFIC | 0)) {    /* good [0] IMPLICIT NULL */
+			bool revoked = cert_status == (CBS_ASN1_CONTEXT_SPECIFIC | CBS_ASN1_CONSTRUCTED | 1);
+			certs_say(rep, false, "the OCSP response in \"%s\" says the certificate is %s; %s", path,
+			          revoked ? "revoked" : "unknown to its CA",
+			          revoked ? "replace the certificate" : "ask the certificate's own CA for the response");
+			goto out;
+		}
+		CBS next_wrap, next;
+		int has_next = 0;
+		time_t until = 0;
+		if (!CBS_get_optional_asn1(&single, &next_wrap, &has_next,
+		                           CBS_ASN1_CONTEXT_SPECIFIC | CBS_ASN1_CONSTRUCTED | 0) ||
+		    (has_next && (!CBS_get_asn1(&next_wrap, &next, CBS_ASN1_GENERALIZEDTIME) ||
+		                  !certs_ocsp_time(&next, now, &until)))) {
+			certs_say(rep, false, "\"%s\": the OCSP response's nextUpdate cannot be read; fetch a new one", path);
+			goto out;
+		}
+		rc = 0;
+		if (has_next && until <= now) {
+			char when[64];
+			struct tm tm;
+			gmtime_r(&until, &tm);
+			strftime(when, sizeof(when), "%Y-%m-%d %H:%M UTC", &tm);
+			certs_say(rep, true, "the OCSP response in \"%s\" expired on %s and is not stapled; fetch a new one", path,
+			          when);
+			goto out;
+		}
+		c->ocsp = buf;
+		c->ocsp_len = n;
+		c->ocsp_until = until;
+		buf = NULL;
+		goto out;
+	}
+	certs_say(rep, false, "the OCSP response in \"%s\" is about another certificate; fetch the one for this "
+	          "certificate's serial number", path);
+out:
+	OPENSSL_free(serial);
+	free(buf);
+	return rc;
+}
+
 /* Picks the leaf: the certificate whose public key is the private key's. */
 static X509 *certs_take_leaf(STACK_OF(X509) *certs, EVP_PKEY *key)
 {
@@ -473,6 +586,8 @@ struct certs_item *certs_item_load(const struct certs_source *src, const struct 
 		certs_say(rep, false, "\"%s\": the certificate names no host (no DNS subjectAltName or CN)", file);
 		goto fail;
 	}
+	if (src->ocsp && certs_read_ocsp(c, src->ocsp, now, rep) < 0)
+		goto fail;
 	sk_X509_pop_free(certs, X509_free);
 	return c;
 fail:
@@ -510,6 +625,13 @@ bool certs_item_is_ecdsa(const struct certs_item *c)
 time_t certs_item_not_after(const struct certs_item *c)
 {
 	return c->not_after;
+}
+
+const uint8_t *certs_item_ocsp(const struct certs_item *c, size_t *len, time_t *until)
+{
+	*len = c->ocsp_len;
+	*until = c->ocsp_until;
+	return c->ocsp;
 }
 
 size_t certs_item_nnames(const struct certs_item *c)

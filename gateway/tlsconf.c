@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <openssl/err.h>
 #include <openssl/pool.h>
@@ -17,6 +18,10 @@ struct tlsconf_cred {
 	size_t nchain;
 	EVP_PKEY *key;
 	bool ecdsa;
+	struct certs_item *item;        /* a reference: its names, its OCSP response */
+	const uint8_t *ocsp;            /* in item; NULL: nothing to staple */
+	size_t ocsp_len;
+	time_t ocsp_until;              /* 0: no nextUpdate */
 };
 
 /* The certificates for one name: at most one ECDSA and one RSA. */
@@ -51,6 +56,7 @@ static void tlsconf_cred_clear(struct tlsconf_cred *c)
 		CRYPTO_BUFFER_free(c->chain[i]);
 	free(c->chain);
 	EVP_PKEY_free(c->key);
+	certs_item_unref(c->item);
 }
 
 static void tlsconf_free(struct tlsconf *t)
@@ -98,7 +104,7 @@ static CRYPTO_BUFFER *tlsconf_der(X509 *x)
 	return b;
 }
 
-static int tlsconf_cred_init(struct tlsconf_cred *c, const struct certs_item *item)
+static int tlsconf_cred_init(struct tlsconf_cred *c, struct certs_item *item)
 {
 	STACK_OF(X509) *chain = certs_item_chain(item);
 	size_t n = 1 + sk_X509_num(chain);
@@ -112,6 +118,8 @@ static int tlsconf_cred_init(struct tlsconf_cred *c, const struct certs_item *it
 	c->key = certs_item_key(item);
 	EVP_PKEY_up_ref(c->key);
 	c->ecdsa = certs_item_is_ecdsa(item);
+	c->item = certs_item_ref(item);
+	c->ocsp = certs_item_ocsp(item, &c->ocsp_len, &c->ocsp_until);
 	return 0;
 }
 
@@ -168,6 +176,14 @@ static enum ssl_select_cert_result_t tlsconf_select(const SSL_CLIENT_HELLO *hell
 		return ssl_select_cert_error;
 	const struct tlsconf_cred *cred = &s->creds[c];
 	if (!SSL_set_chain_and_key(ssl, cred->chain, cred->nchain, cred->key, NULL))
+		return ssl_select_cert_error;
+	/* Stapled only when asked for (the copy is per connection), and never past
+	 * its nextUpdate: a client may fail the handshake on a stale response. */
+	const uint8_t *ext;
+	size_t ext_len;
+	if (cred->ocsp && (!cred->ocsp_until || time(NULL) < cred->ocsp_until) &&
+	    SSL_early_callback_ctx_extension_get(hello, TLSEXT_TYPE_status_request, &ext, &ext_len) &&
+	    !SSL_set_ocsp_response(ssl, cred->ocsp, cred->ocsp_len))
 		return ssl_select_cert_error;
 	return ssl_select_cert_success;
 }

@@ -732,6 +732,7 @@ static const struct rules_key rules_cert_keys[] = {
 	{ "intermediates", rules_set_intermediates, 0, NULL },
 	{ "ca_file", rules_set_string, offsetof(struct rules_cert, ca_file), NULL },
 	{ "allow_incomplete_chain", rules_set_bool, offsetof(struct rules_cert, allow_incomplete_chain), NULL },
+	{ "ocsp", rules_set_string, offsetof(struct rules_cert, ocsp), NULL },
 };
 static const struct rules_section rules_cert_section = {
 	"in certificate", rules_cert_keys, sizeof(rules_cert_keys) / sizeof(rules_cert_keys[0])
@@ -1233,13 +1234,14 @@ static void rules_cert_load(struct rules_load *L, const config_setting_t *s, str
 	rules_path_resolve(L, s, &c->key);
 	rules_path_resolve(L, s, &c->chain);
 	rules_path_resolve(L, s, &c->ca_file);
+	rules_path_resolve(L, s, &c->ocsp);
 	for (size_t i = 0; i < c->nintermediates; i++)
 		rules_path_resolve(L, s, &c->intermediates[i]);
 	struct certs_source src = {
 		.name = c->name, .pfx = c->pfx, .password = c->password, .password_file = c->password_file,
 		.password_env = c->password_env, .cert = c->cert, .key = c->key, .chain = c->chain,
 		.intermediates = (const char *const *)c->intermediates, .nintermediates = c->nintermediates,
-		.ca_file = c->ca_file, .allow_incomplete_chain = c->allow_incomplete_chain,
+		.ca_file = c->ca_file, .ocsp = c->ocsp, .allow_incomplete_chain = c->allow_incomplete_chain,
 	};
 	struct rules_cert_report r = { L, s };
 	struct certs_report rep = { rules_cert_say, &r };
@@ -1850,6 +1852,7 @@ static void rules_cert_clear(struct rules_cert *c)
 	free(c->key);
 	free(c->chain);
 	free(c->ca_file);
+	free(c->ocsp);
 	for (size_t i = 0; i < c->nintermediates; i++)
 		free(c->intermediates[i]);
 	free(c->intermediates);

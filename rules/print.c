@@ -125,7 +125,9 @@ void rules_print(FILE *out, const struct rules_config *c)
 	fprintf(out, " };\n\ncertificates = (\n");
 	for (size_t i = 0; i < c->ncerts; i++) {
 		const struct rules_cert *ct = &c->certs[i];
-		fprintf(out, "  { name = \"%s\"; }  # line %d:", ct->name, ct->line);
+		fprintf(out, "  { name = \"%s\";", ct->name);
+		rules_print_str(out, "ocsp", ct->ocsp);
+		fprintf(out, " }  # line %d:", ct->line);
 		for (size_t n = 0; n < certs_item_nnames(ct->item); n++)
 			fprintf(out, " %s", certs_item_name_at(ct->item, n));
 		fprintf(out, "\n");

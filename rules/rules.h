@@ -118,6 +118,7 @@ struct rules_cert {
 	int line;
 	char *pfx, *password, *password_file, *password_env;
 	char *cert, *key, *chain, *ca_file;
+	char *ocsp;                     /* DER OCSP response to staple, or NULL */
 	char **intermediates;
 	size_t nintermediates;
 	bool allow_incomplete_chain;

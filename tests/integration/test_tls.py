@@ -169,6 +169,84 @@ services = ( { name = "s"; listen = [ "127.0.0.1:1" ]; tls = { certificates = [ 
             self.assertIn("does not belong to", out)
 
 
+def make_ocsp(pki_dir, leaf, out, status="V"):
+    """An OCSP response about LEAF.pem signed by the test intermediate, made by `openssl ocsp`
+    from an index.txt in the test's folder; status "V" good, "R" revoked."""
+    serial = run(["openssl", "x509", "-noout", "-serial", "-in", os.path.join(pki_dir, leaf + ".pem")])
+    serial = serial.stdout.strip().split("=", 1)[1]
+    index = os.path.join(pki_dir, out + ".index")
+    with open(index, "w") as f:
+        f.write("%s\t301231000000Z\t%s\t%s\tunknown\t/CN=%s\n"
+                % (status, "250101000000Z,keyCompromise" if status == "R" else "", serial, leaf))
+    ica, ikey = os.path.join(pki_dir, "intermediate.pem"), os.path.join(pki_dir, "intermediate.key")
+    r = run(["openssl", "ocsp", "-index", index, "-rsigner", ica, "-rkey", ikey, "-CA", ica, "-issuer", ica,
+             "-cert", os.path.join(pki_dir, leaf + ".pem"), "-ndays", "7", "-respout", os.path.join(pki_dir, out)])
+    if r.returncode != 0:
+        raise RuntimeError("openssl ocsp failed: " + r.stderr)
+
+
+class OcspStapling(OnegateTestCase):
+    """ocsp = "FILE.der" on a certificate: stapled for clients that ask (s_client -status)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory(prefix="onegate-ocsp-")
+        d = cls.tmp.name
+        cls.pki = make_pki(d, {"contoso": ["*.contoso.test"], "fabrikam": ["www.fabrikam.test"]})
+        make_ocsp(d, "contoso", "contoso.ocsp")
+        cls.port = free_port()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def conf(self, ocsp):
+        return """onegate = { workers = 1; };
+certificates = ( { name = "contoso"; cert = "contoso.chain.pem"; key = "contoso.key"; ca_file = "root.pem";
+                   ocsp = "%s"; },
+                 { name = "fabrikam"; cert = "fabrikam.chain.pem"; key = "fabrikam.key"; ca_file = "root.pem"; } );
+pools = ( { name = "p"; servers = ( "127.0.0.1:1" ); } );
+services = ( { name = "s"; listen = [ "127.0.0.1:%d" ]; tls = { certificates = [ "contoso", "fabrikam" ]; };
+  routes = ( { host = "a.contoso.test"; pool = "p"; }, { host = "www.fabrikam.test"; pool = "p"; } ); } );
+""" % (ocsp, self.port)
+
+    def s_client(self, sni, *extra):
+        return run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % self.port, "-servername", sni,
+                    "-CAfile", self.pki.ca, *extra], input_text="Q\n")
+
+    def test_response_stapled_when_asked(self):
+        og = Onegate(self.conf("contoso.ocsp"), workdir=self.tmp.name, wait_port=self.port).start()
+        self.addCleanup(og.cleanup)
+        self.addCleanup(stop_and_check, og)
+        for version in ("-tls1_2", "-tls1_3"):
+            r = self.s_client("a.contoso.test", "-status", version)
+            self.assertIn("OCSP Response Status: successful", r.stdout, r.stdout[-1500:] + og.stderr())
+            self.assertIn("Cert Status: good", r.stdout)
+            self.assertIn("Verify return code: 0 (ok)", r.stdout)
+        # A client that does not ask gets none; a certificate without ocsp has none to give.
+        r = self.s_client("a.contoso.test")
+        self.assertNotIn("OCSP Response Status", r.stdout)
+        r = self.s_client("www.fabrikam.test", "-status")
+        self.assertIn("OCSP response: no response sent", r.stdout)
+
+    def test_unreadable_or_wrong_response_names_the_line(self):
+        from harness import ONEGATE_BIN
+        d = self.tmp.name
+        make_ocsp(d, "contoso", "revoked.ocsp", status="R")
+        make_ocsp(d, "fabrikam", "fabrikam.ocsp")
+        conf = os.path.join(d, "ocsp.conf")
+        for ocsp, msg in (("missing.ocsp", 'cannot read OCSP response file "%s/missing.ocsp": No such file' % d),
+                          ("revoked.ocsp", "says the certificate is revoked; replace the certificate"),
+                          ("fabrikam.ocsp", "is about another certificate"),
+                          ("contoso.pem", "is not a DER OCSP response")):
+            with open(conf, "w") as f:
+                f.write(self.conf(ocsp))
+            r = run([ONEGATE_BIN, "check", "-c", conf])
+            self.assertNotEqual(r.returncode, 0, ocsp)
+            self.assertIn("ocsp.conf:2: ", r.stderr, ocsp)
+            self.assertIn(msg, r.stderr, ocsp)
+
+
 class CertsCommands(unittest.TestCase):
     """onegate certs inspect on PEM and PFX files, and PFX passwords in a rule file."""
 

@@ -81,6 +81,47 @@ protected:
 	}
 	static std::string path(const std::string &f) { return dir + "/" + f; }
 
+	// An OCSP response about leaf FILE.pem from the intermediate, made by the openssl
+	// CLI (an independent responder); status "V" (good) or "R" (revoked). Returns its path.
+	static std::string ocsp(const std::string &file, const std::string &status, const std::string &out)
+	{
+		std::string serial = sh("openssl x509 -noout -serial -in '" + path(file + ".pem") + "' | cut -d= -f2");
+		while (!serial.empty() && serial.back() == '\n')
+			serial.pop_back();
+		std::string index = path(out + ".index");
+		FILE *f = fopen(index.c_str(), "w");
+		if (!f)
+			return "";
+		fprintf(f, "%s\t301231000000Z\t%s\t%s\tunknown\t/CN=%s\n", status.c_str(),
+		        status == "R" ? "250101000000Z,keyCompromise" : "", serial.c_str(), file.c_str());
+		fclose(f);
+		std::string cmd = "openssl ocsp -index '" + index + "' -rsigner '" + path("int.pem") + "' -rkey '" +
+		                  path("int.key") + "' -CA '" + path("int.pem") + "' -issuer '" + path("int.pem") +
+		                  "' -cert '" + path(file + ".pem") + "' -ndays 7 -respout '" + path(out) + "' >/dev/null 2>&1";
+		return system(cmd.c_str()) == 0 ? path(out) : "";
+	}
+	static std::string sh(const std::string &cmd)
+	{
+		std::string out;
+		FILE *p = popen(cmd.c_str(), "r");
+		char buf[256];
+		while (p && fgets(buf, sizeof(buf), p))
+			out += buf;
+		if (p)
+			pclose(p);
+		return out;
+	}
+	certs_item *load_with_ocsp(const std::string &resp, time_t now = 0)
+	{
+		std::string cert = path("web.pem"), key = path("web.key");
+		certs_source src = {};
+		src.cert = cert.c_str();
+		src.key = key.c_str();
+		src.ocsp = resp.c_str();
+		src.now = now;
+		return load(src);
+	}
+
 	size_t count(bool warning) const
 	{
 		size_t n = 0;
@@ -324,4 +365,57 @@ TEST_F(CertsLoad, UnreadableCaFileIsNamed)
 	Item c(load(src));
 	EXPECT_EQ(c.p, nullptr);
 	expect_one(false, {"cannot load trusted roots from \"/nonexistent/roots.pem\"", "check ca_file"});
+}
+
+TEST_F(CertsLoad, OcspResponseForTheLeafIsKeptToStaple)
+{
+	std::string resp = ocsp("web", "V", "web-good.ocsp");
+	ASSERT_FALSE(resp.empty());
+	Item c(load_with_ocsp(resp));
+	ASSERT_NE(c.p, nullptr) << all();
+	EXPECT_TRUE(said.empty()) << all();
+	size_t len = 0;
+	time_t until = 0;
+	const uint8_t *der = certs_item_ocsp(c.p, &len, &until);
+	ASSERT_NE(der, nullptr);
+	EXPECT_EQ(der[0], 0x30);
+	EXPECT_GT(until, time(nullptr) + 6 * 86400);
+	EXPECT_LT(until, time(nullptr) + 8 * 86400);
+	// Without ocsp, nothing to staple.
+	Item d(load_pem("web.pem", "web.key"));
+	ASSERT_NE(d.p, nullptr);
+	EXPECT_EQ(certs_item_ocsp(d.p, &len, &until), nullptr);
+}
+
+TEST_F(CertsLoad, OcspResponsesThatWouldHarmAreErrors)
+{
+	std::string revoked = ocsp("web", "R", "web-revoked.ocsp");
+	ASSERT_FALSE(revoked.empty());
+	Item a(load_with_ocsp(revoked));
+	EXPECT_EQ(a.p, nullptr);
+	expect_one(false, {"web-revoked.ocsp", "says the certificate is revoked", "replace the certificate"});
+	std::string other = ocsp("rsa", "V", "rsa-good.ocsp");
+	ASSERT_FALSE(other.empty());
+	Item b(load_with_ocsp(other));
+	EXPECT_EQ(b.p, nullptr);
+	expect_one(false, {"rsa-good.ocsp", "is about another certificate"});
+	Item c(load_with_ocsp(path("web.pem")));
+	EXPECT_EQ(c.p, nullptr);
+	expect_one(false, {"web.pem\" is not a DER OCSP response", "openssl ocsp -respout"});
+	Item d(load_with_ocsp(path("missing.ocsp")));
+	EXPECT_EQ(d.p, nullptr);
+	expect_one(false, {"cannot read OCSP response file", "missing.ocsp"});
+}
+
+TEST_F(CertsLoad, ExpiredOcspResponseIsNotStapled)
+{
+	std::string resp = ocsp("web", "V", "web-later.ocsp");
+	ASSERT_FALSE(resp.empty());
+	// Thirty days on, the certificate is still valid and the response's week is over.
+	Item c(load_with_ocsp(resp, time(nullptr) + 30 * 86400));
+	ASSERT_NE(c.p, nullptr) << all();
+	expect_one(true, {"web-later.ocsp", "expired on", "is not stapled", "fetch a new one"});
+	size_t len;
+	time_t until;
+	EXPECT_EQ(certs_item_ocsp(c.p, &len, &until), nullptr);
 }
