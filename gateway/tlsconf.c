@@ -1,5 +1,6 @@
 #include "tlsconf.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,7 +8,10 @@
 #include <time.h>
 
 #include <openssl/err.h>
+#include <openssl/hkdf.h>
+#include <openssl/hmac.h>
 #include <openssl/pool.h>
+#include <openssl/rand.h>
 #include <openssl/x509.h>
 
 #include "certs.h"
@@ -38,6 +42,8 @@ struct tlsconf_service {
 	char **pick_names;
 	size_t npicks;
 	struct tlsconf_pick dflt;
+	uint8_t *ticket_keys;           /* from ticket_key_file; NULL: the process's own */
+	size_t nticket_keys;
 };
 
 struct tlsconf {
@@ -49,6 +55,14 @@ struct tlsconf {
 };
 
 static int tlsconf_ex_index = -1;
+static uint8_t tlsconf_ticket_secret[32];
+static pthread_once_t tlsconf_once = PTHREAD_ONCE_INIT;
+
+static void tlsconf_init_once(void)
+{
+	tlsconf_ex_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+	RAND_bytes(tlsconf_ticket_secret, sizeof(tlsconf_ticket_secret));
+}
 
 static void tlsconf_cred_clear(struct tlsconf_cred *c)
 {
@@ -72,6 +86,9 @@ static void tlsconf_free(struct tlsconf *t)
 		for (size_t k = 0; k < s->npicks; k++)
 			free(s->pick_names[k]);
 		free(s->pick_names);
+		if (s->ticket_keys)
+			OPENSSL_cleanse(s->ticket_keys, s->nticket_keys * RULES_TICKET_KEY_LEN);
+		free(s->ticket_keys);
 	}
 	free(t->svcs);
 	for (size_t i = 0; i < t->npools; i++)
@@ -219,6 +236,56 @@ static long tlsconf_pick_for(struct tlsconf_service *s, const char *name)
 	return (long)s->npicks++;
 }
 
+/* One period's key: HKDF of the process secret, the period number as info. */
+static void tlsconf_period_key(uint64_t period, uint8_t key[RULES_TICKET_KEY_LEN])
+{
+	uint8_t info[8];
+	for (int i = 0; i < 8; i++)
+		info[i] = (uint8_t)(period >> (56 - 8 * i));
+	HKDF(key, RULES_TICKET_KEY_LEN, EVP_sha256(), tlsconf_ticket_secret, sizeof(tlsconf_ticket_secret), NULL, 0,
+	     info, sizeof(info));
+}
+
+void tlsconf_own_ticket_keys(time_t now, uint8_t keys[2][RULES_TICKET_KEY_LEN])
+{
+	pthread_once(&tlsconf_once, tlsconf_init_once);
+	uint64_t period = (uint64_t)now / TLSCONF_TICKET_ROTATE;
+	tlsconf_period_key(period, keys[0]);
+	tlsconf_period_key(period - 1, keys[1]);
+}
+
+/* Session tickets (TLS 1.2 and 1.3): AES-256-CBC and HMAC-SHA256 under a key
+ * laid out as nginx's 80-byte ssl_session_ticket_key: name, HMAC key, AES key.
+ * A ticket under a key other than the first is accepted and renewed. */
+static int tlsconf_ticket(SSL *ssl, uint8_t *name, uint8_t *iv, EVP_CIPHER_CTX *cipher, HMAC_CTX *hmac, int encrypt)
+{
+	const struct tlsconf_service *s = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), tlsconf_ex_index);
+	uint8_t own[2][RULES_TICKET_KEY_LEN];
+	const uint8_t *keys = s->ticket_keys;
+	size_t n = s->nticket_keys;
+	if (!keys) {
+		tlsconf_own_ticket_keys(time(NULL), own);
+		keys = own[0];
+		n = 2;
+	}
+	int rc = 0;
+	if (encrypt) {
+		memcpy(name, keys, SSL_TICKET_KEY_NAME_LEN);
+		rc = RAND_bytes(iv, 16) && EVP_EncryptInit_ex(cipher, EVP_aes_256_cbc(), NULL, keys + 48, iv) &&
+		     HMAC_Init_ex(hmac, keys + 16, 32, EVP_sha256(), NULL) ? 1 : -1;
+	}
+	for (size_t i = 0; !encrypt && i < n; i++) {
+		const uint8_t *k = keys + i * RULES_TICKET_KEY_LEN;
+		if (memcmp(name, k, SSL_TICKET_KEY_NAME_LEN) == 0) {
+			rc = EVP_DecryptInit_ex(cipher, EVP_aes_256_cbc(), NULL, k + 48, iv) &&
+			     HMAC_Init_ex(hmac, k + 16, 32, EVP_sha256(), NULL) ? (i ? 2 : 1) : -1;
+			break;
+		}
+	}
+	OPENSSL_cleanse(own, sizeof(own));
+	return rc;
+}
+
 static const uint8_t tlsconf_alpn_http11[] = { 8, 'h', 't', 't', 'p', '/', '1', '.', '1' };
 
 /* ALPN: http/1.1 is what we speak; a client offering only h2 gets no ALPN and falls back. */
@@ -251,7 +318,19 @@ static int tlsconf_service_init(struct tlsconf_service *s, const struct rules_co
 	SSL_CTX_set_strict_cipher_list(s->ctx, "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
 	                                       "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
 	                                       "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305");
+	/* Resumption by ticket only: nothing to share between workers, and gateways that share
+	 * ticket_key_file resume each other's sessions. A TLS 1.3 ticket lives no longer than
+	 * the process's own keys are sure to decrypt it. */
 	SSL_CTX_set_session_cache_mode(s->ctx, SSL_SESS_CACHE_OFF);
+	SSL_CTX_set_session_psk_dhe_timeout(s->ctx, TLSCONF_TICKET_ROTATE);
+	SSL_CTX_set_tlsext_ticket_key_cb(s->ctx, tlsconf_ticket);
+	if (svc->nticket_keys) {
+		size_t len = svc->nticket_keys * RULES_TICKET_KEY_LEN;
+		if (!(s->ticket_keys = malloc(len)))
+			goto nomem;
+		memcpy(s->ticket_keys, svc->ticket_keys, len);
+		s->nticket_keys = svc->nticket_keys;
+	}
 	SSL_CTX_set_alpn_select_cb(s->ctx, tlsconf_alpn, NULL);
 	SSL_CTX_set_select_certificate_cb(s->ctx, tlsconf_select);
 	SSL_CTX_set_ex_data(s->ctx, tlsconf_ex_index, s);
@@ -316,8 +395,7 @@ static SSL_CTX *tlsconf_pool_init(const struct rules_pool *p, char *err, size_t 
 
 struct tlsconf *tlsconf_new(const struct rules_config *cfg, char *err, size_t errlen)
 {
-	if (tlsconf_ex_index < 0)
-		tlsconf_ex_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+	pthread_once(&tlsconf_once, tlsconf_init_once);
 	struct tlsconf *t = calloc(1, sizeof(*t));
 	if (!t || !(t->svcs = calloc(cfg->nservices ? cfg->nservices : 1, sizeof(*t->svcs))) ||
 	    !(t->pools = calloc(cfg->npools ? cfg->npools : 1, sizeof(*t->pools)))) {

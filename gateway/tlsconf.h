@@ -9,6 +9,8 @@
 #define ONEGATE_TLSCONF_H
 
 #include <stddef.h>
+#include <stdint.h>
+#include <time.h>
 
 #include <openssl/ssl.h>
 
@@ -26,5 +28,13 @@ void tlsconf_unref(struct tlsconf *t);
 SSL *tlsconf_server_ssl(const struct tlsconf *t, size_t svc);
 /* The client context for a pool with tls, or NULL. */
 SSL_CTX *tlsconf_pool_ctx(const struct tlsconf *t, size_t pool);
+
+/* Session tickets of a service without ticket_key_file: this process's own
+ * keys, derived from a secret drawn at start, a new one every
+ * TLSCONF_TICKET_ROTATE seconds. keys[0] encrypts; keys[1], the previous
+ * period's, still decrypts, so a ticket lives at least one period. Shared by
+ * every service and kept across reloads. */
+#define TLSCONF_TICKET_ROTATE (12 * 3600)
+void tlsconf_own_ticket_keys(time_t now, uint8_t keys[2][RULES_TICKET_KEY_LEN]);
 
 #endif

@@ -21,6 +21,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/stat.h>
 
 #include <libconfig.h>
 
@@ -671,6 +672,7 @@ static const struct rules_section rules_service_section = {
 struct rules_service_tls {
 	const config_setting_t *certificates;
 	char *dflt;
+	char *ticket_key_file;
 };
 
 static void rules_set_setting(struct rules_load *L, const config_setting_t *s, void *field)
@@ -683,8 +685,11 @@ static const struct rules_key rules_service_tls_keys[] = {
 	{ "certificates", rules_set_setting, offsetof(struct rules_service_tls, certificates),
 	  "certificates = [ \"NAME\" ]; naming entries of the top-level certificates list" },
 	{ "default", rules_set_string, offsetof(struct rules_service_tls, dflt), NULL },
+	{ "ticket_key_file", rules_set_string, offsetof(struct rules_service_tls, ticket_key_file), NULL },
 };
-static const struct rules_section rules_service_tls_section = { "in tls", rules_service_tls_keys, 2 };
+static const struct rules_section rules_service_tls_section = {
+	"in tls", rules_service_tls_keys, sizeof(rules_service_tls_keys) / sizeof(rules_service_tls_keys[0])
+};
 
 static void rules_set_pool_tls(struct rules_load *L, const config_setting_t *s, void *field);
 static void rules_set_source(struct rules_load *L, const config_setting_t *s, void *field);
@@ -1313,6 +1318,41 @@ static void rules_cert_unknown(struct rules_load *L, const config_setting_t *s, 
 		            name, name);
 }
 
+/* Session ticket keys several gateways share, so that a session one of them
+ * started resumes on another: 80-byte keys one after another, the first
+ * encrypts and every one decrypts. Read at load, so a reload picks up a
+ * rotated file. */
+static void rules_ticket_keys_read(struct rules_load *L, const config_setting_t *s, struct rules_service *svc)
+{
+	rules_path_resolve(L, s, &svc->ticket_key_file);
+	const char *path = svc->ticket_key_file;
+	uint8_t buf[RULES_TICKET_KEY_LEN * RULES_TICKET_KEYS_MAX + 1];
+	FILE *f = fopen(path, "rb");
+	if (!f) {
+		rules_error(L, s, "cannot read ticket_key_file \"%s\": %s", path, strerror(errno));
+		return;
+	}
+	size_t n = fread(buf, 1, sizeof(buf), f);
+	struct stat st;
+	bool shared = fstat(fileno(f), &st) == 0 && (st.st_mode & 077);
+	fclose(f);
+	if (n == 0 || n % RULES_TICKET_KEY_LEN || n > RULES_TICKET_KEY_LEN * RULES_TICKET_KEYS_MAX) {
+		rules_error(L, s, "ticket_key_file \"%s\" holds %s%zu bytes; it must hold 1 to %d keys of %d random bytes "
+		            "one after another (openssl rand %d > \"%s\")", path, n == sizeof(buf) ? "more than " : "",
+		            n == sizeof(buf) ? n - 1 : n, RULES_TICKET_KEYS_MAX, RULES_TICKET_KEY_LEN, RULES_TICKET_KEY_LEN,
+		            path);
+	} else if (!(svc->ticket_keys = malloc(n))) {
+		rules_error(L, s, "out of memory");
+	} else {
+		memcpy(svc->ticket_keys, buf, n);
+		svc->nticket_keys = n / RULES_TICKET_KEY_LEN;
+		if (shared)
+			rules_warn(L, s, "ticket_key_file \"%s\" can be read by other users (mode %03o), and it decrypts "
+			           "every session it protects; run chmod 600 \"%s\"", path, (unsigned)(st.st_mode & 0777), path);
+	}
+	explicit_bzero(buf, sizeof(buf));
+}
+
 static void rules_set_service_tls(struct rules_load *L, const config_setting_t *s, void *field)
 {
 	struct rules_service *svc = field;
@@ -1357,6 +1397,8 @@ static void rules_set_service_tls(struct rules_load *L, const config_setting_t *
 			svc->default_cert = k;
 		free(t.dflt);
 	}
+	if ((svc->ticket_key_file = t.ticket_key_file))
+		rules_ticket_keys_read(L, config_setting_get_member(s, "ticket_key_file"), svc);
 }
 
 /* ---------------------------------------------------------------- routes */
@@ -1839,6 +1881,10 @@ static void rules_service_clear(struct rules_service *s)
 	free(s->any_host);
 	free(s->certs);
 	free(s->name);
+	free(s->ticket_key_file);
+	if (s->ticket_keys)
+		explicit_bzero(s->ticket_keys, s->nticket_keys * RULES_TICKET_KEY_LEN);
+	free(s->ticket_keys);
 }
 
 static void rules_cert_clear(struct rules_cert *c)

@@ -150,7 +150,9 @@ void rules_print(FILE *out, const struct rules_config *c)
 			fprintf(out, " tls = { certificates = [");
 			for (size_t k = 0; k < svc->ncerts; k++)
 				fprintf(out, "%s \"%s\"", k ? "," : "", c->certs[svc->certs[k]].name);
-			fprintf(out, " ]; default = \"%s\"; };", svc->default_cert >= 0 ? c->certs[svc->default_cert].name : "");
+			fprintf(out, " ]; default = \"%s\";", svc->default_cert >= 0 ? c->certs[svc->default_cert].name : "");
+			rules_print_str(out, "ticket_key_file", svc->ticket_key_file);
+			fprintf(out, " };");
 			if (svc->plain_http)
 				fprintf(out, " plain_http = true;");
 		}

@@ -203,7 +203,15 @@ struct rules_service {
 	size_t *certs;                  /* TLS: indexes into rules_config.certs */
 	size_t ncerts;
 	long default_cert;              /* TLS: index into certs for no or unknown SNI */
+	char *ticket_key_file;          /* TLS: session ticket keys shared with other gateways, or NULL */
+	uint8_t *ticket_keys;           /* read from it: RULES_TICKET_KEY_LEN bytes each, the first encrypts */
+	size_t nticket_keys;            /* 0: the process's own keys, rotating (tlsconf.c) */
 };
+
+/* A session ticket key as nginx's ssl_session_ticket_key writes it: 16 bytes of
+ * name, 32 of HMAC-SHA256 key, 32 of AES-256 key. */
+#define RULES_TICKET_KEY_LEN 80
+#define RULES_TICKET_KEYS_MAX 16
 
 /* Routes that share a host pattern, ordered for matching: longest path prefix first, then file order. */
 struct rules_route_set {

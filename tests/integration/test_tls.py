@@ -4,11 +4,12 @@ nothing routes, a passthrough route on the same port, and re-encryption to a TLS
 back end with the expected SNI, verified."""
 import os
 import re
+import signal
 import subprocess
 import tempfile
 import unittest
 
-from harness import LOOP4, Onegate, OnegateTestCase, free_port, make_pki, stop_and_check
+from harness import LOOP4, Onegate, OnegateTestCase, free_port, make_pki, stop_and_check, wait_until
 from httpback import HTTPBackend
 
 
@@ -245,6 +246,151 @@ services = ( { name = "s"; listen = [ "127.0.0.1:%d" ]; tls = { certificates = [
             self.assertNotEqual(r.returncode, 0, ocsp)
             self.assertIn("ocsp.conf:2: ", r.stderr, ocsp)
             self.assertIn(msg, r.stderr, ocsp)
+
+
+class SharedTicketKeys(OnegateTestCase):
+    """Session tickets: gateways given the same ticket_key_file resume each other's sessions; other
+    files, or each process's own keys, do not. The file's first key encrypts, every one decrypts."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory(prefix="onegate-tickets-")
+        d = cls.tmp.name
+        cls.pki = make_pki(d, {"contoso": ["*.contoso.test"]})
+        cls.keys = {}
+        for name in ("k1", "k2", "k3"):
+            cls.keys[name] = os.urandom(80)
+        cls.web = HTTPBackend("web")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.web.stop()
+        cls.tmp.cleanup()
+
+    def key_file(self, name, *keys):
+        path = os.path.join(self.tmp.name, name)
+        with open(path, "wb") as f:
+            f.write(b"".join(self.keys[k] for k in keys))
+        os.chmod(path, 0o600)
+        return path
+
+    def gateway(self, key_file=None):
+        port = free_port()
+        tickets = ' ticket_key_file = "%s";' % key_file if key_file else ""
+        conf = """onegate = { workers = 2; };
+certificates = ( { name = "contoso"; cert = "%(d)s/contoso.chain.pem"; key = "%(d)s/contoso.key";
+                   ca_file = "%(d)s/root.pem"; } );
+pools = ( { name = "web"; servers = ( "127.0.0.1:%(web)d" ); } );
+services = ( { name = "s"; listen = [ "127.0.0.1:%(port)d" ]; tls = { certificates = [ "contoso" ];%(tickets)s };
+  routes = ( { host = "a.contoso.test"; pool = "web"; } ); } );
+""" % {"d": self.tmp.name, "port": port, "tickets": tickets, "web": self.web.port}
+        og = self.start_onegate(conf, port)
+        og.port = port
+        return og
+
+    def connect(self, og, version, sess_in=None, sess_out=None, ticket=None):
+        """One HTTPS request with openssl s_client: "New" or "Reused". The request matters: a TLS 1.3
+        server sends its tickets with its first write. ticket, a list, gets whether the server
+        sent a NewSessionTicket."""
+        args = ["openssl", "s_client", "-connect", "127.0.0.1:%d" % og.port, "-servername", "a.contoso.test",
+                "-CAfile", self.pki.ca, version, "-ign_eof", "-msg"]
+        if sess_in:
+            args += ["-sess_in", sess_in]
+        if sess_out:
+            args += ["-sess_out", sess_out]
+        r = run(args, input_text="GET / HTTP/1.1\r\nHost: a.contoso.test\r\nConnection: close\r\n\r\n")
+        self.assertIn("HTTP/1.1 200", r.stdout, r.stdout[-1500:] + og.stderr())
+        m = re.search(r"^(New|Reused), ", r.stdout, re.M)
+        self.assertIsNotNone(m, r.stdout[-1500:])
+        if ticket is not None:
+            ticket.append(re.search(r"<<< TLS 1.2, Handshake \[length [0-9a-f]+\], NewSessionTicket", r.stdout)
+                          is not None)
+        return m.group(1)
+
+    def session(self, og, version):
+        sess = tempfile.mktemp(dir=self.tmp.name, suffix=".sess")
+        self.assertEqual(self.connect(og, version, sess_out=sess), "New")
+        self.assertTrue(os.path.getsize(sess) > 0, "no session saved")
+        return sess
+
+    def reload(self, og):
+        before = og.stderr().count("reloaded ")
+        og.signal(signal.SIGHUP)
+        self.assertTrue(wait_until(lambda: og.stderr().count("reloaded ") > before, 10), og.stderr())
+
+    def test_same_file_resumes_across_gateways(self):
+        shared = self.key_file("shared.key", "k1")
+        a, b = self.gateway(shared), self.gateway(shared)
+        other = self.gateway(self.key_file("other.key", "k2"))
+        own1, own2 = self.gateway(), self.gateway()
+        for version in ("-tls1_2", "-tls1_3"):
+            sess = self.session(a, version)
+            self.assertEqual(self.connect(a, version, sess_in=sess), "Reused", version)
+            self.assertEqual(self.connect(b, version, sess_in=sess), "Reused", version)
+            self.assertEqual(self.connect(other, version, sess_in=sess), "New", version)
+            self.assertEqual(self.connect(own1, version, sess_in=sess), "New", version)
+            # Without a file each process has keys of its own.
+            sess = self.session(own1, version)
+            self.assertEqual(self.connect(own1, version, sess_in=sess), "Reused", version)
+            self.assertEqual(self.connect(own2, version, sess_in=sess), "New", version)
+            self.assertEqual(self.connect(a, version, sess_in=sess), "New", version)
+
+    def test_first_key_encrypts_every_key_decrypts(self):
+        path = self.key_file("rotating.key", "k1")
+        a = self.gateway(path)
+        b = self.gateway(self.key_file("next.key", "k3"))
+        old = self.session(a, "-tls1_2")
+        # Rotation: a new key first, the old one kept to decrypt, then a reload.
+        self.key_file("rotating.key", "k3", "k1")
+        self.reload(a)
+        # The old ticket still resumes, and is renewed under the new first key.
+        sent = []
+        self.assertEqual(self.connect(a, "-tls1_2", sess_in=old, ticket=sent), "Reused")
+        self.assertEqual(sent, [True], "a ticket under a key other than the first is renewed")
+        # New tickets are under k3: b (k3 only) takes them, not the old one.
+        self.assertEqual(self.connect(b, "-tls1_2", sess_in=old), "New")
+        new = self.session(a, "-tls1_2")
+        sent = []
+        self.assertEqual(self.connect(b, "-tls1_2", sess_in=new, ticket=sent), "Reused")
+        self.assertEqual(sent, [False], "a ticket under the first key is not renewed")
+        self.assertEqual(self.connect(b, "-tls1_3", sess_in=self.session(a, "-tls1_3")), "Reused")
+        # Once k1 is dropped, its tickets no longer resume.
+        self.key_file("rotating.key", "k3")
+        self.reload(a)
+        self.assertEqual(self.connect(a, "-tls1_2", sess_in=old), "New")
+
+    def test_own_keys_survive_a_reload(self):
+        og = self.gateway()
+        sess = {v: self.session(og, v) for v in ("-tls1_2", "-tls1_3")}
+        self.reload(og)
+        for v, path in sess.items():
+            self.assertEqual(self.connect(og, v, sess_in=path), "Reused", v)
+
+    def test_key_file_errors_name_the_line(self):
+        from harness import ONEGATE_BIN
+        d = self.tmp.name
+        conf = os.path.join(d, "tickets.conf")
+        short = os.path.join(d, "short.key")
+        with open(short, "wb") as f:
+            f.write(os.urandom(48))
+        os.chmod(short, 0o600)
+        shared = self.key_file("readable.key", "k1", "k2")
+        os.chmod(shared, 0o644)
+        for key, ok, msg in (("missing.key", False, 'cannot read ticket_key_file "%s/missing.key"' % d),
+                             ("short.key", False, "holds 48 bytes; it must hold 1 to 16 keys of 80 random bytes"),
+                             ("readable.key", True, "warning: ticket_key_file \"%s/readable.key\" can be read by "
+                              "other users (mode 644)" % d)):
+            with open(conf, "w") as f:
+                f.write("""certificates = ( { name = "contoso"; cert = "contoso.chain.pem"; key = "contoso.key";
+                   ca_file = "root.pem"; } );
+services = ( { name = "s"; listen = [ "127.0.0.1:1" ];
+  tls = { certificates = [ "contoso" ];
+          ticket_key_file = "%s"; };
+  routes = ( { host = "a.contoso.test"; status = 204; } ); } );
+""" % key)
+            r = run([ONEGATE_BIN, "check", "-c", conf])
+            self.assertEqual(r.returncode == 0, ok, key + r.stderr)
+            self.assertRegex(r.stderr, r"tickets.conf:5: .*" + re.escape(msg), key)
 
 
 class CertsCommands(unittest.TestCase):
