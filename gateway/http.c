@@ -925,6 +925,12 @@ static void http_route_request(struct http_session *s, const char *head)
 	const char *path = head + q->path.off;
 	/* Our own answers keep the connection only when no body is left to read past. */
 	bool body = q->chunked || q->content_length > 0;
+	/* A Host another certificate of this service serves came on a connection meant for another site. */
+	if (s->tls && !tlsconf_host_fits(s->snap->tls, (size_t)(s->svc - s->snap->cfg->services), s->sni,
+	                                 strlen(s->sni), s->host, s->host_len)) {
+		http_respond(s, 421, NULL, "misdirected", !body);
+		return;
+	}
 	s->route = rules_route_match_http(s->svc, s->host, s->host_len, path, q->path.len, s->sni[0] ? s->sni : NULL,
 	                                  strlen(s->sni));
 	if (s->route < 0) {

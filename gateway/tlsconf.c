@@ -435,3 +435,26 @@ SSL_CTX *tlsconf_pool_ctx(const struct tlsconf *t, size_t pool)
 {
 	return t && pool < t->npools ? t->pools[pool] : NULL;
 }
+
+static bool tlsconf_pick_covers(const struct tlsconf_service *s, struct tlsconf_pick p, const char *host, size_t len)
+{
+	return (p.ecdsa >= 0 && certs_item_covers(s->creds[p.ecdsa].item, host, len)) ||
+	       (p.rsa >= 0 && certs_item_covers(s->creds[p.rsa].item, host, len));
+}
+
+bool tlsconf_host_fits(const struct tlsconf *t, size_t svc, const char *sni, size_t sni_len, const char *host,
+                       size_t host_len)
+{
+	if (!t || svc >= t->nsvcs || !t->svcs[svc].ctx || !sni_len || !host_len ||
+	    (sni_len == host_len && strncasecmp(sni, host, host_len) == 0))
+		return true;
+	const struct tlsconf_service *s = &t->svcs[svc];
+	int hi = rules_namemap_lookup(s->names, host, host_len);
+	if (hi < 0)
+		return true;
+	int si = rules_namemap_lookup(s->names, sni, sni_len);
+	if (si == hi || tlsconf_pick_covers(s, si >= 0 ? s->picks[si] : s->dflt, host, host_len))
+		return true;
+	/* The map's wildcards also take deeper names, which the certificate itself does not cover. */
+	return !tlsconf_pick_covers(s, s->picks[hi], host, host_len);
+}

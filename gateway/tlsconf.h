@@ -8,6 +8,7 @@
 #ifndef ONEGATE_TLSCONF_H
 #define ONEGATE_TLSCONF_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -28,6 +29,14 @@ void tlsconf_unref(struct tlsconf *t);
 SSL *tlsconf_server_ssl(const struct tlsconf *t, size_t svc);
 /* The client context for a pool with tls, or NULL. */
 SSL_CTX *tlsconf_pool_ctx(const struct tlsconf *t, size_t pool);
+
+/* Whether a request's Host belongs on a connection whose ClientHello named sni
+ * (RFC 9110 15.5.20, 421 Misdirected Request): false when another certificate
+ * of the service covers host and the certificates chosen for sni do not, so
+ * the client reused a connection meant for another site. With no SNI, no Host,
+ * or a host no certificate covers, the routes decide. Allocation-free. */
+bool tlsconf_host_fits(const struct tlsconf *t, size_t svc, const char *sni, size_t sni_len, const char *host,
+                       size_t host_len);
 
 /* Session tickets of a service without ticket_key_file: this process's own
  * keys, derived from a secret drawn at start, a new one every

@@ -135,6 +135,18 @@ services = ( { name = "https"; listen = [ "127.0.0.1:%(port)d" ]; plain_http = t
         r = self.curl("mail.contoso.test", "/", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Host: nope.contoso.test")
         self.assertEqual(r.stdout, "421", r.stderr)
 
+    def test_host_of_another_certificate_is_421(self):
+        # SNI for one certificate, Host for another's site: a connection reused for the wrong site.
+        for sni, host in (("www.fabrikam.test", "mail.contoso.test"), ("mail.contoso.test", "www.fabrikam.test")):
+            r = self.curl(sni, "/owa/", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Host: " + host)
+            self.assertEqual(r.stdout, "421", (sni, host, r.stderr))
+        self.assertLogged(self.og, lambda f: f.get("outcome") == "misdirected" and f.get("sni") == "www.fabrikam.test"
+                          and f.get("host") == "mail.contoso.test" and f.get("status") == "421", "outcome=misdirected")
+        # Both names under the one wildcard certificate: served as usual.
+        r = self.curl("ex.contoso.test", "/owa/", "-H", "Host: mail.contoso.test")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn('"backend": "owa"', r.stdout)
+
     def test_passthrough_route_on_the_same_port(self):
         r = self.curl("sts.contoso.test", "/adfs/ls")
         self.assertEqual(r.returncode, 0, r.stderr)
