@@ -1,7 +1,9 @@
 """TLS termination on one listener: the certificate each SNI gets (with its complete
 chain), TLS 1.0/1.1 refused, resumption, Host routing behind TLS, 421 for a host
-nothing routes, a passthrough route on the same port, and re-encryption to a TLS
-back end with the expected SNI, verified."""
+nothing routes and for a Host of another certificate than the SNI's, a passthrough
+route on the same port, and re-encryption to a TLS back end with the expected SNI,
+verified, and a client certificate when it asks for one. OCSP stapling, session
+ticket keys shared between gateways, and the load errors of each."""
 import os
 import re
 import signal
@@ -403,6 +405,92 @@ services = ( { name = "s"; listen = [ "127.0.0.1:1" ];
             r = run([ONEGATE_BIN, "check", "-c", conf])
             self.assertEqual(r.returncode == 0, ok, key + r.stderr)
             self.assertRegex(r.stderr, r"tickets.conf:5: .*" + re.escape(msg), key)
+
+
+class BackendClientCertificate(OnegateTestCase):
+    """A pool whose back end asks for a client certificate (openssl s_server -Verify 1): with
+    tls = { cert; key; } onegate presents one and the request goes through; without, the back
+    end refuses the handshake and the client gets 502."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory(prefix="onegate-mtls-")
+        d = cls.tmp.name
+        cls.pki = make_pki(d, {"backend": ["backend.test"]})
+        # The client certificate, for clientAuth, issued by the test intermediate.
+        run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
+             "-out", os.path.join(d, "client.key")])
+        run(["openssl", "req", "-new", "-key", os.path.join(d, "client.key"), "-subj", "/CN=onegate client",
+             "-out", os.path.join(d, "client.csr")])
+        with open(os.path.join(d, "client.ext"), "w") as f:
+            f.write("basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+                    "extendedKeyUsage=clientAuth\n")
+        r = run(["openssl", "x509", "-req", "-in", os.path.join(d, "client.csr"), "-CA", cls.pki.intermediate,
+                 "-CAkey", os.path.join(d, "intermediate.key"), "-CAcreateserial", "-days", "30", "-sha256",
+                 "-extfile", os.path.join(d, "client.ext"), "-out", os.path.join(d, "client.pem")])
+        if r.returncode != 0:
+            raise RuntimeError("client certificate: " + r.stderr)
+        with open(os.path.join(d, "client.chain.pem"), "w") as out:
+            for part in ("client.pem", "intermediate.pem"):
+                with open(os.path.join(d, part)) as f:
+                    out.write(f.read())
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def start_s_server(self):
+        port = free_port()
+        d = self.tmp.name
+        log_path = os.path.join(d, "s_server-%d.out" % port)
+        log = open(log_path, "wb")
+        self.addCleanup(log.close)
+        proc = subprocess.Popen(["openssl", "s_server", "-accept", "127.0.0.1:%d" % port,
+                                 "-cert", os.path.join(d, "backend.pem"), "-cert_chain", self.pki.intermediate,
+                                 "-key", os.path.join(d, "backend.key"), "-CAfile", self.pki.ca, "-Verify", "1",
+                                 "-www"], stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+
+        def stop():
+            proc.kill()
+            proc.wait(5)
+        self.addCleanup(stop)
+
+        def output():
+            with open(log_path, "rb") as f:
+                return f.read().decode(errors="replace")
+        self.assertTrue(wait_until(lambda: "ACCEPT" in output(), 10), output())
+        return port, output
+
+    def test_client_certificate_when_the_back_end_asks(self):
+        d = self.tmp.name
+        backend, backend_output = self.start_s_server()
+        port = free_port()
+        conf = """onegate = { workers = 1; };
+pools = ( { name = "mtls"; servers = ( "127.0.0.1:%(be)d" );
+            tls = { sni = "backend.test"; verify = true; ca_file = "%(d)s/root.pem";
+                    cert = "%(d)s/client.chain.pem"; key = "%(d)s/client.key"; }; },
+          { name = "nocert"; servers = ( "127.0.0.1:%(be)d" );
+            tls = { sni = "backend.test"; verify = true; ca_file = "%(d)s/root.pem"; }; } );
+services = ( { name = "web"; listen = [ "127.0.0.1:%(port)d" ];
+  routes = ( { host = "with.test"; pool = "mtls"; }, { host = "without.test"; pool = "nocert"; } ); } );
+""" % {"d": d, "be": backend, "port": port}
+        og = self.start_onegate(conf, port)
+
+        def get(host):
+            return run(["curl", "-sS", "--max-time", "10", "-w", "\n%{http_code}", "-H", "Host: " + host,
+                        "http://127.0.0.1:%d/" % port])
+
+        r = get("with.test")
+        self.assertTrue(r.stdout.endswith("\n200"), r.stdout[-300:] + r.stderr + og.stderr())
+        self.assertIn("s_server -accept", r.stdout, "the back end's own status page")
+        self.assertTrue(wait_until(lambda: "depth=0 CN = onegate client" in backend_output(), 5), backend_output())
+        r = get("without.test")
+        self.assertTrue(r.stdout.endswith("\n502"), r.stdout[-300:] + r.stderr)
+        self.assertTrue(wait_until(lambda: "peer did not return a certificate" in backend_output(), 5),
+                        backend_output())
+        self.assertLogged(og, lambda f: f.get("host") == "without.test" and f.get("status") == "502",
+                          "a 502 for the pool without a client certificate")
+        self.assertIn("CERTIFICATE_REQUIRED", og.stderr())
 
 
 class CertsCommands(unittest.TestCase):
