@@ -274,6 +274,7 @@ static const char *http_reason(int status)
 {
 	switch (status) {
 	case 200: return "OK";
+	case 204: return "No Content";
 	case 301: return "Moved Permanently";
 	case 302: return "Found";
 	case 303: return "See Other";
@@ -326,12 +327,20 @@ static void http_respond(struct http_session *s, int status, const char *extra, 
 	/* A request answered here, before it went anywhere: its head is done with. */
 	if (s->phase == HP_HEAD && s->req && s->req->head_len)
 		evbuffer_drain(tstream_input(s->cli), s->req->head_len);
+	/* The client's Connection: close (or HTTP/1.0) holds for our own answers too. */
+	keep = keep && s->keepalive;
 	char body[160];
 	int n = snprintf(body, sizeof(body), "%d %s\n", status, http_reason(status));
-	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
-	                    "Content-Length: %d\r\n%s%s\r\n",
-	                    status, http_reason(status), n, extra ? extra : "", keep ? "" : "Connection: close\r\n");
-	if (!s->head_request)
+	/* 204 and 304 never have a body: one here would be read as the start of the next answer. */
+	bool bodyless = status == 204 || status == 304;
+	if (bodyless)
+		evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n%s%s\r\n", status, http_reason(status), extra ? extra : "",
+		                    keep ? "" : "Connection: close\r\n");
+	else
+		evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+		                    "Content-Length: %d\r\n%s%s\r\n",
+		                    status, http_reason(status), n, extra ? extra : "", keep ? "" : "Connection: close\r\n");
+	if (!s->head_request && !bodyless)
 		evbuffer_add(out, body, (size_t)n);
 	s->status = status;
 	http_access_log(s, outcome);

@@ -58,7 +58,8 @@ services = ( { name = "http"; listen = [ "127.0.0.1:%d" ];
     { host = "lyncdiscover.contoso.test"; pool = "lync"; port = %d; },
     { host = "www.contoso.test"; redirect = "https"; },
     { host = "gone.contoso.test"; status = 410; },
-    { host = "adfs.contoso.test"; pool = "owa"; forwarded = false; }
+    { host = "adfs.contoso.test"; pool = "owa"; forwarded = false; },
+    { host = "empty.contoso.test"; status = 204; }
   ); } );
 """ % (self.owa.port, self.ews.port, self.port, self.lync.port)
         from harness import Onegate
@@ -108,6 +109,29 @@ services = ( { name = "http"; listen = [ "127.0.0.1:%d" ];
         info = json.loads(r.stdout)
         self.assertEqual((info["method"], info["body_len"]), ("POST", 5000))
         self.assertIn(["Expect", "100-continue"], info["headers"])
+
+    def test_own_answers_respect_connection_close_and_204_has_no_body(self):
+        # pipelined: a 204 without a body, then a 404, on one connection
+        out = raw(self.port, b"GET / HTTP/1.1\r\nHost: empty.contoso.test\r\n\r\n"
+                             b"GET / HTTP/1.1\r\nHost: nowhere.test\r\n\r\n")
+        first, _, rest = out.partition(b"\r\n\r\n")
+        self.assertTrue(first.startswith(b"HTTP/1.1 204 No Content"), out)
+        self.assertNotIn(b"Content-Length", first)
+        self.assertTrue(rest.startswith(b"HTTP/1.1 404"), out)
+        # Connection: close on a request answered here closes the connection at once
+        for req in (b"GET / HTTP/1.1\r\nHost: nowhere.test\r\nConnection: close\r\n\r\n",
+                    b"GET / HTTP/1.0\r\nHost: gone.contoso.test\r\n\r\n"):
+            s = socket.create_connection((LOOP4, self.port), timeout=5)
+            s.sendall(req)
+            got = b""
+            s.settimeout(3)
+            while True:
+                d = s.recv(4096)     # a timeout here means the gateway kept the connection open
+                if not d:
+                    break
+                got += d
+            s.close()
+            self.assertIn(b"Connection: close", got)
 
     def test_http_1_0_client(self):
         out = raw(self.port, b"GET /owa/ HTTP/1.0\r\nHost: mail.contoso.test\r\n\r\n")
