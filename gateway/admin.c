@@ -20,7 +20,6 @@
 #include "log.h"
 #include "pool.h"
 
-#define ADMIN_TOKEN_MAX 256
 /* A string literal, its length counted by the compiler. */
 #define ADMIN_LIT(b, s) evbuffer_add((b), s, sizeof(s) - 1)
 
@@ -139,9 +138,11 @@ static void admin_route_text(const struct rules_config *cfg, const struct rules_
 		snprintf(match, mlen, "%s%s%s%s%s%s", rt->sni ? "sni " : "", rt->sni ? rt->sni : "",
 		         rt->host ? (rt->sni ? " host " : "host ") : "", rt->host ? rt->host : "",
 		         rt->path ? " path " : "", rt->path ? rt->path : "");
-	if (rt->pool >= 0)
-		snprintf(action, alen, "%s pool %s%s%.0u", rt->passthrough ? "passthrough to" : "to",
-		         cfg->pools[rt->pool].name, rt->port ? " port " : "", rt->port);
+	if (rt->pool >= 0 && rt->port)
+		snprintf(action, alen, "%s pool %s port %u", rt->passthrough ? "passthrough to" : "to",
+		         cfg->pools[rt->pool].name, rt->port);
+	else if (rt->pool >= 0)
+		snprintf(action, alen, "%s pool %s", rt->passthrough ? "passthrough to" : "to", cfg->pools[rt->pool].name);
 	else if (rt->redirect)
 		snprintf(action, alen, "redirect %s", rt->redirect);
 	else if (rt->status)
@@ -302,19 +303,30 @@ static void admin_metrics(const struct admin *ad, struct evbuffer *b)
 	                       "onegate_info{version=\"%s\"} 1\n", ONEGATE_VERSION);
 	evbuffer_add_printf(b, "# HELP onegate_uptime_seconds seconds since start\n# TYPE onegate_uptime_seconds gauge\n"
 	                       "onegate_uptime_seconds %lld\n", (long long)(time(NULL) - ad->started));
-	for (size_t k = 0; k < sizeof(m) / sizeof(m[0]); k++) {
+	enum { NFAM = sizeof(m) / sizeof(m[0]) };
+	/* One look at each server; its samples go to their families, which are written in turn. */
+	struct evbuffer *fam[NFAM];
+	for (size_t k = 0; k < NFAM; k++)
+		fam[k] = evbuffer_new();
+	for (size_t p = 0; p < cfg->npools; p++) {
+		const struct rules_pool *rp = &cfg->pools[p];
+		for (size_t i = 0; i < rp->nservers; i++) {
+			struct pool_server_view v;
+			pool_server_view(t, p, i, &v);
+			unsigned long long val[NFAM] = {
+				strcmp(v.state, "up") == 0 || strcmp(v.state, "unchecked") == 0, v.active, v.connections,
+				v.requests, v.errors, v.failures,
+			};
+			for (size_t k = 0; k < NFAM; k++)
+				if (fam[k])
+					admin_metric(fam[k], m[k].name, rp->name, rp->servers[i].name, val[k]);
+		}
+	}
+	for (size_t k = 0; k < NFAM; k++) {
 		evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n", m[k].name, m[k].help, m[k].name, m[k].type);
-		for (size_t p = 0; p < cfg->npools; p++) {
-			const struct rules_pool *rp = &cfg->pools[p];
-			for (size_t i = 0; i < rp->nservers; i++) {
-				struct pool_server_view v;
-				pool_server_view(t, p, i, &v);
-				unsigned long long val[] = {
-					strcmp(v.state, "up") == 0 || strcmp(v.state, "unchecked") == 0, v.active, v.connections,
-					v.requests, v.errors, v.failures,
-				};
-				admin_metric(b, m[k].name, rp->name, rp->servers[i].name, val[k]);
-			}
+		if (fam[k]) {
+			evbuffer_add_buffer(b, fam[k]);
+			evbuffer_free(fam[k]);
 		}
 	}
 }
@@ -575,15 +587,11 @@ int admin_rebind(struct admin *ad, int fd)
 	return 0;
 }
 
-int admin_set(struct admin *ad, struct pool_table *t, const char *token_file, char *err, size_t errlen)
+void admin_set(struct admin *ad, struct pool_table *t, const char *token)
 {
-	char token[ADMIN_TOKEN_MAX] = "";
-	if (token_file && admin_token_read(token_file, token, sizeof(token), err, errlen) != 0)
-		return -1;
-	memcpy(ad->token, token, sizeof(token));
+	snprintf(ad->token, sizeof(ad->token), "%s", token ? token : "");
 	pool_table_unref(ad->table);
 	ad->table = pool_table_ref(t);
-	return 0;
 }
 
 void admin_free(struct admin *ad)

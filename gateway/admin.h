@@ -20,10 +20,9 @@ struct admin;
 
 /* Serves on fd (bound and listening; admin takes it). NULL when out of memory. */
 struct admin *admin_new(struct event_base *base, int fd);
-/* Serves this table (takes a reference) with the token in token_file (NULL:
- * none). Returns -1 with a reason in err when the token file cannot be read;
- * the admin then keeps its previous table and token. */
-int admin_set(struct admin *ad, struct pool_table *t, const char *token_file, char *err, size_t errlen);
+/* Serves this table (takes a reference); every request must carry token
+ * (NULL or "": none), which the daemon read with admin_token_read(). */
+void admin_set(struct admin *ad, struct pool_table *t, const char *token);
 /* Replaces the listening socket (a reload moved the admin address). */
 int admin_rebind(struct admin *ad, int fd);
 void admin_free(struct admin *ad);
@@ -33,6 +32,9 @@ void admin_free(struct admin *ad);
  * status, or -1 with a reason in err. */
 int admin_client(const struct rules_admin *a, const char *method, const char *path, FILE *out, char *err,
                  size_t errlen);
+
+/* Room for a token and its terminator. */
+#define ADMIN_TOKEN_MAX 256
 
 /* Reads a token file: its first line, without surrounding white space. */
 int admin_token_read(const char *path, char *out, size_t outlen, char *err, size_t errlen);

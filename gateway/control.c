@@ -19,7 +19,7 @@ struct control_update {
 	struct pool_table *table;
 	struct tlsconf *tls;
 	int admin_fd;
-	char *token_file;
+	char *token;
 	bool stop;
 };
 
@@ -40,7 +40,7 @@ static void control_update_clear(struct control_update *u)
 	tlsconf_unref(u->tls);
 	if (u->admin_fd >= 0)
 		close(u->admin_fd);
-	free(u->token_file);
+	free(u->token);
 	memset(u, 0, sizeof(*u));
 	u->admin_fd = -1;
 }
@@ -48,7 +48,6 @@ static void control_update_clear(struct control_update *u)
 /* Runs on the control thread. */
 static void control_apply(struct control *c, struct control_update *u)
 {
-	char err[512];
 	if (u->admin_fd == -2) {
 		admin_free(c->admin);
 		c->admin = NULL;
@@ -58,8 +57,8 @@ static void control_apply(struct control *c, struct control_update *u)
 		if (c->admin ? admin_rebind(c->admin, fd) != 0 : !(c->admin = admin_new(c->base, fd)))
 			log_msg(LOG_ERROR, "admin listener: cannot serve the new address");
 	}
-	if (c->admin && admin_set(c->admin, u->table, u->token_file, err, sizeof(err)) != 0)
-		log_msg(LOG_ERROR, "admin listener: %s; keeping the previous token", err);
+	if (c->admin)
+		admin_set(c->admin, u->table, u->token);
 	if (health_set(c->health, u->table, u->tls) != 0)
 		log_msg(LOG_ERROR, "health checks: out of memory; some servers are not checked");
 }
@@ -115,7 +114,7 @@ static void control_free(struct control *c)
 	free(c);
 }
 
-struct control *control_start(struct pool_table *t, struct tlsconf *tls, int admin_fd, const char *token_file)
+struct control *control_start(struct pool_table *t, struct tlsconf *tls, int admin_fd, const char *token)
 {
 	struct control *c = calloc(1, sizeof(*c));
 	if (!c) {
@@ -127,25 +126,21 @@ struct control *control_start(struct pool_table *t, struct tlsconf *tls, int adm
 	c->pending.admin_fd = -1;
 	pthread_mutex_init(&c->lock, NULL);
 	struct control_update first = { .table = pool_table_ref(t), .tls = tlsconf_ref(tls), .admin_fd = admin_fd,
-	                                 .token_file = token_file ? strdup(token_file) : NULL };
+	                                 .token = token ? strdup(token) : NULL };
 	c->base = event_base_new();
 	c->bell = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	c->health = c->base ? health_new(c->base) : NULL;
-	if (!c->base || c->bell < 0 || !c->health || (token_file && !first.token_file))
+	if (!c->base || c->bell < 0 || !c->health || (token && !first.token))
 		goto fail;
 	c->bell_ev = event_new(c->base, c->bell, EV_READ | EV_PERSIST, control_bell, c);
 	if (!c->bell_ev || event_add(c->bell_ev, NULL) != 0)
 		goto fail;
-	/* The first snapshot is applied here, before the thread runs, so a bad token stops start-up. */
+	/* The first snapshot is applied here, before the thread runs. */
 	if (admin_fd >= 0) {
 		first.admin_fd = -1;
 		if (!(c->admin = admin_new(c->base, admin_fd)))
 			goto fail;
-		char err[512];
-		if (admin_set(c->admin, t, token_file, err, sizeof(err)) != 0) {
-			log_msg(LOG_ERROR, "admin listener: %s", err);
-			goto fail;
-		}
+		admin_set(c->admin, t, token);
 	}
 	if (health_set(c->health, t, tls) != 0 || pthread_create(&c->thread, NULL, control_main, c) != 0)
 		goto fail;
@@ -158,10 +153,10 @@ fail:
 }
 
 void control_reload(struct control *c, struct pool_table *t, struct tlsconf *tls, int admin_fd,
-                    const char *token_file)
+                    const char *token)
 {
 	struct control_update u = { .table = pool_table_ref(t), .tls = tlsconf_ref(tls), .admin_fd = admin_fd,
-	                            .token_file = token_file ? strdup(token_file) : NULL };
+	                            .token = token ? strdup(token) : NULL };
 	pthread_mutex_lock(&c->lock);
 	struct control_update old = c->pending;
 	c->pending = u;

@@ -11,13 +11,14 @@ struct pool_table;
 struct tlsconf;
 
 /* admin_fd: the admin listener, bound and listening (control takes it), or -1
- * for none. token_file may be NULL. NULL (with the reason logged) on failure. */
-struct control *control_start(struct pool_table *t, struct tlsconf *tls, int admin_fd, const char *token_file);
+ * for none; token: what admin requests must carry (NULL or "": nothing). NULL
+ * (with the reason logged) on failure. */
+struct control *control_start(struct pool_table *t, struct tlsconf *tls, int admin_fd, const char *token);
 /* From the daemon's thread: the new table, contexts and token take over on the
  * control thread. admin_fd >= 0 replaces the admin listener (the address moved);
  * -2 closes it (the rules no longer have one); -1 keeps it. */
 void control_reload(struct control *c, struct pool_table *t, struct tlsconf *tls, int admin_fd,
-                    const char *token_file);
+                    const char *token);
 void control_stop(struct control *c);
 
 #endif

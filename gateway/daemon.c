@@ -215,7 +215,7 @@ static void daemon_reload(struct daemon_state *st)
 		        cur->path);
 		return;
 	}
-	char err[512], token[256];
+	char err[512], token[ADMIN_TOKEN_MAX] = "";
 	struct tlsconf *tls = tlsconf_new(next, err, sizeof(err));
 	struct pool_table *pools = NULL;
 	int admin_fd = -1;
@@ -261,7 +261,7 @@ static void daemon_reload(struct daemon_state *st)
 	free(fds);
 	free(svcs);
 	control_reload(st->control, pools, tls, admin_fd >= 0 ? admin_fd : next->admin.on ? -1 : -2,
-	               next->admin.token_file);
+	               token);
 	log_msg(LOG_INFO, "reloaded %s: %zu pools, %zu services; open connections finish on the previous rules",
 	        next->path, next->npools, next->nservices);
 	rules_config_unref(cur);
@@ -335,10 +335,17 @@ int daemon_run(struct rules_config *cfg, daemon_ready_fn ready, void *arg)
 	}
 	if (daemon_bind_all(cfg, st.ws, st.nw) != 0)
 		goto out;
+	/* The token is read here, once per load; the admin listener gets its text. */
+	char token[ADMIN_TOKEN_MAX] = "";
+	if (cfg->admin.on && cfg->admin.token_file &&
+	    admin_token_read(cfg->admin.token_file, token, sizeof(token), err, sizeof(err)) != 0) {
+		log_msg(LOG_ERROR, "%s:%d: %s", cfg->path, cfg->admin.line, err);
+		goto out;
+	}
 	int admin_fd = cfg->admin.on ? daemon_admin_socket(cfg) : -1;
 	if (cfg->admin.on && admin_fd < 0)
 		goto out;
-	if (!(st.control = control_start(st.pools, st.tls, admin_fd, cfg->admin.token_file))) {
+	if (!(st.control = control_start(st.pools, st.tls, admin_fd, token))) {
 		log_msg(LOG_ERROR, "cannot start the control thread (health checks, admin listener)");
 		goto out;
 	}
