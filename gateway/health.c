@@ -8,7 +8,6 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <openssl/ssl.h>
-#include <openssl/x509v3.h>
 
 #include "addr.h"
 #include "h1.h"
@@ -38,7 +37,6 @@ struct health {
 	struct event_base *base;
 	struct pool_table *table;
 	struct tlsconf *tls;
-	SSL_CTX *unverified;            /* HTTPS checks of pools that do not re-encrypt */
 	struct health_check **checks;
 	size_t nchecks;
 };
@@ -185,25 +183,9 @@ static void health_event(struct tstream *t, enum tstream_event ev, void *arg)
 
 static SSL *health_ssl(struct health_check *c)
 {
-	struct health *h = c->h;
 	const struct rules_pool *p = health_pool(c);
-	SSL_CTX *ctx = p->tls.on ? tlsconf_pool_ctx(h->tls, c->pool) : NULL;
-	if (!ctx) {
-		if (!h->unverified && (h->unverified = SSL_CTX_new(TLS_method())))
-			SSL_CTX_set_verify(h->unverified, SSL_VERIFY_NONE, NULL);
-		ctx = h->unverified;
-	}
-	SSL *ssl = ctx ? SSL_new(ctx) : NULL;
-	if (!ssl)
-		return NULL;
-	SSL_set_connect_state(ssl);
 	const char *name = p->health.sni ? p->health.sni : p->health.host ? p->health.host : p->tls.sni;
-	if (name) {
-		SSL_set_tlsext_host_name(ssl, name);
-		if (p->tls.on && p->tls.verify)
-			X509_VERIFY_PARAM_set1_host(SSL_get0_param(ssl), name, strlen(name));
-	}
-	return ssl;
+	return tlsconf_pool_ssl(c->h->tls, c->pool, name);
 }
 
 static void health_start(struct health_check *c)
@@ -316,7 +298,5 @@ void health_free(struct health *h)
 	if (!h)
 		return;
 	health_clear(h);
-	if (h->unverified)
-		SSL_CTX_free(h->unverified);
 	free(h);
 }

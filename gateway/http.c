@@ -534,20 +534,8 @@ static void http_srv_event(struct tstream *t, enum tstream_event ev, void *arg)
 
 static SSL *http_backend_ssl(struct http_session *s)
 {
-	const struct rules_pool *p = http_pool(s);
-	SSL_CTX *ctx = tlsconf_pool_ctx(s->snap->tls, (size_t)s->pool);
-	SSL *ssl = ctx ? SSL_new(ctx) : NULL;
-	if (!ssl)
-		return NULL;
-	SSL_set_connect_state(ssl);
 	/* The server sees the name the client asked for unless the pool names one. */
-	const char *name = http_backend_name(s, p);
-	if (name[0]) {
-		SSL_set_tlsext_host_name(ssl, name);
-		if (p->tls.verify)
-			X509_VERIFY_PARAM_set1_host(SSL_get0_param(ssl), name, strlen(name));
-	}
-	return ssl;
+	return tlsconf_pool_ssl(s->snap->tls, (size_t)s->pool, http_backend_name(s, http_pool(s)));
 }
 
 /* Tries the pool's servers in round-robin order from the request's pick; only a
@@ -604,8 +592,12 @@ static void http_connect_next(struct http_session *s)
 		return;
 	}
 	s->server = -1;
-	/* Every server tried failed to connect (502), or none may take anything (503). */
-	http_respond(s, s->ntried ? 502 : 503, NULL, "no-server", false);
+	/* Every server tried failed to connect (502), or none may take anything (503): then the
+	 * request went nowhere and the connection may stay when no body is left to read past. */
+	if (s->ntried)
+		http_respond(s, 502, NULL, "no-server", false);
+	else
+		http_respond(s, 503, NULL, "no-server", !s->req->chunked && s->req->content_length == 0);
 }
 
 /* ---------------------------------------------------------------- bodies */
@@ -969,10 +961,6 @@ static void http_route_request(struct http_session *s, const char *head)
 	}
 	s->pool = r->pool;
 	const struct rules_pool *p = http_pool(s);
-	if (!pool_has_usable(s->snap->pools, (size_t)s->pool)) {
-		http_respond(s, 503, NULL, "no-server", !body);
-		return;
-	}
 	/* Requests are balanced one by one (Skype for Business mobile clients expect it),
 	 * unless the pool keeps a client on its server with a cookie. */
 	s->ntried = 0;

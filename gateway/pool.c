@@ -347,14 +347,6 @@ long pool_pick_server(const struct pool_table *t, struct pool_cursor *cur, size_
 	return pick;
 }
 
-bool pool_has_usable(const struct pool_table *t, size_t pool)
-{
-	for (size_t i = 0; i < t->pools[pool].cfg->nservers; i++)
-		if (pool_srv_alive(pool_srv(t, pool, i)))
-			return true;
-	return false;
-}
-
 /* ---------------------------------------------------------------- accounting */
 
 void pool_conn_begin(const struct pool_table *t, size_t pool, size_t server)

@@ -56,7 +56,6 @@ struct pool_pick {
 long pool_pick_server(const struct pool_table *t, struct pool_cursor *cur, size_t pool, const struct pool_pick *pk);
 /* Whether server may take new work now (what the cookie's choice must pass). */
 bool pool_server_usable(const struct pool_table *t, size_t pool, size_t server);
-bool pool_has_usable(const struct pool_table *t, size_t pool);
 
 /* Accounting, called by whoever opened the connection: begin before connecting,
  * end exactly once. A failure is a connect that failed or a server that broke

@@ -52,6 +52,7 @@ struct tlsconf {
 	size_t nsvcs;
 	SSL_CTX **pools;
 	size_t npools;
+	SSL_CTX *unverified;            /* HTTPS health checks of pools that do not re-encrypt */
 };
 
 static int tlsconf_ex_index = -1;
@@ -94,6 +95,7 @@ static void tlsconf_free(struct tlsconf *t)
 	for (size_t i = 0; i < t->npools; i++)
 		SSL_CTX_free(t->pools[i]);
 	free(t->pools);
+	SSL_CTX_free(t->unverified);
 	free(t);
 }
 
@@ -413,11 +415,20 @@ struct tlsconf *tlsconf_new(const struct rules_config *cfg, char *err, size_t er
 			tlsconf_free(t);
 			return NULL;
 		}
-	for (; t->npools < cfg->npools; t->npools++)
-		if (cfg->pools[t->npools].tls.on && !(t->pools[t->npools] = tlsconf_pool_init(&cfg->pools[t->npools], err, errlen))) {
+	bool unverified = false;
+	for (; t->npools < cfg->npools; t->npools++) {
+		const struct rules_pool *p = &cfg->pools[t->npools];
+		unverified |= !p->tls.on && p->health.type == RULES_HEALTH_HTTPS;
+		if (p->tls.on && !(t->pools[t->npools] = tlsconf_pool_init(p, err, errlen))) {
 			tlsconf_free(t);
 			return NULL;
 		}
+	}
+	if (unverified && !(t->unverified = SSL_CTX_new(TLS_method()))) {
+		snprintf(err, errlen, "out of memory");
+		tlsconf_free(t);
+		return NULL;
+	}
 	return t;
 }
 
@@ -431,9 +442,21 @@ SSL *tlsconf_server_ssl(const struct tlsconf *t, size_t svc)
 	return ssl;
 }
 
-SSL_CTX *tlsconf_pool_ctx(const struct tlsconf *t, size_t pool)
+SSL *tlsconf_pool_ssl(const struct tlsconf *t, size_t pool, const char *name)
 {
-	return t && pool < t->npools ? t->pools[pool] : NULL;
+	if (!t || pool >= t->npools)
+		return NULL;
+	SSL_CTX *ctx = t->pools[pool] ? t->pools[pool] : t->unverified;
+	SSL *ssl = ctx ? SSL_new(ctx) : NULL;
+	if (!ssl)
+		return NULL;
+	SSL_set_connect_state(ssl);
+	if (name && name[0]) {
+		SSL_set_tlsext_host_name(ssl, name);
+		if (SSL_CTX_get_verify_mode(ctx) & SSL_VERIFY_PEER)
+			X509_VERIFY_PARAM_set1_host(SSL_get0_param(ssl), name, strlen(name));
+	}
+	return ssl;
 }
 
 static bool tlsconf_pick_covers(const struct tlsconf_service *s, struct tlsconf_pick p, const char *host, size_t len)

@@ -27,8 +27,11 @@ void tlsconf_unref(struct tlsconf *t);
 
 /* A server-side SSL for a connection to a terminating service, or NULL. */
 SSL *tlsconf_server_ssl(const struct tlsconf *t, size_t svc);
-/* The client context for a pool with tls, or NULL. */
-SSL_CTX *tlsconf_pool_ctx(const struct tlsconf *t, size_t pool);
+/* A client SSL to a server of this pool, sending name as SNI (NULL or "": none)
+ * and, when the pool verifies, requiring the server's certificate to be for it.
+ * A pool without tls gets an unverified connection (only its HTTPS health
+ * checks ask for one). NULL when out of memory. */
+SSL *tlsconf_pool_ssl(const struct tlsconf *t, size_t pool, const char *name);
 
 /* Whether a request's Host belongs on a connection whose ClientHello named sni
  * (RFC 9110 15.5.20, 421 Misdirected Request): false when another certificate
