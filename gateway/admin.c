@@ -19,6 +19,7 @@
 
 #include "log.h"
 #include "pool.h"
+#include "state.h"
 
 /* A string literal, its length counted by the compiler. */
 #define ADMIN_LIT(b, s) evbuffer_add((b), s, sizeof(s) - 1)
@@ -477,6 +478,8 @@ static void admin_action(struct admin *ad, struct evhttp_request *req, const cha
 			admin_error(req, 400, "Bad Request", "the action is drain, enable or disable");
 		else {
 			pool_server_set_admin(ad->table, (size_t)p, (size_t)s, (enum pool_admin)a);
+			if (cfg->state_dir)
+				state_servers_save(ad->table, cfg->state_dir);
 			struct pool_server_view v;
 			pool_server_view(ad->table, (size_t)p, (size_t)s, &v);
 			struct evbuffer *b = evbuffer_new();

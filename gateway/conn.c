@@ -97,6 +97,8 @@ static long conn_elapsed_ms(const struct conn *c)
 
 static void conn_log(const struct conn *c, const char *outcome)
 {
+	if (!log_access_enabled())
+		return;
 	char client[64];
 	addr_text(&c->peer, c->peerlen, client, sizeof(client), NULL, 0);
 	const struct rules_pool *p = conn_pool(c);

@@ -16,6 +16,8 @@
 #include "control.h"
 #include "log.h"
 #include "pool.h"
+#include "privs.h"
+#include "state.h"
 #include "tlsconf.h"
 #include "worker.h"
 
@@ -198,6 +200,79 @@ fail:
 	return -1;
 }
 
+static void daemon_log_target(const struct rules_config *cfg, struct log_target *t, bool give_to_user)
+{
+	*t = (struct log_target){ .file = cfg->log.file, .facility = cfg->log.facility,
+		                  .owner = (uid_t)-1, .group = (gid_t)-1 };
+	if (cfg->log.syslog) {
+		t->syslog = (const struct sockaddr *)&cfg->log.syslog_ss;
+		t->syslog_len = cfg->log.syslog_len;
+	}
+	if (give_to_user && cfg->run_as.user) {
+		t->owner = cfg->run_as.uid;
+		t->group = cfg->run_as.gid;
+	}
+}
+
+static void daemon_log_levels(const struct rules_config *cfg)
+{
+	log_set_level((enum log_level)cfg->log.level);
+	log_set_access(cfg->log.access);
+}
+
+static bool daemon_str_differs(const char *a, const char *b)
+{
+	return (a == NULL) != (b == NULL) || (a && strcmp(a, b) != 0);
+}
+
+/* Who onegate runs as and where its state lives are fixed for the life of the process. */
+static const char *daemon_restart_only(const struct rules_config *cur, const struct rules_config *next)
+{
+	if (daemon_str_differs(cur->run_as.user, next->run_as.user) || cur->run_as.gid != next->run_as.gid)
+		return "onegate.user or onegate.group changed";
+	if (daemon_str_differs(cur->state_dir, next->state_dir))
+		return "onegate.state changed";
+	return NULL;
+}
+
+static void daemon_log_diag(const struct rules_diag *d, const char *prefix)
+{
+	for (size_t i = 0; d && i < rules_diag_count(d); i++)
+		log_msg(rules_diag_severity(d, i) == RULES_ERROR ? LOG_ERROR : LOG_WARN, "%s%s", prefix,
+		        rules_diag_message(d, i));
+}
+
+/* Once switched to the user, a reload reads every file as that user: it is
+ * checked now, so that an unreadable key stops the start and not a reload weeks later. */
+static int daemon_check_as_user(const struct rules_config *cfg)
+{
+	char prefix[300], err[512], token[ADMIN_TOKEN_MAX];
+	snprintf(prefix, sizeof(prefix), "as user %s: ", cfg->run_as.user);
+	struct rules_diag *d = rules_diag_new();
+	struct rules_config *again = d ? rules_load_file(cfg->path, d) : NULL;
+	struct tlsconf *tls = again ? tlsconf_new(again, err, sizeof(err)) : NULL;
+	if (d)
+		for (size_t i = 0; i < rules_diag_count(d); i++)
+			if (rules_diag_severity(d, i) == RULES_ERROR)
+				log_msg(LOG_ERROR, "%s%s", prefix, rules_diag_message(d, i));
+	rules_diag_free(d);
+	int rc = -1;
+	if (again && !tls)
+		log_msg(LOG_ERROR, "%s%s: %s", prefix, cfg->path, err);
+	else if (again && again->admin.on && again->admin.token_file &&
+	         admin_token_read(again->admin.token_file, token, sizeof(token), err, sizeof(err)) != 0)
+		log_msg(LOG_ERROR, "%s%s:%d: %s", prefix, cfg->path, again->admin.line, err);
+	else if (again)
+		rc = 0;
+	if (rc != 0)
+		log_msg(LOG_ERROR, "%s:%d: onegate runs as user %s once its listeners are bound, and reloads read the rule "
+		        "file, certificates and keys as that user: make them readable by it (for a key: chgrp %s KEY; "
+		        "chmod 0640 KEY)", cfg->path, cfg->run_as.line, cfg->run_as.user, cfg->run_as.group ? cfg->run_as.group : cfg->run_as.user);
+	tlsconf_unref(tls);
+	rules_config_unref(again);
+	return rc;
+}
+
 /* SIGHUP: the new file must load without a single error, every new address
  * must bind and the admin token must be readable; otherwise the running rules
  * stay exactly as they are. */
@@ -206,9 +281,7 @@ static void daemon_reload(struct daemon_state *st)
 	struct rules_config *cur = st->cfg;
 	struct rules_diag *d = rules_diag_new();
 	struct rules_config *next = d ? rules_load_file(cur->path, d) : NULL;
-	for (size_t i = 0; d && i < rules_diag_count(d); i++)
-		log_msg(rules_diag_severity(d, i) == RULES_ERROR ? LOG_ERROR : LOG_WARN, "%s",
-		        rules_diag_message(d, i));
+	daemon_log_diag(d, "");
 	rules_diag_free(d);
 	if (!next) {
 		log_msg(LOG_ERROR, "reload of %s refused: the rule file has errors; still serving the previous rules",
@@ -216,11 +289,18 @@ static void daemon_reload(struct daemon_state *st)
 		return;
 	}
 	char err[512], token[ADMIN_TOKEN_MAX] = "";
-	struct tlsconf *tls = tlsconf_new(next, err, sizeof(err));
+	const char *fixed = daemon_restart_only(cur, next);
+	struct tlsconf *tls = fixed ? NULL : tlsconf_new(next, err, sizeof(err));
 	struct pool_table *pools = NULL;
 	int admin_fd = -1;
 	int *fds = NULL;
 	size_t *svcs = NULL, n = 0;
+	struct log_target lt;
+	if (fixed) {
+		log_msg(LOG_ERROR, "reload of %s refused: %s, which takes a restart; still serving the previous rules",
+		        cur->path, fixed);
+		goto refused;
+	}
 	if (!tls) {
 		log_msg(LOG_ERROR, "reload of %s refused: %s; still serving the previous rules", cur->path, err);
 		goto refused;
@@ -244,6 +324,12 @@ static void daemon_reload(struct daemon_state *st)
 		        cur->path);
 		goto refused;
 	}
+	daemon_log_target(next, &lt, false);
+	if (log_configure(&lt, err, sizeof(err)) != 0) {
+		log_msg(LOG_ERROR, "reload of %s refused: %s; still serving the previous rules", cur->path, err);
+		goto refused;
+	}
+	daemon_log_levels(next);
 	if (next->workers != cur->workers)
 		log_msg(LOG_WARN, "reload: workers = %u takes effect at the next restart; keeping %u",
 		        next->workers, st->nw);
@@ -272,6 +358,10 @@ static void daemon_reload(struct daemon_state *st)
 	st->pools = pools;
 	return;
 refused:
+	for (size_t k = 0; k < n * st->nw; k++)
+		close(fds[k]);
+	free(fds);
+	free(svcs);
 	if (admin_fd >= 0)
 		close(admin_fd);
 	pool_table_unref(pools);
@@ -288,6 +378,9 @@ static int daemon_serve(struct daemon_state *st, const sigset_t *sigs)
 			return sig;
 		if (sig == SIGHUP)
 			daemon_reload(st);
+		char err[512];
+		if (sig == SIGUSR1 && log_reopen(err, sizeof(err)) != 0)
+			log_msg(LOG_ERROR, "SIGUSR1: %s; still writing to the previous file", err);
 	}
 }
 
@@ -306,8 +399,22 @@ int daemon_run(struct rules_config *cfg, daemon_ready_fn ready, void *arg)
 {
 	struct daemon_state st = { .cfg = cfg, .nw = cfg->workers ? cfg->workers : 1 };
 	int rc = 1;
+	bool pid_written = false;
 	daemon_raise_nofile();
 	char err[512];
+	struct log_target lt;
+	daemon_log_target(cfg, &lt, geteuid() == 0);
+	if (log_configure(&lt, err, sizeof(err)) != 0) {
+		log_msg(LOG_ERROR, "%s:%d: %s", cfg->path, cfg->log.line, err);
+		goto out;
+	}
+	daemon_log_levels(cfg);
+	if (cfg->state_dir &&
+	    state_prepare(cfg->state_dir, geteuid() == 0 && cfg->run_as.user ? cfg->run_as.uid : (uid_t)-1,
+	                  cfg->run_as.gid, err, sizeof(err)) != 0) {
+		log_msg(LOG_ERROR, "%s: %s", cfg->path, err);
+		goto out;
+	}
 	if (!(st.tls = tlsconf_new(cfg, err, sizeof(err)))) {
 		log_msg(LOG_ERROR, "%s: %s", cfg->path, err);
 		goto out;
@@ -316,6 +423,8 @@ int daemon_run(struct rules_config *cfg, daemon_ready_fn ready, void *arg)
 		log_msg(LOG_ERROR, "out of memory");
 		goto out;
 	}
+	if (cfg->state_dir)
+		state_servers_restore(st.pools, cfg->state_dir);
 
 	/* Workers inherit this mask: only the main thread takes signals, synchronously. */
 	sigset_t sigs;
@@ -323,6 +432,7 @@ int daemon_run(struct rules_config *cfg, daemon_ready_fn ready, void *arg)
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
 	sigaddset(&sigs, SIGHUP);
+	sigaddset(&sigs, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
@@ -341,6 +451,22 @@ int daemon_run(struct rules_config *cfg, daemon_ready_fn ready, void *arg)
 	    admin_token_read(cfg->admin.token_file, token, sizeof(token), err, sizeof(err)) != 0) {
 		log_msg(LOG_ERROR, "%s:%d: %s", cfg->path, cfg->admin.line, err);
 		goto out;
+	}
+	/* Before any thread starts: capabilities are per thread, and new threads inherit them. */
+	if (cfg->run_as.user) {
+		if (privs_drop(cfg->run_as.user, cfg->run_as.uid, cfg->run_as.gid, err, sizeof(err)) != 0) {
+			log_msg(LOG_ERROR, "%s:%d: %s", cfg->path, cfg->run_as.line, err);
+			goto out;
+		}
+		if (daemon_check_as_user(cfg) != 0)
+			goto out;
+	}
+	if (cfg->state_dir) {
+		if (state_pid_write(cfg->state_dir, err, sizeof(err)) != 0) {
+			log_msg(LOG_ERROR, "%s: %s", cfg->path, err);
+			goto out;
+		}
+		pid_written = true;
 	}
 	int admin_fd = cfg->admin.on ? daemon_admin_socket(cfg) : -1;
 	if (cfg->admin.on && admin_fd < 0)
@@ -381,6 +507,8 @@ out:
 	control_stop(st.control);
 	pool_table_unref(st.pools);
 	tlsconf_unref(st.tls);
+	if (pid_written)
+		state_pid_remove(st.cfg->state_dir);
 	if (rc == 0)
 		log_msg(LOG_INFO, "stopped");
 	rules_config_unref(st.cfg);

@@ -100,8 +100,9 @@ static long http_ms_since(const struct http_session *s, const struct timeval *t)
 /* The one place a session's memory is released. */
 static void http_free(struct http_session *s, const char *outcome)
 {
-	log_msg(LOG_INFO, "conn client=%s service=%s sni=%s requests=%u ms=%ld outcome=%s", s->client,
-	        s->svc->name, s->sni[0] ? s->sni : "-", s->requests, http_ms_since(s, &s->start), outcome);
+	if (log_access_enabled())
+		log_msg(LOG_INFO, "conn client=%s service=%s sni=%s requests=%u ms=%ld outcome=%s", s->client,
+		        s->svc->name, s->sni[0] ? s->sni : "-", s->requests, http_ms_since(s, &s->start), outcome);
 	if (s->timer)
 		event_free(s->timer);
 	tstream_free(s->cli);
@@ -300,15 +301,17 @@ static void http_access_log(struct http_session *s, const char *outcome)
 {
 	const struct rules_pool *p = s->pool >= 0 ? &s->snap->cfg->pools[s->pool] : NULL;
 	const struct rules_route *r = s->route >= 0 ? &s->svc->routes[s->route] : NULL;
+	if (p && s->server >= 0)
+		pool_request_done(s->snap->pools, (size_t)s->pool, (size_t)s->server, s->status);
+	if (!log_access_enabled() || !log_enabled(LOG_INFO))
+		return;
 	char route[32] = "-", server[300] = "-";
 	if (r && s->route == s->svc->default_route)
 		snprintf(route, sizeof(route), "default");
 	else if (r)
 		snprintf(route, sizeof(route), "line%d", r->line);
-	if (p && s->server >= 0) {
+	if (p && s->server >= 0)
 		snprintf(server, sizeof(server), "%s:%u", p->servers[s->server].host, s->port);
-		pool_request_done(s->snap->pools, (size_t)s->pool, (size_t)s->server, s->status);
-	}
 	long backend_ms = s->srv_start.tv_sec ? http_ms_since(s, &s->srv_start) : -1;
 	log_msg(LOG_INFO,
 	        "http client=%s sni=%s host=%s method=%s path=%s status=%d in=%llu out=%llu route=%s pool=%s "

@@ -67,7 +67,7 @@ static struct rules_config *load_from_args(const char *cmd, int argc, char **arg
 		else if (o == 'p' && !strcmp(cmd, "check"))
 			print_effective = true;
 		else if (o == 'd')
-			log_set_level(LOG_DEBUG);
+			log_force_debug();
 		else
 			return NULL;
 	}

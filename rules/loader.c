@@ -10,7 +10,9 @@
 #define _GNU_SOURCE /* asprintf */
 #include <ctype.h>
 #include <errno.h>
+#include <grp.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -22,6 +24,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 
 #include <libconfig.h>
 
@@ -46,6 +49,8 @@ struct rules_load {
 	struct rules_config *cfg;
 	long long workers;
 	unsigned drain_ms, connect_ms, idle_ms;     /* connect/idle: defaults for every pool */
+	unsigned request_ms;                        /* default for every route */
+	unsigned hello_ms, header_ms, keepalive_ms; /* defaults for every service */
 	const config_setting_t *pools_set;
 	const config_setting_t *templates;     /* the file's templates list, or NULL */
 	config_t *builtin;              /* the shipped templates, parsed: rules_nbuiltins of them */
@@ -791,13 +796,174 @@ static void rules_set_admin(struct rules_load *L, const config_setting_t *s, voi
 	free(en.listen);
 }
 
+static int rules_word(struct rules_load *L, const config_setting_t *s, const char *const *names, size_t n);
+
+/* The log group, before its targets are checked. */
+struct rules_log_entry {
+	int level, facility;
+	bool access;
+	char *file, *syslog;
+};
+
+static void rules_set_log_level(struct rules_load *L, const config_setting_t *s, void *field)
+{
+	static const char *const names[] = { "error", "warn", "info", "debug" };
+	int i = rules_word(L, s, names, sizeof(names) / sizeof(names[0]));
+	if (i >= 0)
+		*(int *)field = i;
+}
+
+static const struct { const char *name; int code; } rules_facilities[] = {
+	{ "daemon", 3 }, { "user", 1 }, { "local0", 16 }, { "local1", 17 }, { "local2", 18 }, { "local3", 19 },
+	{ "local4", 20 }, { "local5", 21 }, { "local6", 22 }, { "local7", 23 },
+};
+
+static void rules_set_facility(struct rules_load *L, const config_setting_t *s, void *field)
+{
+	const char *names[sizeof(rules_facilities) / sizeof(rules_facilities[0])];
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		names[i] = rules_facilities[i].name;
+	int i = rules_word(L, s, names, sizeof(names) / sizeof(names[0]));
+	if (i >= 0)
+		*(int *)field = rules_facilities[i].code;
+}
+
+static const struct rules_key rules_log_keys[] = {
+	{ "level", rules_set_log_level, offsetof(struct rules_log_entry, level), NULL },
+	{ "access", rules_set_bool, offsetof(struct rules_log_entry, access), NULL },
+	{ "file", rules_set_string, offsetof(struct rules_log_entry, file), NULL },
+	{ "syslog", rules_set_string, offsetof(struct rules_log_entry, syslog), NULL },
+	{ "facility", rules_set_facility, offsetof(struct rules_log_entry, facility), NULL },
+};
+static const struct rules_section rules_log_section = {
+	"in log", rules_log_keys, sizeof(rules_log_keys) / sizeof(rules_log_keys[0])
+};
+
+/* A syslog target is a local datagram socket (a path) or a UDP collector (HOST:PORT). */
+static void rules_log_syslog(struct rules_load *L, const config_setting_t *s, struct rules_log *lg)
+{
+	char err[512];
+	if (lg->syslog[0] == '/') {
+		struct sockaddr_un *un = (struct sockaddr_un *)&lg->syslog_ss;
+		struct stat st;
+		if (strlen(lg->syslog) >= sizeof(un->sun_path)) {
+			rules_error(L, s, "syslog path \"%s\" is too long for a socket path", lg->syslog);
+			return;
+		}
+		if (stat(lg->syslog, &st) != 0 || !S_ISSOCK(st.st_mode)) {
+			rules_error(L, s, "syslog = \"%s\" is not a socket (%s): is a syslog daemon (rsyslog, systemd-journald) "
+			            "running? Or log to a file: file = \"/var/log/onegate/onegate.log\";",
+			            lg->syslog, stat(lg->syslog, &st) != 0 ? strerror(errno) : "another kind of file");
+			return;
+		}
+		un->sun_family = AF_UNIX;
+		memcpy(un->sun_path, lg->syslog, strlen(lg->syslog) + 1);
+		lg->syslog_len = (socklen_t)sizeof(*un);
+		return;
+	}
+	struct rules_addr a = { 0 };
+	if (rules_addr_parse(lg->syslog, &a, NULL, NULL, err, sizeof(err)) < 0) {
+		rules_error(L, s, "syslog: %s (a local socket path like \"/dev/log\" or a UDP collector HOST:PORT)", err);
+		return;
+	}
+	lg->syslog_ss = a.ss;
+	lg->syslog_len = a.len;
+	rules_addr_clear(&a);
+}
+
+static void rules_set_log(struct rules_load *L, const config_setting_t *s, void *field)
+{
+	(void)field;
+	struct rules_log *lg = &L->cfg->log;
+	struct rules_log_entry en = { .level = RULES_LOG_INFO, .facility = 3, .access = true };
+	if (!config_setting_is_group(s)) {
+		rules_error(L, s, "log must be a group: log = { level = \"info\"; file = \"/var/log/onegate/onegate.log\"; };");
+		return;
+	}
+	rules_section_apply(L, s, &rules_log_section, &en);
+	lg->line = config_setting_source_line(s);
+	lg->level = (enum rules_log_level)en.level;
+	lg->access = en.access;
+	lg->facility = en.facility;
+	lg->file = en.file;
+	lg->syslog = en.syslog;
+	if (lg->file && lg->syslog) {
+		rules_error(L, s, "log has both file and syslog; onegate writes to one of them: keep one");
+		return;
+	}
+	rules_path_resolve(L, s, &lg->file);
+	if (lg->syslog)
+		rules_log_syslog(L, config_setting_get_member(s, "syslog"), lg);
+	if (config_setting_get_member(s, "facility") && !lg->syslog)
+		rules_warn(L, config_setting_get_member(s, "facility"), "facility only matters with syslog = \"/dev/log\";");
+}
+
+/* Names are looked up at load, so a typo fails the check and not the start. */
+static void rules_set_user(struct rules_load *L, const config_setting_t *s, void *field)
+{
+	(void)field;
+	struct rules_identity *id = &L->cfg->run_as;
+	rules_set_string(L, s, &id->user);
+	if (!id->user)
+		return;
+	id->line = config_setting_source_line(s);
+	struct passwd *pw = getpwnam(id->user);
+	if (!pw) {
+		rules_error(L, s, "there is no user \"%s\" on this system: create it (useradd --system --no-create-home "
+		            "--shell /usr/sbin/nologin %s) or name another", id->user, id->user);
+		return;
+	}
+	if (pw->pw_uid == 0) {
+		rules_error(L, s, "user \"%s\" is root; name an unprivileged user, or leave user out to stay as started",
+		            id->user);
+		return;
+	}
+	id->uid = pw->pw_uid;
+	if (!id->group)
+		id->gid = pw->pw_gid;
+}
+
+static void rules_set_group(struct rules_load *L, const config_setting_t *s, void *field)
+{
+	(void)field;
+	struct rules_identity *id = &L->cfg->run_as;
+	rules_set_string(L, s, &id->group);
+	if (!id->group)
+		return;
+	struct group *gr = getgrnam(id->group);
+	if (!gr)
+		rules_error(L, s, "there is no group \"%s\" on this system: create it (groupadd --system %s) or name another",
+		            id->group, id->group);
+	else
+		id->gid = gr->gr_gid;
+}
+
+static void rules_set_state(struct rules_load *L, const config_setting_t *s, void *field)
+{
+	(void)field;
+	rules_set_string(L, s, &L->cfg->state_dir);
+	rules_path_resolve(L, s, &L->cfg->state_dir);
+	struct stat st;
+	if (L->cfg->state_dir && stat(L->cfg->state_dir, &st) == 0 && !S_ISDIR(st.st_mode))
+		rules_error(L, s, "state = \"%s\" is not a folder; name a folder (onegate creates it when missing)",
+		            L->cfg->state_dir);
+}
+
 /* connect/idle here are file-wide defaults for pools, so they must be read before pools. */
 static const struct rules_key rules_onegate_keys[] = {
 	{ "workers", rules_set_workers, offsetof(struct rules_load, workers), NULL },
 	{ "drain_timeout", rules_set_duration, offsetof(struct rules_load, drain_ms), NULL },
 	{ "connect_timeout", rules_set_duration, offsetof(struct rules_load, connect_ms), NULL },
 	{ "idle_timeout", rules_set_duration, offsetof(struct rules_load, idle_ms), NULL },
+	{ "request_timeout", rules_set_duration, offsetof(struct rules_load, request_ms), NULL },
+	{ "hello_timeout", rules_set_duration, offsetof(struct rules_load, hello_ms), NULL },
+	{ "header_timeout", rules_set_duration, offsetof(struct rules_load, header_ms), NULL },
+	{ "keepalive_timeout", rules_set_duration, offsetof(struct rules_load, keepalive_ms), NULL },
 	{ "admin", rules_set_admin, 0, NULL },
+	{ "log", rules_set_log, 0, NULL },
+	{ "user", rules_set_user, 0, NULL },
+	{ "group", rules_set_group, 0, NULL },
+	{ "state", rules_set_state, 0, NULL },
 };
 static const struct rules_section rules_onegate_section = {
 	"in onegate", rules_onegate_keys, sizeof(rules_onegate_keys) / sizeof(rules_onegate_keys[0])
@@ -1682,6 +1848,7 @@ static void rules_set_routes(struct rules_load *L, const config_setting_t *s, vo
 		r->line = config_setting_source_line(e);
 		r->pool = -1;
 		r->forwarded = true;
+		r->request_timeout_ms = L->request_ms;
 		if (rules_is_group(L, e, "routes"))
 			rules_section_apply_from(L, e, &rules_route_section, r, rules_template_of(L, e));
 	}
@@ -1690,7 +1857,8 @@ static void rules_set_routes(struct rules_load *L, const config_setting_t *s, vo
 static void rules_set_default(struct rules_load *L, const config_setting_t *s, void *field)
 {
 	struct rules_service *svc = field;
-	struct rules_default d = { .route = { .pool = -1, .forwarded = true, .line = config_setting_source_line(s) } };
+	struct rules_default d = { .route = { .pool = -1, .forwarded = true, .request_timeout_ms = L->request_ms,
+		                                      .line = config_setting_source_line(s) } };
 	if (!config_setting_is_group(s)) {
 		rules_error(L, s, "default must be a group: default = { pool = \"NAME\"; }; or default = { reject = true; };");
 		return;
@@ -1750,9 +1918,9 @@ static void rules_service_read(struct rules_load *L, const config_setting_t *lis
 	struct rules_service *svc = &L->cfg->services[i];
 	svc->line = config_setting_source_line(s);
 	svc->proxy_timeout_ms = 5000;
-	svc->hello_timeout_ms = 10000;
-	svc->header_timeout_ms = 30000;
-	svc->keepalive_timeout_ms = 120000;
+	svc->hello_timeout_ms = L->hello_ms;
+	svc->header_timeout_ms = L->header_ms;
+	svc->keepalive_timeout_ms = L->keepalive_ms;
 	svc->default_route = -1;
 	svc->default_cert = -1;
 	svc->mode = RULES_MODE_HTTP;
@@ -1920,6 +2088,11 @@ static void rules_config_free(struct rules_config *c)
 	free(c->certs);
 	rules_addr_clear(&c->admin.listen);
 	free(c->admin.token_file);
+	free(c->log.file);
+	free(c->log.syslog);
+	free(c->run_as.user);
+	free(c->run_as.group);
+	free(c->state_dir);
 	free(c->path);
 	free(c);
 }
@@ -1974,6 +2147,13 @@ static void rules_read_root(struct rules_load *L, const config_t *lc)
 	L->connect_ms = 5000;
 	L->idle_ms = 1800 * 1000;       /* Skype for Business/Lync keeps idle media and signalling up for 30 min */
 	L->drain_ms = 10000;
+	L->request_ms = RULES_REQUEST_TIMEOUT_MS;
+	L->hello_ms = 10000;
+	L->header_ms = 30000;
+	L->keepalive_ms = 120000;
+	L->cfg->log.level = RULES_LOG_INFO;
+	L->cfg->log.access = true;
+	L->cfg->log.facility = 3;
 	rules_section_apply(L, root, &rules_top_section, L);
 	L->cfg->workers = L->workers ? (unsigned)L->workers : rules_cpu_count();
 	L->cfg->drain_timeout_ms = L->drain_ms;

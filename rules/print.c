@@ -104,7 +104,7 @@ static void rules_print_route(FILE *out, const struct rules_config *c, const str
 		fprintf(out, " status = %d;", r->status);
 	rules_print_str(out, "host_rewrite", r->host_rewrite);
 	if (r->pool >= 0 && !r->passthrough) {
-		rules_print_ms(out, "request_timeout", r->request_timeout_ms ? r->request_timeout_ms : RULES_REQUEST_TIMEOUT_MS);
+		rules_print_ms(out, "request_timeout", r->request_timeout_ms);
 		rules_print_ms(out, "idle_timeout", r->idle_timeout_ms ? r->idle_timeout_ms : c->pools[r->pool].idle_timeout_ms);
 		if (!r->forwarded)
 			fprintf(out, " forwarded = false;");
@@ -122,6 +122,14 @@ void rules_print(FILE *out, const struct rules_config *c)
 		rules_print_str(out, "token_file", c->admin.token_file);
 		fprintf(out, " };");
 	}
+	static const char *const levels[] = { "error", "warn", "info", "debug" };
+	fprintf(out, " log = { level = \"%s\"; access = %s;", levels[c->log.level], c->log.access ? "true" : "false");
+	rules_print_str(out, "file", c->log.file);
+	rules_print_str(out, "syslog", c->log.syslog);
+	fprintf(out, " };");
+	rules_print_str(out, "user", c->run_as.user);
+	rules_print_str(out, "group", c->run_as.group);
+	rules_print_str(out, "state", c->state_dir);
 	fprintf(out, " };\n\ncertificates = (\n");
 	for (size_t i = 0; i < c->ncerts; i++) {
 		const struct rules_cert *ct = &c->certs[i];

@@ -227,9 +227,33 @@ struct rules_admin {
 	int line;
 };
 
+/* Where onegate's own lines go. Order of levels as in gateway/log.h. */
+enum rules_log_level { RULES_LOG_ERROR, RULES_LOG_WARN, RULES_LOG_INFO, RULES_LOG_DEBUG };
+
+struct rules_log {
+	enum rules_log_level level;
+	bool access;                    /* one line per request/connection at info */
+	char *file;                     /* append here, or NULL */
+	char *syslog;                   /* "/dev/log" (a local socket) or "HOST:PORT" (UDP), as written, or NULL */
+	struct sockaddr_storage syslog_ss;  /* resolved at load: AF_UNIX for a path */
+	socklen_t syslog_len;
+	int facility;                   /* syslog facility code (daemon = 3, local0 = 16, ...) */
+	int line;
+};
+
+/* Who onegate runs as once its listeners are bound (user NULL: it stays who started it). */
+struct rules_identity {
+	char *user, *group;
+	unsigned uid, gid;
+	int line;
+};
+
 struct rules_config {
 	char *path;
 	struct rules_admin admin;
+	struct rules_log log;
+	struct rules_identity run_as;
+	char *state_dir;                /* pid file and the admin's server states; NULL: none kept */
 	unsigned workers;               /* resolved: the file's value or the number of CPUs */
 	unsigned drain_timeout_ms;      /* on SIGTERM/SIGINT, open connections get this long */
 	struct rules_cert *certs;
