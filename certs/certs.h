@@ -28,6 +28,8 @@ struct certs_source {
 	const char *ca_file;                    /* trusted roots; NULL: the system's */
 	const char *ocsp;                       /* DER OCSP response to staple, or NULL */
 	bool allow_incomplete_chain;
+	bool key_group_set;                     /* keys readable by this group are expected: onegate runs in it */
+	unsigned key_group;
 	time_t now;                             /* 0: the current time (tests pass a fixed one) */
 };
 

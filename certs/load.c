@@ -115,16 +115,25 @@ static int certs_read_certs(const char *path, STACK_OF(X509) *out, const struct 
 	return 0;
 }
 
-static EVP_PKEY *certs_read_key(const char *path, const struct certs_report *rep)
+/* Group read is how the user onegate switches to reads a key; anyone else reading it is not. */
+static bool certs_key_exposed(const struct certs_source *src, const struct stat *st)
+{
+	if (st->st_mode & 007)
+		return true;
+	return (st->st_mode & 070) && !(src->key_group_set && st->st_gid == src->key_group);
+}
+
+static EVP_PKEY *certs_read_key(const struct certs_source *src, const char *path, const struct certs_report *rep)
 {
 	uint8_t *buf;
 	size_t n;
 	struct stat st;
 	if (certs_read_file(path, &buf, &n, rep, "key file") < 0)
 		return NULL;
-	if (stat(path, &st) == 0 && (st.st_mode & 077))
-		certs_say(rep, true, "key file \"%s\" can be read by other users (mode %03o); run chmod 600 \"%s\"", path,
-		          (unsigned)(st.st_mode & 0777), path);
+	if (stat(path, &st) == 0 && certs_key_exposed(src, &st))
+		certs_say(rep, true, "key file \"%s\" can be read by other users (mode %03o); run chmod 600 \"%s\"%s", path,
+		          (unsigned)(st.st_mode & 0777), path,
+		          src->key_group_set ? ", or chmod 640 and chgrp it to the group onegate runs as" : "");
 	EVP_PKEY *key = NULL;
 	if (certs_is_pem(buf, n)) {
 		BIO *bio = BIO_new_mem_buf(buf, (int)n);
@@ -189,7 +198,7 @@ static int certs_read_pfx(const struct certs_source *src, EVP_PKEY **key, STACK_
 	if (certs_read_file(src->pfx, &buf, &n, rep, "PFX file") < 0)
 		return -1;
 	struct stat st;
-	if (stat(src->pfx, &st) == 0 && (st.st_mode & 077) && !pass[0])
+	if (stat(src->pfx, &st) == 0 && certs_key_exposed(src, &st) && !pass[0])
 		certs_say(rep, true, "PFX file \"%s\" has no password and can be read by other users; run chmod 600 \"%s\"",
 		          src->pfx, src->pfx);
 	CBS cbs;
@@ -565,7 +574,7 @@ struct certs_item *certs_item_load(const struct certs_source *src, const struct 
 	} else {
 		if (!src->cert || certs_read_certs(src->cert, certs, rep, "certificate file") < 0)
 			goto fail;
-		if (!(c->key = certs_read_key(src->key, rep)))
+		if (!(c->key = certs_read_key(src, src->key, rep)))
 			goto fail;
 	}
 	if (src->chain && certs_read_certs(src->chain, certs, rep, "chain file") < 0)

@@ -850,10 +850,13 @@ static void rules_log_syslog(struct rules_load *L, const config_setting_t *s, st
 			rules_error(L, s, "syslog path \"%s\" is too long for a socket path", lg->syslog);
 			return;
 		}
-		if (stat(lg->syslog, &st) != 0 || !S_ISSOCK(st.st_mode)) {
-			rules_error(L, s, "syslog = \"%s\" is not a socket (%s): is a syslog daemon (rsyslog, systemd-journald) "
-			            "running? Or log to a file: file = \"/var/log/onegate/onegate.log\";",
-			            lg->syslog, stat(lg->syslog, &st) != 0 ? strerror(errno) : "another kind of file");
+		/* Missing may only mean this is not the machine it runs on; onegate run refuses to start then. */
+		if (stat(lg->syslog, &st) != 0)
+			rules_warn(L, s, "syslog = \"%s\": %s; is a syslog daemon (rsyslog, systemd-journald) running here?",
+			           lg->syslog, strerror(errno));
+		else if (!S_ISSOCK(st.st_mode)) {
+			rules_error(L, s, "syslog = \"%s\" is not a socket; name the syslog socket (\"/dev/log\") or log to a "
+			            "file: file = \"/var/log/onegate/onegate.log\";", lg->syslog);
 			return;
 		}
 		un->sun_family = AF_UNIX;
@@ -1413,6 +1416,7 @@ static void rules_cert_load(struct rules_load *L, const config_setting_t *s, str
 		.password_env = c->password_env, .cert = c->cert, .key = c->key, .chain = c->chain,
 		.intermediates = (const char *const *)c->intermediates, .nintermediates = c->nintermediates,
 		.ca_file = c->ca_file, .ocsp = c->ocsp, .allow_incomplete_chain = c->allow_incomplete_chain,
+		.key_group_set = L->cfg->run_as.user != NULL, .key_group = L->cfg->run_as.gid,
 	};
 	struct rules_cert_report r = { L, s };
 	struct certs_report rep = { rules_cert_say, &r };
@@ -1500,7 +1504,9 @@ static void rules_ticket_keys_read(struct rules_load *L, const config_setting_t 
 	}
 	size_t n = fread(buf, 1, sizeof(buf), f);
 	struct stat st;
-	bool shared = fstat(fileno(f), &st) == 0 && (st.st_mode & 077);
+	const struct rules_identity *id = &L->cfg->run_as;
+	bool shared = fstat(fileno(f), &st) == 0 &&
+	              ((st.st_mode & 007) || ((st.st_mode & 070) && !(id->user && st.st_gid == id->gid)));
 	fclose(f);
 	if (n == 0 || n % RULES_TICKET_KEY_LEN || n > RULES_TICKET_KEY_LEN * RULES_TICKET_KEYS_MAX) {
 		rules_error(L, s, "ticket_key_file \"%s\" holds %s%zu bytes; it must hold 1 to %d keys of %d random bytes "

@@ -424,10 +424,10 @@ class Onegate:
         self.wait_family = wait_family
         self.returncode = None
 
-    def start(self, ready_timeout=10, expect_ready=True):
+    def start(self, ready_timeout=10, expect_ready=True, env=None):
         self._err = open(self.stderr_path, "wb")
         self.proc = subprocess.Popen([ONEGATE_BIN, "run", "-c", self.conf], stdin=subprocess.DEVNULL,
-                                     stdout=self._err, stderr=self._err)
+                                     stdout=self._err, stderr=self._err, env=env)
         if expect_ready and self.wait_port:
             self.wait_ready(self.wait_port, ready_timeout, self.wait_family)
         return self

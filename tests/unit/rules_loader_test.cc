@@ -693,3 +693,90 @@ services = ( { name = "pt"; listen = [ "127.0.0.1:9443" ]; routes = ( { sni = "s
 }
 
 } // namespace
+
+namespace {
+
+const char *const kTail = R"(
+pools = ( { name = "p"; servers = ( "127.0.0.1:1" ); } );
+services = ( { name = "s"; listen = [ "127.0.0.1:8080" ]; routes = ( { host = "a.test"; pool = "p"; } );
+               default = { pool = "p"; }; } );
+)";
+
+TEST(LoaderOnegate, LogUserStateAndDefaultTimeouts)
+{
+	Loaded l;
+	std::string text = std::string(R"(onegate = { log = { level = "warn"; access = false; syslog = "127.0.0.1:514";
+                               facility = "local3"; };
+  user = "nobody"; group = "nogroup"; state = "/var/lib/onegate";
+  request_timeout = "16m"; hello_timeout = "3s"; header_timeout = "5s"; keepalive_timeout = "1m"; };)") + kTail;
+	load_string(text.c_str(), l);
+	ASSERT_NE(l.cfg, nullptr) << l.all();
+	EXPECT_EQ(l.cfg->log.level, RULES_LOG_WARN);
+	EXPECT_FALSE(l.cfg->log.access);
+	EXPECT_STREQ(l.cfg->log.syslog, "127.0.0.1:514");
+	EXPECT_EQ(l.cfg->log.syslog_ss.ss_family, AF_INET);
+	EXPECT_EQ(l.cfg->log.facility, 19);
+	EXPECT_EQ(l.cfg->log.file, nullptr);
+	EXPECT_STREQ(l.cfg->run_as.user, "nobody");
+	EXPECT_EQ(l.cfg->run_as.uid, 65534u);
+	EXPECT_EQ(l.cfg->run_as.gid, 65534u);
+	EXPECT_STREQ(l.cfg->state_dir, "/var/lib/onegate");
+	const struct rules_service &svc = l.cfg->services[0];
+	EXPECT_EQ(svc.hello_timeout_ms, 3000u);
+	EXPECT_EQ(svc.header_timeout_ms, 5000u);
+	EXPECT_EQ(svc.keepalive_timeout_ms, 60000u);
+	EXPECT_EQ(svc.routes[0].request_timeout_ms, 960000u);
+	EXPECT_EQ(svc.routes[svc.default_route].request_timeout_ms, 960000u);
+}
+
+TEST(LoaderOnegate, MissingSyslogSocketOnlyWarns)
+{
+	Loaded l;
+	load_string((std::string(R"(onegate = { log = { syslog = "/nonexistent/log"; }; };)") + kTail).c_str(), l);
+	ASSERT_NE(l.cfg, nullptr) << l.all();
+	EXPECT_EQ(l.warnings, std::vector<std::string>{ "t.conf:1: warning: syslog = \"/nonexistent/log\": No such file or "
+	                                                "directory; is a syslog daemon (rsyslog, systemd-journald) running here?" });
+}
+
+TEST(LoaderOnegate, DefaultsWithoutAnOnegateGroup)
+{
+	Loaded l;
+	load_string(kTail + 1, l);
+	ASSERT_NE(l.cfg, nullptr) << l.all();
+	EXPECT_EQ(l.cfg->log.level, RULES_LOG_INFO);
+	EXPECT_TRUE(l.cfg->log.access);
+	EXPECT_EQ(l.cfg->log.file, nullptr);
+	EXPECT_EQ(l.cfg->log.syslog, nullptr);
+	EXPECT_EQ(l.cfg->run_as.user, nullptr);
+	EXPECT_EQ(l.cfg->state_dir, nullptr);
+	EXPECT_EQ(l.cfg->services[0].routes[0].request_timeout_ms, static_cast<unsigned>(RULES_REQUEST_TIMEOUT_MS));
+	EXPECT_EQ(l.cfg->services[0].header_timeout_ms, 30000u);
+}
+
+TEST(LoaderOnegate, Errors)
+{
+	std::string text = std::string(R"(onegate = { log = { level = "loud"; facility = "kern"; file = "a.log"; syslog = "/x"; };
+  user = "no-such-user-here"; group = "no-such-group-here"; state = "/etc/passwd"; };)") + kTail;
+	expect_errors(text.c_str(),
+	              {
+	                  "t.conf:1: level must be \"error\", \"warn\", \"info\" or \"debug\"",
+	                  "t.conf:1: facility must be \"daemon\", \"user\", \"local0\", \"local1\", \"local2\", "
+	                  "\"local3\", \"local4\", \"local5\", \"local6\" or \"local7\"",
+	                  "t.conf:1: log has both file and syslog; onegate writes to one of them: keep one",
+	                  "t.conf:2: there is no user \"no-such-user-here\" on this system: create it (useradd --system "
+	                  "--no-create-home --shell /usr/sbin/nologin no-such-user-here) or name another",
+	                  "t.conf:2: there is no group \"no-such-group-here\" on this system: create it (groupadd --system "
+	                  "no-such-group-here) or name another",
+	                  "t.conf:2: state = \"/etc/passwd\" is not a folder; name a folder (onegate creates it when missing)",
+	              });
+	expect_errors((std::string(R"(onegate = { user = "root"; log = { syslog = "/etc/passwd"; }; };)") + kTail).c_str(),
+	              {
+	                  "t.conf:1: syslog = \"/etc/passwd\" is not a socket; name the syslog socket (\"/dev/log\") or "
+	                  "log to a file: file = \"/var/log/onegate/onegate.log\";",
+	                  "t.conf:1: user \"root\" is root; name an unprivileged user, or leave user out to stay as started",
+	              });
+	expect_errors((std::string(R"(onegate = { log = "debug"; };)") + kTail).c_str(),
+	              { "t.conf:1: log must be a group: log = { level = \"info\"; file = \"/var/log/onegate/onegate.log\"; };" });
+}
+
+} // namespace
