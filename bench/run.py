@@ -259,6 +259,7 @@ class Bench:
         self.d = workdir
         self.seconds = seconds
         self.procs = []
+        self.resume_tls = "1.3"     # scenario 2c's TLS version (--resume-tls)
 
     def write(self, name, text):
         path = os.path.join(self.d, name)
@@ -283,7 +284,9 @@ class Bench:
         """Returns (proc, port) of a gateway of this kind doing mode ("passthrough", "https" or
         "http"), or (None, a back-end port) for direct."""
         if kind == "direct":
-            return None, self.backend_http_port if mode.startswith("http") else self.backend_port
+            # "https" is TLS too: the back end's TLS server; "http" and "http:N" its plain one.
+            plain = mode == "http" or mode.startswith("http:")
+            return None, self.backend_http_port if plain else self.backend_port
         port = free_port()
         tls = mode == "https"
         nroutes = int(mode.split(":")[1]) if mode.startswith("http:") else 0
@@ -319,6 +322,7 @@ class Bench:
         try:
             before = cpu_seconds(proc.pid) if proc else 0.0
             result = fn(port, proc)
+            before = result.pop("cpu_from", before)     # a scenario may start the count itself
             result["cpu"] = cpu_seconds(proc.pid) - before if proc else None
             return result
         finally:
@@ -385,6 +389,45 @@ class Bench:
     def handshakes_rsa(self, port, proc):
         return self._handshakes(port, RSA_NAME)
 
+    def handshakes_resumed(self, port, proc):
+        """Scenario 2c: bench/resume.c, new connections that each resume a session (tickets)."""
+        client = os.path.join(self.d, "resume")
+        if not os.path.exists(client):
+            # Debian's BoringSSL (android-libboringssl-dev), the library onegate builds with.
+            libdir = f"/usr/lib/{run(['cc', '-print-multiarch']).stdout.strip()}/android"
+            run(["cc", "-O2", "-o", client, os.path.join(HERE, "resume.c"), "-I/usr/include/android",
+                 f"-L{libdir}", f"-Wl,-rpath,{libdir}", "-lssl", "-lcrypto"])
+        # 32 connections under way at once, like h2load -c 32 in 2a. The client first makes one
+        # full handshake per connection slot for a first session, says "primed", and waits: the
+        # gateway's CPU time is counted from our go, so only resumed handshakes are in it.
+        child = subprocess.Popen(["taskset", "-c", CLIENT_CPU, client, "127.0.0.1", str(port), NAMES[0],
+                                  f"{NAMES[0]}:{port}", os.path.join(self.d, "ca.pem"), self.resume_tls, "32",
+                                  str(self.seconds)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True)
+        try:
+            primed = child.stdout.readline()
+            cpu_from = cpu_seconds(proc.pid) if proc else 0.0
+            out, err = child.communicate("go\n" if primed.startswith("primed") else "", timeout=self.seconds + 60)
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+        m = re.search(r"done (\d+) resumed (\d+) failed (\d+) seconds ([\d.]+) tls12 (\d+) tls13 (\d+)", out)
+        if not primed.startswith("primed") or not m:
+            raise RuntimeError("resume client failed: " + primed + out + err)
+        done, resumed, failed, secs, tls12, tls13 = (float(x) for x in m.groups())
+        want = "TLSv1.3" if self.resume_tls == "1.3" else "TLSv1.2"
+        got = (tls13 if want == "TLSv1.3" else tls12)
+        share = resumed / done if done else 0.0
+        if done == 0 or failed > 0.001 * done or got != done:
+            raise RuntimeError(f"resume client: {done:.0f} done, {failed:.0f} failed, {tls12:.0f} TLS 1.2, "
+                               f"{tls13:.0f} TLS 1.3; {err.strip()}")
+        if share < 0.99:
+            raise RuntimeError(f"NOT RESUMED: only {resumed:.0f} of {done:.0f} {want} connections "
+                               f"({share:.1%}) resumed a session")
+        return {"value": done / secs, "unit": f"conn/s ({want}, {share:.1%} resumed)", "work": done, "per": "conn",
+                "cpu_from": cpu_from}
+
     def idle_tls_rss(self, port, proc):
         """KiB of gateway RSS per idle terminated TLS connection, over IDLE_CONNS connections."""
         if proc is None:
@@ -434,7 +477,7 @@ SCENARIOS = [
     ("1", "HTTPS keep-alive, TLS terminated, Host routing over 3 pools, 1 KiB", "https_keepalive", "https", None),
     ("2a", "new TLS connections, full handshake, ECDSA P-256", "handshakes_ecdsa", "https", None),
     ("2b", "new TLS connections, full handshake, RSA 2048", "handshakes_rsa", "https", None),
-    ("2c", "new TLS connections, resumed", None, None, "pending: h2load does not resume sessions; needs a resuming client"),
+    ("2c", "new TLS connections, resumed session (ticket)", "handshakes_resumed", "https", None),
     ("3a", "SNI passthrough, 1 GiB on one connection", "passthrough_throughput", "passthrough", None),
     ("3b", "SNI passthrough, 1 KiB exchange per new connection", "passthrough_connections", "passthrough", None),
     ("4", "plain HTTP keep-alive, Host routing over 3 pools, 1 KiB", "http_keepalive", "http", None),
@@ -493,15 +536,18 @@ def main():
     ap.add_argument("--seconds", type=int, default=10, help="length of each timed load")
     ap.add_argument("--only", help="comma-separated scenario ids")
     ap.add_argument("--keep", action="store_true", help="keep the work folder (configs, logs) for a look")
+    ap.add_argument("--resume-tls", choices=("1.3", "1.2"), default="1.3",
+                    help="TLS version of scenario 2c's resumed connections (default 1.3, like 2a and 2b)")
     args = ap.parse_args()
     if os.cpu_count() < 2:
         sys.exit("bench: needs 2 CPUs (gateway on CPU 0, client and back end on CPU 1)")
-    for tool in ("haproxy", "nginx", "h2load", "wrk", "curl", "taskset", "openssl"):
+    for tool in ("haproxy", "nginx", "h2load", "wrk", "curl", "taskset", "openssl", "cc"):
         if not shutil.which(tool):
             sys.exit(f"bench: {tool} not found (make bench installs it)")
 
     d = tempfile.mkdtemp(prefix="onegate-bench-")
     bench = Bench(args.onegate, d, args.seconds)
+    bench.resume_tls = args.resume_tls
     results = {}
     try:
         make_pki(d)
