@@ -130,7 +130,7 @@ http {{
 
 def onegate_conf(port, backend):
     routes = ", ".join(f'{{ sni = "{n}"; pool = "b"; }}' for n in NAMES)
-    return f"""onegate = {{ workers = 1; }};
+    return f"""onegate = {{ workers = 1; log = {{ access = false; }}; }};
 pools = ( {{ name = "b"; servers = ( "127.0.0.1:{backend}" ); }} );
 services = ( {{ name = "pt"; listen = [ "127.0.0.1:{port}" ]; routes = ( {routes} );
                default = {{ pool = "b"; }}; }} );
@@ -188,7 +188,7 @@ def onegate_http_conf(d, port, backend, tls, nroutes=0):
                  f'                 {{ name = "rsa"; cert = "{d}/rsa.pem"; key = "{d}/rsa.key"; ca_file = "{d}/ca.pem"; }} );\n')
         tls_group = 'tls = { certificates = [ "ecdsa", "rsa" ]; default = "ecdsa"; };'
         routes += f', {{ host = "{RSA_NAME}"; pool = "a"; }}'
-    return f"""onegate = {{ workers = 1; }};
+    return f"""onegate = {{ workers = 1; log = {{ access = false; }}; }};
 {certs}pools = ( {pools} );
 services = ( {{ name = "gw"; listen = [ "127.0.0.1:{port}" ]; {tls_group}
                routes = ( {routes} ); default = {{ pool = "a"; }}; }} );

@@ -155,6 +155,10 @@ enum tls_result tls_stream_read(struct tls_stream *t, struct evbuffer *plain, si
 {
 	*got = 0;
 	while (*got < max) {
+		/* Reserving room for a read that cannot succeed would leave a 16 KiB chain on every idle
+		 * connection: only try when there is ciphertext, buffered TLS data, or an end to report. */
+		if (evbuffer_get_length(t->in) == 0 && !t->eof && !SSL_has_pending(t->ssl))
+			return TLS_AGAIN;
 		struct evbuffer_iovec v;
 		size_t want = max - *got < TLS_READ_CHUNK ? max - *got : TLS_READ_CHUNK;
 		if (evbuffer_reserve_space(plain, (ev_ssize_t)want, &v, 1) < 1)
