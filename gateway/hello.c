@@ -164,8 +164,11 @@ static enum hello_status hello_field_done(struct hello_reader *r)
 		r->name_type = (uint8_t)v;
 		return hello_want(r, M_SNI_NAME_LEN, 2);
 	case M_SNI_NAME_LEN:
-		if (r->name_type != HELLO_NAME_HOST || r->has_sni)
+		if (r->name_type != HELLO_NAME_HOST)
 			return v ? hello_want(r, M_SNI_SKIP, v) : hello_after_name(r);
+		/* RFC 6066 allows one: we would route on one name and a back end might serve the other. */
+		if (r->has_sni)
+			return hello_fail(r, HELLO_MALFORMED, "two host names in server_name");
 		if (v == 0 || v > HELLO_MAX_NAME)
 			return hello_fail(r, HELLO_MALFORMED, "invalid server name");
 		return hello_want(r, M_SNI_NAME, v);
@@ -180,8 +183,9 @@ static bool hello_name_char(uint8_t c)
 	return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_';
 }
 
-/* Bytes of the handshake message (record headers already stripped). */
-static enum hello_status hello_msg(struct hello_reader *r, const uint8_t *p, size_t n)
+/* Bytes of the handshake message (record headers already stripped). Returns how many of the
+ * n bytes were left when the ClientHello was decided (done or broken). */
+static size_t hello_msg(struct hello_reader *r, const uint8_t *p, size_t n)
 {
 	while (n > 0) {
 		uint32_t take = 1;
@@ -191,8 +195,10 @@ static enum hello_status hello_msg(struct hello_reader *r, const uint8_t *p, siz
 			uint8_t c = *p;
 			if (c >= 'A' && c <= 'Z')
 				c = (uint8_t)(c - 'A' + 'a');
-			if (!hello_name_char(c))
-				return hello_fail(r, HELLO_MALFORMED, "invalid server name");
+			if (!hello_name_char(c)) {
+				hello_fail(r, HELLO_MALFORMED, "invalid server name");
+				return n;
+			}
 			r->sni[r->sni_len++] = (char)c;
 		} else {
 			r->acc = (r->acc << 8) | *p;
@@ -210,9 +216,9 @@ static enum hello_status hello_msg(struct hello_reader *r, const uint8_t *p, siz
 			continue;
 		enum hello_status st = r->mstate == M_SNI_NAME ? hello_name_done(r) : hello_field_done(r);
 		if (st != HELLO_NEED_MORE)
-			return st;
+			return n;
 	}
-	return HELLO_NEED_MORE;
+	return 0;
 }
 
 /* The first bytes decide between TLS, an SSLv2-compatible hello and anything else. */
@@ -266,7 +272,11 @@ enum hello_status hello_reader_feed(struct hello_reader *r, const uint8_t *data,
 			continue;
 		}
 		size_t take = r->rec_left < n ? r->rec_left : n;
-		hello_msg(r, data, take);
+		size_t left = hello_msg(r, data, take);
+		/* Nothing may follow a ClientHello in its record (RFC 8446 5.1: a key change comes next):
+		 * a record that says more is not one a TLS server would answer, so not one to route. */
+		if (r->status == HELLO_DONE && (left || r->rec_left > take))
+			hello_fail(r, HELLO_MALFORMED, "the ClientHello does not end its record");
 		data += take;
 		n -= take;
 		r->rec_left -= (uint32_t)take;

@@ -7,6 +7,9 @@
  * caller's buffer: the caller keeps the bytes and replays them to the back end.
  * Handles a ClientHello spread over several TLS records, GREASE values, no SNI,
  * SSLv2-style hellos (reported as HELLO_DONE without SNI) and non-TLS bytes.
+ * Malformed, so never routed: two host names (a back end might serve the one we
+ * did not route on) and a record that goes on past the ClientHello (no TLS
+ * server answers it; the connection would sit at the back end).
  */
 #ifndef ONEGATE_HELLO_H
 #define ONEGATE_HELLO_H

@@ -281,6 +281,19 @@ std::vector<MalformedCase> malformed_cases()
 	v.push_back({"empty name", records(hello_msg({sni_ext("")}))});
 	v.push_back({"name too long", records(hello_msg({sni_ext(std::string(256, 'a'))}))});
 
+	Bytes two_names{0, 0, 6, 'a', '.', 't', 'e', 's', 't', 0, 0, 6, 'b', '.', 't', 'e', 's', 't'};
+	Bytes two_list;
+	put16(two_list, two_names.size());
+	append(two_list, two_names);
+	v.push_back({"two host names", records(hello_msg({ext(0, two_list)}))});
+
+	// The record says more than the ClientHello holds: whether the rest has come or not.
+	Bytes longer = records(good);
+	longer[4] = uint8_t(longer[4] + 3);
+	v.push_back({"record longer than the hello, rest not sent", longer});
+	longer.insert(longer.end(), {0x16, 0x00, 0x00});
+	v.push_back({"record longer than the hello, rest sent", longer});
+
 	Bytes alert_inside = records(Bytes(good.begin(), good.begin() + 20));
 	alert_inside.insert(alert_inside.end(), {0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28});
 	v.push_back({"alert record inside the hello", alert_inside});
