@@ -15,6 +15,7 @@
 #include "admin.h"
 #include "control.h"
 #include "log.h"
+#include "plugin.h"
 #include "pool.h"
 #include "privs.h"
 #include "state.h"
@@ -249,7 +250,7 @@ static int daemon_check_as_user(const struct rules_config *cfg)
 	char prefix[300], err[512], token[ADMIN_TOKEN_MAX];
 	snprintf(prefix, sizeof(prefix), "as user %s: ", cfg->run_as.user);
 	struct rules_diag *d = rules_diag_new();
-	struct rules_config *again = d ? rules_load_file(cfg->path, d) : NULL;
+	struct rules_config *again = d ? plugin_rules_load(cfg->path, d) : NULL;
 	struct tlsconf *tls = again ? tlsconf_new(again, err, sizeof(err)) : NULL;
 	if (d)
 		for (size_t i = 0; i < rules_diag_count(d); i++)
@@ -280,7 +281,7 @@ static void daemon_reload(struct daemon_state *st)
 {
 	struct rules_config *cur = st->cfg;
 	struct rules_diag *d = rules_diag_new();
-	struct rules_config *next = d ? rules_load_file(cur->path, d) : NULL;
+	struct rules_config *next = d ? plugin_rules_load(cur->path, d) : NULL;
 	daemon_log_diag(d, "");
 	rules_diag_free(d);
 	if (!next) {

@@ -18,6 +18,7 @@
 #include "daemon.h"
 #include "demo.h"
 #include "log.h"
+#include "plugin.h"
 #include "certs.h"
 #include "rules.h"
 #include "tlsconf.h"
@@ -78,7 +79,7 @@ static struct rules_config *load_from_args(const char *cmd, int argc, char **arg
 	struct rules_diag *d = rules_diag_new();
 	if (!d)
 		return NULL;
-	struct rules_config *cfg = rules_load_file(path, d);
+	struct rules_config *cfg = plugin_rules_load(path, d);
 	print_diag(d);
 	rules_diag_free(d);
 	return cfg;

@@ -52,6 +52,8 @@ struct rules_load {
 	unsigned request_ms;                        /* default for every route */
 	unsigned hello_ms, header_ms, keepalive_ms; /* defaults for every service */
 	const config_setting_t *pools_set;
+	const config_setting_t *plugins_set;
+	bool *plugin_used;
 	const config_setting_t *templates;     /* the file's templates list, or NULL */
 	config_t *builtin;              /* the shipped templates, parsed: rules_nbuiltins of them */
 	bool *pool_used;
@@ -620,6 +622,7 @@ static void rules_set_nothing(struct rules_load *L, const config_setting_t *s, v
 static void rules_set_port(struct rules_load *L, const config_setting_t *s, void *field);
 static void rules_set_status(struct rules_load *L, const config_setting_t *s, void *field);
 static void rules_set_path(struct rules_load *L, const config_setting_t *s, void *field);
+static void rules_set_route_plugins(struct rules_load *L, const config_setting_t *s, void *field);
 
 /* What a route does is shared with default = { ... }, which matches nothing itself. */
 #define RULES_ROUTE_ACTION_KEYS \
@@ -630,7 +633,8 @@ static void rules_set_path(struct rules_load *L, const config_setting_t *s, void
 	{ "host_rewrite", rules_set_string, offsetof(struct rules_route, host_rewrite), NULL }, \
 	{ "request_timeout", rules_set_duration, offsetof(struct rules_route, request_timeout_ms), NULL }, \
 	{ "idle_timeout", rules_set_duration, offsetof(struct rules_route, idle_timeout_ms), NULL }, \
-	{ "forwarded", rules_set_bool, offsetof(struct rules_route, forwarded), NULL }
+	{ "forwarded", rules_set_bool, offsetof(struct rules_route, forwarded), NULL }, \
+	{ "plugins", rules_set_route_plugins, 0, NULL }
 
 static const struct rules_key rules_route_keys[] = {
 	{ "sni", rules_set_string, offsetof(struct rules_route, sni), NULL },
@@ -977,11 +981,13 @@ static void rules_set_certificates(struct rules_load *L, const config_setting_t 
 static void rules_set_pools(struct rules_load *L, const config_setting_t *s, void *field);
 static void rules_set_templates(struct rules_load *L, const config_setting_t *s, void *field);
 static void rules_set_services(struct rules_load *L, const config_setting_t *s, void *field);
+static void rules_set_plugins(struct rules_load *L, const config_setting_t *s, void *field);
 
-/* Order matters: routes name pools and services name certificates, so both are read before services. */
+/* Order matters: routes name pools and plugins, services name certificates, so all are read before services. */
 static const struct rules_key rules_top_keys[] = {
 	{ "onegate", rules_set_onegate, 0, NULL },
 	{ "certificates", rules_set_certificates, 0, NULL },
+	{ "plugins", rules_set_plugins, 0, NULL },
 	{ "templates", rules_set_templates, 0, NULL },
 	{ "pools", rules_set_pools, 0, NULL },
 	{ "services", rules_set_services, 0,
@@ -1573,6 +1579,190 @@ static void rules_set_service_tls(struct rules_load *L, const config_setting_t *
 		rules_ticket_keys_read(L, config_setting_get_member(s, "ticket_key_file"), svc);
 }
 
+/* ---------------------------------------------------------------- plugins */
+
+static const struct rules_key rules_plugin_keys[] = {
+	{ "name", rules_set_string, offsetof(struct rules_plugin, name), "name = \"NAME\"; (what routes call it)" },
+	{ "module", rules_set_string, offsetof(struct rules_plugin, module), NULL },
+	{ "path", rules_set_string, offsetof(struct rules_plugin, path), NULL },
+	{ "args", rules_set_nothing, 0, NULL },      /* read whole by rules_plugin_args */
+};
+static const struct rules_section rules_plugin_section = {
+	"in plugin", rules_plugin_keys, sizeof(rules_plugin_keys) / sizeof(rules_plugin_keys[0])
+};
+
+/* A scalar argument as the plugin gets it: text. */
+static char *rules_arg_text(struct rules_load *L, const config_setting_t *e, const char *name)
+{
+	char buf[64];
+	const char *t = buf;
+	switch (config_setting_type(e)) {
+	case CONFIG_TYPE_STRING:
+		t = config_setting_get_string(e);
+		break;
+	case CONFIG_TYPE_INT:
+	case CONFIG_TYPE_INT64:
+		snprintf(buf, sizeof(buf), "%lld", config_setting_get_int64(e));
+		break;
+	case CONFIG_TYPE_FLOAT:
+		snprintf(buf, sizeof(buf), "%g", config_setting_get_float(e));
+		break;
+	case CONFIG_TYPE_BOOL:
+		t = config_setting_get_bool(e) ? "true" : "false";
+		break;
+	default:
+		rules_error(L, e, "plugin argument %s: write a string, a number, true/false or a list [ ... ] of them", name);
+		return NULL;
+	}
+	char *out = strdup(t);
+	if (!out)
+		rules_error(L, e, "out of memory");
+	return out;
+}
+
+static void rules_plugin_arg_read(struct rules_load *L, const config_setting_t *e, struct rules_plugin_arg *a)
+{
+	int t = config_setting_type(e);
+	a->line = config_setting_source_line(e);
+	a->is_list = t == CONFIG_TYPE_LIST || t == CONFIG_TYPE_ARRAY;
+	size_t n = a->is_list ? (size_t)config_setting_length(e) : 1;
+	if (!(a->name = strdup(config_setting_name(e))) || !(a->values = rules_calloc(L, e, n, sizeof(*a->values))))
+		return;
+	for (size_t i = 0; i < n; i++) {
+		const config_setting_t *v = a->is_list ? config_setting_get_elem(e, (unsigned)i) : e;
+		if (!(a->values[a->nvalues] = rules_arg_text(L, v, a->name)))
+			return;
+		a->nvalues++;
+	}
+}
+
+static void rules_plugin_args(struct rules_load *L, const config_setting_t *s, struct rules_plugin *p)
+{
+	if (!config_setting_is_group(s)) {
+		rules_error(L, s, "args must be a group: args = { allow = [ \"192.168.0.0/16\" ]; };");
+		return;
+	}
+	size_t n = (size_t)config_setting_length(s);
+	if (!(p->args = rules_calloc(L, s, n, sizeof(*p->args))))
+		return;
+	for (size_t i = 0; i < n; i++, p->nargs++)
+		rules_plugin_arg_read(L, config_setting_get_elem(s, (unsigned)i), &p->args[i]);
+}
+
+/* A bundled module is a bare name: it must not reach outside the plugin folder. */
+static bool rules_module_name_ok(const char *m)
+{
+	if (!*m)
+		return false;
+	for (; *m; m++)
+		if (!((*m >= 'a' && *m <= 'z') || (*m >= '0' && *m <= '9') || *m == '_' || *m == '-'))
+			return false;
+	return true;
+}
+
+static void rules_plugin_read(struct rules_load *L, const config_setting_t *list, size_t i)
+{
+	const config_setting_t *s = config_setting_get_elem(list, (unsigned)i);
+	struct rules_plugin *p = &L->cfg->plugins[i];
+	p->line = config_setting_source_line(s);
+	if (!(p->file = strdup(rules_setting_file(L, s)))) {
+		rules_error(L, s, "out of memory");
+		return;
+	}
+	if (!rules_is_group(L, s, "plugins"))
+		return;
+	rules_section_apply(L, s, &rules_plugin_section, p);
+	const config_setting_t *args = config_setting_get_member(s, "args");
+	if (args)
+		rules_plugin_args(L, args, p);
+	for (size_t j = 0; p->name && j < i; j++)
+		if (L->cfg->plugins[j].name && strcmp(L->cfg->plugins[j].name, p->name) == 0) {
+			rules_error(L, s, "duplicate plugin name \"%s\"; the first is at %s", p->name,
+			            rules_where(L, config_setting_get_elem(list, (unsigned)j)));
+			break;
+		}
+	if (p->module && p->path)
+		rules_error(L, s, "plugin \"%s\" has both module and path; keep one", p->name ? p->name : "");
+	else if (!p->module && !p->path)
+		rules_error(L, s, "plugin \"%s\" needs module = \"NAME\"; (a bundled plugin: ip_filter, path_filter, "
+		            "security_headers, header_rules) or path = \"FILE.so\";", p->name ? p->name : "");
+	else if (p->module && !rules_module_name_ok(p->module))
+		rules_error(L, config_setting_get_member(s, "module"), "module \"%s\" is not a bundled plugin's name "
+		            "(letters, digits, _ and -); for a file of your own write path = \"%s\";", p->module, p->module);
+	if (p->path)
+		rules_path_resolve(L, s, &p->path);
+}
+
+static void rules_set_plugins(struct rules_load *L, const config_setting_t *s, void *field)
+{
+	(void)field;
+	if (!rules_is_group_list(L, s, "plugins = ( { name = \"NAME\"; module = \"ip_filter\"; args = { ... }; } );"))
+		return;
+	size_t n = (size_t)config_setting_length(s);
+	struct rules_config *c = L->cfg;
+	if (!(c->plugins = rules_calloc(L, s, n, sizeof(*c->plugins))) ||
+	    !(L->plugin_used = rules_calloc(L, s, n, sizeof(*L->plugin_used))))
+		return;
+	L->plugins_set = s;
+	for (size_t i = 0; i < n; i++, c->nplugins++)
+		rules_plugin_read(L, s, i);
+}
+
+static long rules_plugin_find(const struct rules_config *c, const char *name)
+{
+	for (size_t i = 0; i < c->nplugins; i++)
+		if (c->plugins[i].name && strcmp(c->plugins[i].name, name) == 0)
+			return (long)i;
+	return -1;
+}
+
+static void rules_plugin_unknown(struct rules_load *L, const config_setting_t *s, const char *name)
+{
+	struct rules_hint h = { .word = name };
+	for (size_t i = 0; i < L->cfg->nplugins; i++)
+		if (L->cfg->plugins[i].name)
+			rules_hint_try(&h, L->cfg->plugins[i].name);
+	if (h.n)
+		rules_error(L, s, "no plugin named \"%s\"%s", name, rules_hint_done(&h));
+	else
+		rules_error(L, s, "no plugin named \"%s\"; define it in plugins = ( { name = \"%s\"; module = \"...\"; } );",
+		            name, name);
+}
+
+/* plugins = [ "a", "b" ] on a route: they run in this order. */
+static void rules_set_route_plugins(struct rules_load *L, const config_setting_t *s, void *field)
+{
+	struct rules_route *r = field;
+	if (!rules_is_string_list(L, s, "plugins = [ \"lan-only\", \"sec\" ];"))
+		return;
+	size_t n = (size_t)config_setting_length(s);
+	if (!(r->plugins = rules_calloc(L, s, n, sizeof(*r->plugins))))
+		return;
+	for (size_t i = 0; i < n; i++) {
+		const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+		if (config_setting_type(e) != CONFIG_TYPE_STRING) {
+			rules_error(L, e, "each entry of plugins must be a plugin name in double quotes");
+			continue;
+		}
+		const char *name = config_setting_get_string(e);
+		long k = rules_plugin_find(L->cfg, name);
+		if (k < 0) {
+			rules_plugin_unknown(L, e, name);
+			continue;
+		}
+		for (size_t j = 0; j < r->nplugins; j++)
+			if (r->plugins[j] == (size_t)k) {
+				rules_error(L, e, "plugin \"%s\" is listed twice on this route; keep one", name);
+				k = -1;
+				break;
+			}
+		if (k >= 0) {
+			L->plugin_used[k] = true;
+			r->plugins[r->nplugins++] = (size_t)k;
+		}
+	}
+}
+
 /* ---------------------------------------------------------------- routes */
 
 static bool rules_sni_same(const char *a, const char *b)
@@ -1660,6 +1850,9 @@ static void rules_route_check(struct rules_load *L, const config_setting_t *list
 		if (r->host || r->path || r->redirect || r->host_rewrite || r->status)
 			rules_error(L, e, "a passthrough route relays TLS untouched, so host, path, redirect, status and "
 			            "host_rewrite cannot apply; remove them or remove passthrough");
+		if (r->nplugins)
+			rules_error(L, rules_route_setting(list, i, "plugins"), "plugins apply to HTTP routes; this route "
+			            "relays TLS untouched: remove plugins, or terminate TLS here (remove passthrough)");
 		return;
 	}
 	if (svc->mode == RULES_MODE_HTTP && r->sni)
@@ -1882,12 +2075,14 @@ static void rules_set_default(struct rules_load *L, const config_setting_t *s, v
 	if (!svc->routes && !(svc->routes = rules_calloc(L, s, 1, sizeof(*svc->routes)))) {
 		free(r->redirect);
 		free(r->host_rewrite);
+		free(r->plugins);
 		return;
 	}
 	svc->default_reject = d.reject;
 	if (d.reject) {
 		free(r->redirect);
 		free(r->host_rewrite);
+		free(r->plugins);
 		return;
 	}
 	svc->routes[svc->nroutes] = *r;
@@ -1979,6 +2174,9 @@ static void rules_service_read(struct rules_load *L, const config_setting_t *lis
 		if (d->redirect || d->status || d->host_rewrite)
 			rules_error(L, config_setting_get_member(s, "default"),
 			            "this service relays TLS by sni, so its default can only be pool = \"NAME\"; or reject = true;");
+		if (d->nplugins)
+			rules_error(L, config_setting_get_member(config_setting_get_member(s, "default"), "plugins"),
+			            "plugins apply to HTTP routes; this service relays TLS untouched by sni: remove plugins");
 	}
 	if (svc->mode == RULES_MODE_TLS && routes)
 		rules_check_coverage(L, routes, svc);
@@ -2034,6 +2232,7 @@ static void rules_route_clear(struct rules_route *r)
 	free(r->path);
 	free(r->redirect);
 	free(r->host_rewrite);
+	free(r->plugins);
 	rules_namemap_free(r->sni_only);
 }
 
@@ -2079,10 +2278,31 @@ static void rules_cert_clear(struct rules_cert *c)
 	certs_item_unref(c->item);
 }
 
+static void rules_plugin_clear(struct rules_plugin *p)
+{
+	for (size_t i = 0; i < p->nargs; i++) {
+		for (size_t v = 0; v < p->args[i].nvalues; v++)
+			free(p->args[i].values[v]);
+		free(p->args[i].values);
+		free(p->args[i].name);
+	}
+	free(p->args);
+	free(p->name);
+	free(p->module);
+	free(p->path);
+	free(p->file);
+}
+
 static void rules_config_free(struct rules_config *c)
 {
 	if (!c)
 		return;
+	/* Instances first: they may hold on to their arguments. */
+	if (c->plugins_release)
+		c->plugins_release(c->plugins_live);
+	for (size_t i = 0; i < c->nplugins; i++)
+		rules_plugin_clear(&c->plugins[i]);
+	free(c->plugins);
 	for (size_t i = 0; i < c->npools; i++)
 		rules_pool_clear(&c->pools[i]);
 	free(c->pools);
@@ -2165,6 +2385,10 @@ static void rules_read_root(struct rules_load *L, const config_t *lc)
 	L->cfg->drain_timeout_ms = L->drain_ms;
 	if (L->pool_used)
 		rules_warn_unused_pools(L);
+	for (size_t i = 0; L->plugin_used && i < L->cfg->nplugins; i++)
+		if (!L->plugin_used[i] && L->cfg->plugins[i].name)
+			rules_warn(L, config_setting_get_elem(L->plugins_set, (unsigned)i),
+			           "plugin \"%s\" is not used by any route or default", L->cfg->plugins[i].name);
 }
 
 static void rules_syntax_error(struct rules_load *L, const config_t *lc)
@@ -2219,6 +2443,7 @@ static struct rules_config *rules_load(config_t *lc, int parsed, struct rules_lo
 	rules_read_root(L, lc);
 	rules_builtins_free(L);
 	free(L->pool_used);
+	free(L->plugin_used);
 	free(L->seen);
 	if (rules_diag_errors(L->diag) == before)
 		return c;

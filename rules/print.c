@@ -103,6 +103,12 @@ static void rules_print_route(FILE *out, const struct rules_config *c, const str
 	if (r->status)
 		fprintf(out, " status = %d;", r->status);
 	rules_print_str(out, "host_rewrite", r->host_rewrite);
+	if (r->nplugins) {
+		fprintf(out, " plugins = [");
+		for (size_t k = 0; k < r->nplugins; k++)
+			fprintf(out, "%s \"%s\"", k ? "," : "", c->plugins[r->plugins[k]].name);
+		fprintf(out, " ];");
+	}
 	if (r->pool >= 0 && !r->passthrough) {
 		rules_print_ms(out, "request_timeout", r->request_timeout_ms);
 		rules_print_ms(out, "idle_timeout", r->idle_timeout_ms ? r->idle_timeout_ms : c->pools[r->pool].idle_timeout_ms);
@@ -110,6 +116,23 @@ static void rules_print_route(FILE *out, const struct rules_config *c, const str
 			fprintf(out, " forwarded = false;");
 	}
 	fprintf(out, " }  # line %d\n", r->line);
+}
+
+/* Arguments as the plugin gets them: every value is text. */
+static void rules_print_plugin(FILE *out, const struct rules_plugin *p)
+{
+	fprintf(out, "  { name = \"%s\";", p->name);
+	rules_print_str(out, "module", p->module);
+	rules_print_str(out, "path", p->path);
+	fprintf(out, " args = {");
+	for (size_t i = 0; i < p->nargs; i++) {
+		const struct rules_plugin_arg *a = &p->args[i];
+		fprintf(out, " %s = %s", a->name, a->is_list ? "[" : "");
+		for (size_t v = 0; v < a->nvalues; v++)
+			fprintf(out, "%s\"%s\"", v ? ", " : a->is_list ? " " : "", a->values[v]);
+		fprintf(out, "%s;", a->is_list ? " ]" : "");
+	}
+	fprintf(out, " }; }");
 }
 
 void rules_print(FILE *out, const struct rules_config *c)
@@ -139,6 +162,13 @@ void rules_print(FILE *out, const struct rules_config *c)
 		for (size_t n = 0; n < certs_item_nnames(ct->item); n++)
 			fprintf(out, " %s", certs_item_name_at(ct->item, n));
 		fprintf(out, "\n");
+	}
+	if (c->nplugins) {
+		fprintf(out, ");\n\nplugins = (\n");
+		for (size_t i = 0; i < c->nplugins; i++) {
+			rules_print_plugin(out, &c->plugins[i]);
+			fprintf(out, "%s  # line %d\n", i + 1 < c->nplugins ? "," : "", c->plugins[i].line);
+		}
 	}
 	fprintf(out, ");\n\npools = (\n");
 	for (size_t i = 0; i < c->npools; i++) {

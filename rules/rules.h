@@ -149,6 +149,29 @@ struct rules_pool {
 	struct rules_health health;
 };
 
+/* One argument of a plugin entry: a scalar (one value, as text) or a list. */
+struct rules_plugin_arg {
+	char *name;
+	char **values;
+	size_t nvalues;
+	bool is_list;
+	int line;
+};
+
+/* A plugin entry: which module, under which name routes use it, with which
+ * arguments. The loader only records it and checks names; the gateway loads
+ * the module and makes the instance (gateway/plugin.h), so nothing here runs
+ * a plugin's code. */
+struct rules_plugin {
+	char *name;
+	char *module;                   /* a bundled plugin, or NULL */
+	char *path;                     /* a third party's .so, resolved against the rule file's folder, or NULL */
+	struct rules_plugin_arg *args;
+	size_t nargs;
+	char *file;                     /* the file the entry is in (an @include's), for messages */
+	int line;
+};
+
 /* A route's wait for the back end's first byte when it names no request_timeout. */
 #define RULES_REQUEST_TIMEOUT_MS (120 * 1000)
 
@@ -170,6 +193,8 @@ struct rules_route {
 	unsigned idle_timeout_ms;       /* no byte either way on an exchange or tunnel */
 	bool forwarded;                 /* add X-Forwarded-For/-Proto/-Host and Forwarded (default true) */
 	struct rules_namemap *sni_only; /* for an HTTP route that also names sni: that one pattern */
+	size_t *plugins;                /* indexes into rules_config.plugins, in the order they run */
+	size_t nplugins;
 	int line;
 };
 
@@ -262,6 +287,14 @@ struct rules_config {
 	size_t npools;
 	struct rules_service *services;
 	size_t nservices;
+	struct rules_plugin *plugins;
+	size_t nplugins;
+	/* The plugin instances made for this snapshot (gateway/plugin.c sets
+	 * both before the snapshot is shared): they belong to it, and
+	 * plugins_release runs with its last reference, once no request can
+	 * reach them. */
+	void *plugins_live;
+	void (*plugins_release)(void *live);
 	int refs;                       /* private: use rules_config_ref/unref */
 };
 
