@@ -14,6 +14,7 @@
 #include "addr.h"
 #include "h1.h"
 #include "log.h"
+#include "plugin.h"
 #include "pool.h"
 #include "sock.h"
 #include "tlsconf.h"
@@ -82,6 +83,7 @@ struct http_session {
 	uint64_t bytes_in, bytes_out;   /* this request: body bytes up, response bytes down */
 
 	bool srv_reusable;              /* the server may take another request on this connection */
+	struct plugin_req *plug;        /* the route's plugins' edits for this request; NULL without plugins */
 };
 
 static void http_read_request(struct http_session *s);
@@ -108,6 +110,7 @@ static void http_free(struct http_session *s, const char *outcome)
 	tstream_free(s->cli);
 	tstream_free(s->srv);
 	free(s->msgs);
+	plugin_req_free(s->plug);
 	conn_snap_unref(s->snap);
 	conn_home_unlink(s->home, &s->link);
 	free(s);
@@ -408,7 +411,8 @@ static void http_write_request_head(struct http_session *s, const char *head)
 		const struct h1_header *h = &q->headers[i];
 		const char *name = head + h->name.off;
 		if (http_hop_by_hop(name, h->name.len) || http_forwarding_header(name, h->name.len) ||
-		    h1_connection_lists(q, head, name, h->name.len))
+		    h1_connection_lists(q, head, name, h->name.len) ||
+		    (s->plug && !plugin_header_kept(s->plug, ONEGATE_REQUEST_HEADERS, name, h->name.len)))
 			continue;
 		if (r->host_rewrite && h->name.len == 4 && strncasecmp(name, "host", 4) == 0) {
 			evbuffer_add_printf(out, "Host: %s\r\n", r->host_rewrite);
@@ -419,6 +423,8 @@ static void http_write_request_head(struct http_session *s, const char *head)
 		evbuffer_add(out, head + h->value.off, h->value.len);
 		evbuffer_add(out, "\r\n", 2);
 	}
+	if (s->plug)
+		plugin_headers_write(s->plug, ONEGATE_REQUEST_HEADERS, out);
 	/* A client's own forwarding headers never pass; ours are added unless the route says not to. */
 	if (r->forwarded) {
 		const char *proto = s->tls ? "https" : "http";
@@ -678,18 +684,23 @@ static void http_write_response_head(struct http_session *s, const char *head)
 {
 	struct evbuffer *out = tstream_output(s->cli);
 	const struct h1_msg *r = s->resp;
+	if (s->plug)
+		plugin_on_response(s->plug, s->status, head, r);
 	evbuffer_add_printf(out, "HTTP/1.1 %.*s\r\n", (int)r->status_rest.len, head + r->status_rest.off);
 	for (size_t i = 0; i < r->nheaders; i++) {
 		const struct h1_header *h = &r->headers[i];
 		const char *name = head + h->name.off;
 		bool upgrade = s->status == 101 && h->name.len == 7 && strncasecmp(name, "upgrade", 7) == 0;
-		if (!upgrade && (http_hop_by_hop(name, h->name.len) || h1_connection_lists(r, head, name, h->name.len)))
+		if (!upgrade && (http_hop_by_hop(name, h->name.len) || h1_connection_lists(r, head, name, h->name.len) ||
+		                 (s->plug && !plugin_header_kept(s->plug, ONEGATE_RESPONSE_HEADERS, name, h->name.len))))
 			continue;
 		evbuffer_add(out, name, h->name.len);
 		evbuffer_add(out, ": ", 2);
 		evbuffer_add(out, head + h->value.off, h->value.len);
 		evbuffer_add(out, "\r\n", 2);
 	}
+	if (s->plug)
+		plugin_headers_write(s->plug, ONEGATE_RESPONSE_HEADERS, out);
 	http_cookie_set(s, out);
 	if (s->status == 101)
 		evbuffer_add(out, "Connection: Upgrade\r\n", 21);
@@ -944,6 +955,16 @@ static void http_route_request(struct http_session *s, const char *head)
 		return;
 	}
 	const struct rules_route *r = &s->svc->routes[s->route];
+	/* Before the redirect or status: a filter guards those too. */
+	if (r->nplugins) {
+		const char *why = NULL;
+		struct plugin_view v = { &s->peer, s->tls, head, q, s->host };
+		int st = plugin_on_request(s->snap->cfg, r, &v, &s->plug, &why);
+		if (st) {
+			http_respond(s, st, NULL, why, !body);
+			return;
+		}
+	}
 	if (r->redirect) {
 		char loc[600];
 		int code = r->status ? r->status : 301;
@@ -986,6 +1007,8 @@ static int http_request_reset(struct http_session *s)
 	s->req_done = s->resp_head_done = s->resp_done = s->upgrade = s->head_request = false;
 	s->status = 0;
 	s->srv_reusable = false;
+	plugin_req_free(s->plug);
+	s->plug = NULL;
 	s->bytes_in = s->bytes_out = 0;
 	memset(&s->srv_start, 0, sizeof(s->srv_start));
 	return 0;
