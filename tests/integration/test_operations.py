@@ -310,6 +310,12 @@ pools = ( { name = "app"; servers = ( "127.0.0.1:%d", "127.0.0.1:%d" ); } );
 services = ( { name = "web"; listen = [ "127.0.0.1:%d" ]; routes = ( { host = "app.test"; pool = "app"; } ); } );
 """ % (self.state, self.admin_port, self.a.port, self.b.port, port or self.port)
 
+    def start(self):
+        og = self.start_onegate(self.conf(), self.port)
+        # the service port takes connections once bound; the admin listener opens a moment later
+        og.wait_ready(self.admin_port, 10)
+        return og
+
     def admin(self, method, path):
         req = urllib.request.Request("http://%s:%d%s" % (LOOP4, self.admin_port, path), method=method)
         with urllib.request.urlopen(req, timeout=10) as r:
@@ -324,7 +330,7 @@ services = ( { name = "web"; listen = [ "127.0.0.1:%d" ]; routes = ( { host = "a
 
     def test_drained_server_stays_drained_across_restart(self):
         a, b = "127.0.0.1:%d" % self.a.port, "127.0.0.1:%d" % self.b.port
-        og = self.start_onegate(self.conf(), self.port)
+        og = self.start()
         self.assertEqual(self.backends_used(), {"a", "b"})
         self.admin("POST", "/api/pools/app/servers/%s/drain" % b)
         with open(os.path.join(self.state, "servers.state")) as f:
@@ -339,7 +345,7 @@ services = ( { name = "web"; listen = [ "127.0.0.1:%d" ]; routes = ( { host = "a
 
         self.assertEqual(og.stop(), 0)
         self.assertFalse(os.path.exists(os.path.join(self.state, "onegate.pid")))
-        og2 = self.start_onegate(self.conf(), self.port)
+        og2 = self.start()
         self.assertEqual(self.states()[b], "draining", "the admin's drain survived the restart")
         self.assertEqual(self.states()[a], "unchecked")
         self.assertEqual(self.backends_used(), {"a"})
@@ -348,14 +354,14 @@ services = ( { name = "web"; listen = [ "127.0.0.1:%d" ]; routes = ( { host = "a
         with open(os.path.join(self.state, "servers.state")) as f:
             self.assertNotIn(b, f.read())
         self.assertEqual(og2.stop(), 0)
-        self.start_onegate(self.conf(), self.port)
+        self.start()
         self.assertEqual(self.backends_used(), {"a", "b"})
 
     def test_server_gone_from_rules_is_skipped(self):
         os.mkdir(self.state)
         with open(os.path.join(self.state, "servers.state"), "w") as f:
             f.write("disable\tapp\t127.0.0.1:%d\ndisable\tgone\t127.0.0.1:1\nnonsense\n" % self.a.port)
-        og = self.start_onegate(self.conf(), self.port)
+        og = self.start()
         self.assertEqual(self.states()["127.0.0.1:%d" % self.a.port], "disabled")
         self.assertIn("servers.state:2: disable gone/127.0.0.1:1 is not in the rules any more; skipped", og.stderr())
         self.assertIn("servers.state:3: not ACTION<TAB>POOL<TAB>SERVER; line skipped", og.stderr())
