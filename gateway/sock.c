@@ -20,23 +20,28 @@ struct sock {
 	void *arg;
 	size_t read_max, low_mark;
 	bool reading;           /* the owner wants input */
-	bool rev_armed, wev_armed;
+	bool rev_armed;         /* the read event is in the loop (it may outlive the wish to read) */
+	bool wev_armed;
 	bool connecting, eof, shut_pending, shut_done, broken;
 	int busy;               /* callbacks running: sock_free() waits for them */
 	bool freed;
 };
 
+static bool sock_wants_read(const struct sock *s)
+{
+	return s->reading && !s->eof && !s->connecting && !s->broken && evbuffer_get_length(s->in) < s->read_max;
+}
+
+/* Arms the read event when reading is wanted. Reading that stops leaves the
+ * event armed: an owner that pauses and resumes within one callback (an HTTP
+ * request handed to a kept server connection) then costs no epoll_ctl at all,
+ * and sock_on_read disarms it only if bytes do arrive while paused. */
 static void sock_update_read(struct sock *s)
 {
-	bool want = s->reading && !s->eof && !s->connecting && !s->broken &&
-	            evbuffer_get_length(s->in) < s->read_max;
-	if (want == s->rev_armed)
+	if (s->rev_armed || !sock_wants_read(s))
 		return;
-	if (want)
-		event_add(s->rev, NULL);
-	else
-		event_del(s->rev);
-	s->rev_armed = want;
+	event_add(s->rev, NULL);
+	s->rev_armed = true;
 }
 
 static void sock_set_write(struct sock *s, bool want)
@@ -127,6 +132,12 @@ static void sock_on_read(evutil_socket_t fd, short what, void *arg)
 	size_t got = 0;
 	int err = 0;
 	bool eof = false;
+	if (!sock_wants_read(s)) {
+		/* Paused since the event was armed: the bytes stay in the kernel until reading resumes. */
+		event_del(s->rev);
+		s->rev_armed = false;
+		return;
+	}
 	/* Drain what the kernel holds, within the owner's bound, before calling up. */
 	while (evbuffer_get_length(s->in) < s->read_max) {
 		struct evbuffer_iovec v[2];
@@ -166,7 +177,10 @@ static void sock_on_read(evutil_socket_t fd, short what, void *arg)
 		s->eof = true;
 	if (err)
 		s->broken = true;
-	sock_update_read(s);
+	if (eof || err) {
+		event_del(s->rev);      /* for good: an ended socket stays readable */
+		s->rev_armed = false;
+	}
 
 	sock_enter(s);
 	if (got && s->on_readable)
