@@ -194,6 +194,8 @@ static bool h1_conn_token(void *arg, const char *t, size_t n, bool last)
 		m->conn_keepalive = true;
 	else if (n == 7 && strncasecmp(t, "upgrade", 7) == 0)
 		m->conn_upgrade = true;
+	else if (n > 0)
+		m->conn_other = true;
 	return true;
 }
 
@@ -414,6 +416,16 @@ static bool h1_listed_token(void *arg, const char *t, size_t n, bool last)
 
 bool h1_connection_lists(const struct h1_msg *m, const char *buf, const char *name, size_t len)
 {
+	/* Called for every header of a message: the tokens the head was read for answer from
+	 * their flags, and only a Connection header with other tokens is looked at again. */
+	if (len == 5 && strncasecmp(name, "close", 5) == 0)
+		return m->conn_close;
+	if (len == 10 && strncasecmp(name, "keep-alive", 10) == 0)
+		return m->conn_keepalive;
+	if (len == 7 && strncasecmp(name, "upgrade", 7) == 0)
+		return m->conn_upgrade;
+	if (!m->conn_other)
+		return false;
 	struct h1_listed l = { name, len, false };
 	for (size_t i = 0; i < m->nheaders && !l.found; i++)
 		if (h1_span_is(buf, m->headers[i].name, "connection"))

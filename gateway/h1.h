@@ -71,6 +71,7 @@ struct h1_msg {
 	bool close_delimited;           /* response: the body runs until the server closes */
 	bool no_body;                   /* response: 1xx, 204, 304, or the answer to HEAD */
 	bool conn_close, conn_keepalive, conn_upgrade;  /* tokens of Connection */
+	bool conn_other;                /* Connection lists another token too */
 	bool upgrade;                   /* Upgrade header and the upgrade token both present */
 	struct h1_span upgrade_value;
 	bool expect_continue;

@@ -92,6 +92,15 @@ static void http_cookie_set(struct http_session *s, struct evbuffer *out);
 
 /* ---------------------------------------------------------------- lifetime */
 
+/* A span as a C string for the log, cut to fit. */
+static void http_copy(char *dst, size_t cap, const char *src, size_t len)
+{
+	if (len >= cap)
+		len = cap - 1;
+	memcpy(dst, src, len);
+	dst[len] = '\0';
+}
+
 static long http_ms_since(const struct http_session *s, const struct timeval *t)
 {
 	struct timeval now;
@@ -380,22 +389,93 @@ static unsigned http_timeout(const struct http_session *s, bool first_byte)
 /* Hop-by-hop headers (RFC 9110 7.6.1) are the connection's, not the message's. */
 static bool http_hop_by_hop(const char *name, size_t len)
 {
-	static const char *const hop[] = { "connection", "keep-alive", "proxy-connection", "te", "upgrade",
-	                                   "proxy-authenticate", "proxy-authorization" };
-	for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
-		if (strlen(hop[i]) == len && strncasecmp(hop[i], name, len) == 0)
-			return true;
-	return false;
+	switch (len) {
+	case 2:
+		return strncasecmp(name, "te", 2) == 0;
+	case 7:
+		return strncasecmp(name, "upgrade", 7) == 0;
+	case 10:
+		return strncasecmp(name, "connection", 10) == 0 || strncasecmp(name, "keep-alive", 10) == 0;
+	case 16:
+		return strncasecmp(name, "proxy-connection", 16) == 0;
+	case 18:
+		return strncasecmp(name, "proxy-authenticate", 18) == 0;
+	case 19:
+		return strncasecmp(name, "proxy-authorization", 19) == 0;
+	default:
+		return false;
+	}
 }
 
 /* Headers a client must not be able to forge: we set them. */
 static bool http_forwarding_header(const char *name, size_t len)
 {
-	static const char *const fwd[] = { "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded" };
-	for (size_t i = 0; i < sizeof(fwd) / sizeof(fwd[0]); i++)
-		if (strlen(fwd[i]) == len && strncasecmp(fwd[i], name, len) == 0)
-			return true;
-	return false;
+	switch (len) {
+	case 9:
+		return strncasecmp(name, "forwarded", 9) == 0;
+	case 15:
+		return strncasecmp(name, "x-forwarded-for", 15) == 0;
+	case 16:
+		return strncasecmp(name, "x-forwarded-host", 16) == 0;
+	case 17:
+		return strncasecmp(name, "x-forwarded-proto", 17) == 0;
+	default:
+		return false;
+	}
+}
+
+/* Heads are written in place into space reserved in the output: one piece,
+ * no formatting. A head longer than the first estimate takes more space. */
+struct http_put {
+	struct evbuffer *buf;
+	struct evbuffer_iovec v;
+	char *p, *end;
+	bool failed;                    /* out of memory: the rest is dropped, as evbuffer_add would */
+};
+
+static void http_put_open(struct http_put *o, struct evbuffer *buf, size_t want)
+{
+	o->buf = buf;
+	o->failed = evbuffer_reserve_space(buf, (ev_ssize_t)want, &o->v, 1) < 1;
+	o->p = o->failed ? NULL : o->v.iov_base;
+	o->end = o->failed ? NULL : o->p + o->v.iov_len;
+}
+
+static void http_put_close(struct http_put *o)
+{
+	if (o->failed)
+		return;
+	o->v.iov_len = (size_t)(o->p - (char *)o->v.iov_base);
+	evbuffer_commit_space(o->buf, &o->v, 1);
+}
+
+static void http_put(struct http_put *o, const char *s, size_t n)
+{
+	if (o->failed)
+		return;
+	if ((size_t)(o->end - o->p) < n) {
+		http_put_close(o);
+		http_put_open(o, o->buf, n > 4096 ? n : 4096);
+		if (o->failed)
+			return;
+	}
+	memcpy(o->p, s, n);
+	o->p += n;
+}
+
+#define HTTP_PUT_LIT(o, lit) http_put((o), (lit), sizeof(lit) - 1)
+
+static void http_put_str(struct http_put *o, const char *s)
+{
+	http_put(o, s, strlen(s));
+}
+
+static void http_put_header(struct http_put *o, const char *head, const struct h1_header *h)
+{
+	http_put(o, head + h->name.off, h->name.len);
+	HTTP_PUT_LIT(o, ": ");
+	http_put(o, head + h->value.off, h->value.len);
+	HTTP_PUT_LIT(o, "\r\n");
 }
 
 /* Writes the request head as the back end gets it: the client's request line and
@@ -405,8 +485,17 @@ static void http_write_request_head(struct http_session *s, const char *head)
 	struct evbuffer *out = tstream_output(s->srv);
 	const struct h1_msg *q = s->req;
 	const struct rules_route *r = &s->svc->routes[s->route];
-	evbuffer_add_printf(out, "%.*s %.*s HTTP/1.%d\r\n", (int)q->method.len, head + q->method.off,
-	                    (int)q->target.len, head + q->target.off, q->minor);
+	struct http_put o;
+	/* The head as it came (each header may gain the space after its colon) and what we add. */
+	http_put_open(&o, out, q->head_len + q->nheaders + q->upgrade_value.len + sizeof(s->host) + 256 +
+	                       (r->host_rewrite ? strlen(r->host_rewrite) : 0));
+	http_put(&o, head + q->method.off, q->method.len);
+	HTTP_PUT_LIT(&o, " ");
+	http_put(&o, head + q->target.off, q->target.len);
+	if (q->minor == 0)
+		HTTP_PUT_LIT(&o, " HTTP/1.0\r\n");
+	else
+		HTTP_PUT_LIT(&o, " HTTP/1.1\r\n");
 	for (size_t i = 0; i < q->nheaders; i++) {
 		const struct h1_header *h = &q->headers[i];
 		const char *name = head + h->name.off;
@@ -415,32 +504,52 @@ static void http_write_request_head(struct http_session *s, const char *head)
 		    (s->plug && !plugin_header_kept(s->plug, ONEGATE_REQUEST_HEADERS, name, h->name.len)))
 			continue;
 		if (r->host_rewrite && h->name.len == 4 && strncasecmp(name, "host", 4) == 0) {
-			evbuffer_add_printf(out, "Host: %s\r\n", r->host_rewrite);
+			HTTP_PUT_LIT(&o, "Host: ");
+			http_put_str(&o, r->host_rewrite);
+			HTTP_PUT_LIT(&o, "\r\n");
 			continue;
 		}
-		evbuffer_add(out, name, h->name.len);
-		evbuffer_add(out, ": ", 2);
-		evbuffer_add(out, head + h->value.off, h->value.len);
-		evbuffer_add(out, "\r\n", 2);
+		http_put_header(&o, head, h);
 	}
-	if (s->plug)
+	if (s->plug) {
+		http_put_close(&o);
 		plugin_headers_write(s->plug, ONEGATE_REQUEST_HEADERS, out);
+		http_put_open(&o, out, sizeof(s->host) + 256 + q->upgrade_value.len);
+	}
 	/* A client's own forwarding headers never pass; ours are added unless the route says not to. */
 	if (r->forwarded) {
-		const char *proto = s->tls ? "https" : "http";
 		bool v6 = strchr(s->client_ip, ':') != NULL;
-		evbuffer_add_printf(out, "X-Forwarded-For: %s\r\nX-Forwarded-Proto: %s\r\n", s->client_ip, proto);
-		if (s->host[0])
-			evbuffer_add_printf(out, "X-Forwarded-Host: %s\r\n", s->host);
-		evbuffer_add_printf(out, "Forwarded: for=%s%s%s;proto=%s\r\n", v6 ? "\"[" : "", s->client_ip,
-		                    v6 ? "]\"" : "", proto);
+		HTTP_PUT_LIT(&o, "X-Forwarded-For: ");
+		http_put_str(&o, s->client_ip);
+		if (s->tls)
+			HTTP_PUT_LIT(&o, "\r\nX-Forwarded-Proto: https\r\n");
+		else
+			HTTP_PUT_LIT(&o, "\r\nX-Forwarded-Proto: http\r\n");
+		if (s->host[0]) {
+			HTTP_PUT_LIT(&o, "X-Forwarded-Host: ");
+			http_put(&o, s->host, s->host_len);
+			HTTP_PUT_LIT(&o, "\r\n");
+		}
+		HTTP_PUT_LIT(&o, "Forwarded: for=");
+		if (v6)
+			HTTP_PUT_LIT(&o, "\"[");
+		http_put_str(&o, s->client_ip);
+		if (v6)
+			HTTP_PUT_LIT(&o, "]\"");
+		if (s->tls)
+			HTTP_PUT_LIT(&o, ";proto=https\r\n");
+		else
+			HTTP_PUT_LIT(&o, ";proto=http\r\n");
 	}
-	if (s->upgrade)
-		evbuffer_add_printf(out, "Connection: Upgrade\r\nUpgrade: %.*s\r\n", (int)q->upgrade_value.len,
-		                    head + q->upgrade_value.off);
-	else if (q->minor == 0)
-		evbuffer_add(out, "Connection: close\r\n", 19);
-	evbuffer_add(out, "\r\n", 2);
+	if (s->upgrade) {
+		HTTP_PUT_LIT(&o, "Connection: Upgrade\r\nUpgrade: ");
+		http_put(&o, head + q->upgrade_value.off, q->upgrade_value.len);
+		HTTP_PUT_LIT(&o, "\r\n");
+	} else if (q->minor == 0) {
+		HTTP_PUT_LIT(&o, "Connection: close\r\n");
+	}
+	HTTP_PUT_LIT(&o, "\r\n");
+	http_put_close(&o);
 }
 
 static void http_backend_failed(struct http_session *s, const char *why)
@@ -686,7 +795,11 @@ static void http_write_response_head(struct http_session *s, const char *head)
 	const struct h1_msg *r = s->resp;
 	if (s->plug)
 		plugin_on_response(s->plug, s->status, head, r);
-	evbuffer_add_printf(out, "HTTP/1.1 %.*s\r\n", (int)r->status_rest.len, head + r->status_rest.off);
+	struct http_put o;
+	http_put_open(&o, out, r->head_len + r->nheaders + 32);
+	HTTP_PUT_LIT(&o, "HTTP/1.1 ");
+	http_put(&o, head + r->status_rest.off, r->status_rest.len);
+	HTTP_PUT_LIT(&o, "\r\n");
 	for (size_t i = 0; i < r->nheaders; i++) {
 		const struct h1_header *h = &r->headers[i];
 		const char *name = head + h->name.off;
@@ -694,19 +807,18 @@ static void http_write_response_head(struct http_session *s, const char *head)
 		if (!upgrade && (http_hop_by_hop(name, h->name.len) || h1_connection_lists(r, head, name, h->name.len) ||
 		                 (s->plug && !plugin_header_kept(s->plug, ONEGATE_RESPONSE_HEADERS, name, h->name.len))))
 			continue;
-		evbuffer_add(out, name, h->name.len);
-		evbuffer_add(out, ": ", 2);
-		evbuffer_add(out, head + h->value.off, h->value.len);
-		evbuffer_add(out, "\r\n", 2);
+		http_put_header(&o, head, h);
 	}
+	http_put_close(&o);
 	if (s->plug)
 		plugin_headers_write(s->plug, ONEGATE_RESPONSE_HEADERS, out);
 	http_cookie_set(s, out);
 	if (s->status == 101)
-		evbuffer_add(out, "Connection: Upgrade\r\n", 21);
+		evbuffer_add(out, "Connection: Upgrade\r\n\r\n", 23);
 	else if (!s->keepalive)
-		evbuffer_add(out, "Connection: close\r\n", 19);
-	evbuffer_add(out, "\r\n", 2);
+		evbuffer_add(out, "Connection: close\r\n\r\n", 21);
+	else
+		evbuffer_add(out, "\r\n", 2);
 }
 
 /* Reads the response head; returns false when the session went on elsewhere. */
@@ -1065,8 +1177,8 @@ static void http_read_request(struct http_session *s)
 		http_respond(s, h1_error_status(rc), NULL, "bad-request", false);
 		return;
 	}
-	snprintf(s->method, sizeof(s->method), "%.*s", (int)q->method.len, head + q->method.off);
-	snprintf(s->path, sizeof(s->path), "%.*s", (int)q->path.len, head + q->path.off);
+	http_copy(s->method, sizeof(s->method), head + q->method.off, q->method.len);
+	http_copy(s->path, sizeof(s->path), head + q->path.off, q->path.len);
 	s->head_request = q->method.len == 4 && memcmp(head + q->method.off, "HEAD", 4) == 0;
 	s->keepalive = q->keepalive;
 	h1_resp_init(s->resp, HTTP_HEAD_MAX, s->head_request);
