@@ -8,8 +8,10 @@
 #include <openssl/bio.h>
 #include <openssl/err.h>
 
-/* One record's worth: SSL_read never returns more than this at once. */
+/* One record's worth: SSL_read never returns more than this at once, and
+ * SSL_write never puts more than this in one record. */
 #define TLS_READ_CHUNK 16384
+#define TLS_RECORD_MAX 16384
 
 struct tls_stream {
 	SSL *ssl;
@@ -179,12 +181,21 @@ enum tls_result tls_stream_read(struct tls_stream *t, struct evbuffer *plain, si
 
 enum tls_result tls_stream_write(struct tls_stream *t, struct evbuffer *plain)
 {
-	while (evbuffer_get_length(plain) > 0) {
+	size_t left;
+	while ((left = evbuffer_get_length(plain)) > 0) {
 		struct evbuffer_iovec v;
 		if (evbuffer_peek(plain, -1, NULL, &v, 1) < 1)
 			break;
-		size_t len = v.iov_len < TLS_READ_CHUNK ? v.iov_len : TLS_READ_CHUNK;
-		int n = SSL_write(t->ssl, v.iov_base, (int)len);
+		size_t len = left < TLS_RECORD_MAX ? left : TLS_RECORD_MAX;
+		const void *p = v.iov_base;
+		/* A response head and its body sit in separate pieces of the buffer: gathered,
+		 * they go out as one record (one seal, one header and tag, one read for the peer). */
+		unsigned char rec[TLS_RECORD_MAX];
+		if (v.iov_len < len) {
+			evbuffer_copyout(plain, rec, len);
+			p = rec;
+		}
+		int n = SSL_write(t->ssl, p, (int)len);
 		if (n <= 0)
 			return tls_result_of(t, n);
 		evbuffer_drain(plain, (size_t)n);
