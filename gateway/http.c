@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
@@ -52,6 +53,8 @@ struct http_session {
 	const struct rules_service *svc;
 	struct tstream *cli, *srv;
 	struct event *timer;
+	uint64_t deadline;              /* http_now_ms() when the phase times out, or 0 */
+	uint64_t timer_at;              /* when the timer fires (at or before the deadline), or 0 */
 	enum http_phase phase;
 	bool tls;
 	char client[64];                /* "ip:port" for logs */
@@ -130,10 +133,37 @@ static void http_close_now(struct conn_link *l)
 	http_free((struct http_session *)l, "drain-timeout");
 }
 
+/* Monotonic milliseconds; the coarse clock (a few ms) is plenty for timeouts. */
+static uint64_t http_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void http_timer_set(struct http_session *s, uint64_t now, uint64_t ms)
+{
+	struct timeval tv = { .tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000 };
+	s->timer_at = now + ms;
+	event_add(s->timer, &tv);
+}
+
+/* The phase's deadline, ms from now. A request moves it several times, mostly later:
+ * then the timer keeps its earlier time and, if it fires before the deadline, sleeps
+ * again for the rest. Only a nearer deadline re-arms it, so a kept-alive request
+ * costs no timer work at all. */
 static void http_arm(struct http_session *s, unsigned ms)
 {
-	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
-	event_add(s->timer, &tv);
+	uint64_t now = http_now_ms();
+	s->deadline = now + ms;
+	if (s->timer_at && s->timer_at <= s->deadline)
+		return;
+	http_timer_set(s, now, ms);
+}
+
+static void http_disarm(struct http_session *s)
+{
+	s->deadline = 0;
 }
 
 /* The server's active count covers a request from its connect (or reuse) to its end. */
@@ -976,7 +1006,7 @@ static void http_tunnel(struct http_session *s, struct tstream *from, struct tst
 static void http_exchange_end(struct http_session *s)
 {
 	http_access_log(s, "ok");
-	event_del(s->timer);
+	http_disarm(s);
 	if (!s->keepalive) {
 		http_park_server(s);
 		http_close(s, "ok");
@@ -1275,6 +1305,15 @@ static void http_timer(evutil_socket_t fd, short what, void *arg)
 	struct http_session *s = arg;
 	(void)fd;
 	(void)what;
+	s->timer_at = 0;
+	if (!s->deadline)
+		return;
+	uint64_t now = http_now_ms();
+	if (now < s->deadline) {
+		http_timer_set(s, now, s->deadline - now);
+		return;
+	}
+	s->deadline = 0;
 	switch (s->phase) {
 	case HP_HEAD:
 		if (evbuffer_get_length(tstream_input(s->cli)) == 0) {
