@@ -1,5 +1,6 @@
 #include "h1.h"
 
+#include <stddef.h>
 #include <string.h>
 #include <strings.h>
 
@@ -30,6 +31,27 @@ static bool h1_is_value_char(unsigned char c)
 	return c == '\t' || c == ' ' || h1_is_vchar(c) || c >= 0x80;
 }
 
+/* Whether the n bytes are all ones a field value may hold: no control byte but tab,
+ * no DEL. Eight at a time, since nearly every byte of a head comes through here; a
+ * word with a tab (or a bad byte) is looked at byte by byte. */
+static bool h1_field_bytes(const char *p, size_t n)
+{
+	const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+	size_t i = 0;
+	for (; i + 8 <= n; i += 8) {
+		uint64_t w;
+		memcpy(&w, p + i, 8);
+		uint64_t del = w ^ (0x7f * ones);
+		/* a byte below 0x20 (bytes of 0x80 and up never match), or a DEL */
+		if ((((w - 0x20 * ones) & ~w) | ((del - ones) & ~del)) & highs)
+			break;
+	}
+	for (; i < n; i++)
+		if (!h1_is_value_char((unsigned char)p[i]))
+			return false;
+	return true;
+}
+
 static enum h1_result h1_fail(struct h1_msg *m, enum h1_result r, const char *why)
 {
 	m->state = ST_ERROR;
@@ -39,7 +61,7 @@ static enum h1_result h1_fail(struct h1_msg *m, enum h1_result r, const char *wh
 
 static void h1_init(struct h1_msg *m, uint32_t limit, bool is_request, bool head_request)
 {
-	memset(m, 0, sizeof(*m));
+	memset(m, 0, offsetof(struct h1_msg, headers));
 	m->limit = limit ? limit : H1_HEAD_LIMIT;
 	m->is_request = is_request;
 	m->head_request = head_request;
@@ -112,7 +134,8 @@ static enum h1_result h1_status_line(struct h1_msg *m, const char *buf, uint32_t
 	return H1_NEED_MORE;
 }
 
-static enum h1_result h1_header_line(struct h1_msg *m, const char *buf, uint32_t start, uint32_t end)
+/* clean: h1_field_bytes() already passed the whole line. */
+static enum h1_result h1_header_line(struct h1_msg *m, const char *buf, uint32_t start, uint32_t end, bool clean)
 {
 	if (buf[start] == ' ' || buf[start] == '\t')
 		return h1_fail(m, H1_ERR_BAD, "obs-fold (a header line starting with whitespace)");
@@ -127,9 +150,8 @@ static enum h1_result h1_header_line(struct h1_msg *m, const char *buf, uint32_t
 		                                      : "malformed header name");
 	struct h1_span name = { start, i - start };
 	uint32_t v = i + 1, e = end;
-	for (uint32_t k = v; k < end; k++)
-		if (!h1_is_value_char((unsigned char)buf[k]))
-			return h1_fail(m, H1_ERR_BAD, "control byte in a header value");
+	if (!clean && !h1_field_bytes(buf + v, end - v))
+		return h1_fail(m, H1_ERR_BAD, "control byte in a header value");
 	while (v < e && (buf[v] == ' ' || buf[v] == '\t'))
 		v++;
 	while (e > v && (buf[e - 1] == ' ' || buf[e - 1] == '\t'))
@@ -339,22 +361,27 @@ enum h1_result h1_parse(struct h1_msg *m, const char *buf, size_t len)
 	size_t end = len < m->limit ? len : m->limit;
 	while (m->pos < end) {
 		const char *nl = memchr(buf + m->pos, '\n', end - m->pos);
-		const char *cr = memchr(buf + m->pos, '\r', (nl ? (size_t)(nl - buf) : end) - m->pos);
-		/* A CR is only ever the first half of a line's CRLF. */
-		if (cr && (!nl ? (size_t)(cr - buf) + 1 < end : cr + 1 != nl))
-			return h1_fail(m, H1_ERR_BAD, "bare CR");
-		if (!nl) {
-			/* A CR at the very end is looked at again once the next byte is here. */
-			m->pos = (uint32_t)(cr ? end - 1 : end);
-			break;
-		}
-		uint32_t eol = (uint32_t)(nl - buf);
-		if (eol == m->line || buf[eol - 1] != '\r')
-			return h1_fail(m, H1_ERR_BAD, "bare LF (lines must end in CRLF)");
-		uint32_t start = m->line, stop = eol - 1;
-		for (uint32_t i = start; i < stop; i++)
-			if (buf[i] == '\0')
+		uint32_t eol = nl ? (uint32_t)(nl - buf) : 0;
+		/* The usual line ends in CRLF and holds no control byte but tabs: then it has no
+		 * bare CR and no NUL, and a header line's value needs no look of its own. */
+		bool clean = nl && eol > m->line && buf[eol - 1] == '\r' &&
+		             h1_field_bytes(buf + m->line, eol - 1 - m->line);
+		if (!clean) {
+			const char *cr = memchr(buf + m->pos, '\r', (nl ? (size_t)eol : end) - m->pos);
+			/* A CR is only ever the first half of a line's CRLF. */
+			if (cr && (!nl ? (size_t)(cr - buf) + 1 < end : cr + 1 != nl))
+				return h1_fail(m, H1_ERR_BAD, "bare CR");
+			if (!nl) {
+				/* A CR at the very end is looked at again once the next byte is here. */
+				m->pos = (uint32_t)(cr ? end - 1 : end);
+				break;
+			}
+			if (eol == m->line || buf[eol - 1] != '\r')
+				return h1_fail(m, H1_ERR_BAD, "bare LF (lines must end in CRLF)");
+			if (memchr(buf + m->line, '\0', eol - 1 - m->line))
 				return h1_fail(m, H1_ERR_BAD, "NUL byte in the head");
+		}
+		uint32_t start = m->line, stop = eol - 1;
 		m->pos = m->line = eol + 1;
 		enum h1_result r;
 		if (m->state == ST_START) {
@@ -366,7 +393,7 @@ enum h1_result h1_parse(struct h1_msg *m, const char *buf, size_t len)
 			m->head_len = m->pos;
 			return h1_finish(m, buf);
 		} else {
-			r = h1_header_line(m, buf, start, stop);
+			r = h1_header_line(m, buf, start, stop, clean);
 		}
 		if (r != H1_NEED_MORE)
 			return r;

@@ -59,8 +59,7 @@ struct h1_msg {
 	int status;
 	int minor;                      /* HTTP/1.minor */
 
-	struct h1_header headers[H1_MAX_HEADERS];
-	size_t nheaders;
+	size_t nheaders;                /* in headers[], the last member */
 
 	/* what the head says about the message */
 	bool has_host;
@@ -77,6 +76,11 @@ struct h1_msg {
 	bool expect_continue;
 	bool keepalive;                 /* the connection may carry another message after this one */
 	uint32_t head_len;              /* when done: bytes of the head, final CRLF included */
+
+	/* Last, so that a new message clears everything but these 1.6 KiB: past nheaders
+	 * nothing is read. Each header's line runs from its name to the next one's (or to
+	 * the final CRLF): lines are contiguous in the buffer. */
+	struct h1_header headers[H1_MAX_HEADERS];
 };
 
 void h1_req_init(struct h1_msg *m, uint32_t limit);
