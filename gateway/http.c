@@ -500,12 +500,29 @@ static void http_put_str(struct http_put *o, const char *s)
 	http_put(o, s, strlen(s));
 }
 
-static void http_put_header(struct http_put *o, const char *head, const struct h1_header *h)
+/* Header lines pass as they came (the parser checked every byte of them), and
+ * neighbours in one copy: a run is the bytes from its first header's name to
+ * where the line after its last one starts. */
+struct http_run {
+	uint32_t from, to;              /* from == to: none */
+};
+
+static uint32_t http_line_end(const struct h1_msg *m, size_t i)
 {
-	http_put(o, head + h->name.off, h->name.len);
-	HTTP_PUT_LIT(o, ": ");
-	http_put(o, head + h->value.off, h->value.len);
-	HTTP_PUT_LIT(o, "\r\n");
+	return i + 1 < m->nheaders ? m->headers[i + 1].name.off : m->head_len - 2;
+}
+
+static void http_run_add(struct http_run *run, const struct h1_msg *m, size_t i)
+{
+	if (run->from == run->to)
+		run->from = m->headers[i].name.off;
+	run->to = http_line_end(m, i);
+}
+
+static void http_run_put(struct http_run *run, struct http_put *o, const char *head)
+{
+	http_put(o, head + run->from, run->to - run->from);
+	run->from = run->to;
 }
 
 /* Writes the request head as the back end gets it: the client's request line and
@@ -516,31 +533,30 @@ static void http_write_request_head(struct http_session *s, const char *head)
 	const struct h1_msg *q = s->req;
 	const struct rules_route *r = &s->svc->routes[s->route];
 	struct http_put o;
-	/* The head as it came (each header may gain the space after its colon) and what we add. */
-	http_put_open(&o, out, q->head_len + q->nheaders + q->upgrade_value.len + sizeof(s->host) + 256 +
+	/* The head as it came and what we add. */
+	http_put_open(&o, out, q->head_len + q->upgrade_value.len + sizeof(s->host) + 256 +
 	                       (r->host_rewrite ? strlen(r->host_rewrite) : 0));
-	http_put(&o, head + q->method.off, q->method.len);
-	HTTP_PUT_LIT(&o, " ");
-	http_put(&o, head + q->target.off, q->target.len);
-	if (q->minor == 0)
-		HTTP_PUT_LIT(&o, " HTTP/1.0\r\n");
-	else
-		HTTP_PUT_LIT(&o, " HTTP/1.1\r\n");
+	/* The request line as it came: the version is the client's. */
+	struct http_run run = { q->method.off, q->nheaders ? q->headers[0].name.off : q->head_len - 2 };
 	for (size_t i = 0; i < q->nheaders; i++) {
 		const struct h1_header *h = &q->headers[i];
 		const char *name = head + h->name.off;
 		if (http_hop_by_hop(name, h->name.len) || http_forwarding_header(name, h->name.len) ||
 		    h1_connection_lists(q, head, name, h->name.len) ||
-		    (s->plug && !plugin_header_kept(s->plug, ONEGATE_REQUEST_HEADERS, name, h->name.len)))
+		    (s->plug && !plugin_header_kept(s->plug, ONEGATE_REQUEST_HEADERS, name, h->name.len))) {
+			http_run_put(&run, &o, head);
 			continue;
+		}
 		if (r->host_rewrite && h->name.len == 4 && strncasecmp(name, "host", 4) == 0) {
+			http_run_put(&run, &o, head);
 			HTTP_PUT_LIT(&o, "Host: ");
 			http_put_str(&o, r->host_rewrite);
 			HTTP_PUT_LIT(&o, "\r\n");
 			continue;
 		}
-		http_put_header(&o, head, h);
+		http_run_add(&run, q, i);
 	}
+	http_run_put(&run, &o, head);
 	if (s->plug) {
 		http_put_close(&o);
 		plugin_headers_write(s->plug, ONEGATE_REQUEST_HEADERS, out);
@@ -826,19 +842,22 @@ static void http_write_response_head(struct http_session *s, const char *head)
 	if (s->plug)
 		plugin_on_response(s->plug, s->status, head, r);
 	struct http_put o;
-	http_put_open(&o, out, r->head_len + r->nheaders + 32);
+	http_put_open(&o, out, r->head_len + 32);
+	/* HTTP/1.1 whatever the server's version: the rest of the line as it came. */
 	HTTP_PUT_LIT(&o, "HTTP/1.1 ");
-	http_put(&o, head + r->status_rest.off, r->status_rest.len);
-	HTTP_PUT_LIT(&o, "\r\n");
+	struct http_run run = { r->status_rest.off, r->nheaders ? r->headers[0].name.off : r->head_len - 2 };
 	for (size_t i = 0; i < r->nheaders; i++) {
 		const struct h1_header *h = &r->headers[i];
 		const char *name = head + h->name.off;
 		bool upgrade = s->status == 101 && h->name.len == 7 && strncasecmp(name, "upgrade", 7) == 0;
 		if (!upgrade && (http_hop_by_hop(name, h->name.len) || h1_connection_lists(r, head, name, h->name.len) ||
-		                 (s->plug && !plugin_header_kept(s->plug, ONEGATE_RESPONSE_HEADERS, name, h->name.len))))
+		                 (s->plug && !plugin_header_kept(s->plug, ONEGATE_RESPONSE_HEADERS, name, h->name.len)))) {
+			http_run_put(&run, &o, head);
 			continue;
-		http_put_header(&o, head, h);
+		}
+		http_run_add(&run, r, i);
 	}
+	http_run_put(&run, &o, head);
 	http_put_close(&o);
 	if (s->plug)
 		plugin_headers_write(s->plug, ONEGATE_RESPONSE_HEADERS, out);
