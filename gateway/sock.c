@@ -11,6 +11,13 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
+/* A read reserves room in the input, which libevent allocates as a chain of its
+ * header plus the room, rounded up to a power of two: SOCK_READ_CHUNK of room is a
+ * 128 KiB malloc, too much for each 1 KiB request. Small messages get a 4 KiB
+ * chain; a read that fills it goes back to SOCK_READ_CHUNK, which bulk relays keep
+ * (their chains fill over several reads). */
+#define SOCK_READ_SMALL (4096 - 64)
+
 struct sock {
 	evutil_socket_t fd;
 	struct event *rev, *wev;
@@ -19,6 +26,7 @@ struct sock {
 	sock_event_fn on_event;
 	void *arg;
 	size_t read_max, low_mark;
+	size_t read_size;       /* the next read's room: SOCK_READ_SMALL or SOCK_READ_CHUNK */
 	bool reading;           /* the owner wants input */
 	bool rev_armed;         /* the read event is in the loop (it may outlive the wish to read) */
 	bool wev_armed;
@@ -141,7 +149,8 @@ static void sock_on_read(evutil_socket_t fd, short what, void *arg)
 	/* Drain what the kernel holds, within the owner's bound, before calling up. */
 	while (evbuffer_get_length(s->in) < s->read_max) {
 		struct evbuffer_iovec v[2];
-		int nv = evbuffer_reserve_space(s->in, SOCK_READ_CHUNK, v, 2);
+		size_t want = s->read_size;
+		int nv = evbuffer_reserve_space(s->in, (ev_ssize_t)want, v, 2);
 		if (nv < 1) {
 			err = ENOMEM;
 			break;
@@ -170,8 +179,12 @@ static void sock_on_read(evutil_socket_t fd, short what, void *arg)
 		}
 		evbuffer_commit_space(s->in, v, nv);
 		got += (size_t)n;
-		if ((size_t)n < SOCK_READ_CHUNK)
+		if ((size_t)n < want) {
+			if ((size_t)n < SOCK_READ_SMALL / 2)
+				s->read_size = SOCK_READ_SMALL;
 			break;  /* the kernel had no more; don't pay for an EAGAIN */
+		}
+		s->read_size = SOCK_READ_CHUNK;
 	}
 	if (eof)
 		s->eof = true;
@@ -235,6 +248,7 @@ static struct sock *sock_alloc(struct event_base *base, evutil_socket_t fd)
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	s->fd = fd;
 	s->read_max = SIZE_MAX;
+	s->read_size = SOCK_READ_SMALL;
 	s->in = evbuffer_new();
 	s->out = evbuffer_new();
 	s->rev = event_new(base, fd, EV_READ | EV_PERSIST, sock_on_read, s);

@@ -5,8 +5,8 @@
  * Why not bufferevents: libevent 2.1 reads at most 4 KiB per call (after an
  * FIONREAD ioctl) and adds and removes the write event around every write, so
  * bulk relays spend their time in system calls. A sock reads up to
- * SOCK_READ_CHUNK at once, writes as soon as it is asked to, and arms the write
- * event only when the kernel's buffer is full.
+ * SOCK_READ_CHUNK at once (4 KiB while messages are small), writes as soon as it
+ * is asked to, and arms the write event only when the kernel's buffer is full.
  *
  * Callbacks may free the sock (sock_free); the sock notices and releases its
  * memory once the callback returns.
