@@ -54,6 +54,7 @@ struct conn_home {
 	size_t nlive;
 	struct conn_link *idle;         /* idle back-end connections kept for reuse (http.c's) */
 	size_t nidle;
+	struct event *idle_timer;       /* http.c's: closes those kept too long; there while idle is not empty */
 	void (*on_empty)(void *arg);    /* called when the last live connection closes */
 	void *on_empty_arg;
 };

@@ -194,8 +194,8 @@ struct http_idle {
 	struct conn_link link;          /* first: a link is its entry; in home->idle */
 	struct conn_home *home;
 	struct tstream *t;
-	struct event *timer;
 	struct rules_config *cfg;       /* a reference: a freed snapshot's address could come back */
+	uint64_t until;                 /* http_now_ms() when it is closed */
 	long pool, server;
 	unsigned port;
 	char name[256];                 /* the TLS server name it was opened for, or "" */
@@ -203,11 +203,15 @@ struct http_idle {
 
 static void http_idle_free(struct http_idle *i)
 {
-	conn_home_idle_unlink(i->home, &i->link);
-	event_free(i->timer);
+	struct conn_home *home = i->home;
+	conn_home_idle_unlink(home, &i->link);
 	tstream_free(i->t);
 	rules_config_unref(i->cfg);
 	free(i);
+	if (!home->idle) {
+		event_free(home->idle_timer);
+		home->idle_timer = NULL;
+	}
 }
 
 static void http_idle_close_now(struct conn_link *l)
@@ -229,11 +233,30 @@ static void http_idle_event(struct tstream *t, enum tstream_event ev, void *arg)
 	http_idle_free(arg);
 }
 
-static void http_idle_timer(evutil_socket_t fd, short what, void *arg)
+static void http_idle_timer_set(struct conn_home *home, uint64_t ms)
 {
+	struct timeval tv = { .tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000 };
+	event_add(home->idle_timer, &tv);
+}
+
+/* One timer per worker closes what was kept too long, set for the earliest end, so
+ * that parking and taking a connection (once per request) cost no timer work. */
+static void http_idle_sweep(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn_home *home = arg;
 	(void)fd;
 	(void)what;
-	http_idle_free(arg);
+	uint64_t now = http_now_ms(), next = 0;
+	for (struct conn_link *l = home->idle, *after; l; l = after) {
+		struct http_idle *i = (struct http_idle *)l;
+		after = l->next;
+		if (i->until <= now)
+			http_idle_free(i);      /* the last one takes the timer with it */
+		else if (!next || i->until < next)
+			next = i->until;
+	}
+	if (next)
+		http_idle_timer_set(home, next - now);
 }
 
 /* The server name a pool's TLS connection is opened with (the reuse key too). */
@@ -251,28 +274,35 @@ static void http_park_server(struct http_session *s)
 	struct http_idle *i = NULL;
 	http_server_release(s);
 	/* A draining or disabled server gets nothing new, kept connections included. */
-	if (!s->srv || !s->srv_reusable || s->home->nidle >= HTTP_IDLE_MAX ||
+	struct conn_home *home = s->home;
+	if (!s->srv || !s->srv_reusable || home->nidle >= HTTP_IDLE_MAX ||
 	    !pool_server_usable(s->snap->pools, (size_t)s->pool, (size_t)s->server) ||
-	    evbuffer_get_length(tstream_input(s->srv)) > 0 || !(i = calloc(1, sizeof(*i))) ||
-	    !(i->timer = evtimer_new(s->home->base, http_idle_timer, i))) {
-		free(i);
+	    evbuffer_get_length(tstream_input(s->srv)) > 0 || !(i = malloc(sizeof(*i)))) {
 		http_drop_server(s);
 		return;
 	}
+	if (!home->idle_timer) {
+		if (!(home->idle_timer = evtimer_new(home->base, http_idle_sweep, home))) {
+			free(i);
+			http_drop_server(s);
+			return;
+		}
+		http_idle_timer_set(home, HTTP_IDLE_MS);
+	}
 	i->link.close_now = http_idle_close_now;
-	i->home = s->home;
+	i->home = home;
 	i->t = s->srv;
 	i->cfg = rules_config_ref(s->snap->cfg);
+	i->until = http_now_ms() + HTTP_IDLE_MS;
 	i->pool = s->pool;
 	i->server = s->server;
 	i->port = s->port;
-	snprintf(i->name, sizeof(i->name), "%s", http_backend_name(s, p));
+	const char *name = http_backend_name(s, p);
+	http_copy(i->name, sizeof(i->name), name, strlen(name));
 	s->srv = NULL;
 	tstream_setcb(i->t, http_idle_readable, NULL, http_idle_event, i);
 	tstream_read_enable(i->t, true);
-	struct timeval tv = { HTTP_IDLE_MS / 1000, 0 };
-	event_add(i->timer, &tv);
-	conn_home_idle_link(s->home, &i->link);
+	conn_home_idle_link(home, &i->link);
 }
 
 /* An idle connection to exactly this server, or NULL. */
