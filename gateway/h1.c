@@ -31,22 +31,31 @@ static bool h1_is_value_char(unsigned char c)
 	return c == '\t' || c == ' ' || h1_is_vchar(c) || c >= 0x80;
 }
 
-/* Whether the n bytes are all ones a field value may hold: no control byte but tab,
- * no DEL. Eight at a time, since nearly every byte of a head comes through here; a
- * word with a tab (or a bad byte) is looked at byte by byte. */
-static bool h1_field_bytes(const char *p, size_t n)
+/* Whether the 8 bytes at p may all be in a field value, tabs aside: no byte below
+ * 0x20 (bytes of 0x80 and up never match) and no DEL. */
+static bool h1_word_plain(const char *p)
 {
 	const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
-	size_t i = 0;
-	for (; i + 8 <= n; i += 8) {
-		uint64_t w;
-		memcpy(&w, p + i, 8);
-		uint64_t del = w ^ (0x7f * ones);
-		/* a byte below 0x20 (bytes of 0x80 and up never match), or a DEL */
-		if ((((w - 0x20 * ones) & ~w) | ((del - ones) & ~del)) & highs)
-			break;
+	uint64_t w;
+	memcpy(&w, p, 8);
+	uint64_t del = w ^ (0x7f * ones);
+	return !((((w - 0x20 * ones) & ~w) | ((del - ones) & ~del)) & highs);
+}
+
+/* Whether the n bytes are all ones a field value may hold: no control byte but tab,
+ * no DEL. Eight at a time, since nearly every byte of a head comes through here (the
+ * last word overlaps the one before); a line with a tab (or a bad byte) is looked at
+ * byte by byte. */
+static bool h1_field_bytes(const char *p, size_t n)
+{
+	if (n >= 8) {
+		size_t i = 0;
+		while (i + 8 < n && h1_word_plain(p + i))
+			i += 8;
+		if (i + 8 >= n && h1_word_plain(p + n - 8))
+			return true;
 	}
-	for (; i < n; i++)
+	for (size_t i = 0; i < n; i++)
 		if (!h1_is_value_char((unsigned char)p[i]))
 			return false;
 	return true;
