@@ -123,6 +123,10 @@ http {{
     listen 127.0.0.1:{port} ssl; ssl_certificate {d}/srv.pem; ssl_certificate_key {d}/srv.key;
     ssl_protocols TLSv1.2 TLSv1.3; root {d}/www;
   }}
+  server {{
+    listen 127.0.0.1:{port} ssl; server_name {RSA_NAME}; ssl_certificate {d}/rsa.pem;
+    ssl_certificate_key {d}/rsa.key; ssl_protocols TLSv1.2 TLSv1.3; root {d}/www;
+  }}
   server {{ listen 127.0.0.1:{http_port}; root {d}/www; }}
 }}
 """
@@ -374,34 +378,24 @@ class Bench:
     def http_keepalive(self, port, proc):
         return self._wrk(f"http://127.0.0.1:{port}/1k", port)
 
-    def _handshakes(self, port, name):
-        r = self.client(["h2load", "--h1", "-n", str(500 * self.seconds), "-c", "32", "-H", "Connection: close",
-                         f"--connect-to=127.0.0.1:{port}", f"https://{name}:{port}/1k"], timeout=self.seconds + 120)
-        done = re.search(r"requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded", r.stdout)
-        rate = re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", r.stdout)
-        if not done or not rate or done.group(2) == "0":
-            raise RuntimeError("h2load output not understood:\n" + r.stdout + r.stderr)
-        return {"value": float(rate.group(1)), "unit": "handshakes/s", "work": float(done.group(2)), "per": "conn"}
-
-    def handshakes_ecdsa(self, port, proc):
-        return self._handshakes(port, NAMES[0])
-
-    def handshakes_rsa(self, port, proc):
-        return self._handshakes(port, RSA_NAME)
-
-    def handshakes_resumed(self, port, proc):
-        """Scenario 2c: bench/resume.c, new connections that each resume a session (tickets)."""
-        client = os.path.join(self.d, "resume")
+    def _handshake_client(self):
+        client = os.path.join(self.d, "handshake")
         if not os.path.exists(client):
             # Debian's BoringSSL (android-libboringssl-dev), the library onegate builds with.
             libdir = f"/usr/lib/{run(['cc', '-print-multiarch']).stdout.strip()}/android"
-            run(["cc", "-O2", "-o", client, os.path.join(HERE, "resume.c"), "-I/usr/include/android",
+            run(["cc", "-O2", "-o", client, os.path.join(HERE, "handshake.c"), "-I/usr/include/android",
                  f"-L{libdir}", f"-Wl,-rpath,{libdir}", "-lssl", "-lcrypto"])
-        # 32 connections under way at once, like h2load -c 32 in 2a. The client first makes one
-        # full handshake per connection slot for a first session, says "primed", and waits: the
-        # gateway's CPU time is counted from our go, so only resumed handshakes are in it.
-        child = subprocess.Popen(["taskset", "-c", CLIENT_CPU, client, "127.0.0.1", str(port), NAMES[0],
-                                  f"{NAMES[0]}:{port}", os.path.join(self.d, "ca.pem"), self.resume_tls, "32",
+        return client
+
+    def _handshakes(self, port, proc, mode, name, tls, key):
+        """New TLS connections from bench/handshake.c, 32 under way at once, each with one GET /1k and
+        Connection: close. mode "full": no session is offered (h2load resumes its first connection's
+        session on every later one, so it cannot measure full handshakes); "resume": each slot
+        offers its newest ticket. In resume mode the client first makes one full handshake per slot,
+        says "primed" and waits: the gateway's CPU time is counted from our go, so only resumed
+        handshakes are in it."""
+        child = subprocess.Popen(["taskset", "-c", CLIENT_CPU, self._handshake_client(), mode, "127.0.0.1",
+                                  str(port), name, f"{name}:{port}", os.path.join(self.d, "ca.pem"), tls, "32",
                                   str(self.seconds)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                  stderr=subprocess.PIPE, text=True)
         try:
@@ -412,21 +406,37 @@ class Bench:
             if child.poll() is None:
                 child.kill()
                 child.wait()
-        m = re.search(r"done (\d+) resumed (\d+) failed (\d+) seconds ([\d.]+) tls12 (\d+) tls13 (\d+)", out)
+        m = re.search(r"done (\d+) resumed (\d+) failed (\d+) seconds ([\d.]+) tls12 (\d+) tls13 (\d+) key (\w+)", out)
         if not primed.startswith("primed") or not m:
-            raise RuntimeError("resume client failed: " + primed + out + err)
-        done, resumed, failed, secs, tls12, tls13 = (float(x) for x in m.groups())
-        want = "TLSv1.3" if self.resume_tls == "1.3" else "TLSv1.2"
+            raise RuntimeError("handshake client failed: " + primed + out + err)
+        done, resumed, failed, secs, tls12, tls13 = (float(x) for x in m.groups()[:6])
+        got_key = m.group(7)
+        want = "TLSv1.3" if tls == "1.3" else "TLSv1.2"
         got = (tls13 if want == "TLSv1.3" else tls12)
         share = resumed / done if done else 0.0
         if done == 0 or failed > 0.001 * done or got != done:
-            raise RuntimeError(f"resume client: {done:.0f} done, {failed:.0f} failed, {tls12:.0f} TLS 1.2, "
+            raise RuntimeError(f"handshake client: {done:.0f} done, {failed:.0f} failed, {tls12:.0f} TLS 1.2, "
                                f"{tls13:.0f} TLS 1.3; {err.strip()}")
-        if share < 0.99:
+        if got_key != key:
+            raise RuntimeError(f"WRONG CERTIFICATE: the server showed a {got_key} key for {name}, not {key}")
+        if mode == "resume" and share < 0.99:
             raise RuntimeError(f"NOT RESUMED: only {resumed:.0f} of {done:.0f} {want} connections "
                                f"({share:.1%}) resumed a session")
-        return {"value": done / secs, "unit": f"conn/s ({want}, {share:.1%} resumed)", "work": done, "per": "conn",
-                "cpu_from": cpu_from}
+        if mode == "full" and resumed:
+            raise RuntimeError(f"RESUMED: {resumed:.0f} of {done:.0f} connections resumed though none offered "
+                               "a session")
+        unit = f"conn/s ({want}, {share:.1%} resumed)" if mode == "resume" else f"handshakes/s ({want}, {key})"
+        return {"value": done / secs, "unit": unit, "work": done, "per": "conn", "cpu_from": cpu_from}
+
+    def handshakes_ecdsa(self, port, proc):
+        return self._handshakes(port, proc, "full", NAMES[0], "1.3", "ec")
+
+    def handshakes_rsa(self, port, proc):
+        return self._handshakes(port, proc, "full", RSA_NAME, "1.3", "rsa")
+
+    def handshakes_resumed(self, port, proc):
+        """Scenario 2c: new connections that each resume a session (tickets)."""
+        return self._handshakes(port, proc, "resume", NAMES[0], self.resume_tls, "ec")
 
     def idle_tls_rss(self, port, proc):
         """KiB of gateway RSS per idle terminated TLS connection, over IDLE_CONNS connections."""

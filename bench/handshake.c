@@ -1,19 +1,27 @@
-/* bench/resume.c: new TCP+TLS connections as fast as it can, each resuming a session (scenario 2c).
+/* bench/handshake.c: new TCP+TLS connections as fast as it can, each with a full handshake
+ * (scenarios 2a and 2b) or each resuming a session (scenario 2c).
  *
- *   resume HOST PORT SNI HOSTHEADER CAFILE TLS(1.2|1.3) CONNS SECONDS
+ *   handshake full|resume HOST PORT SNI HOSTHEADER CAFILE TLS(1.2|1.3) CONNS SECONDS
+ *
+ * h2load cannot measure full handshakes: it keeps the session of a client's first connection and
+ * resumes it on every later one (nghttp2 1.52 has no switch to stop it), so its "new connections"
+ * are resumed after the first. In full mode this client keeps no session at all and fails the run
+ * if the server resumed one anyway.
  *
  * CONNS connections are kept under way at once (non-blocking, epoll). Each one connects, resumes
- * the session its slot saved last, sends one "GET /1k HTTP/1.1" with Connection: close, reads the
+ * the session its slot saved last (resume mode), sends one "GET /1k HTTP/1.1" with Connection:
+ * close, reads the
  * whole answer up to the server's close, checks it (200, 1024-byte body) and closes. Sessions are
  * saved from the new-session callback, that is whenever a ticket arrives: under TLS 1.3 tickets
  * come after the handshake (BoringSSL sends them with its first write), so they are only seen
  * while the answer is read. Before the timed loop each slot makes one full handshake of its own
- * for a first session, then the client prints "primed CONNS" and waits for a line on stdin, so
- * that the caller can leave those handshakes out of what it measures. After SECONDS no
- * connection is started; those under way get 5 more seconds.
+ * for a first session (resume mode), then the client prints "primed CONNS" and waits for a line
+ * on stdin, so that the caller can leave those handshakes out of what it measures. After SECONDS
+ * no connection is started; those under way get 5 more seconds.
  *
- * Then prints:  done N resumed R failed F seconds S tls12 N12 tls13 N13
- * and the first failure's reason, if any, on stderr.
+ * Then prints:  done N resumed R failed F seconds S tls12 N12 tls13 N13 key ec|rsa|other
+ * (key: the type of the server's public key on the last connection that had one) and the first
+ * failure's reason, if any, on stderr.
  *
  * bench/run.py builds it against Debian's BoringSSL (android-libboringssl-dev, which onegate
  * builds with anyway): a resumed handshake costs this client about half the CPU it costs with
@@ -26,7 +34,9 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdbool.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
@@ -61,6 +71,7 @@ static int slot_idx;
 static int epfd;
 static long done, resumed, failed, started;
 static long versions[2]; /* TLS 1.2, TLS 1.3 */
+static const char *server_key = "none";
 static char first_error[256];
 
 static double now(void)
@@ -238,6 +249,14 @@ static int step(struct slot *s)
 			done++;
 			if (SSL_session_reused(s->ssl))
 				resumed++;
+			X509 *cert = SSL_get_peer_certificate(s->ssl);
+			if (cert) {
+				EVP_PKEY *key = X509_get_pubkey(cert);
+				int type = key ? EVP_PKEY_id(key) : EVP_PKEY_NONE;
+				server_key = type == EVP_PKEY_EC ? "ec" : type == EVP_PKEY_RSA ? "rsa" : "other";
+				EVP_PKEY_free(key);
+				X509_free(cert);
+			}
 			versions[SSL_version(s->ssl) == TLS1_3_VERSION]++;
 			return 1;
 		}
@@ -247,10 +266,13 @@ static int step(struct slot *s)
 
 int main(int argc, char **argv)
 {
-	if (argc != 9) {
-		fprintf(stderr, "usage: %s HOST PORT SNI HOSTHEADER CAFILE 1.2|1.3 CONNS SECONDS\n", argv[0]);
+	if (argc != 10 || (strcmp(argv[1], "full") != 0 && strcmp(argv[1], "resume") != 0)) {
+		fprintf(stderr, "usage: %s full|resume HOST PORT SNI HOSTHEADER CAFILE 1.2|1.3 CONNS SECONDS\n",
+			argv[0]);
 		return 2;
 	}
+	bool resume = strcmp(argv[1], "resume") == 0;
+	argv++;
 	addr.sin_family = AF_INET;
 	addr.sin_port = htons(atoi(argv[2]));
 	if (inet_pton(AF_INET, argv[1], &addr.sin_addr) != 1) {
@@ -275,9 +297,13 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-	/* Sessions go to the callback only: each slot keeps its own newest one. */
-	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
-	SSL_CTX_sess_set_new_cb(ctx, new_session);
+	if (resume) {
+		/* Sessions go to the callback only: each slot keeps its own newest one. */
+		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+		SSL_CTX_sess_set_new_cb(ctx, new_session);
+	} else {
+		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	}
 	slot_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
 	epfd = epoll_create1(EPOLL_CLOEXEC);
 
@@ -287,7 +313,7 @@ int main(int argc, char **argv)
 
 	/* One full handshake per slot first, one at a time, each saving the slot's first session.
 	 * A server may take a TLS 1.3 ticket only once, so slots do not share one. */
-	for (int i = 0; i < nconns; i++) {
+	for (int i = 0; resume && i < nconns; i++) {
 		struct slot *p = &slots[i];
 		double t = now();
 		if (start(p) != 0)
@@ -304,7 +330,7 @@ int main(int argc, char **argv)
 		}
 		if (done != i + 1 || !p->sess) {
 			fprintf(stderr, "first connection failed: %s\n", first_error[0] ? first_error : "no session saved");
-			printf("done 0 resumed 0 failed %ld seconds 0 tls12 0 tls13 0\n", failed ? failed : 1);
+			printf("done 0 resumed 0 failed %ld seconds 0 tls12 0 tls13 0 key none\n", failed ? failed : 1);
 			return 1;
 		}
 	}
@@ -343,7 +369,7 @@ int main(int argc, char **argv)
 		finish(&slots[i]);
 	if (first_error[0])
 		fprintf(stderr, "first failure: %s\n", first_error);
-	printf("done %ld resumed %ld failed %ld seconds %.3f tls12 %ld tls13 %ld\n", done, resumed, failed,
-	       elapsed, versions[0], versions[1]);
+	printf("done %ld resumed %ld failed %ld seconds %.3f tls12 %ld tls13 %ld key %s\n", done, resumed, failed,
+	       elapsed, versions[0], versions[1], server_key);
 	return 0;
 }
