@@ -59,7 +59,9 @@ services = ( { name = "http"; listen = [ "127.0.0.1:%d" ];
     { host = "www.contoso.test"; redirect = "https"; },
     { host = "gone.contoso.test"; status = 410; },
     { host = "adfs.contoso.test"; pool = "owa"; forwarded = false; },
-    { host = "empty.contoso.test"; status = 204; }
+    { host = "empty.contoso.test"; status = 204; },
+    { host = "busy.contoso.test"; status = 429; },
+    { host = "legal.contoso.test"; status = 451; }
   ); } );
 """ % (self.owa.port, self.ews.port, self.port, self.lync.port)
         from harness import Onegate
@@ -109,6 +111,14 @@ services = ( { name = "http"; listen = [ "127.0.0.1:%d" ];
         info = json.loads(r.stdout)
         self.assertEqual((info["method"], info["body_len"]), ("POST", 5000))
         self.assertIn(["Expect", "100-continue"], info["headers"])
+
+    def test_own_answers_carry_their_reason_phrase(self):
+        for host, line in (("gone.contoso.test", b"410 Gone"), ("busy.contoso.test", b"429 Too Many Requests"),
+                           ("legal.contoso.test", b"451 Unavailable For Legal Reasons")):
+            out = raw(self.port, b"GET / HTTP/1.1\r\nHost: " + host.encode() + b"\r\nConnection: close\r\n\r\n")
+            head, _, body = out.partition(b"\r\n\r\n")
+            self.assertTrue(head.startswith(b"HTTP/1.1 " + line + b"\r\n"), out)
+            self.assertEqual(body, line + b"\n")
 
     def test_own_answers_respect_connection_close_and_204_has_no_body(self):
         # pipelined: a 204 without a body, then a 404, on one connection
