@@ -67,6 +67,12 @@ def free_port(family=socket.AF_INET):
         s.close()
 
 
+def fault_report(what, tried, lost):
+    """One line a fault or load test leaves on stderr: what it tried and what was lost."""
+    import sys
+    print("\n[fault] %s: tried %s; lost %s" % (what, tried, lost), file=sys.stderr)
+
+
 def wait_until(pred, timeout, interval=0.02):
     """Polls pred() until true or timeout seconds pass; returns its last value."""
     deadline = time.monotonic() + timeout

@@ -5,17 +5,13 @@ import os
 import random
 import socket
 import subprocess
-import sys
 import threading
 import time
 import unittest
 
 from harness import LOOP4, ONEGATE_BIN, Onegate, OnegateTestCase, free_port, stop_and_check, wait_until
+from harness import fault_report as report
 from httpback import HTTPBackend
-
-
-def report(what, tried, lost):
-    print("\n[fault] %s: tried %s; lost %s" % (what, tried, lost), file=sys.stderr)
 
 
 def ask(port, host="app.test", path="/", timeout=10):

@@ -6,7 +6,7 @@ import socket
 import subprocess
 import unittest
 
-from harness import LOOP4, OnegateTestCase, free_port, stop_and_check
+from harness import LOOP4, OnegateTestCase, fault_report, free_port, stop_and_check
 from httpback import HTTPBackend
 
 
@@ -408,6 +408,9 @@ services = ( { name = "http"; listen = [ "127.0.0.1:%d" ]; routes = ( { host = "
         self.assertEqual(log.count("reloaded "), 5, log[-3000:])
         self.assertEqual(log.count("reload of"), 5, log[-3000:])
         failures = [d for ok, d in results if not ok]
+        fault_report("ten reloads under load, good and bad files alternating",
+                     "%d requests on two keep-alive connections and new ones" % len(results),
+                     "%d" % len(failures) if failures else "nothing")
         self.assertGreater(len(results), 100)
         self.assertEqual(failures, [], "%d of %d failed" % (len(failures), len(results)))
         self.assertNotIn("reset", " ".join(l for l in og.log_lines() if " http client=" in l or "conn client=" in l))

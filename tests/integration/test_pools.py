@@ -14,7 +14,7 @@ import time
 import unittest
 import urllib.request
 
-from harness import LOOP4, ONEGATE_BIN, OnegateTestCase, free_port, make_pki, wait_until
+from harness import LOOP4, ONEGATE_BIN, OnegateTestCase, fault_report, free_port, make_pki, wait_until
 from httpback import HTTPBackend
 
 
@@ -131,6 +131,10 @@ services = ( { name = "web"; listen = [ "127.0.0.1:%d" ]; routes = ( { host = "a
             before = dict(load.by_backend)
             time.sleep(1.0)
             late = [t for t in load.failure_times if t > marked]
+            fault_report("back end killed in the middle of a load",
+                         "%d requests on new connections" % (sum(load.by_backend.values()) + load.failures),
+                         "%d before it was marked down %.2f s later (in flight on, or sent to, the killed "
+                         "server), %d after" % (load.failures - len(late), down_after, len(late)))
             self.assertEqual(late, [], "requests failed after the server was marked down")
             self.assertEqual(load.by_backend.get("b", 0), before.get("b", 0), "traffic still reached b")
             # back on the same port: up again after rise checks, and used again
