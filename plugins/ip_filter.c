@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bundled_args.h"
 #include "onegate_plugin.h"
 
 struct ipf_net {
@@ -140,13 +141,8 @@ static void *ipf_create(const struct onegate_args *args, const struct onegate_ho
 			if (ipf_list_read(a, a->name[0] == 'a' ? &f->allow : &f->deny, err->msg, sizeof(err->msg)) != 0)
 				goto fail;
 		} else if (strcmp(a->name, "status") == 0) {
-			char *end;
-			long st = a->is_list || !a->nvalues ? 0 : strtol(a->values[0], &end, 10);
-			if (st < 400 || st > 599 || *end) {
-				snprintf(err->msg, sizeof(err->msg), "status must be an HTTP error status from 400 to 599, e.g. 403");
+			if (bundled_status_arg(a, 403, &f->status, err->msg, sizeof(err->msg)) != 0)
 				goto fail;
-			}
-			f->status = (int)st;
 		} else {
 			snprintf(err->msg, sizeof(err->msg), "unknown argument \"%s\"; ip_filter takes allow, deny and status",
 			         a->name);

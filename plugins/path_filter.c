@@ -17,6 +17,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
+#include "bundled_args.h"
 #include "onegate_plugin.h"
 
 struct pf_rule {
@@ -159,13 +160,8 @@ static void *pf_create(const struct onegate_args *args, const struct onegate_hos
 				f->n++;
 			}
 		} else if (strcmp(a->name, "status") == 0) {
-			char *end;
-			long st = a->is_list || !a->nvalues ? 0 : strtol(a->values[0], &end, 10);
-			if (st < 400 || st > 599 || *end) {
-				snprintf(err->msg, sizeof(err->msg), "status must be an HTTP error status from 400 to 599, e.g. 404");
+			if (bundled_status_arg(a, 404, &f->status, err->msg, sizeof(err->msg)) != 0)
 				goto fail;
-			}
-			f->status = (int)st;
 		} else {
 			snprintf(err->msg, sizeof(err->msg), "unknown argument \"%s\"; path_filter takes deny and status",
 			         a->name);
