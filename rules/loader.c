@@ -650,6 +650,7 @@ static const struct rules_section rules_route_section = {
 
 static const struct rules_key rules_default_keys[] = {
 	{ "reject", rules_set_bool, offsetof(struct rules_default, reject), NULL },
+	{ "template", rules_set_nothing, 0, NULL },
 	RULES_ROUTE_ACTION_KEYS,
 };
 static const struct rules_section rules_default_section = {
@@ -1817,6 +1818,48 @@ static void rules_route_port_check(struct rules_load *L, const config_setting_t 
 		}
 }
 
+/* A passthrough route never sees an HTTP request, so what only applies to one is a
+ * mistake: the admin meant something that would silently not happen. Timeouts and
+ * forwarded count where the route sets them itself; a template serves pools and HTTP
+ * routes too, and what it says that a relay cannot use stays unused, as a pool
+ * ignores a template's route keys. */
+static void rules_passthrough_http_only(struct rules_load *L, const config_setting_t *list, size_t i,
+                                        const struct rules_route *r)
+{
+	const config_setting_t *e = config_setting_get_elem(list, (unsigned)i);
+	const char *keys[8];
+	size_t n = 0;
+	if (r->host)
+		keys[n++] = "host";
+	if (r->path)
+		keys[n++] = "path";
+	if (r->redirect)
+		keys[n++] = "redirect";
+	if (r->status)
+		keys[n++] = "status";
+	if (r->host_rewrite)
+		keys[n++] = "host_rewrite";
+	if (config_setting_get_member(e, "request_timeout"))
+		keys[n++] = "request_timeout";
+	if (config_setting_get_member(e, "forwarded"))
+		keys[n++] = "forwarded";
+	if (n) {
+		char names[160] = "";
+		for (size_t k = 0; k < n; k++) {
+			size_t used = strlen(names);
+			snprintf(names + used, sizeof(names) - used, "%s%s", k == 0 ? "" : k + 1 == n ? " and " : ", ",
+			         keys[k]);
+		}
+		rules_error(L, rules_route_setting(list, i, keys[0]),
+		            "a passthrough route relays TLS untouched, so %s cannot apply (HTTP only); remove %s or "
+		            "remove passthrough", names, n > 1 ? "them" : "it");
+	}
+	if (config_setting_get_member(e, "idle_timeout"))
+		rules_error(L, rules_route_setting(list, i, "idle_timeout"),
+		            "a passthrough route's relay ends after its pool's idle_timeout, not the route's; set "
+		            "idle_timeout on pool \"%s\" instead", r->pool >= 0 ? L->cfg->pools[r->pool].name : "NAME");
+}
+
 /* Checks what one route says against the service it is in. */
 static void rules_route_check(struct rules_load *L, const config_setting_t *list, struct rules_service *svc,
                               size_t i)
@@ -1847,9 +1890,7 @@ static void rules_route_check(struct rules_load *L, const config_setting_t *list
 	if (r->passthrough) {
 		if (!r->sni)
 			rules_error(L, e, "a passthrough route is matched on the TLS server name; add sni = \"NAME\";");
-		if (r->host || r->path || r->redirect || r->host_rewrite || r->status)
-			rules_error(L, e, "a passthrough route relays TLS untouched, so host, path, redirect, status and "
-			            "host_rewrite cannot apply; remove them or remove passthrough");
+		rules_passthrough_http_only(L, list, i, r);
 		if (r->nplugins)
 			rules_error(L, rules_route_setting(list, i, "plugins"), "plugins apply to HTTP routes; this route "
 			            "relays TLS untouched: remove plugins, or terminate TLS here (remove passthrough)");
@@ -1951,27 +1992,32 @@ static bool rules_set_push(struct rules_route_set *set, size_t route)
 	return true;
 }
 
-/* Two routes of one set with the same path and sni: the later one can never match. */
+/* Two routes of one set with the same path, and the earlier one's sni (or none) taking the
+ * later one's: the later one can never match. Each is reported once, against the first. */
 static void rules_set_shadow_check(struct rules_load *L, const config_setting_t *list,
                                    const struct rules_service *svc, const struct rules_route_set *set)
 {
-	for (size_t a = 0; a + 1 < set->n; a++)
-		for (size_t b = a + 1; b < set->n; b++) {
-			const struct rules_route *x = &svc->routes[set->routes[a]], *y = &svc->routes[set->routes[b]];
-			if (x->path_len != y->path_len)
-				break;
-			if ((x->path_len && strcasecmp(x->path, y->path) != 0) || !x->sni != !y->sni ||
-			    (x->sni && !rules_sni_same(x->sni, y->sni)))
+	size_t run = 0;     /* where the routes with y's path length start: the set is longest first */
+	for (size_t b = 1; b < set->n; b++) {
+		const struct rules_route *y = &svc->routes[set->routes[b]];
+		if (svc->routes[set->routes[run]].path_len != y->path_len)
+			run = b;
+		/* Within one path length the set keeps file order: every x here is tried before y. */
+		for (size_t a = run; a < b; a++) {
+			const struct rules_route *x = &svc->routes[set->routes[a]];
+			if ((x->path_len && strcasecmp(x->path, y->path) != 0) ||
+			    (x->sni && (!y->sni || !rules_sni_same(x->sni, y->sni))))
 				continue;
-			size_t later = set->routes[a] < set->routes[b] ? set->routes[b] : set->routes[a];
-			size_t earlier = set->routes[a] < set->routes[b] ? set->routes[a] : set->routes[b];
 			char first[PATH_MAX + 32];
-			snprintf(first, sizeof(first), "%s", rules_where(L, config_setting_get_elem(list, (unsigned)earlier)));
-			rules_error(L, config_setting_get_elem(list, (unsigned)later),
+			snprintf(first, sizeof(first), "%s",
+			         rules_where(L, config_setting_get_elem(list, (unsigned)set->routes[a])));
+			rules_error(L, config_setting_get_elem(list, (unsigned)set->routes[b]),
 			            "this route can never match: the route at %s has the same host%s%s first; "
 			            "remove one or change its path", first, x->path_len ? " and path" : "",
-			            x->sni ? " and sni" : "");
+			            x->sni ? " and sni" : y->sni ? " and no sni, so it takes every sni" : "");
+			break;
 		}
+	}
 }
 
 /* Builds the host index: one set of routes per host pattern, plus the routes for any host. */
@@ -2063,7 +2109,7 @@ static void rules_set_default(struct rules_load *L, const config_setting_t *s, v
 		return;
 	}
 	size_t before = rules_diag_errors(L->diag);
-	rules_section_apply(L, s, &rules_default_section, &d);
+	rules_section_apply_from(L, s, &rules_default_section, &d, rules_template_of(L, s));
 	struct rules_route *r = &d.route;
 	int actions = (r->pool >= 0) + !!r->redirect + (r->status && !r->redirect) + d.reject;
 	if (rules_diag_errors(L->diag) == before) {
@@ -2087,6 +2133,47 @@ static void rules_set_default(struct rules_load *L, const config_setting_t *s, v
 	}
 	svc->routes[svc->nroutes] = *r;
 	svc->default_route = (long)svc->nroutes++;
+}
+
+/* A connection whose SNI a passthrough route takes is relayed before any request is
+ * read, so an HTTP route that needs that SNI never sees a request. */
+static void rules_sni_shadow_check(struct rules_load *L, const config_setting_t *list, const struct rules_service *svc,
+                                   size_t nmatching)
+{
+	for (size_t i = 0; svc->mode == RULES_MODE_TLS && i < nmatching; i++) {
+		const struct rules_route *r = &svc->routes[i];
+		if (r->passthrough || !r->sni)
+			continue;
+		long by = -1;
+		for (size_t j = 0; j < nmatching && by < 0; j++)
+			if (svc->routes[j].passthrough && svc->routes[j].sni && rules_sni_same(svc->routes[j].sni, r->sni))
+				by = (long)j;
+		if (by < 0 && r->sni[0] != '~' && r->sni[0] != '*')
+			by = rules_namemap_lookup(svc->sni_map, r->sni, strlen(r->sni));
+		if (by >= 0)
+			rules_error(L, rules_route_setting(list, i, "sni"),
+			            "this route can never match: a connection with sni \"%s\" is relayed untouched by the "
+			            "passthrough route at %s; change this route's sni or remove it", r->sni,
+			            rules_where(L, config_setting_get_elem(list, (unsigned)by)));
+	}
+}
+
+/* host = "*" with no path and no sni takes every request the other routes leave, so a
+ * default after it is never used. (A route with no host, path or sni is an error already.) */
+static void rules_default_shadow_check(struct rules_load *L, const config_setting_t *list,
+                                       const config_setting_t *dflt, const struct rules_service *svc)
+{
+	if (svc->default_route < 0 || svc->mode == RULES_MODE_PASSTHROUGH || !svc->any_host)
+		return;
+	for (size_t k = 0; k < svc->any_host->n; k++) {
+		const struct rules_route *r = &svc->routes[svc->any_host->routes[k]];
+		if (r->host && !r->path_len && !r->sni) {
+			rules_error(L, dflt, "default can never be used: the route at %s takes every request the other "
+			            "routes leave; remove default, or give that route a host or path",
+			            rules_where(L, config_setting_get_elem(list, (unsigned)svc->any_host->routes[k])));
+			return;
+		}
+	}
 }
 
 /* A terminated route whose host name none of the service's certificates covers
@@ -2154,6 +2241,8 @@ static void rules_service_read(struct rules_load *L, const config_setting_t *lis
 			if (svc->routes[r].passthrough && svc->routes[r].sni)
 				rules_passthrough_index(L, routes, svc, r);
 		rules_host_index(L, routes, svc);
+		rules_sni_shadow_check(L, routes, svc, nmatching);
+		rules_default_shadow_check(L, routes, config_setting_get_member(s, "default"), svc);
 	}
 	if (svc->default_route >= 0) {
 		const config_setting_t *d = config_setting_get_member(s, "default");

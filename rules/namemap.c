@@ -159,6 +159,12 @@ static int rules_name_check(const char *s, size_t len, char *err, size_t errlen)
 			label = 0;
 			continue;
 		}
+		if (c >= 0x80) {
+			/* Clients send an internationalized name in its ASCII form; UTF-8 here would never match. */
+			snprintf(err, errlen, "non-ASCII byte 0x%02x in name; write an internationalized name in punycode, "
+			                      "as clients send it (idn2 NAME prints it, e.g. \"xn--mnchen-3ya.de\")", c);
+			return -1;
+		}
 		if (!rules_name_char_ok((char)c)) {
 			snprintf(err, errlen, c >= ' ' && c < 0x7f
 			                          ? "invalid character '%c' in name; use letters, digits, '-', '_' and '.'"

@@ -18,10 +18,25 @@ static void rules_print_ms(FILE *out, const char *key, unsigned ms)
 		fprintf(out, " %s = \"%us\";", key, ms / 1000);
 }
 
+/* A string as libconfig reads it back: a regex's backslashes and any quote escaped. */
+static void rules_print_quoted(FILE *out, const char *v)
+{
+	fputc('"', out);
+	for (const char *p = v; *p; p++) {
+		if (*p == '\\' || *p == '"')
+			fputc('\\', out);
+		fputc(*p, out);
+	}
+	fputc('"', out);
+}
+
 static void rules_print_str(FILE *out, const char *key, const char *v)
 {
-	if (v)
-		fprintf(out, " %s = \"%s\";", key, v);
+	if (!v)
+		return;
+	fprintf(out, " %s = ", key);
+	rules_print_quoted(out, v);
+	fputc(';', out);
 }
 
 static void rules_print_pool(FILE *out, const struct rules_pool *p)
@@ -85,15 +100,13 @@ static void rules_print_pool(FILE *out, const struct rules_pool *p)
 	fprintf(out, "  }");
 }
 
-static void rules_print_route(FILE *out, const struct rules_config *c, const struct rules_service *svc, size_t i)
+/* A route's settings, inside its braces: what it matches (none for the default), then what it does. */
+static void rules_print_route(FILE *out, const struct rules_config *c, const struct rules_route *r, bool dflt)
 {
-	const struct rules_route *r = &svc->routes[i];
-	bool dflt = (long)i == svc->default_route;
-	fprintf(out, "      %s{", dflt ? "# default\n      " : "");
 	rules_print_str(out, "sni", r->sni);
 	rules_print_str(out, "host", r->host);
 	rules_print_str(out, "path", r->path);
-	if (r->passthrough)
+	if (r->passthrough && !dflt)
 		fprintf(out, " passthrough = true;");
 	if (r->pool >= 0)
 		fprintf(out, " pool = \"%s\";", c->pools[r->pool].name);
@@ -115,7 +128,6 @@ static void rules_print_route(FILE *out, const struct rules_config *c, const str
 		if (!r->forwarded)
 			fprintf(out, " forwarded = false;");
 	}
-	fprintf(out, " }  # line %d\n", r->line);
 }
 
 /* Arguments as the plugin gets them: every value is text. */
@@ -128,8 +140,10 @@ static void rules_print_plugin(FILE *out, const struct rules_plugin *p)
 	for (size_t i = 0; i < p->nargs; i++) {
 		const struct rules_plugin_arg *a = &p->args[i];
 		fprintf(out, " %s = %s", a->name, a->is_list ? "[" : "");
-		for (size_t v = 0; v < a->nvalues; v++)
-			fprintf(out, "%s\"%s\"", v ? ", " : a->is_list ? " " : "", a->values[v]);
+		for (size_t v = 0; v < a->nvalues; v++) {
+			fprintf(out, "%s", v ? ", " : a->is_list ? " " : "");
+			rules_print_quoted(out, a->values[v]);
+		}
 		fprintf(out, "%s;", a->is_list ? " ]" : "");
 	}
 	fprintf(out, " }; }");
@@ -157,8 +171,25 @@ void rules_print(FILE *out, const struct rules_config *c)
 	for (size_t i = 0; i < c->ncerts; i++) {
 		const struct rules_cert *ct = &c->certs[i];
 		fprintf(out, "  { name = \"%s\";", ct->name);
+		rules_print_str(out, "pfx", ct->pfx);
+		rules_print_str(out, "password_file", ct->password_file);
+		rules_print_str(out, "password_env", ct->password_env);
+		rules_print_str(out, "cert", ct->cert);
+		rules_print_str(out, "key", ct->key);
+		rules_print_str(out, "chain", ct->chain);
+		if (ct->nintermediates) {
+			fprintf(out, " intermediates = [");
+			for (size_t k = 0; k < ct->nintermediates; k++)
+				fprintf(out, "%s \"%s\"", k ? "," : "", ct->intermediates[k]);
+			fprintf(out, " ];");
+		}
+		rules_print_str(out, "ca_file", ct->ca_file);
+		if (ct->allow_incomplete_chain)
+			fprintf(out, " allow_incomplete_chain = true;");
 		rules_print_str(out, "ocsp", ct->ocsp);
-		fprintf(out, " }  # line %d:", ct->line);
+		/* A password written in the file stays out of what an admin pastes into a ticket. */
+		fprintf(out, " }%s  # line %d%s:", i + 1 < c->ncerts ? "," : "", ct->line,
+		        ct->password ? ", password given inline (not shown)" : "");
 		for (size_t n = 0; n < certs_item_nnames(ct->item); n++)
 			fprintf(out, " %s", certs_item_name_at(ct->item, n));
 		fprintf(out, "\n");
@@ -199,13 +230,26 @@ void rules_print(FILE *out, const struct rules_config *c)
 		rules_print_ms(out, "hello_timeout", svc->hello_timeout_ms);
 		rules_print_ms(out, "header_timeout", svc->header_timeout_ms);
 		rules_print_ms(out, "keepalive_timeout", svc->keepalive_timeout_ms);
+		/* Commas between routes and default as its own key: what is printed loads again. */
+		size_t nmatching = svc->nroutes - (svc->default_route >= 0);
 		fprintf(out, "\n    routes = (\n");
-		for (size_t r = 0; r < svc->nroutes; r++)
-			rules_print_route(out, c, svc, r);
-		if (svc->default_route < 0)
-			fprintf(out, "      # no default: %s\n", svc->mode == RULES_MODE_HTTP ? "404" : svc->mode == RULES_MODE_TLS
-			                                                 ? "421 (passthrough: unrecognized_name)" : "unrecognized_name");
-		fprintf(out, "    ); }%s\n", s + 1 < c->nservices ? "," : "");
+		for (size_t r = 0; r < nmatching; r++) {
+			fprintf(out, "      {");
+			rules_print_route(out, c, &svc->routes[r], false);
+			fprintf(out, " }%s  # line %d\n", r + 1 < nmatching ? "," : "", svc->routes[r].line);
+		}
+		fprintf(out, "    );\n");
+		if (svc->default_route >= 0) {
+			fprintf(out, "    default = {");
+			rules_print_route(out, c, &svc->routes[svc->default_route], true);
+			fprintf(out, " };  # line %d\n", svc->routes[svc->default_route].line);
+		} else if (svc->default_reject) {
+			fprintf(out, "    default = { reject = true; };  # unrecognized_name\n");
+		} else {
+			fprintf(out, "    # no default: %s\n", svc->mode == RULES_MODE_HTTP ? "404" : svc->mode == RULES_MODE_TLS
+			                                               ? "421 (passthrough: unrecognized_name)" : "unrecognized_name");
+		}
+		fprintf(out, "  }%s\n", s + 1 < c->nservices ? "," : "");
 	}
 	fprintf(out, ");\n");
 }

@@ -126,6 +126,11 @@ TEST_F(NameMap, BadNames)
 	EXPECT_STREQ(err, "empty label in name (a leading dot or two dots in a row)");
 	EXPECT_EQ(add("a b.test", 1), -1);
 	EXPECT_STREQ(err, "invalid character ' ' in name; use letters, digits, '-', '_' and '.'");
+	EXPECT_EQ(add("*.b\xc3\xbc" "cher.test", 1), -1);
+	EXPECT_STREQ(err, "non-ASCII byte 0xc3 in name; write an internationalized name in punycode, as clients send it "
+	                  "(idn2 NAME prints it, e.g. \"xn--mnchen-3ya.de\")");
+	EXPECT_EQ(add("a\x01.test", 1), -1);
+	EXPECT_STREQ(err, "invalid byte 0x01 in name; use letters, digits, '-', '_' and '.'");
 	EXPECT_EQ(add(std::string(64, 'a').append(".test").c_str(), 1), -1);
 	EXPECT_STREQ(err, "label longer than 63 characters");
 	EXPECT_EQ(add(std::string(63, 'a').append(".test").c_str(), 1), 0) << err;

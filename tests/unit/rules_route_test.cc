@@ -224,11 +224,11 @@ TEST(Routes, Errors)
 	EXPECT_TRUE(has("t.conf:17: port rewrites the back-end port; it needs pool"));
 	EXPECT_TRUE(has("t.conf:18: sni needs TLS: this service has no tls group"));
 	EXPECT_TRUE(has("t.conf:19: this route matches nothing"));
-	EXPECT_TRUE(has("t.conf:20: bad host \"~(unclosed\""));
+	EXPECT_TRUE(has("t.conf:20: bad host \"~(unclosed\": regex error at offset 9: missing closing parenthesis"));
 	EXPECT_TRUE(has("t.conf:21: reject = true only applies to a passthrough service; an HTTP service answers 404"));
 	EXPECT_TRUE(has("t.conf:22: no certificate named \"nope\"; define it in certificates"));
 	EXPECT_TRUE(has("t.conf:22: no certificate named \"nope2\""));
-	EXPECT_TRUE(has("t.conf:23: a passthrough route relays TLS untouched"));
+	EXPECT_TRUE(has("t.conf:23: a passthrough route relays TLS untouched, so path cannot apply (HTTP only)"));
 	EXPECT_TRUE(has("t.conf:24: a passthrough route is matched on the TLS server name; add sni"));
 }
 
@@ -329,6 +329,220 @@ services = ( { name = "h"; listen = [ "127.0.0.1:8080" ];
 	    << bad.all();
 	EXPECT_TRUE(has_sub(bad, "t.conf:3: pool \"skype\" lists a server without a port, so the default must give one"))
 	    << bad.all();
+}
+
+} // namespace
+
+namespace {
+
+// Every message, in order: nothing missing and nothing extra.
+void expect_exactly(const std::string &text, const std::vector<std::string> &want)
+{
+	Loaded l;
+	load(text, l);
+	EXPECT_EQ(l.cfg, nullptr);
+	EXPECT_EQ(l.errors, want) << l.all();
+}
+
+std::string contoso_cert_line()
+{
+	std::string d = contoso_pki();
+	return "certificates = ( { name = \"contoso\"; cert = \"" + d + "/contoso.pem\"; key = \"" + d +
+	       "/contoso.key\"; ca_file = \"" + d + "/ca.pem\"; } );\n";
+}
+
+TEST(Routes, PassthroughRouteWithHttpOnlySettings)
+{
+	ASSERT_FALSE(contoso_pki().empty());
+	expect_exactly(std::string(kPools) + contoso_cert_line() + R"(services = ( { name = "pt"; listen = [ "127.0.0.1:8443" ];
+  routes = (
+    { sni = "a.test"; pool = "adfs";
+      request_timeout = "16m"; },
+    { sni = "b.test"; pool = "adfs"; host_rewrite = "x.test"; forwarded = false; },
+    { sni = "c.test"; pool = "adfs"; idle_timeout = "1h"; },
+    { sni = "d.test"; status = 404; } ); },
+  { name = "tls"; listen = [ "127.0.0.1:8444" ]; tls = { certificates = [ "contoso" ]; };
+    routes = ( { sni = "e.contoso.test"; passthrough = true; pool = "adfs";
+                 path = "/x"; } ); } );
+)",
+	               {
+	                   "t.conf:9: a passthrough route relays TLS untouched, so request_timeout cannot apply (HTTP "
+	                   "only); remove it or remove passthrough",
+	                   "t.conf:10: a passthrough route relays TLS untouched, so host_rewrite and forwarded cannot apply "
+	                   "(HTTP only); remove them or remove passthrough",
+	                   "t.conf:11: a passthrough route's relay ends after its pool's idle_timeout, not the route's; set "
+	                   "idle_timeout on pool \"adfs\" instead",
+	                   "t.conf:12: a passthrough route relays TLS untouched, so status cannot apply (HTTP only); remove "
+	                   "it or remove passthrough",
+	                   "t.conf:15: a passthrough route relays TLS untouched, so path cannot apply (HTTP only); remove "
+	                   "it or remove passthrough",
+	               });
+}
+
+TEST(Routes, ShadowedRoutesAndDefault)
+{
+	expect_exactly(std::string(kPools) + R"(services = ( { name = "h"; listen = [ "127.0.0.1:8080" ];
+  routes = (
+    { host = "a.test"; path = "/x"; pool = "owa"; },
+    { host = "A.TEST."; path = "/X"; pool = "ews"; },
+    { host = "a.test"; path = "/x"; status = 404; },
+    { host = "a.test"; path = "/x/"; pool = "web"; },
+    { host = "*"; path = "/y"; pool = "web"; },
+    { path = "/y"; pool = "owa"; },
+    { host = "*"; pool = "web"; }
+  );
+  default = { pool = "adfs"; }; } );
+)",
+	               {
+	                   "t.conf:8: this route can never match: the route at t.conf:7 has the same host and path first; "
+	                   "remove one or change its path",
+	                   "t.conf:9: this route can never match: the route at t.conf:7 has the same host and path first; "
+	                   "remove one or change its path",
+	                   "t.conf:12: this route can never match: the route at t.conf:11 has the same host and path "
+	                   "first; remove one or change its path",
+	                   "t.conf:15: default can never be used: the route at t.conf:13 takes every request the other "
+	                   "routes leave; remove default, or give that route a host or path",
+	               });
+}
+
+TEST(Routes, ShadowedBySniOrByPassthrough)
+{
+	ASSERT_FALSE(contoso_pki().empty());
+	std::string text = std::string(kPools) + contoso_cert_line() + R"(services = ( { name = "https";
+  listen = [ "127.0.0.1:8443" ]; tls = { certificates = [ "contoso" ]; };
+  routes = (
+    { host = "mail.contoso.test"; pool = "owa"; },
+    { host = "mail.contoso.test"; sni = "mail.contoso.test"; pool = "ews"; },
+    { host = "www.contoso.test"; sni = "www.contoso.test"; pool = "ews"; },
+    { host = "www.contoso.test"; pool = "owa"; },
+    { host = "www.contoso.test"; sni = "WWW.contoso.test."; pool = "web"; },
+    { sni = "sts.contoso.test"; passthrough = true; pool = "adfs"; },
+    { sni = "*.lab.contoso.test"; passthrough = true; pool = "adfs"; },
+    { host = "sts.contoso.test"; sni = "sts.contoso.test"; pool = "web"; },
+    { host = "lab.contoso.test";
+      sni = "x.lab.contoso.test"; pool = "web"; },
+    { host = "lab.contoso.test"; sni = "*.lab.contoso.test"; path = "/a"; pool = "web"; },
+    { host = "lab.contoso.test"; sni = "*.contoso.test"; path = "/b"; pool = "web"; }
+  ); } );
+)";
+	expect_exactly(text,
+	               {
+	                   "t.conf:10: this route can never match: the route at t.conf:9 has the same host and no sni, so "
+	                   "it takes every sni first; remove one or change its path",
+	                   "t.conf:13: this route can never match: the route at t.conf:11 has the same host and sni "
+	                   "first; remove one or change its path",
+	                   "t.conf:16: this route can never match: a connection with sni \"sts.contoso.test\" is relayed "
+	                   "untouched by the passthrough route at t.conf:14; change this route's sni or remove it",
+	                   "t.conf:18: this route can never match: a connection with sni \"x.lab.contoso.test\" is relayed "
+	                   "untouched by the passthrough route at t.conf:15; change this route's sni or remove it",
+	                   "t.conf:19: this route can never match: a connection with sni \"*.lab.contoso.test\" is relayed "
+	                   "untouched by the passthrough route at t.conf:15; change this route's sni or remove it",
+	               });
+}
+
+TEST(Routes, PunycodeNamesMatchAsClientsSendThem)
+{
+	Loaded l;
+	load(std::string(kPools) + R"(services = ( { name = "h"; listen = [ "127.0.0.1:8080" ];
+  routes = ( { host = "xn--mnchen-3ya.test"; pool = "owa"; },
+             { host = "*.XN--BCHER-KVA.test"; pool = "ews"; } ); } );
+)",
+	     l);
+	ASSERT_NE(l.cfg, nullptr) << l.all();
+	const struct rules_service &s = l.cfg->services[0];
+	EXPECT_EQ(match(s, "xn--mnchen-3ya.test", "/"), 6);
+	EXPECT_EQ(match(s, "www.xn--bcher-kva.test", "/"), 7);
+	EXPECT_EQ(match(s, "mnchen.test", "/"), 0);
+	// Written as UTF-8, a name could never match what clients send: say how to write it.
+	expect_exactly(std::string(kPools) + "services = ( { name = \"h\"; listen = [ \"127.0.0.1:8080\" ];\n"
+	                                      "  routes = ( { host = \"m\xc3\xbcnchen.test\"; pool = \"owa\"; } ); } );\n",
+	               { "t.conf:6: bad host \"m\xc3\xbcnchen.test\": non-ASCII byte 0xc3 in name; write an "
+	                 "internationalized name in punycode, as clients send it (idn2 NAME prints it, e.g. "
+	                 "\"xn--mnchen-3ya.de\")" });
+}
+
+} // namespace
+
+namespace {
+
+// What rules_print writes, without its "# line N" notes (they name the file printed from).
+std::string printed(const struct rules_config *c, bool strip_lines)
+{
+	char *buf = nullptr;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	if (!f)
+		return "";
+	rules_print(f, c);
+	fclose(f);
+	std::string s(buf, len);
+	free(buf);
+	if (!strip_lines)
+		return s;
+	std::string out;
+	size_t at = s.find('\n') + 1;     // the first line names the file
+	while (at < s.size()) {
+		size_t end = s.find('\n', at);
+		std::string line = s.substr(at, end - at);
+		size_t note = line.find("  # line ");
+		out += (note == std::string::npos ? line : line.substr(0, note)) + "\n";
+		at = end + 1;
+	}
+	return out;
+}
+
+TEST(RoutesPrint, PrintedConfigurationLoadsAgainAsTheSame)
+{
+	ASSERT_FALSE(contoso_pki().empty());
+	Loaded a;
+	load(contoso_cert_line() + R"(onegate = { workers = 3; request_timeout = "16m"; };
+templates = ( { name = "mine"; balance = "cookie"; cookie = { name = "MS-WSMAN"; httponly = false; };
+                idle_timeout = "20m"; forwarded = false; } );
+plugins = ( { name = "lan"; module = "ip_filter"; args = { allow = [ "10.0.0.0/8", "::1/128" ]; status = 403; }; } );
+pools = ( { name = "web"; template = "skype-web"; servers = ( "127.0.0.1", { address = "127.0.0.2"; weight = 3;
+                                                               max_conns = 9; backup = true; } );
+            tls = { sni = "web.contoso.test"; verify = false; }; },
+          { name = "lync"; template = "mine"; servers = ( "127.0.0.1:9001" ); health = { type = "tcp"; }; },
+          { name = "adfs"; template = "adfs"; servers = ( "127.0.0.1:9002" ); } );
+services = ( { name = "https"; listen = [ "127.0.0.1:8443", "[::1]:8443" ];
+    tls = { certificates = [ "contoso" ]; }; plain_http = true; header_timeout = "7s";
+    routes = ( { sni = "sts.contoso.test"; template = "adfs"; pool = "adfs"; },
+               { host = "webext.contoso.test"; template = "skype-web"; pool = "web"; plugins = [ "lan" ]; },
+               { host = "~^app[0-9]+\\.contoso\\.test$"; path = "/x"; pool = "lync"; template = "mine";
+                 host_rewrite = "app.internal"; } );
+    default = { status = 404; }; },
+  { name = "pt"; listen = [ "127.0.0.1:9443" ]; accept_proxy = true;
+    routes = ( { sni = "*.contoso.test"; pool = "adfs"; port = 49443; } ); default = { reject = true; }; },
+  { name = "http"; listen = [ "127.0.0.1:8080" ];
+    routes = ( { host = "lyncdiscover.contoso.test"; template = "skype-lyncdiscover-http"; pool = "web"; } );
+    default = { template = "redirect-https"; }; } );
+)",
+	     a);
+	ASSERT_NE(a.cfg, nullptr) << a.all();
+	std::string once = printed(a.cfg, false);
+	// Templates and defaults applied, in the file's own syntax: the admin sees what they set.
+	EXPECT_NE(once.find("{ host = \"webext.contoso.test\"; pool = \"web\"; port = 4443; plugins = [ \"lan\" ]; "
+	                    "request_timeout = \"960s\"; idle_timeout = \"1800s\"; },"),
+	          std::string::npos)
+	    << once;
+	EXPECT_NE(once.find("host = \"~^app[0-9]+\\\\.contoso\\\\.test$\"; path = \"/x\"; pool = \"lync\"; "
+	                    "host_rewrite = \"app.internal\"; request_timeout = \"960s\"; idle_timeout = \"1200s\"; "
+	                    "forwarded = false; }"),
+	          std::string::npos)
+	    << once;
+	EXPECT_NE(once.find("    default = { status = 404; };"), std::string::npos) << once;
+	EXPECT_NE(once.find("    default = { reject = true; };"), std::string::npos) << once;
+	EXPECT_NE(once.find("    default = { redirect = \"https\"; status = 301; };"), std::string::npos) << once;
+	EXPECT_NE(once.find("cookie = { name = \"MS-WSMAN\"; path = \"/\"; secure = false; httponly = false;"),
+	          std::string::npos)
+	    << once;
+
+	Loaded b;
+	load(once, b);
+	ASSERT_NE(b.cfg, nullptr) << b.all() << "\nprinted:\n" << once;
+	EXPECT_EQ(printed(b.cfg, true), printed(a.cfg, true));
+	EXPECT_EQ(b.cfg->services[0].routes[2].request_timeout_ms, 960000u);
+	EXPECT_EQ(b.cfg->pools[1].balance, RULES_BALANCE_COOKIE);
 }
 
 } // namespace
