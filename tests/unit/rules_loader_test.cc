@@ -7,6 +7,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -777,6 +778,84 @@ TEST(LoaderOnegate, Errors)
 	              });
 	expect_errors((std::string(R"(onegate = { log = "debug"; };)") + kTail).c_str(),
 	              { "t.conf:1: log must be a group: log = { level = \"info\"; file = \"/var/log/onegate/onegate.log\"; };" });
+}
+
+} // namespace
+
+namespace {
+
+TEST(LoaderTemplates, UnknownTemplateNamesTheClosest)
+{
+	expect_errors(R"(pools = ( { name = "p"; template = "exchange-ow"; servers = ( "127.0.0.1:1" ); } );
+services = ( { name = "s"; listen = [ "127.0.0.1:8080" ];
+  routes = ( { host = "a.test"; pool = "p"; template = "skype-wbe"; } );
+  default = { pool = "p"; template = "Web"; }; } );
+)",
+	              {
+	                  "t.conf:1: no template named \"exchange-ow\"; did you mean \"exchange-owa\" or \"exchange-ews\" or "
+	                  "\"exchange-oab\"?",
+	                  "t.conf:3: no template named \"skype-wbe\"; did you mean \"skype-web\"?",
+	                  "t.conf:4: no template named \"Web\"; did you mean \"web\"?",
+	              });
+}
+
+// The unknown-key message lists a section's keys when none is close; each must be in docs/rules.md,
+// so that a key added to the loader and not to the documentation fails here.
+TEST(LoaderDocs, EveryKeyOfEverySectionIsDocumented)
+{
+	std::string src = __FILE__;
+	std::ifstream in(src.substr(0, src.rfind("tests/unit/")) + "docs/rules.md");
+	ASSERT_TRUE(in.good());
+	std::string doc((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+	const std::string q = "qqqqqqqqqqqq = 1;";
+	const std::string tail = "\nservices = ( { name = \"s\"; listen = [ \"127.0.0.1:8080\" ]; default = { pool = \"p\"; }; } );\n";
+	const std::string pool = "pools = ( { name = \"p\"; servers = ( \"127.0.0.1:1\" ); } );";
+	const std::vector<std::pair<const char *, std::string>> sections = {
+	    { "at top level", q + "\n" + pool + tail },
+	    { "in onegate", "onegate = { " + q + " };\n" + pool + tail },
+	    { "in admin", "onegate = { admin = { listen = \"127.0.0.1:8404\"; " + q + " }; };\n" + pool + tail },
+	    { "in log", "onegate = { log = { " + q + " }; };\n" + pool + tail },
+	    { "in certificate", "certificates = ( { name = \"c\"; " + q + " } );\n" + pool + tail },
+	    { "in plugin", "plugins = ( { name = \"x\"; module = \"ip_filter\"; " + q + " } );\n" + pool + tail },
+	    { "in pool", "pools = ( { name = \"p\"; servers = ( \"127.0.0.1:1\" ); " + q + " } );" + tail },
+	    { "in server", "pools = ( { name = \"p\"; servers = ( { address = \"127.0.0.1:1\"; " + q + " } ); } );" + tail },
+	    { "in pool tls", "pools = ( { name = \"p\"; servers = ( \"127.0.0.1:1\" ); tls = { " + q + " }; } );" + tail },
+	    { "in cookie", "pools = ( { name = \"p\"; servers = ( \"127.0.0.1:1\" ); balance = \"cookie\"; cookie = { " + q +
+	                       " }; } );" + tail },
+	    { "in health", "pools = ( { name = \"p\"; servers = ( \"127.0.0.1:1\" ); health = { " + q + " }; } );" + tail },
+	    { "in service", pool + "\nservices = ( { name = \"s\"; listen = [ \"127.0.0.1:8080\" ]; " + q +
+	                        " default = { pool = \"p\"; }; } );\n" },
+	    { "in tls", pool + "\nservices = ( { name = \"s\"; listen = [ \"127.0.0.1:8080\" ]; tls = { " + q +
+	                    " }; default = { pool = \"p\"; }; } );\n" },
+	    { "in route", pool + "\nservices = ( { name = \"s\"; listen = [ \"127.0.0.1:8080\" ]; routes = ( { host = "
+	                      "\"a.test\"; pool = \"p\"; " + q + " } ); } );\n" },
+	    { "in default", pool + "\nservices = ( { name = \"s\"; listen = [ \"127.0.0.1:8080\" ]; default = { pool = "
+	                        "\"p\"; " + q + " }; } );\n" },
+	};
+	for (const auto &sec : sections) {
+		Loaded l;
+		load_string(sec.second.c_str(), l);
+		const std::string lead = std::string("unknown key \"qqqqqqqqqqqq\" ") + sec.first + "; known keys: ";
+		std::string keys;
+		for (const auto &e : l.errors)
+			if (e.find(lead) != std::string::npos)
+				keys = e.substr(e.find(lead) + lead.size());
+		ASSERT_FALSE(keys.empty()) << sec.first << ":\n" << l.all();
+		size_t n = 0;
+		for (size_t at = 0; at <= keys.size(); n++) {
+			size_t end = keys.find(", ", at);
+			std::string k = keys.substr(at, end == std::string::npos ? std::string::npos : end - at);
+			bool found = false;
+			// Named in the text (`key`, `key = ...`) or set in an example (... key = ...).
+			for (const std::string &form : { "`" + k + "`", "`" + k + " ", "`" + k + ";", " " + k + " = " })
+				found |= doc.find(form) != std::string::npos;
+			EXPECT_TRUE(found) << "key " << k << " " << sec.first << " is not in docs/rules.md";
+			if (end == std::string::npos)
+				break;
+			at = end + 2;
+		}
+		EXPECT_GE(n, 1u) << sec.first;
+	}
 }
 
 } // namespace

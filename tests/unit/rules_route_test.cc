@@ -2,7 +2,11 @@
 // that refuse routes which could never match or mix what cannot be mixed.
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <unistd.h>
 #include <string>
 #include <vector>
@@ -543,6 +547,70 @@ services = ( { name = "https"; listen = [ "127.0.0.1:8443", "[::1]:8443" ];
 	EXPECT_EQ(printed(b.cfg, true), printed(a.cfg, true));
 	EXPECT_EQ(b.cfg->services[0].routes[2].request_timeout_ms, 960000u);
 	EXPECT_EQ(b.cfg->pools[1].balance, RULES_BALANCE_COOKIE);
+}
+
+} // namespace
+
+namespace {
+
+// The example in docs/rules.md's Matching section, read from the document itself, routes the
+// requests its table says where the table says.
+TEST(Routes, TheDocumentedExampleRoutesAsItsTableSays)
+{
+	std::string src = __FILE__;
+	std::ifstream in(src.substr(0, src.rfind("tests/unit/")) + "docs/rules.md");
+	ASSERT_TRUE(in.good());
+	std::string doc((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+	size_t at = doc.find("\nroutes = (\n", doc.find("## Matching"));
+	ASSERT_NE(at, std::string::npos);
+	std::string routes = doc.substr(at + 1, doc.find("\n);\n", at) + 3 - at);
+
+	static std::string dir;
+	if (dir.empty()) {
+		char tmpl[] = "/tmp/onegate-docroutes-XXXXXX";
+		ASSERT_NE(mkdtemp(tmpl), nullptr);
+		dir = tmpl;
+		static const char *const names[] = {"*.contoso.com", "*.lab.contoso.com"};
+		const certs_leaf_spec leaf = {"contoso", names, 2, CERTS_KEY_ECDSA_P256, 90};
+		char err[256];
+		ASSERT_EQ(certs_testpki_generate(dir.c_str(), &leaf, 1, err, sizeof(err)), 0) << err;
+	}
+	std::string pools = "pools = (";
+	const char *const names[] = { "adfs", "ex-owa", "ex-ews", "lab", "apps", "old-apps", "muenchen", "skype", "acme" };
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		pools += std::string(i ? "," : "") + " { name = \"" + names[i] + "\"; servers = ( \"127.0.0.1:" +
+		         std::to_string(9001 + i) + "\" ); }";
+	Loaded l;
+	load(pools + " );\ncertificates = ( { name = \"c\"; cert = \"" + dir + "/contoso.pem\"; key = \"" + dir +
+	         "/contoso.key\"; ca_file = \"" + dir + "/ca.pem\"; } );\n"
+	         "services = ( { name = \"https\"; listen = [ \"127.0.0.1:8443\" ]; tls = { certificates = [ \"c\" ]; };\n" +
+	         routes + " } );\n",
+	     l);
+	ASSERT_NE(l.cfg, nullptr) << l.all() << routes;
+	const struct rules_service &s = l.cfg->services[0];
+	auto to = [&](const char *host, const char *path) -> std::string {
+		long r = rules_route_match_http(&s, host, strlen(host), path, strlen(path), nullptr, 0);
+		if (r < 0)
+			return "nothing";
+		const struct rules_route &rt = s.routes[r];
+		return rt.pool >= 0 ? l.cfg->pools[rt.pool].name : std::to_string(rt.status);
+	};
+	long sts = rules_namemap_lookup(s.sni_map, "sts.contoso.com", 15);
+	ASSERT_GE(sts, 0);
+	EXPECT_TRUE(s.routes[sts].passthrough);
+	EXPECT_STREQ(l.cfg->pools[s.routes[sts].pool].name, "adfs");
+	EXPECT_EQ(to("mail.contoso.com", "/owa/auth/logon.aspx"), "ex-owa");  // the gateway lowers case, drops . and :port
+	EXPECT_EQ(to("mail.contoso.com", "/ews/exchange.asmx"), "ex-ews");
+	EXPECT_EQ(to("mail.contoso.com", "/owakey"), "ex-owa");
+	EXPECT_EQ(s.routes[rules_route_match_http(&s, "mail.contoso.com", 16, "/owakey", 7, nullptr, 0)].path, nullptr);
+	EXPECT_EQ(to("app7.contoso.com", "/"), "404");
+	EXPECT_EQ(to("x.lab.contoso.com", "/"), "lab");
+	EXPECT_EQ(to("lab.contoso.com", "/"), "404");
+	EXPECT_EQ(to("app7.other.net", "/"), "old-apps");
+	EXPECT_EQ(to("xn--mnchen-3ya.contoso.com", "/"), "muenchen");
+	EXPECT_EQ(to("webext.contoso.com", "/"), "skype");
+	EXPECT_EQ(to("files.example", "/.well-known/acme-challenge/t"), "acme");
+	EXPECT_EQ(to("files.example", "/"), "nothing");
 }
 
 } // namespace
