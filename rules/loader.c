@@ -2144,12 +2144,13 @@ static void rules_sni_shadow_check(struct rules_load *L, const config_setting_t 
 		const struct rules_route *r = &svc->routes[i];
 		if (r->passthrough || !r->sni)
 			continue;
+		/* A name is looked up as a client's would be; a pattern is shadowed by the same pattern. */
 		long by = -1;
-		for (size_t j = 0; j < nmatching && by < 0; j++)
+		if (r->sni[0] != '~' && r->sni[0] != '*')
+			by = rules_namemap_lookup(svc->sni_map, r->sni, strlen(r->sni));
+		for (size_t j = 0; by < 0 && (r->sni[0] == '~' || r->sni[0] == '*') && j < nmatching; j++)
 			if (svc->routes[j].passthrough && svc->routes[j].sni && rules_sni_same(svc->routes[j].sni, r->sni))
 				by = (long)j;
-		if (by < 0 && r->sni[0] != '~' && r->sni[0] != '*')
-			by = rules_namemap_lookup(svc->sni_map, r->sni, strlen(r->sni));
 		if (by >= 0)
 			rules_error(L, rules_route_setting(list, i, "sni"),
 			            "this route can never match: a connection with sni \"%s\" is relayed untouched by the "
@@ -2260,9 +2261,12 @@ static void rules_service_read(struct rules_load *L, const config_setting_t *lis
 		            "route matches, so leave default out", svc->mode == RULES_MODE_TLS ? 421 : 404);
 	if (svc->mode == RULES_MODE_PASSTHROUGH && svc->default_route >= 0) {
 		const struct rules_route *d = &svc->routes[svc->default_route];
-		if (d->redirect || d->status || d->host_rewrite)
+		const config_setting_t *dg = config_setting_get_member(s, "default");
+		if (d->redirect || d->status || d->host_rewrite || config_setting_get_member(dg, "request_timeout") ||
+		    config_setting_get_member(dg, "forwarded") || config_setting_get_member(dg, "idle_timeout"))
 			rules_error(L, config_setting_get_member(s, "default"),
-			            "this service relays TLS by sni, so its default can only be pool = \"NAME\"; or reject = true;");
+			            "this service relays TLS by sni, so its default can only say pool = \"NAME\"; (and port) or "
+			            "reject = true;");
 		if (d->nplugins)
 			rules_error(L, config_setting_get_member(config_setting_get_member(s, "default"), "plugins"),
 			            "plugins apply to HTTP routes; this service relays TLS untouched by sni: remove plugins");

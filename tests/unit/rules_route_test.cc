@@ -381,6 +381,21 @@ TEST(Routes, PassthroughRouteWithHttpOnlySettings)
 	                   "t.conf:15: a passthrough route relays TLS untouched, so path cannot apply (HTTP only); remove "
 	                   "it or remove passthrough",
 	               });
+	// The default of a passthrough service relays too.
+	for (const char *extra : { "status = 404;", "request_timeout = \"1m\";", "forwarded = false;", "idle_timeout = 5;",
+	                           "host_rewrite = \"x.test\";" }) {
+		const char *pool = strncmp(extra, "status", 6) == 0 ? "" : "pool = \"adfs\"; ";
+		expect_exactly(std::string(kPools) + "services = ( { name = \"pt\"; listen = [ \"127.0.0.1:8443\" ];\n"
+		                                      "  routes = ( { sni = \"a.test\"; pool = \"adfs\"; } );\n"
+		                                      "  default = { " + pool + extra + " }; } );\n",
+		               { "t.conf:7: this service relays TLS by sni, so its default can only say pool = \"NAME\"; "
+		                 "(and port) or reject = true;" });
+	}
+	Loaded ok;
+	load(std::string(kPools) + "services = ( { name = \"pt\"; listen = [ \"127.0.0.1:8443\" ];\n"
+	                           "  routes = ( { sni = \"a.test\"; pool = \"adfs\"; } ); default = { pool = \"web\"; port = 8443; }; } );\n",
+	     ok);
+	EXPECT_NE(ok.cfg, nullptr) << ok.all();
 }
 
 TEST(Routes, ShadowedRoutesAndDefault)
