@@ -50,11 +50,11 @@ def wait_port(port, proc, timeout=10.0):
     raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
 
 
-def cpu_seconds(pid):
-    """utime + stime of every thread of pid, in seconds."""
+def cpu_times(pid):
+    """(utime, stime) of every thread of pid, in seconds."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
+    return int(fields[11]) / TICKS, int(fields[12]) / TICKS
 
 
 def run(cmd, **kw):
@@ -324,10 +324,14 @@ class Bench:
     def measure(self, kind, fn, mode):
         proc, port = self.start_gateway(kind, mode)
         try:
-            before = cpu_seconds(proc.pid) if proc else 0.0
+            before = cpu_times(proc.pid) if proc else (0.0, 0.0)
             result = fn(port, proc)
             before = result.pop("cpu_from", before)     # a scenario may start the count itself
-            result["cpu"] = cpu_seconds(proc.pid) - before if proc else None
+            if proc:
+                user, system = (now - then for now, then in zip(cpu_times(proc.pid), before))
+                result["cpu"], result["sys"] = user + system, system
+            else:
+                result["cpu"] = None
             return result
         finally:
             if proc:
@@ -400,7 +404,7 @@ class Bench:
                                  stderr=subprocess.PIPE, text=True)
         try:
             primed = child.stdout.readline()
-            cpu_from = cpu_seconds(proc.pid) if proc else 0.0
+            cpu_from = cpu_times(proc.pid) if proc else (0.0, 0.0)
             out, err = child.communicate("go\n" if primed.startswith("primed") else "", timeout=self.seconds + 60)
         finally:
             if child.poll() is None:
@@ -501,7 +505,8 @@ GATEWAYS = ["direct", "onegate", "haproxy", "nginx"]
 def fmt_cpu(res):
     if res.get("cpu") is None:
         return "-"
-    return f"{res['cpu'] / res['work'] * 1e6:.1f} us/{res['per']}"
+    per = 1e6 / res["work"]
+    return f"{res['cpu'] * per:.1f} us/{res['per']} (sys {res['sys'] * per:.1f})"
 
 
 def table(results):

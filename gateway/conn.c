@@ -209,6 +209,9 @@ static void conn_relay(struct conn *c, struct sock *from, struct sock *to, uint6
 	struct evbuffer *out = sock_output(to);
 	*count += evbuffer_get_length(in);
 	evbuffer_add_buffer(out, in);   /* moves chains; no byte is copied */
+	/* The client's FIN came before the relay, behind a whole hello: it follows the hello. */
+	if (from == c->cli && c->cli_eof)
+		sock_shutdown_write(to);
 	conn_touch(c);
 	if (sock_flush(to) != 0) {
 		conn_free(c, conn_reset_outcome(c, to == c->srv ? "server-reset" : "client-reset"));
@@ -533,6 +536,11 @@ static void conn_cli_read(struct sock *sk, void *arg)
 static void conn_cli_event(struct sock *sk, enum sock_event ev, int err, void *arg)
 {
 	struct conn *c = arg;
+	if (c->phase == PH_CONNECT && ev == SOCK_EOF) {
+		/* The hello is whole and routed: the client's half-close follows it to the back end. */
+		c->cli_eof = true;
+		return;
+	}
 	static const char *const early[] = {
 		[PH_PROXY] = "client-closed", [PH_HELLO] = "client-closed",
 		[PH_CONNECT] = "client-closed", [PH_LINGER] = "reject",
