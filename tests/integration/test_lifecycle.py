@@ -125,6 +125,9 @@ class Lifecycle(h.OnegateTestCase):
 
     def test_two_workers_serve(self):
         og = self.start_onegate(config(self.port, self.echo, self.web, workers=2), self.port)
+        # The port accepts (into the backlog) as soon as it is bound, before the worker
+        # threads are created; the "serving" line comes after the last one has started.
+        self.assertTrue(h.wait_until(lambda: "onegate serving" in og.stderr(), 5), og.stderr())
         tasks = os.listdir("/proc/%d/task" % og.proc.pid)
         self.assertGreaterEqual(len(tasks), 3, "expected a main thread and 2 workers")
         for i in range(10):
@@ -246,6 +249,8 @@ class Reload(h.OnegateTestCase):
         og = self.start_onegate(self.conf("a", workers=2), self.port)
         self.assertEqual(self.peer(), "a")
         time.sleep(0.2)     # let that connection's close reach onegate
+        # One worker serving does not mean the other has started: count once all have.
+        self.assertTrue(h.wait_until(lambda: "onegate serving" in og.stderr(), 5), og.stderr())
         n = self.threads()
         self.assertGreaterEqual(n, 3, "expected a main thread and 2 workers")
         self.reload(og, self.conf("a", workers=2))
