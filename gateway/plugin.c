@@ -237,6 +237,8 @@ static int plugin_set(struct onegate_edits *e, enum onegate_side side, const cha
 	return plugin_remove(e, side, name) == 0 ? plugin_add(e, side, name, value) : -1;
 }
 
+/* A printf format, as onegate_plugin.h declares the member: clang then takes fmt on to vsnprintf. */
+__attribute__((format(printf, 2, 3)))
 static void plugin_log(enum onegate_log_level level, const char *fmt, ...)
 {
 	char text[1024];
