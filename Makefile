@@ -36,7 +36,7 @@ clean:
 
 # Side-by-side benchmarks against HAProxy and nginx (not part of `make test`).
 bench: build
-	@bash scripts/deps.sh haproxy nginx libnginx-mod-stream wrk nghttp2-client util-linux
+	@bash scripts/deps.sh haproxy nginx libnginx-mod-stream wrk nghttp2-client util-linux linux-perf
 	python3 bench/run.py --onegate $(BUILD)/gateway/onegate
 
 # libFuzzer: every parser of untrusted input, FUZZ_SECONDS each, over a copy of its seed corpus.

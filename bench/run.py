@@ -264,6 +264,7 @@ class Bench:
         self.seconds = seconds
         self.procs = []
         self.resume_tls = "1.3"     # scenario 2c's TLS version (--resume-tls)
+        self.profile = False        # --profile: sample the gateway with perf during each load
 
     def write(self, name, text):
         path = os.path.join(self.d, name)
@@ -323,9 +324,21 @@ class Bench:
 
     def measure(self, kind, fn, mode):
         proc, port = self.start_gateway(kind, mode)
+        perf = None
         try:
+            if self.profile and proc:
+                data = os.path.join(self.d, f"perf-{kind}.data")
+                perf = subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "-F", str(PERF_HZ), "-g",
+                                         "-p", str(proc.pid), "-o", data], stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)
+                time.sleep(0.5)     # perf attaches to every thread before the load starts
             before = cpu_times(proc.pid) if proc else (0.0, 0.0)
             result = fn(port, proc)
+            if perf:
+                perf.send_signal(signal.SIGINT)
+                perf.wait(60)
+                perf = None
+                result["profile"] = profile_split(data)
             before = result.pop("cpu_from", before)     # a scenario may start the count itself
             if proc:
                 user, system = (now - then for now, then in zip(cpu_times(proc.pid), before))
@@ -334,6 +347,9 @@ class Bench:
                 result["cpu"] = None
             return result
         finally:
+            if perf:
+                perf.kill()
+                perf.wait()
             if proc:
                 proc.close()
                 self.procs.remove(proc)
@@ -502,6 +518,61 @@ SCENARIOS = [
 GATEWAYS = ["direct", "onegate", "haproxy", "nginx"]
 
 
+PERF_HZ = 1999
+# Where a gateway's samples fall, by the first of these found in the stack (leaf first). The
+# socket calls include the work the kernel does for the peer on the gateway's CPU: a write on
+# loopback runs the receiver's TCP input and wakes it; a read may send an ACK.
+PROFILE_PARTS = [
+    ("write", ("tcp_sendmsg",)),
+    ("read", ("tcp_recvmsg",)),
+    ("epoll_wait", ("do_epoll_wait",)),
+    ("other kernel", ()),
+]
+# Within the parts above: shares every gateway pays the same way.
+PROFILE_WITHIN = [
+    ("peer's TCP input, in write", ("tcp_sendmsg", "process_backlog")),
+    ("ACK sent by read", ("tcp_recvmsg", "__tcp_transmit_skb")),
+    ("asleep in epoll_wait", ("do_epoll_wait", "schedule")),
+]
+
+
+def profile_split(data):
+    """Shares of the gateway's perf samples: user space, then the kernel parts above."""
+    out = subprocess.run(["perf", "script", "-i", data, "-F", "ip,sym,dso"], capture_output=True, text=True,
+                         timeout=300).stdout
+    counts = {name: 0 for name in ["user"] + [p[0] for p in PROFILE_PARTS] + [w[0] for w in PROFILE_WITHIN]}
+    total = 0
+    for sample in out.split("\n\n"):
+        frames = [line.split() for line in sample.strip().splitlines() if line.strip()]
+        if not frames:
+            continue
+        total += 1
+        syms = {f[1].split("+")[0] for f in frames if len(f) > 1}
+        if "kernel.kallsyms" not in frames[0][-1]:
+            counts["user"] += 1
+        else:
+            counts[next(name for name, marks in PROFILE_PARTS if all(m in syms for m in marks))] += 1
+        for name, marks in PROFILE_WITHIN:
+            if all(m in syms for m in marks):
+                counts[name] += 1
+    return {name: n / total for name, n in counts.items()} if total else {}
+
+
+def profile_table(results):
+    """The gateways' CPU per unit of work split by where perf found it (--profile)."""
+    names = ["user"] + [p[0] for p in PROFILE_PARTS] + [w[0] for w in PROFILE_WITHIN]
+    lines = ["| scenario | gateway | CPU | " + " | ".join(names) + " |", "|---" * (len(names) + 3) + "|"]
+    for sid, title, fn, mode, pending in SCENARIOS:
+        for g in GATEWAYS:
+            res = results.get(sid, {}).get(g)
+            if not isinstance(res, dict) or not res.get("profile"):
+                continue
+            per = res["cpu"] / res["work"] * 1e6
+            cells = " | ".join(f"{res['profile'].get(n, 0) * per:.2f}" for n in names)
+            lines.append(f"| {sid} | {g} | {per:.2f} us/{res['per']} | {cells} |")
+    return "\n".join(lines) if len(lines) > 2 else ""
+
+
 def fmt_cpu(res):
     if res.get("cpu") is None:
         return "-"
@@ -553,6 +624,9 @@ def main():
     ap.add_argument("--keep", action="store_true", help="keep the work folder (configs, logs) for a look")
     ap.add_argument("--resume-tls", choices=("1.3", "1.2"), default="1.3",
                     help="TLS version of scenario 2c's resumed connections (default 1.3, like 2a and 2b)")
+    ap.add_argument("--profile", action="store_true",
+                    help="sample each gateway with perf during the load and split its CPU per unit of work "
+                         "into user space, socket writes, reads, epoll_wait and other kernel work")
     args = ap.parse_args()
     if os.cpu_count() < 2:
         sys.exit("bench: needs 2 CPUs (gateway on CPU 0, client and back end on CPU 1)")
@@ -563,6 +637,9 @@ def main():
     d = tempfile.mkdtemp(prefix="onegate-bench-")
     bench = Bench(args.onegate, d, args.seconds)
     bench.resume_tls = args.resume_tls
+    bench.profile = args.profile
+    if args.profile and not shutil.which("perf"):
+        sys.exit("bench: --profile needs perf (Debian's linux-perf)")
     results = {}
     try:
         make_pki(d)
@@ -593,6 +670,10 @@ def main():
             + "\n".join(f"- {k}: {val}" for k, val in v.items())
             + f"\n- machine: {os.cpu_count()} CPUs; gateway pinned to CPU {GATEWAY_CPU}, client and back end to CPU {CLIENT_CPU}\n\n")
     body = table(results)
+    split = profile_table(results)
+    if split:
+        body += ("\n\nWhere each gateway's CPU went (perf samples during the load, us per unit of work; the "
+                 "last three columns are parts of the ones before them):\n\n" + split)
     print("\n" + head + body)
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
     tag = "all" if not args.only else args.only.replace(",", "-")
