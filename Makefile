@@ -6,7 +6,7 @@ JOBS       ?= $(shell nproc)
 WERROR     ?= $(if $(CI),ON,OFF)
 CMAKE_ARGS ?=
 
-.PHONY: all deps build run test test-asan fuzz bench clean
+.PHONY: all deps build build-clang run test test-asan fuzz bench clean
 
 all: build
 
@@ -16,6 +16,12 @@ deps:
 build: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DONEGATE_WERROR=$(WERROR) $(CMAKE_ARGS) >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
+
+# The same tree with clang, warnings as errors: the product builds clean with gcc and clang.
+build-clang: deps
+	@cmake -S . -B build-clang -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
+	  -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DONEGATE_WERROR=ON $(CMAKE_ARGS) >/dev/null
+	@cmake --build build-clang -j $(JOBS)
 
 run: build
 	$(BUILD)/gateway/onegate demo
@@ -32,7 +38,7 @@ test-asan: deps
 	  ctest --test-dir $(BUILD_ASAN) --output-on-failure -j $(JOBS)
 
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN) build-fuzz
+	rm -rf $(BUILD) $(BUILD_ASAN) build-clang build-fuzz
 
 # Side-by-side benchmarks against HAProxy and nginx (not part of `make test`).
 bench: build
