@@ -268,6 +268,40 @@ static void worker_signal(struct worker *w, unsigned cmd)
 	(void)r;
 }
 
+/* The daemon binds only the addresses a rule file adds to the one it loaded before. When
+ * that one is superseded before this worker took it, its sockets for the addresses r still
+ * lists move to r: no later reload would bind them again. The others stay in old, to close. */
+static void worker_pending_carry(const struct worker *w, struct worker_reload *r, struct worker_reload *old)
+{
+	if (!old->n)
+		return;
+	int *fds = realloc(r->fds, (r->n + old->n) * sizeof(*fds));
+	if (fds)
+		r->fds = fds;
+	size_t *svcs = realloc(r->svcs, (r->n + old->n) * sizeof(*svcs));
+	if (svcs)
+		r->svcs = svcs;
+	if (!fds || !svcs) {
+		log_msg(LOG_ERROR, "worker %u: out of memory keeping the listen sockets of a reload it had not "
+		        "applied yet; it does not serve the addresses that reload added", w->id);
+		return;
+	}
+	size_t left = 0;
+	for (size_t i = 0; i < old->n; i++) {
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+		memset(&ss, 0, sizeof(ss));
+		long svc = getsockname(old->fds[i], (struct sockaddr *)&ss, &sl) == 0 ? addr_find_service(r->cfg, &ss) : -1;
+		if (svc < 0) {
+			old->fds[left++] = old->fds[i];
+			continue;
+		}
+		r->fds[r->n] = old->fds[i];
+		r->svcs[r->n++] = (size_t)svc;
+	}
+	old->n = left;
+}
+
 int worker_reload(struct worker *w, struct rules_config *cfg, struct tlsconf *tls, struct pool_table *pools,
                   const int *fds, const size_t *svcs, size_t n)
 {
@@ -289,6 +323,7 @@ int worker_reload(struct worker *w, struct rules_config *cfg, struct tlsconf *tl
 	pthread_mutex_lock(&w->pending_lock);
 	/* A reload not yet applied is superseded by this newer one. */
 	struct worker_reload old = w->pending;
+	worker_pending_carry(w, &r, &old);
 	w->pending = r;
 	pthread_mutex_unlock(&w->pending_lock);
 	worker_pending_clear(&old);
