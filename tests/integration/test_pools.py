@@ -201,7 +201,10 @@ services = ( { name = "web"; listen = [ "127.0.0.1:%d" ]; routes = ( { host = "a
         results = []
         slow = threading.Thread(target=lambda: results.append(get(self.port, "/slow?ms=1500")))
         slow.start()
-        time.sleep(0.3)
+        # Drained only once it is open at a server: a request that has not got there yet
+        # is rightly refused with the 503 below.
+        self.assertTrue(wait_until(lambda: any(r["target"].startswith("/slow") for b in self.backends
+                                               for r in list(b.requests)), 5), "the slow request reached no server")
         for n in names:
             admin.call("POST", "/api/pools/app/servers/%s/drain" % n)
         st, hdrs, body = get(self.port)
