@@ -2,11 +2,12 @@
 pools, port rewriting, forwarding headers, keep-alive with back-end reuse, chunked
 bodies both ways, redirects, our own 404, and requests that could smuggle refused."""
 import json
+import os
 import socket
 import subprocess
 import unittest
 
-from harness import LOOP4, OnegateTestCase, fault_report, free_port, stop_and_check
+from harness import LOOP4, OnegateTestCase, fault_report, free_port, stop_and_check, wait_until
 from httpback import HTTPBackend
 
 
@@ -393,12 +394,22 @@ services = ( { name = "http"; listen = [ "127.0.0.1:%d" ]; routes = ( { host = "
         threads = [threading.Thread(target=f, daemon=True) for f in (keepalive, keepalive, fresh, fresh)]
         for t in threads:
             t.start()
+
+        def verdicts():
+            log = og.stderr()
+            return log.count("reloaded ") + log.count("reload of")
+
         try:
             for k in range(10):
                 time.sleep(0.2)
-                with open(og.conf, "w") as f:
+                # Each file is written whole and gets its verdict before the next: SIGHUPs sent
+                # while a reload runs merge into one, and a reload must not read a file half written.
+                with open(og.conf + ".new", "w") as f:
                     f.write(good if k % 2 == 0 else bad)
+                os.replace(og.conf + ".new", og.conf)
                 og.signal(signal.SIGHUP)
+                self.assertTrue(wait_until(lambda: verdicts() > k, 10),
+                                "no verdict on reload %d:\n%s" % (k + 1, og.stderr()[-3000:]))
             time.sleep(0.3)
         finally:
             stop.set()
