@@ -214,6 +214,10 @@ services = ( { name = "web"; listen = [ "127.0.0.1:%d" ]; header_timeout = 1;
              { name = "pt"; listen = [ "127.0.0.1:%d" ]; hello_timeout = 1;
                routes = ( { sni = "x.test"; pool = "p"; } ); } );
 """ % (admin_port, be.port, http_port, pt_port), http_port)
+        # Bound one after another, the admin listener last: garbage sent to a port not yet
+        # listening would be refused unread, and the loop below takes that for an answer.
+        og.wait_ready(pt_port, 10)
+        og.wait_ready(admin_port, 10)
         rnd = random.Random(7)
         sent = 0
         for port in (http_port, pt_port, admin_port):

@@ -108,6 +108,12 @@ pools = ( { name = "app"; servers = ( "127.0.0.1:%d", "127.0.0.1:%d", "127.0.0.1
 services = ( { name = "web"; listen = [ "127.0.0.1:%d" ]; routes = ( { host = "app.test"; pool = "app"; } ); } );
 """ % (self.admin_port, admin_extra, self.a.port, self.b.port, self.c.port, extra_pool, self.port)
 
+    def start_onegate(self, config_text, port, **kw):
+        og = super().start_onegate(config_text, port, **kw)
+        # The admin listener is bound after the services' ports: one accepting says nothing of it.
+        og.wait_ready(self.admin_port, 10)
+        return og
+
     def wait_state(self, admin, server, state, timeout=5):
         got = wait_until(lambda: admin.state("app", server) == state, timeout)
         self.assertTrue(got, "server %s is %s, not %s" % (server, admin.state("app", server), state))
