@@ -343,6 +343,7 @@ class BadInput(OnegateTestCase):
         self.rec = Recorder()
         self.addCleanup(self.rec.close)
         self.pt_port, self.tls_port, self.http_port = free_port(), free_port(), free_port()
+        self.https_port = free_port()
         conf = """
 onegate = { workers = 2; };
 certificates = ( { name = "gw"; cert = "%(d)s/gw.chain.pem"; key = "%(d)s/gw.key"; ca_file = "%(d)s/root.pem"; } );
@@ -356,13 +357,20 @@ services = (
     tls = { certificates = [ "gw" ]; };
     routes = ( { host = "%(www)s"; pool = "web"; }, { host = "%(rec_name)s"; pool = "rec"; } ); },
   { name = "http"; listen = [ "127.0.0.1:%(http_port)d" ]; header_timeout = "3s";
+    routes = ( { host = "%(www)s"; pool = "web"; }, { host = "%(rec_name)s"; pool = "rec"; } ); },
+  # The HTTP heads over TLS: "tls" above gives a handshake and the request after it only
+  # hello_timeout, which a handshake on a loaded machine (sanitizers, ctest -j) can outlast.
+  { name = "https"; listen = [ "127.0.0.1:%(https_port)d" ]; header_timeout = "3s";
+    tls = { certificates = [ "gw" ]; };
     routes = ( { host = "%(www)s"; pool = "web"; }, { host = "%(rec_name)s"; pool = "rec"; } ); } );
 """ % {"d": d, "pt": self.pt.addr, "web": self.web.port, "rec": self.rec.port, "pt_port": self.pt_port,
-       "tls_port": self.tls_port, "http_port": self.http_port, "hello": int(HELLO_TIMEOUT * 1000),
+       "tls_port": self.tls_port, "http_port": self.http_port, "https_port": self.https_port,
+       "hello": int(HELLO_TIMEOUT * 1000),
        "pt_name": PT_NAME, "www": WWW, "rec_name": REC}
         self.og = self.start_onegate(conf, self.pt_port)
         self.og.wait_ready(self.tls_port, 10)
         self.og.wait_ready(self.http_port, 10)
+        self.og.wait_ready(self.https_port, 10)
 
     # ---------------------------------------------------------------- helpers
 
@@ -498,7 +506,7 @@ services = (
         return out, how, client
 
     def transports(self):
-        return (("plain", self.http_port, None), ("TLS", self.tls_port, WWW))
+        return (("plain", self.http_port, None), ("TLS", self.https_port, WWW))
 
     def test_oversize_heads(self):
         limit = 32 * 1024       # HTTP_HEAD_MAX in gateway/http.c, the final CRLF included
