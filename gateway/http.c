@@ -57,6 +57,7 @@ struct http_session {
 	uint64_t timer_at;              /* when the timer fires (at or before the deadline), or 0 */
 	enum http_phase phase;
 	bool tls;
+	bool handshaken;                /* the client's TLS handshake is done (always, without TLS) */
 	char client[64];                /* "ip:port" for logs */
 	char client_ip[INET6_ADDRSTRLEN];
 	struct sockaddr_storage peer;   /* for balance = "source" */
@@ -1346,6 +1347,7 @@ static void http_cli_event(struct tstream *t, enum tstream_event ev, void *arg)
 	struct http_session *s = arg;
 	(void)t;
 	if (ev == TSTREAM_READY) {
+		s->handshaken = true;
 		http_read_request(s);
 		return;
 	}
@@ -1395,7 +1397,7 @@ static void http_timer(evutil_socket_t fd, short what, void *arg)
 	switch (s->phase) {
 	case HP_HEAD:
 		if (evbuffer_get_length(tstream_input(s->cli)) == 0) {
-			http_free(s, "keepalive-timeout");
+			http_free(s, s->handshaken ? "keepalive-timeout" : "handshake-timeout");
 			return;
 		}
 		http_respond(s, 408, NULL, "header-timeout", false);
@@ -1438,6 +1440,7 @@ void http_session_start(const struct http_start *st)
 	s->snap->refs++;
 	s->svc = st->svc;
 	s->tls = st->ssl != NULL;
+	s->handshaken = !s->tls;
 	s->route = s->pool = s->server = -1;
 	addr_text(st->peer, st->peerlen, s->client, sizeof(s->client), s->client_ip, sizeof(s->client_ip));
 	memcpy(&s->peer, st->peer, st->peerlen < sizeof(s->peer) ? st->peerlen : sizeof(s->peer));

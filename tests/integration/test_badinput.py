@@ -448,6 +448,20 @@ services = (
             self.assertLogged(self.og, lambda f: f.get("client") == client and f.get("pool") == "pt"
                               and f.get("sni") == PT_NAME, "the %s hello routed to pool pt" % name)
 
+    def test_a_handshake_left_unfinished_is_closed_at_hello_timeout(self):
+        # A whole ClientHello, answered, then nothing more: the terminating service closes the
+        # connection once hello_timeout has passed and says the handshake never finished.
+        for name, raw in CAPTURED.items():
+            self.mark_log(self.og)
+            data, how, elapsed, client = probe(self.tls_port, [raw], False)
+            self.assertTrue(data.startswith(b"\x16\x03"), (name, data[:16]))
+            self.assertEqual(how, "eof", name)
+            self.assertLess(elapsed, HELLO_TIMEOUT + SLACK, name)
+            line = self.assertLogged(self.og, lambda f: f.get("client") == client and " conn " in f["_line"],
+                                     "the connection line of the %s hello" % name)[0]
+            self.assertEqual(line.get("outcome"), "handshake-timeout", (name, line["_line"]))
+            self.assertEqual(line.get("requests"), "0", line["_line"])
+
     def test_malformed_hellos_and_the_fuzz_corpus(self):
         cases = corpus_cases()
         for what, pieces, kind in cases:
