@@ -186,7 +186,7 @@ static void sock_on_read(evutil_socket_t fd, short what, void *arg)
 	int err = 0;
 	bool eof = false;
 	/* The FIN's edge may come with the last bytes: after it no edge comes again, so a
-	 * short read no longer means there is nothing more to see. */
+	 * short read no longer means there is nothing more to see (see below). */
 	if (what & EV_CLOSED)
 		s->peer_shut = true;
 	if (!sock_wants_read(s)) {
@@ -236,11 +236,14 @@ static void sock_on_read(evutil_socket_t fd, short what, void *arg)
 		}
 		evbuffer_commit_space(s->in, v, nv);
 		got += (size_t)n;
-		if ((size_t)n < want && !s->peer_shut) {
+		if ((size_t)n < want) {
 			if ((size_t)n < SOCK_READ_SMALL / 2)
 				s->read_size = SOCK_READ_SMALL;
-			s->maybe_unread = false;
-			break;  /* the kernel had no more; don't pay for an EAGAIN */
+			/* The kernel had no more; don't pay for an EAGAIN. A FIN behind these bytes is
+			 * read on a pass of its own, once the owner has seen them (and perhaps paused,
+			 * as HTTP does while it finds a server: its client's end must wait for that). */
+			s->maybe_unread = s->peer_shut;
+			break;
 		}
 		s->read_size = SOCK_READ_CHUNK;
 	}

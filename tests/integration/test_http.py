@@ -16,10 +16,13 @@ def curl(*args, timeout=20):
     return r
 
 
-def raw(port, data, timeout=5):
-    """Sends bytes, reads until the server closes or goes quiet; returns what came back."""
+def raw(port, data, timeout=5, half_close=False):
+    """Sends bytes (then FIN when half_close), reads until the server closes or goes quiet;
+    returns what came back."""
     s = socket.create_connection((LOOP4, port), timeout=timeout)
     s.sendall(data)
+    if half_close:
+        s.shutdown(socket.SHUT_WR)
     out = b""
     try:
         while True:
@@ -154,6 +157,18 @@ services = ( { name = "http"; listen = [ "127.0.0.1:%d" ];
         # HTTP/1.0 without Host is allowed (RFC 9112 requires Host only of 1.1); it matches no host route
         out = raw(self.port, b"GET /owa/ HTTP/1.0\r\n\r\n")
         self.assertTrue(out.startswith(b"HTTP/1.1 404"), out)
+
+    def test_client_that_half_closes_after_its_requests_gets_the_answers(self):
+        # The FIN arrives with the request (one segment, often one read): both pipelined requests
+        # still go to their back ends and are answered in order before the gateway closes.
+        before = len(self.ews.requests)
+        out = raw(self.port, b"GET /owa/ HTTP/1.1\r\nHost: mail.contoso.test\r\n\r\n"
+                  b"GET /EWS/x HTTP/1.1\r\nHost: mail.contoso.test\r\n\r\n", half_close=True)
+        self.assertEqual(out.count(b"HTTP/1.1 200 "), 2, out)
+        first, second = out.split(b"HTTP/1.1 200 ")[1:]
+        self.assertIn(b'"backend": "owa"', first)
+        self.assertIn(b'"backend": "ews"', second)
+        self.assertEqual(len(self.ews.requests), before + 1)
 
     def test_custom_methods_pass(self):
         r = curl("-X", "RPC_IN_DATA", "-H", "Host: mail.contoso.test", "-H", "Content-Length: 0",

@@ -7,10 +7,12 @@ ticket keys shared between gateways, and the load errors of each."""
 import os
 import re
 import signal
+import socket
 import subprocess
 import tempfile
 import unittest
 
+import harness as h
 from harness import LOOP4, Onegate, OnegateTestCase, free_port, make_pki, stop_and_check, wait_until
 from httpback import HTTPBackend
 
@@ -93,6 +95,21 @@ services = ( { name = "https"; listen = [ "127.0.0.1:%(port)d" ]; plain_http = t
         # TLS on the same port still works
         r = self.curl("mail.contoso.test", "/owa/")
         self.assertIn('["X-Forwarded-Proto", "https"]', r.stdout)
+
+    def test_client_that_half_closes_after_its_request_gets_the_answer(self):
+        # A TCP FIN right behind the request record (no close_notify): the request still goes to
+        # its back end and the answer comes back before the gateway closes.
+        s = h.connect(self.port)
+        try:
+            c = h.BioTLS(s, "mail.contoso.test", self.pki.ca)
+            c.handshake()
+            c.send(b"GET /owa/ HTTP/1.1\r\nHost: mail.contoso.test\r\n\r\n")
+            socket.socket.shutdown(s, socket.SHUT_WR)
+            got = c.recv_until_eof()
+        finally:
+            s.close()
+        self.assertTrue(got.startswith(b"HTTP/1.1 200 "), got[:200] + self.og.stderr()[-2000:].encode())
+        self.assertIn(b'"backend": "owa"', got)
 
     def test_each_sni_gets_its_certificate_with_the_whole_chain(self):
         for sni, cn in (("www.fabrikam.test", "fabrikam"), ("mail.contoso.test", "contoso"),
