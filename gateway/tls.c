@@ -179,6 +179,11 @@ enum tls_result tls_stream_read(struct tls_stream *t, struct evbuffer *plain, si
 	return TLS_DONE;
 }
 
+bool tls_stream_has_input(const struct tls_stream *t)
+{
+	return evbuffer_get_length(t->in) > 0 || SSL_has_pending(t->ssl);
+}
+
 enum tls_result tls_stream_write(struct tls_stream *t, struct evbuffer *plain)
 {
 	size_t left;

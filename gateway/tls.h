@@ -39,6 +39,9 @@ enum tls_result tls_stream_handshake(struct tls_stream *t);
 /* Decrypts what cipher_in holds into plain, at most max bytes. TLS_DONE or
  * TLS_AGAIN both mean "all that could be read was read"; *got says how much. */
 enum tls_result tls_stream_read(struct tls_stream *t, struct evbuffer *plain, size_t max, size_t *got);
+/* Something is left to decrypt: ciphertext in cipher_in, or the rest of a record a
+ * bounded tls_stream_read took only part of. */
+bool tls_stream_has_input(const struct tls_stream *t);
 /* Encrypts everything in plain into cipher_out and drains plain. */
 enum tls_result tls_stream_write(struct tls_stream *t, struct evbuffer *plain);
 /* Queues a close_notify alert in cipher_out. */

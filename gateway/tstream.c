@@ -300,6 +300,14 @@ size_t tstream_unsent(const struct tstream *t)
 	return evbuffer_get_length(sock_output(t->s)) + (t->tls ? evbuffer_get_length(t->out) : 0);
 }
 
+/* Records already read but not decrypted, and the rest of one the owner's bound cut,
+ * get no socket event of their own. */
+static void tstream_kick_pending(struct tstream *t)
+{
+	if (t->tls && t->reading && t->ready && evbuffer_get_length(t->in) < t->read_max && tls_stream_has_input(t->tls))
+		event_active(t->kick, EV_TIMEOUT, 0);
+}
+
 void tstream_read_enable(struct tstream *t, bool on)
 {
 	t->reading = on;
@@ -308,18 +316,18 @@ void tstream_read_enable(struct tstream *t, bool on)
 		return;
 	}
 	tstream_sock_reading(t);
-	/* Records already read but not decrypted get no socket event of their own. */
-	if (on && t->ready && evbuffer_get_length(sock_input(t->s)) > 0)
-		event_active(t->kick, EV_TIMEOUT, 0);
+	tstream_kick_pending(t);
 }
 
 void tstream_set_read_max(struct tstream *t, size_t max)
 {
 	t->read_max = max;
-	if (!t->tls)
+	if (!t->tls) {
 		sock_set_read_max(t->s, max);
-	else
-		tstream_sock_reading(t);
+		return;
+	}
+	tstream_sock_reading(t);
+	tstream_kick_pending(t);
 }
 
 void tstream_set_low_mark(struct tstream *t, size_t low)
