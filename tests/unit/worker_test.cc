@@ -94,14 +94,18 @@ std::string addr(int port)
 // The daemon binds only the addresses a rule file adds to the one loaded before it. A
 // second reload that comes before the worker took the first must not lose the socket the
 // first brought for an address both files list: no later reload would bind it again.
-TEST(WorkerReload, SupersededReloadKeepsItsNewListenSocket)
+//
+// A worker on a file listening on p1 is handed two reloads before its thread runs: the first
+// adds p2 (its new socket passed over), the second, which supersedes it, adds nothing and lists
+// p2 or not. Says which of the two ports the running worker then accepts on.
+static void serve_after_two_reloads(bool second_lists_p2, bool *on_p1, bool *on_p2)
 {
 	int p1 = free_port(), p2 = free_port();
 	ASSERT_GT(p1, 0);
 	ASSERT_GT(p2, 0);
 	rules_config *cfg0 = load(addr(p1));
 	rules_config *cfg1 = load(addr(p1) + ", " + addr(p2));
-	rules_config *cfg2 = load(addr(p1) + ", " + addr(p2));
+	rules_config *cfg2 = load(second_lists_p2 ? addr(p1) + ", " + addr(p2) : addr(p1));
 	ASSERT_TRUE(cfg0 && cfg1 && cfg2);
 	char err[256] = "";
 	tlsconf *tls = tlsconf_new(cfg0, err, sizeof(err));
@@ -114,7 +118,6 @@ TEST(WorkerReload, SupersededReloadKeepsItsNewListenSocket)
 	int fd1 = listen_on(p1);
 	ASSERT_GE(fd1, 0) << strerror(errno);
 	ASSERT_EQ(worker_add_listener(w, fd1, 0), 0);
-	// Both reloads are handed over before the thread runs: the second supersedes the first.
 	int fd2 = listen_on(p2);
 	ASSERT_GE(fd2, 0) << strerror(errno);
 	size_t svc = 0;
@@ -123,8 +126,8 @@ TEST(WorkerReload, SupersededReloadKeepsItsNewListenSocket)
 	ASSERT_EQ(worker_reload(w, cfg2, tls, pools, &none, &svc, 0), 0);
 	ASSERT_EQ(worker_start(w), 0);
 	// The socket of p2 was open all along: a connect succeeds only if it still is.
-	EXPECT_TRUE(accepts(p2)) << "the listen address the first reload added is gone";
-	EXPECT_TRUE(accepts(p1));
+	*on_p1 = accepts(p1);
+	*on_p2 = accepts(p2);
 	worker_kill(w);
 	worker_free(w);
 
@@ -135,42 +138,19 @@ TEST(WorkerReload, SupersededReloadKeepsItsNewListenSocket)
 	rules_config_unref(cfg0);
 }
 
+TEST(WorkerReload, SupersededReloadKeepsItsNewListenSocket)
+{
+	bool on_p1 = false, on_p2 = false;
+	serve_after_two_reloads(true, &on_p1, &on_p2);
+	EXPECT_TRUE(on_p2) << "the listen address the first reload added is gone";
+	EXPECT_TRUE(on_p1);
+}
+
 // And a socket the newer file has no address for is closed, not served.
 TEST(WorkerReload, SupersededReloadDropsAnAddressTheNewerFileRemoves)
 {
-	int p1 = free_port(), p2 = free_port();
-	ASSERT_GT(p1, 0);
-	ASSERT_GT(p2, 0);
-	rules_config *cfg0 = load(addr(p1));
-	rules_config *cfg1 = load(addr(p1) + ", " + addr(p2));
-	rules_config *cfg2 = load(addr(p1));
-	ASSERT_TRUE(cfg0 && cfg1 && cfg2);
-	char err[256] = "";
-	tlsconf *tls = tlsconf_new(cfg0, err, sizeof(err));
-	ASSERT_NE(tls, nullptr) << err;
-	pool_table *pools = pool_table_new(cfg0, nullptr);
-	ASSERT_NE(pools, nullptr);
-
-	worker *w = worker_new(0, cfg0, tls, pools);
-	ASSERT_NE(w, nullptr);
-	int fd1 = listen_on(p1);
-	ASSERT_GE(fd1, 0) << strerror(errno);
-	ASSERT_EQ(worker_add_listener(w, fd1, 0), 0);
-	int fd2 = listen_on(p2);
-	ASSERT_GE(fd2, 0) << strerror(errno);
-	size_t svc = 0;
-	int none = -1;      // the second file adds no address
-	ASSERT_EQ(worker_reload(w, cfg1, tls, pools, &fd2, &svc, 1), 0);
-	ASSERT_EQ(worker_reload(w, cfg2, tls, pools, &none, &svc, 0), 0);
-	ASSERT_EQ(worker_start(w), 0);
-	EXPECT_FALSE(accepts(p2)) << "an address the newer file removed is still served";
-	EXPECT_TRUE(accepts(p1));
-	worker_kill(w);
-	worker_free(w);
-
-	pool_table_unref(pools);
-	tlsconf_unref(tls);
-	rules_config_unref(cfg2);
-	rules_config_unref(cfg1);
-	rules_config_unref(cfg0);
+	bool on_p1 = false, on_p2 = true;
+	serve_after_two_reloads(false, &on_p1, &on_p2);
+	EXPECT_FALSE(on_p2) << "an address the newer file removed is still served";
+	EXPECT_TRUE(on_p1);
 }
