@@ -83,6 +83,7 @@ struct http_session {
 	struct h1_chunked req_chunks, resp_chunks;
 	bool req_done, resp_head_done, resp_done, keepalive, upgrade, head_request;
 	bool cli_paused, srv_paused, cli_eof, req_started;
+	bool srv_eof;                   /* a tunnel's server has said all it will */
 	int status;
 	uint64_t bytes_in, bytes_out;   /* this request: body bytes up, response bytes down */
 
@@ -683,6 +684,19 @@ static void http_srv_readable(struct tstream *t, void *arg)
 		http_drop_server(s);
 }
 
+/* A tunnel ends once both sides have ended and each has been sent all the other said.
+ * Output the kernel had no room for yet (a slow reader) would be lost if it ended at
+ * the second end: the drained callbacks come back here as the outputs empty. */
+static void http_tunnel_progress(struct http_session *s)
+{
+	if (!s->cli_eof || !s->srv_eof)
+		return;
+	tstream_set_low_mark(s->cli, 0);
+	tstream_set_low_mark(s->srv, 0);
+	if (tstream_unsent(s->cli) == 0 && tstream_unsent(s->srv) == 0)
+		http_free(s, "ok");
+}
+
 static void http_srv_drained(struct tstream *t, void *arg)
 {
 	struct http_session *s = arg;
@@ -691,6 +705,8 @@ static void http_srv_drained(struct tstream *t, void *arg)
 		s->cli_paused = false;
 		tstream_read_enable(s->cli, true);
 	}
+	if (s->phase == HP_TUNNEL)
+		http_tunnel_progress(s);
 }
 
 /* The request head (and what body is already here) goes out once the server is there. */
@@ -725,10 +741,9 @@ static void http_srv_event(struct tstream *t, enum tstream_event ev, void *arg)
 		return;
 	}
 	if (s->phase == HP_TUNNEL) {
-		s->srv_paused = true;
+		s->srv_eof = true;
 		tstream_shutdown(s->cli);
-		if (s->cli_eof)
-			http_free(s, "ok");
+		http_tunnel_progress(s);
 		return;
 	}
 	if (s->phase != HP_EXCHANGE) {
@@ -1340,6 +1355,8 @@ static void http_cli_drained(struct tstream *t, void *arg)
 		s->srv_paused = false;
 		tstream_read_enable(s->srv, true);
 	}
+	if (s->phase == HP_TUNNEL)
+		http_tunnel_progress(s);
 }
 
 static void http_cli_event(struct tstream *t, enum tstream_event ev, void *arg)
@@ -1359,10 +1376,11 @@ static void http_cli_event(struct tstream *t, enum tstream_event ev, void *arg)
 		http_free(s, ev == TSTREAM_EOF ? "ok" : "client-error");
 		return;
 	case HP_TUNNEL:
-		if (s->srv) {
+		/* The server may still be sending (paused while the client is slow to read). */
+		if (s->srv && ev == TSTREAM_EOF) {
 			tstream_shutdown(s->srv);
-			if (!s->srv_paused && ev == TSTREAM_EOF)
-				return;
+			http_tunnel_progress(s);
+			return;
 		}
 		http_free(s, "ok");
 		return;

@@ -7,8 +7,10 @@ body length), keeps connections alive, reads Content-Length and chunked bodies,
 and answers with a chunked body when the path starts with /chunked. It counts
 the connections it accepted, so tests can see back-end connection reuse.
 /slow?ms=N answers after N milliseconds; `statuses` maps a path to the status
-it answers (a health page a test turns to 503). kill() stops it the hard way:
-listener and every open connection closed at once.
+it answers (a health page a test turns to 503). An Upgrade is echoed, except one to
+/burst?bytes=N: N bytes at once, a half-close, then what the client sends is counted
+until its end (in `tunneled`). kill() stops it the hard way: listener and every open
+connection closed at once.
 """
 import json
 import socket
@@ -32,6 +34,7 @@ class HTTPBackend:
         self.stopping = False
         self.statuses = {}
         self.clients = set()
+        self.tunneled = []
         self.thread = threading.Thread(target=self._accept, daemon=True)
         self.thread.start()
 
@@ -129,6 +132,18 @@ class HTTPBackend:
                 if "upgrade" in headers.get("connection", "").lower() and headers.get("upgrade"):
                     c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: %s\r\nConnection: Upgrade\r\n\r\n"
                               % headers["upgrade"].encode())
+                    if target.startswith("/burst"):
+                        c.sendall(b"b" * int(target.split("bytes=", 1)[1]))
+                        c.shutdown(socket.SHUT_WR)
+                        got = len(buf)
+                        while True:
+                            d = c.recv(65536)
+                            if not d:
+                                break
+                            got += len(d)
+                        with self.lock:
+                            self.tunneled.append(got)
+                        return
                     if buf:
                         c.sendall(buf)
                     while True:

@@ -5,6 +5,7 @@ import json
 import os
 import socket
 import subprocess
+import time
 import unittest
 
 from harness import LOOP4, OnegateTestCase, fault_report, free_port, stop_and_check, wait_until
@@ -314,6 +315,67 @@ services = ( { name = "http"; listen = [ "127.0.0.1:%d" ]; header_timeout = "1s"
             while len(got) < len(msg):
                 got += s.recv(65536)
             self.assertEqual(got, msg)
+
+    def burst_tunnel(self, nbytes):
+        """A client with a small receive buffer, upgraded to a tunnel whose server sends nbytes
+        at once and half-closes; returns the socket and how many of those bytes came with the 101."""
+        s = socket.socket()
+        self.addCleanup(s.close)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        s.settimeout(5)
+        s.connect((LOOP4, self.port))
+        s.sendall(b"GET /burst?bytes=%d HTTP/1.1\r\nHost: big.test\r\nConnection: Upgrade\r\n"
+                  b"Upgrade: websocket\r\n\r\n" % nbytes)
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += s.recv(4096)
+        head, rest = head.split(b"\r\n\r\n", 1)
+        self.assertTrue(head.startswith(b"HTTP/1.1 101 "), head)
+        return s, len(rest)
+
+    @staticmethod
+    def read_to_end(s):
+        n = 0
+        while True:
+            d = s.recv(1 << 20)
+            if not d:
+                return n
+            n += len(d)
+
+    def test_tunnel_client_that_ends_first_and_reads_slowly_gets_everything(self):
+        # More than the kernel's buffers hold, read slowly after a half-close: the gateway
+        # pauses the server and still holds bytes for the client when the server ends.
+        # Before, the tunnel was freed at the server's end with those bytes unsent (the
+        # client got some 8.31 million bytes of 8.39), or at the client's end if that came
+        # during a pause, which read as the server's end (3.98 million).
+        total = 8 << 20
+        s, got = self.burst_tunnel(total)
+        s.shutdown(socket.SHUT_WR)
+        while True:
+            d = s.recv(16384)
+            if not d:
+                break
+            got += len(d)
+            time.sleep(0.001)
+        self.assertEqual(got, total)
+        self.assertTrue(wait_until(lambda: self.back.tunneled == [0], 3), self.back.tunneled)
+
+    def test_tunnel_closes_when_the_client_ends_after_the_server(self):
+        # The server ends first; the client reads it all (the pause the slow read caused
+        # is lifted), then sends and ends. Before, lifting the pause also forgot the server
+        # had ended, and the tunnel stayed open until the idle timeout.
+        total = 4 << 20
+        s, got = self.burst_tunnel(total)
+        port = s.getsockname()[1]
+        time.sleep(0.3)
+        got += self.read_to_end(s)
+        self.assertEqual(got, total)
+        s.sendall(b"c" * 1000)
+        s.shutdown(socket.SHUT_WR)
+        self.assertTrue(wait_until(lambda: self.back.tunneled == [1000], 3), self.back.tunneled)
+        found = self.og.wait_conn_log(lambda f: f.get("client") == "127.0.0.1:%d" % port and "requests" in f,
+                                      timeout=3)
+        self.assertEqual([f["outcome"] for f in found], ["ok"], "\n".join(self.og.log_lines()[-10:]))
 
     def test_one_gib_upload_streams_with_flat_memory(self):
         from test_flow import rss_kib
