@@ -6,30 +6,39 @@ JOBS       ?= $(shell nproc)
 WERROR     ?= $(if $(CI),ON,OFF)
 CMAKE_ARGS ?=
 
-.PHONY: all deps build build-clang run test test-asan fuzz bench clean
+.PHONY: all deps deps-test build build-clang run test test-asan fuzz bench clean
 
 all: build
 
+# Two groups of packages: what building and running needs, and what testing needs on top.
 deps:
-	@bash scripts/deps.sh
+	@bash scripts/deps.sh build
 
-build: deps
-	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DONEGATE_WERROR=$(WERROR) $(CMAKE_ARGS) >/dev/null
+deps-test:
+	@bash scripts/deps.sh test
+
+build: deps-test
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DONEGATE_WERROR=$(WERROR) -DONEGATE_TESTS=ON $(CMAKE_ARGS) >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
 
 # The same tree with clang, warnings as errors: the product builds clean with gcc and clang.
-build-clang: deps
+build-clang: deps-test
 	@cmake -S . -B build-clang -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
 	  -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DONEGATE_WERROR=ON $(CMAKE_ARGS) >/dev/null
 	@cmake --build build-clang -j $(JOBS)
 
-run: build
+# A first run builds the gateway alone, without the test suite or its packages; a tree already
+# configured with tests keeps them.
+run: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DONEGATE_WERROR=$(WERROR) \
+	  $(if $(wildcard $(BUILD)/CMakeCache.txt),,-DONEGATE_TESTS=OFF) $(CMAKE_ARGS) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS) --target onegate
 	$(BUILD)/gateway/onegate demo
 
 test: build
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
 
-test-asan: deps
+test-asan: deps-test
 	@cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Sanitize -DONEGATE_WERROR=$(WERROR) $(CMAKE_ARGS) >/dev/null
 	@cmake --build $(BUILD_ASAN) -j $(JOBS)
 	# A smaller quarantine keeps RSS meaningful for the flat-memory tests (1 GiB upload under 64 MiB).
@@ -42,12 +51,12 @@ clean:
 
 # Side-by-side benchmarks against HAProxy and nginx (not part of `make test`).
 bench: build
-	@bash scripts/deps.sh haproxy nginx libnginx-mod-stream wrk nghttp2-client util-linux linux-perf
+	@bash scripts/deps.sh build haproxy nginx libnginx-mod-stream wrk nghttp2-client util-linux linux-perf
 	python3 bench/run.py --onegate $(BUILD)/gateway/onegate
 
 # libFuzzer: every parser of untrusted input, FUZZ_SECONDS each, over a copy of its seed corpus.
 FUZZ_SECONDS ?= 60
-fuzz: deps
+fuzz: deps-test
 	@cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
 	  -DCMAKE_BUILD_TYPE=Debug -DONEGATE_FUZZ=ON -DONEGATE_TESTS=ON $(CMAKE_ARGS) >/dev/null
 	@cmake --build build-fuzz -j $(JOBS) --target fuzz_hello fuzz_proxyproto fuzz_rules fuzz_h1

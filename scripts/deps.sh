@@ -1,13 +1,36 @@
 #!/usr/bin/env bash
-# Installs the Debian packages onegate needs to build, test and demo; skips what is present.
+# Installs the Debian packages onegate needs; skips what is present.
+#
+#   scripts/deps.sh build [PACKAGE...]   what `make run` needs: build the gateway, run it and its demo
+#   scripts/deps.sh test  [PACKAGE...]   that, plus what `make test` needs: unit tests, the clients,
+#                                        back ends and browser the integration tests start
+#
+# Extra PACKAGE names are installed too (`make bench` passes its own). A new test tool goes into
+# test_pkgs, so a first `make run` stays light.
 set -euo pipefail
-pkgs=(
-  build-essential cmake pkg-config clang libclang-rt-dev
-  android-libboringssl-dev android-boringssl
-  libevent-dev libpcre2-dev libconfig-dev libgtest-dev
-  curl openssl python3 procps iproute2
+
+build_pkgs=(
+  build-essential cmake pkg-config
+  android-libboringssl-dev libevent-dev libpcre2-dev libconfig-dev
+  curl
+)
+test_pkgs=(
+  libgtest-dev clang libclang-rt-dev
+  android-boringssl openssl python3 procps iproute2
   python3-prometheus-client python3-pil chromium fonts-dejavu-core
 )
+
+group=${1:-}
+case "$group" in
+  build) pkgs=("${build_pkgs[@]}") ;;
+  test) pkgs=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
+  *)
+    echo "usage: scripts/deps.sh build|test [PACKAGE...]" >&2
+    exit 2
+    ;;
+esac
+shift
+
 missing=()
 for p in "${pkgs[@]}" "$@"; do
   st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
