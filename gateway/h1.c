@@ -469,6 +469,39 @@ bool h1_connection_lists(const struct h1_msg *m, const char *buf, const char *na
 	return l.found;
 }
 
+/* Credentials are one "scheme [token68 | params]"; challenges a comma list of
+ * them, where an element may also be an auth-param of the challenge before it
+ * (name "=" value). An element's first token names a scheme unless '=' follows it. */
+bool h1_auth_binds_connection(const char *value, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)value, *end = p + len;
+	while (p < end) {
+		while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+			p++;
+		const unsigned char *tok = p;
+		while (p < end && h1_tchar[*p])
+			p++;
+		size_t n = (size_t)(p - tok);
+		const unsigned char *after = p;
+		while (after < end && (*after == ' ' || *after == '\t'))
+			after++;
+		bool param = after < end && *after == '=' && n > 0;
+		if (!param && ((n == 4 && strncasecmp((const char *)tok, "ntlm", 4) == 0) ||
+		               (n == 9 && strncasecmp((const char *)tok, "negotiate", 9) == 0)))
+			return true;
+		/* The rest of the element: a token68 or the param's value, quoted strings whole. */
+		while (p < end && *p != ',') {
+			if (*p++ != '"')
+				continue;
+			while (p < end && *p != '"')
+				p += *p == '\\' && p + 1 < end ? 2 : 1;
+			if (p < end)
+				p++;
+		}
+	}
+	return false;
+}
+
 int h1_host_normalize(const char *host, size_t len, char *out, size_t cap, uint16_t *port)
 {
 	size_t hlen = len;

@@ -97,6 +97,13 @@ const char *h1_error_text(const struct h1_msg *m, enum h1_result r);
  * (those are hop-by-hop and go no further). */
 bool h1_connection_lists(const struct h1_msg *m, const char *buf, const char *name, size_t len);
 
+/* Whether an Authorization / Proxy-Authorization value (credentials) or a
+ * WWW-Authenticate / Proxy-Authenticate value (a list of challenges) names the
+ * NTLM or Negotiate scheme, in any case. Those authenticate the TCP connection,
+ * not the request (Windows authentication as IIS does it), so a proxy must keep
+ * the server connection for that one client. Quoted auth-params are skipped. */
+bool h1_auth_binds_connection(const char *value, size_t len);
+
 /* Host (or SNI) as routes match it: lower case, no trailing dot, no ":port"
  * (returned in *port, 0 when absent). IPv6 literals keep their brackets.
  * Returns -1 when it is not a host name or address. */

@@ -46,6 +46,17 @@ struct http_msgs {
 	struct h1_msg req, resp;
 };
 
+/* A server connection private to its client connection, kept between that
+ * client's requests: Windows authentication (NTLM, Negotiate) authenticates the
+ * TCP connection, so it must never serve another client, and the client's
+ * next request to the pool goes back to it. Allocated only while one is kept. */
+struct http_private {
+	struct tstream *t;
+	long pool, server;
+	unsigned port;
+	char name[256];                 /* the TLS server name it was opened for, or "" */
+};
+
 struct http_session {
 	struct conn_link link;          /* first: a link is its session */
 	struct conn_home *home;
@@ -88,6 +99,9 @@ struct http_session {
 	uint64_t bytes_in, bytes_out;   /* this request: body bytes up, response bytes down */
 
 	bool srv_reusable;              /* the server may take another request on this connection */
+	bool srv_private;               /* s->srv belongs to this client connection alone: http_srv_private() */
+	bool req_private;               /* this request went over a private server connection (the log says so) */
+	struct http_private *priv;      /* a private server connection waiting for this client's next request */
 	struct plugin_req *plug;        /* the route's plugins' edits for this request; NULL without plugins */
 };
 
@@ -113,6 +127,15 @@ static long http_ms_since(const struct http_session *s, const struct timeval *t)
 	return (now.tv_sec - t->tv_sec) * 1000L + (now.tv_usec - t->tv_usec) / 1000L;
 }
 
+static void http_private_free(struct http_session *s)
+{
+	if (!s->priv)
+		return;
+	tstream_free(s->priv->t);
+	free(s->priv);
+	s->priv = NULL;
+}
+
 /* The one place a session's memory is released. */
 static void http_free(struct http_session *s, const char *outcome)
 {
@@ -123,6 +146,7 @@ static void http_free(struct http_session *s, const char *outcome)
 		event_free(s->timer);
 	tstream_free(s->cli);
 	tstream_free(s->srv);
+	http_private_free(s);
 	free(s->msgs);
 	plugin_req_free(s->plug);
 	conn_snap_unref(s->snap);
@@ -182,6 +206,41 @@ static void http_drop_server(struct http_session *s)
 	http_server_release(s);
 	tstream_free(s->srv);
 	s->srv = NULL;
+	s->srv_private = false;
+}
+
+/* Whether the server connection under way is private to this client connection:
+ * what it carries (an authenticated Windows session, a PROXY header naming this
+ * client) would be wrong on any other server connection, so a request on it is
+ * never sent again elsewhere, and it is never parked for another client. */
+static bool http_srv_private(const struct http_session *s)
+{
+	return s->srv_private;
+}
+
+/* From now on until it closes: a connection does not become shared again. */
+static void http_make_private(struct http_session *s)
+{
+	s->srv_private = true;
+	s->req_private = true;
+}
+
+/* A pool whose server connections are never shared: each is private from its connect. */
+static bool http_pool_private(const struct rules_pool *p)
+{
+	return !p->share_connections;
+}
+
+/* Authorization / Proxy-Authorization (credentials) and WWW-Authenticate /
+ * Proxy-Authenticate (challenges) that make a server connection private. */
+static bool http_auth_header_binds(const char *head, const struct h1_header *h, bool challenge)
+{
+	const char *name = head + h->name.off;
+	bool auth = challenge ? (h->name.len == 16 && strncasecmp(name, "www-authenticate", 16) == 0) ||
+	                                (h->name.len == 18 && strncasecmp(name, "proxy-authenticate", 18) == 0)
+	                      : (h->name.len == 13 && strncasecmp(name, "authorization", 13) == 0) ||
+	                                (h->name.len == 19 && strncasecmp(name, "proxy-authorization", 19) == 0);
+	return auth && h1_auth_binds_connection(head + h->value.off, h->value.len);
 }
 
 /* ---------------------------------------------------------------- idle back-end connections */
@@ -269,11 +328,81 @@ static const char *http_backend_name(const struct http_session *s, const struct 
 	return p->tls.sni ? p->tls.sni : s->host[0] ? s->host : s->sni;
 }
 
+/* A private connection waiting for its client that speaks or closes is done with:
+ * the client's next request to the pool is balanced as usual (and authenticates again). */
+static void http_private_readable(struct tstream *t, void *arg)
+{
+	(void)t;
+	http_private_free(arg);
+}
+
+static void http_private_event(struct tstream *t, enum tstream_event ev, void *arg)
+{
+	(void)t;
+	(void)ev;
+	http_private_free(arg);
+}
+
+/* Keeps the session's private server connection for its client's next request to
+ * the pool, or closes it. One is kept: a private connection to another pool takes
+ * the place of the one before. A draining or disabled server keeps it, as it keeps
+ * any connection open until its client is done. */
+static void http_keep_private(struct http_session *s)
+{
+	http_server_release(s);
+	if (!s->srv_reusable || evbuffer_get_length(tstream_input(s->srv)) > 0 ||
+	    (!s->priv && !(s->priv = calloc(1, sizeof(*s->priv))))) {
+		http_drop_server(s);
+		return;
+	}
+	if (s->priv->t)
+		tstream_free(s->priv->t);
+	struct http_private *v = s->priv;
+	v->t = s->srv;
+	v->pool = s->pool;
+	v->server = s->server;
+	v->port = s->port;
+	const char *name = http_backend_name(s, &s->snap->cfg->pools[s->pool]);
+	http_copy(v->name, sizeof(v->name), name, strlen(name));
+	s->srv = NULL;
+	s->srv_private = false;
+	tstream_setcb(v->t, http_private_readable, NULL, http_private_event, s);
+	tstream_read_enable(v->t, true);
+}
+
+/* The request's pool has a private connection of this client's: the request goes
+ * there, ahead of balancing and the persistence cookie. Returns false when there is
+ * none for this pool, port and server name. */
+static bool http_take_private(struct http_session *s)
+{
+	struct http_private *v = s->priv;
+	if (!v || v->pool != s->pool)
+		return false;
+	const struct rules_pool *p = &s->snap->cfg->pools[s->pool];
+	unsigned port = s->svc->routes[s->route].port ? s->svc->routes[s->route].port : p->servers[v->server].port;
+	if (v->port != port || strcmp(v->name, http_backend_name(s, p)) != 0)
+		return false;
+	http_drop_server(s);
+	s->srv = v->t;
+	s->srv_private = true;
+	s->server = v->server;
+	s->port = v->port;
+	free(v);
+	s->priv = NULL;
+	pool_conn_begin(s->snap->pools, (size_t)s->pool, (size_t)s->server);
+	s->counted = true;
+	return true;
+}
+
 /* Parks the session's server connection for reuse, or closes it. */
 static void http_park_server(struct http_session *s)
 {
 	const struct rules_pool *p = &s->snap->cfg->pools[s->pool];
 	struct http_idle *i = NULL;
+	if (s->srv && http_srv_private(s)) {
+		http_keep_private(s);
+		return;
+	}
 	http_server_release(s);
 	/* A draining or disabled server gets nothing new, kept connections included. */
 	struct conn_home *home = s->home;
@@ -418,10 +547,11 @@ static void http_access_log(struct http_session *s, const char *outcome)
 	long backend_ms = s->srv_start.tv_sec ? http_ms_since(s, &s->srv_start) : -1;
 	log_msg(LOG_INFO,
 	        "http client=%s sni=%s host=%s method=%s path=%s status=%d in=%llu out=%llu route=%s pool=%s "
-	        "server=%s backend_ms=%ld ms=%ld outcome=%s",
+	        "server=%s%s backend_ms=%ld ms=%ld outcome=%s",
 	        s->client, s->sni[0] ? s->sni : "-", s->host[0] ? s->host : "-", s->method[0] ? s->method : "-",
 	        s->path[0] ? s->path : "-", s->status, (unsigned long long)s->bytes_in,
-	        (unsigned long long)s->bytes_out, route, p ? p->name : "-", server, backend_ms,
+	        (unsigned long long)s->bytes_out, route, p ? p->name : "-", server,
+	        s->req_private ? " private=1" : "", backend_ms,
 	        http_ms_since(s, &s->req_start), outcome);
 }
 
@@ -602,6 +732,9 @@ static void http_write_request_head(struct http_session *s, const char *head)
 	for (size_t i = 0; i < q->nheaders; i++) {
 		const struct h1_header *h = &q->headers[i];
 		const char *name = head + h->name.off;
+		/* Windows authentication on this request: the server connection is this client's from now on. */
+		if ((h->name.len == 13 || h->name.len == 19) && http_auth_header_binds(head, h, false))
+			http_make_private(s);
 		if (http_hop_by_hop(name, h->name.len) || http_forwarding_header(name, h->name.len) ||
 		    h1_connection_lists(q, head, name, h->name.len) ||
 		    (s->plug && !plugin_header_kept(s->plug, ONEGATE_REQUEST_HEADERS, name, h->name.len))) {
@@ -664,7 +797,13 @@ static void http_backend_failed(struct http_session *s, const char *why)
 	const struct rules_pool *p = http_pool(s);
 	log_msg(LOG_WARN, "pool %s server %s:%u: %s", p->name, p->servers[s->server].host, s->port, why);
 	pool_server_failed(s->snap->pools, (size_t)s->pool, (size_t)s->server, why);
+	/* What a private connection carried (the client's authentication) is nowhere else. */
+	bool was_private = http_srv_private(s);
 	http_drop_server(s);
+	if (was_private) {
+		http_respond(s, 502, NULL, "server-closed", false);
+		return;
+	}
 	http_connect_next(s);
 }
 
@@ -716,6 +855,8 @@ static void http_start_exchange(struct http_session *s)
 	const char *head = (const char *)evbuffer_pullup(in, (ev_ssize_t)s->req->head_len);
 	s->phase = HP_EXCHANGE;
 	event_base_gettimeofday_cached(s->home->base, &s->srv_start);
+	if (http_pool_private(http_pool(s)))
+		http_make_private(s);
 	http_write_request_head(s, head);
 	evbuffer_drain(in, s->req->head_len);
 	tstream_set_low_mark(s->srv, HTTP_RELAY_MAX / 2);
@@ -921,9 +1062,14 @@ static void http_write_response_head(struct http_session *s, const char *head)
 	/* HTTP/1.1 whatever the server's version: the rest of the line as it came. */
 	HTTP_PUT_LIT(&o, "HTTP/1.1 ");
 	struct http_run run = { r->status_rest.off, r->nheaders ? r->headers[0].name.off : r->head_len - 2 };
+	bool challenge = s->status == 401 || s->status == 407;
 	for (size_t i = 0; i < r->nheaders; i++) {
 		const struct h1_header *h = &r->headers[i];
 		const char *name = head + h->name.off;
+		/* A challenge to NTLM or Negotiate: the handshake's next legs and the session it
+		 * opens belong to this server connection, so only this client may use it. */
+		if (challenge && http_auth_header_binds(head, h, true))
+			http_make_private(s);
 		bool upgrade = s->status == 101 && h->name.len == 7 && strncasecmp(name, "upgrade", 7) == 0;
 		if (!upgrade && (http_hop_by_hop(name, h->name.len) || h1_connection_lists(r, head, name, h->name.len) ||
 		                 (s->plug && !plugin_header_kept(s->plug, ONEGATE_RESPONSE_HEADERS, name, h->name.len)))) {
@@ -1226,6 +1372,11 @@ static void http_route_request(struct http_session *s, const char *head)
 	s->ntried = 0;
 	s->cookie_server = p->balance == RULES_BALANCE_COOKIE ? http_cookie_server(s, head) : -1;
 	tstream_read_enable(s->cli, false);
+	if (http_take_private(s)) {
+		tstream_setcb(s->srv, http_srv_readable, http_srv_drained, http_srv_event, s);
+		http_start_exchange(s);
+		return;
+	}
 	http_connect_next(s);
 }
 
@@ -1243,6 +1394,7 @@ static int http_request_reset(struct http_session *s)
 	s->req_done = s->resp_head_done = s->resp_done = s->upgrade = s->head_request = false;
 	s->status = 0;
 	s->srv_reusable = false;
+	s->req_private = false;
 	plugin_req_free(s->plug);
 	s->plug = NULL;
 	s->bytes_in = s->bytes_out = 0;

@@ -711,6 +711,7 @@ static const struct rules_key rules_pool_keys[] = {
 	{ "name", rules_set_string, offsetof(struct rules_pool, name), "name = \"NAME\";" },
 	{ "servers", rules_set_servers, 0, "servers = ( \"host:port\" );" },
 	{ "proxy_protocol", rules_set_proxy_protocol, offsetof(struct rules_pool, proxy_protocol), NULL },
+	{ "share_connections", rules_set_bool, offsetof(struct rules_pool, share_connections), NULL },
 	{ "connect_timeout", rules_set_duration, offsetof(struct rules_pool, connect_timeout_ms), NULL },
 	{ "idle_timeout", rules_set_duration, offsetof(struct rules_pool, idle_timeout_ms), NULL },
 	{ "tls", rules_set_pool_tls, offsetof(struct rules_pool, tls), NULL },
@@ -1140,6 +1141,7 @@ static void rules_pool_read(struct rules_load *L, const config_setting_t *list, 
 	p->line = config_setting_source_line(s);
 	p->connect_timeout_ms = L->connect_ms;
 	p->idle_timeout_ms = L->idle_ms;
+	p->share_connections = true;
 	if (!rules_is_group(L, s, "pools"))
 		return;
 	rules_section_apply_from(L, s, &rules_pool_section, p, rules_template_of(L, s));

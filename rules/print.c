@@ -48,6 +48,8 @@ static void rules_print_pool(FILE *out, const struct rules_pool *p)
 	rules_print_ms(out, "idle_timeout", p->idle_timeout_ms);
 	if (p->proxy_protocol)
 		fprintf(out, " proxy_protocol = %d;", p->proxy_protocol);
+	if (!p->share_connections)
+		fprintf(out, " share_connections = false;");
 	if (p->source.len)
 		fprintf(out, " source = \"%s\";", p->source.text);
 	fprintf(out, "  # line %d\n    servers = (", p->line);

@@ -140,6 +140,8 @@ struct rules_pool {
 	struct rules_server *servers;
 	size_t nservers;
 	int proxy_protocol;             /* 0 (off), 1 or 2: PROXY header sent to the back end */
+	bool share_connections;         /* HTTP: a server connection may serve other clients after one
+	                                 * (default true); false: each is private to its client connection */
 	unsigned connect_timeout_ms;    /* back-end connect */
 	unsigned idle_timeout_ms;       /* relay: no byte either way for this long closes */
 	struct rules_pool_tls tls;

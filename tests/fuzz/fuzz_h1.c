@@ -35,6 +35,8 @@ static void fuzz_head(const char *p, size_t n, size_t cut, int request)
 	}
 	if (request && (a.path.off + a.path.len > a.head_len || a.target.off + a.target.len > a.head_len))
 		abort();
+	for (size_t i = 0; i < a.nheaders; i++)
+		h1_auth_binds_connection(p + a.headers[i].value.off, a.headers[i].value.len);
 	if (a.has_host) {
 		char out[256];
 		uint16_t port;

@@ -201,6 +201,32 @@ TEST(H1, Responses)
 	EXPECT_TRUE(m.no_body) << "the answer to HEAD has no body whatever it says";
 }
 
+TEST(H1, AuthSchemesThatBindTheConnection)
+{
+	auto binds = [](const std::string &v) { return h1_auth_binds_connection(v.data(), v.size()); };
+	// credentials
+	EXPECT_TRUE(binds("NTLM TlRMTVNTUAABAAAAB4IIogAAAAAAAAAAAAAAAAAAAAAGAbEdAAAADw=="));
+	EXPECT_TRUE(binds("Negotiate YIIGhgYGKwYBBQUCoIIGejCCBnag"));
+	EXPECT_TRUE(binds("negotiate abc"));
+	EXPECT_TRUE(binds("NTLM"));
+	EXPECT_FALSE(binds("Basic dXNlcjpwYXNz"));
+	EXPECT_FALSE(binds("Bearer eyJhbGciOi.NTLM.x"));
+	EXPECT_FALSE(binds("NTLMv2 abc"));
+	EXPECT_FALSE(binds("XNTLM abc"));
+	EXPECT_FALSE(binds(""));
+	// challenges, one or several per header
+	EXPECT_TRUE(binds("Negotiate, NTLM"));
+	EXPECT_TRUE(binds("Basic realm=\"mail\", charset=\"UTF-8\", NTLM"));
+	EXPECT_TRUE(binds("Basic realm=\"a, NTLM\" , Negotiate"));
+	EXPECT_FALSE(binds("Basic realm=\"NTLM\""));
+	EXPECT_FALSE(binds("Basic realm=\"x, Negotiate\""));
+	EXPECT_FALSE(binds("Basic realm=NTLM"));
+	EXPECT_FALSE(binds("Bearer realm=\"x\", error=\"invalid_token\", negotiate=1"));
+	EXPECT_FALSE(binds("Basic realm=\"a\\\"NTLM\""));
+	EXPECT_TRUE(binds("\tNTLM"));
+	EXPECT_FALSE(binds("\"NTLM\""));
+}
+
 TEST(H1, HostNormalize)
 {
 	char out[256];

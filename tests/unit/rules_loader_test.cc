@@ -221,7 +221,7 @@ onegat = { };
 	                  // A group's own keys are checked before the groups inside it.
 	                  "t.conf:6: unknown key \"onegat\" at top level; did you mean \"onegate\"?",
 	                  "t.conf:2: unknown key \"colour\" in pool; known keys: name, servers, proxy_protocol, "
-	                  "connect_timeout, idle_timeout, tls, source, balance, cookie, health, template",
+	                  "share_connections, connect_timeout, idle_timeout, tls, source, balance, cookie, health, template",
 	                  "t.conf:2: unknown key \"conect_timeout\" in pool; did you mean \"connect_timeout\"?",
 	                  "t.conf:4: unknown key \"pol\" in route; did you mean \"pool\" or \"port\"?",
 	                  "t.conf:5: unknown key \"rejct\" in default; did you mean \"reject\"?",
