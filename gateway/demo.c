@@ -42,6 +42,7 @@ static struct demo_backend demo_backends[] = {
 	{ "adfs-2", "adfs", "adfs", 19102, -1, NULL, 0 },
 	{ "lab-1", "lab", "lab", 19103, -1, NULL, 0 },
 	{ "apps-1", "apps", "apps", 19104, -1, NULL, 0 },
+	{ "mail-1", "mail", "mail", 19105, -1, NULL, 0 },
 };
 #define DEMO_NBACKENDS (sizeof(demo_backends) / sizeof(demo_backends[0]))
 
@@ -153,11 +154,13 @@ static int demo_make_pki(const char *state)
 	static const char *const adfs[] = { "sts.contoso.test" };
 	static const char *const lab[] = { "*.home.test", "lab.test" };
 	static const char *const apps[] = { "*.apps.test" };
+	static const char *const mail[] = { "exch1.contoso.test" };
 	static const char *const gateway[] = { "mail.contoso.test", "lyncdiscover.contoso.test" };
 	const struct certs_leaf_spec leaves[] = {
 		{ "adfs", adfs, 1, CERTS_KEY_ECDSA_P256, 30 },
 		{ "lab", lab, 2, CERTS_KEY_ECDSA_P256, 30 },
 		{ "apps", apps, 1, CERTS_KEY_RSA2048, 30 },
+		{ "mail", mail, 1, CERTS_KEY_ECDSA_P256, 30 },
 		{ "gateway", gateway, 2, CERTS_KEY_ECDSA_P256, 90 },
 	};
 	char err[512];

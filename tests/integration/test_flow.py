@@ -111,7 +111,7 @@ services = ( { name = "s"; listen = [ "127.0.0.1:%d" ]; routes = ( { sni = "floo
 class Demo(unittest.TestCase):
     def test_every_printed_curl_line_answers(self):
         require_binary()
-        for p in [8443, 8080, 8404, 19101, 19102, 19103, 19104]:
+        for p in [8443, 8080, 8404, 19101, 19102, 19103, 19104, 19105]:
             s = socket.socket()
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)   # TIME_WAIT from a previous run is fine
             try:
@@ -137,15 +137,25 @@ class Demo(unittest.TestCase):
             r = subprocess.run(line, shell=True, capture_output=True, text=True, timeout=20)
             self.assertEqual(r.returncode, 0, line + "\n" + r.stderr)
             answers.append(r.stdout)
-        self.assertRegex(answers[0], r'back end "adfs-[12]" \(pool adfs\).*SNI was "sts.contoso.test"')
-        self.assertRegex(answers[1], r'back end "lab-1" \(pool lab\).*SNI was "nas.home.test"')
-        self.assertRegex(answers[2], r'back end "apps-1" \(pool apps\).*SNI was "app42.apps.test"')
-        self.assertRegex(answers[3], r'back end "apps-1" \(pool apps\).*SNI was "app1.apps.test"')
-        self.assertRegex(answers[4], r'back end "apps-1" \(pool apps\).*SNI was "app1.apps.test"')
+        # Each line's comment names the pool it goes to; the back end that answers is that pool's own.
+        comments = [l.strip() for l in text.splitlines() if l.strip().startswith("# ")]
+        want = []
+        for c in comments[:len(lines)]:
+            m = re.search(r"-> pool (\w+)", c)
+            want.append(m.group(1) if m else None)
+        self.assertEqual(want[:5], ["adfs", "lab", "apps", "mail", "mail"], comments)
+        for line, answer, pool in zip(lines[:5], answers[:5], want[:5]):
+            self.assertRegex(answer, r'back end "%s-[12]" \(pool %s\)' % (pool, pool), line)
+        self.assertRegex(answers[0], r'SNI was "sts.contoso.test"')
+        self.assertRegex(answers[1], r'SNI was "nas.home.test"')
+        self.assertRegex(answers[2], r'SNI was "app42.apps.test"')
+        # re-encrypted: the gateway names the mail back end it verifies
+        self.assertRegex(answers[3], r'SNI was "exch1.contoso.test"')
+        self.assertRegex(answers[4], r'SNI was "exch1.contoso.test"')
         self.assertRegex(answers[5], r"^HTTP/1.1 301 (.|\n)*Location: https://mail.contoso.test/owa/")
         # the health checks have run: both AD FS servers answered their probe
-        self.assertRegex(answers[6], r"adfs\s+127.0.0.1:19101\s+up .*HTTP 200 on /adfs/probe")
-        self.assertRegex(answers[6], r"mail\s+127.0.0.1:19104\s+up .*HTTP 200 on /owa/healthcheck.htm")
+        self.assertRegex(answers[6], r"adfs\s+adfs-1\s+up .*HTTP 200 on /adfs/probe")
+        self.assertRegex(answers[6], r"mail\s+mail-1\s+up .*HTTP 200 on /owa/healthcheck.htm")
         proc.terminate()
         self.assertEqual(proc.wait(15), 0)
 
