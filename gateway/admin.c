@@ -20,9 +20,23 @@
 #include "log.h"
 #include "pool.h"
 #include "state.h"
+#include "stats.h"
 
 /* A string literal, its length counted by the compiler. */
 #define ADMIN_LIT(b, s) evbuffer_add((b), s, sizeof(s) - 1)
+
+/* How long a POST /api/reload waits for its outcome (certificates of many services take a while). */
+#define ADMIN_RELOAD_WAIT_S 25
+
+/* A POST /api/reload waiting for the outcome of a reload that began after it. */
+struct admin_wait {
+	struct admin_wait *next;
+	struct admin *ad;
+	struct evhttp_request *req;
+	struct event *timer;
+	uint64_t want;                  /* the first reload number that answers it */
+	bool text;
+};
 
 struct admin {
 	struct event_base *base;
@@ -31,6 +45,9 @@ struct admin {
 	struct pool_table *table;
 	char token[ADMIN_TOKEN_MAX];    /* "" : no token asked */
 	time_t started;
+	admin_reloads_fn reloads_begun;
+	void *reloads_arg;
+	struct admin_wait *waits;
 };
 
 /* ---------------------------------------------------------------- token */
@@ -166,6 +183,131 @@ static void admin_json_str(struct evbuffer *b, const char *s)
 	ADMIN_LIT(b, "\"");
 }
 
+/* ---------------------------------------------------------------- live numbers */
+
+/* The chart: requests per second in 10-second steps over the ring's 10 minutes. */
+#define ADMIN_CHART_STEP_S 10
+#define ADMIN_CHART_POINTS (STATS_RING_S / ADMIN_CHART_STEP_S)
+
+/* The latest state change among a pool's servers (0: never). */
+static int64_t admin_pool_changed(const struct pool_table *t, size_t p)
+{
+	const struct rules_pool *rp = &pool_table_config(t)->pools[p];
+	int64_t last = 0;
+	for (size_t i = 0; i < rp->nservers; i++) {
+		struct pool_server_view v;
+		pool_server_view(t, p, i, &v);
+		if (v.last_change > last)
+			last = v.last_change;
+	}
+	return last;
+}
+
+static int64_t admin_service_changed(const struct pool_table *t, const struct rules_service *svc)
+{
+	int64_t last = 0;
+	for (size_t r = 0; r < svc->nroutes; r++) {
+		int64_t c = svc->routes[r].pool >= 0 ? admin_pool_changed(t, (size_t)svc->routes[r].pool) : 0;
+		if (c > last)
+			last = c;
+	}
+	return last;
+}
+
+static void admin_json_num(struct evbuffer *b, double v)
+{
+	if (v < 0)
+		ADMIN_LIT(b, "null");
+	else
+		evbuffer_add_printf(b, "%.6g", v);
+}
+
+/* "live": the last minute's numbers and the 10 minutes' series. */
+static void admin_live_json(struct evbuffer *b, const struct stats_ring *r, int64_t last_change)
+{
+	struct stats_live l;
+	stats_ring_live(r, STATS_WINDOW_S, &l);
+	evbuffer_add_printf(b, ",\"last_change\":%lld,\"live\":{\"window_s\":%.1f,\"rps\":%.6g,\"in_bps\":%.6g,"
+	                       "\"out_bps\":%.6g,\"error_rate\":%.6g,\"p50_ms\":",
+	                    (long long)last_change, l.span_s, l.rps, l.in_bps, l.out_bps, l.error_rate);
+	admin_json_num(b, l.p50_ms);
+	ADMIN_LIT(b, ",\"p99_ms\":");
+	admin_json_num(b, l.p99_ms);
+	double rps[ADMIN_CHART_POINTS], eps[ADMIN_CHART_POINTS];
+	stats_ring_series(r, ADMIN_CHART_STEP_S, ADMIN_CHART_POINTS, rps, eps);
+	evbuffer_add_printf(b, ",\"open\":%u,\"history\":{\"step_s\":%d,\"rps\":[", l.open, ADMIN_CHART_STEP_S);
+	for (size_t i = 0; i < ADMIN_CHART_POINTS; i++) {
+		evbuffer_add(b, ",", i ? 1 : 0);
+		admin_json_num(b, rps[i]);
+	}
+	ADMIN_LIT(b, "],\"errors\":[");
+	for (size_t i = 0; i < ADMIN_CHART_POINTS; i++) {
+		evbuffer_add(b, ",", i ? 1 : 0);
+		admin_json_num(b, eps[i]);
+	}
+	ADMIN_LIT(b, "]}}");
+}
+
+/* Short forms for a table cell. */
+static void admin_fmt_rate(char *out, size_t len, double v)
+{
+	if (v <= 0)
+		snprintf(out, len, "0");
+	else if (v < 10)
+		snprintf(out, len, "%.2f", v);
+	else if (v < 1000)
+		snprintf(out, len, "%.0f", v);
+	else
+		snprintf(out, len, "%.1fk", v / 1000);
+}
+
+static void admin_fmt_bytes(char *out, size_t len, double v)
+{
+	if (v < 1000)
+		snprintf(out, len, "%.0f B/s", v);
+	else if (v < 1e6)
+		snprintf(out, len, "%.1f kB/s", v / 1e3);
+	else if (v < 1e9)
+		snprintf(out, len, "%.1f MB/s", v / 1e6);
+	else
+		snprintf(out, len, "%.2f GB/s", v / 1e9);
+}
+
+static void admin_fmt_ms(char *out, size_t len, double ms)
+{
+	if (ms < 0)
+		snprintf(out, len, "-");
+	else if (ms < 10)
+		snprintf(out, len, "%.2f ms", ms);
+	else if (ms < 1000)
+		snprintf(out, len, "%.0f ms", ms);
+	else
+		snprintf(out, len, "%.2f s", ms / 1000);
+}
+
+static void admin_fmt_errors(char *out, size_t len, const struct stats_live *l)
+{
+	if (!l->requests)
+		snprintf(out, len, "-");
+	else
+		snprintf(out, len, "%.1f%%", l->error_rate * 100);
+}
+
+static void admin_fmt_ago(char *out, size_t len, int64_t when)
+{
+	long long d = (long long)time(NULL) - when;
+	if (!when)
+		snprintf(out, len, "never");
+	else if (d < 120)
+		snprintf(out, len, "%lld s ago", d < 0 ? 0 : d);
+	else if (d < 7200)
+		snprintf(out, len, "%lld min ago", d / 60);
+	else if (d < 172800)
+		snprintf(out, len, "%lld h ago", d / 3600);
+	else
+		snprintf(out, len, "%lld d ago", d / 86400);
+}
+
 static void admin_status_json(const struct admin *ad, struct evbuffer *b)
 {
 	const struct pool_table *t = ad->table;
@@ -177,8 +319,10 @@ static void admin_status_json(const struct admin *ad, struct evbuffer *b)
 		const struct rules_service *svc = &cfg->services[s];
 		evbuffer_add_printf(b, "%s{\"name\":", s ? "," : "");
 		admin_json_str(b, svc->name);
-		evbuffer_add_printf(b, ",\"mode\":\"%s\",\"state\":\"%s\",\"listen\":[", admin_mode(svc->mode),
+		evbuffer_add_printf(b, ",\"mode\":\"%s\",\"state\":\"%s\"", admin_mode(svc->mode),
 		                    admin_service_state(t, svc));
+		admin_live_json(b, pool_service_ring(t, s), admin_service_changed(t, svc));
+		ADMIN_LIT(b, ",\"listen\":[");
 		for (size_t a = 0; a < svc->nlisten; a++) {
 			evbuffer_add(b, a ? "," : "", a ? 1 : 0);
 			admin_json_str(b, svc->listen[a].text);
@@ -207,9 +351,10 @@ static void admin_status_json(const struct admin *ad, struct evbuffer *b)
 		const char *st = admin_pool_state(t, p, &up);
 		evbuffer_add_printf(b, "%s{\"name\":", p ? "," : "");
 		admin_json_str(b, rp->name);
-		evbuffer_add_printf(b, ",\"state\":\"%s\",\"servers_up\":%zu,\"balance\":\"%s\",\"check\":\"%s\","
-		                    "\"servers\":[",
+		evbuffer_add_printf(b, ",\"state\":\"%s\",\"servers_up\":%zu,\"balance\":\"%s\",\"check\":\"%s\"",
 		                    st, up, admin_balance(rp->balance), admin_check_type(rp->health.type));
+		admin_live_json(b, pool_ring(t, p), admin_pool_changed(t, p));
+		ADMIN_LIT(b, ",\"servers\":[");
 		for (size_t i = 0; i < rp->nservers; i++) {
 			const struct rules_server *sv = &rp->servers[i];
 			struct pool_server_view v;
@@ -220,12 +365,12 @@ static void admin_status_json(const struct admin *ad, struct evbuffer *b)
 			admin_json_str(b, sv->addr.text);
 			evbuffer_add_printf(b,
 			                    ",\"state\":\"%s\",\"weight\":%u,\"backup\":%s,\"active\":%u,\"connections\":%llu,"
-			                    "\"requests\":%llu,\"errors\":%llu,\"failures\":%llu,\"last_change\":%lld,"
-			                    "\"last_check\":",
+			                    "\"requests\":%llu,\"errors\":%llu,\"failures\":%llu",
 			                    v.state, sv->weight, sv->backup ? "true" : "false", v.active,
 			                    (unsigned long long)v.connections, (unsigned long long)v.requests,
-			                    (unsigned long long)v.errors, (unsigned long long)v.failures,
-			                    (long long)v.last_change);
+			                    (unsigned long long)v.errors, (unsigned long long)v.failures);
+			admin_live_json(b, pool_server_ring(t, p, i), v.last_change);
+			ADMIN_LIT(b, ",\"last_check\":");
 			admin_json_str(b, v.last_check);
 			ADMIN_LIT(b, "}");
 		}
@@ -234,31 +379,46 @@ static void admin_status_json(const struct admin *ad, struct evbuffer *b)
 	ADMIN_LIT(b, "]}\n");
 }
 
-/* The terminal table `onegate status` prints. */
+/* The terminal table `onegate status` prints: states, then the last minute. */
 static void admin_status_text(const struct admin *ad, struct evbuffer *b)
 {
 	const struct pool_table *t = ad->table;
 	const struct rules_config *cfg = pool_table_config(t);
-	evbuffer_add_printf(b, "onegate %s, rules %s, up %lld s\n\n", ONEGATE_VERSION, cfg->path,
-	                    (long long)(time(NULL) - ad->started));
-	evbuffer_add_printf(b, "%-24s %-12s %-9s %s\n", "SERVICE", "MODE", "STATE", "LISTEN");
+	char rps[16], err[16], p50[16], p99[16], in[24], out[24];
+	struct stats_live l;
+	evbuffer_add_printf(b, "onegate %s, rules %s, up %lld s; rates over the last minute\n\n", ONEGATE_VERSION,
+	                    cfg->path, (long long)(time(NULL) - ad->started));
+	evbuffer_add_printf(b, "%-24s %-12s %-9s %6s %8s %6s %9s %9s %11s %11s  %s\n", "SERVICE", "MODE", "STATE", "OPEN",
+	                    "REQ/S", "ERR", "P50", "P99", "IN", "OUT", "LISTEN");
 	for (size_t s = 0; s < cfg->nservices; s++) {
 		const struct rules_service *svc = &cfg->services[s];
-		evbuffer_add_printf(b, "%-24s %-12s %-9s", svc->name, admin_mode(svc->mode), admin_service_state(t, svc));
+		stats_ring_live(pool_service_ring(t, s), STATS_WINDOW_S, &l);
+		admin_fmt_rate(rps, sizeof(rps), l.rps);
+		admin_fmt_errors(err, sizeof(err), &l);
+		admin_fmt_ms(p50, sizeof(p50), l.p50_ms);
+		admin_fmt_ms(p99, sizeof(p99), l.p99_ms);
+		admin_fmt_bytes(in, sizeof(in), l.in_bps);
+		admin_fmt_bytes(out, sizeof(out), l.out_bps);
+		evbuffer_add_printf(b, "%-24s %-12s %-9s %6u %8s %6s %9s %9s %11s %11s ", svc->name, admin_mode(svc->mode),
+		                    admin_service_state(t, svc), l.open, rps, err, p50, p99, in, out);
 		for (size_t a = 0; a < svc->nlisten; a++)
 			evbuffer_add_printf(b, " %s", svc->listen[a].text);
 		ADMIN_LIT(b, "\n");
 	}
-	evbuffer_add_printf(b, "\n%-20s %-28s %-10s %6s %9s %7s  %s\n", "POOL", "SERVER", "STATE", "ACTIVE", "REQUESTS",
-	                    "ERRORS", "LAST CHECK");
+	evbuffer_add_printf(b, "\n%-20s %-28s %-10s %6s %9s %7s %8s %6s %9s  %s\n", "POOL", "SERVER", "STATE", "ACTIVE",
+	                    "REQUESTS", "ERRORS", "REQ/S", "ERR", "P99", "LAST CHECK");
 	for (size_t p = 0; p < cfg->npools; p++) {
 		const struct rules_pool *rp = &cfg->pools[p];
 		for (size_t i = 0; i < rp->nservers; i++) {
 			struct pool_server_view v;
 			pool_server_view(t, p, i, &v);
-			evbuffer_add_printf(b, "%-20s %-28s %-10s %6u %9llu %7llu  %s\n", rp->name, rp->servers[i].name, v.state,
-			                    v.active, (unsigned long long)v.requests, (unsigned long long)v.errors,
-			                    v.last_check[0] ? v.last_check : "-");
+			stats_ring_live(pool_server_ring(t, p, i), STATS_WINDOW_S, &l);
+			admin_fmt_rate(rps, sizeof(rps), l.rps);
+			admin_fmt_errors(err, sizeof(err), &l);
+			admin_fmt_ms(p99, sizeof(p99), l.p99_ms);
+			evbuffer_add_printf(b, "%-20s %-28s %-10s %6u %9llu %7llu %8s %6s %9s  %s\n", rp->name,
+			                    rp->servers[i].name, v.state, v.active, (unsigned long long)v.requests,
+			                    (unsigned long long)v.errors, rps, err, p99, v.last_check[0] ? v.last_check : "-");
 		}
 	}
 }
@@ -330,6 +490,28 @@ static void admin_metrics(const struct admin *ad, struct evbuffer *b)
 			evbuffer_free(fam[k]);
 		}
 	}
+	ADMIN_LIT(b, "# HELP onegate_pool_request_duration_seconds HTTP requests routed to the pool, from their first "
+	             "byte to their answer's last\n# TYPE onegate_pool_request_duration_seconds histogram\n");
+	for (size_t p = 0; p < cfg->npools; p++) {
+		uint64_t buckets[STATS_NBUCKETS], sum_us, count, cum = 0;
+		pool_latency_histogram(t, p, buckets, &sum_us, &count);
+		for (size_t i = 0; i < STATS_NBUCKETS; i++) {
+			cum += buckets[i];
+			ADMIN_LIT(b, "onegate_pool_request_duration_seconds_bucket{pool=\"");
+			admin_label(b, cfg->pools[p].name);
+			if (i == STATS_NBUCKETS - 1)
+				evbuffer_add_printf(b, "\",le=\"+Inf\"} %llu\n", (unsigned long long)cum);
+			else
+				evbuffer_add_printf(b, "\",le=\"%g\"} %llu\n", (double)stats_bucket_us[i] / 1e6,
+				                    (unsigned long long)cum);
+		}
+		ADMIN_LIT(b, "onegate_pool_request_duration_seconds_sum{pool=\"");
+		admin_label(b, cfg->pools[p].name);
+		evbuffer_add_printf(b, "\"} %.6f\n", (double)sum_us / 1e6);
+		ADMIN_LIT(b, "onegate_pool_request_duration_seconds_count{pool=\"");
+		admin_label(b, cfg->pools[p].name);
+		evbuffer_add_printf(b, "\"} %llu\n", (unsigned long long)count);
+	}
 }
 
 /* ---------------------------------------------------------------- the page */
@@ -356,6 +538,84 @@ static const char *admin_color(const char *state)
 	return "warn";      /* degraded, draining, disabled, unchecked */
 }
 
+/* The last 10 minutes as a small inline chart, drawn here: no script, no outside asset.
+ * Requests per second as a filled blue line, errors per second in red, on one scale. */
+static void admin_chart(struct evbuffer *b, const struct stats_ring *r)
+{
+	enum { W = 150, H = 32 };
+	double rps[ADMIN_CHART_POINTS], eps[ADMIN_CHART_POINTS], peak = 0;
+	stats_ring_series(r, ADMIN_CHART_STEP_S, ADMIN_CHART_POINTS, rps, eps);
+	size_t first = ADMIN_CHART_POINTS;
+	for (size_t i = 0; i < ADMIN_CHART_POINTS; i++) {
+		if (rps[i] < 0)
+			continue;
+		if (first == ADMIN_CHART_POINTS)
+			first = i;
+		if (rps[i] > peak)
+			peak = rps[i];
+	}
+	char top[16];
+	admin_fmt_rate(top, sizeof(top), peak);
+	evbuffer_add_printf(b, "<svg class=chart width=%d height=%d viewBox=\"0 0 %d %d\" role=img>"
+	                       "<title>requests per second (red: errors) in %d s steps over the last %d minutes; "
+	                       "peak %s/s</title><rect width=%d height=%d fill=\"#f4f6f8\"/>",
+	                    W, H, W, H, ADMIN_CHART_STEP_S, STATS_RING_S / 60, top, W, H);
+	if (first == ADMIN_CHART_POINTS) {
+		ADMIN_LIT(b, "</svg>");
+		return;
+	}
+	double scale = peak > 0 ? (H - 3) / peak : 0, step = (double)W / (ADMIN_CHART_POINTS - 1);
+	evbuffer_add_printf(b, "<polygon fill=\"#bbdefb\" points=\"%.1f,%d", first * step, H);
+	for (size_t i = first; i < ADMIN_CHART_POINTS; i++)
+		evbuffer_add_printf(b, " %.1f,%.1f", i * step, H - rps[i] * scale);
+	evbuffer_add_printf(b, " %d,%d\"/><polyline fill=none stroke=\"#1565c0\" stroke-width=1.5 points=\"", W, H);
+	for (size_t i = first; i < ADMIN_CHART_POINTS; i++)
+		evbuffer_add_printf(b, "%s%.1f,%.1f", i > first ? " " : "", i * step, H - 1 - rps[i] * scale);
+	ADMIN_LIT(b, "\"/>");
+	bool errors = false;
+	for (size_t i = first; i < ADMIN_CHART_POINTS; i++)
+		errors = errors || eps[i] > 0;
+	if (errors) {
+		ADMIN_LIT(b, "<polyline fill=none stroke=\"#c62828\" stroke-width=1.5 points=\"");
+		for (size_t i = first; i < ADMIN_CHART_POINTS; i++)
+			evbuffer_add_printf(b, "%s%.1f,%.1f", i > first ? " " : "", i * step, H - 1 - eps[i] * scale);
+		ADMIN_LIT(b, "\"/>");
+	}
+	evbuffer_add_printf(b, "<text x=2 y=9 font-size=8 fill=\"#555\">%s/s</text></svg>", top);
+}
+
+/* The last minute's numbers, the chart and the last state change, as table cells. */
+static void admin_live_cells(struct evbuffer *b, const struct stats_ring *r, int64_t changed)
+{
+	struct stats_live l;
+	char rps[16], err[16], p50[16], p99[16], in[24], out[24], ago[32];
+	stats_ring_live(r, STATS_WINDOW_S, &l);
+	admin_fmt_rate(rps, sizeof(rps), l.rps);
+	admin_fmt_errors(err, sizeof(err), &l);
+	admin_fmt_ms(p50, sizeof(p50), l.p50_ms);
+	admin_fmt_ms(p99, sizeof(p99), l.p99_ms);
+	admin_fmt_bytes(in, sizeof(in), l.in_bps);
+	admin_fmt_bytes(out, sizeof(out), l.out_bps);
+	admin_fmt_ago(ago, sizeof(ago), changed);
+	evbuffer_add_printf(b, "<td class=\"n rps\">%s</td><td class=\"n%s\">%s</td><td class=n>%s</td><td class=n>%s</td>"
+	                       "<td class=n>%s</td><td class=n>%s</td><td class=n>%u</td><td>",
+	                    rps, l.errors ? " bad" : "", err, p50, p99, in, out, l.open);
+	admin_chart(b, r);
+	ADMIN_LIT(b, "</td><td");
+	if (changed) {
+		char when[40];
+		time_t tt = (time_t)changed;
+		struct tm tm;
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", gmtime_r(&tt, &tm));
+		evbuffer_add_printf(b, " title=\"%s\"", when);
+	}
+	evbuffer_add_printf(b, ">%s</td>", ago);
+}
+
+#define ADMIN_LIVE_HEADS "<th class=n>req/s</th><th class=n>errors</th><th class=n>p50</th><th class=n>p99</th>" \
+                         "<th class=n>in</th><th class=n>out</th><th class=n>open</th><th>last 10 min</th>" \
+                         "<th>changed</th>"
+
 static void admin_page(const struct admin *ad, struct evbuffer *b)
 {
 	const struct pool_table *t = ad->table;
@@ -367,23 +627,28 @@ static void admin_page(const struct admin *ad, struct evbuffer *b)
 	    "body{font-family:system-ui,sans-serif;margin:1em;color:#222}"
 	    "h1{font-size:1.3em}h2{font-size:1.1em;margin-top:1.5em}"
 	    "table{border-collapse:collapse;width:100%%;margin-bottom:1em}"
-	    "th,td{text-align:left;padding:.35em .5em;border-bottom:1px solid #ddd;font-size:.9em}"
+	    "th,td{text-align:left;padding:.35em .5em;border-bottom:1px solid #ddd;font-size:.9em;white-space:nowrap}"
+	    "td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}td.bad{color:#c62828;font-weight:bold}"
+	    "tr.all td{background:#f4f6f8;font-weight:bold}svg.chart{display:block}"
 	    ".st{font-weight:bold;border-radius:.3em;padding:.15em .5em;color:#fff}"
 	    ".up{background:#2e7d32}.warn{background:#ef8f00}.down{background:#c62828}"
 	    ".wrap{overflow-x:auto}small{color:#666}"
 	    "</style></head><body><h1>onegate</h1><small>version %s &middot; rules ", ONEGATE_VERSION);
 	admin_html(b, cfg->path);
-	evbuffer_add_printf(b, " &middot; up %lld s &middot; refreshes every 5 s</small>",
+	evbuffer_add_printf(b, " &middot; up %lld s &middot; numbers over the last minute, chart over the last 10 "
+	                       "minutes &middot; refreshes every 5 s</small>",
 	                    (long long)(time(NULL) - ad->started));
 	ADMIN_LIT(b, "<h2>Services</h2><div class=wrap><table><tr><th>Service</th><th>State</th><th>Mode</th>"
-	                "<th>Listen</th><th>Routes</th></tr>");
+	             ADMIN_LIVE_HEADS "<th>Listen</th><th>Routes</th></tr>");
 	for (size_t s = 0; s < cfg->nservices; s++) {
 		const struct rules_service *svc = &cfg->services[s];
 		const char *st = admin_service_state(t, svc);
 		ADMIN_LIT(b, "<tr><td>");
 		admin_html(b, svc->name);
-		evbuffer_add_printf(b, "</td><td><span class=\"st %s\">%s</span></td><td>%s</td><td>", admin_color(st), st,
+		evbuffer_add_printf(b, "</td><td><span class=\"st %s\">%s</span></td><td>%s</td>", admin_color(st), st,
 		                    admin_mode(svc->mode));
+		admin_live_cells(b, pool_service_ring(t, s), admin_service_changed(t, svc));
+		ADMIN_LIT(b, "<td>");
 		for (size_t a = 0; a < svc->nlisten; a++) {
 			admin_html(b, svc->listen[a].text);
 			ADMIN_LIT(b, "<br>");
@@ -404,13 +669,25 @@ static void admin_page(const struct admin *ad, struct evbuffer *b)
 		const struct rules_pool *rp = &cfg->pools[p];
 		size_t up;
 		const char *st = admin_pool_state(t, p, &up);
-		ADMIN_LIT(b, "<div class=wrap><table><tr><th colspan=7>");
+		unsigned long long reqs = 0, errs = 0, fails = 0;
+		for (size_t i = 0; i < rp->nservers; i++) {
+			struct pool_server_view v;
+			pool_server_view(t, p, i, &v);
+			reqs += v.requests;
+			errs += v.errors;
+			fails += v.failures;
+		}
+		ADMIN_LIT(b, "<div class=wrap><table><tr><th colspan=15>");
 		admin_html(b, rp->name);
 		evbuffer_add_printf(b, " <span class=\"st %s\">%s</span> <small>%zu of %zu up &middot; %s &middot; check %s"
-		                       "</small></th></tr><tr><th>Server</th><th>State</th><th>Active</th><th>Requests</th>"
-		                       "<th>Errors</th><th>Failures</th><th>Last check</th></tr>",
+		                       "</small></th></tr><tr><th>Server</th><th>State</th>" ADMIN_LIVE_HEADS
+		                       "<th class=n>Requests</th><th class=n>Errors</th><th class=n>Failures</th>"
+		                       "<th>Last check</th></tr><tr class=all><td>all servers</td><td></td>",
 		                    admin_color(st), st, up, rp->nservers, admin_balance(rp->balance),
 		                    admin_check_type(rp->health.type));
+		admin_live_cells(b, pool_ring(t, p), admin_pool_changed(t, p));
+		evbuffer_add_printf(b, "<td class=n>%llu</td><td class=n>%llu</td><td class=n>%llu</td><td></td></tr>", reqs,
+		                    errs, fails);
 		for (size_t i = 0; i < rp->nservers; i++) {
 			struct pool_server_view v;
 			pool_server_view(t, p, i, &v);
@@ -418,10 +695,11 @@ static void admin_page(const struct admin *ad, struct evbuffer *b)
 			admin_html(b, rp->servers[i].name);
 			if (rp->servers[i].backup)
 				ADMIN_LIT(b, " <small>backup</small>");
-			evbuffer_add_printf(b, "</td><td><span class=\"st %s\">%s</span></td><td>%u</td><td>%llu</td>"
-			                       "<td>%llu</td><td>%llu</td><td>",
-			                    admin_color(v.state), v.state, v.active, (unsigned long long)v.requests,
-			                    (unsigned long long)v.errors, (unsigned long long)v.failures);
+			evbuffer_add_printf(b, "</td><td><span class=\"st %s\">%s</span></td>", admin_color(v.state), v.state);
+			admin_live_cells(b, pool_server_ring(t, p, i), v.last_change);
+			evbuffer_add_printf(b, "<td class=n>%llu</td><td class=n>%llu</td><td class=n>%llu</td><td>",
+			                    (unsigned long long)v.requests, (unsigned long long)v.errors,
+			                    (unsigned long long)v.failures);
 			admin_html(b, v.last_check[0] ? v.last_check : "-");
 			ADMIN_LIT(b, "</td></tr>");
 		}
@@ -459,6 +737,49 @@ static void admin_error(struct evhttp_request *req, int code, const char *reason
 	admin_reply_text(req, code, reason, json);
 }
 
+/* The command line asks for lines to print; browsers and scripts get JSON. */
+static bool admin_wants_text(struct evhttp_request *req)
+{
+	const char *acc = evhttp_find_header(evhttp_request_get_input_headers(req), "Accept");
+	return acc && strncasecmp(acc, "text/plain", 10) == 0;
+}
+
+static void admin_reply_lines(struct evhttp_request *req, int code, const char *reason, const char *text)
+{
+	struct evbuffer *b = evbuffer_new();
+	if (b)
+		evbuffer_add(b, text, strlen(text));
+	admin_reply(req, code, reason, "text/plain; charset=utf-8", b);
+	if (b)
+		evbuffer_free(b);
+}
+
+static void admin_fail(struct evhttp_request *req, int code, const char *reason, const char *msg)
+{
+	if (admin_wants_text(req)) {
+		char line[300];
+		snprintf(line, sizeof(line), "%s\n", msg);
+		admin_reply_lines(req, code, reason, line);
+	} else {
+		admin_error(req, code, reason, msg);
+	}
+}
+
+/* What an action did, in words: the state before and after, and what happens to open connections. */
+static void admin_action_text(char *out, size_t len, const char *pool, const char *server, const char *before,
+                              const struct pool_server_view *v)
+{
+	if (strcmp(before, v->state) == 0) {
+		snprintf(out, len, "pool %s, server %s: already %s; nothing changed\n", pool, server, v->state);
+		return;
+	}
+	const char *what = v->admin == POOL_ADMIN_ENABLED
+	                       ? "it takes new connections and requests again"
+	                       : "no new connections or requests go to it; the open ones finish";
+	snprintf(out, len, "pool %s, server %s: %s -> %s; %s (%u open now)\n", pool, server, before, v->state, what,
+	         v->active);
+}
+
 /* POST /api/pools/POOL/servers/SERVER/ACTION */
 static void admin_action(struct admin *ad, struct evhttp_request *req, const char *path)
 {
@@ -473,31 +794,135 @@ static void admin_action(struct admin *ad, struct evhttp_request *req, const cha
 		int a = strcmp(action, "enable") == 0 ? POOL_ADMIN_ENABLED : strcmp(action, "drain") == 0 ? POOL_ADMIN_DRAINING
 		        : strcmp(action, "disable") == 0 ? POOL_ADMIN_DISABLED : -1;
 		if (p < 0 || s < 0)
-			admin_error(req, 404, "Not Found", "no such pool or server");
+			admin_fail(req, 404, "Not Found", "no such pool or server");
 		else if (a < 0)
-			admin_error(req, 400, "Bad Request", "the action is drain, enable or disable");
+			admin_fail(req, 400, "Bad Request", "the action is drain, enable or disable");
 		else {
+			struct pool_server_view v;
+			pool_server_view(ad->table, (size_t)p, (size_t)s, &v);
+			const char *before = v.state;
 			pool_server_set_admin(ad->table, (size_t)p, (size_t)s, (enum pool_admin)a);
 			if (cfg->state_dir)
 				state_servers_save(ad->table, cfg->state_dir);
-			struct pool_server_view v;
 			pool_server_view(ad->table, (size_t)p, (size_t)s, &v);
-			struct evbuffer *b = evbuffer_new();
-			if (b) {
-				ADMIN_LIT(b, "{\"pool\":");
-				admin_json_str(b, pool);
-				ADMIN_LIT(b, ",\"server\":");
-				admin_json_str(b, server);
-				evbuffer_add_printf(b, ",\"state\":\"%s\"}\n", v.state);
+			if (admin_wants_text(req)) {
+				char text[800];
+				admin_action_text(text, sizeof(text), pool, server, before, &v);
+				admin_reply_lines(req, 200, "OK", text);
+			} else {
+				struct evbuffer *b = evbuffer_new();
+				if (b) {
+					ADMIN_LIT(b, "{\"pool\":");
+					admin_json_str(b, pool);
+					ADMIN_LIT(b, ",\"server\":");
+					admin_json_str(b, server);
+					evbuffer_add_printf(b, ",\"before\":\"%s\",\"state\":\"%s\",\"active\":%u}\n", before, v.state,
+					                    v.active);
+				}
+				admin_reply(req, 200, "OK", "application/json", b);
+				if (b)
+					evbuffer_free(b);
 			}
-			admin_reply(req, 200, "OK", "application/json", b);
-			if (b)
-				evbuffer_free(b);
 		}
 	} else {
-		admin_error(req, 404, "Not Found", "POST /api/pools/POOL/servers/SERVER/drain|enable|disable");
+		admin_fail(req, 404, "Not Found", "POST /api/pools/POOL/servers/SERVER/drain|enable|disable");
 	}
 	free(dec);
+}
+
+/* ---------------------------------------------------------------- reloads */
+
+static void admin_wait_remove(struct admin_wait *w)
+{
+	for (struct admin_wait **pp = &w->ad->waits; *pp; pp = &(*pp)->next)
+		if (*pp == w) {
+			*pp = w->next;
+			break;
+		}
+	if (w->timer)
+		event_free(w->timer);
+	free(w);
+}
+
+/* Answers a waiting reload request and forgets it. */
+static void admin_wait_answer(struct admin_wait *w, int code, const char *reason, bool applied, const char *text)
+{
+	struct evhttp_request *req = w->req;
+	evhttp_connection_set_closecb(evhttp_request_get_connection(req), NULL, NULL);
+	if (w->text) {
+		admin_reply_lines(req, code, reason, text);
+	} else {
+		struct evbuffer *b = evbuffer_new();
+		if (b) {
+			evbuffer_add_printf(b, "{\"reload\":\"%s\",\"messages\":[",
+			                    code == 504 || code == 503 ? "unknown" : applied ? "applied" : "refused");
+			/* One string per line of the text: the verdict first, then FILE:LINE messages. */
+			const char *p = text;
+			for (bool first = true; *p; first = false) {
+				size_t n = strcspn(p, "\n");
+				char *line = strndup(p, n);
+				evbuffer_add(b, first ? "" : ",", first ? 0 : 1);
+				admin_json_str(b, line ? line : "");
+				free(line);
+				p += n + (p[n] == '\n');
+			}
+			ADMIN_LIT(b, "]}\n");
+		}
+		admin_reply(req, code, reason, "application/json", b);
+		if (b)
+			evbuffer_free(b);
+	}
+	admin_wait_remove(w);
+}
+
+static void admin_wait_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	char text[200];
+	snprintf(text, sizeof(text), "no outcome within %d s: the reload may still be under way; the log will say\n",
+	         ADMIN_RELOAD_WAIT_S);
+	admin_wait_answer(arg, 504, "Gateway Timeout", false, text);
+}
+
+/* The client went away: libevent frees its request. */
+static void admin_wait_closed(struct evhttp_connection *evcon, void *arg)
+{
+	(void)evcon;
+	admin_wait_remove(arg);
+}
+
+static void admin_reload(struct admin *ad, struct evhttp_request *req)
+{
+	struct admin_wait *w = calloc(1, sizeof(*w));
+	struct timeval tv = { ADMIN_RELOAD_WAIT_S, 0 };
+	if (!w || !(w->timer = evtimer_new(ad->base, admin_wait_timeout, w)) || evtimer_add(w->timer, &tv) != 0) {
+		if (w && w->timer)
+			event_free(w->timer);
+		free(w);
+		admin_fail(req, 503, "Service Unavailable", "out of memory");
+		return;
+	}
+	w->ad = ad;
+	w->req = req;
+	w->text = admin_wants_text(req);
+	w->want = ad->reloads_begun(ad->reloads_arg) + 1;
+	w->next = ad->waits;
+	ad->waits = w;
+	evhttp_connection_set_closecb(evhttp_request_get_connection(req), admin_wait_closed, w);
+	/* The daemon's main thread takes SIGHUP: the same reload, all or nothing, as an admin's kill -HUP. */
+	kill(getpid(), SIGHUP);
+}
+
+void admin_reload_done(struct admin *ad, uint64_t seq, bool applied, const char *text)
+{
+	struct admin_wait *w = ad->waits;
+	while (w) {
+		struct admin_wait *next = w->next;
+		if (w->want <= seq)
+			admin_wait_answer(w, applied ? 200 : 409, applied ? "OK" : "Conflict", applied, text ? text : "");
+		w = next;
+	}
 }
 
 static void admin_request(struct evhttp_request *req, void *arg)
@@ -512,9 +937,7 @@ static void admin_request(struct evhttp_request *req, void *arg)
 		return;
 	}
 	if (cmd == EVHTTP_REQ_POST && strcmp(path, "/api/reload") == 0) {
-		/* The daemon's main thread takes SIGHUP: the same reload, all or nothing, logged there. */
-		kill(getpid(), SIGHUP);
-		admin_reply_text(req, 202, "Accepted", "{\"reload\":\"requested; the log says whether it was applied\"}\n");
+		admin_reload(ad, req);
 		return;
 	}
 	if (cmd == EVHTTP_REQ_POST) {
@@ -555,7 +978,7 @@ static void admin_request(struct evhttp_request *req, void *arg)
 
 /* ---------------------------------------------------------------- lifetime */
 
-struct admin *admin_new(struct event_base *base, int fd)
+struct admin *admin_new(struct event_base *base, int fd, admin_reloads_fn reloads_begun, void *arg)
 {
 	struct admin *ad = calloc(1, sizeof(*ad));
 	if (!ad) {
@@ -564,6 +987,8 @@ struct admin *admin_new(struct event_base *base, int fd)
 	}
 	ad->base = base;
 	ad->started = time(NULL);
+	ad->reloads_begun = reloads_begun;
+	ad->reloads_arg = arg;
 	ad->http = evhttp_new(base);
 	if (!ad->http || admin_rebind(ad, fd) != 0) {
 		admin_free(ad);
@@ -601,6 +1026,9 @@ void admin_free(struct admin *ad)
 {
 	if (!ad)
 		return;
+	while (ad->waits)
+		admin_wait_answer(ad->waits, 503, "Service Unavailable", false,
+		                  "the admin listener closed before the reload ended; the log will say\n");
 	if (ad->http)
 		evhttp_free(ad->http);
 	pool_table_unref(ad->table);
@@ -632,7 +1060,8 @@ int admin_client(const struct rules_admin *a, const char *method, const char *pa
 	if (a->token_file && admin_token_read(a->token_file, token, sizeof(token), err, errlen) != 0)
 		return -1;
 	int fd = socket(a->listen.ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct timeval tv = { 10, 0 };
+	/* Longer than a reload's wait on the other side, which then answers on its own. */
+	struct timeval tv = { ADMIN_RELOAD_WAIT_S + 5, 0 };
 	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) != 0 ||
 	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) != 0 ||
 	    connect(fd, (const struct sockaddr *)&a->listen.ss, a->listen.len) != 0) {
@@ -642,7 +1071,9 @@ int admin_client(const struct rules_admin *a, const char *method, const char *pa
 			close(fd);
 		return -1;
 	}
-	int n = snprintf(req, sizeof(req), "%s %s HTTP/1.1\r\nHost: %s\r\n%s%s%sContent-Length: 0\r\nConnection: close\r\n\r\n",
+	int n = snprintf(req, sizeof(req),
+	                 "%s %s HTTP/1.1\r\nHost: %s\r\nAccept: text/plain, application/json;q=0.5\r\n%s%s%s"
+	                 "Content-Length: 0\r\nConnection: close\r\n\r\n",
 	                 method, path, a->listen.text, token[0] ? "Authorization: Bearer " : "", token, token[0] ? "\r\n" : "");
 	if (n < 0 || (size_t)n >= sizeof(req) || admin_client_send(fd, req, (size_t)n) != 0) {
 		snprintf(err, errlen, "cannot send to the admin listener on %s: %s", a->listen.text, strerror(errno));
@@ -658,7 +1089,7 @@ int admin_client(const struct rules_admin *a, const char *method, const char *pa
 	}
 	close(fd);
 	/* Terminated, so the head can be searched as a string. */
-	if (in && ADMIN_LIT(in, "") != 0) {
+	if (in && evbuffer_add(in, "", 1) != 0) {
 		evbuffer_free(in);
 		in = NULL;
 	}

@@ -1,15 +1,20 @@
 /*
  * admin.h - the admin listener: a status page (GET /), the same facts as JSON
  * (GET /api/status) and as a terminal table (GET /api/status.txt), Prometheus
- * metrics (GET /metrics), and server actions (POST
- * /api/pools/POOL/servers/SERVER/drain|enable|disable). Served by libevent's
+ * metrics (GET /metrics), server actions (POST
+ * /api/pools/POOL/servers/SERVER/drain|enable|disable) and reloads (POST
+ * /api/reload, answered with the outcome once the daemon has it). Actions and
+ * reloads answer JSON, or text lines for a client that accepts text/plain
+ * first (the command line). Served by libevent's
  * evhttp on the control thread; every request needs the token when the rule
  * file names a token file ("Authorization: Bearer TOKEN" or ?token=TOKEN).
  */
 #ifndef ONEGATE_ADMIN_H
 #define ONEGATE_ADMIN_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "rules.h"
@@ -18,8 +23,16 @@ struct event_base;
 struct pool_table;
 struct admin;
 
-/* Serves on fd (bound and listening; admin takes it). NULL when out of memory. */
-struct admin *admin_new(struct event_base *base, int fd);
+/* How many reloads the daemon has begun (control_reload_begin() counts them). */
+typedef uint64_t (*admin_reloads_fn)(void *arg);
+
+/* Serves on fd (bound and listening; admin takes it). A POST /api/reload waits
+ * for the outcome of a reload later than what reloads_begun(arg) says when it
+ * comes. NULL when out of memory. */
+struct admin *admin_new(struct event_base *base, int fd, admin_reloads_fn reloads_begun, void *arg);
+/* Reload number seq ended: every POST /api/reload waiting for it or an earlier
+ * number gets text (the verdict's line, then its messages). */
+void admin_reload_done(struct admin *ad, uint64_t seq, bool applied, const char *text);
 /* Serves this table (takes a reference); every request must carry token
  * (NULL or "": none), which the daemon read with admin_token_read(). */
 void admin_set(struct admin *ad, struct pool_table *t, const char *token);
@@ -28,8 +41,8 @@ int admin_rebind(struct admin *ad, int fd);
 void admin_free(struct admin *ad);
 
 /* The command line's side: one request to the admin listener the rule file
- * names (with its token), the answer's body written to out. Returns the HTTP
- * status, or -1 with a reason in err. */
+ * names (with its token, accepting text/plain first), the answer's body
+ * written to out. Returns the HTTP status, or -1 with a reason in err. */
 int admin_client(const struct rules_admin *a, const char *method, const char *path, FILE *out, char *err,
                  size_t errlen);
 

@@ -95,6 +95,11 @@ static long conn_elapsed_ms(const struct conn *c)
 	return (now.tv_sec - c->start.tv_sec) * 1000L + (now.tv_usec - c->start.tv_usec) / 1000L;
 }
 
+static size_t conn_service_index(const struct conn *c)
+{
+	return (size_t)(c->svc - c->snap->cfg->services);
+}
+
 static void conn_log(const struct conn *c, const char *outcome)
 {
 	if (!log_access_enabled())
@@ -115,6 +120,7 @@ static void conn_log(const struct conn *c, const char *outcome)
 static void conn_release(struct conn *c)
 {
 	struct conn_home *home = c->home;
+	pool_service_open(c->snap->pools, conn_service_index(c), -1);
 	if (c->server >= 0)
 		pool_conn_end(c->snap->pools, (size_t)c->pool, (size_t)c->server);
 	if (c->timer)
@@ -126,8 +132,16 @@ static void conn_release(struct conn *c)
 	free(c);
 }
 
+/* A connection a server cut short, or that found none: the pool's error, not the client's. */
+static bool conn_server_failed(const char *outcome)
+{
+	return strcmp(outcome, "no-server") == 0 || strncmp(outcome, "server-", 7) == 0 ||
+	       strcmp(outcome, "proxy-header-failed") == 0;
+}
+
 static void conn_free(struct conn *c, const char *outcome)
 {
+	pool_session_done(c->snap->pools, conn_service_index(c), c->pool, c->server, conn_server_failed(outcome));
 	conn_log(c, outcome);
 	conn_release(c);
 }
@@ -207,7 +221,11 @@ static void conn_relay(struct conn *c, struct sock *from, struct sock *to, uint6
 {
 	struct evbuffer *in = sock_input(from);
 	struct evbuffer *out = sock_output(to);
-	*count += evbuffer_get_length(in);
+	size_t n = evbuffer_get_length(in);
+	*count += n;
+	if (c->server >= 0)
+		pool_relay_bytes(c->snap->pools, conn_service_index(c), (size_t)c->pool, (size_t)c->server,
+		                 from == c->cli ? n : 0, from == c->cli ? 0 : n);
 	evbuffer_add_buffer(out, in);   /* moves chains; no byte is copied */
 	/* The client's FIN came before the relay, behind a whole hello: it follows the hello. */
 	if (from == c->cli && c->cli_eof)
@@ -592,6 +610,7 @@ void conn_accept(struct conn_home *home, evutil_socket_t fd, const struct sockad
 	c->snap = home->snap;
 	c->snap->refs++;
 	c->svc = &c->snap->cfg->services[svc_index];
+	pool_service_open(c->snap->pools, svc_index, 1);
 	c->pool = -1;
 	c->route = -1;
 	c->server = -1;

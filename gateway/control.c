@@ -1,9 +1,11 @@
 #include "control.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/eventfd.h>
 
@@ -21,6 +23,9 @@ struct control_update {
 	int admin_fd;
 	char *token;
 	bool stop;
+	uint64_t outcome_seq;           /* a reload's outcome to hand the admin listener, 0: none */
+	bool outcome_applied;
+	char *outcome_text;
 };
 
 struct control {
@@ -30,8 +35,12 @@ struct control {
 	struct event *bell_ev;
 	struct health *health;
 	struct admin *admin;
+	struct pool_table *table;       /* the newest: its objects' live numbers are sampled */
+	struct event *sample_ev;        /* once a second */
+	uint64_t ticks;
 	pthread_mutex_t lock;           /* guards pending */
 	struct control_update pending;
+	_Atomic uint64_t reloads_begun; /* the daemon's thread counts, the admin listener reads */
 };
 
 static void control_update_clear(struct control_update *u)
@@ -41,20 +50,46 @@ static void control_update_clear(struct control_update *u)
 	if (u->admin_fd >= 0)
 		close(u->admin_fd);
 	free(u->token);
+	free(u->outcome_text);
 	memset(u, 0, sizeof(*u));
 	u->admin_fd = -1;
+}
+
+static uint64_t control_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Live numbers: every object's counters into its ring, once a second. */
+static void control_sample(evutil_socket_t fd, short what, void *arg)
+{
+	struct control *c = arg;
+	(void)fd;
+	(void)what;
+	pool_table_sample(c->table, ++c->ticks, control_now_ms());
+}
+
+static uint64_t control_reloads_begun(void *arg)
+{
+	struct control *c = arg;
+	return atomic_load(&c->reloads_begun);
 }
 
 /* Runs on the control thread. */
 static void control_apply(struct control *c, struct control_update *u)
 {
+	pool_table_unref(c->table);
+	c->table = pool_table_ref(u->table);
 	if (u->admin_fd == -2) {
 		admin_free(c->admin);
 		c->admin = NULL;
 	} else if (u->admin_fd >= 0) {
 		int fd = u->admin_fd;
 		u->admin_fd = -1;
-		if (c->admin ? admin_rebind(c->admin, fd) != 0 : !(c->admin = admin_new(c->base, fd)))
+		if (c->admin ? admin_rebind(c->admin, fd) != 0
+		             : !(c->admin = admin_new(c->base, fd, control_reloads_begun, c)))
 			log_msg(LOG_ERROR, "admin listener: cannot serve the new address");
 	}
 	if (c->admin)
@@ -82,6 +117,9 @@ static void control_bell(evutil_socket_t fd, short what, void *arg)
 	}
 	if (u.table)
 		control_apply(c, &u);
+	/* After the table: whoever hears that a reload was applied sees its rules. */
+	if (u.outcome_seq && c->admin)
+		admin_reload_done(c->admin, u.outcome_seq, u.outcome_applied, u.outcome_text);
 	control_update_clear(&u);
 }
 
@@ -103,6 +141,9 @@ static void control_free(struct control *c)
 {
 	health_free(c->health);
 	admin_free(c->admin);
+	if (c->sample_ev)
+		event_free(c->sample_ev);
+	pool_table_unref(c->table);
 	if (c->bell_ev)
 		event_free(c->bell_ev);
 	if (c->bell >= 0)
@@ -135,10 +176,16 @@ struct control *control_start(struct pool_table *t, struct tlsconf *tls, int adm
 	c->bell_ev = event_new(c->base, c->bell, EV_READ | EV_PERSIST, control_bell, c);
 	if (!c->bell_ev || event_add(c->bell_ev, NULL) != 0)
 		goto fail;
+	c->table = pool_table_ref(t);
+	struct timeval second = { 1, 0 };
+	c->sample_ev = event_new(c->base, -1, EV_PERSIST, control_sample, c);
+	if (!c->sample_ev || event_add(c->sample_ev, &second) != 0)
+		goto fail;
+	control_sample(-1, 0, c);
 	/* The first snapshot is applied here, before the thread runs. */
 	if (admin_fd >= 0) {
 		first.admin_fd = -1;
-		if (!(c->admin = admin_new(c->base, admin_fd)))
+		if (!(c->admin = admin_new(c->base, admin_fd, control_reloads_begun, c)))
 			goto fail;
 		admin_set(c->admin, t, token);
 	}
@@ -160,9 +207,30 @@ void control_reload(struct control *c, struct pool_table *t, struct tlsconf *tls
 	pthread_mutex_lock(&c->lock);
 	struct control_update old = c->pending;
 	c->pending = u;
+	/* An outcome not yet handed over still has its waiters. */
+	c->pending.outcome_seq = old.outcome_seq;
+	c->pending.outcome_applied = old.outcome_applied;
+	c->pending.outcome_text = old.outcome_text;
+	old.outcome_text = NULL;
 	pthread_mutex_unlock(&c->lock);
 	/* A reload not yet applied is superseded, but a listener it brought must not leak. */
 	control_update_clear(&old);
+	control_ring(c);
+}
+
+void control_reload_begin(struct control *c)
+{
+	atomic_fetch_add(&c->reloads_begun, 1);
+}
+
+void control_reload_end(struct control *c, bool applied, char *text)
+{
+	pthread_mutex_lock(&c->lock);
+	free(c->pending.outcome_text);
+	c->pending.outcome_seq = atomic_load(&c->reloads_begun);
+	c->pending.outcome_applied = applied;
+	c->pending.outcome_text = text;
+	pthread_mutex_unlock(&c->lock);
 	control_ring(c);
 }
 

@@ -6,6 +6,8 @@
 #ifndef ONEGATE_CONTROL_H
 #define ONEGATE_CONTROL_H
 
+#include <stdbool.h>
+
 struct control;
 struct pool_table;
 struct tlsconf;
@@ -20,5 +22,14 @@ struct control *control_start(struct pool_table *t, struct tlsconf *tls, int adm
 void control_reload(struct control *c, struct pool_table *t, struct tlsconf *tls, int admin_fd,
                     const char *token);
 void control_stop(struct control *c);
+
+/* Around each reload, whatever asked for it (SIGHUP from an admin or systemd,
+ * POST /api/reload): from the daemon's thread, begin before the rule file is
+ * read, end with the outcome once it is known (after control_reload() when it
+ * was applied). Whoever waits on the admin listener for a reload asked after
+ * a begin gets the outcome of a reload that began after it. text (taken):
+ * the verdict's line, then one line per message (FILE:LINE: ...). */
+void control_reload_begin(struct control *c);
+void control_reload_end(struct control *c, bool applied, char *text);
 
 #endif

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <malloc.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,13 +134,28 @@ struct daemon_state {
 	unsigned nw;
 };
 
-static int daemon_admin_socket(const struct rules_config *cfg)
+/* Logs a line; during a reload (notes not NULL) it is also one of the messages
+ * that whoever asked for the reload reads under the verdict. */
+static void daemon_note(FILE *notes, enum log_level level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void daemon_note(FILE *notes, enum log_level level, const char *fmt, ...)
+{
+	char line[2048];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	log_msg(level, "%s", line);
+	if (notes)
+		fprintf(notes, "%s\n", line);
+}
+
+static int daemon_admin_socket(const struct rules_config *cfg, FILE *notes)
 {
 	const struct rules_admin *a = &cfg->admin;
 	int fd = daemon_probe_free(&a->listen) == 0 ? daemon_listen_socket(&a->listen) : -1;
 	if (fd < 0)
-		log_msg(LOG_ERROR, "%s:%d: the admin listener cannot listen on %s: %s", cfg->path, a->line, a->listen.text,
-		        strerror(errno));
+		daemon_note(notes, LOG_ERROR, "%s:%d: the admin listener cannot listen on %s: %s", cfg->path, a->line,
+		            a->listen.text, strerror(errno));
 	return fd;
 }
 
@@ -157,7 +173,7 @@ static bool daemon_had_address(const struct rules_config *cfg, const struct sock
 /* Binds, for every worker, the listen addresses that next has and cur has not.
  * All or nothing: on any failure every socket opened here is closed. */
 static int daemon_bind_new(const struct rules_config *cur, const struct rules_config *next, unsigned nw,
-                           int **fds_out, size_t **svcs_out, size_t *n_out)
+                           int **fds_out, size_t **svcs_out, size_t *n_out, FILE *notes)
 {
 	size_t cap = 0, n = 0;
 	for (size_t s = 0; s < next->nservices; s++)
@@ -185,8 +201,8 @@ static int daemon_bind_new(const struct rules_config *cur, const struct rules_co
 			svcs[n++] = s;
 			continue;
 		busy:
-			log_msg(LOG_ERROR, "%s:%d: service %s cannot listen on %s: %s", next->path, svc->line,
-			        svc->name, addr->text, strerror(errno));
+			daemon_note(notes, LOG_ERROR, "%s:%d: service %s cannot listen on %s: %s", next->path, svc->line,
+			            svc->name, addr->text, strerror(errno));
 			goto fail;
 		}
 	}
@@ -237,11 +253,11 @@ static const char *daemon_restart_only(const struct rules_config *cur, const str
 	return NULL;
 }
 
-static void daemon_log_diag(const struct rules_diag *d, const char *prefix)
+static void daemon_log_diag(const struct rules_diag *d, FILE *notes)
 {
 	for (size_t i = 0; d && i < rules_diag_count(d); i++)
-		log_msg(rules_diag_severity(d, i) == RULES_ERROR ? LOG_ERROR : LOG_WARN, "%s%s", prefix,
-		        rules_diag_message(d, i));
+		daemon_note(notes, rules_diag_severity(d, i) == RULES_ERROR ? LOG_ERROR : LOG_WARN, "%s",
+		            rules_diag_message(d, i));
 }
 
 /* Once switched to the user, a reload reads every file as that user: it is
@@ -277,20 +293,20 @@ static int daemon_check_as_user(const struct rules_config *cfg)
 
 /* SIGHUP: the new file must load without a single error, every new address
  * must bind and the admin token must be readable; otherwise the running rules
- * stay exactly as they are. */
-static void daemon_reload(struct daemon_state *st)
+ * stay exactly as they are. Returns whether it was applied; verdict gets the
+ * line that says so ("applied ..." or "refused ..."), notes every message. */
+static bool daemon_reload(struct daemon_state *st, char *verdict, size_t vlen, FILE *notes)
 {
 	struct rules_config *cur = st->cfg;
 	struct rules_diag *d = rules_diag_new();
 	struct rules_config *next = d ? plugin_rules_load(cur->path, d) : NULL;
-	daemon_log_diag(d, "");
+	daemon_log_diag(d, notes);
 	rules_diag_free(d);
+	char err[512], token[ADMIN_TOKEN_MAX] = "", why[700] = "";
 	if (!next) {
-		log_msg(LOG_ERROR, "reload of %s refused: the rule file has errors; still serving the previous rules",
-		        cur->path);
-		return;
+		snprintf(why, sizeof(why), "the rule file has errors");
+		goto refused_early;
 	}
-	char err[512], token[ADMIN_TOKEN_MAX] = "";
 	const char *fixed = daemon_restart_only(cur, next);
 	struct tlsconf *tls = fixed ? NULL : tlsconf_new(next, err, sizeof(err));
 	struct pool_table *pools = NULL;
@@ -299,48 +315,45 @@ static void daemon_reload(struct daemon_state *st)
 	size_t *svcs = NULL, n = 0;
 	struct log_target lt;
 	if (fixed) {
-		log_msg(LOG_ERROR, "reload of %s refused: %s, which takes a restart; still serving the previous rules",
-		        cur->path, fixed);
+		snprintf(why, sizeof(why), "%s, which takes a restart", fixed);
 		goto refused;
 	}
 	if (!tls) {
-		log_msg(LOG_ERROR, "reload of %s refused: %s; still serving the previous rules", cur->path, err);
+		snprintf(why, sizeof(why), "%s", err);
 		goto refused;
 	}
 	if (next->admin.on && next->admin.token_file &&
 	    admin_token_read(next->admin.token_file, token, sizeof(token), err, sizeof(err)) != 0) {
-		log_msg(LOG_ERROR, "reload of %s refused: %s; still serving the previous rules", cur->path, err);
+		snprintf(why, sizeof(why), "%s", err);
 		goto refused;
 	}
 	if (!(pools = pool_table_new(next, st->pools))) {
-		log_msg(LOG_ERROR, "reload of %s refused: out of memory; still serving the previous rules", cur->path);
+		snprintf(why, sizeof(why), "out of memory");
 		goto refused;
 	}
-	if (daemon_admin_moved(cur, next) && (admin_fd = daemon_admin_socket(next)) < 0) {
-		log_msg(LOG_ERROR, "reload of %s refused: the admin address cannot be bound; still serving the previous rules",
-		        cur->path);
+	if (daemon_admin_moved(cur, next) && (admin_fd = daemon_admin_socket(next, notes)) < 0) {
+		snprintf(why, sizeof(why), "the admin address cannot be bound");
 		goto refused;
 	}
-	if (daemon_bind_new(cur, next, st->nw, &fds, &svcs, &n) != 0) {
-		log_msg(LOG_ERROR, "reload of %s refused: a new listen address cannot be bound; still serving the previous rules",
-		        cur->path);
+	if (daemon_bind_new(cur, next, st->nw, &fds, &svcs, &n, notes) != 0) {
+		snprintf(why, sizeof(why), "a new listen address cannot be bound");
 		goto refused;
 	}
 	daemon_log_target(next, &lt, false);
 	if (log_configure(&lt, err, sizeof(err)) != 0) {
-		log_msg(LOG_ERROR, "reload of %s refused: %s; still serving the previous rules", cur->path, err);
+		snprintf(why, sizeof(why), "%s", err);
 		goto refused;
 	}
 	daemon_log_levels(next);
 	if (next->workers != cur->workers)
-		log_msg(LOG_WARN, "reload: workers = %u takes effect at the next restart; keeping %u",
-		        next->workers, st->nw);
+		daemon_note(notes, LOG_WARN, "reload: workers = %u takes effect at the next restart; keeping %u",
+		            next->workers, st->nw);
 	int *wfds = malloc((n ? n : 1) * sizeof(*wfds));
 	for (unsigned i = 0; i < st->nw; i++) {
 		for (size_t k = 0; wfds && k < n; k++)
 			wfds[k] = fds[k * st->nw + i];
 		if (!wfds || worker_reload(st->ws[i], next, tls, pools, wfds, svcs, n) != 0)
-			log_msg(LOG_ERROR, "reload: worker %u is out of memory and keeps the previous rules", i);
+			daemon_note(notes, LOG_ERROR, "reload: worker %u is out of memory and keeps the previous rules", i);
 	}
 	if (!wfds)
 		for (size_t k = 0; k < n * st->nw; k++)
@@ -350,15 +363,17 @@ static void daemon_reload(struct daemon_state *st)
 	free(svcs);
 	control_reload(st->control, pools, tls, admin_fd >= 0 ? admin_fd : next->admin.on ? -1 : -2,
 	               token);
-	log_msg(LOG_INFO, "reloaded %s: %zu pools, %zu services; open connections finish on the previous rules",
-	        next->path, next->npools, next->nservices);
+	snprintf(verdict, vlen, "applied %s: %zu pools, %zu services, %zu certificates", next->path, next->npools,
+	         next->nservices, next->ncerts);
+	log_msg(LOG_INFO, "reloaded %s: %zu pools, %zu services, %zu certificates; open connections finish on the "
+	        "previous rules", next->path, next->npools, next->nservices, next->ncerts);
 	rules_config_unref(cur);
 	tlsconf_unref(st->tls);
 	pool_table_unref(st->pools);
 	st->cfg = next;
 	st->tls = tls;
 	st->pools = pools;
-	return;
+	return true;
 refused:
 	for (size_t k = 0; k < n * st->nw; k++)
 		close(fds[k]);
@@ -369,6 +384,28 @@ refused:
 	pool_table_unref(pools);
 	tlsconf_unref(tls);
 	rules_config_unref(next);
+refused_early:
+	snprintf(verdict, vlen, "refused %s: %s; still serving the previous rules", cur->path, why);
+	log_msg(LOG_ERROR, "reload of %s refused: %s; still serving the previous rules", cur->path, why);
+	return false;
+}
+
+/* One reload and its outcome, for whoever waits on the admin listener. */
+static void daemon_reload_and_tell(struct daemon_state *st)
+{
+	control_reload_begin(st->control);
+	char *notes_text = NULL, verdict[1024];
+	size_t notes_len = 0;
+	FILE *notes = open_memstream(&notes_text, &notes_len);
+	bool applied = daemon_reload(st, verdict, sizeof(verdict), notes);
+	if (notes)
+		fclose(notes);
+	size_t len = strlen(verdict) + 2 + (notes_text ? strlen(notes_text) : 0);
+	char *text = malloc(len);
+	if (text)
+		snprintf(text, len, "%s\n%s", verdict, notes_text ? notes_text : "");
+	free(notes_text);
+	control_reload_end(st->control, applied, text);
 }
 
 /* Serves until a stop signal; SIGHUP reloads. */
@@ -379,7 +416,7 @@ static int daemon_serve(struct daemon_state *st, const sigset_t *sigs)
 		if (sig == SIGTERM || sig == SIGINT)
 			return sig;
 		if (sig == SIGHUP)
-			daemon_reload(st);
+			daemon_reload_and_tell(st);
 		char err[512];
 		if (sig == SIGUSR1 && log_reopen(err, sizeof(err)) != 0)
 			log_msg(LOG_ERROR, "SIGUSR1: %s; still writing to the previous file", err);
@@ -487,7 +524,7 @@ int daemon_run(struct rules_config *cfg, daemon_ready_fn ready, void *arg)
 		}
 		pid_written = true;
 	}
-	int admin_fd = cfg->admin.on ? daemon_admin_socket(cfg) : -1;
+	int admin_fd = cfg->admin.on ? daemon_admin_socket(cfg, NULL) : -1;
 	if (cfg->admin.on && admin_fd < 0)
 		goto out;
 	if (!(st.control = control_start(st.pools, st.tls, admin_fd, token))) {

@@ -136,9 +136,15 @@ static void http_private_free(struct http_session *s)
 	s->priv = NULL;
 }
 
+static size_t http_service_index(const struct http_session *s)
+{
+	return (size_t)(s->svc - s->snap->cfg->services);
+}
+
 /* The one place a session's memory is released. */
 static void http_free(struct http_session *s, const char *outcome)
 {
+	pool_service_open(s->snap->pools, http_service_index(s), -1);
 	if (log_access_enabled())
 		log_msg(LOG_INFO, "conn client=%s service=%s sni=%s requests=%u ms=%ld outcome=%s", s->client,
 		        s->svc->name, s->sni[0] ? s->sni : "-", s->requests, http_ms_since(s, &s->start), outcome);
@@ -533,8 +539,13 @@ static void http_access_log(struct http_session *s, const char *outcome)
 {
 	const struct rules_pool *p = s->pool >= 0 ? &s->snap->cfg->pools[s->pool] : NULL;
 	const struct rules_route *r = s->route >= 0 ? &s->svc->routes[s->route] : NULL;
-	if (p && s->server >= 0)
-		pool_request_done(s->snap->pools, (size_t)s->pool, (size_t)s->server, s->status);
+	struct timeval now;
+	event_base_gettimeofday_cached(s->home->base, &now);
+	long long us = (now.tv_sec - s->req_start.tv_sec) * 1000000LL + (now.tv_usec - s->req_start.tv_usec);
+	struct pool_request done = { .service = http_service_index(s), .pool = p ? s->pool : -1,
+		                     .server = p ? s->server : -1, .status = s->status, .us = us > 0 ? (uint64_t)us : 0,
+		                     .bytes_in = s->bytes_in, .bytes_out = s->bytes_out };
+	pool_request_done(s->snap->pools, &done);
 	if (!log_access_enabled() || !log_enabled(LOG_INFO))
 		return;
 	char route[32] = "-", server[300] = "-";
@@ -1609,6 +1620,7 @@ void http_session_start(const struct http_start *st)
 	s->snap = st->snap;
 	s->snap->refs++;
 	s->svc = st->svc;
+	pool_service_open(s->snap->pools, http_service_index(s), 1);
 	s->tls = st->ssl != NULL;
 	s->handshaken = !s->tls;
 	s->route = s->pool = s->server = -1;

@@ -3,10 +3,13 @@
  * Subcommands: run, check, demo, certs, version.
  */
 #include <getopt.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
-#include <string.h>
-
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 #include <event2/http.h>
@@ -36,15 +39,21 @@ static void usage(FILE *out)
 	        "  certs inspect FILE [--password-file F] [--ca-file F]\n"
 	        "                    what a PEM/DER/PFX file holds and whether its chain is complete\n"
 	        "  certs list -c FILE  which host name gets which certificate, per TLS service\n"
-	        "  status -c FILE    the services, pools and real servers with their state (from the admin listener)\n"
+	        "  status -c FILE [--watch [--interval S]]\n"
+	        "                    the services, pools and real servers with their state and live numbers\n"
+	        "                    (from the admin listener); --watch redraws every S seconds (1) until Ctrl-C\n"
 	        "  server drain|enable|disable POOL SERVER -c FILE\n"
 	        "                    take a real server out of rotation (open connections finish) or back in\n"
-	        "  reload -c FILE    check the rule file, then have the running onegate load it\n"
+	        "  reload -c FILE    check the rule file, have the running onegate load it and say what it did;\n"
+	        "                    exits 1 when the gateway refused it (every reason on stderr)\n"
 	        "  version           print versions of onegate and its libraries\n");
 }
 
 /* check --print: show the configuration after templates and defaults. */
 static bool print_effective;
+/* status --watch: redraw every watch_interval seconds. */
+static bool status_watch;
+static unsigned watch_interval = 1;
 
 static void print_diag(const struct rules_diag *d)
 {
@@ -58,15 +67,21 @@ static struct rules_config *load_from_args(const char *cmd, int argc, char **arg
 	static const struct option opts[] = { { "config", required_argument, NULL, 'c' },
 		                               { "debug", no_argument, NULL, 'd' },
 		                               { "print", no_argument, NULL, 'p' },
+		                               { "watch", no_argument, NULL, 'w' },
+		                               { "interval", required_argument, NULL, 'i' },
 		                               { NULL, 0, NULL, 0 } };
 	const char *path = NULL;
 	int o;
 	optind = 1;
-	while ((o = getopt_long(argc, argv, "c:dp", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "c:dpwi:", opts, NULL)) != -1) {
 		if (o == 'c')
 			path = optarg;
 		else if (o == 'p' && !strcmp(cmd, "check"))
 			print_effective = true;
+		else if (o == 'w' && !strcmp(cmd, "status"))
+			status_watch = true;
+		else if (o == 'i' && !strcmp(cmd, "status") && atoi(optarg) >= 1 && atoi(optarg) <= 3600)
+			watch_interval = (unsigned)atoi(optarg);
 		else if (o == 'd')
 			log_force_debug();
 		else
@@ -160,16 +175,71 @@ static int cmd_certs_list(int argc, char **argv)
 	return 0;
 }
 
-/* One request to the running gateway's admin listener; its answer goes to stdout. */
+/* One request to the running gateway's admin listener; its answer goes to
+ * stdout, or to stderr when the gateway said no. */
 static int admin_call(const struct rules_config *cfg, const char *method, const char *path)
 {
-	char err[512];
-	int st = admin_client(&cfg->admin, method, path, stdout, err, sizeof(err));
-	if (st < 0) {
-		fprintf(stderr, "onegate: %s\n", err);
+	char err[512], *body = NULL;
+	size_t len = 0;
+	FILE *mem = open_memstream(&body, &len);
+	if (!mem) {
+		fprintf(stderr, "onegate: out of memory\n");
 		return 1;
 	}
-	return st >= 200 && st < 300 ? 0 : 1;
+	int st = admin_client(&cfg->admin, method, path, mem, err, sizeof(err));
+	fclose(mem);
+	bool ok = st >= 200 && st < 300;
+	if (st < 0)
+		fprintf(stderr, "onegate: %s\n", err);
+	else
+		fwrite(body, 1, len, ok ? stdout : stderr);
+	free(body);
+	return ok ? 0 : 1;
+}
+
+static volatile sig_atomic_t watch_stop;
+
+static void watch_on_signal(int sig)
+{
+	(void)sig;
+	watch_stop = 1;
+}
+
+/* Like top: the alternate screen, redrawn from its top left corner, each line
+ * cleared past its end, so nothing scrolls or flickers; the screen the admin
+ * had comes back on Ctrl-C. */
+static int status_watch_loop(const struct rules_config *cfg)
+{
+	struct sigaction sa = { .sa_handler = watch_on_signal };
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	fputs("\033[?1049h\033[?25l", stdout);
+	while (!watch_stop) {
+		char err[512], *body = NULL, now[32];
+		size_t len = 0;
+		FILE *mem = open_memstream(&body, &len);
+		int st = mem ? admin_client(&cfg->admin, "GET", "/api/status.txt", mem, err, sizeof(err)) : -1;
+		if (mem)
+			fclose(mem);
+		time_t t = time(NULL);
+		strftime(now, sizeof(now), "%H:%M:%S", localtime(&t));
+		printf("\033[H%s  every %u s, Ctrl-C quits\033[K\n", now, watch_interval);
+		const char *text = st >= 200 && st < 300 ? body : st < 0 ? err : "the admin listener said no";
+		for (const char *p = text ? text : ""; *p;) {
+			size_t n = strcspn(p, "\n");
+			printf("%.*s\033[K\n", (int)n, p);
+			p += n + (p[n] == '\n');
+		}
+		fputs("\033[J", stdout);
+		fflush(stdout);
+		free(body);
+		for (unsigned waited = 0; waited < watch_interval * 10 && !watch_stop; waited++)
+			usleep(100000);
+	}
+	fputs("\033[?25h\033[?1049l", stdout);
+	fflush(stdout);
+	return 0;
 }
 
 static int cmd_status(int argc, char **argv)
@@ -177,7 +247,7 @@ static int cmd_status(int argc, char **argv)
 	struct rules_config *cfg = load_from_args("status", argc, argv);
 	if (!cfg)
 		return 1;
-	int rc = admin_call(cfg, "GET", "/api/status.txt");
+	int rc = status_watch ? status_watch_loop(cfg) : admin_call(cfg, "GET", "/api/status.txt");
 	rules_config_unref(cfg);
 	return rc;
 }

@@ -9,9 +9,12 @@
 #include <netinet/in.h>
 
 #include "log.h"
+#include "stats.h"
 
 /* One real server's live state; shared by the tables of successive reloads. */
 struct pool_srv {
+	struct stats_counters *live;
+	struct stats_ring *ring;        /* the control thread's */
 	atomic_int refs;
 	char *pool_name, *name;
 	atomic_int health;              /* enum pool_health */
@@ -26,9 +29,19 @@ struct pool_srv {
 	char cookie[17];
 };
 
+/* A service's or a pool's live numbers, kept across reloads by name like a server's state. */
+struct pool_named {
+	struct stats_counters *live;
+	struct stats_ring *ring;        /* the control thread's */
+	atomic_int refs;
+	atomic_uint open;               /* a service's client connections open now */
+	char *name;
+};
+
 struct pool_live {
 	const struct rules_pool *cfg;
 	struct pool_srv **srv;
+	struct pool_named *named;
 };
 
 struct pool_table {
@@ -36,6 +49,7 @@ struct pool_table {
 	struct rules_config *cfg;
 	struct pool_live *pools;
 	size_t npools;
+	struct pool_named **services;   /* one per cfg->services */
 };
 
 /* Per worker: the smooth weighted round robin's running weights. */
@@ -70,9 +84,13 @@ static uint64_t pool_mix(uint64_t x)
 static struct pool_srv *pool_srv_new(const char *pool_name, const char *name)
 {
 	struct pool_srv *s = calloc(1, sizeof(*s));
-	if (!s || !(s->pool_name = strdup(pool_name)) || !(s->name = strdup(name))) {
-		if (s)
+	if (!s || !(s->pool_name = strdup(pool_name)) || !(s->name = strdup(name)) || !(s->ring = stats_ring_new()) ||
+	    !(s->live = stats_counters_new())) {
+		if (s) {
 			free(s->pool_name);
+			free(s->name);
+			stats_ring_free(s->ring);
+		}
 		free(s);
 		return NULL;
 	}
@@ -90,9 +108,47 @@ static void pool_srv_unref(struct pool_srv *s)
 	if (!s || atomic_fetch_sub(&s->refs, 1) != 1)
 		return;
 	pthread_mutex_destroy(&s->lock);
+	stats_ring_free(s->ring);
+	stats_counters_free(s->live);
 	free(s->pool_name);
 	free(s->name);
 	free(s);
+}
+
+static struct pool_named *pool_named_new(const char *name)
+{
+	struct pool_named *n = calloc(1, sizeof(*n));
+	if (!n || !(n->name = strdup(name)) || !(n->ring = stats_ring_new()) || !(n->live = stats_counters_new())) {
+		if (n) {
+			free(n->name);
+			stats_ring_free(n->ring);
+		}
+		free(n);
+		return NULL;
+	}
+	atomic_init(&n->refs, 1);
+	return n;
+}
+
+static void pool_named_unref(struct pool_named *n)
+{
+	if (!n || atomic_fetch_sub(&n->refs, 1) != 1)
+		return;
+	stats_ring_free(n->ring);
+	stats_counters_free(n->live);
+	free(n->name);
+	free(n);
+}
+
+/* The previous table's object of that name, with a new reference, or a new one. */
+static struct pool_named *pool_named_take(struct pool_named *const *prev, size_t nprev, const char *name)
+{
+	for (size_t i = 0; i < nprev; i++)
+		if (prev[i] && strcmp(prev[i]->name, name) == 0) {
+			atomic_fetch_add(&prev[i]->refs, 1);
+			return prev[i];
+		}
+	return pool_named_new(name);
 }
 
 static struct pool_srv *pool_srv_find(const struct pool_table *t, const char *pool_name, const char *name)
@@ -117,14 +173,24 @@ struct pool_table *pool_table_new(const struct rules_config *cfg, const struct p
 	atomic_init(&t->refs, 1);
 	t->cfg = rules_config_ref((struct rules_config *)cfg);
 	t->pools = calloc(cfg->npools ? cfg->npools : 1, sizeof(*t->pools));
-	if (!t->pools)
+	t->services = calloc(cfg->nservices ? cfg->nservices : 1, sizeof(*t->services));
+	if (!t->pools || !t->services)
 		goto fail;
+	for (size_t i = 0; i < cfg->nservices; i++)
+		if (!(t->services[i] = pool_named_take(prev ? prev->services : NULL, prev ? prev->cfg->nservices : 0,
+		                                       cfg->services[i].name)))
+			goto fail;
 	for (size_t p = 0; p < cfg->npools; p++, t->npools++) {
 		const struct rules_pool *rp = &cfg->pools[p];
 		struct pool_live *pl = &t->pools[p];
 		pl->cfg = rp;
 		pl->srv = calloc(rp->nservers ? rp->nservers : 1, sizeof(*pl->srv));
 		if (!pl->srv)
+			goto fail;
+		for (size_t k = 0; prev && k < prev->npools && !pl->named; k++)
+			if (strcmp(prev->pools[k].cfg->name, rp->name) == 0)
+				pl->named = pool_named_take(&prev->pools[k].named, 1, rp->name);
+		if (!pl->named && !(pl->named = pool_named_new(rp->name)))
 			goto fail;
 		for (size_t i = 0; i < rp->nservers; i++) {
 			struct pool_srv *old = pool_srv_find(prev, rp->name, rp->servers[i].name);
@@ -161,8 +227,12 @@ void pool_table_unref(struct pool_table *t)
 		for (size_t i = 0; pl->srv && i < t->cfg->pools[p].nservers; i++)
 			pool_srv_unref(pl->srv[i]);
 		free(pl->srv);
+		pool_named_unref(pl->named);
 	}
 	free(t->pools);
+	for (size_t i = 0; t->services && i < t->cfg->nservices; i++)
+		pool_named_unref(t->services[i]);
+	free(t->services);
 	rules_config_unref(t->cfg);
 	free(t);
 }
@@ -361,12 +431,43 @@ void pool_conn_end(const struct pool_table *t, size_t pool, size_t server)
 	atomic_fetch_sub_explicit(&pool_srv(t, pool, server)->active, 1, memory_order_relaxed);
 }
 
-void pool_request_done(const struct pool_table *t, size_t pool, size_t server, int status)
+void pool_request_done(const struct pool_table *t, const struct pool_request *r)
 {
-	struct pool_srv *s = pool_srv(t, pool, server);
+	bool error = r->status >= 500;
+	stats_count_request(t->services[r->service]->live, error, r->us, r->bytes_in, r->bytes_out);
+	if (r->pool < 0)
+		return;
+	stats_count_request(t->pools[r->pool].named->live, error, r->us, r->bytes_in, r->bytes_out);
+	if (r->server < 0)
+		return;
+	struct pool_srv *s = pool_srv(t, (size_t)r->pool, (size_t)r->server);
 	atomic_fetch_add_explicit(&s->requests, 1, memory_order_relaxed);
-	if (status >= 500)
+	if (error)
 		atomic_fetch_add_explicit(&s->errors, 1, memory_order_relaxed);
+	stats_count_request(s->live, error, r->us, r->bytes_in, r->bytes_out);
+}
+
+void pool_session_done(const struct pool_table *t, size_t service, long pool, long server, bool failed)
+{
+	stats_count_session(t->services[service]->live, failed);
+	if (pool < 0)
+		return;
+	stats_count_session(t->pools[pool].named->live, failed);
+	if (server >= 0)
+		stats_count_session(pool_srv(t, (size_t)pool, (size_t)server)->live, failed);
+}
+
+void pool_relay_bytes(const struct pool_table *t, size_t service, size_t pool, size_t server, uint64_t in,
+                      uint64_t out)
+{
+	stats_count_bytes(t->services[service]->live, in, out);
+	stats_count_bytes(t->pools[pool].named->live, in, out);
+	stats_count_bytes(pool_srv(t, pool, server)->live, in, out);
+}
+
+void pool_service_open(const struct pool_table *t, size_t service, int delta)
+{
+	atomic_fetch_add_explicit(&t->services[service]->open, (unsigned)delta, memory_order_relaxed);
 }
 
 static void pool_set_check_text(struct pool_srv *s, const char *what)
@@ -496,4 +597,47 @@ void pool_server_view(const struct pool_table *t, size_t pool, size_t server, st
 	pthread_mutex_lock(&s->lock);
 	memcpy(v->last_check, s->last_check, sizeof(v->last_check));
 	pthread_mutex_unlock(&s->lock);
+}
+
+/* ---------------------------------------------------------------- live numbers */
+
+void pool_table_sample(const struct pool_table *t, uint64_t tick, uint64_t now_ms)
+{
+	for (size_t i = 0; i < t->cfg->nservices; i++) {
+		struct pool_named *n = t->services[i];
+		stats_ring_sample(n->ring, n->live, atomic_load_explicit(&n->open, memory_order_relaxed), tick, now_ms);
+	}
+	for (size_t p = 0; p < t->npools; p++) {
+		unsigned open = 0;
+		for (size_t i = 0; i < t->pools[p].cfg->nservers; i++) {
+			struct pool_srv *s = pool_srv(t, p, i);
+			unsigned a = atomic_load_explicit(&s->active, memory_order_relaxed);
+			stats_ring_sample(s->ring, s->live, a, tick, now_ms);
+			open += a;
+		}
+		stats_ring_sample(t->pools[p].named->ring, t->pools[p].named->live, open, tick, now_ms);
+	}
+}
+
+const struct stats_ring *pool_service_ring(const struct pool_table *t, size_t service)
+{
+	return t->services[service]->ring;
+}
+
+const struct stats_ring *pool_ring(const struct pool_table *t, size_t pool)
+{
+	return t->pools[pool].named->ring;
+}
+
+const struct stats_ring *pool_server_ring(const struct pool_table *t, size_t pool, size_t server)
+{
+	return pool_srv(t, pool, server)->ring;
+}
+
+void pool_latency_histogram(const struct pool_table *t, size_t pool, uint64_t *buckets, uint64_t *sum_us,
+                            uint64_t *count)
+{
+	memset(buckets, 0, STATS_NBUCKETS * sizeof(*buckets));
+	*sum_us = *count = 0;
+	stats_latency_add(t->pools[pool].named->live, buckets, sum_us, count);
 }

@@ -1,7 +1,8 @@
 /*
  * pool.h - the live side of pools: each real server's state (up, down,
  * draining, disabled), its counters, and the choice of a server for a new
- * connection or request.
+ * connection or request; and the live numbers (stats.h) of every service,
+ * pool and server.
  *
  * A pool table belongs to one rules snapshot and is shared by every worker
  * and the control thread; everything in it that changes is atomic, so the
@@ -9,6 +10,7 @@
  * table takes over the object of the server with the same pool and server
  * name, so counters, health history and an admin's drain survive a SIGHUP and
  * connections still open on the old rules keep counting on the same object.
+ * Services and pools have such objects too, for their live numbers.
  *
  * Balancing state that only steers (the smooth weighted round robin) is per
  * worker (struct pool_cursor), not shared.
@@ -31,6 +33,7 @@ enum pool_admin { POOL_ADMIN_ENABLED, POOL_ADMIN_DRAINING, POOL_ADMIN_DISABLED }
 
 struct pool_table;
 struct pool_cursor;
+struct stats_ring;
 
 /* prev may be NULL; servers found in prev (same pool name, same server name) keep their state. */
 struct pool_table *pool_table_new(const struct rules_config *cfg, const struct pool_table *prev);
@@ -62,7 +65,25 @@ bool pool_server_usable(const struct pool_table *t, size_t pool, size_t server);
  * an exchange off; enough of them in a row mark a checked server down. */
 void pool_conn_begin(const struct pool_table *t, size_t pool, size_t server);
 void pool_conn_end(const struct pool_table *t, size_t pool, size_t server);
-void pool_request_done(const struct pool_table *t, size_t pool, size_t server, int status);
+
+/* Live numbers, from the data path. An HTTP request answered, where its access
+ * line is written: by a server of the pool, or by the gateway (server -1, and
+ * pool -1 when the route had none). us: from its first byte to its answer's last. */
+struct pool_request {
+	size_t service;
+	long pool, server;
+	int status;
+	uint64_t us, bytes_in, bytes_out;
+};
+void pool_request_done(const struct pool_table *t, const struct pool_request *r);
+/* A passthrough connection ended; failed: the server (or the lack of one) cut it short. */
+void pool_session_done(const struct pool_table *t, size_t service, long pool, long server, bool failed);
+/* Passthrough bytes as they are relayed. */
+void pool_relay_bytes(const struct pool_table *t, size_t service, size_t pool, size_t server, uint64_t in,
+                      uint64_t out);
+/* A client connection of the service opened (+1) or closed (-1). */
+void pool_service_open(const struct pool_table *t, size_t service, int delta);
+
 void pool_server_failed(const struct pool_table *t, size_t pool, size_t server, const char *why);
 void pool_server_succeeded(const struct pool_table *t, size_t pool, size_t server);
 
@@ -92,5 +113,17 @@ struct pool_server_view {
 	int64_t last_change;            /* unix time of the last state change, 0: never */
 };
 void pool_server_view(const struct pool_table *t, size_t pool, size_t server, struct pool_server_view *v);
+
+/* Once a second, from the control thread: every service's, pool's and server's
+ * counters into its ring (sample tick, taken at monotonic now_ms). */
+void pool_table_sample(const struct pool_table *t, uint64_t tick, uint64_t now_ms);
+/* Rings to read live numbers from, on the control thread only. */
+const struct stats_ring *pool_service_ring(const struct pool_table *t, size_t service);
+const struct stats_ring *pool_ring(const struct pool_table *t, size_t pool);
+const struct stats_ring *pool_server_ring(const struct pool_table *t, size_t pool, size_t server);
+/* The pool's HTTP latencies since its first request: STATS_NBUCKETS counts
+ * (stats_bucket_us), their sum and count. */
+void pool_latency_histogram(const struct pool_table *t, size_t pool, uint64_t *buckets, uint64_t *sum_us,
+                            uint64_t *count);
 
 #endif

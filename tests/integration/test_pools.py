@@ -192,11 +192,26 @@ services = ( { name = "web"; listen = [ "127.0.0.1:%d" ]; routes = ( { host = "a
         r = subprocess.run([ONEGATE_BIN, "server", "enable", "app", aname, "-c", og.conf], capture_output=True,
                            text=True, timeout=20)
         self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, "pool app, server %s: draining -> up; it takes new connections and requests "
+                         "again (0 open now)\n" % aname)
         self.assertEqual(admin.state("app", aname), "up")
+        r = subprocess.run([ONEGATE_BIN, "server", "enable", "app", aname, "-c", og.conf], capture_output=True,
+                           text=True, timeout=20)
+        self.assertEqual((r.returncode, r.stdout), (0, "pool app, server %s: already up; nothing changed\n" % aname))
         r = subprocess.run([ONEGATE_BIN, "server", "drain", "app", "no-such-server", "-c", og.conf],
                            capture_output=True, text=True, timeout=20)
-        self.assertEqual(r.returncode, 1)
-        self.assertIn("no such pool or server", r.stdout)
+        self.assertEqual((r.returncode, r.stdout, r.stderr), (1, "", "no such pool or server\n"))
+
+        # latency histograms per pool: as many requests as the servers answered, in order
+        _, text = admin.call("GET", "/metrics")
+        fams = {f.name: f for f in text_string_to_metric_families(text)}
+        hist = [x for x in fams["onegate_pool_request_duration_seconds"].samples if x.labels["pool"] == "app"]
+        buckets = [x.value for x in hist if x.name.endswith("_bucket")]
+        count = [x.value for x in hist if x.name.endswith("_count")][0]
+        self.assertEqual(buckets, sorted(buckets))
+        self.assertEqual(buckets[-1], count)
+        self.assertGreaterEqual(count, 20)
+        self.assertGreater([x.value for x in hist if x.name.endswith("_sum")][0], 0)
 
     def test_drain_lets_open_requests_finish_and_no_server_answers_503(self):
         og = self.start_onegate(self.conf(), self.port)
@@ -237,9 +252,48 @@ services = ( { name = "web"; listen = [ "127.0.0.1:%d" ]; routes = ( { host = "a
             f.write(self.conf().replace('pool = "app"; } );', 'pool = "app"; }, { host = "new.test"; status = 204; } );'))
         r = subprocess.run([ONEGATE_BIN, "reload", "-c", og.conf], capture_output=True, text=True, timeout=20)
         self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertTrue(wait_until(lambda: get(self.port, host="new.test")[0] == 204, 5))
+        # the command waits for the outcome: the new route answers as soon as it returns
+        self.assertEqual(r.stdout, "applied %s: 1 pools, 1 services, 0 certificates\n" % og.conf)
+        self.assertEqual(get(self.port, host="new.test")[0], 204)
         # the admin's drain outlives the reload: the server's state object is kept
         self.assertEqual(admin.state("app", aname), "draining")
+
+    def test_reload_the_gateway_refuses_exits_1_with_every_line(self):
+        og = self.start_onegate(self.conf(), self.port)
+        # A file that checks clean but cannot be applied: its new address is held by another program.
+        holder = socket.socket()
+        holder.bind((LOOP4, 0))
+        holder.listen(1)
+        self.addCleanup(holder.close)
+        busy = holder.getsockname()[1]
+        good = self.conf()
+        with open(og.conf, "w") as f:
+            f.write(good.replace('listen = [ "127.0.0.1:%d" ];' % self.port,
+                                 'listen = [ "127.0.0.1:%d", "127.0.0.1:%d" ];' % (self.port, busy)))
+        r = subprocess.run([ONEGATE_BIN, "reload", "-c", og.conf], capture_output=True, text=True, timeout=40)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertEqual(r.stdout, "")
+        lines = r.stderr.splitlines()
+        self.assertEqual(lines[0], "refused %s: a new listen address cannot be bound; still serving the previous "
+                         "rules" % og.conf)
+        line = [i + 1 for i, l in enumerate(good.splitlines()) if l.startswith("services")][0]
+        self.assertRegex(lines[1], r"^%s:%d: service web cannot listen on 127.0.0.1:%d: Address already in use$"
+                         % (re.escape(og.conf), line, busy))
+        self.assertEqual(get(self.port)[0], 200)
+        # the API says the same in JSON, with 409
+        req = urllib.request.Request("http://%s:%d/api/reload" % (LOOP4, self.admin_port), method="POST")
+        with self.assertRaises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(req, timeout=40)
+        self.assertEqual(e.exception.code, 409)
+        body = json.loads(e.exception.read())
+        self.assertEqual(body["reload"], "refused")
+        self.assertEqual(body["messages"][1:], lines[1:])
+        # put right, it applies
+        with open(og.conf, "w") as f:
+            f.write(good)
+        req = urllib.request.Request("http://%s:%d/api/reload" % (LOOP4, self.admin_port), method="POST")
+        with urllib.request.urlopen(req, timeout=40) as resp:
+            self.assertEqual(json.loads(resp.read())["reload"], "applied")
 
     def test_token_is_required_and_checked(self):
         token = "s3cret-token-0123456789"
