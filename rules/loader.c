@@ -1181,6 +1181,9 @@ static void rules_set_pool_tls(struct rules_load *L, const config_setting_t *s, 
 	rules_section_apply(L, s, &rules_pool_tls_section, t);
 	if (!t->cert != !t->key)
 		rules_error(L, s, "a client certificate needs both cert and key");
+	if (!t->verify && t->ca_file)
+		rules_warn(L, config_setting_get_member(s, "ca_file"), "ca_file has no effect with verify = false: the "
+		           "server's certificate is not checked at all; remove ca_file, or verify");
 	rules_path_resolve(L, s, &t->ca_file);
 	rules_path_resolve(L, s, &t->cert);
 	rules_path_resolve(L, s, &t->key);
@@ -2230,6 +2233,10 @@ static void rules_service_read(struct rules_load *L, const config_setting_t *lis
 		rules_error(L, config_setting_get_member(s, "plain_http"),
 		            "plain_http lets a TLS service also take plain HTTP on its port; this service has no tls group, "
 		            "so it is plain already: remove plain_http");
+	if (!svc->accept_proxy && config_setting_get_member(s, "proxy_timeout"))
+		rules_warn(L, config_setting_get_member(s, "proxy_timeout"),
+		           "proxy_timeout bounds the wait for a PROXY header, which this service does not read; add "
+		           "accept_proxy = true; or remove proxy_timeout");
 	const config_setting_t *routes = config_setting_get_member(s, "routes");
 	size_t nmatching = svc->nroutes - (svc->default_route >= 0);
 	if (!routes) {
@@ -2257,6 +2264,15 @@ static void rules_service_read(struct rules_load *L, const config_setting_t *lis
 				break;
 			}
 	}
+	const config_setting_t *k;
+	if (svc->mode == RULES_MODE_HTTP && (k = config_setting_get_member(s, "hello_timeout")))
+		rules_warn(L, k, "hello_timeout bounds the wait for a TLS ClientHello, and this plain HTTP service reads "
+		           "none; header_timeout bounds the request head: remove hello_timeout");
+	for (int t = 0; svc->mode == RULES_MODE_PASSTHROUGH && t < 2; t++)
+		if ((k = config_setting_get_member(s, t ? "keepalive_timeout" : "header_timeout")))
+			rules_warn(L, k, "%s applies to HTTP requests, and this service relays TLS by sni without reading "
+			           "any; remove it (a relay's idle time is its pool's idle_timeout)",
+			           t ? "keepalive_timeout" : "header_timeout");
 	if (svc->default_reject && svc->mode != RULES_MODE_PASSTHROUGH)
 		rules_error(L, config_setting_get_member(s, "default"),
 		            "reject = true only applies to a passthrough service; an HTTP service answers %d when no "
@@ -2456,6 +2472,39 @@ static void rules_warn_unused_pools(struct rules_load *L)
 			           "pool \"%s\" is not used by any route or default", L->cfg->pools[i].name);
 }
 
+/* Pool keys that only HTTP requests use, on a pool that only passthrough routes use:
+ * the relay passes the client's bytes untouched, so the setting would silently do
+ * nothing. Only what the pool's own entry writes (a template serves both kinds). */
+static void rules_warn_pool_keys_unused(struct rules_load *L)
+{
+	const struct rules_config *c = L->cfg;
+	for (size_t i = 0; i < c->npools; i++) {
+		bool http = false, pass = false;
+		for (size_t k = 0; k < c->nservices; k++)
+			for (size_t r = 0; r < c->services[k].nroutes; r++)
+				if (c->services[k].routes[r].pool == (long)i) {
+					pass = pass || c->services[k].routes[r].passthrough;
+					http = http || !c->services[k].routes[r].passthrough;
+				}
+		const config_setting_t *s = config_setting_get_elem(L->pools_set, (unsigned)i);
+		if (!pass || http || !s || !config_setting_is_group(s))
+			continue;
+		const config_setting_t *k;
+		if ((k = config_setting_get_member(s, "share_connections")))
+			rules_warn(L, k, "share_connections has no effect on pool \"%s\": only passthrough routes use it, and "
+			           "each of their connections is relayed on a server connection of its own; remove it",
+			           c->pools[i].name);
+		if ((k = config_setting_get_member(s, "tls")))
+			rules_warn(L, k, "tls has no effect on pool \"%s\": only passthrough routes use it, and they relay "
+			           "the client's TLS untouched; remove it, or terminate TLS on the service (no passthrough)",
+			           c->pools[i].name);
+		if (c->pools[i].balance == RULES_BALANCE_COOKIE && (k = config_setting_get_member(s, "balance")))
+			rules_warn(L, k, "balance = \"cookie\" cannot work on pool \"%s\": only passthrough routes use it, "
+			           "and a relay sees no HTTP to put a cookie in; use balance = \"source\" for affinity",
+			           c->pools[i].name);
+	}
+}
+
 static void rules_read_root(struct rules_load *L, const config_t *lc)
 {
 	/* A shipped template with a wrong key would be ignored silently where it is used. */
@@ -2480,6 +2529,8 @@ static void rules_read_root(struct rules_load *L, const config_t *lc)
 	L->cfg->drain_timeout_ms = L->drain_ms;
 	if (L->pool_used)
 		rules_warn_unused_pools(L);
+	if (L->pools_set)
+		rules_warn_pool_keys_unused(L);
 	for (size_t i = 0; L->plugin_used && i < L->cfg->nplugins; i++)
 		if (!L->plugin_used[i] && L->cfg->plugins[i].name)
 			rules_warn(L, config_setting_get_elem(L->plugins_set, (unsigned)i),

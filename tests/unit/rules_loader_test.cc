@@ -409,6 +409,47 @@ TEST(Loader, UnusedPoolWarns)
 	          std::vector<std::string>{ "t.conf:2: warning: pool \"spare\" is not used by any route or default" });
 }
 
+// Keys that would do nothing where they are written are reported at their line.
+TEST(Loader, KeysWithoutEffectWarn)
+{
+	Loaded l;
+	load_string("pools = ( { name = \"relay\"; servers = ( \"127.0.0.1:1\" );\n"
+	            "  share_connections = false;\n"
+	            "  tls = { verify = false;\n"
+	            "    ca_file = \"/nonexistent/ca.pem\"; };\n"
+	            "  balance = \"cookie\"; },\n"
+	            "  { name = \"web\"; servers = ( \"127.0.0.1:2\" ); share_connections = false; proxy_protocol = 2; } );\n"
+	            "services = ( { name = \"pass\"; listen = [ \"127.0.0.1:3\" ];\n"
+	            "    header_timeout = 5;\n"
+	            "    keepalive_timeout = 5;\n"
+	            "    proxy_timeout = 2;\n"
+	            "    routes = ( { sni = \"a.test\"; pool = \"relay\"; } ); },\n"
+	            "  { name = \"http\"; listen = [ \"127.0.0.1:4\" ];\n"
+	            "    hello_timeout = 5; accept_proxy = true; proxy_timeout = 2;\n"
+	            "    routes = ( { host = \"b.test\"; pool = \"web\"; } ); } );\n",
+	            l);
+	ASSERT_NE(l.cfg, nullptr) << l.all();
+	std::vector<std::string> want = {
+		"t.conf:4: warning: ca_file has no effect with verify = false: the server's certificate is not checked at "
+		"all; remove ca_file, or verify",
+		"t.conf:10: warning: proxy_timeout bounds the wait for a PROXY header, which this service does not read; add "
+		"accept_proxy = true; or remove proxy_timeout",
+		"t.conf:8: warning: header_timeout applies to HTTP requests, and this service relays TLS by sni without "
+		"reading any; remove it (a relay's idle time is its pool's idle_timeout)",
+		"t.conf:9: warning: keepalive_timeout applies to HTTP requests, and this service relays TLS by sni without "
+		"reading any; remove it (a relay's idle time is its pool's idle_timeout)",
+		"t.conf:13: warning: hello_timeout bounds the wait for a TLS ClientHello, and this plain HTTP service reads "
+		"none; header_timeout bounds the request head: remove hello_timeout",
+		"t.conf:2: warning: share_connections has no effect on pool \"relay\": only passthrough routes use it, and "
+		"each of their connections is relayed on a server connection of its own; remove it",
+		"t.conf:3: warning: tls has no effect on pool \"relay\": only passthrough routes use it, and they relay the "
+		"client's TLS untouched; remove it, or terminate TLS on the service (no passthrough)",
+		"t.conf:5: warning: balance = \"cookie\" cannot work on pool \"relay\": only passthrough routes use it, and "
+		"a relay sees no HTTP to put a cookie in; use balance = \"source\" for affinity",
+	};
+	EXPECT_EQ(l.warnings, want) << l.all();
+}
+
 class LoaderFiles : public ::testing::Test {
 protected:
 	void SetUp() override
