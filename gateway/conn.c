@@ -423,7 +423,8 @@ static void conn_to_http(struct conn *c, bool tls)
 	}
 	struct http_start st = {
 		.home = c->home, .snap = c->snap, .svc = c->svc, .cli = c->cli, .ssl = ssl,
-		.peer = &c->peer, .peerlen = c->peerlen, .sni = c->hello.has_sni ? c->hello.sni : NULL,
+		.peer = &c->peer, .peerlen = c->peerlen, .local = &c->local, .locallen = c->locallen,
+		.sni = c->hello.has_sni ? c->hello.sni : NULL,
 	};
 	c->cli = NULL;
 	sock_setcb(st.cli, NULL, NULL, NULL, NULL);

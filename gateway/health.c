@@ -13,6 +13,7 @@
 #include "h1.h"
 #include "log.h"
 #include "pool.h"
+#include "proxyproto.h"
 #include "sock.h"
 #include "tlsconf.h"
 #include "tstream.h"
@@ -206,6 +207,17 @@ static void health_start(struct health_check *c)
 		pool_health_result(c->h->table, c->pool, c->server, false, text);
 		health_arm(c, hc->interval_ms);
 		return;
+	}
+	/* A back end that requires the PROXY header refuses a connection without one; a check
+	 * is the gateway's own connection, so its header names no client (v2 LOCAL, v1 UNKNOWN). */
+	if (p->proxy_protocol) {
+		uint8_t hdr[PP_MAX_HEADER];
+		int n = pp_write_local(p->proxy_protocol, hdr, sizeof(hdr));
+		if (n < 0 || evbuffer_add(sock_output(sk), hdr, (size_t)n) != 0) {
+			sock_free(sk);
+			health_arm(c, hc->interval_ms);
+			return;
+		}
 	}
 	SSL *ssl = NULL;
 	if (hc->type == RULES_HEALTH_HTTPS && !(ssl = health_ssl(c))) {

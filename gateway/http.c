@@ -17,6 +17,7 @@
 #include "log.h"
 #include "plugin.h"
 #include "pool.h"
+#include "proxyproto.h"
 #include "sock.h"
 #include "tlsconf.h"
 #include "tstream.h"
@@ -71,7 +72,9 @@ struct http_session {
 	bool handshaken;                /* the client's TLS handshake is done (always, without TLS) */
 	char client[64];                /* "ip:port" for logs */
 	char client_ip[INET6_ADDRSTRLEN];
-	struct sockaddr_storage peer;   /* for balance = "source" */
+	struct sockaddr_storage peer;   /* for balance = "source" and the PROXY header */
+	struct sockaddr_storage local;  /* the address the client connected to, for the PROXY header */
+	socklen_t locallen;             /* 0: unknown */
 	char sni[256];
 	unsigned requests;
 	struct timeval start;
@@ -231,10 +234,11 @@ static void http_make_private(struct http_session *s)
 	s->req_private = true;
 }
 
-/* A pool whose server connections are never shared: each is private from its connect. */
+/* A pool whose server connections are never shared: each is private from its connect.
+ * A PROXY header names the client that opened the connection, so it is one of them. */
 static bool http_pool_private(const struct rules_pool *p)
 {
-	return !p->share_connections;
+	return !p->share_connections || p->proxy_protocol;
 }
 
 /* Authorization / Proxy-Authorization (credentials) and WWW-Authenticate /
@@ -929,6 +933,35 @@ static SSL *http_backend_ssl(struct http_session *s)
 	return tlsconf_pool_ssl(s->snap->tls, (size_t)s->pool, http_backend_name(s, http_pool(s)));
 }
 
+/* A new server connection of a pool with proxy_protocol starts with the header of
+ * the client connection that opens it, before any TLS to the back end. */
+static int http_proxy_header(struct http_session *s, struct sock *sk)
+{
+	const struct rules_pool *p = http_pool(s);
+	uint8_t hdr[PP_MAX_HEADER];
+	const struct sockaddr *src = (const struct sockaddr *)&s->peer, *dst = (const struct sockaddr *)&s->local;
+	int n;
+	if (!s->locallen)
+		return -1;
+	if (p->proxy_protocol == 1) {
+		n = pp_write_v1(src, dst, hdr, sizeof(hdr));
+	} else {
+		SSL *ssl = s->tls ? tstream_ssl(s->cli) : NULL;
+		char alpn[64] = "";
+		if (ssl) {
+			const uint8_t *proto;
+			unsigned len;
+			SSL_get0_alpn_selected(ssl, &proto, &len);
+			http_copy(alpn, sizeof(alpn), (const char *)proto, proto ? len : 0);
+		}
+		struct pp_tlvs t = { alpn, s->sni, ssl ? SSL_get_version(ssl) : NULL };
+		n = pp_write_v2_tlvs(src, dst, &t, hdr, sizeof(hdr));
+	}
+	if (n < 0)
+		return -1;
+	return evbuffer_add(sock_output(sk), hdr, (size_t)n);
+}
+
 /* Tries the pool's servers in round-robin order from the request's pick; only a
  * failed connect moves on, never a request a server has seen. */
 static void http_connect_next(struct http_session *s)
@@ -963,6 +996,12 @@ static void http_connect_next(struct http_session *s)
 			pool_server_failed(s->snap->pools, (size_t)s->pool, (size_t)idx, strerror(errno));
 			http_server_release(s);
 			continue;
+		}
+		if (p->proxy_protocol && http_proxy_header(s, sk) != 0) {
+			sock_free(sk);
+			log_msg(LOG_WARN, "pool %s: cannot write a PROXY header for client %s", p->name, s->client);
+			http_server_release(s);
+			break;
 		}
 		SSL *ssl = NULL;
 		if (p->tls.on && !(ssl = http_backend_ssl(s))) {
@@ -1626,6 +1665,10 @@ void http_session_start(const struct http_start *st)
 	s->route = s->pool = s->server = -1;
 	addr_text(st->peer, st->peerlen, s->client, sizeof(s->client), s->client_ip, sizeof(s->client_ip));
 	memcpy(&s->peer, st->peer, st->peerlen < sizeof(s->peer) ? st->peerlen : sizeof(s->peer));
+	if (st->local && st->locallen && st->locallen <= sizeof(s->local)) {
+		memcpy(&s->local, st->local, st->locallen);
+		s->locallen = st->locallen;
+	}
 	if (st->sni)
 		snprintf(s->sni, sizeof(s->sni), "%s", st->sni);
 	event_base_gettimeofday_cached(s->home->base, &s->start);

@@ -28,6 +28,8 @@ struct http_start {
 	SSL *ssl;                       /* server side to terminate here, or NULL for plain HTTP */
 	const struct sockaddr_storage *peer;    /* the client, as a PROXY header may have named it */
 	socklen_t peerlen;
+	const struct sockaddr_storage *local;   /* the address it connected to, as that header named it */
+	socklen_t locallen;                     /* 0: unknown */
 	const char *sni;                /* from the ClientHello, or NULL */
 };
 

@@ -246,7 +246,50 @@ int pp_write_v1(const struct sockaddr *src, const struct sockaddr *dst, uint8_t 
 	return n < 0 || (size_t)n >= cap ? -1 : n;
 }
 
+/* One TLV at out + *at, when it fits. */
+static bool pp_tlv(uint8_t *out, size_t cap, size_t *at, uint8_t type, const uint8_t *v, size_t len)
+{
+	if (len > 0xffff || cap - *at < 3 + len)
+		return false;
+	out[*at] = type;
+	out[*at + 1] = (uint8_t)(len >> 8);
+	out[*at + 2] = (uint8_t)len;
+	memcpy(out + *at + 3, v, len);
+	*at += 3 + len;
+	return true;
+}
+
+#define PP2_TYPE_ALPN 0x01
+#define PP2_TYPE_AUTHORITY 0x02
+#define PP2_TYPE_SSL 0x20
+#define PP2_SUBTYPE_SSL_VERSION 0x21
+#define PP2_CLIENT_SSL 0x01
+
 int pp_write_v2(const struct sockaddr *src, const struct sockaddr *dst, uint8_t *out, size_t cap)
+{
+	return pp_write_v2_tlvs(src, dst, NULL, out, cap);
+}
+
+int pp_write_local(int version, uint8_t *out, size_t cap)
+{
+	if (version == 1) {
+		static const char unknown[] = "PROXY UNKNOWN\r\n";
+		if (cap < sizeof(unknown) - 1)
+			return -1;
+		memcpy(out, unknown, sizeof(unknown) - 1);
+		return (int)(sizeof(unknown) - 1);
+	}
+	if (cap < PP_V2_FIXED)
+		return -1;
+	memcpy(out, pp_v2_sig, sizeof(pp_v2_sig));
+	out[12] = 0x20;                                 /* version 2, LOCAL */
+	out[13] = 0x00;                                 /* UNSPEC */
+	out[14] = out[15] = 0;
+	return PP_V2_FIXED;
+}
+
+int pp_write_v2_tlvs(const struct sockaddr *src, const struct sockaddr *dst, const struct pp_tlvs *t,
+                     uint8_t *out, size_t cap)
 {
 	struct pp_pair p;
 	if (!pp_pair(src, dst, &p))
@@ -255,6 +298,22 @@ int pp_write_v2(const struct sockaddr *src, const struct sockaddr *dst, uint8_t 
 	size_t body = 2 * alen + 4;
 	if (cap < PP_V2_FIXED + body)
 		return -1;
+	size_t at = PP_V2_FIXED + body;
+	if (t && t->alpn && *t->alpn &&
+	    !pp_tlv(out, cap, &at, PP2_TYPE_ALPN, (const uint8_t *)t->alpn, strlen(t->alpn)))
+		return -1;
+	if (t && t->authority && *t->authority &&
+	    !pp_tlv(out, cap, &at, PP2_TYPE_AUTHORITY, (const uint8_t *)t->authority, strlen(t->authority)))
+		return -1;
+	if (t && t->tls_version && *t->tls_version) {
+		/* client flags, then verify: non-zero, no client certificate was checked */
+		uint8_t ssl[5 + 3 + 32] = { PP2_CLIENT_SSL, 0, 0, 0, 1 };
+		size_t vlen = strlen(t->tls_version), n = 5;
+		if (vlen > 32 || !pp_tlv(ssl, sizeof(ssl), &n, PP2_SUBTYPE_SSL_VERSION, (const uint8_t *)t->tls_version, vlen) ||
+		    !pp_tlv(out, cap, &at, PP2_TYPE_SSL, ssl, n))
+			return -1;
+	}
+	body = at - PP_V2_FIXED;
 	memcpy(out, pp_v2_sig, sizeof(pp_v2_sig));
 	out[12] = 0x21;                                 /* version 2, PROXY */
 	out[13] = p.family == AF_INET ? 0x11 : 0x21;    /* INET or INET6, STREAM */

@@ -44,6 +44,23 @@ enum pp_status pp_parse(const uint8_t *buf, size_t len, struct pp_info *out);
 int pp_write_v1(const struct sockaddr *src, const struct sockaddr *dst, uint8_t *out, size_t cap);
 int pp_write_v2(const struct sockaddr *src, const struct sockaddr *dst, uint8_t *out, size_t cap);
 
+/* What a v2 header may say of the client connection besides its addresses
+ * (type-length-value fields). Any member may be NULL or empty: not written. */
+struct pp_tlvs {
+	const char *alpn;               /* the protocol the client's TLS negotiated (PP2_TYPE_ALPN) */
+	const char *authority;          /* the host name the client asked for, its SNI (PP2_TYPE_AUTHORITY) */
+	const char *tls_version;        /* the client's TLS version, "TLSv1.3", when its TLS ended here
+	                                 * (PP2_TYPE_SSL with PP2_SUBTYPE_SSL_VERSION) */
+};
+/* pp_write_v2 with those fields after the addresses; the whole header fits
+ * PP_MAX_HEADER when each string is a host name or shorter. */
+int pp_write_v2_tlvs(const struct sockaddr *src, const struct sockaddr *dst, const struct pp_tlvs *t,
+                     uint8_t *out, size_t cap);
+/* A header that names no client, for a connection of the gateway's own (a
+ * health check): v2 LOCAL, or v1 "PROXY UNKNOWN". The back end then keeps the
+ * connection's real addresses. Returns the length, or -1. */
+int pp_write_local(int version, uint8_t *out, size_t cap);
+
 #ifdef __cplusplus
 }
 #endif

@@ -18,6 +18,7 @@ test_pkgs=(
   libgtest-dev clang libclang-rt-dev
   android-boringssl openssl python3 procps iproute2
   python3-prometheus-client python3-pil chromium fonts-dejavu-core
+  nginx haproxy
 )
 
 group=${1:-}

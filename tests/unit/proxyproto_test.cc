@@ -163,6 +163,53 @@ TEST(ProxyProto, PayloadAfterTheHeaderIsNotPartOfIt)
 	EXPECT_EQ(pi.header_len, v2.size());   // TLVs are inside the header and skipped
 }
 
+TEST(ProxyProto, V2TlvsAfterTheAddresses)
+{
+	uint8_t buf[PP_MAX_HEADER];
+	pp_info pi;
+	auto s4 = v4("198.51.100.9", 40000), d4 = v4("127.0.0.1", 8443);
+	pp_tlvs t = { "http/1.1", "mail.contoso.test", "TLSv1.3" };
+	int n = pp_write_v2_tlvs(sa(s4), sa(d4), &t, buf, sizeof(buf));
+	ASSERT_EQ(n, 16 + 12 + (3 + 8) + (3 + 17) + (3 + 5 + 3 + 7));
+	EXPECT_EQ((buf[14] << 8) | buf[15], n - 16);
+	ASSERT_EQ(pp_parse(buf, n, &pi), PP_OK);
+	EXPECT_EQ(pi.header_len, (size_t)n);
+	EXPECT_EQ(text(pi.src), "198.51.100.9:40000");
+	const uint8_t *v = buf + 28;
+	EXPECT_EQ(std::string(reinterpret_cast<const char *>(v), 11), std::string("\x01\x00\x08http/1.1", 11));
+	v += 11;
+	EXPECT_EQ(std::string(reinterpret_cast<const char *>(v), 20), std::string("\x02\x00\x11mail.contoso.test", 20));
+	v += 20;
+	EXPECT_EQ(std::string(reinterpret_cast<const char *>(v), 18),
+	          std::string("\x20\x00\x0f\x01\x00\x00\x00\x01\x21\x00\x07TLSv1.3", 18));
+	// empty and absent fields are left out; a buffer too small is refused
+	pp_tlvs none = { "", nullptr, nullptr };
+	EXPECT_EQ(pp_write_v2_tlvs(sa(s4), sa(d4), &none, buf, sizeof(buf)), 16 + 12);
+	EXPECT_EQ(pp_write_v2_tlvs(sa(s4), sa(d4), &t, buf, 40), -1);
+	std::string host(253, 'a');
+	pp_tlvs longest = { "http/1.1", host.c_str(), "TLSv1.2" };
+	auto s6 = v6("2001:db8::7", 7), d6 = v6("::1", 443);
+	n = pp_write_v2_tlvs(sa(s6), sa(d6), &longest, buf, sizeof(buf));
+	ASSERT_GT(n, 0);
+	ASSERT_EQ(pp_parse(buf, n, &pi), PP_OK);
+}
+
+TEST(ProxyProto, LocalHeadersOfOurOwn)
+{
+	uint8_t buf[PP_MAX_HEADER];
+	pp_info pi;
+	int n = pp_write_local(1, buf, sizeof(buf));
+	ASSERT_EQ(std::string(reinterpret_cast<char *>(buf), n), "PROXY UNKNOWN\r\n");
+	ASSERT_EQ(pp_parse(buf, n, &pi), PP_OK);
+	EXPECT_TRUE(pi.local);
+	n = pp_write_local(2, buf, sizeof(buf));
+	ASSERT_EQ(n, 16);
+	EXPECT_EQ(buf[12], 0x20);
+	ASSERT_EQ(pp_parse(buf, n, &pi), PP_OK);
+	EXPECT_TRUE(pi.local);
+	EXPECT_EQ(pp_write_local(2, buf, 15), -1);
+}
+
 TEST(ProxyProto, LocalForms)
 {
 	pp_info pi;
