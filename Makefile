@@ -6,7 +6,7 @@ JOBS       ?= $(shell nproc)
 WERROR     ?= $(if $(CI),ON,OFF)
 CMAKE_ARGS ?=
 
-.PHONY: all deps deps-test build build-clang run test test-asan fuzz bench clean
+.PHONY: all deps deps-test build build-clang run test test-asan fuzz bench clean install
 
 all: build
 
@@ -46,8 +46,22 @@ test-asan: deps-test
 	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
 	  ctest --test-dir $(BUILD_ASAN) --output-on-failure -j $(JOBS)
 
+# The binary, plugins, templates, examples, docs, systemd unit and logrotate file under
+# PREFIX (sysconf files in /etc), staged under DESTDIR when set. A tree of its own
+# (build-install): the installed binary looks for its plugins in PREFIX/lib/onegate/plugins.
+PREFIX     ?= /usr/local
+SYSCONFDIR ?= /etc
+DESTDIR    ?=
+install: deps
+	@cmake -S . -B build-install -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DONEGATE_WERROR=$(WERROR) -DONEGATE_TESTS=OFF \
+	  -DCMAKE_INSTALL_PREFIX=$(PREFIX) -DCMAKE_INSTALL_SYSCONFDIR=$(SYSCONFDIR) \
+	  -DONEGATE_PLUGIN_DIR=$(PREFIX)/lib/onegate/plugins $(CMAKE_ARGS) >/dev/null
+	@cmake --build build-install -j $(JOBS)
+	DESTDIR=$(DESTDIR) cmake --install build-install
+	@echo "installed under $(DESTDIR)$(PREFIX); next: docs/operations.md (user, rule file, systemctl enable --now onegate)"
+
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN) build-clang build-fuzz
+	rm -rf $(BUILD) $(BUILD_ASAN) build-clang build-fuzz build-install
 
 # Side-by-side benchmarks against HAProxy and nginx (not part of `make test`).
 bench: build

@@ -17,6 +17,7 @@
 #include <event2/keyvalq_struct.h>
 #include <openssl/mem.h>
 
+#include "live.h"
 #include "log.h"
 #include "pool.h"
 #include "state.h"
@@ -925,6 +926,23 @@ void admin_reload_done(struct admin *ad, uint64_t seq, bool applied, const char 
 	}
 }
 
+/* GET /api/health: 200 while this gateway should hold a floating address, 503
+ * with the reason otherwise. */
+static void admin_health(struct evhttp_request *req)
+{
+	char why[200];
+	bool ok = live_check(live_now_ms(), why, sizeof(why));
+	struct evbuffer *b = evbuffer_new();
+	if (b) {
+		evbuffer_add_printf(b, "{\"health\":\"%s\",\"reason\":", ok ? "ok" : "fail");
+		admin_json_str(b, why);
+		ADMIN_LIT(b, "}\n");
+	}
+	admin_reply(req, ok ? 200 : 503, ok ? "OK" : "Service Unavailable", "application/json", b);
+	if (b)
+		evbuffer_free(b);
+}
+
 static void admin_request(struct evhttp_request *req, void *arg)
 {
 	struct admin *ad = arg;
@@ -932,12 +950,27 @@ static void admin_request(struct evhttp_request *req, void *arg)
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
 	if (!path)
 		path = "/";
+	/* Asked every second by a tracking script on the same host; it tells nothing but
+	 * ok or not, so it needs no token (changing it does). */
+	if ((cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD) && strcmp(path, "/api/health") == 0) {
+		admin_health(req);
+		return;
+	}
 	if (!admin_token_ok(ad, req)) {
 		admin_error(req, 401, "Unauthorized", "this admin listener needs its token");
 		return;
 	}
 	if (cmd == EVHTTP_REQ_POST && strcmp(path, "/api/reload") == 0) {
 		admin_reload(ad, req);
+		return;
+	}
+	if (cmd == EVHTTP_REQ_POST && (strcmp(path, "/api/health/standby") == 0 || strcmp(path, "/api/health/active") == 0)) {
+		bool standby = strcmp(path, "/api/health/standby") == 0;
+		live_set_standby(standby);
+		log_msg(LOG_WARN, "admin: %s", standby ? "standby: /api/health fails from now on, so a floating address moves away; "
+		                                         "connections are still served"
+		                                       : "active: /api/health answers from the gateway's state again");
+		admin_health(req);
 		return;
 	}
 	if (cmd == EVHTTP_REQ_POST) {
@@ -971,7 +1004,7 @@ static void admin_request(struct evhttp_request *req, void *arg)
 		admin_metrics(ad, b);
 		admin_reply(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", b);
 	} else {
-		admin_error(req, 404, "Not Found", "try /, /api/status, /api/status.txt or /metrics");
+		admin_error(req, 404, "Not Found", "try /, /api/status, /api/status.txt, /api/health or /metrics");
 	}
 	evbuffer_free(b);
 }

@@ -16,7 +16,9 @@
 #include "addr.h"
 #include "admin.h"
 #include "control.h"
+#include "live.h"
 #include "log.h"
+#include "notify.h"
 #include "plugin.h"
 #include "pool.h"
 #include "privs.h"
@@ -393,6 +395,7 @@ refused_early:
 /* One reload and its outcome, for whoever waits on the admin listener. */
 static void daemon_reload_and_tell(struct daemon_state *st)
 {
+	notify_send("RELOADING=1");
 	control_reload_begin(st->control);
 	char *notes_text = NULL, verdict[1024];
 	size_t notes_len = 0;
@@ -405,6 +408,11 @@ static void daemon_reload_and_tell(struct daemon_state *st)
 	if (text)
 		snprintf(text, len, "%s\n%s", verdict, notes_text ? notes_text : "");
 	free(notes_text);
+	/* Ready again either way: a refused file leaves the previous rules serving. */
+	char status[1100];
+	snprintf(status, sizeof(status), "READY=1\nSTATUS=%s", verdict);
+	status[strcspn(status + 8, "\n") + 8] = '\0';
+	notify_send(status);
 	control_reload_end(st->control, applied, text);
 }
 
@@ -492,6 +500,10 @@ int daemon_run(struct rules_config *cfg, daemon_ready_fn ready, void *arg)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	if (live_start(st.nw) != 0) {
+		log_msg(LOG_ERROR, "out of memory");
+		goto out;
+	}
 	for (unsigned i = 0; i < st.nw; i++) {
 		st.ws[i] = worker_new(i, cfg, st.tls, st.pools);
 		if (!st.ws[i]) {
@@ -548,8 +560,16 @@ int daemon_run(struct rules_config *cfg, daemon_ready_fn ready, void *arg)
 		log_msg(LOG_INFO, "admin listener on http://%s/ (status page, /api/status, /metrics)", cfg->admin.listen.text);
 	if (ready)
 		ready(arg);
+	live_set_serving();
+	char status[200];
+	snprintf(status, sizeof(status), "READY=1\nSTATUS=serving %zu services on %zu addresses with %u workers",
+	         cfg->nservices, naddr, st.nw);
+	if (notify_send(status) != 0)
+		log_msg(LOG_WARN, "cannot tell the service manager onegate is ready ($NOTIFY_SOCKET): %s", strerror(errno));
 
 	int sig = daemon_serve(&st, &sigs);
+	live_set_draining();
+	notify_send("STOPPING=1");
 	log_msg(LOG_INFO, "%s: no new connections; draining open ones for up to %u ms",
 	        sig == SIGTERM ? "SIGTERM" : "SIGINT", st.cfg->drain_timeout_ms);
 	for (unsigned i = 0; i < st.nw; i++)
@@ -563,6 +583,7 @@ out:
 	control_stop(st.control);
 	pool_table_unref(st.pools);
 	tlsconf_unref(st.tls);
+	live_stop();
 	if (pid_written)
 		state_pid_remove(st.cfg->state_dir);
 	if (rc == 0)

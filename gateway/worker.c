@@ -16,6 +16,7 @@
 
 #include "addr.h"
 #include "conn.h"
+#include "live.h"
 #include "log.h"
 #include "pool.h"
 
@@ -52,6 +53,7 @@ struct worker {
 	int ctl_fd;                     /* eventfd: the daemon's doorbell */
 	struct event_base *base;
 	struct event *ctl_ev;
+	struct event *beat_ev;          /* tells live.c this loop turns */
 	struct worker_listener **ls;     /* each allocated alone: libevent holds pointers to them */
 	size_t nls;
 	bool stopping;
@@ -155,6 +157,12 @@ static void worker_ctl(evutil_socket_t fd, short what, void *arg)
 		event_base_loopexit(w->base, NULL);
 }
 
+static void worker_beat(evutil_socket_t fd, short what, void *arg)
+{
+	const struct worker *w = arg;
+	live_beat(w->id);
+}
+
 static void worker_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
                           int salen, void *arg)
 {
@@ -206,6 +214,10 @@ struct worker *worker_new(unsigned id, struct rules_config *cfg, struct tlsconf 
 	w->ctl_ev = event_new(w->base, w->ctl_fd, EV_READ | EV_PERSIST, worker_ctl, w);
 	if (!w->ctl_ev || event_add(w->ctl_ev, NULL) != 0)
 		goto fail;
+	struct timeval beat = { 0, LIVE_BEAT_MS * 1000 };
+	w->beat_ev = event_new(w->base, -1, EV_PERSIST, worker_beat, w);
+	if (!w->beat_ev || event_add(w->beat_ev, &beat) != 0)
+		goto fail;
 	w->home.base = w->base;
 	w->home.on_empty = worker_on_empty;
 	w->home.on_empty_arg = w;
@@ -247,6 +259,7 @@ int worker_add_listener(struct worker *w, int fd, size_t svc_index)
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
+	live_beat(w->id);
 	event_base_dispatch(w->base);
 	atomic_store(&w->finished, true);
 	return NULL;
@@ -361,6 +374,8 @@ void worker_free(struct worker *w)
 	pthread_mutex_destroy(&w->pending_lock);
 	if (w->ctl_ev)
 		event_free(w->ctl_ev);
+	if (w->beat_ev)
+		event_free(w->beat_ev);
 	if (w->ctl_fd >= 0)
 		close(w->ctl_fd);
 	conn_snap_unref(w->home.snap);

@@ -19,6 +19,7 @@ test_pkgs=(
   android-boringssl openssl python3 procps iproute2
   python3-prometheus-client python3-pil chromium fonts-dejavu-core
   nginx haproxy
+  keepalived nftables
 )
 
 group=${1:-}
