@@ -70,6 +70,8 @@ class Health(OnegateTestCase):
             return False
 
     def test_ok_without_token_standby_needs_it_and_fails_until_active(self):
+        # The port accepts a moment before the daemon calls itself serving ("starting").
+        wait_until(lambda: http(self.admin, "/api/health")[0] == 200, 5)
         st, body = http(self.admin, "/api/health")
         self.assertEqual((st, body["health"]), (200, "ok"), body)
         self.assertIn("2 workers", body["reason"])
