@@ -1,11 +1,14 @@
 """Pools and health: balancing algorithms, health checks that take a server out
 and bring it back, drain, backups, connect retry, the admin listener (JSON,
-Prometheus metrics, text table, token, actions) and the status page as headless
-Chromium draws it. Real back ends that the tests stop and start; loopback only."""
+Prometheus metrics, text table, token, actions, reloads that report their
+outcome), the status page as headless Chromium draws it (states, and live
+numbers with their charts under load) and `onegate status --watch` on a
+pseudo-terminal. Real back ends that the tests stop and start; loopback only."""
 import http.client
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import tempfile
@@ -62,8 +65,8 @@ class Admin:
 class Load:
     """Requests one after another on fresh connections until stopped; counts by back end and failures."""
 
-    def __init__(self, port, host="app.test"):
-        self.port, self.host = port, host
+    def __init__(self, port, host="app.test", path="/", pause=0):
+        self.port, self.host, self.path, self.pause = port, host, path, pause
         self.by_backend, self.failures, self.failure_times = {}, 0, []
         self.stopping = False
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -71,7 +74,7 @@ class Load:
     def _run(self):
         while not self.stopping:
             try:
-                st, _, body = get(self.port, host=self.host, timeout=5)
+                st, _, body = get(self.port, self.path, host=self.host, timeout=5)
                 ok = st == 200
                 if ok:
                     b = backend_of(body)
@@ -81,6 +84,7 @@ class Load:
             if not ok:
                 self.failures += 1
                 self.failure_times.append(time.monotonic())
+            time.sleep(self.pause)
 
     def __enter__(self):
         self.thread.start()
@@ -340,6 +344,109 @@ services = ( { name = "web"; listen = [ "127.0.0.1:%d" ]; routes = ( { host = "a
         self.assertGreater(colors.get((0x2e, 0x7d, 0x32), 0), 50, "no green 'up' badge drawn")
         self.assertGreater(colors.get((0xef, 0x8f, 0x00), 0), 50, "no amber 'draining' badge drawn")
         self.assertGreater(colors.get((0xc6, 0x28, 0x28), 0), 50, "no red 'down' badge drawn")
+
+    def chromium(self, *args):
+        return subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                               "--no-first-run", "--user-data-dir=" + os.path.join(self.tmp.name, "chrome")]
+                              + list(args) + ["http://127.0.0.1:%d/" % self.admin_port],
+                              capture_output=True, text=True, timeout=90)
+
+    @staticmethod
+    def pool_row(dom):
+        """The pool's own row of the page as Chromium read it: [req/s, errors, ..., Requests]."""
+        row = re.search(r"<tr class=\"all\">(.*?)</tr>", dom, re.S).group(1)
+        return [re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+
+    def test_status_page_live_numbers_and_chart_under_load(self):
+        self.start_onegate(self.conf(health='interval = "1s"; timeout = "1s"; rise = 1; fall = 2;'), self.port)
+        admin = Admin(self.admin_port)
+        self.wait_state(admin, "127.0.0.1:%d" % self.a.port, "up")
+        self.a.statuses["/fail"] = 500
+        with Load(self.port), Load(self.port, path="/fail", pause=0.2):
+            # Numbers over the last minute and at least two steps of the chart.
+            def busy():
+                live = admin.status()["pools"][0]["live"]
+                return live["rps"] > 0 and live["error_rate"] > 0 and \
+                    len([x for x in live["history"]["rps"] if x is not None]) >= 2
+            self.assertTrue(wait_until(busy, 30, interval=0.5), admin.status()["pools"][0]["live"])
+            first = self.chromium("--dump-dom")
+            self.assertEqual(first.returncode, 0, first.stderr[-2000:])
+            # Moving: the request count grows between two reads of the page (no script needed).
+            row1 = self.pool_row(first.stdout)
+            self.assertTrue(wait_until(lambda: sum(x["requests"] for x in admin.status()["pools"][0]["servers"])
+                                       > int(row1[11]) + 20, 10))
+            second = self.chromium("--dump-dom")
+            row2 = self.pool_row(second.stdout)
+            shot = os.path.join(self.tmp.name, "live.png")
+            r = self.chromium("--window-size=1500,900", "--screenshot=" + shot)
+            self.assertTrue(os.path.exists(shot), r.stderr[-2000:])
+        # columns: name, state, req/s, errors, p50, p99, in, out, open, chart, changed, Requests, Errors, Failures
+        for row in (row1, row2):
+            self.assertGreater(float(row[2].rstrip("k")), 0, row)
+            self.assertRegex(row[3], r"^\d+\.\d%$")
+            self.assertNotEqual(row[3], "0.0%", row)
+            self.assertRegex(row[4], r"^[\d.]+ (ms|s)$")
+            self.assertRegex(row[5], r"^[\d.]+ (ms|s)$")
+            self.assertRegex(row[7], r"^[\d.]+ (B|kB|MB)/s$")
+        self.assertGreater(int(row2[11]), int(row1[11]), (row1, row2))
+        self.assertIn("<svg class=\"chart\"", second.stdout)
+        self.assertIn("<polyline", second.stdout)
+        if os.environ.get("ONEGATE_KEEP_SCREENSHOT"):
+            import shutil
+            shutil.copy(shot, os.environ["ONEGATE_KEEP_SCREENSHOT"])
+        from PIL import Image
+        img = Image.open(shot).convert("RGB")
+        colors = {}
+        for px in img.getdata():
+            colors[px] = colors.get(px, 0) + 1
+        # the charts: requests/s a blue line over a light blue area, errors a red line
+        self.assertGreater(colors.get((0x15, 0x65, 0xc0), 0), 40, "no requests line drawn")
+        self.assertGreater(colors.get((0xbb, 0xde, 0xfb), 0), 40, "no requests area drawn")
+        self.assertGreater(colors.get((0xc6, 0x28, 0x28), 0), 10, "no errors drawn")
+
+    def test_status_watch_redraws_in_place_on_a_terminal(self):
+        import pty
+        import select
+        og = self.start_onegate(self.conf(), self.port)
+        with Load(self.port):
+            pid, fd = pty.fork()
+            if pid == 0:
+                os.execv(ONEGATE_BIN, [ONEGATE_BIN, "status", "-c", og.conf, "--watch", "--interval", "1"])
+            out = b""
+            deadline = time.monotonic() + 30
+            # Three frames: each starts at the top left corner of the alternate screen.
+            while out.count(b"\x1b[H") < 4 and time.monotonic() < deadline:
+                if select.select([fd], [], [], 0.5)[0]:
+                    try:
+                        out += os.read(fd, 65536)
+                    except OSError:
+                        break
+            os.kill(pid, signal.SIGINT)
+            while True:
+                try:
+                    chunk = os.read(fd, 65536)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                out += chunk
+            _, status = os.waitpid(pid, 0)
+            os.close(fd)
+        self.assertEqual(os.waitstatus_to_exitcode(status), 0)
+        self.assertTrue(out.startswith(b"\x1b[?1049h"), out[:100])
+        self.assertTrue(out.rstrip().endswith(b"\x1b[?1049l"), out[-100:])
+        frames = [f.decode(errors="replace") for f in out.split(b"\x1b[H")[1:]]
+        self.assertGreaterEqual(len(frames), 4, out[-2000:])
+        self.assertNotIn("\x1b[2J", "".join(frames), "a full clear flickers")
+
+        def requests(frame):
+            return sum(int(m) for m in re.findall(r"^app\s+\S+\s+up\s+\d+\s+(\d+)", frame.replace("\x1b[K", ""),
+                                                  re.M))
+        for f in frames[:3]:
+            self.assertIn("SERVICE", f)
+            self.assertIn("every 1 s, Ctrl-C quits", f)
+        # Under load the counts move from one frame to the next.
+        self.assertGreater(requests(frames[2]), requests(frames[0]), frames[0] + frames[2])
 
 
 class Balancing(OnegateTestCase):
