@@ -1198,10 +1198,11 @@ static void rules_set_source(struct rules_load *L, const config_setting_t *s, vo
 		return;
 	}
 	const char *v = config_setting_get_string(s);
-	/* An address without a port: the kernel picks the port. */
-	snprintf(text, sizeof(text), strchr(v, ':') && v[0] != '[' ? "[%s]:0" : "%s:0", v);
-	if (rules_addr_parse(text, a, NULL, NULL, err, sizeof(err)) < 0) {
-		rules_error(L, s, "bad source address \"%s\": write an IPv4 or IPv6 address this host owns", v);
+	/* An address without a port (port 0): the kernel picks the port. */
+	snprintf(text, sizeof(text), strchr(v, ':') && v[0] != '[' ? "[%s]" : "%s", v);
+	uint16_t port = 0;
+	if (rules_server_parse(text, a, NULL, &port, err, sizeof(err)) < 0 || port != 0) {
+		rules_error(L, s, "bad source address \"%s\": write an IPv4 or IPv6 address this host owns, without a port", v);
 		return;
 	}
 	free(a->text);

@@ -900,3 +900,28 @@ TEST(LoaderDocs, EveryKeyOfEverySectionIsDocumented)
 }
 
 } // namespace
+
+// `source` is an address without a port (the kernel picks the port per connection).
+TEST(Loader, SourceAddressWithoutPort)
+{
+	Loaded l;
+	load_string(R"(pools = ( { name = "a"; servers = ( "127.0.0.1:9001" ); source = "127.0.0.1"; },
+                             { name = "b"; servers = ( "[::1]:9002" ); source = "::1"; } );
+services = ( { name = "s"; listen = [ "127.0.0.1:8443" ]; default = { pool = "a"; }; } );
+)",
+	            l);
+	ASSERT_NE(l.cfg, nullptr) << l.all();
+	const struct rules_addr &a = l.cfg->pools[0].source;
+	ASSERT_EQ(a.ss.ss_family, AF_INET);
+	EXPECT_EQ(ntohs(((const struct sockaddr_in *)&a.ss)->sin_port), 0);
+	EXPECT_STREQ(a.text, "127.0.0.1");
+	const struct rules_addr &b = l.cfg->pools[1].source;
+	ASSERT_EQ(b.ss.ss_family, AF_INET6);
+	EXPECT_EQ(ntohs(((const struct sockaddr_in6 *)&b.ss)->sin6_port), 0);
+	EXPECT_STREQ(b.text, "::1");
+	expect_errors(R"(pools = ( { name = "a"; servers = ( "127.0.0.1:9001" ); source = "127.0.0.1:80"; } );
+services = ( { name = "s"; listen = [ "127.0.0.1:8443" ]; default = { pool = "a"; }; } );
+)",
+	              { "t.conf:1: bad source address \"127.0.0.1:80\": write an IPv4 or IPv6 address this host owns, "
+	                "without a port" });
+}
