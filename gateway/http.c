@@ -106,6 +106,7 @@ struct http_session {
 	bool req_private;               /* this request went over a private server connection (the log says so) */
 	struct http_private *priv;      /* a private server connection waiting for this client's next request */
 	struct plugin_req *plug;        /* the route's plugins' edits for this request; NULL without plugins */
+	char *target;                   /* normalize_path: the target the back end gets; NULL: the client's */
 };
 
 static void http_read_request(struct http_session *s);
@@ -158,6 +159,7 @@ static void http_free(struct http_session *s, const char *outcome)
 	http_private_free(s);
 	free(s->msgs);
 	plugin_req_free(s->plug);
+	free(s->target);
 	conn_snap_unref(s->snap);
 	conn_home_unlink(s->home, &s->link);
 	free(s);
@@ -742,8 +744,19 @@ static void http_write_request_head(struct http_session *s, const char *head)
 	/* The head as it came and what we add. */
 	http_put_open(&o, out, q->head_len + q->upgrade_value.len + sizeof(s->host) + 256 +
 	                       (r->host_rewrite ? strlen(r->host_rewrite) : 0));
-	/* The request line as it came: the version is the client's. */
+	/* The request line as it came: the version is the client's. An absolute-form target goes in
+	 * origin form (its authority is Host), and normalize_path sends the path as it was matched. */
 	struct http_run run = { q->method.off, q->nheaders ? q->headers[0].name.off : q->head_len - 2 };
+	if (s->target || q->path.off != q->target.off) {
+		http_put(&o, head + q->method.off, q->method.len + 1);
+		if (s->target)
+			http_put_str(&o, s->target);
+		else if (!q->path.len || head[q->path.off] != '/')
+			HTTP_PUT_LIT(&o, "/");
+		if (!s->target)
+			http_put(&o, head + q->path.off, q->path.len);
+		run.from = q->target.off + q->target.len;
+	}
 	for (size_t i = 0; i < q->nheaders; i++) {
 		const struct h1_header *h = &q->headers[i];
 		const char *name = head + h->name.off;
@@ -1366,7 +1379,33 @@ static void http_cookie_set(struct http_session *s, struct evbuffer *out)
 
 /* ---------------------------------------------------------------- requests */
 
-static void http_route_request(struct http_session *s, const char *head)
+/* normalize_path: the resolved path, escaped where a byte is not plain in a path, and the query as sent. */
+static char *http_normalized_target(const char *rpath, size_t rlen, const char *path, size_t len)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	const char *query = memchr(path, '?', len);
+	size_t qlen = query ? len - (size_t)(query - path) : 0;
+	char *t = malloc(rlen * 3 + qlen + 1), *o = t;
+	if (!t)
+		return NULL;
+	for (size_t i = 0; i < rlen; i++) {
+		unsigned char c = (unsigned char)rpath[i];
+		bool plain = (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') ||
+		             (c && strchr("/-._~!$&'()*+,=@", c));
+		if (plain) {
+			*o++ = (char)c;
+		} else {
+			*o++ = '%';
+			*o++ = hex[c >> 4];
+			*o++ = hex[c & 15];
+		}
+	}
+	memcpy(o, query, qlen);
+	o[qlen] = '\0';
+	return t;
+}
+
+static void http_route_resolved(struct http_session *s, const char *head, char *rpath)
 {
 	const struct h1_msg *q = s->req;
 	const char *path = head + q->path.off;
@@ -1378,8 +1417,16 @@ static void http_route_request(struct http_session *s, const char *head)
 		http_respond(s, 421, NULL, "misdirected", !body);
 		return;
 	}
-	s->route = rules_route_match_http(s->svc, s->host, s->host_len, path, q->path.len, s->sni[0] ? s->sni : NULL,
-	                                  strlen(s->sni));
+	size_t rlen;
+	const char *bad;
+	s->route = rules_route_request(s->svc, s->host, s->host_len, path, q->path.len, s->sni[0] ? s->sni : NULL,
+	                               strlen(s->sni), rpath, q->path.len + 2, &rlen, &bad);
+	if (s->route == RULES_ROUTE_BAD_PATH) {
+		/* Never guessed, and never handed to a less specific route. */
+		log_msg(LOG_DEBUG, "client %s: bad path: %s", s->client, bad);
+		http_respond(s, 400, NULL, "bad-path", !body);
+		return;
+	}
 	if (s->route < 0) {
 		/* Never forwarded anywhere the rule file did not say. */
 		int st = s->svc->mode == RULES_MODE_TLS ? 421 : 404;
@@ -1390,7 +1437,7 @@ static void http_route_request(struct http_session *s, const char *head)
 	/* Before the redirect or status: a filter guards those too. */
 	if (r->nplugins) {
 		const char *why = NULL;
-		struct plugin_view v = { &s->peer, s->tls, head, q, s->host };
+		struct plugin_view v = { &s->peer, s->tls, head, q, s->host, rpath, rlen };
 		int st = plugin_on_request(s->snap->cfg, r, &v, &s->plug, &why);
 		if (st) {
 			http_respond(s, st, NULL, why, !body);
@@ -1415,6 +1462,11 @@ static void http_route_request(struct http_session *s, const char *head)
 		http_respond(s, r->status, NULL, "status", !body);
 		return;
 	}
+	bool asterisk = q->path.off == q->target.off && !q->path.len;
+	if (r->normalize_path && !asterisk && !(s->target = http_normalized_target(rpath, rlen, path, q->path.len))) {
+		http_respond(s, 503, NULL, "no-memory", false);
+		return;
+	}
 	s->pool = r->pool;
 	const struct rules_pool *p = http_pool(s);
 	/* Requests are balanced one by one (Skype for Business mobile clients expect it),
@@ -1428,6 +1480,21 @@ static void http_route_request(struct http_session *s, const char *head)
 		return;
 	}
 	http_connect_next(s);
+}
+
+/* The resolved path lives while the request is routed: on the stack unless it is long. */
+static void http_route_request(struct http_session *s, const char *head)
+{
+	char small[512];
+	size_t need = s->req->path.len + 2;
+	char *rpath = need <= sizeof(small) ? small : malloc(need);
+	if (!rpath) {
+		http_respond(s, 503, NULL, "no-memory", false);
+		return;
+	}
+	http_route_resolved(s, head, rpath);
+	if (rpath != small)
+		free(rpath);
 }
 
 static int http_request_reset(struct http_session *s)
@@ -1447,6 +1514,8 @@ static int http_request_reset(struct http_session *s)
 	s->req_private = false;
 	plugin_req_free(s->plug);
 	s->plug = NULL;
+	free(s->target);
+	s->target = NULL;
 	s->bytes_in = s->bytes_out = 0;
 	memset(&s->srv_start, 0, sizeof(s->srv_start));
 	return 0;

@@ -73,8 +73,8 @@ struct onegate_request {
 	bool tls, in_response;
 	const char *head;               /* the head header() reads: the request's, then the response's; NULL between */
 	const struct h1_msg *msg;
-	const char *method, *path, *host;   /* copies in text[], kept for on_response */
-	size_t method_len, path_len, host_len;
+	const char *method, *path, *host, *rpath;   /* copies in text[], kept for on_response */
+	size_t method_len, path_len, host_len, rpath_len;
 	struct plugin_add *adds;
 	size_t nadds, capadds;
 	struct plugin_drop *drops;
@@ -107,6 +107,18 @@ static const char *plugin_path(const struct onegate_request *r, size_t *len)
 {
 	*len = r->path_len;
 	return r->path;
+}
+
+static const char *plugin_path_resolved(const struct onegate_request *r, size_t *len)
+{
+	*len = r->rpath_len;
+	return r->rpath;
+}
+
+static int plugin_path_resolve(const char *path, size_t len, char *out, size_t cap, size_t *out_len)
+{
+	const char *why;
+	return rules_urlpath_resolve(path, len, RULES_PATH_WINDOWS, out, cap, out_len, &why) == RULES_PATH_BAD ? -1 : 0;
 }
 
 static const char *plugin_host(const struct onegate_request *r, size_t *len)
@@ -263,6 +275,8 @@ static const struct onegate_host plugin_host_api = {
 	.header_set = plugin_set,
 	.header_remove = plugin_remove,
 	.log = plugin_log,
+	.path_resolved = plugin_path_resolved,
+	.path_resolve = plugin_path_resolve,
 };
 
 static struct onegate_request *plugin_req_new(const struct rules_config *cfg, const struct rules_route *r,
@@ -270,7 +284,7 @@ static struct onegate_request *plugin_req_new(const struct rules_config *cfg, co
 {
 	const struct h1_msg *m = v->msg;
 	size_t hl = strlen(v->host);
-	struct onegate_request *q = calloc(1, sizeof(*q) + m->method.len + m->path.len + hl + 3);
+	struct onegate_request *q = calloc(1, sizeof(*q) + m->method.len + m->path.len + hl + v->rpath_len + 4);
 	if (!q)
 		return NULL;
 	q->route = r;
@@ -287,6 +301,9 @@ static struct onegate_request *plugin_req_new(const struct rules_config *cfg, co
 	t += m->path.len + 1;
 	q->host = memcpy(t, v->host, hl + 1);
 	q->host_len = hl;
+	t += hl + 1;
+	q->rpath = memcpy(t, v->rpath, v->rpath_len);
+	q->rpath_len = v->rpath_len;
 	return q;
 }
 
@@ -424,9 +441,10 @@ static int plugin_make(const struct rules_plugin *p, struct plugin_instance *out
 		return -1;
 	}
 	out->api = entry();
-	if (!out->api || out->api->abi != ONEGATE_PLUGIN_ABI || !out->api->create) {
+	/* ABI 2 only added host functions at the end of the table: a plugin built for 1 runs as it is. */
+	if (!out->api || out->api->abi < 1 || out->api->abi > ONEGATE_PLUGIN_ABI || !out->api->create) {
 		rules_diag_add(diag, RULES_ERROR, p->file, p->line, "plugin \"%s\": %s was built for plugin ABI %u, and "
-		               "this onegate speaks ABI %d; rebuild it against this onegate's onegate_plugin.h", p->name,
+		               "this onegate speaks ABI 1 to %d; rebuild it against this onegate's onegate_plugin.h", p->name,
 		               file, out->api ? out->api->abi : 0, ONEGATE_PLUGIN_ABI);
 		out->api = NULL;
 		return -1;

@@ -46,6 +46,8 @@ struct plugin_view {
 	const char *head;               /* the request head's bytes, msg's spans point into them */
 	const struct h1_msg *msg;
 	const char *host;               /* normalized (h1_host_normalize), "" when absent */
+	const char *rpath;              /* the path as routes matched it (rules_route_request) */
+	size_t rpath_len;
 };
 
 /* Runs the on_request hooks of route r (r->nplugins > 0) in order. Returns 0

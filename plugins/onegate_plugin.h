@@ -44,7 +44,10 @@
 extern "C" {
 #endif
 
-#define ONEGATE_PLUGIN_ABI 1
+/* 2 added path_resolved and path_resolve at the end of the host's table; a
+ * plugin built for 1 runs unchanged, and one that uses them on an onegate
+ * older than 2 is refused at load (its abi is higher than the host's). */
+#define ONEGATE_PLUGIN_ABI 2
 #define ONEGATE_PLUGIN_ENTRY "onegate_plugin_v1"
 
 #define ONEGATE_PLUGIN_EXPORT __attribute__((visibility("default")))
@@ -90,7 +93,8 @@ struct onegate_host {
 	/* 1 when the client came over TLS terminated by onegate, 0 for plain HTTP. */
 	int (*is_tls)(const struct onegate_request *r);
 	const char *(*method)(const struct onegate_request *r, size_t *len);
-	/* The request target's path and query as sent ("/owa/?x=1"), not decoded. */
+	/* The request target's path and query as sent ("/owa/?x=1"), not decoded;
+	 * compare paths with path_resolved below, which is what routes match. */
 	const char *(*path)(const struct onegate_request *r, size_t *len);
 	/* Host as routes match it: lower case, no port, no trailing dot; "" when absent. */
 	const char *(*host)(const struct onegate_request *r, size_t *len);
@@ -113,6 +117,18 @@ struct onegate_host {
 
 	/* A line in onegate's log ("plugin: " and the text); say which plugin in it. */
 	void (*log)(enum onegate_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+	/* From ABI 2. The path as onegate matched the route with it, which is how
+	 * the back end resolves it: query cut, %XX decoded once, "." and ".."
+	 * resolved, "//" as "/", ";" parameters cut, and (IIS, unless the service
+	 * says windows_paths = false) "\" as "/" and a name's trailing dots and
+	 * spaces dropped. Starts with "/"; compare it without case. A request whose
+	 * path cannot be resolved safely never reaches a plugin (onegate answers 400). */
+	const char *(*path_resolved)(const struct onegate_request *r, size_t *len);
+	/* From ABI 2. The same resolution (IIS rules) of a path of the plugin's own,
+	 * e.g. from its arguments in create(): out needs len + 2 bytes; returns 0
+	 * (out NUL-terminated, *out_len its length) or -1 when it cannot be resolved. */
+	int (*path_resolve)(const char *path, size_t len, char *out, size_t cap, size_t *out_len);
 };
 
 struct onegate_plugin {

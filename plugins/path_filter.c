@@ -2,12 +2,12 @@
  * path_filter - answers requests for paths the route must not pass on.
  *
  * args: deny = [ "/prefix", "~regex", ... ], status = 403. Both are matched
- * without case against the path as a back end would resolve it: query cut,
- * %XX decoded once, "\" read as "/" (IIS does), repeated slashes as one, "."
- * and ".." segments resolved; so /%61dmin, //admin and /x/../admin are all
- * /admin. A prefix matches at a segment boundary (/admin: /admin, /Admin/x,
- * not /administrator). A path that cannot be resolved (a bad %XX, an encoded
- * NUL, ".." above the root) is answered 400.
+ * without case against the path as onegate matched the route with it
+ * (path_resolved: the back end's resolution, one for the core and every
+ * plugin), so /%61dmin, //admin, /x/../admin and /admin./ are all /admin. A
+ * prefix matches at a segment boundary (/admin: /admin, /Admin/x, not
+ * /administrator). A path that cannot be resolved never gets here: onegate
+ * answers it 400 before any plugin runs.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,58 +33,6 @@ struct pf {
 	int status;
 };
 
-static int pf_hex(char c)
-{
-	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-}
-
-/* Resolves p (len bytes) into out (at least len + 2 bytes); -1 when it cannot be resolved. */
-static int pf_normalize(const char *p, size_t len, char *out, size_t *outlen)
-{
-	size_t o = 0;
-	out[o++] = '/';
-	for (size_t i = 0; i < len && p[i] != '?' && p[i] != '#'; i++) {
-		char c = p[i];
-		if (c == '%') {
-			int hi = i + 2 < len ? pf_hex(p[i + 1]) : -1, lo = hi >= 0 ? pf_hex(p[i + 2]) : -1;
-			if (lo < 0 || (hi == 0 && lo == 0))
-				return -1;
-			c = (char)(hi * 16 + lo);
-			i += 2;
-		}
-		if (c == '\\')
-			c = '/';
-		if (c == '/' && out[o - 1] == '/')
-			continue;
-		out[o++] = c;
-		/* A segment just ended: "." goes, ".." takes the previous one with it. */
-		if (c != '/')
-			continue;
-		if (o >= 3 && out[o - 2] == '.' && out[o - 3] == '/') {
-			o -= 2;
-		} else if (o >= 4 && out[o - 2] == '.' && out[o - 3] == '.' && out[o - 4] == '/') {
-			if (o == 4)
-				return -1;
-			o -= 4;
-			while (out[o - 1] != '/')
-				o--;
-		}
-	}
-	/* The last segment, when it is "." or "..". */
-	if (o >= 2 && out[o - 1] == '.' && out[o - 2] == '/') {
-		o -= 1;
-	} else if (o >= 3 && out[o - 1] == '.' && out[o - 2] == '.' && out[o - 3] == '/') {
-		if (o == 3)
-			return -1;
-		o -= 3;
-		while (out[o - 1] != '/')
-			o--;
-	}
-	out[o] = '\0';
-	*outlen = o;
-	return 0;
-}
-
 static int pf_prefix_match(const struct pf_rule *r, const char *path, size_t len)
 {
 	return len >= r->len && strncasecmp(path, r->prefix, r->len) == 0 &&
@@ -102,7 +50,8 @@ static void pf_destroy(void *inst)
 	free(f);
 }
 
-static int pf_rule_read(const char *text, struct pf_rule *r, char *err, size_t errlen)
+static int pf_rule_read(const struct onegate_host *host, const char *text, struct pf_rule *r, char *err,
+                        size_t errlen)
 {
 	if (text[0] == '~') {
 		int code;
@@ -123,7 +72,7 @@ static int pf_rule_read(const char *text, struct pf_rule *r, char *err, size_t e
 	}
 	char *norm = malloc(strlen(text) + 2);
 	size_t n;
-	if (!norm || pf_normalize(text, strlen(text), norm, &n) != 0) {
+	if (!norm || host->path_resolve(text, strlen(text), norm, strlen(text) + 2, &n) != 0) {
 		free(norm);
 		snprintf(err, errlen, "\"%s\" is not a plain path: write it decoded, without \"..\"", text);
 		return -1;
@@ -155,7 +104,7 @@ static void *pf_create(const struct onegate_args *args, const struct onegate_hos
 			f->v = v;
 			for (size_t k = 0; k < a->nvalues; k++) {
 				memset(&f->v[f->n], 0, sizeof(f->v[f->n]));
-				if (pf_rule_read(a->values[k], &f->v[f->n], err->msg, sizeof(err->msg)) != 0)
+				if (pf_rule_read(host, a->values[k], &f->v[f->n], err->msg, sizeof(err->msg)) != 0)
 					goto fail;
 				f->n++;
 			}
@@ -183,32 +132,24 @@ static int pf_on_request(void *inst, const struct onegate_request *req, struct o
 {
 	(void)edits;
 	const struct pf *f = inst;
-	size_t len, n;
-	const char *path = f->host->path(req, &len);
-	char *norm = malloc(len + 2);
-	if (!norm)
-		return 503;
-	int status = 0;
-	if (pf_normalize(path, len, norm, &n) != 0) {
-		status = 400;
-	} else {
-		for (size_t i = 0; i < f->n && !status; i++) {
-			const struct pf_rule *r = &f->v[i];
-			if (r->prefix) {
-				status = pf_prefix_match(r, norm, n) ? f->status : 0;
-				continue;
-			}
-			pcre2_match_data *md = pcre2_match_data_create_from_pattern(r->re, NULL);
-			if (!md) {
-				status = 503;
-				break;
-			}
-			status = pcre2_match(r->re, (PCRE2_SPTR)norm, n, 0, 0, md, NULL) >= 0 ? f->status : 0;
-			pcre2_match_data_free(md);
+	size_t n;
+	const char *path = f->host->path_resolved(req, &n);
+	for (size_t i = 0; i < f->n; i++) {
+		const struct pf_rule *r = &f->v[i];
+		if (r->prefix) {
+			if (pf_prefix_match(r, path, n))
+				return f->status;
+			continue;
 		}
+		pcre2_match_data *md = pcre2_match_data_create_from_pattern(r->re, NULL);
+		if (!md)
+			return 503;
+		int rc = pcre2_match(r->re, (PCRE2_SPTR)path, n, 0, 0, md, NULL);
+		pcre2_match_data_free(md);
+		if (rc >= 0)
+			return f->status;
 	}
-	free(norm);
-	return status;
+	return 0;
 }
 
 static const struct onegate_plugin pf_plugin = {

@@ -411,7 +411,8 @@ static void rules_set_status(struct rules_load *L, const config_setting_t *s, vo
 	*(int *)field = (int)v;
 }
 
-/* A path prefix: starts with "/", no query, no spaces or control bytes. */
+/* A path prefix, compared with the resolved request path: so written as one, since a
+ * prefix the resolution would change ("/%65cp", "/a/../ecp", "/ecp.") could never match. */
 static void rules_set_path(struct rules_load *L, const config_setting_t *s, void *field)
 {
 	struct rules_route *r = field;
@@ -424,12 +425,26 @@ static void rules_set_path(struct rules_load *L, const config_setting_t *s, void
 		return;
 	}
 	for (const char *q = p; *q; q++)
-		if ((unsigned char)*q <= ' ' || *q == '?' || *q == '#' || *q == 0x7f) {
-			rules_error(L, s, "path \"%s\" is a prefix of the request path: no spaces, control bytes, \"?\" or \"#\"",
-			            p);
+		if ((unsigned char)*q <= ' ' || (unsigned char)*q >= 0x7f || strchr("?#%\\;:", *q)) {
+			rules_error(L, s, "path \"%s\" is compared with the resolved request path, so it is written plain: "
+			            "no spaces, control bytes, %%-escapes, UTF-8, \"?\", \"#\", \"\\\", \";\" or \":\"", p);
 			return;
 		}
-	r->path_len = strlen(p);
+	size_t len = strlen(p), n;
+	char *resolved = malloc(len + 2);
+	const char *why;
+	if (!resolved) {
+		rules_error(L, s, "out of memory");
+		return;
+	}
+	if (rules_urlpath_resolve(p, len, RULES_PATH_WINDOWS, resolved, len + 2, &n, &why) != RULES_PATH_OK)
+		rules_error(L, s, "path \"%s\" cannot be resolved (%s); write the plain path it stands for, e.g. "
+		            "path = \"/owa\";", p, why);
+	else if (strcmp(resolved, p) != 0)
+		rules_error(L, s, "path \"%s\" resolves to \"%s\", which is what requests are compared with (no \"//\", "
+		            "\".\" or \"..\" segments, no name ending in a dot or space); write that", p, resolved);
+	free(resolved);
+	r->path_len = len;
 }
 
 /* ---------------------------------------------------------------- addresses */
@@ -634,6 +649,7 @@ static void rules_set_route_plugins(struct rules_load *L, const config_setting_t
 	{ "request_timeout", rules_set_duration, offsetof(struct rules_route, request_timeout_ms), NULL }, \
 	{ "idle_timeout", rules_set_duration, offsetof(struct rules_route, idle_timeout_ms), NULL }, \
 	{ "forwarded", rules_set_bool, offsetof(struct rules_route, forwarded), NULL }, \
+	{ "normalize_path", rules_set_bool, offsetof(struct rules_route, normalize_path), NULL }, \
 	{ "plugins", rules_set_route_plugins, 0, NULL }
 
 static const struct rules_key rules_route_keys[] = {
@@ -667,6 +683,7 @@ static const struct rules_key rules_service_keys[] = {
 	{ "tls", rules_set_service_tls, 0, NULL },
 	{ "accept_proxy", rules_set_bool, offsetof(struct rules_service, accept_proxy), NULL },
 	{ "plain_http", rules_set_bool, offsetof(struct rules_service, plain_http), NULL },
+	{ "windows_paths", rules_set_bool, offsetof(struct rules_service, windows_paths), NULL },
 	{ "proxy_timeout", rules_set_duration, offsetof(struct rules_service, proxy_timeout_ms), NULL },
 	{ "hello_timeout", rules_set_duration, offsetof(struct rules_service, hello_timeout_ms), NULL },
 	{ "header_timeout", rules_set_duration, offsetof(struct rules_service, header_timeout_ms), NULL },
@@ -1849,6 +1866,8 @@ static void rules_passthrough_http_only(struct rules_load *L, const config_setti
 		keys[n++] = "request_timeout";
 	if (config_setting_get_member(e, "forwarded"))
 		keys[n++] = "forwarded";
+	if (config_setting_get_member(e, "normalize_path"))
+		keys[n++] = "normalize_path";
 	if (n) {
 		char names[160] = "";
 		for (size_t k = 0; k < n; k++) {
@@ -2219,6 +2238,7 @@ static void rules_service_read(struct rules_load *L, const config_setting_t *lis
 	svc->default_route = -1;
 	svc->default_cert = -1;
 	svc->mode = RULES_MODE_HTTP;
+	svc->windows_paths = true;
 	if (!rules_is_group(L, s, "services"))
 		return;
 	if (!(svc->sni_map = rules_namemap_new()))
@@ -2282,7 +2302,8 @@ static void rules_service_read(struct rules_load *L, const config_setting_t *lis
 		const struct rules_route *d = &svc->routes[svc->default_route];
 		const config_setting_t *dg = config_setting_get_member(s, "default");
 		if (d->redirect || d->status || d->host_rewrite || config_setting_get_member(dg, "request_timeout") ||
-		    config_setting_get_member(dg, "forwarded") || config_setting_get_member(dg, "idle_timeout"))
+		    config_setting_get_member(dg, "forwarded") || config_setting_get_member(dg, "idle_timeout") ||
+		    config_setting_get_member(dg, "normalize_path"))
 			rules_error(L, config_setting_get_member(s, "default"),
 			            "this service relays TLS by sni, so its default can only say pool = \"NAME\"; (and port) or "
 			            "reject = true;");

@@ -129,6 +129,8 @@ static void rules_print_route(FILE *out, const struct rules_config *c, const str
 		rules_print_ms(out, "idle_timeout", r->idle_timeout_ms ? r->idle_timeout_ms : c->pools[r->pool].idle_timeout_ms);
 		if (!r->forwarded)
 			fprintf(out, " forwarded = false;");
+		if (r->normalize_path)
+			fprintf(out, " normalize_path = true;");
 	}
 }
 
@@ -229,6 +231,8 @@ void rules_print(FILE *out, const struct rules_config *c)
 		}
 		if (svc->accept_proxy)
 			fprintf(out, " accept_proxy = true;");
+		if (!svc->windows_paths && svc->mode != RULES_MODE_PASSTHROUGH)
+			fprintf(out, " windows_paths = false;");
 		rules_print_ms(out, "hello_timeout", svc->hello_timeout_ms);
 		rules_print_ms(out, "header_timeout", svc->header_timeout_ms);
 		rules_print_ms(out, "keepalive_timeout", svc->keepalive_timeout_ms);

@@ -9,18 +9,15 @@
 
 #include "rules.h"
 
-/* A prefix matches at a segment boundary: "/owa" takes "/owa", "/owa/", "/owa?x" but not "/owa2".
- * IIS compares paths without case, and Outlook and phones send both spellings. */
+/* A prefix matches the resolved path at a segment boundary: "/owa" takes "/owa", "/owa/x" but not
+ * "/owa2". IIS compares paths without case, and Outlook and phones send both spellings. */
 static bool rules_path_prefix(const struct rules_route *r, const char *path, size_t len)
 {
 	if (!r->path_len)
 		return true;
 	if (len < r->path_len || strncasecmp(path, r->path, r->path_len) != 0)
 		return false;
-	if (len == r->path_len || r->path[r->path_len - 1] == '/')
-		return true;
-	char next = path[r->path_len];
-	return next == '/' || next == '?';
+	return len == r->path_len || r->path[r->path_len - 1] == '/' || path[r->path_len] == '/';
 }
 
 static bool rules_route_sni_ok(const struct rules_route *r, const char *sni, size_t sni_len)
@@ -53,4 +50,27 @@ long rules_route_match_http(const struct rules_service *svc, const char *host, s
 	if (r < 0 && svc->any_host)
 		r = rules_set_pick(svc, svc->any_host, path, path_len, sni, sni_len);
 	return r >= 0 ? r : svc->default_route;
+}
+
+long rules_route_request(const struct rules_service *svc, const char *host, size_t host_len, const char *path,
+                         size_t path_len, const char *sni, size_t sni_len, char *out, size_t cap, size_t *out_len,
+                         const char **why)
+{
+	unsigned flags = svc->windows_paths ? RULES_PATH_WINDOWS : 0;
+	int rc = rules_urlpath_resolve(path, path_len, flags, out, cap, out_len, why);
+	if (rc == RULES_PATH_BAD)
+		return RULES_ROUTE_BAD_PATH;
+	long r = rules_route_match_http(svc, host, host_len, out, *out_len, sni, sni_len);
+	if (rc == RULES_PATH_OK)
+		return r;
+	/* IIS reads %2F as "/", other servers as part of a name: both readings must agree. */
+	size_t n;
+	if (rules_urlpath_resolve(path, path_len, flags | RULES_PATH_SEP_OPAQUE, out, cap, &n, why) == RULES_PATH_BAD)
+		return RULES_ROUTE_BAD_PATH;
+	if (rules_route_match_http(svc, host, host_len, out, n, sni, sni_len) != r) {
+		*why = "an encoded \"/\" or \"\\\" that decides the route";
+		return RULES_ROUTE_BAD_PATH;
+	}
+	rules_urlpath_resolve(path, path_len, flags, out, cap, out_len, why);
+	return r;
 }

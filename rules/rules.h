@@ -194,6 +194,7 @@ struct rules_route {
 	unsigned request_timeout_ms;    /* back end's answer to one request (first byte) */
 	unsigned idle_timeout_ms;       /* no byte either way on an exchange or tunnel */
 	bool forwarded;                 /* add X-Forwarded-For/-Proto/-Host and Forwarded (default true) */
+	bool normalize_path;            /* the back end gets the resolved path (and the query), not the target as sent */
 	struct rules_namemap *sni_only; /* for an HTTP route that also names sni: that one pattern */
 	size_t *plugins;                /* indexes into rules_config.plugins, in the order they run */
 	size_t nplugins;
@@ -214,6 +215,7 @@ struct rules_service {
 	size_t nlisten;
 	bool accept_proxy;              /* read a PROXY v1/v2 header from a trusted balancer first */
 	bool plain_http;                /* TLS service: a client whose first byte is not TLS speaks plain HTTP */
+	bool windows_paths;             /* paths resolve as IIS does (RULES_PATH_WINDOWS; default true) */
 	unsigned proxy_timeout_ms;      /* for that header */
 	unsigned hello_timeout_ms;      /* a client that sends no complete ClientHello in time is closed */
 	unsigned header_timeout_ms;     /* HTTP: a request head must arrive within this (slowloris) */
@@ -316,12 +318,54 @@ void rules_print(FILE *out, const struct rules_config *c);
 /* Looks a pool up by name; -1 when absent. */
 long rules_pool_find(const struct rules_config *c, const char *name);
 
+/* ---- request paths as a back end resolves them ---- */
+
+/* "\" is "/" as well, and a name's trailing dots and spaces and what follows a
+ * ":" in it do not count (IIS on Windows). Services read paths this way unless
+ * the rule file says windows_paths = false. */
+#define RULES_PATH_WINDOWS 1u
+/* %2F (and on Windows %5C) stay three bytes of a name, as a back end that does
+ * not decode separators sees them: the second reading the matcher compares. */
+#define RULES_PATH_SEP_OPAQUE 2u
+
+enum rules_path_result {
+	RULES_PATH_OK = 0,
+	RULES_PATH_ENCODED_SEP = 1,     /* resolved; an encoded separator in it reads two ways */
+	RULES_PATH_BAD = -1,            /* cannot be resolved safely: answer 400 */
+};
+
+/* Resolves a request target's path (and query, which is cut: "/a/../b?x", or an
+ * absolute form's "" or "?x") into out, at least len + 2 bytes: the resolved
+ * path is never longer than the raw one plus a leading "/". The result starts
+ * with "/", is NUL-terminated, keeps a trailing "/" and the case it was sent in
+ * (compare it without case); it has %XX decoded once, "." and ".." resolved,
+ * repeated "/" merged, ";" parameters cut. Refused with a reason in *why: a bad
+ * escape (%uNNNN included), an encoded NUL or control character, double escaping
+ * (%25 and hex digits), bytes that are not UTF-8 or an overlong sequence, ".."
+ * above the root, a "#". Pure: no allocation, no state. */
+int rules_urlpath_resolve(const char *raw, size_t len, unsigned flags, char *out, size_t cap, size_t *out_len,
+                       const char **why);
+
 /* The route for one HTTP request on a service: host (already lower-cased,
- * without port or trailing dot), path (the request target's path), and the
- * connection's SNI (NULL when none). Returns the route index, the service's
- * default route, or -1: nothing may serve it. Lock-free and allocation-free. */
+ * without port or trailing dot), path (resolved by rules_urlpath_resolve), and
+ * the connection's SNI (NULL when none). Returns the route index, the
+ * service's default route, or -1: nothing may serve it. Lock-free and
+ * allocation-free. */
 long rules_route_match_http(const struct rules_service *svc, const char *host, size_t host_len,
                             const char *path, size_t path_len, const char *sni, size_t sni_len);
+
+/* rules_route_request's answer for a path that cannot be resolved safely (400). */
+#define RULES_ROUTE_BAD_PATH (-2)
+
+/* Resolves the request target's path (and query) as the service reads paths
+ * into out (cap >= path_len + 2, *out_len its length) and picks the route for
+ * it as rules_route_match_http does. When an encoded separator reads two ways
+ * and the two readings take different routes, or the path cannot be resolved,
+ * returns RULES_ROUTE_BAD_PATH with the reason in *why: such a request is
+ * never given to a less specific route. */
+long rules_route_request(const struct rules_service *svc, const char *host, size_t host_len, const char *path,
+                         size_t path_len, const char *sni, size_t sni_len, char *out, size_t cap, size_t *out_len,
+                         const char **why);
 
 #ifdef __cplusplus
 }

@@ -116,6 +116,15 @@ static const struct onegate_plugin plugin = { ONEGATE_PLUGIN_ABI + 1, "future", 
 ONEGATE_PLUGIN_EXPORT const struct onegate_plugin *onegate_plugin_v1(void) { return &plugin; }
 """
 
+# Built for ABI 1, before path_resolved: still loads (the host's table only grew at its end).
+ABI1_C = r"""
+#include "onegate_plugin.h"
+static void *create(const struct onegate_args *a, const struct onegate_host *h, struct onegate_error *e)
+{ (void)a; (void)h; (void)e; return (void *)1; }
+static const struct onegate_plugin plugin = { 1, "abi1", create, 0, 0, 0 };
+ONEGATE_PLUGIN_EXPORT const struct onegate_plugin *onegate_plugin_v1(void) { return &plugin; }
+"""
+
 # A shared object that is no plugin.
 NOENTRY_C = "int onegate_something_else(void) { return 1; }\n"
 
@@ -359,6 +368,7 @@ class CheckErrors(unittest.TestCase):
         cls.tmp = tempfile.TemporaryDirectory(prefix="onegate-plugin-check-")
         d = cls.tmp.name
         compile_so(d, "future", FUTURE_C)
+        compile_so(d, "abi1", ABI1_C)
         compile_so(d, "noentry", NOENTRY_C)
         compile_so(d, "stamp", STAMP_C)
         with open(os.path.join(d, "garbage.so"), "w") as f:
@@ -417,7 +427,11 @@ class CheckErrors(unittest.TestCase):
                          "onegate_plugin_v1")
 
     def test_abi_mismatch(self):
-        self.assertError('  { name = "p"; path = "future.so"; }', 3, "built for plugin ABI 2", "speaks ABI 1")
+        self.assertError('  { name = "p"; path = "future.so"; }', 3, "built for plugin ABI 3", "speaks ABI 1 to 2")
+
+    def test_abi1_plugin_still_loads(self):
+        rc, err, _ = self.check('  { name = "p"; path = "abi1.so"; }')
+        self.assertEqual(rc, 0, err)
 
     def test_create_error_on_its_argument_line(self):
         self.assertError('  { name = "p"; module = "ip_filter";\n'

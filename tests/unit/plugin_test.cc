@@ -110,7 +110,16 @@ Exchange run(const Loaded &L, const char *ip, const std::string &path, const std
 	h1_req_init(&m, 32768);
 	EXPECT_EQ(h1_parse(&m, head.data(), head.size()), H1_DONE) << head;
 	sockaddr_storage peer = addr(ip);
-	plugin_view v = { &peer, tls, head.data(), &m, "a.test" };
+	// As the HTTP session does: the path resolved once, a path that cannot be resolved answered 400.
+	std::string rpath(path.size() + 2, '\0');
+	size_t rlen = 0;
+	const char *bad = nullptr;
+	if (rules_urlpath_resolve(path.data(), path.size(), RULES_PATH_WINDOWS, rpath.data(), rpath.size(), &rlen, &bad) ==
+	    RULES_PATH_BAD) {
+		x.status = 400;
+		return x;
+	}
+	plugin_view v = { &peer, tls, head.data(), &m, "a.test", rpath.data(), rlen };
 	plugin_req *q = nullptr;
 	const char *why = nullptr;
 	x.status = plugin_on_request(L.cfg, &L.cfg->services[0].routes[route], &v, &q, &why);
@@ -236,6 +245,13 @@ TEST(PluginPathFilter, ResolvesThePathBeforeMatching)
 		{ "/%4", 400 },
 		{ "/..", 400 },
 		{ "/x/../../admin", 400 },
+		{ "/admin./", 403 },
+		{ "/admin%20/x", 403 },
+		{ "/admin;x/", 403 },
+		{ "/x/..;/admin", 403 },
+		{ "/%c0%ae%c0%ae/admin", 400 },
+		{ "/%2561dmin", 400 },         // double escaping: refused before any plugin runs
+		{ "/%252e%252e/admin", 400 },
 	};
 	for (const auto &c : cases)
 		EXPECT_EQ(run(L, "10.0.0.1", c.path).status, c.status) << c.path;

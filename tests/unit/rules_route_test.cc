@@ -52,11 +52,18 @@ bool has_sub(const Loaded &l, const char *sub)
 	return false;
 }
 
-// The route a request gets, as "line" of the route (0: none, -1: the default).
+const int kBadPath = -400;
+
+// The route a request gets, as "line" of the route (0: none, -1: the default, kBadPath: 400).
 int match(const struct rules_service &svc, const char *host, const char *path, const char *sni = nullptr)
 {
-	long r = rules_route_match_http(&svc, host, host ? strlen(host) : 0, path, strlen(path), sni,
-	                                sni ? strlen(sni) : 0);
+	std::string resolved(strlen(path) + 2, '\0');
+	size_t n = 0;
+	const char *why = nullptr;
+	long r = rules_route_request(&svc, host, host ? strlen(host) : 0, path, strlen(path), sni, sni ? strlen(sni) : 0,
+	                             resolved.data(), resolved.size(), &n, &why);
+	if (r == RULES_ROUTE_BAD_PATH)
+		return kBadPath;
 	if (r < 0)
 		return 0;
 	if (r == svc.default_route)
