@@ -499,5 +499,61 @@ class Passthrough(h.OnegateTestCase):
         self.assertEqual(f[0].get("pool"), "apps", f[0]["_line"])
 
 
+class LiveNumbers(h.OnegateTestCase):
+    """Passthrough connections in the admin listener's live numbers: one request each when it
+    ends, its bytes both ways, and an error when no server could take it."""
+
+    def test_connections_bytes_and_failures_per_service_pool_and_server(self):
+        import json
+        import urllib.request
+        chain, key = PKI.certs["adfs"]
+        adfs = h.TLSBackend("adfs", chain, key).start()
+        self.addCleanup(adfs.stop)
+        port, admin, dead = h.free_port(), h.free_port(), h.free_port()
+        og = self.start_onegate("""
+onegate = { admin = { listen = "127.0.0.1:%d"; }; };
+pools = ( { name = "adfs"; servers = ( "%s" ); }, { name = "gone"; servers = ( "127.0.0.1:%d" ); } );
+services = ( { name = "public"; listen = [ "127.0.0.1:%d" ];
+               routes = ( { sni = "sts.contoso.test"; pool = "adfs"; }, { sni = "gone.test"; pool = "gone"; } ); } );
+""" % (admin, adfs.addr, dead, port), port)
+        og.wait_ready(admin, 10)
+        for _ in range(5):
+            rc, body, err = h.curl("sts.contoso.test", port, PKI.ca)
+            self.assertEqual((rc, body), (0, "backend=adfs sni=sts.contoso.test"), err)
+        for _ in range(2):
+            self.assertNotEqual(h.curl("gone.test", port, PKI.ca)[0], 0)
+
+        def status():
+            with urllib.request.urlopen("http://127.0.0.1:%d/api/status" % admin, timeout=10) as r:
+                return json.loads(r.read())
+
+        def requests(live):
+            return round(live["rps"] * live["window_s"])
+
+        # Every connection the service saw, the harness's readiness probe included.
+        conns = lambda: len([l for l in og.log_lines() if " conn client=" in l and "service=public" in l])
+
+        def counted():
+            st = status()
+            pools = {p["name"]: p["live"] for p in st["pools"]}
+            return requests(st["services"][0]["live"]) == conns() and requests(pools["gone"]) == 2 and \
+                requests(pools["adfs"]) == 5
+        # Sampled once a second: the numbers show within two.
+        self.assertTrue(h.wait_until(counted, 5, interval=0.2), status())
+        st = status()
+        svc = st["services"][0]["live"]
+        pools = {p["name"]: p for p in st["pools"]}
+        self.assertGreater(svc["in_bps"], 0)
+        self.assertGreater(svc["out_bps"], 0)
+        self.assertEqual(pools["adfs"]["live"]["out_bps"], svc["out_bps"])
+        self.assertAlmostEqual(svc["error_rate"], 2 / conns(), places=4)
+        self.assertEqual(pools["gone"]["live"]["error_rate"], 1)
+        adfs_pool = pools["adfs"]
+        self.assertEqual(adfs_pool["live"]["error_rate"], 0)
+        self.assertIsNone(adfs_pool["live"]["p50_ms"], "passthrough has no request latency")
+        self.assertEqual(adfs_pool["servers"][0]["live"]["open"], 0)
+        self.assertEqual(svc["open"], 0)
+
+
 if __name__ == "__main__":
     unittest.main()
