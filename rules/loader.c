@@ -1378,6 +1378,12 @@ static void rules_set_health(struct rules_load *L, const config_setting_t *s, vo
 		rules_error(L, config_setting_get_member(s, "host"), "host must be a host name, e.g. host = \"mail.contoso.com\";");
 	if (h->type == RULES_HEALTH_TCP && (h->path || h->body || h->method || h->host))
 		rules_error(L, s, "a tcp check only connects; path, method, host and body need type = \"http\" or \"https\"");
+	if (h->type == RULES_HEALTH_TCP && config_setting_get_member(s, "expect"))
+		rules_warn(L, config_setting_get_member(s, "expect"), "expect has no effect on a tcp check, which reads no "
+		           "answer; give the check a path (or type = \"http\"), or remove expect");
+	if (h->sni && h->type != RULES_HEALTH_HTTPS)
+		rules_warn(L, config_setting_get_member(s, "sni"), "sni is the TLS name an https check sends, and this check "
+		           "is not https; remove sni, or give the pool tls (or type = \"https\")");
 	if (h->timeout_ms > h->interval_ms)
 		rules_error(L, s, "timeout (%u ms) is longer than interval (%u ms); a check must end before the next starts",
 		            h->timeout_ms, h->interval_ms);
@@ -1910,6 +1916,13 @@ static void rules_route_check(struct rules_load *L, const config_setting_t *list
 		rules_error(L, rules_route_setting(list, i, "redirect"),
 		            "redirect must be \"https\" (same host and path) or a URL starting with https:// or http://");
 	rules_route_port_check(L, list, i, r);
+	/* A redirect or status is answered here: what shapes a back-end exchange would do nothing. */
+	static const char *const exchange_keys[] = { "host_rewrite", "request_timeout", "idle_timeout", "forwarded" };
+	for (size_t k = 0; r->pool < 0 && !r->passthrough && actions == 1 && k < 4; k++)
+		if (config_setting_get_member(e, exchange_keys[k]))
+			rules_warn(L, rules_route_setting(list, i, exchange_keys[k]), "%s has no effect on a route that %s: "
+			           "no back end is asked; remove it", exchange_keys[k],
+			           r->redirect ? "redirects" : "answers a status");
 	if (r->port && r->pool < 0)
 		rules_error(L, rules_route_setting(list, i, "port"), "port rewrites the back-end port; it needs pool = \"NAME\";");
 	if (r->passthrough) {

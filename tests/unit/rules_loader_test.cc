@@ -450,6 +450,36 @@ TEST(Loader, KeysWithoutEffectWarn)
 	EXPECT_EQ(l.warnings, want) << l.all();
 }
 
+TEST(Loader, HealthAndRouteKeysWithoutEffectWarn)
+{
+	Loaded l;
+	load_string("pools = ( { name = \"p\"; servers = ( \"127.0.0.1:1\" );\n"
+	            "  health = { type = \"tcp\";\n"
+	            "    expect = 200; },\n"
+	            "  },\n"
+	            "  { name = \"q\"; servers = ( \"127.0.0.1:2\" ); health = { path = \"/h\";\n"
+	            "    sni = \"x.test\"; }; } );\n"
+	            "services = ( { name = \"s\"; listen = [ \"127.0.0.1:3\" ]; routes = (\n"
+	            "  { host = \"a.test\"; pool = \"p\"; }, { host = \"b.test\"; pool = \"q\"; },\n"
+	            "  { host = \"c.test\"; redirect = \"https\";\n"
+	            "    request_timeout = 5; },\n"
+	            "  { host = \"d.test\"; status = 410; forwarded = false; host_rewrite = \"x\"; } ); } );\n",
+	            l);
+	ASSERT_NE(l.cfg, nullptr) << l.all();
+	std::vector<std::string> want = {
+		"t.conf:3: warning: expect has no effect on a tcp check, which reads no answer; give the check a path (or "
+		"type = \"http\"), or remove expect",
+		"t.conf:6: warning: sni is the TLS name an https check sends, and this check is not https; remove sni, or "
+		"give the pool tls (or type = \"https\")",
+		"t.conf:10: warning: request_timeout has no effect on a route that redirects: no back end is asked; remove it",
+		"t.conf:11: warning: host_rewrite has no effect on a route that answers a status: no back end is asked; "
+		"remove it",
+		"t.conf:11: warning: forwarded has no effect on a route that answers a status: no back end is asked; remove "
+		"it",
+	};
+	EXPECT_EQ(l.warnings, want) << l.all();
+}
+
 class LoaderFiles : public ::testing::Test {
 protected:
 	void SetUp() override
