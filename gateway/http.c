@@ -49,8 +49,10 @@ struct http_msgs {
 
 /* A server connection private to its client connection, kept between that
  * client's requests: Windows authentication (NTLM, Negotiate) authenticates the
- * TCP connection, so it must never serve another client, and the client's
- * next request to the pool goes back to it. Allocated only while one is kept. */
+ * TCP connection, a PROXY header names the client that opened it, a pool with
+ * share_connections = false has other state bound to it. It must never serve
+ * another client, and the client's next request to the pool goes back to it.
+ * Allocated only while one is kept. */
 struct http_private {
 	struct tstream *t;
 	long pool, server;
