@@ -1127,14 +1127,14 @@ static void http_write_response_head(struct http_session *s, const char *head)
 	/* HTTP/1.1 whatever the server's version: the rest of the line as it came. */
 	HTTP_PUT_LIT(&o, "HTTP/1.1 ");
 	struct http_run run = { r->status_rest.off, r->nheaders ? r->headers[0].name.off : r->head_len - 2 };
-	bool challenge = s->status == 401 || s->status == 407;
+	/* A challenge to NTLM or Negotiate: the handshake's next legs and the session it
+	 * opens belong to this server connection, so only this client may use it. */
+	for (size_t i = 0; (s->status == 401 || s->status == 407) && i < r->nheaders; i++)
+		if (http_auth_header_binds(head, &r->headers[i], true))
+			http_make_private(s);
 	for (size_t i = 0; i < r->nheaders; i++) {
 		const struct h1_header *h = &r->headers[i];
 		const char *name = head + h->name.off;
-		/* A challenge to NTLM or Negotiate: the handshake's next legs and the session it
-		 * opens belong to this server connection, so only this client may use it. */
-		if (challenge && http_auth_header_binds(head, h, true))
-			http_make_private(s);
 		bool upgrade = s->status == 101 && h->name.len == 7 && strncasecmp(name, "upgrade", 7) == 0;
 		if (!upgrade && (http_hop_by_hop(name, h->name.len) || h1_connection_lists(r, head, name, h->name.len) ||
 		                 (s->plug && !plugin_header_kept(s->plug, ONEGATE_RESPONSE_HEADERS, name, h->name.len)))) {
