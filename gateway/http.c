@@ -964,10 +964,11 @@ static int http_proxy_header(struct http_session *s, struct sock *sk)
 		SSL *ssl = s->tls ? tstream_ssl(s->cli) : NULL;
 		char alpn[64] = "";
 		if (ssl) {
-			const uint8_t *proto;
-			unsigned len;
+			const uint8_t *proto = NULL;
+			unsigned len = 0;
 			SSL_get0_alpn_selected(ssl, &proto, &len);
-			http_copy(alpn, sizeof(alpn), (const char *)proto, proto ? len : 0);
+			if (proto)
+				http_copy(alpn, sizeof(alpn), (const char *)proto, len);
 		}
 		struct pp_tlvs t = { alpn, s->sni, ssl ? SSL_get_version(ssl) : NULL };
 		n = pp_write_v2_tlvs(src, dst, &t, hdr, sizeof(hdr));
