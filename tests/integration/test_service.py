@@ -210,7 +210,8 @@ class Install(unittest.TestCase):
         for rel in ("sbin/onegate", "lib/onegate/plugins/ip_filter.so", "lib/onegate/plugins/path_filter.so",
                     "lib/onegate/plugins/security_headers.so", "lib/onegate/plugins/header_rules.so",
                     "include/onegate/onegate_plugin.h", "share/onegate/templates/exchange.conf",
-                    "share/onegate/examples/demo.conf", "share/doc/onegate/rules.md",
+                    "share/onegate/examples/ha/keepalived.conf", "share/onegate/examples/dmz.conf",
+                    "share/doc/onegate/operations.md", "share/doc/onegate/dmz.md",
                     "lib/systemd/system/onegate.service"):
             self.assertTrue(os.path.exists(os.path.join(root, rel)), rel + " not installed")
         self.assertTrue(os.access(binary, os.X_OK))
