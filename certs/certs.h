@@ -91,6 +91,20 @@ int certs_testpki_generate(const char *dir, const struct certs_leaf_spec *leaves
 int certs_testpki_pfx(const char *dir, const char *file, const char *password, char *err, size_t errlen);
 int certs_testpki_der(const char *dir, const char *file, char *err, size_t errlen);
 
+/* A fresh key of that type, or NULL. */
+EVP_PKEY *certs_key_new(enum certs_key_type type);
+/* A self-signed server certificate for names (names[0] also the CN), valid from
+ * a minute ago for seconds, with a fresh key of that type. 0, or -1. */
+int certs_self_signed(const char *const *names, size_t n, enum certs_key_type type, long seconds, X509 **cert,
+                      EVP_PKEY **key);
+
+/* What an ACME certificate serves until the CA has issued one: self-signed,
+ * ECDSA P-256, for the names it will have. Marked so that the one who orders
+ * knows it still has to. NULL when out of memory. */
+struct certs_item *certs_item_placeholder(const char *name, const char *const *names, size_t n);
+bool certs_item_is_placeholder(const struct certs_item *c);
+time_t certs_item_not_before(const struct certs_item *c);
+
 #ifdef __cplusplus
 }
 #endif

@@ -321,3 +321,37 @@ int certs_testpki_der(const char *dir, const char *file, char *err, size_t errle
 	}
 	return 0;
 }
+
+int certs_self_signed(const char *const *names, size_t n, enum certs_key_type type, long seconds, X509 **cert,
+                      EVP_PKEY **key)
+{
+	*cert = NULL;
+	*key = NULL;
+	if (n == 0)
+		return -1;
+	struct certs_subject s = {
+		.cn = names[0],
+		.not_before = -60,
+		.not_after = seconds,
+		.basic = "critical,CA:FALSE",
+		.key_usage = certs_key_is_rsa(type) ? "critical,digitalSignature,keyEncipherment" : "critical,digitalSignature",
+		.ext_key_usage = "serverAuth",
+		.san = certs_san(names, n),
+	};
+	EVP_PKEY *k = s.san ? certs_new_key(type) : NULL;
+	X509 *x = k ? certs_make(&s, k, NULL, NULL) : NULL;
+	free(s.san);
+	ERR_clear_error();
+	if (!x) {
+		EVP_PKEY_free(k);
+		return -1;
+	}
+	*cert = x;
+	*key = k;
+	return 0;
+}
+
+EVP_PKEY *certs_key_new(enum certs_key_type type)
+{
+	return certs_new_key(type);
+}

@@ -57,6 +57,11 @@ if(NOT LIBCONFIG_FOUND)
   onegate_missing("libconfig" "libconfig-dev")
 endif()
 
+pkg_check_modules(JANSSON IMPORTED_TARGET jansson>=2.13)
+if(NOT JANSSON_FOUND)
+  onegate_missing("jansson (JSON for the ACME client)" "libjansson-dev")
+endif()
+
 find_package(Threads REQUIRED)
 
 if(ONEGATE_TESTS)

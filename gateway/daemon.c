@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 
 #include "addr.h"
+#include "acme.h"
 #include "admin.h"
 #include "control.h"
 #include "live.h"
@@ -132,6 +133,7 @@ struct daemon_state {
 	struct tlsconf *tls;
 	struct pool_table *pools;
 	struct control *control;
+	struct acme *acme;              /* NULL while no certificate is obtained by ACME */
 	struct worker **ws;
 	unsigned nw;
 };
@@ -365,6 +367,10 @@ static bool daemon_reload(struct daemon_state *st, char *verdict, size_t vlen, F
 	free(svcs);
 	control_reload(st->control, pools, tls, admin_fd >= 0 ? admin_fd : next->admin.on ? -1 : -2,
 	               token);
+	if (st->acme)
+		acme_reload(st->acme, next);
+	else
+		st->acme = acme_start(next);
 	snprintf(verdict, vlen, "applied %s: %zu pools, %zu services, %zu certificates", next->path, next->npools,
 	         next->nservices, next->ncerts);
 	log_msg(LOG_INFO, "reloaded %s: %zu pools, %zu services, %zu certificates; open connections finish on the "
@@ -543,6 +549,7 @@ int daemon_run(struct rules_config *cfg, daemon_ready_fn ready, void *arg)
 		log_msg(LOG_ERROR, "cannot start the control thread (health checks, admin listener)");
 		goto out;
 	}
+	st.acme = acme_start(cfg);
 	for (unsigned i = 0; i < st.nw; i++) {
 		if (worker_start(st.ws[i]) != 0) {
 			log_msg(LOG_ERROR, "cannot start worker thread %u", i);
@@ -580,6 +587,7 @@ out:
 	for (unsigned i = 0; st.ws && i < st.nw; i++)
 		worker_free(st.ws[i]);
 	free(st.ws);
+	acme_stop(st.acme);
 	control_stop(st.control);
 	pool_table_unref(st.pools);
 	tlsconf_unref(st.tls);

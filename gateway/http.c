@@ -13,6 +13,7 @@
 #include <event2/event.h>
 
 #include "addr.h"
+#include "acme.h"
 #include "h1.h"
 #include "log.h"
 #include "plugin.h"
@@ -576,7 +577,8 @@ static void http_access_log(struct http_session *s, const char *outcome)
 
 /* A short answer of our own. Never names an internal address. The connection closes after it
  * unless keep says otherwise (only when the request had no body left unread). */
-static void http_respond(struct http_session *s, int status, const char *extra, const char *outcome, bool keep)
+static void http_respond_text(struct http_session *s, int status, const char *extra, const char *text,
+                              const char *outcome, bool keep)
 {
 	struct evbuffer *out = tstream_output(s->cli);
 	/* A request answered here, before it went anywhere: its head is done with. */
@@ -584,8 +586,8 @@ static void http_respond(struct http_session *s, int status, const char *extra, 
 		evbuffer_drain(tstream_input(s->cli), s->req->head_len);
 	/* The client's Connection: close (or HTTP/1.0) holds for our own answers too. */
 	keep = keep && s->keepalive;
-	char body[160];
-	int n = snprintf(body, sizeof(body), "%d %s\n", status, http_reason(status));
+	char body[300];
+	int n = text ? snprintf(body, sizeof(body), "%s", text) : snprintf(body, sizeof(body), "%d %s\n", status, http_reason(status));
 	/* 204 and 304 never have a body: one here would be read as the start of the next answer. */
 	bool bodyless = status == 204 || status == 304;
 	if (bodyless)
@@ -609,6 +611,11 @@ static void http_respond(struct http_session *s, int status, const char *extra, 
 	}
 	s->phase = HP_HEAD;
 	http_read_request(s);
+}
+
+static void http_respond(struct http_session *s, int status, const char *extra, const char *outcome, bool keep)
+{
+	http_respond_text(s, status, extra, NULL, outcome, keep);
 }
 
 /* ---------------------------------------------------------------- back end */
@@ -1414,6 +1421,12 @@ static void http_route_resolved(struct http_session *s, const char *head, char *
 	const char *path = head + q->path.off;
 	/* Our own answers keep the connection only when no body is left to read past. */
 	bool body = q->chunked || q->content_length > 0;
+	/* ACME HTTP-01 for a certificate this gateway is obtaining: ahead of every route. */
+	char keyauth[256];
+	if (!s->tls && acme_http01_answer(path, q->path.len, keyauth, sizeof(keyauth)) >= 0) {
+		http_respond_text(s, 200, NULL, keyauth, "acme-challenge", !body);
+		return;
+	}
 	/* A Host another certificate of this service serves came on a connection meant for another site. */
 	if (s->tls && !tlsconf_host_fits(s->snap->tls, (size_t)(s->svc - s->snap->cfg->services), s->sni,
 	                                 strlen(s->sni), s->host, s->host_len)) {

@@ -14,6 +14,7 @@
 #include <openssl/rand.h>
 #include <openssl/x509.h>
 
+#include "acme.h"
 #include "certs.h"
 
 /* A certificate ready to be handed to an SSL: DER buffers, leaf first. */
@@ -26,7 +27,23 @@ struct tlsconf_cred {
 	const uint8_t *ocsp;            /* in item; NULL: nothing to staple */
 	size_t ocsp_len;
 	time_t ocsp_until;              /* 0: no nextUpdate */
+	struct tlsconf_slot *slot;      /* ACME: serve what the slot holds instead */
 };
+
+/* What an ACME certificate serves now: the certificate the control side last
+ * put in, shared by every context built for it, across reloads. One per
+ * certificate name for the process's life. The lock is held only to set a
+ * certificate on a connection (a few reference counts) or to replace it. */
+struct tlsconf_slot {
+	char *name;
+	pthread_mutex_t lock;
+	struct tlsconf_cred cred;
+	bool set;
+	struct tlsconf_slot *next;
+};
+
+static pthread_mutex_t tlsconf_slots_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct tlsconf_slot *tlsconf_slots;
 
 /* The certificates for one name: at most one ECDSA and one RSA. */
 struct tlsconf_pick {
@@ -56,12 +73,14 @@ struct tlsconf {
 };
 
 static int tlsconf_ex_index = -1;
+static int tlsconf_acme_index = -1;    /* on an SSL: it got a TLS-ALPN-01 challenge certificate */
 static uint8_t tlsconf_ticket_secret[32];
 static pthread_once_t tlsconf_once = PTHREAD_ONCE_INIT;
 
 static void tlsconf_init_once(void)
 {
 	tlsconf_ex_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+	tlsconf_acme_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
 	RAND_bytes(tlsconf_ticket_secret, sizeof(tlsconf_ticket_secret));
 }
 
@@ -143,6 +162,54 @@ static int tlsconf_cred_init(struct tlsconf_cred *c, struct certs_item *item)
 }
 
 /* Whether the client offers an ECDSA signature algorithm (TLS 1.2 and 1.3 alike). */
+static struct tlsconf_slot *tlsconf_slot_get(const char *name)
+{
+	pthread_mutex_lock(&tlsconf_slots_lock);
+	struct tlsconf_slot *s = tlsconf_slots;
+	while (s && strcmp(s->name, name) != 0)
+		s = s->next;
+	if (!s && (s = calloc(1, sizeof(*s)))) {
+		if ((s->name = strdup(name))) {
+			pthread_mutex_init(&s->lock, NULL);
+			s->next = tlsconf_slots;
+			tlsconf_slots = s;
+		} else {
+			free(s);
+			s = NULL;
+		}
+	}
+	pthread_mutex_unlock(&tlsconf_slots_lock);
+	return s;
+}
+
+static int tlsconf_slot_fill(struct tlsconf_slot *s, struct certs_item *item, bool only_empty)
+{
+	struct tlsconf_cred next = { 0 };
+	if (tlsconf_cred_init(&next, item) != 0) {
+		tlsconf_cred_clear(&next);
+		return -1;
+	}
+	pthread_mutex_lock(&s->lock);
+	struct tlsconf_cred old = s->cred;
+	bool keep = only_empty && s->set;
+	if (!keep) {
+		s->cred = next;
+		s->set = true;
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (keep)
+		tlsconf_cred_clear(&next);
+	else if (old.chain || old.key)
+		tlsconf_cred_clear(&old);
+	return 0;
+}
+
+int tlsconf_slot_publish(const char *name, struct certs_item *item)
+{
+	struct tlsconf_slot *s = tlsconf_slot_get(name);
+	return s ? tlsconf_slot_fill(s, item, false) : -1;
+}
+
 static bool tlsconf_client_ecdsa(const SSL_CLIENT_HELLO *hello)
 {
 	const uint8_t *data;
@@ -183,6 +250,18 @@ static enum ssl_select_cert_result_t tlsconf_select(const SSL_CLIENT_HELLO *hell
 		return ssl_select_cert_error;
 	const char *name = NULL;
 	size_t len = tlsconf_sni(hello, &name);
+	/* RFC 8737: a validation offers only acme-tls/1; the challenge certificate
+	 * answers it, for a name under validation, and nothing else is served. */
+	const uint8_t *alpn;
+	size_t alpn_len;
+	if (len && SSL_early_callback_ctx_extension_get(hello, TLSEXT_TYPE_application_layer_protocol_negotiation, &alpn,
+	                                                &alpn_len) &&
+	    alpn_len > 2 && acme_alpn_offered(alpn + 2, alpn_len - 2)) {
+		if (!acme_alpn_set(ssl, name, len))
+			return ssl_select_cert_error;
+		SSL_set_ex_data(ssl, tlsconf_acme_index, (void *)1);
+		return ssl_select_cert_success;
+	}
 	struct tlsconf_pick pick = s->dflt;
 	if (len) {
 		int i = rules_namemap_lookup(s->names, name, len);
@@ -194,6 +273,13 @@ static enum ssl_select_cert_result_t tlsconf_select(const SSL_CLIENT_HELLO *hell
 	if (c < 0)
 		return ssl_select_cert_error;
 	const struct tlsconf_cred *cred = &s->creds[c];
+	if (cred->slot) {
+		pthread_mutex_lock(&cred->slot->lock);
+		int ok = SSL_set_chain_and_key(ssl, cred->slot->cred.chain, cred->slot->cred.nchain, cred->slot->cred.key,
+		                               NULL);
+		pthread_mutex_unlock(&cred->slot->lock);
+		return ok ? ssl_select_cert_success : ssl_select_cert_error;
+	}
 	if (!SSL_set_chain_and_key(ssl, cred->chain, cred->nchain, cred->key, NULL))
 		return ssl_select_cert_error;
 	/* Stapled only when asked for (the copy is per connection), and never past
@@ -293,8 +379,12 @@ static const uint8_t tlsconf_alpn_http11[] = { 8, 'h', 't', 't', 'p', '/', '1', 
 /* ALPN: http/1.1 is what we speak; a client offering only h2 gets no ALPN and falls back. */
 static int tlsconf_alpn(SSL *ssl, const uint8_t **out, uint8_t *outlen, const uint8_t *in, unsigned inlen, void *arg)
 {
-	(void)ssl;
 	(void)arg;
+	if (SSL_get_ex_data(ssl, tlsconf_acme_index)) {
+		*out = (const uint8_t *)"acme-tls/1";
+		*outlen = 10;
+		return SSL_TLSEXT_ERR_OK;
+	}
 	for (unsigned i = 0; i < inlen; i += 1u + in[i])
 		if (in[i] == 8 && i + 9 <= inlen && memcmp(in + i, tlsconf_alpn_http11, 9) == 0) {
 			*out = in + i + 1;
@@ -349,6 +439,11 @@ static int tlsconf_service_init(struct tlsconf_service *s, const struct rules_co
 			goto nomem;
 		}
 		long ci = (long)s->ncreds++;
+		/* The slot starts with what the loader found; later ones come from the ACME side. */
+		if (rc->acme && (!(cred->slot = tlsconf_slot_get(rc->name)) || tlsconf_slot_fill(cred->slot, rc->item, true) != 0))
+			goto nomem;
+		if (rc->acme)
+			cred->ecdsa = rc->acme->key != RULES_ACME_RSA2048;
 		if ((long)svc->certs[k] == svc->default_cert)
 			tlsconf_pick_add(&s->dflt, ci, cred->ecdsa);
 		for (size_t n = 0; n < certs_item_nnames(rc->item); n++) {

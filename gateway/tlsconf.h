@@ -41,6 +41,13 @@ SSL *tlsconf_pool_ssl(const struct tlsconf *t, size_t pool, const char *name);
 bool tlsconf_host_fits(const struct tlsconf *t, size_t svc, const char *sni, size_t sni_len, const char *host,
                        size_t host_len);
 
+/* ACME certificates: every context built for the rule file's certificate
+ * named name serves item from now on (new handshakes; open connections keep
+ * theirs), across reloads. Thread-safe; takes its own reference. 0, or -1
+ * when out of memory. */
+struct certs_item;
+int tlsconf_slot_publish(const char *name, struct certs_item *item);
+
 /* Session tickets of a service without ticket_key_file: this process's own
  * keys, derived from a secret drawn at start, a new one every
  * TLSCONF_TICKET_ROTATE seconds. keys[0] encrypts; keys[1], the previous

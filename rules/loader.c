@@ -53,6 +53,7 @@ struct rules_load {
 	unsigned hello_ms, header_ms, keepalive_ms; /* defaults for every service */
 	const config_setting_t *pools_set;
 	const config_setting_t *plugins_set;
+	const config_setting_t *certs_set;
 	bool *plugin_used;
 	const config_setting_t *templates;     /* the file's templates list, or NULL */
 	config_t *builtin;              /* the shipped templates, parsed: rules_nbuiltins of them */
@@ -752,6 +753,24 @@ static const struct rules_key rules_pool_tls_keys[] = {
 static const struct rules_section rules_pool_tls_section = { "in pool tls", rules_pool_tls_keys, 5 };
 
 static void rules_set_intermediates(struct rules_load *L, const config_setting_t *s, void *field);
+static void rules_set_acme(struct rules_load *L, const config_setting_t *s, void *field);
+static void rules_set_acme_names(struct rules_load *L, const config_setting_t *s, void *field);
+static void rules_set_acme_key(struct rules_load *L, const config_setting_t *s, void *field);
+static void rules_set_acme_challenge(struct rules_load *L, const config_setting_t *s, void *field);
+
+static const struct rules_key rules_acme_keys[] = {
+	{ "names", rules_set_acme_names, 0, "names = [ \"home.example.com\" ];" },
+	{ "email", rules_set_string, offsetof(struct rules_acme, email), "email = \"admin@example.com\";" },
+	{ "directory", rules_set_string, offsetof(struct rules_acme, directory), NULL },
+	{ "staging", rules_set_bool, offsetof(struct rules_acme, staging), NULL },
+	{ "key", rules_set_acme_key, offsetof(struct rules_acme, key), NULL },
+	{ "challenge", rules_set_acme_challenge, offsetof(struct rules_acme, challenge), NULL },
+	{ "dns_hook", rules_set_string, offsetof(struct rules_acme, dns_hook), NULL },
+	{ "ca_file", rules_set_string, offsetof(struct rules_acme, ca_file), NULL },
+};
+static const struct rules_section rules_acme_section = {
+	"in acme", rules_acme_keys, sizeof(rules_acme_keys) / sizeof(rules_acme_keys[0])
+};
 
 static const struct rules_key rules_cert_keys[] = {
 	{ "name", rules_set_string, offsetof(struct rules_cert, name), "name = \"NAME\";" },
@@ -766,6 +785,7 @@ static const struct rules_key rules_cert_keys[] = {
 	{ "ca_file", rules_set_string, offsetof(struct rules_cert, ca_file), NULL },
 	{ "allow_incomplete_chain", rules_set_bool, offsetof(struct rules_cert, allow_incomplete_chain), NULL },
 	{ "ocsp", rules_set_string, offsetof(struct rules_cert, ocsp), NULL },
+	{ "acme", rules_set_acme, offsetof(struct rules_cert, acme), NULL },
 };
 static const struct rules_section rules_cert_section = {
 	"in certificate", rules_cert_keys, sizeof(rules_cert_keys) / sizeof(rules_cert_keys[0])
@@ -1459,6 +1479,232 @@ static void rules_cert_load(struct rules_load *L, const config_setting_t *s, str
 	c->item = certs_item_load(&src, &rep);
 }
 
+
+/* ---------------------------------------------------------------- acme */
+
+/* A DNS name a CA can issue for: letters, digits, hyphens, dots, and "*." only in front. */
+static bool rules_acme_name_ok(const char *n)
+{
+	const char *p = strncmp(n, "*.", 2) == 0 ? n + 2 : n;
+	if (!*p || *p == '.' || strlen(n) > 253 || !strchr(p, '.'))
+		return false;
+	for (; *p; p++)
+		if (!(isalnum((unsigned char)*p) || *p == '-' || (*p == '.' && p[1] != '.' && p[1] != '\0')))
+			return false;
+	return true;
+}
+
+static void rules_set_acme_names(struct rules_load *L, const config_setting_t *s, void *field)
+{
+	struct rules_acme *a = field;
+	if (!rules_is_string_list(L, s, "names = [ \"home.example.com\", \"*.home.example.com\" ];"))
+		return;
+	size_t n = (size_t)config_setting_length(s);
+	if (n == 0) {
+		rules_error(L, s, "names is empty; name at least one host the certificate is for");
+		return;
+	}
+	if (!(a->names = rules_calloc(L, s, n, sizeof(*a->names))))
+		return;
+	for (size_t i = 0; i < n; i++) {
+		const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+		if (config_setting_type(e) != CONFIG_TYPE_STRING) {
+			rules_error(L, e, "each entry of names must be a host name in double quotes");
+			continue;
+		}
+		char *v = strdup(config_setting_get_string(e));
+		if (!v) {
+			rules_error(L, e, "out of memory");
+			return;
+		}
+		size_t len = strlen(v);
+		if (len && v[len - 1] == '.')
+			v[len - 1] = '\0';
+		for (char *p = v; *p; p++)
+			*p = (char)tolower((unsigned char)*p);
+		if (!rules_acme_name_ok(v)) {
+			rules_error(L, e, "\"%s\" is not a name a CA issues for: use a full DNS name (a.example.com), "
+			            "or *.example.com for a wildcard", config_setting_get_string(e));
+			free(v);
+			continue;
+		}
+		bool dup = false;
+		for (size_t k = 0; k < a->nnames; k++)
+			dup |= strcmp(a->names[k], v) == 0;
+		if (dup) {
+			rules_error(L, e, "\"%s\" is named twice in names; keep one", v);
+			free(v);
+			continue;
+		}
+		a->names[a->nnames++] = v;
+	}
+}
+
+static void rules_set_acme_key(struct rules_load *L, const config_setting_t *s, void *field)
+{
+	const char *v = config_setting_type(s) == CONFIG_TYPE_STRING ? config_setting_get_string(s) : "";
+	enum rules_acme_key *k = field;
+	if (strcmp(v, "ecdsa-p256") == 0)
+		*k = RULES_ACME_ECDSA_P256;
+	else if (strcmp(v, "ecdsa-p384") == 0)
+		*k = RULES_ACME_ECDSA_P384;
+	else if (strcmp(v, "rsa2048") == 0)
+		*k = RULES_ACME_RSA2048;
+	else
+		rules_error(L, s, "key must be \"ecdsa-p256\", \"ecdsa-p384\" or \"rsa2048\"");
+}
+
+static void rules_set_acme_challenge(struct rules_load *L, const config_setting_t *s, void *field)
+{
+	const char *v = config_setting_type(s) == CONFIG_TYPE_STRING ? config_setting_get_string(s) : "";
+	enum rules_acme_challenge *c = field;
+	if (strcmp(v, "http-01") == 0)
+		*c = RULES_ACME_HTTP01;
+	else if (strcmp(v, "tls-alpn-01") == 0)
+		*c = RULES_ACME_TLSALPN01;
+	else if (strcmp(v, "dns-01") == 0)
+		*c = RULES_ACME_DNS01;
+	else
+		rules_error(L, s, "challenge must be \"http-01\", \"tls-alpn-01\" or \"dns-01\"");
+}
+
+static void rules_set_acme(struct rules_load *L, const config_setting_t *s, void *field)
+{
+	struct rules_acme **out = field;
+	if (!config_setting_is_group(s)) {
+		rules_error(L, s, "acme must be a group: acme = { names = [ \"home.example.com\" ]; email = "
+		            "\"admin@example.com\"; };");
+		return;
+	}
+	struct rules_acme *a = rules_calloc(L, s, 1, sizeof(*a));
+	if (!(*out = a))
+		return;
+	rules_section_apply(L, s, &rules_acme_section, a);
+	rules_path_resolve(L, s, &a->ca_file);
+	rules_path_resolve(L, s, &a->dns_hook);
+	if (a->email && (!strchr(a->email, '@') || strchr(a->email, ' ') || strchr(a->email, ':')))
+		rules_error(L, config_setting_get_member(s, "email"),
+		            "email \"%s\" is not an address; the CA writes to it about expiring certificates", a->email);
+	if (a->directory && strncmp(a->directory, "https://", 8) != 0)
+		rules_error(L, config_setting_get_member(s, "directory"),
+		            "directory must be the CA's https:// URL, e.g. \"%s\"", RULES_ACME_LETSENCRYPT);
+	if (!a->directory && !(a->directory = strdup(a->staging ? RULES_ACME_LETSENCRYPT_STAGING : RULES_ACME_LETSENCRYPT)))
+		rules_error(L, s, "out of memory");
+	bool wildcard = false;
+	for (size_t i = 0; i < a->nnames; i++)
+		wildcard |= a->names[i][0] == '*';
+	if ((wildcard || a->challenge == RULES_ACME_DNS01) && !a->dns_hook)
+		rules_error(L, s, "%s needs dns-01: add dns_hook = \"/usr/local/bin/dns-update\"; (see docs/rules.md, ACME)",
+		            wildcard ? "a wildcard name" : "challenge = \"dns-01\"");
+	if (a->dns_hook && access(a->dns_hook, X_OK) != 0)
+		rules_error(L, config_setting_get_member(s, "dns_hook"),
+		            "dns_hook \"%s\" is not an executable file (%s); make it one (chmod +x)", a->dns_hook,
+		            strerror(errno));
+	if (a->ca_file && access(a->ca_file, R_OK) != 0)
+		rules_error(L, config_setting_get_member(s, "ca_file"), "cannot read ca_file \"%s\": %s", a->ca_file,
+		            strerror(errno));
+}
+
+static void rules_cert_quiet(void *arg, bool warning, const char *msg)
+{
+	(void)arg;
+	(void)warning;
+	(void)msg;
+}
+
+/* The certificate issued before (kept in the state folder) when it still fits the
+ * names, else a placeholder until the gateway has ordered one. Nothing here talks
+ * to the CA. */
+static void rules_acme_load(struct rules_load *L, const config_setting_t *s, struct rules_cert *c)
+{
+	const struct rules_acme *a = c->acme;
+	const char *sd = L->cfg->state_dir;
+	if (!sd) {
+		rules_error(L, s, "certificate \"%s\" is obtained by ACME and needs a state folder for its keys: add "
+		            "onegate = { state = \"/var/lib/onegate\"; };", c->name);
+		return;
+	}
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof(dir), "%s", sd);
+	struct stat st;
+	while (stat(dir, &st) != 0 && strrchr(dir, '/') && strrchr(dir, '/') != dir)
+		*strrchr(dir, '/') = '\0';
+	if (access(dir, W_OK) != 0)
+		rules_error(L, s, "certificate \"%s\" is obtained by ACME, but the state folder \"%s\" is not writable "
+		            "here (%s is not); give it to the user onegate runs as", c->name, sd, dir);
+	char cert[PATH_MAX], key[PATH_MAX];
+	snprintf(cert, sizeof(cert), "%s/" RULES_ACME_DIR "/%s/cert.pem", sd, c->name);
+	snprintf(key, sizeof(key), "%s/" RULES_ACME_DIR "/%s/key.pem", sd, c->name);
+	if (access(cert, R_OK) == 0 && access(key, R_OK) == 0) {
+		struct certs_source src = { .name = c->name, .cert = cert, .key = key, .ca_file = a->ca_file,
+		                            .allow_incomplete_chain = true };
+		struct certs_report rep = { rules_cert_quiet, NULL };
+		c->item = certs_item_load(&src, &rep);
+		bool same = c->item && certs_item_nnames(c->item) == a->nnames;
+		for (size_t i = 0; same && i < a->nnames; i++) {
+			bool found = false;
+			for (size_t k = 0; k < a->nnames; k++)
+				found |= strcmp(certs_item_name_at(c->item, k), a->names[i]) == 0;
+			same = found;
+		}
+		if (!same) {
+			certs_item_unref(c->item);
+			c->item = NULL;
+		}
+	}
+	if (!c->item && a->nnames && !(c->item = certs_item_placeholder(c->name, (const char *const *)a->names, a->nnames)))
+		rules_error(L, s, "out of memory");
+}
+
+/* Whether a route's host or sni pattern takes a name the CA issues for. */
+static bool rules_acme_pattern_takes(const char *pattern, const char *name)
+{
+	if (!pattern || strcmp(pattern, "*") == 0 || pattern[0] == '~')
+		return true;
+	if (strcasecmp(pattern, name) == 0)
+		return true;
+	return name[0] != '*' && certs_name_matches(pattern, name, strlen(name));
+}
+
+/* An ACME name no route takes would be proved and paid for to serve nothing; one
+ * whose challenge cannot reach the gateway would never be issued. */
+static void rules_check_acme(struct rules_load *L)
+{
+	const struct rules_config *cfg = L->cfg;
+	bool plain = false;
+	for (size_t v = 0; v < cfg->nservices; v++)
+		plain |= cfg->services[v].mode == RULES_MODE_HTTP || cfg->services[v].plain_http;
+	for (size_t i = 0; i < cfg->ncerts; i++) {
+		const struct rules_cert *c = &cfg->certs[i];
+		if (!c->acme)
+			continue;
+		const config_setting_t *s = config_setting_get_elem(L->certs_set, (unsigned)i);
+		bool used = false;
+		for (size_t n = 0; n < c->acme->nnames; n++) {
+			const char *name = c->acme->names[n];
+			bool routed = false;
+			for (size_t v = 0; v < cfg->nservices && !routed; v++) {
+				const struct rules_service *svc = &cfg->services[v];
+				bool listed = false;
+				for (size_t k = 0; k < svc->ncerts; k++)
+					listed |= svc->certs[k] == i;
+				used |= listed;
+				for (size_t r = 0; listed && r < svc->nroutes && !routed; r++)
+					routed = !svc->routes[r].passthrough &&
+					         rules_acme_pattern_takes(svc->routes[r].host, name);
+			}
+			if (!routed)
+				rules_error(L, s, "ACME name \"%s\" of certificate \"%s\" is not routed by any service that uses "
+				            "the certificate; add a route with host = \"%s\"; or drop the name", name, c->name, name);
+			if (name[0] != '*' && c->acme->challenge == RULES_ACME_HTTP01 && !plain)
+				rules_error(L, s, "certificate \"%s\" proves \"%s\" with http-01, but no service takes plain HTTP: add "
+				            "one listening on port 80, or set challenge = \"tls-alpn-01\";", c->name, name);
+		}
+		if (!used)
+			rules_warn(L, s, "certificate \"%s\" is obtained by ACME but no service uses it", c->name);
+	}
+}
+
 static void rules_cert_read(struct rules_load *L, const config_setting_t *list, size_t i)
 {
 	const config_setting_t *s = config_setting_get_elem(list, (unsigned)i);
@@ -1473,6 +1719,14 @@ static void rules_cert_read(struct rules_load *L, const config_setting_t *list, 
 			rules_error(L, s, "duplicate certificate name \"%s\"; the first is at %s", c->name,
 			            rules_where(L, config_setting_get_elem(list, (unsigned)j)));
 	int npass = !!c->password + !!c->password_file + !!c->password_env;
+	if (c->acme) {
+		if (c->pfx || c->cert || c->key || c->chain || c->nintermediates || c->ocsp || npass)
+			rules_error(L, s, "certificate \"%s\" is obtained by ACME; files (pfx, cert, key, chain, ocsp) belong "
+			            "to another entry", c->name ? c->name : "");
+		if (rules_diag_errors(L->diag) == before && c->name)
+			rules_acme_load(L, s, c);
+		return;
+	}
 	if (c->pfx && (c->cert || c->key))
 		rules_error(L, s, "certificate \"%s\" has both pfx and cert/key; keep one", c->name ? c->name : "");
 	else if (!c->pfx && !c->cert)
@@ -1497,6 +1751,7 @@ static void rules_set_certificates(struct rules_load *L, const config_setting_t 
 		return;
 	size_t n = (size_t)config_setting_length(s);
 	struct rules_config *c = L->cfg;
+	L->certs_set = s;
 	if (!(c->certs = rules_calloc(L, s, n, sizeof(*c->certs))))
 		return;
 	for (size_t i = 0; i < n; i++, c->ncerts++)
@@ -2421,6 +2676,16 @@ static void rules_cert_clear(struct rules_cert *c)
 	for (size_t i = 0; i < c->nintermediates; i++)
 		free(c->intermediates[i]);
 	free(c->intermediates);
+	if (c->acme) {
+		for (size_t i = 0; i < c->acme->nnames; i++)
+			free(c->acme->names[i]);
+		free(c->acme->names);
+		free(c->acme->email);
+		free(c->acme->directory);
+		free(c->acme->dns_hook);
+		free(c->acme->ca_file);
+		free(c->acme);
+	}
 	certs_item_unref(c->item);
 }
 
@@ -2560,6 +2825,8 @@ static void rules_read_root(struct rules_load *L, const config_t *lc)
 	L->cfg->log.access = true;
 	L->cfg->log.facility = 3;
 	rules_section_apply(L, root, &rules_top_section, L);
+	if (L->certs_set)
+		rules_check_acme(L);
 	L->cfg->workers = L->workers ? (unsigned)L->workers : rules_cpu_count();
 	L->cfg->drain_timeout_ms = L->drain_ms;
 	if (L->pool_used)

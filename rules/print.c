@@ -191,6 +191,20 @@ void rules_print(FILE *out, const struct rules_config *c)
 		if (ct->allow_incomplete_chain)
 			fprintf(out, " allow_incomplete_chain = true;");
 		rules_print_str(out, "ocsp", ct->ocsp);
+		if (ct->acme) {
+			static const char *const keys[] = { "ecdsa-p256", "ecdsa-p384", "rsa2048" };
+			static const char *const challenges[] = { "http-01", "tls-alpn-01", "dns-01" };
+			fprintf(out, " acme = { names = [");
+			for (size_t k = 0; k < ct->acme->nnames; k++)
+				fprintf(out, "%s \"%s\"", k ? "," : "", ct->acme->names[k]);
+			fprintf(out, " ];");
+			rules_print_str(out, "email", ct->acme->email);
+			rules_print_str(out, "directory", ct->acme->directory);
+			fprintf(out, " key = \"%s\"; challenge = \"%s\";", keys[ct->acme->key], challenges[ct->acme->challenge]);
+			rules_print_str(out, "dns_hook", ct->acme->dns_hook);
+			rules_print_str(out, "ca_file", ct->acme->ca_file);
+			fprintf(out, " };");
+		}
 		/* A password written in the file stays out of what an admin pastes into a ticket. */
 		fprintf(out, " }%s  # line %d%s:", i + 1 < c->ncerts ? "," : "", ct->line,
 		        ct->password ? ", password given inline (not shown)" : "");

@@ -112,6 +112,28 @@ struct rules_health {
 	int line;
 };
 
+enum rules_acme_challenge { RULES_ACME_HTTP01, RULES_ACME_TLSALPN01, RULES_ACME_DNS01 };
+enum rules_acme_key { RULES_ACME_ECDSA_P256, RULES_ACME_ECDSA_P384, RULES_ACME_RSA2048 };
+
+/* A certificate obtained from an ACME CA (RFC 8555) instead of loaded from files. */
+struct rules_acme {
+	char **names;                   /* DNS names, lower case; "*.x" needs dns-01 */
+	size_t nnames;
+	char *email;
+	char *directory;                /* the CA's directory URL (https) */
+	bool staging;                   /* the default directory is the CA's staging one */
+	enum rules_acme_key key;
+	enum rules_acme_challenge challenge;    /* for names that are not wildcards */
+	char *dns_hook;                 /* dns-01: "HOOK present|cleanup NAME VALUE" */
+	char *ca_file;                  /* roots for the directory's HTTPS and the issued chain; NULL: the system's */
+};
+
+#define RULES_ACME_LETSENCRYPT "https://acme-v02.api.letsencrypt.org/directory"
+#define RULES_ACME_LETSENCRYPT_STAGING "https://acme-staging-v02.api.letsencrypt.org/directory"
+
+/* Where an ACME certificate's key and chain live under the state folder. */
+#define RULES_ACME_DIR "acme"
+
 /* A certificate as the rule file names it; the certificate store loads it (certs.h). */
 struct rules_cert {
 	char *name;
@@ -122,7 +144,9 @@ struct rules_cert {
 	char **intermediates;
 	size_t nintermediates;
 	bool allow_incomplete_chain;
-	struct certs_item *item;        /* loaded and checked at load time */
+	struct rules_acme *acme;        /* obtained, not loaded; NULL for files */
+	struct certs_item *item;        /* loaded and checked at load time; for acme: the one
+	                                   issued before (state folder), else a placeholder */
 };
 
 /* TLS from onegate to a pool's servers (re-encryption). */

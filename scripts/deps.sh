@@ -11,12 +11,12 @@ set -euo pipefail
 
 build_pkgs=(
   build-essential cmake pkg-config
-  android-libboringssl-dev libevent-dev libpcre2-dev libconfig-dev
+  android-libboringssl-dev libevent-dev libpcre2-dev libconfig-dev libjansson-dev
   curl
 )
 test_pkgs=(
   libgtest-dev clang libclang-rt-dev
-  android-boringssl openssl python3 procps iproute2
+  android-boringssl openssl python3 procps iproute2 pebble
   python3-prometheus-client python3-pil chromium fonts-dejavu-core
   nginx haproxy
   keepalived nftables

@@ -887,6 +887,7 @@ TEST(LoaderDocs, EveryKeyOfEverySectionIsDocumented)
 	    { "in admin", "onegate = { admin = { listen = \"127.0.0.1:8404\"; " + q + " }; };\n" + pool + tail },
 	    { "in log", "onegate = { log = { " + q + " }; };\n" + pool + tail },
 	    { "in certificate", "certificates = ( { name = \"c\"; " + q + " } );\n" + pool + tail },
+	    { "in acme", "certificates = ( { name = \"c\"; acme = { " + q + " }; } );\n" + pool + tail },
 	    { "in plugin", "plugins = ( { name = \"x\"; module = \"ip_filter\"; " + q + " } );\n" + pool + tail },
 	    { "in pool", "pools = ( { name = \"p\"; servers = ( \"127.0.0.1:1\" ); " + q + " } );" + tail },
 	    { "in server", "pools = ( { name = \"p\"; servers = ( { address = \"127.0.0.1:1\"; " + q + " } ); } );" + tail },

@@ -1,0 +1,54 @@
+/*
+ * acme.h - certificates obtained from an ACME CA (RFC 8555) and renewed
+ * without anyone's help.
+ *
+ * One thread of its own runs the client: account (key kept in the state
+ * folder), order, authorizations, challenge, CSR, download of the chain. Its
+ * HTTPS to the CA is blocking BoringSSL over a socket, on that thread only,
+ * so no worker ever waits for the CA. A certificate it obtains is written to
+ * the state folder (0600) and put into the running TLS contexts
+ * (tlsconf_slot_publish()): no reload, no connection dropped.
+ *
+ * Challenges are answered by the gateway itself, ahead of every route:
+ * HTTP-01 through acme_http01_answer() on plain HTTP; TLS-ALPN-01 (RFC 8737)
+ * through acme_alpn_cert() in the TLS contexts' certificate choice.
+ *
+ * Renewal is due at two thirds of a certificate's lifetime; a failure is
+ * retried with backoff while the old certificate is served.
+ */
+#ifndef ONEGATE_ACME_H
+#define ONEGATE_ACME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <time.h>
+
+#include <openssl/ssl.h>
+
+#include "rules.h"
+
+struct acme;
+
+/* Starts the client thread on the ACME certificates of cfg (none: an idle
+ * thread is not started, NULL is returned and nothing is an error). Takes its
+ * own reference to cfg. */
+struct acme *acme_start(struct rules_config *cfg);
+/* A reloaded rule file: new entries are ordered, dropped ones forgotten. */
+void acme_reload(struct acme *a, struct rules_config *cfg);
+/* Stops the thread; an exchange with the CA under way ends within its timeout. */
+void acme_stop(struct acme *a);
+
+/* HTTP-01: when path is /.well-known/acme-challenge/TOKEN for a challenge
+ * under way, writes its key authorization into out and returns its length;
+ * otherwise -1 (the request goes to the routes). Thread-safe, no allocation. */
+int acme_http01_answer(const char *path, size_t len, char *out, size_t cap);
+
+/* TLS-ALPN-01: the challenge certificate for a name under validation, set
+ * on ssl; false when there is none (the ClientHello is served as usual). */
+bool acme_alpn_set(SSL *ssl, const char *name, size_t len);
+/* Whether an ALPN list (wire format) offers acme-tls/1. */
+bool acme_alpn_offered(const uint8_t *list, size_t len);
+
+#endif

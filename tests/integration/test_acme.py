@@ -1,0 +1,273 @@
+"""ACME (RFC 8555) against Debian's pebble, started here on loopback with a
+generated configuration: HTTP-01 and TLS-ALPN-01 validated for real (pebble's
+validation goes to the gateway's loopback ports, names resolved to 127.0.0.1 by
+pebble-challtestsrv), the chain served checked by curl and openssl against
+pebble's root, renewal of short-lived certificates, a restart that orders
+nothing, a CA that cannot be reached, and onegate check on ACME entries."""
+import json
+import os
+import shutil
+import ssl
+import subprocess
+import tempfile
+import time
+import unittest
+import urllib.request
+
+import harness as h
+from harness import LOOP4, Onegate, OnegateTestCase, free_port, make_pki, wait_until
+from httpback import HTTPBackend
+
+PEBBLE = shutil.which("pebble")
+CHALLTESTSRV = shutil.which("pebble-challtestsrv")
+
+
+class Pebble:
+    """pebble and pebble-challtestsrv (its DNS: every name is 127.0.0.1) on free loopback ports."""
+
+    def __init__(self, workdir, http_port, tls_port, validity=None, env=None):
+        self.dir = workdir
+        self.pki = make_pki(os.path.join(workdir, "pebble-pki"), {"pebble": ["localhost"]})
+        self.port = free_port()
+        self.mgmt = free_port()
+        self.dns = free_port()
+        self.dns_mgmt = free_port()
+        cfg = {"pebble": {
+            "listenAddress": "%s:%d" % (LOOP4, self.port),
+            "managementListenAddress": "%s:%d" % (LOOP4, self.mgmt),
+            "certificate": self.pki.certs["pebble"][0],
+            "privateKey": self.pki.certs["pebble"][1],
+            "httpPort": http_port, "tlsPort": tls_port,
+            "ocspResponderURL": "", "externalAccountBindingRequired": False}}
+        if validity:
+            cfg["pebble"]["certificateValidityPeriod"] = validity
+        self.conf = os.path.join(workdir, "pebble.json")
+        with open(self.conf, "w") as f:
+            json.dump(cfg, f)
+        self.env = dict(os.environ, PEBBLE_VA_NOSLEEP="1")
+        self.env.update(env or {})
+        self.procs = []
+
+    @property
+    def directory(self):
+        return "https://localhost:%d/dir" % self.port
+
+    def start(self):
+        with open(os.path.join(self.dir, "challtestsrv.log"), "wb") as log:
+            self.procs.append(subprocess.Popen(
+                [CHALLTESTSRV, "-dns01", "%s:%d" % (LOOP4, self.dns), "-http01", "", "-https01", "",
+                 "-tlsalpn01", "", "-management", "%s:%d" % (LOOP4, self.dns_mgmt),
+                 "-defaultIPv4", LOOP4, "-defaultIPv6", ""],
+                stdout=log, stderr=log, stdin=subprocess.DEVNULL))
+        with open(os.path.join(self.dir, "pebble.log"), "wb") as log:
+            self.procs.append(subprocess.Popen(
+                [PEBBLE, "-config", self.conf, "-dnsserver", "%s:%d" % (LOOP4, self.dns)],
+                stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=self.env))
+        ctx = ssl.create_default_context(cafile=self.pki.ca)
+        self.ctx = ctx
+
+        def up():
+            try:
+                urllib.request.urlopen(self.directory, context=ctx, timeout=2).read()
+                return True
+            except OSError:
+                return False
+        if not wait_until(up, 20, 0.1):
+            raise AssertionError("pebble did not start:\n" + self.log())
+        # The roots the gateway trusts: pebble's listener's, and the one it issues under.
+        root = urllib.request.urlopen("https://localhost:%d/roots/0" % self.mgmt, context=ctx, timeout=5).read()
+        self.issuing_root = os.path.join(self.dir, "pebble-issuing-root.pem")
+        with open(self.issuing_root, "wb") as f:
+            f.write(root)
+        self.roots = os.path.join(self.dir, "acme-roots.pem")
+        with open(self.roots, "wb") as f, open(self.pki.ca, "rb") as ca:
+            f.write(ca.read() + b"\n" + root)
+        return self
+
+    def log(self):
+        try:
+            with open(os.path.join(self.dir, "pebble.log"), errors="replace") as f:
+                return f.read()[-4000:]
+        except OSError:
+            return ""
+
+    def stop(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(5)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait(5)
+        self.procs = []
+
+
+def rules(state, directory, roots, https_port, http_port, backend_port, names=("home.test", "www.home.test"),
+          challenge="http-01", admin_port=None, extra_routes=""):
+    admin = 'admin = { listen = "127.0.0.1:%d"; };' % admin_port if admin_port else ""
+    routes = ", ".join('{ host = "%s"; pool = "app"; }' % n for n in names)
+    return """
+onegate = { state = "%s"; %s };
+certificates = ( { name = "home"; acme = { names = [ %s ]; email = "admin@home.test";
+                   directory = "%s"; ca_file = "%s"; challenge = "%s"; }; } );
+pools = ( { name = "app"; servers = ( "127.0.0.1:%d" ); } );
+services = ( { name = "https"; listen = [ "127.0.0.1:%d" ]; tls = { certificates = [ "home" ]; };
+               routes = ( %s %s ); },
+             { name = "http"; listen = [ "127.0.0.1:%d" ];
+               routes = ( { host = "*"; redirect = "https"; } ); } );
+""" % (state, admin, ", ".join('"%s"' % n for n in names), directory, roots, challenge, backend_port,
+       https_port, extra_routes, routes, http_port)
+
+
+def served_cert(port, name, cafile=None):
+    """The leaf the gateway serves for name (PEM), and whether curl verifies it against cafile."""
+    r = subprocess.run(["openssl", "s_client", "-connect", "%s:%d" % (LOOP4, port), "-servername", name,
+                        "-showcerts"] + (["-CAfile", cafile, "-verify_return_error", "-verify_hostname", name]
+                                         if cafile else []),
+                       input=b"", capture_output=True, timeout=20)
+    return r.returncode, r.stdout.decode(errors="replace")
+
+
+def cert_serial(port, name):
+    rc, out = served_cert(port, name)
+    r = subprocess.run(["openssl", "x509", "-noout", "-serial", "-issuer"], input=out.encode(),
+                       capture_output=True, timeout=10)
+    return r.stdout.decode().strip()
+
+
+@unittest.skipUnless(PEBBLE and CHALLTESTSRV, "pebble is not installed (apt-get install pebble)")
+class AcmeIssuance(OnegateTestCase):
+    def setUp(self):
+        h.require_binary(self)
+        self.tmp = tempfile.TemporaryDirectory(prefix="onegate-acme-")
+        self.addCleanup(self.tmp.cleanup)
+        self.https = free_port()
+        self.http = free_port()
+        self.backend = HTTPBackend("app")
+        self.addCleanup(self.backend.stop)
+        self.state = os.path.join(self.tmp.name, "state")
+
+    def start_pebble(self, **kw):
+        p = Pebble(self.tmp.name, self.http, self.https, **kw).start()
+        self.addCleanup(p.stop)
+        return p
+
+    def wait_issued(self, og, count=1, timeout=60):
+        def issued():
+            return sum("certificate issued" in l for l in og.log_lines()) >= count
+        if not wait_until(issued, timeout, 0.2):
+            self.fail("no certificate issued within %ss; onegate log:\n%s" % (timeout, "\n".join(og.log_lines()[-30:])))
+
+    def curl_ok(self, name, cafile):
+        r = subprocess.run(["curl", "-sS", "--max-time", "10", "--noproxy", "*", "--resolve",
+                            "%s:%d:%s" % (name, self.https, LOOP4), "--cacert", cafile,
+                            "https://%s:%d/" % (name, self.https)], capture_output=True, timeout=20)
+        return r.returncode, r.stdout.decode(errors="replace") + r.stderr.decode(errors="replace")
+
+    def test_http01_issues_serves_and_restart_orders_nothing(self):
+        p = self.start_pebble()
+        conf = rules(self.state, p.directory, p.roots, self.https, self.http, self.backend.port)
+        og = self.start_onegate(conf, self.https)
+        self.wait_issued(og)
+        self.assertTrue(any("answering http-01 for home.test" in l for l in og.log_lines()))
+        # Validated for real: pebble fetched the token from the gateway's plain HTTP port.
+        self.assertTrue(any("outcome=acme-challenge" in l for l in og.log_lines()), og.stderr()[-3000:])
+        for name in ("home.test", "www.home.test"):
+            rc, out = self.curl_ok(name, p.issuing_root)
+            self.assertEqual(rc, 0, out)
+            rc, out = served_cert(self.https, name, p.issuing_root)
+            self.assertEqual(rc, 0, out)
+            self.assertIn("Verify return code: 0 (ok)", out)
+        for f in ("cert.pem", "key.pem"):
+            st = os.stat(os.path.join(self.state, "acme", "home", f))
+            self.assertEqual(st.st_mode & 0o777, 0o600, f)
+        first = cert_serial(self.https, "home.test")
+        h.stop_and_check(og)
+        # A restart serves the certificate kept in the state folder and orders nothing.
+        og2 = self.start_onegate(conf, self.https)
+        self.assertEqual(cert_serial(self.https, "home.test"), first)
+        time.sleep(1)
+        self.assertFalse(any("ordering" in l for l in og2.log_lines()), og2.stderr())
+        rc, out = self.curl_ok("home.test", p.issuing_root)
+        self.assertEqual(rc, 0, out)
+
+    def test_tls_alpn01_issues(self):
+        p = self.start_pebble()
+        conf = rules(self.state, p.directory, p.roots, self.https, self.http, self.backend.port,
+                     challenge="tls-alpn-01")
+        og = self.start_onegate(conf, self.https)
+        self.wait_issued(og)
+        self.assertTrue(any("answering tls-alpn-01 for home.test" in l for l in og.log_lines()))
+        self.assertFalse(any("outcome=acme-challenge" in l for l in og.log_lines()))
+        rc, out = self.curl_ok("www.home.test", p.issuing_root)
+        self.assertEqual(rc, 0, out)
+
+    def test_short_lived_certificates_renew_without_reload(self):
+        p = self.start_pebble(validity=15)
+        conf = rules(self.state, p.directory, p.roots, self.https, self.http, self.backend.port)
+        og = self.start_onegate(conf, self.https)
+        self.wait_issued(og)
+        first = cert_serial(self.https, "home.test")
+        # Due at two thirds of 15 s: a new one is ordered and served, same process, no signal.
+        self.wait_issued(og, count=2, timeout=60)
+        self.assertTrue(wait_until(lambda: cert_serial(self.https, "home.test") != first, 10, 0.2))
+        rc, out = self.curl_ok("home.test", p.issuing_root)
+        self.assertEqual(rc, 0, out)
+        self.assertFalse(any("reloaded" in l for l in og.log_lines()))
+
+    def test_ca_unreachable_keeps_serving_and_says_why(self):
+        dead = free_port()
+        roots = os.path.join(self.tmp.name, "roots.pem")
+        make_pki(os.path.join(self.tmp.name, "pki"), {"x": ["localhost"]})
+        shutil.copy(os.path.join(self.tmp.name, "pki", "root.pem"), roots)
+        conf = rules(self.state, "https://localhost:%d/dir" % dead, roots, self.https, self.http,
+                     self.backend.port)
+        og = self.start_onegate(conf, self.https)
+        self.assertTrue(wait_until(lambda: any("next attempt in 60 s" in l for l in og.log_lines()), 20, 0.1),
+                        og.stderr())
+        self.assertTrue(any("cannot connect to localhost port %d" % dead in l for l in og.log_lines()), og.stderr())
+        # The stand-in is still served, and HTTP still answers.
+        rc, out = served_cert(self.https, "home.test")
+        self.assertIn("home.test", out)
+
+
+@unittest.skipUnless(PEBBLE, "pebble is not installed")
+class AcmeCheck(unittest.TestCase):
+    def setUp(self):
+        h.require_binary(self)
+        self.tmp = tempfile.TemporaryDirectory(prefix="onegate-acme-check-")
+        self.addCleanup(self.tmp.cleanup)
+
+    def check(self, text):
+        path = os.path.join(self.tmp.name, "r.conf")
+        with open(path, "w") as f:
+            f.write(text)
+        r = subprocess.run([h.ONEGATE_BIN, "check", "-c", path], capture_output=True, text=True, timeout=20)
+        return r.returncode, r.stdout + r.stderr
+
+    def test_valid_entry_passes_without_contacting_a_ca(self):
+        conf = rules(os.path.join(self.tmp.name, "state"), "https://127.0.0.1:9/dir", "/etc/ssl/certs/ca-certificates.crt",
+                     free_port(), free_port(), 9)
+        rc, out = self.check(conf)
+        self.assertEqual(rc, 0, out)
+
+    def test_errors_name_the_line_and_the_fix(self):
+        bad = """
+certificates = ( { name = "home"; acme = { names = [ "home.test", "*.home.test", "bad name" ]; email = "nobody";
+                   directory = "http://ca.test/dir"; }; } );
+pools = ( { name = "app"; servers = ( "127.0.0.1:9" ); } );
+services = ( { name = "https"; listen = [ "127.0.0.1:%d" ]; tls = { certificates = [ "home" ]; };
+               routes = ( { host = "other.test"; pool = "app"; } ); } );
+""" % free_port()
+        rc, out = self.check(bad)
+        self.assertEqual(rc, 1, out)
+        for want in ("r.conf:2:", "is not a name a CA issues for", "email \"nobody\" is not an address",
+                     "directory must be the CA's https:// URL", "a wildcard name needs dns-01",
+                     "no service takes plain HTTP",
+                     "ACME name \"home.test\" of certificate \"home\" is not routed"):
+            self.assertIn(want, out)
+
+
+if __name__ == "__main__":
+    unittest.main()
