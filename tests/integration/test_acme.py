@@ -104,19 +104,20 @@ class Pebble:
 
 
 def rules(state, directory, roots, https_port, http_port, backend_port, names=("home.test", "www.home.test"),
-          challenge="http-01", admin_port=None, extra_routes=""):
+          challenge="http-01", admin_port=None, extra_routes="", dns_hook=None):
     admin = 'admin = { listen = "127.0.0.1:%d"; };' % admin_port if admin_port else ""
+    hook = 'dns_hook = "%s";' % dns_hook if dns_hook else ""
     routes = ", ".join('{ host = "%s"; pool = "app"; }' % n for n in names)
     return """
 onegate = { state = "%s"; %s };
 certificates = ( { name = "home"; acme = { names = [ %s ]; email = "admin@home.test";
-                   directory = "%s"; ca_file = "%s"; challenge = "%s"; }; } );
+                   directory = "%s"; ca_file = "%s"; challenge = "%s"; %s }; } );
 pools = ( { name = "app"; servers = ( "127.0.0.1:%d" ); } );
 services = ( { name = "https"; listen = [ "127.0.0.1:%d" ]; tls = { certificates = [ "home" ]; };
                routes = ( %s %s ); },
              { name = "http"; listen = [ "127.0.0.1:%d" ];
                routes = ( { host = "*"; redirect = "https"; } ); } );
-""" % (state, admin, ", ".join('"%s"' % n for n in names), directory, roots, challenge, backend_port,
+""" % (state, admin, ", ".join('"%s"' % n for n in names), directory, roots, challenge, hook, backend_port,
        https_port, extra_routes, routes, http_port)
 
 
@@ -202,6 +203,35 @@ class AcmeIssuance(OnegateTestCase):
         self.assertFalse(any("outcome=acme-challenge" in l for l in og.log_lines()))
         rc, out = self.curl_ok("www.home.test", p.issuing_root)
         self.assertEqual(rc, 0, out)
+
+    def test_dns01_hook_for_a_wildcard(self):
+        p = self.start_pebble()
+        calls = os.path.join(self.tmp.name, "hook.calls")
+        hook = os.path.join(self.tmp.name, "dns-update")
+        # The admin's hook: here it publishes the TXT record in pebble-challtestsrv's DNS.
+        with open(hook, "w") as f:
+            f.write("""#!/bin/sh
+echo "$1 $2 $3" >> %s
+case "$1" in
+  present) path=set-txt; body="{\\"host\\":\\"$2.\\",\\"value\\":\\"$3\\"}" ;;
+  cleanup) path=clear-txt; body="{\\"host\\":\\"$2.\\"}" ;;
+  *) exit 2 ;;
+esac
+exec curl -sS --fail --noproxy '*' --max-time 5 -d "$body" http://127.0.0.1:%d/$path
+""" % (calls, p.dns_mgmt))
+        os.chmod(hook, 0o755)
+        conf = rules(self.state, p.directory, p.roots, self.https, self.http, self.backend.port,
+                     names=("home.test", "*.home.test"), dns_hook=hook)
+        og = self.start_onegate(conf, self.https)
+        self.wait_issued(og)
+        self.assertTrue(any("answering dns-01 for home.test" in l for l in og.log_lines()), og.stderr())
+        with open(calls) as f:
+            lines = f.read().split("\n")
+        self.assertTrue(any(l.startswith("present _acme-challenge.home.test ") for l in lines), lines)
+        self.assertTrue(any(l.startswith("cleanup _acme-challenge.home.test ") for l in lines), lines)
+        for name in ("home.test", "nas.home.test"):
+            rc, out = served_cert(self.https, name, p.issuing_root)
+            self.assertEqual(rc, 0, out)
 
     def test_short_lived_certificates_renew_without_reload(self):
         p = self.start_pebble(validity=15)
