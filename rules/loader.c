@@ -2562,6 +2562,9 @@ static void rules_service_read(struct rules_load *L, const config_setting_t *lis
 			rules_warn(L, k, "%s applies to HTTP requests, and this service relays TLS by sni without reading "
 			           "any; remove it (a relay's idle time is its pool's idle_timeout)",
 			           t ? "keepalive_timeout" : "header_timeout");
+	if (svc->mode == RULES_MODE_PASSTHROUGH && (k = config_setting_get_member(s, "windows_paths")))
+		rules_warn(L, k, "windows_paths says how request paths are resolved, and this service relays TLS by sni "
+		           "without reading any: remove it");
 	if (svc->default_reject && svc->mode != RULES_MODE_PASSTHROUGH)
 		rules_error(L, config_setting_get_member(s, "default"),
 		            "reject = true only applies to a passthrough service; an HTTP service answers %d when no "

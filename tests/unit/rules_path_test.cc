@@ -252,4 +252,18 @@ services = ( { name = "http"; listen = [ "127.0.0.1:8080" ]; windows_paths = fal
 	EXPECT_EQ(to(l.cfg, "/owa%2f..%2fecp/"), "400");
 }
 
+TEST(UrlPathRoutes, WindowsPathsOnAPassthroughServiceIsWarned)
+{
+	Loaded l;
+	load(R"(pools = ( { name = "adfs"; servers = ( "127.0.0.1:1" ); } );
+services = ( { name = "pt"; listen = [ "127.0.0.1:8443" ];
+  windows_paths = false;
+  routes = ( { sni = "sts.contoso.test"; pool = "adfs"; } ); } );
+)",
+	     l);
+	ASSERT_NE(l.cfg, nullptr) << l.errors;
+	EXPECT_NE(l.errors.find("t.conf:3: warning: windows_paths says how request paths are resolved"), std::string::npos)
+	    << l.errors;
+}
+
 } // namespace

@@ -535,11 +535,11 @@ services = ( { name = "https"; listen = [ "127.0.0.1:8443", "[::1]:8443" ];
     routes = ( { sni = "sts.contoso.test"; template = "adfs"; pool = "adfs"; },
                { host = "webext.contoso.test"; template = "skype-web"; pool = "web"; plugins = [ "lan" ]; },
                { host = "~^app[0-9]+\\.contoso\\.test$"; path = "/x"; pool = "lync"; template = "mine";
-                 host_rewrite = "app.internal"; } );
+                 host_rewrite = "app.internal"; normalize_path = true; } );
     default = { status = 404; }; },
   { name = "pt"; listen = [ "127.0.0.1:9443" ]; accept_proxy = true;
     routes = ( { sni = "*.contoso.test"; pool = "adfs"; port = 49443; } ); default = { reject = true; }; },
-  { name = "http"; listen = [ "127.0.0.1:8080" ];
+  { name = "http"; listen = [ "127.0.0.1:8080" ]; windows_paths = false;
     routes = ( { host = "lyncdiscover.contoso.test"; template = "skype-lyncdiscover-http"; pool = "web"; } );
     default = { template = "redirect-https"; }; } );
 )",
@@ -553,9 +553,10 @@ services = ( { name = "https"; listen = [ "127.0.0.1:8443", "[::1]:8443" ];
 	    << once;
 	EXPECT_NE(once.find("host = \"~^app[0-9]+\\\\.contoso\\\\.test$\"; path = \"/x\"; pool = \"lync\"; "
 	                    "host_rewrite = \"app.internal\"; request_timeout = \"960s\"; idle_timeout = \"1200s\"; "
-	                    "forwarded = false; }"),
+	                    "forwarded = false; normalize_path = true; }"),
 	          std::string::npos)
 	    << once;
+	EXPECT_NE(once.find("windows_paths = false;"), std::string::npos) << once;
 	EXPECT_NE(once.find("    default = { status = 404; };"), std::string::npos) << once;
 	EXPECT_NE(once.find("    default = { reject = true; };"), std::string::npos) << once;
 	EXPECT_NE(once.find("    default = { redirect = \"https\"; status = 301; };"), std::string::npos) << once;
