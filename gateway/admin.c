@@ -366,10 +366,11 @@ static void admin_status_json(const struct admin *ad, struct evbuffer *b)
 			admin_json_str(b, sv->addr.text);
 			evbuffer_add_printf(b,
 			                    ",\"state\":\"%s\",\"weight\":%u,\"backup\":%s,\"active\":%u,\"connections\":%llu,"
-			                    "\"requests\":%llu,\"errors\":%llu,\"failures\":%llu",
+			                    "\"requests\":%llu,\"errors\":%llu,\"failures\":%llu,\"retries\":%llu",
 			                    v.state, sv->weight, sv->backup ? "true" : "false", v.active,
 			                    (unsigned long long)v.connections, (unsigned long long)v.requests,
-			                    (unsigned long long)v.errors, (unsigned long long)v.failures);
+			                    (unsigned long long)v.errors, (unsigned long long)v.failures,
+			                    (unsigned long long)v.retries);
 			admin_live_json(b, pool_server_ring(t, p, i), v.last_change);
 			ADMIN_LIT(b, ",\"last_check\":");
 			admin_json_str(b, v.last_check);
@@ -460,6 +461,9 @@ static void admin_metrics(const struct admin *ad, struct evbuffer *b)
 		{ "onegate_server_requests_total", "counter", "HTTP requests the server answered" },
 		{ "onegate_server_errors_total", "counter", "HTTP answers with a 5xx status" },
 		{ "onegate_server_failures_total", "counter", "connects that failed and exchanges the server broke off" },
+		{ "onegate_server_retries_total", "counter",
+		  "requests (passthrough: connects) the server failed that were tried again, on another server or, "
+		  "for a kept connection found closed, on a new one" },
 	};
 	evbuffer_add_printf(b, "# HELP onegate_info onegate version\n# TYPE onegate_info gauge\n"
 	                       "onegate_info{version=\"%s\"} 1\n", ONEGATE_VERSION);
@@ -477,7 +481,7 @@ static void admin_metrics(const struct admin *ad, struct evbuffer *b)
 			pool_server_view(t, p, i, &v);
 			unsigned long long val[NFAM] = {
 				strcmp(v.state, "up") == 0 || strcmp(v.state, "unchecked") == 0, v.active, v.connections,
-				v.requests, v.errors, v.failures,
+				v.requests, v.errors, v.failures, v.retries,
 			};
 			for (size_t k = 0; k < NFAM; k++)
 				if (fam[k])

@@ -44,7 +44,7 @@ struct conn {
 	socklen_t peerlen, locallen;
 	long route;                     /* matched route, -1 for the default */
 	long pool;                      /* -1 until routed */
-	long tried[POOL_TRIES_MAX];     /* servers tried for this connection, in order */
+	long tried[RULES_RETRIES_MAX + 1];      /* servers tried for this connection, in order */
 	size_t ntried;
 	long server;                    /* current server (counted in its active connections), -1 when none */
 	uint64_t bytes_in, bytes_out;   /* client->server, server->client */
@@ -335,12 +335,14 @@ static void conn_connect_failed(struct conn *c, const char *why)
 static void conn_try_connect(struct conn *c)
 {
 	const struct rules_pool *p = conn_pool(c);
-	while (c->ntried < POOL_TRIES_MAX) {
+	while (c->ntried <= p->retries) {
 		struct pool_pick pk = { .client = (const struct sockaddr *)&c->peer, .preferred = -1,
 		                        .exclude = c->tried, .nexclude = c->ntried };
 		long idx = pool_pick_server(c->snap->pools, c->snap->cursor, (size_t)c->pool, &pk);
 		if (idx < 0)
 			break;
+		if (c->ntried)
+			pool_server_retried(c->snap->pools, (size_t)c->pool, (size_t)c->tried[c->ntried - 1]);
 		c->tried[c->ntried++] = idx;
 		const struct rules_server *s = &p->servers[idx];
 		struct sockaddr_storage to = s->addr.ss;

@@ -41,6 +41,20 @@ enum http_phase {
 
 enum http_framing { HF_NONE, HF_LENGTH, HF_CHUNKED, HF_CLOSE };
 
+/* Why a server connection failed a request before any byte of the answer reached the client. */
+enum http_retry_cause {
+	HR_CONNECT,     /* it never carried the request: refused, reset or timed out while opening */
+	HR_BROKEN,      /* closed or reset with the request out, before the answer's head */
+	HR_TIMEOUT,     /* no answer's head within the route's request_timeout */
+};
+
+/* What came of giving a request a connection to one server. */
+enum http_connect_result {
+	HC_STARTED,     /* connecting, or the exchange is under way on a kept connection */
+	HC_NEXT,        /* not even a connect could start (a failure already counted): try another server */
+	HC_STOP,        /* nothing could start on any server (no PROXY header for this client) */
+};
+
 /* The parsed heads of the exchange under way (some 3.5 KiB): allocated when a
  * request starts and released while the connection waits idle, so ten
  * thousand idle keep-alive clients do not hold them. */
@@ -90,8 +104,17 @@ struct http_session {
 	char method[24], host[256], path[256];
 	size_t host_len;
 	long route, pool, server;
-	long tried[POOL_TRIES_MAX];     /* servers tried for this request: only a failed connect moves on */
+	long tried[RULES_RETRIES_MAX + 1];      /* servers tried for this request */
 	size_t ntried;
+	unsigned attempts;              /* server connections the request was given: the first and its retries */
+	long failed_server;             /* the server whose failure the next attempt retries, or -1 */
+	enum http_retry_cause fail_cause;       /* the last failure: answered so when nothing more is tried */
+	bool srv_reused;                /* the server connection is a kept one */
+	bool req_sent;                  /* the request head went to a server */
+	bool head_held;                 /* it still heads the client's input (a bodyless request that may go again) */
+	bool resending;                 /* counted among the pool's resends under way */
+	bool resp_forwarded;            /* an interim (1xx) answer reached the client */
+	struct evbuffer *kept;          /* a request with a body that may go again: its head, then the body sent */
 	long cookie_server;             /* the server the request's persistence cookie names, or -1 */
 	bool counted;                   /* the server counts this request among its active ones */
 	unsigned port;                  /* the server's port after the route's rewrite */
@@ -148,10 +171,29 @@ static size_t http_service_index(const struct http_session *s)
 	return (size_t)(s->svc - s->snap->cfg->services);
 }
 
+/* The request can no longer go again (its answer's head came, or it is over): what
+ * was kept for that goes. */
+static void http_resend_end(struct http_session *s)
+{
+	if (s->head_held) {
+		evbuffer_drain(tstream_input(s->cli), s->req->head_len);
+		s->head_held = false;
+	}
+	if (s->kept) {
+		evbuffer_free(s->kept);
+		s->kept = NULL;
+	}
+	if (s->resending) {
+		s->resending = false;
+		pool_retry_end(s->snap->pools, (size_t)s->pool);
+	}
+}
+
 /* The one place a session's memory is released. */
 static void http_free(struct http_session *s, const char *outcome)
 {
 	pool_service_open(s->snap->pools, http_service_index(s), -1);
+	http_resend_end(s);
 	if (log_access_enabled())
 		log_msg(LOG_INFO, "conn client=%s service=%s sni=%s requests=%u ms=%ld outcome=%s", s->client,
 		        s->svc->name, s->sni[0] ? s->sni : "-", s->requests, http_ms_since(s, &s->start), outcome);
@@ -548,6 +590,7 @@ static void http_access_log(struct http_session *s, const char *outcome)
 {
 	const struct rules_pool *p = s->pool >= 0 ? &s->snap->cfg->pools[s->pool] : NULL;
 	const struct rules_route *r = s->route >= 0 ? &s->svc->routes[s->route] : NULL;
+	http_resend_end(s);
 	struct timeval now;
 	event_base_gettimeofday_cached(s->home->base, &now);
 	long long us = (now.tv_sec - s->req_start.tv_sec) * 1000000LL + (now.tv_usec - s->req_start.tv_usec);
@@ -567,12 +610,12 @@ static void http_access_log(struct http_session *s, const char *outcome)
 	long backend_ms = s->srv_start.tv_sec ? http_ms_since(s, &s->srv_start) : -1;
 	log_msg(LOG_INFO,
 	        "http client=%s sni=%s host=%s method=%s path=%s status=%d in=%llu out=%llu route=%s pool=%s "
-	        "server=%s%s backend_ms=%ld ms=%ld outcome=%s",
+	        "server=%s%s backend_ms=%ld ms=%ld retries=%u outcome=%s",
 	        s->client, s->sni[0] ? s->sni : "-", s->host[0] ? s->host : "-", s->method[0] ? s->method : "-",
 	        s->path[0] ? s->path : "-", s->status, (unsigned long long)s->bytes_in,
 	        (unsigned long long)s->bytes_out, route, p ? p->name : "-", server,
 	        s->req_private ? " private=1" : "", backend_ms,
-	        http_ms_since(s, &s->req_start), outcome);
+	        http_ms_since(s, &s->req_start), s->attempts ? s->attempts - 1 : 0, outcome);
 }
 
 /* A short answer of our own. Never names an internal address. The connection closes after it
@@ -829,18 +872,118 @@ static void http_write_request_head(struct http_session *s, const char *head)
 	http_put_close(&o);
 }
 
-static void http_backend_failed(struct http_session *s, const char *why)
+/* ---------------------------------------------------------------- retries */
+
+/* RFC 9110 9.2.2: the methods whose intended effect is the same sent once or several times. */
+static bool http_method_idempotent(const struct http_session *s)
+{
+	static const char *const idempotent[] = { "GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE" };
+	for (size_t i = 0; i < sizeof(idempotent) / sizeof(idempotent[0]); i++)
+		if (strcmp(s->method, idempotent[i]) == 0)
+			return true;
+	return false;
+}
+
+/* Decided as the request first goes out: whether it may go again should that server
+ * fail it, and so whether what goes out is kept. An idempotent request may; another
+ * only when the pool keeps bodies (retry_body), its body included. A body the pool
+ * does not keep can be sent once only; an Upgrade, and a request on a private
+ * connection (http_srv_private()), never go twice. */
+static bool http_request_resendable(const struct http_session *s)
 {
 	const struct rules_pool *p = http_pool(s);
-	log_msg(LOG_WARN, "pool %s server %s:%u: %s", p->name, p->servers[s->server].host, s->port, why);
-	pool_server_failed(s->snap->pools, (size_t)s->pool, (size_t)s->server, why);
-	/* What a private connection carried (the client's authentication) is nowhere else. */
-	bool was_private = http_srv_private(s);
+	if (!p->retries || s->upgrade || http_srv_private(s) || (!http_method_idempotent(s) && !p->retry_body))
+		return false;
+	return s->req_framing != HF_LENGTH || s->req_left <= p->retry_body;
+}
+
+/* Whether the request may be tried again after this failure (asked while the failed
+ * connection is still in s->srv): within the pool's retries, never once an answer
+ * reached the client, never from a private connection, and, once it went out, only
+ * with what went out still in hand (held or kept; a body that outgrew retry_body is
+ * not) and, after a timeout, only for an idempotent request on a route that says so. */
+static bool http_retry_allowed(const struct http_session *s, enum http_retry_cause why)
+{
+	if (s->attempts > http_pool(s)->retries || s->resp_head_done || s->resp_forwarded || http_srv_private(s))
+		return false;
+	if (!s->req_sent)
+		return true;
+	if (!s->head_held && !s->kept)
+		return false;
+	if (why == HR_TIMEOUT)
+		return s->svc->routes[s->route].retry_on_timeout && http_method_idempotent(s);
+	return true;
+}
+
+/* Copies n bytes of from, starting off bytes in, to the end of to. */
+static void http_copy_span(struct evbuffer *from, size_t off, size_t n, struct evbuffer *to)
+{
+	struct evbuffer_ptr at;
+	size_t done = 0;
+	while (done < n && evbuffer_ptr_set(from, &at, off + done, EVBUFFER_PTR_SET) == 0) {
+		struct evbuffer_iovec v[8];
+		int k = evbuffer_peek(from, (ev_ssize_t)(n - done), &at, v, 8);
+		if (k <= 0)
+			return;
+		for (int i = 0; i < k && i < 8 && done < n; i++) {
+			size_t len = v[i].iov_len < n - done ? v[i].iov_len : n - done;
+			evbuffer_add(to, v[i].iov_base, len);
+			done += len;
+		}
+	}
+}
+
+/* Nothing more is tried: the client hears of the last failure. A request no server took
+ * (every connect failed) is no server's error. */
+static void http_answer_failure(struct http_session *s)
+{
+	static const char *const outcome[] = { "no-server", "server-closed", "backend-timeout" };
+	if (s->fail_cause == HR_CONNECT)
+		s->server = -1;
+	http_respond(s, s->fail_cause == HR_TIMEOUT ? 504 : 502, NULL, outcome[s->fail_cause], false);
+}
+
+static enum http_connect_result http_connect_server(struct http_session *s, long idx, bool reuse);
+
+/* The server connection failed the request. A kept connection the server closed as
+ * the request went out (nothing came back) is the server's right, not its failure:
+ * the request goes again on a new connection to the same server. Any other failure
+ * counts towards the server's passive fall, and the request goes to another server
+ * when http_retry_allowed() says so and, if it had gone out, the pool's budget has
+ * room; otherwise the client gets 502 (504 after a timeout). */
+static void http_server_failed(struct http_session *s, enum http_retry_cause why, const char *what)
+{
+	const struct rules_pool *p = http_pool(s);
+	long failed = s->server;
+	bool stale = why == HR_BROKEN && s->srv_reused && s->srv && evbuffer_get_length(tstream_input(s->srv)) == 0;
+	bool again = http_retry_allowed(s, why);
+	if (stale) {
+		log_msg(LOG_INFO, "pool %s server %s:%u: %s on a kept connection before the response head: trying a new one",
+		        p->name, p->servers[failed].host, s->port, what);
+	} else {
+		log_msg(LOG_WARN, "pool %s server %s:%u: %s%s", p->name, p->servers[failed].host, s->port, what,
+		        why == HR_BROKEN ? " before the response head" : "");
+		pool_server_failed(s->snap->pools, (size_t)s->pool, (size_t)failed, what);
+	}
 	http_drop_server(s);
-	if (was_private) {
-		http_respond(s, 502, NULL, "server-closed", false);
+	s->fail_cause = why;
+	if (!again) {
+		http_answer_failure(s);
 		return;
 	}
+	if (s->req_sent && !stale && why != HR_CONNECT && !s->resending) {
+		if (!pool_retry_begin(s->snap->pools, (size_t)s->pool)) {
+			log_msg(LOG_WARN, "pool %s: retry budget spent (retry_budget = %u): a %s request is not sent again",
+			        p->name, p->retry_budget, s->method);
+			http_answer_failure(s);
+			return;
+		}
+		s->resending = true;
+	}
+	s->failed_server = failed;
+	if (stale && pool_server_usable(s->snap->pools, (size_t)s->pool, (size_t)failed) &&
+	    http_connect_server(s, failed, false) == HC_STARTED)
+		return;
 	http_connect_next(s);
 }
 
@@ -885,17 +1028,34 @@ static void http_srv_drained(struct tstream *t, void *arg)
 		http_tunnel_progress(s);
 }
 
-/* The request head (and what body is already here) goes out once the server is there. */
+/* The request head (and what body is already here) goes out once the server is there;
+ * again, with the body kept, to the next server when the first failed it. */
 static void http_start_exchange(struct http_session *s)
 {
 	struct evbuffer *in = tstream_input(s->cli);
-	const char *head = (const char *)evbuffer_pullup(in, (ev_ssize_t)s->req->head_len);
+	bool replay = s->req_sent && !s->head_held;
+	const char *head = (const char *)evbuffer_pullup(replay ? s->kept : in, (ev_ssize_t)s->req->head_len);
 	s->phase = HP_EXCHANGE;
 	event_base_gettimeofday_cached(s->home->base, &s->srv_start);
 	if (http_pool_private(http_pool(s)))
 		http_make_private(s);
 	http_write_request_head(s, head);
-	evbuffer_drain(in, s->req->head_len);
+	if (replay) {
+		http_copy_span(s->kept, s->req->head_len, evbuffer_get_length(s->kept) - s->req->head_len,
+		               tstream_output(s->srv));
+	} else if (!s->req_sent) {
+		s->req_sent = true;
+		/* What may go again is kept: a bodyless request's head stays where it is, in front of
+		 * what the client pipelined; a head with a body is copied, the body follows as it goes. */
+		if (http_request_resendable(s)) {
+			if (s->req_framing == HF_NONE)
+				s->head_held = true;
+			else if ((s->kept = evbuffer_new()))
+				evbuffer_add(s->kept, head, s->req->head_len);
+		}
+		if (!s->head_held)
+			evbuffer_drain(in, s->req->head_len);
+	}
 	tstream_set_low_mark(s->srv, HTTP_RELAY_MAX / 2);
 	tstream_read_enable(s->srv, true);
 	/* The body (and the client's EOF) may come now; the pump pauses reading if the server lags. */
@@ -915,7 +1075,7 @@ static void http_srv_event(struct tstream *t, enum tstream_event ev, void *arg)
 		return;
 	}
 	if (s->phase == HP_CONNECT) {
-		http_backend_failed(s, ev == TSTREAM_EOF ? "closed during connect" : tstream_error(s->srv));
+		http_server_failed(s, HR_CONNECT, ev == TSTREAM_EOF ? "closed during connect" : tstream_error(s->srv));
 		return;
 	}
 	if (s->phase == HP_TUNNEL) {
@@ -934,15 +1094,9 @@ static void http_srv_event(struct tstream *t, enum tstream_event ev, void *arg)
 		http_close(s, "ok");
 		return;
 	}
-	/* Cut off mid-exchange: before the head we can still say so; after it, only close. */
+	/* Cut off mid-exchange: before the head the request may go again, or we can say so; after it, only close. */
 	if (!s->resp_head_done) {
-		const struct rules_pool *p = http_pool(s);
-		const char *why = ev == TSTREAM_EOF ? "closed" : tstream_error(s->srv);
-		log_msg(LOG_WARN, "pool %s server %s:%u: %s before the response head", p->name,
-		        p->servers[s->server].host, s->port, why);
-		pool_server_failed(s->snap->pools, (size_t)s->pool, (size_t)s->server, why);
-		http_drop_server(s);
-		http_respond(s, 502, NULL, "server-closed", false);
+		http_server_failed(s, HR_BROKEN, ev == TSTREAM_EOF ? "closed" : tstream_error(s->srv));
 		return;
 	}
 	http_access_log(s, "server-closed");
@@ -985,72 +1139,93 @@ static int http_proxy_header(struct http_session *s, struct sock *sk)
 	return evbuffer_add(sock_output(sk), hdr, (size_t)n);
 }
 
-/* Tries the pool's servers in round-robin order from the request's pick; only a
- * failed connect moves on, never a request a server has seen. */
+/* Gives the request a connection to server idx: one it kept open when reuse allows,
+ * else a new one. */
+static enum http_connect_result http_connect_server(struct http_session *s, long idx, bool reuse)
+{
+	const struct rules_pool *p = http_pool(s);
+	const struct rules_server *sv = &p->servers[idx];
+	unsigned port = s->svc->routes[s->route].port ? s->svc->routes[s->route].port : sv->port;
+	if (s->failed_server >= 0) {
+		pool_server_retried(s->snap->pools, (size_t)s->pool, (size_t)s->failed_server);
+		s->failed_server = -1;
+	}
+	http_drop_server(s);
+	s->attempts++;
+	s->server = idx;
+	s->port = port;
+	s->srv_reused = false;
+	pool_conn_begin(s->snap->pools, (size_t)s->pool, (size_t)idx);
+	s->counted = true;
+	if (reuse && (s->srv = http_take_idle(s, idx, port))) {
+		s->srv_reused = true;
+		tstream_setcb(s->srv, http_srv_readable, http_srv_drained, http_srv_event, s);
+		http_start_exchange(s);
+		return HC_STARTED;
+	}
+	struct sockaddr_storage to = sv->addr.ss;
+	addr_set_port(&to, (uint16_t)port);
+	struct sock *sk = sock_connect(s->home->base, (const struct sockaddr *)&to, sv->addr.len,
+	                               (const struct sockaddr *)&p->source.ss, p->source.len);
+	if (!sk) {
+		log_msg(LOG_WARN, "pool %s server %s:%u: connect failed: %s", p->name, sv->host, port, strerror(errno));
+		pool_server_failed(s->snap->pools, (size_t)s->pool, (size_t)idx, strerror(errno));
+		http_server_release(s);
+		s->failed_server = idx;
+		s->fail_cause = HR_CONNECT;
+		return HC_NEXT;
+	}
+	if (p->proxy_protocol && http_proxy_header(s, sk) != 0) {
+		sock_free(sk);
+		log_msg(LOG_WARN, "pool %s: cannot write a PROXY header for client %s", p->name, s->client);
+		http_server_release(s);
+		return HC_STOP;
+	}
+	SSL *ssl = NULL;
+	if (p->tls.on && !(ssl = http_backend_ssl(s))) {
+		sock_free(sk);
+		log_msg(LOG_WARN, "pool %s: cannot start TLS to the back end", p->name);
+		http_server_release(s);
+		return HC_NEXT;
+	}
+	s->srv = tstream_new(sk, ssl);
+	if (!s->srv) {
+		http_server_release(s);
+		return HC_NEXT;
+	}
+	tstream_setcb(s->srv, http_srv_readable, http_srv_drained, http_srv_event, s);
+	tstream_set_read_max(s->srv, HTTP_HEAD_MAX + HTTP_RELAY_MAX);
+	s->phase = HP_CONNECT;
+	http_arm(s, p->connect_timeout_ms);
+	return HC_STARTED;
+}
+
+/* Tries the pool's servers in the algorithm's order from the request's pick, each once,
+ * within the pool's retries. */
 static void http_connect_next(struct http_session *s)
 {
 	const struct rules_pool *p = http_pool(s);
-	while (s->ntried < POOL_TRIES_MAX) {
+	while (s->attempts <= p->retries) {
 		struct pool_pick pk = { .client = (const struct sockaddr *)&s->peer, .preferred = s->cookie_server,
 		                        .exclude = s->tried, .nexclude = s->ntried };
 		long idx = pool_pick_server(s->snap->pools, s->snap->cursor, (size_t)s->pool, &pk);
 		if (idx < 0)
 			break;
 		s->tried[s->ntried++] = idx;
-		const struct rules_server *sv = &p->servers[idx];
-		unsigned port = s->svc->routes[s->route].port ? s->svc->routes[s->route].port : sv->port;
-		http_drop_server(s);
-		s->server = idx;
-		s->port = port;
-		pool_conn_begin(s->snap->pools, (size_t)s->pool, (size_t)idx);
-		s->counted = true;
-		if ((s->srv = http_take_idle(s, idx, port))) {
-			tstream_setcb(s->srv, http_srv_readable, http_srv_drained, http_srv_event, s);
-			http_start_exchange(s);     /* a connection this server kept open */
+		enum http_connect_result rc = http_connect_server(s, idx, true);
+		if (rc == HC_STARTED)
 			return;
-		}
-		struct sockaddr_storage to = sv->addr.ss;
-		addr_set_port(&to, (uint16_t)port);
-		struct sock *sk = sock_connect(s->home->base, (const struct sockaddr *)&to, sv->addr.len,
-		                               (const struct sockaddr *)&p->source.ss, p->source.len);
-		if (!sk) {
-			log_msg(LOG_WARN, "pool %s server %s:%u: connect failed: %s", p->name, sv->host, port,
-			        strerror(errno));
-			pool_server_failed(s->snap->pools, (size_t)s->pool, (size_t)idx, strerror(errno));
-			http_server_release(s);
-			continue;
-		}
-		if (p->proxy_protocol && http_proxy_header(s, sk) != 0) {
-			sock_free(sk);
-			log_msg(LOG_WARN, "pool %s: cannot write a PROXY header for client %s", p->name, s->client);
-			http_server_release(s);
+		if (rc == HC_STOP)
 			break;
-		}
-		SSL *ssl = NULL;
-		if (p->tls.on && !(ssl = http_backend_ssl(s))) {
-			sock_free(sk);
-			log_msg(LOG_WARN, "pool %s: cannot start TLS to the back end", p->name);
-			http_server_release(s);
-			continue;
-		}
-		s->srv = tstream_new(sk, ssl);
-		if (!s->srv) {
-			http_server_release(s);
-			continue;
-		}
-		tstream_setcb(s->srv, http_srv_readable, http_srv_drained, http_srv_event, s);
-		tstream_set_read_max(s->srv, HTTP_HEAD_MAX + HTTP_RELAY_MAX);
-		s->phase = HP_CONNECT;
-		http_arm(s, p->connect_timeout_ms);
+	}
+	/* Every server tried failed (502, or 504 after a timeout), or none may take anything (503):
+	 * then the request went nowhere and the connection may stay when no body is left to read past. */
+	if (s->attempts) {
+		http_answer_failure(s);
 		return;
 	}
 	s->server = -1;
-	/* Every server tried failed to connect (502), or none may take anything (503): then the
-	 * request went nowhere and the connection may stay when no body is left to read past. */
-	if (s->ntried)
-		http_respond(s, 502, NULL, "no-server", false);
-	else
-		http_respond(s, 503, NULL, "no-server", !s->req->chunked && s->req->content_length == 0);
+	http_respond(s, 503, NULL, "no-server", !s->req->chunked && s->req->content_length == 0);
 }
 
 /* ---------------------------------------------------------------- bodies */
@@ -1082,6 +1257,24 @@ static enum h1_result http_chunked_span(struct h1_chunked *ck, struct evbuffer *
 	return H1_NEED_MORE;
 }
 
+/* Moves up to n bytes of request body to the server. A request that may go again keeps
+ * a copy of them, until its body outgrows the pool's retry_body: then it goes once only. */
+static size_t http_body_move(struct http_session *s, struct evbuffer *in, struct evbuffer *out, size_t n)
+{
+	size_t have = evbuffer_get_length(in);
+	if (n > have)
+		n = have;
+	if (s->kept && n) {
+		if (evbuffer_get_length(s->kept) - s->req->head_len + n > http_pool(s)->retry_body) {
+			evbuffer_free(s->kept);
+			s->kept = NULL;
+		} else {
+			http_copy_span(in, 0, n, s->kept);
+		}
+	}
+	return http_move(in, out, n);
+}
+
 static void http_exchange_end(struct http_session *s);
 
 static void http_pump_request(struct http_session *s)
@@ -1091,13 +1284,13 @@ static void http_pump_request(struct http_session *s)
 	if (!s->req_done) {
 		size_t moved = 0;
 		if (s->req_framing == HF_LENGTH) {
-			moved = http_move(in, out, s->req_left > SIZE_MAX ? SIZE_MAX : (size_t)s->req_left);
+			moved = http_body_move(s, in, out, s->req_left > SIZE_MAX ? SIZE_MAX : (size_t)s->req_left);
 			s->req_left -= moved;
 			s->req_done = s->req_left == 0;
 		} else if (s->req_framing == HF_CHUNKED) {
 			size_t take;
 			int rc = http_chunked_span(&s->req_chunks, in, &take);
-			moved = http_move(in, out, take);
+			moved = http_body_move(s, in, out, take);
 			if (rc == H1_DONE) {
 				s->req_done = true;
 			} else if (rc != H1_NEED_MORE) {
@@ -1111,7 +1304,12 @@ static void http_pump_request(struct http_session *s)
 		s->bytes_in += moved;
 	}
 	if (tstream_flush(s->srv) != 0) {
-		http_backend_failed(s, tstream_error(s->srv));
+		if (!s->resp_head_done) {
+			http_server_failed(s, HR_BROKEN, tstream_error(s->srv));
+			return;
+		}
+		http_access_log(s, "server-closed");
+		http_close(s, "server-closed");
 		return;
 	}
 	if (tstream_unsent(s->srv) >= HTTP_RELAY_MAX) {
@@ -1189,6 +1387,7 @@ static bool http_read_response_head(struct http_session *s)
 	if (s->status >= 100 && s->status < 200 && s->status != 101) {
 		/* 100 Continue and friends pass through as they are; the real answer follows. */
 		evbuffer_remove_buffer(in, tstream_output(s->cli), s->resp->head_len);
+		s->resp_forwarded = true;
 		h1_resp_init(s->resp, HTTP_HEAD_MAX, s->head_request);
 		return true;
 	}
@@ -1198,6 +1397,7 @@ static bool http_read_response_head(struct http_session *s)
 		return false;
 	}
 	s->resp_head_done = true;
+	http_resend_end(s);
 	pool_server_succeeded(s->snap->pools, (size_t)s->pool, (size_t)s->server);
 	if (s->status == 101)
 		s->resp_framing = HF_NONE;
@@ -1487,10 +1687,10 @@ static void http_route_resolved(struct http_session *s, const char *head, char *
 	const struct rules_pool *p = http_pool(s);
 	/* Requests are balanced one by one (Skype for Business mobile clients expect it),
 	 * unless the pool keeps a client on its server with a cookie. */
-	s->ntried = 0;
 	s->cookie_server = p->balance == RULES_BALANCE_COOKIE ? http_cookie_server(s, head) : -1;
 	tstream_read_enable(s->cli, false);
 	if (http_take_private(s)) {
+		s->attempts = 1;
 		tstream_setcb(s->srv, http_srv_readable, http_srv_drained, http_srv_event, s);
 		http_start_exchange(s);
 		return;
@@ -1523,8 +1723,11 @@ static int http_request_reset(struct http_session *s)
 	h1_chunked_init(&s->req_chunks);
 	s->method[0] = s->host[0] = s->path[0] = '\0';
 	s->host_len = 0;
-	s->route = s->pool = s->server = s->cookie_server = -1;
+	s->route = s->pool = s->server = s->cookie_server = s->failed_server = -1;
+	s->ntried = s->attempts = 0;
+	s->fail_cause = HR_CONNECT;
 	s->req_done = s->resp_head_done = s->resp_done = s->upgrade = s->head_request = false;
+	s->req_sent = s->srv_reused = s->resp_forwarded = false;
 	s->status = 0;
 	s->srv_reusable = false;
 	s->req_private = false;
@@ -1708,13 +1911,11 @@ static void http_timer(evutil_socket_t fd, short what, void *arg)
 		http_respond(s, 408, NULL, "header-timeout", false);
 		return;
 	case HP_CONNECT:
-		http_backend_failed(s, "connect timed out");
+		http_server_failed(s, HR_CONNECT, "connect timed out");
 		return;
 	case HP_EXCHANGE:
 		if (!s->resp_head_done) {
-			pool_server_failed(s->snap->pools, (size_t)s->pool, (size_t)s->server, "no answer in time");
-			http_drop_server(s);
-			http_respond(s, 504, NULL, "backend-timeout", false);
+			http_server_failed(s, HR_TIMEOUT, "no answer in time");
 			return;
 		}
 		http_access_log(s, "idle-timeout");

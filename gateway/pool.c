@@ -20,7 +20,7 @@ struct pool_srv {
 	atomic_int health;              /* enum pool_health */
 	atomic_int admin;               /* enum pool_admin */
 	atomic_uint active;
-	atomic_ullong connections, requests, errors, failures;
+	atomic_ullong connections, requests, errors, failures, retries;
 	atomic_uint passive_run;        /* consecutive failures on live traffic */
 	atomic_llong last_change;
 	unsigned ok_run, fail_run;      /* consecutive check results: the control thread's alone */
@@ -42,6 +42,7 @@ struct pool_live {
 	const struct rules_pool *cfg;
 	struct pool_srv **srv;
 	struct pool_named *named;
+	atomic_uint resending;          /* requests of this table sent again and not answered yet */
 };
 
 struct pool_table {
@@ -511,6 +512,32 @@ void pool_server_succeeded(const struct pool_table *t, size_t pool, size_t serve
 		atomic_store_explicit(&s->passive_run, 0, memory_order_relaxed);
 }
 
+/* ---------------------------------------------------------------- retries */
+
+bool pool_retry_begin(const struct pool_table *t, size_t pool)
+{
+	struct pool_live *pl = &t->pools[pool];
+	unsigned long long active = 0;
+	for (size_t i = 0; i < pl->cfg->nservers; i++)
+		active += atomic_load_explicit(&pl->srv[i]->active, memory_order_relaxed);
+	unsigned now = atomic_fetch_add_explicit(&pl->resending, 1, memory_order_relaxed);
+	unsigned long long others = active > now ? active - now : 0;
+	if (now < POOL_RETRY_FLOOR + others * pl->cfg->retry_budget / 100)
+		return true;
+	atomic_fetch_sub_explicit(&pl->resending, 1, memory_order_relaxed);
+	return false;
+}
+
+void pool_retry_end(const struct pool_table *t, size_t pool)
+{
+	atomic_fetch_sub_explicit(&t->pools[pool].resending, 1, memory_order_relaxed);
+}
+
+void pool_server_retried(const struct pool_table *t, size_t pool, size_t server)
+{
+	atomic_fetch_add_explicit(&pool_srv(t, pool, server)->retries, 1, memory_order_relaxed);
+}
+
 const char *pool_server_cookie(const struct pool_table *t, size_t pool, size_t server)
 {
 	return pool_srv(t, pool, server)->cookie;
@@ -593,6 +620,7 @@ void pool_server_view(const struct pool_table *t, size_t pool, size_t server, st
 	v->requests = atomic_load(&s->requests);
 	v->errors = atomic_load(&s->errors);
 	v->failures = atomic_load(&s->failures);
+	v->retries = atomic_load(&s->retries);
 	v->last_change = atomic_load(&s->last_change);
 	pthread_mutex_lock(&s->lock);
 	memcpy(v->last_check, s->last_check, sizeof(v->last_check));

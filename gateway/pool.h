@@ -25,8 +25,8 @@
 
 #include "rules.h"
 
-/* A connect that fails moves on to another server, this many servers at most. */
-#define POOL_TRIES_MAX 4
+/* Resends a pool allows at once whatever its budget says (a quiet pool's budget is near 0). */
+#define POOL_RETRY_FLOOR 10
 
 enum pool_health { POOL_HEALTH_UNCHECKED, POOL_HEALTH_UP, POOL_HEALTH_DOWN };
 enum pool_admin { POOL_ADMIN_ENABLED, POOL_ADMIN_DRAINING, POOL_ADMIN_DISABLED };
@@ -87,6 +87,17 @@ void pool_service_open(const struct pool_table *t, size_t service, int delta);
 void pool_server_failed(const struct pool_table *t, size_t pool, size_t server, const char *why);
 void pool_server_succeeded(const struct pool_table *t, size_t pool, size_t server);
 
+/* A resend: a request sent again after a server failed it once it had gone out. The
+ * pool's budget bounds those under way at once: at most retry_budget percent of the
+ * pool's other requests in flight, plus POOL_RETRY_FLOOR, so that a pool where every
+ * server fails does not take each request several times over. Returns false when
+ * there is no room; otherwise call pool_retry_end() once, when the answer's head came
+ * or the request ended. */
+bool pool_retry_begin(const struct pool_table *t, size_t pool);
+void pool_retry_end(const struct pool_table *t, size_t pool);
+/* Counts a request this server failed that was then tried again. */
+void pool_server_retried(const struct pool_table *t, size_t pool, size_t server);
+
 /* The persistence cookie's value for a server: an opaque token that names
  * neither its address nor its place in the list. */
 const char *pool_server_cookie(const struct pool_table *t, size_t pool, size_t server);
@@ -108,7 +119,7 @@ struct pool_server_view {
 	enum pool_health health;
 	enum pool_admin admin;
 	unsigned active;
-	uint64_t connections, requests, errors, failures;
+	uint64_t connections, requests, errors, failures, retries;
 	char last_check[160];           /* the last check's result, "" before the first */
 	int64_t last_change;            /* unix time of the last state change, 0: never */
 };

@@ -539,6 +539,56 @@ static void rules_set_count1(struct rules_load *L, const config_setting_t *s, vo
 	rules_set_count(L, s, field, 1);
 }
 
+static void rules_set_retries(struct rules_load *L, const config_setting_t *s, void *field)
+{
+	long long v;
+	if (!rules_get_int(L, s, &v))
+		return;
+	if (v < 0 || v > RULES_RETRIES_MAX) {
+		rules_error(L, s, "retries must be from 0 (never try again) to %d, not %lld", RULES_RETRIES_MAX, v);
+		return;
+	}
+	*(unsigned *)field = (unsigned)v;
+}
+
+static void rules_set_retry_budget(struct rules_load *L, const config_setting_t *s, void *field)
+{
+	long long v;
+	if (!rules_get_int(L, s, &v))
+		return;
+	if (v < 0 || v > RULES_RETRY_BUDGET_MAX) {
+		rules_error(L, s, "retry_budget is a percentage from 0 to %d, not %lld", RULES_RETRY_BUDGET_MAX, v);
+		return;
+	}
+	*(unsigned *)field = (unsigned)v;
+}
+
+/* A byte count: a whole number, or a string with a binary unit. */
+static void rules_set_size(struct rules_load *L, const config_setting_t *s, void *field)
+{
+	char err[256], text[32];
+	const char *v;
+	switch (config_setting_type(s)) {
+	case CONFIG_TYPE_INT:
+	case CONFIG_TYPE_INT64:
+		if (config_setting_get_int64(s) < 0) {
+			rules_error(L, s, "%s must be 0 or more bytes", config_setting_name(s));
+			return;
+		}
+		snprintf(text, sizeof(text), "%lld", config_setting_get_int64(s));
+		v = text;
+		break;
+	case CONFIG_TYPE_STRING:
+		v = config_setting_get_string(s);
+		break;
+	default:
+		rules_error(L, s, "%s must be a number of bytes or a string like \"16k\"", config_setting_name(s));
+		return;
+	}
+	if (rules_size_text(v, RULES_RETRY_BODY_MAX, field, err, sizeof(err)) < 0)
+		rules_error(L, s, "%s: %s", config_setting_name(s), err);
+}
+
 /* A server given as a group, for what a plain "host:port" cannot say. */
 struct rules_server_entry {
 	char *address, *name;
@@ -651,6 +701,7 @@ static void rules_set_route_plugins(struct rules_load *L, const config_setting_t
 	{ "idle_timeout", rules_set_duration, offsetof(struct rules_route, idle_timeout_ms), NULL }, \
 	{ "forwarded", rules_set_bool, offsetof(struct rules_route, forwarded), NULL }, \
 	{ "normalize_path", rules_set_bool, offsetof(struct rules_route, normalize_path), NULL }, \
+	{ "retry_on_timeout", rules_set_bool, offsetof(struct rules_route, retry_on_timeout), NULL }, \
 	{ "plugins", rules_set_route_plugins, 0, NULL }
 
 static const struct rules_key rules_route_keys[] = {
@@ -737,6 +788,9 @@ static const struct rules_key rules_pool_keys[] = {
 	{ "balance", rules_set_balance, offsetof(struct rules_pool, balance), NULL },
 	{ "cookie", rules_set_cookie, offsetof(struct rules_pool, cookie), NULL },
 	{ "health", rules_set_health, offsetof(struct rules_pool, health), NULL },
+	{ "retries", rules_set_retries, offsetof(struct rules_pool, retries), NULL },
+	{ "retry_budget", rules_set_retry_budget, offsetof(struct rules_pool, retry_budget), NULL },
+	{ "retry_body", rules_set_size, offsetof(struct rules_pool, retry_body), NULL },
 	{ "template", rules_set_nothing, 0, NULL },
 };
 static const struct rules_section rules_pool_section = {
@@ -1179,6 +1233,9 @@ static void rules_pool_read(struct rules_load *L, const config_setting_t *list, 
 	p->connect_timeout_ms = L->connect_ms;
 	p->idle_timeout_ms = L->idle_ms;
 	p->share_connections = true;
+	p->retries = RULES_RETRIES;
+	p->retry_budget = RULES_RETRY_BUDGET;
+	p->retry_body = RULES_RETRY_BODY;
 	if (!rules_is_group(L, s, "pools"))
 		return;
 	rules_section_apply_from(L, s, &rules_pool_section, p, rules_template_of(L, s));
@@ -2111,7 +2168,7 @@ static void rules_passthrough_http_only(struct rules_load *L, const config_setti
                                         const struct rules_route *r)
 {
 	const config_setting_t *e = config_setting_get_elem(list, (unsigned)i);
-	const char *keys[8];
+	const char *keys[12];
 	size_t n = 0;
 	if (r->host)
 		keys[n++] = "host";
@@ -2129,6 +2186,8 @@ static void rules_passthrough_http_only(struct rules_load *L, const config_setti
 		keys[n++] = "forwarded";
 	if (config_setting_get_member(e, "normalize_path"))
 		keys[n++] = "normalize_path";
+	if (config_setting_get_member(e, "retry_on_timeout"))
+		keys[n++] = "retry_on_timeout";
 	if (n) {
 		char names[160] = "";
 		for (size_t k = 0; k < n; k++) {
@@ -2172,8 +2231,9 @@ static void rules_route_check(struct rules_load *L, const config_setting_t *list
 		            "redirect must be \"https\" (same host and path) or a URL starting with https:// or http://");
 	rules_route_port_check(L, list, i, r);
 	/* A redirect or status is answered here: what shapes a back-end exchange would do nothing. */
-	static const char *const exchange_keys[] = { "host_rewrite", "request_timeout", "idle_timeout", "forwarded" };
-	for (size_t k = 0; r->pool < 0 && !r->passthrough && actions == 1 && k < 4; k++)
+	static const char *const exchange_keys[] = { "host_rewrite", "request_timeout", "idle_timeout", "forwarded",
+		                                     "retry_on_timeout" };
+	for (size_t k = 0; r->pool < 0 && !r->passthrough && actions == 1 && k < 5; k++)
 		if (config_setting_get_member(e, exchange_keys[k]))
 			rules_warn(L, rules_route_setting(list, i, exchange_keys[k]), "%s has no effect on a route that %s: "
 			           "no back end is asked; remove it", exchange_keys[k],
@@ -2574,7 +2634,7 @@ static void rules_service_read(struct rules_load *L, const config_setting_t *lis
 		const config_setting_t *dg = config_setting_get_member(s, "default");
 		if (d->redirect || d->status || d->host_rewrite || config_setting_get_member(dg, "request_timeout") ||
 		    config_setting_get_member(dg, "forwarded") || config_setting_get_member(dg, "idle_timeout") ||
-		    config_setting_get_member(dg, "normalize_path"))
+		    config_setting_get_member(dg, "normalize_path") || config_setting_get_member(dg, "retry_on_timeout"))
 			rules_error(L, config_setting_get_member(s, "default"),
 			            "this service relays TLS by sni, so its default can only say pool = \"NAME\"; (and port) or "
 			            "reject = true;");
@@ -2805,6 +2865,11 @@ static void rules_warn_pool_keys_unused(struct rules_load *L)
 			rules_warn(L, k, "balance = \"cookie\" cannot work on pool \"%s\": only passthrough routes use it, "
 			           "and a relay sees no HTTP to put a cookie in; use balance = \"source\" for affinity",
 			           c->pools[i].name);
+		for (int t = 0; t < 2; t++)
+			if ((k = config_setting_get_member(s, t ? "retry_budget" : "retry_body")))
+				rules_warn(L, k, "%s has no effect on pool \"%s\": only passthrough routes use it, and a relay "
+				           "retries only a failed connect, before anything was sent (retries bounds that); "
+				           "remove it", t ? "retry_budget" : "retry_body", c->pools[i].name);
 	}
 }
 

@@ -52,6 +52,7 @@ static void rules_print_pool(FILE *out, const struct rules_pool *p)
 		fprintf(out, " share_connections = false;");
 	if (p->source.len)
 		fprintf(out, " source = \"%s\";", p->source.text);
+	fprintf(out, " retries = %u; retry_budget = %u; retry_body = %u;", p->retries, p->retry_budget, p->retry_body);
 	fprintf(out, "  # line %d\n    servers = (", p->line);
 	for (size_t i = 0; i < p->nservers; i++) {
 		const struct rules_server *s = &p->servers[i];
@@ -131,6 +132,8 @@ static void rules_print_route(FILE *out, const struct rules_config *c, const str
 			fprintf(out, " forwarded = false;");
 		if (r->normalize_path)
 			fprintf(out, " normalize_path = true;");
+		if (r->retry_on_timeout)
+			fprintf(out, " retry_on_timeout = true;");
 	}
 }
 

@@ -173,7 +173,18 @@ struct rules_pool {
 	enum rules_balance balance;
 	struct rules_cookie cookie;     /* balance = "cookie" */
 	struct rules_health health;
+	unsigned retries;               /* times a request (a passthrough connection: its connect) is tried again */
+	unsigned retry_budget;          /* percent: resends under way at once, against the pool's other requests */
+	unsigned retry_body;            /* request bodies up to this many bytes are kept to be sent again */
 };
+
+/* A pool's retries when the file says nothing, and the bounds of what it may say. */
+#define RULES_RETRIES 3
+#define RULES_RETRIES_MAX 8
+#define RULES_RETRY_BUDGET 100
+#define RULES_RETRY_BUDGET_MAX 1000
+#define RULES_RETRY_BODY (16 * 1024)
+#define RULES_RETRY_BODY_MAX (1024 * 1024)
 
 /* One argument of a plugin entry: a scalar (one value, as text) or a list. */
 struct rules_plugin_arg {
@@ -219,6 +230,7 @@ struct rules_route {
 	unsigned idle_timeout_ms;       /* no byte either way on an exchange or tunnel */
 	bool forwarded;                 /* add X-Forwarded-For/-Proto/-Host and Forwarded (default true) */
 	bool normalize_path;            /* the back end gets the resolved path (and the query), not the target as sent */
+	bool retry_on_timeout;          /* an idempotent request without a first byte in time goes to another server */
 	struct rules_namemap *sni_only; /* for an HTTP route that also names sni: that one pattern */
 	size_t *plugins;                /* indexes into rules_config.plugins, in the order they run */
 	size_t nplugins;

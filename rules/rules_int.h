@@ -15,6 +15,10 @@ size_t rules_edit_distance(const char *a, const char *b);
 int rules_duration_text(const char *s, unsigned *ms, char *err, size_t errlen);
 int rules_duration_seconds(double seconds, unsigned *ms, char *err, size_t errlen);
 
+/* "16k", "64KiB", "1m" (binary units) or a bare number of bytes, at most max
+ * (below 4 GiB). On error returns -1 with a reason in err. */
+int rules_size_text(const char *s, unsigned long long max, unsigned *bytes, char *err, size_t errlen);
+
 /* "IPv4:port", "[IPv6]:port" or "dns.name:port" -> a resolved address. host
  * (may be NULL) receives a malloc'd copy of the host part. On error returns -1
  * with a complete sentence in err and leaves nothing allocated. */

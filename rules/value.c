@@ -89,6 +89,35 @@ int rules_duration_text(const char *s, unsigned *ms, char *err, size_t errlen)
 	return rules_duration_seconds(n * unit, ms, err, errlen);
 }
 
+/* ---------------------------------------------------------------- sizes */
+
+int rules_size_text(const char *s, unsigned long long max, unsigned *bytes, char *err, size_t errlen)
+{
+	static const struct {
+		const char *name;
+		unsigned long long bytes;
+	} units[] = { { "", 1 }, { "k", 1024 }, { "K", 1024 }, { "KiB", 1024 }, { "m", 1 << 20 }, { "M", 1 << 20 },
+		      { "MiB", 1 << 20 } };
+	char *end = NULL;
+	unsigned long long n = 0, unit = 0;
+	errno = 0;
+	if (s[0] >= '0' && s[0] <= '9')
+		n = strtoull(s, &end, 10);
+	for (size_t i = 0; end && errno == 0 && i < sizeof(units) / sizeof(units[0]); i++)
+		if (strcmp(end, units[i].name) == 0)
+			unit = units[i].bytes;
+	if (unit == 0) {
+		snprintf(err, errlen, "bad size \"%s\": write a number of bytes or a string like \"16k\", \"64KiB\", \"1m\"", s);
+		return -1;
+	}
+	if (n > max / unit) {
+		snprintf(err, errlen, "\"%s\" is too large; the limit is %llu bytes", s, max);
+		return -1;
+	}
+	*bytes = (unsigned)(n * unit);
+	return 0;
+}
+
 /* ---------------------------------------------------------------- addresses */
 
 static int rules_port_parse(const char *p, const char *text, uint16_t *port, char *err, size_t errlen)

@@ -10,10 +10,22 @@ the connections it accepted, so tests can see back-end connection reuse.
 it answers (a health page a test turns to 503). An Upgrade is echoed, except one to
 /burst?bytes=N: N bytes at once, a half-close, then what the client sends is counted
 until its end (in `tunneled`). kill() stops it the hard way: listener and every open
-connection closed at once.
+connection closed at once; graceful() as a server asked to quit: no new connections,
+idle kept ones closed, requests under way answered.
+
+Misbehaviour for the retry tests, counted in `requests` all the same (each entry says
+whether it was answered, once it was sent): `reset=True` reads each whole request, then resets the
+connection; `close_kept=P` closes a kept connection (one that has served a request)
+without an answer when a request comes on it, with probability P; `delay_ms` holds
+every answer. Run as a program (`httpback.py NAME [--delay MS]`) it prints its port,
+then a JSON line per request it got and another once it answered it, so that a test
+can SIGKILL it and still count.
 """
 import json
+import random
 import socket
+import struct
+import sys
 import threading
 import time
 
@@ -21,8 +33,11 @@ LOOP4 = "127.0.0.1"
 
 
 class HTTPBackend:
-    def __init__(self, name, port=0):
+    def __init__(self, name, port=0, reset=False, close_kept=0.0, delay_ms=0, on_request=None):
         self.name = name
+        self.reset, self.close_kept, self.delay_ms, self.on_request = reset, close_kept, delay_ms, on_request
+        self.quitting = False
+        self.busy = set()
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((LOOP4, port))
@@ -45,6 +60,17 @@ class HTTPBackend:
         except OSError:
             pass
         self.sock.close()
+
+    def graceful(self):
+        self.stop()
+        self.quitting = True
+        with self.lock:
+            idle = [c for c in self.clients if c not in self.busy]
+        for c in idle:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def kill(self):
         self.stop()
@@ -111,13 +137,22 @@ class HTTPBackend:
             buf = d
         return buf, total
 
+    def _record(self, info):
+        with self.lock:
+            self.requests.append(info)
+        if self.on_request:
+            self.on_request(info)
+
     def _serve(self, c):
         buf = b""
+        served = 0
         try:
             while True:
                 buf = self._read_until(c, buf, b"\r\n\r\n")
                 if buf is None:
                     return
+                with self.lock:
+                    self.busy.add(c)
                 head, buf = buf.split(b"\r\n\r\n", 1)
                 lines = head.decode("latin-1").split("\r\n")
                 method, target, version = lines[0].split(" ", 2)
@@ -127,9 +162,21 @@ class HTTPBackend:
                     k, v = line.split(":", 1)
                     hlist.append([k, v.strip()])
                     headers[k.strip().lower()] = v.strip()
+                info = {"backend": self.name, "port": self.port, "method": method, "target": target,
+                        "version": version, "headers": hlist, "req": headers.get("x-req"), "answered": False}
+                upgrade = "upgrade" in headers.get("connection", "").lower() and headers.get("upgrade")
+                if served and random.random() < self.close_kept:
+                    info["body_len"] = 0
+                    self._record(info)
+                    return
+                if self.reset:
+                    buf, info["body_len"] = (buf, 0) if upgrade else self._read_body(c, buf, headers)
+                    self._record(info)
+                    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    return
                 if headers.get("expect", "").lower() == "100-continue":
                     c.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
-                if "upgrade" in headers.get("connection", "").lower() and headers.get("upgrade"):
+                if upgrade:
                     c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: %s\r\nConnection: Upgrade\r\n\r\n"
                               % headers["upgrade"].encode())
                     if target.startswith("/burst"):
@@ -151,24 +198,22 @@ class HTTPBackend:
                         if not d:
                             return
                         c.sendall(d)
-                buf, body_len = self._read_body(c, buf, headers)
+                buf, info["body_len"] = self._read_body(c, buf, headers)
                 if buf is None:
                     return
-                info = {"backend": self.name, "port": self.port, "method": method, "target": target,
-                        "version": version, "headers": hlist, "body_len": body_len}
-                with self.lock:
-                    self.requests.append(info)
+                self._record(info)
+                if self.delay_ms:
+                    time.sleep(self.delay_ms / 1000.0)
                 if target.startswith("/slow"):
                     time.sleep(int(target.split("ms=", 1)[1]) / 1000.0)
                 status = self.statuses.get(target.split("?", 1)[0], 200)
+                body = json.dumps({k: v for k, v in info.items() if k != "answered"}).encode()
                 if status != 200:
                     c.sendall(b"HTTP/1.1 %d Status\r\nContent-Length: 4\r\n\r\nnope" % status)
-                    continue
-                if target.startswith("/close"):
+                elif target.startswith("/close"):
                     c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nclose-delimited body")
                     return
-                body = json.dumps(info).encode()
-                if target.startswith("/chunked"):
+                elif target.startswith("/chunked"):
                     c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
                               b"Transfer-Encoding: chunked\r\n\r\n")
                     for i in range(0, len(body), 7):
@@ -178,11 +223,32 @@ class HTTPBackend:
                 else:
                     c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
                               % (len(body), body if method != "HEAD" else b""))
-                if headers.get("connection", "").lower() == "close":
+                served += 1
+                info["answered"] = True
+                if self.on_request:
+                    self.on_request(info)
+                with self.lock:
+                    self.busy.discard(c)
+                if headers.get("connection", "").lower() == "close" or self.quitting:
                     return
         except (OSError, ValueError):
             return
         finally:
             with self.lock:
                 self.clients.discard(c)
+                self.busy.discard(c)
             c.close()
+
+
+if __name__ == "__main__":
+    delay = int(sys.argv[sys.argv.index("--delay") + 1]) if "--delay" in sys.argv else 0
+    out = threading.Lock()
+
+    def emit(info):
+        with out:
+            sys.stdout.write(json.dumps(info) + "\n")
+            sys.stdout.flush()
+
+    b = HTTPBackend(sys.argv[1], delay_ms=delay, on_request=emit)
+    emit({"port": b.port})
+    threading.Event().wait()

@@ -221,7 +221,8 @@ onegat = { };
 	                  // A group's own keys are checked before the groups inside it.
 	                  "t.conf:6: unknown key \"onegat\" at top level; did you mean \"onegate\"?",
 	                  "t.conf:2: unknown key \"colour\" in pool; known keys: name, servers, proxy_protocol, "
-	                  "share_connections, connect_timeout, idle_timeout, tls, source, balance, cookie, health, template",
+	                  "share_connections, connect_timeout, idle_timeout, tls, source, balance, cookie, health, retries, "
+	                  "retry_budget, retry_body, template",
 	                  "t.conf:2: unknown key \"conect_timeout\" in pool; did you mean \"connect_timeout\"?",
 	                  "t.conf:4: unknown key \"pol\" in route; did you mean \"pool\" or \"port\"?",
 	                  "t.conf:5: unknown key \"rejct\" in default; did you mean \"reject\"?",
@@ -417,7 +418,7 @@ TEST(Loader, KeysWithoutEffectWarn)
 	            "  share_connections = false;\n"
 	            "  tls = { verify = false;\n"
 	            "    ca_file = \"/nonexistent/ca.pem\"; };\n"
-	            "  balance = \"cookie\"; },\n"
+	            "  balance = \"cookie\"; retry_body = 0; retry_budget = 50; },\n"
 	            "  { name = \"web\"; servers = ( \"127.0.0.1:2\" ); share_connections = false; proxy_protocol = 2; } );\n"
 	            "services = ( { name = \"pass\"; listen = [ \"127.0.0.1:3\" ];\n"
 	            "    header_timeout = 5;\n"
@@ -446,6 +447,10 @@ TEST(Loader, KeysWithoutEffectWarn)
 		"client's TLS untouched; remove it, or terminate TLS on the service (no passthrough)",
 		"t.conf:5: warning: balance = \"cookie\" cannot work on pool \"relay\": only passthrough routes use it, and "
 		"a relay sees no HTTP to put a cookie in; use balance = \"source\" for affinity",
+		"t.conf:5: warning: retry_body has no effect on pool \"relay\": only passthrough routes use it, and a relay "
+		"retries only a failed connect, before anything was sent (retries bounds that); remove it",
+		"t.conf:5: warning: retry_budget has no effect on pool \"relay\": only passthrough routes use it, and a "
+		"relay retries only a failed connect, before anything was sent (retries bounds that); remove it",
 	};
 	EXPECT_EQ(l.warnings, want) << l.all();
 }
@@ -462,7 +467,7 @@ TEST(Loader, HealthAndRouteKeysWithoutEffectWarn)
 	            "services = ( { name = \"s\"; listen = [ \"127.0.0.1:3\" ]; routes = (\n"
 	            "  { host = \"a.test\"; pool = \"p\"; }, { host = \"b.test\"; pool = \"q\"; },\n"
 	            "  { host = \"c.test\"; redirect = \"https\";\n"
-	            "    request_timeout = 5; },\n"
+	            "    request_timeout = 5; retry_on_timeout = true; },\n"
 	            "  { host = \"d.test\"; status = 410; forwarded = false; host_rewrite = \"x\"; } ); } );\n",
 	            l);
 	ASSERT_NE(l.cfg, nullptr) << l.all();
@@ -472,6 +477,8 @@ TEST(Loader, HealthAndRouteKeysWithoutEffectWarn)
 		"t.conf:6: warning: sni is the TLS name an https check sends, and this check is not https; remove sni, or "
 		"give the pool tls (or type = \"https\")",
 		"t.conf:10: warning: request_timeout has no effect on a route that redirects: no back end is asked; remove it",
+		"t.conf:10: warning: retry_on_timeout has no effect on a route that redirects: no back end is asked; remove "
+		"it",
 		"t.conf:11: warning: host_rewrite has no effect on a route that answers a status: no back end is asked; "
 		"remove it",
 		"t.conf:11: warning: forwarded has no effect on a route that answers a status: no back end is asked; remove "
@@ -622,6 +629,60 @@ services = ( { name = "s"; listen = [ "127.0.0.1:8080" ];
 	EXPECT_STREQ(l.cfg->admin.listen.text, "127.0.0.1:8404");
 }
 
+TEST(LoaderPools, RetriesBudgetAndKeptBodies)
+{
+	Loaded l;
+	load_string(R"(pools = ( { name = "p"; servers = ( "127.0.0.1:1" ); },
+          { name = "q"; servers = ( "127.0.0.1:2" ); retries = 0; retry_budget = 20; retry_body = "64KiB"; },
+          { name = "r"; servers = ( "127.0.0.1:3" ); retries = 8; retry_budget = 0; retry_body = 0; },
+          { name = "s"; servers = ( "127.0.0.1:4" ); retry_body = "1m"; },
+          { name = "t"; servers = ( "127.0.0.1:5" ); retry_body = 100; } );
+services = ( { name = "s"; listen = [ "127.0.0.1:8080" ];
+  routes = ( { host = "a.test"; pool = "p"; retry_on_timeout = true; }, { host = "b.test"; pool = "q"; },
+             { host = "c.test"; pool = "r"; }, { host = "d.test"; pool = "s"; }, { host = "e.test"; pool = "t"; } ); } );
+)",
+	            l);
+	ASSERT_NE(l.cfg, nullptr) << l.all();
+	const rules_pool *p = l.cfg->pools;
+	EXPECT_EQ(p[0].retries, 3u);
+	EXPECT_EQ(p[0].retry_budget, 100u);
+	EXPECT_EQ(p[0].retry_body, 16384u);
+	EXPECT_EQ(p[1].retries, 0u);
+	EXPECT_EQ(p[1].retry_budget, 20u);
+	EXPECT_EQ(p[1].retry_body, 65536u);
+	EXPECT_EQ(p[2].retries, 8u);
+	EXPECT_EQ(p[2].retry_budget, 0u);
+	EXPECT_EQ(p[2].retry_body, 0u);
+	EXPECT_EQ(p[3].retry_body, 1048576u);
+	EXPECT_EQ(p[4].retry_body, 100u);
+	EXPECT_TRUE(l.cfg->services[0].routes[0].retry_on_timeout);
+	EXPECT_FALSE(l.cfg->services[0].routes[1].retry_on_timeout);
+
+	expect_errors(R"(pools = ( { name = "p"; servers = ( "127.0.0.1:1" ); retries = 9; retry_budget = -1;
+            retry_body = "2m"; },
+          { name = "q"; servers = ( "127.0.0.1:2" ); retries = "3"; retry_budget = 1001; retry_body = "16 k"; },
+          { name = "r"; servers = ( "127.0.0.1:3" ); retry_body = -5; } );
+services = ( { name = "s"; listen = [ "127.0.0.1:8080" ];
+  routes = ( { host = "a.test"; pool = "p"; retry_on_timeout = 1; }, { host = "b.test"; pool = "q"; },
+             { host = "c.test"; pool = "r"; } ); },
+  { name = "pt"; listen = [ "127.0.0.1:9443" ];
+    routes = ( { sni = "x.test"; pool = "p"; retry_on_timeout = true; } ); } );
+)",
+	              {
+	                  "t.conf:1: retries must be from 0 (never try again) to 8, not 9",
+	                  "t.conf:1: retry_budget is a percentage from 0 to 1000, not -1",
+	                  "t.conf:2: retry_body: \"2m\" is too large; the limit is 1048576 bytes",
+	                  "t.conf:3: retries must be a whole number",
+	                  "t.conf:3: retry_budget is a percentage from 0 to 1000, not 1001",
+	                  "t.conf:3: retry_body: bad size \"16 k\": write a number of bytes or a string like \"16k\", "
+	                  "\"64KiB\", \"1m\"",
+	                  "t.conf:4: retry_body must be 0 or more bytes",
+	                  "t.conf:6: retry_on_timeout must be true or false",
+	                  "t.conf:9: a passthrough route relays TLS untouched, so retry_on_timeout cannot apply (HTTP "
+	                  "only); remove it or remove passthrough",
+	              });
+}
+
 TEST(LoaderPools, Errors)
 {
 	expect_errors(R"(onegate = { admin = { listen = "0.0.0.0:8404"; }; };
@@ -732,7 +793,9 @@ TEST(LoaderTemplates, BuiltInWorkloadTemplates)
   { name = "skype"; template = "skype-web"; servers = ( "10.0.3.11" ); tls = { sni = "webext.contoso.test"; }; },
   { name = "skype-http"; template = "skype-web-http"; servers = ( "10.0.3.11" ); },
   { name = "adfs"; template = "adfs"; servers = ( "10.0.2.21:443" ); },
-  { name = "owa"; template = "exchange-owa"; servers = ( "10.0.1.21:443" ); } );
+  { name = "owa"; template = "exchange-owa"; servers = ( "10.0.1.21:443" ); },
+  { name = "mapi"; template = "exchange-mapi"; servers = ( "10.0.1.21:443" ); },
+  { name = "autod"; template = "exchange-autodiscover"; servers = ( "10.0.1.21:443" ); } );
 services = ( { name = "pt"; listen = [ "127.0.0.1:9443" ]; routes = ( { sni = "sts.contoso.test"; pool = "adfs"; template = "adfs"; } ); },
   { name = "http"; listen = [ "127.0.0.1:9080" ];
     routes = ( { host = "webext.contoso.test"; pool = "skype"; template = "skype-web"; },
@@ -753,6 +816,11 @@ services = ( { name = "pt"; listen = [ "127.0.0.1:9443" ]; routes = ( { sni = "s
 	EXPECT_STREQ(l.cfg->pools[2].health.path, "/adfs/probe");
 	EXPECT_STREQ(l.cfg->pools[3].health.path, "/owa/healthcheck.htm");
 	EXPECT_EQ(l.cfg->pools[3].balance, RULES_BALANCE_LEASTCONN);
+	// POSTs that act on a mailbox or stream are never sent twice; Autodiscover's may be.
+	EXPECT_EQ(l.cfg->pools[3].retry_body, 0u);
+	EXPECT_EQ(l.cfg->pools[4].retry_body, 0u);
+	EXPECT_EQ(l.cfg->pools[5].retry_body, 16384u);
+	EXPECT_EQ(skype.retry_body, 16384u);
 	EXPECT_TRUE(l.cfg->services[0].routes[0].passthrough);
 	const rules_service &h = l.cfg->services[1];
 	EXPECT_EQ(h.routes[0].port, 4443u);

@@ -523,7 +523,7 @@ TEST(RoutesPrint, PrintedConfigurationLoadsAgainAsTheSame)
 	Loaded a;
 	load(contoso_cert_line() + R"(onegate = { workers = 3; request_timeout = "16m"; };
 templates = ( { name = "mine"; balance = "cookie"; cookie = { name = "MS-WSMAN"; httponly = false; };
-                idle_timeout = "20m"; forwarded = false; } );
+                idle_timeout = "20m"; forwarded = false; retries = 1; retry_body = "4k"; retry_on_timeout = true; } );
 plugins = ( { name = "lan"; module = "ip_filter"; args = { allow = [ "10.0.0.0/8", "::1/128" ]; status = 403; }; } );
 pools = ( { name = "web"; template = "skype-web"; servers = ( "127.0.0.1", { address = "127.0.0.2"; weight = 3;
                                                                max_conns = 9; backup = true; } );
@@ -553,10 +553,11 @@ services = ( { name = "https"; listen = [ "127.0.0.1:8443", "[::1]:8443" ];
 	    << once;
 	EXPECT_NE(once.find("host = \"~^app[0-9]+\\\\.contoso\\\\.test$\"; path = \"/x\"; pool = \"lync\"; "
 	                    "host_rewrite = \"app.internal\"; request_timeout = \"960s\"; idle_timeout = \"1200s\"; "
-	                    "forwarded = false; normalize_path = true; }"),
+	                    "forwarded = false; normalize_path = true; retry_on_timeout = true; }"),
 	          std::string::npos)
 	    << once;
 	EXPECT_NE(once.find("windows_paths = false;"), std::string::npos) << once;
+	EXPECT_NE(once.find("retries = 1; retry_budget = 100; retry_body = 4096;"), std::string::npos) << once;
 	EXPECT_NE(once.find("    default = { status = 404; };"), std::string::npos) << once;
 	EXPECT_NE(once.find("    default = { reject = true; };"), std::string::npos) << once;
 	EXPECT_NE(once.find("    default = { redirect = \"https\"; status = 301; };"), std::string::npos) << once;
