@@ -1610,7 +1610,8 @@ static char *http_normalized_target(const char *rpath, size_t rlen, const char *
 			*o++ = hex[c & 15];
 		}
 	}
-	memcpy(o, query, qlen);
+	if (query)
+		memcpy(o, query, qlen);
 	o[qlen] = '\0';
 	return t;
 }
