@@ -164,6 +164,20 @@ struct acme {
 	bool cfg_changed;
 	struct acme_cert *certs;        /* guarded by lock for readers; written by the thread */
 	size_t ncerts;
+	struct acme_warned *warned;     /* the thread's own */
+	size_t nwarned;
+};
+
+/* The running client, for the status views (one per process). */
+static pthread_mutex_t acme_current_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct acme *acme_current;
+
+/* The expiry warnings already given: per certificate name and notAfter, how many
+ * of the thresholds (30, 14, 7 days) were passed. */
+struct acme_warned {
+	char *name;
+	time_t not_after;
+	int level;
 };
 
 /* One run of the protocol: what it needs and what it learns. */
@@ -1144,6 +1158,68 @@ static void acme_issue(struct acme *a, const struct rules_config *cfg, const str
 	certs_item_unref(item);
 }
 
+static const int acme_warn_days[] = { 30, 14, 7 };
+
+/* What a certificate serves now: the ACME one issued (else NULL: nothing to warn
+ * about yet), or the file's. */
+static time_t acme_serving_until(struct acme *a, const struct rules_cert *rc)
+{
+	if (!rc->acme)
+		return rc->item ? certs_item_not_after(rc->item) : 0;
+	pthread_mutex_lock(&a->lock);
+	struct acme_cert *c = acme_cert_find(a, rc->name);
+	time_t na = c && c->item && !certs_item_is_placeholder(c->item) ? certs_item_not_after(c->item) : 0;
+	pthread_mutex_unlock(&a->lock);
+	return na;
+}
+
+/* A warning in the log when a certificate, file or ACME, passes 30, 14 and 7 days
+ * before it expires: once per threshold, again for the next certificate. */
+static void acme_expiry_warn(struct acme *a, const struct rules_config *cfg, time_t now)
+{
+	for (size_t i = 0; i < cfg->ncerts; i++) {
+		const struct rules_cert *rc = &cfg->certs[i];
+		time_t na = acme_serving_until(a, rc);
+		if (!na)
+			continue;
+		int level = 0;
+		for (size_t k = 0; k < sizeof(acme_warn_days) / sizeof(acme_warn_days[0]); k++)
+			if (na - now <= (time_t)acme_warn_days[k] * 86400)
+				level = (int)k + 1;
+		struct acme_warned *w = NULL;
+		for (size_t k = 0; k < a->nwarned && !w; k++)
+			if (strcmp(a->warned[k].name, rc->name) == 0)
+				w = &a->warned[k];
+		if (!w) {
+			struct acme_warned *n = realloc(a->warned, (a->nwarned + 1) * sizeof(*n));
+			if (!n)
+				continue;
+			a->warned = n;
+			w = &a->warned[a->nwarned];
+			*w = (struct acme_warned){ strdup(rc->name), na, 0 };
+			if (!w->name)
+				continue;
+			a->nwarned++;
+		}
+		if (w->not_after != na) {
+			w->not_after = na;
+			w->level = 0;
+		}
+		if (level <= w->level)
+			continue;
+		w->level = level;
+		char when[64];
+		struct tm tm;
+		gmtime_r(&na, &tm);
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M UTC", &tm);
+		long left = (long)(na - now);
+		log_msg(LOG_WARN, "certificate %s expires on %s, in %ld days%s%s", rc->name, when,
+		        left > 0 ? left / 86400 : 0L,
+		        rc->acme ? "; ACME renews it (see onegate certs list)" : "; replace its file and reload",
+		        left <= 0 ? " (it has expired)" : "");
+	}
+}
+
 static void *acme_main(void *arg)
 {
 	struct acme *a = arg;
@@ -1178,6 +1254,7 @@ static void *acme_main(void *arg)
 			if (due < next)
 				next = due;
 		}
+		acme_expiry_warn(a, cfg, now);
 		rules_config_unref(cfg);
 		struct timespec ts = { next > now ? next : now + 1, 0 };
 		pthread_mutex_lock(&a->lock);
@@ -1188,18 +1265,8 @@ static void *acme_main(void *arg)
 	return NULL;
 }
 
-static bool acme_any(const struct rules_config *cfg)
-{
-	for (size_t i = 0; i < cfg->ncerts; i++)
-		if (cfg->certs[i].acme)
-			return true;
-	return false;
-}
-
 struct acme *acme_start(struct rules_config *cfg)
 {
-	if (!acme_any(cfg))
-		return NULL;
 	struct acme *a = calloc(1, sizeof(*a));
 	if (!a)
 		return NULL;
@@ -1213,6 +1280,9 @@ struct acme *acme_start(struct rules_config *cfg)
 		free(a);
 		return NULL;
 	}
+	pthread_mutex_lock(&acme_current_lock);
+	acme_current = a;
+	pthread_mutex_unlock(&acme_current_lock);
 	return a;
 }
 
@@ -1233,6 +1303,10 @@ void acme_stop(struct acme *a)
 {
 	if (!a)
 		return;
+	pthread_mutex_lock(&acme_current_lock);
+	if (acme_current == a)
+		acme_current = NULL;
+	pthread_mutex_unlock(&acme_current_lock);
 	pthread_mutex_lock(&a->lock);
 	a->stop = true;
 	pthread_cond_signal(&a->wake);
@@ -1243,8 +1317,34 @@ void acme_stop(struct acme *a)
 		free(a->certs[i].name);
 	}
 	free(a->certs);
+	for (size_t i = 0; i < a->nwarned; i++)
+		free(a->warned[i].name);
+	free(a->warned);
 	rules_config_unref(a->cfg);
 	pthread_cond_destroy(&a->wake);
 	pthread_mutex_destroy(&a->lock);
 	free(a);
+}
+
+bool acme_cert_view(const char *name, struct acme_cert_view *v)
+{
+	memset(v, 0, sizeof(*v));
+	bool found = false;
+	pthread_mutex_lock(&acme_current_lock);
+	struct acme *a = acme_current;
+	if (a) {
+		pthread_mutex_lock(&a->lock);
+		const struct acme_cert *c = acme_cert_find(a, name);
+		if (c) {
+			found = true;
+			v->issued = c->item && !certs_item_is_placeholder(c->item);
+			v->not_after = v->issued ? certs_item_not_after(c->item) : 0;
+			v->next_attempt = c->renew_at > c->retry_at ? c->renew_at : c->retry_at;
+			v->failures = c->failures;
+			snprintf(v->last_error, sizeof(v->last_error), "%s", c->last_error);
+		}
+		pthread_mutex_unlock(&a->lock);
+	}
+	pthread_mutex_unlock(&acme_current_lock);
+	return found;
 }

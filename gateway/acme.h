@@ -14,7 +14,9 @@
  * through acme_alpn_cert() in the TLS contexts' certificate choice.
  *
  * Renewal is due at two thirds of a certificate's lifetime; a failure is
- * retried with backoff while the old certificate is served.
+ * retried with backoff while the old certificate is served. The same thread
+ * warns in the log at 30, 14 and 7 days before any certificate, file or
+ * ACME, expires.
  */
 #ifndef ONEGATE_ACME_H
 #define ONEGATE_ACME_H
@@ -31,9 +33,8 @@
 
 struct acme;
 
-/* Starts the client thread on the ACME certificates of cfg (none: an idle
- * thread is not started, NULL is returned and nothing is an error). Takes its
- * own reference to cfg. */
+/* Starts the thread on the certificates of cfg. Takes its own reference to
+ * cfg. NULL (logged) when no thread can be started. */
 struct acme *acme_start(struct rules_config *cfg);
 /* A reloaded rule file: new entries are ordered, dropped ones forgotten. */
 void acme_reload(struct acme *a, struct rules_config *cfg);
@@ -50,5 +51,17 @@ int acme_http01_answer(const char *path, size_t len, char *out, size_t cap);
 bool acme_alpn_set(SSL *ssl, const char *name, size_t len);
 /* Whether an ALPN list (wire format) offers acme-tls/1. */
 bool acme_alpn_offered(const uint8_t *list, size_t len);
+
+/* An ACME certificate as the running client knows it, for the status page,
+ * /api/status, /metrics and `onegate certs list`. False when no client runs
+ * or it has no certificate of that name. Thread-safe. */
+struct acme_cert_view {
+	bool issued;                    /* false: the self-signed stand-in is served */
+	time_t not_after;               /* of the issued one */
+	time_t next_attempt;            /* the renewal (or the retry after a failure) is due then */
+	unsigned failures;              /* in a row */
+	char last_error[512];           /* "" after a success */
+};
+bool acme_cert_view(const char *name, struct acme_cert_view *v);
 
 #endif

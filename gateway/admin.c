@@ -17,6 +17,8 @@
 #include <event2/keyvalq_struct.h>
 #include <openssl/mem.h>
 
+#include "acme.h"
+#include "certs.h"
 #include "live.h"
 #include "log.h"
 #include "pool.h"
@@ -309,6 +311,153 @@ static void admin_fmt_ago(char *out, size_t len, int64_t when)
 		snprintf(out, len, "%lld d ago", d / 86400);
 }
 
+static void admin_label(struct evbuffer *b, const char *s);
+static void admin_html(struct evbuffer *b, const char *s);
+
+/* ---------------------------------------------------------------- certificates */
+
+/* A certificate as the views show it: a file's as loaded, an ACME one as its client knows it. */
+struct admin_cert {
+	time_t not_after;               /* 0: none issued yet (ACME) */
+	bool has_view;
+	struct acme_cert_view v;
+};
+
+static void admin_cert_get(const struct rules_cert *rc, struct admin_cert *c)
+{
+	memset(c, 0, sizeof(*c));
+	if (rc->acme) {
+		c->has_view = acme_cert_view(rc->name, &c->v);
+		c->not_after = c->v.not_after;
+	} else if (rc->item) {
+		c->not_after = certs_item_not_after(rc->item);
+	}
+}
+
+static size_t admin_cert_nnames(const struct rules_cert *rc)
+{
+	return rc->acme ? rc->acme->nnames : rc->item ? certs_item_nnames(rc->item) : 0;
+}
+
+static const char *admin_cert_name_at(const struct rules_cert *rc, size_t i)
+{
+	return rc->acme ? rc->acme->names[i] : certs_item_name_at(rc->item, i);
+}
+
+static void admin_time_text(time_t t, char *out, size_t cap)
+{
+	struct tm tm;
+	if (!t) {
+		snprintf(out, cap, "-");
+		return;
+	}
+	gmtime_r(&t, &tm);
+	strftime(out, cap, "%Y-%m-%d %H:%M UTC", &tm);
+}
+
+/* ,"certificates":[{name, source, names, not_after, expires_in_s, acme: {...}}] */
+static void admin_certs_json(const struct rules_config *cfg, struct evbuffer *b)
+{
+	time_t now = time(NULL);
+	ADMIN_LIT(b, ",\"certificates\":[");
+	for (size_t i = 0; i < cfg->ncerts; i++) {
+		const struct rules_cert *rc = &cfg->certs[i];
+		struct admin_cert c;
+		admin_cert_get(rc, &c);
+		evbuffer_add_printf(b, "%s{\"name\":", i ? "," : "");
+		admin_json_str(b, rc->name);
+		evbuffer_add_printf(b, ",\"source\":\"%s\",\"names\":[", rc->acme ? "acme" : "file");
+		for (size_t n = 0; n < admin_cert_nnames(rc); n++) {
+			evbuffer_add(b, n ? "," : "", n ? 1 : 0);
+			admin_json_str(b, admin_cert_name_at(rc, n));
+		}
+		if (c.not_after)
+			evbuffer_add_printf(b, "],\"not_after\":%lld,\"expires_in_s\":%lld", (long long)c.not_after,
+			                    (long long)(c.not_after - now));
+		else
+			ADMIN_LIT(b, "],\"not_after\":null,\"expires_in_s\":null");
+		if (rc->acme) {
+			evbuffer_add_printf(b, ",\"acme\":{\"issued\":%s,\"next_renewal\":%lld,\"failures\":%u,\"last_error\":",
+			                    c.v.issued ? "true" : "false", (long long)c.v.next_attempt, c.v.failures);
+			admin_json_str(b, c.v.last_error);
+			ADMIN_LIT(b, "}");
+		}
+		ADMIN_LIT(b, "}");
+	}
+	ADMIN_LIT(b, "]");
+}
+
+static void admin_certs_text(const struct rules_config *cfg, struct evbuffer *b)
+{
+	if (!cfg->ncerts)
+		return;
+	evbuffer_add_printf(b, "\n%-20s %-6s %-22s %-22s %s\n", "CERTIFICATE", "SOURCE", "EXPIRES", "NEXT RENEWAL",
+	                    "NAMES / LAST ERROR");
+	for (size_t i = 0; i < cfg->ncerts; i++) {
+		const struct rules_cert *rc = &cfg->certs[i];
+		struct admin_cert c;
+		admin_cert_get(rc, &c);
+		char exp[32], next[32];
+		admin_time_text(c.not_after, exp, sizeof(exp));
+		admin_time_text(rc->acme ? c.v.next_attempt : 0, next, sizeof(next));
+		evbuffer_add_printf(b, "%-20s %-6s %-22s %-22s", rc->name, rc->acme ? "acme" : "file",
+		                    rc->acme && !c.v.issued ? "(not issued yet)" : exp, next);
+		for (size_t n = 0; n < admin_cert_nnames(rc); n++)
+			evbuffer_add_printf(b, " %s", admin_cert_name_at(rc, n));
+		if (rc->acme && c.v.last_error[0])
+			evbuffer_add_printf(b, "\n%-20s last error: %s", "", c.v.last_error);
+		ADMIN_LIT(b, "\n");
+	}
+}
+
+static void admin_certs_metrics(const struct rules_config *cfg, struct evbuffer *b)
+{
+	time_t now = time(NULL);
+	ADMIN_LIT(b, "# HELP onegate_certificate_expiry_seconds seconds until the certificate served expires "
+	             "(negative: expired); an ACME certificate not issued yet has none\n"
+	             "# TYPE onegate_certificate_expiry_seconds gauge\n");
+	for (size_t i = 0; i < cfg->ncerts; i++) {
+		struct admin_cert c;
+		admin_cert_get(&cfg->certs[i], &c);
+		if (!c.not_after)
+			continue;
+		ADMIN_LIT(b, "onegate_certificate_expiry_seconds{certificate=\"");
+		admin_label(b, cfg->certs[i].name);
+		evbuffer_add_printf(b, "\"} %lld\n", (long long)(c.not_after - now));
+	}
+}
+
+static void admin_certs_page(const struct rules_config *cfg, struct evbuffer *b)
+{
+	if (!cfg->ncerts)
+		return;
+	time_t now = time(NULL);
+	ADMIN_LIT(b, "<h2>Certificates</h2><div class=wrap><table><tr><th>Certificate</th><th>Source</th><th>Names</th>"
+	             "<th>Expires</th><th>Next renewal</th><th>Last error</th></tr>");
+	for (size_t i = 0; i < cfg->ncerts; i++) {
+		const struct rules_cert *rc = &cfg->certs[i];
+		struct admin_cert c;
+		admin_cert_get(rc, &c);
+		char exp[32], next[32];
+		admin_time_text(c.not_after, exp, sizeof(exp));
+		admin_time_text(rc->acme ? c.v.next_attempt : 0, next, sizeof(next));
+		const char *st = !c.not_after ? "warn" : c.not_after - now < 7 * 86400 ? "down"
+		               : c.not_after - now < 30 * 86400 ? "warn" : "up";
+		ADMIN_LIT(b, "<tr><td>");
+		admin_html(b, rc->name);
+		evbuffer_add_printf(b, "</td><td>%s</td><td>", rc->acme ? "ACME" : "file");
+		for (size_t n = 0; n < admin_cert_nnames(rc); n++) {
+			admin_html(b, admin_cert_name_at(rc, n));
+			ADMIN_LIT(b, "<br>");
+		}
+		evbuffer_add_printf(b, "</td><td><span class=\"st %s\">%s</span></td><td>%s</td><td>", st,
+		                    rc->acme && !c.v.issued ? "not issued yet" : exp, next);
+		admin_html(b, rc->acme ? c.v.last_error : "");
+		ADMIN_LIT(b, "</td></tr>");
+	}
+	ADMIN_LIT(b, "</table></div>");
+}
+
 static void admin_status_json(const struct admin *ad, struct evbuffer *b)
 {
 	const struct pool_table *t = ad->table;
@@ -378,7 +527,9 @@ static void admin_status_json(const struct admin *ad, struct evbuffer *b)
 		}
 		ADMIN_LIT(b, "]}");
 	}
-	ADMIN_LIT(b, "]}\n");
+	ADMIN_LIT(b, "]");
+	admin_certs_json(cfg, b);
+	ADMIN_LIT(b, "}\n");
 }
 
 /* The terminal table `onegate status` prints: states, then the last minute. */
@@ -423,6 +574,7 @@ static void admin_status_text(const struct admin *ad, struct evbuffer *b)
 			                    (unsigned long long)v.errors, rps, err, p99, v.last_check[0] ? v.last_check : "-");
 		}
 	}
+	admin_certs_text(cfg, b);
 }
 
 /* Prometheus label values: backslash, double quote and newline escaped. */
@@ -517,6 +669,7 @@ static void admin_metrics(const struct admin *ad, struct evbuffer *b)
 		admin_label(b, cfg->pools[p].name);
 		evbuffer_add_printf(b, "\"} %llu\n", (unsigned long long)count);
 	}
+	admin_certs_metrics(cfg, b);
 }
 
 /* ---------------------------------------------------------------- the page */
@@ -710,6 +863,7 @@ static void admin_page(const struct admin *ad, struct evbuffer *b)
 		}
 		ADMIN_LIT(b, "</table></div>");
 	}
+	admin_certs_page(cfg, b);
 	ADMIN_LIT(b, "</body></html>\n");
 }
 

@@ -133,7 +133,7 @@ struct daemon_state {
 	struct tlsconf *tls;
 	struct pool_table *pools;
 	struct control *control;
-	struct acme *acme;              /* NULL while no certificate is obtained by ACME */
+	struct acme *acme;              /* certificates: ACME orders and renewals, expiry warnings */
 	struct worker **ws;
 	unsigned nw;
 };

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <jansson.h>
 #include <event2/http.h>
 #include <openssl/crypto.h>
 #define PCRE2_CODE_UNIT_WIDTH 8
@@ -135,12 +136,86 @@ static int cmd_certs_inspect(int argc, char **argv)
 	return certs_inspect(stdout, argv[optind], pass, ca);
 }
 
+/* The running gateway's view of its certificates (ACME renewals, last errors),
+ * from its admin listener; NULL when there is none or it does not answer. */
+static json_t *certs_running_view(const struct rules_config *cfg)
+{
+	if (!cfg->admin.on)
+		return NULL;
+	char *text = NULL, err[512];
+	size_t len = 0;
+	FILE *mem = open_memstream(&text, &len);
+	if (!mem)
+		return NULL;
+	int st = admin_client(&cfg->admin, "GET", "/api/status", mem, err, sizeof(err));
+	fclose(mem);
+	json_error_t je;
+	json_t *j = st == 200 ? json_loadb(text, len, 0, &je) : NULL;
+	free(text);
+	json_t *certs = json_incref(json_object_get(j, "certificates"));
+	json_decref(j);
+	return certs;
+}
+
+static void certs_time_text(time_t t, char *out, size_t cap)
+{
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(out, cap, "%Y-%m-%d %H:%M UTC", &tm);
+}
+
+/* Every certificate: names, expiry, and for ACME the next renewal and the last error. */
+static void certs_list_summary(const struct rules_config *cfg)
+{
+	json_t *live = certs_running_view(cfg);
+	printf("certificates%s\n", live ? " (renewals as the running gateway reports them)"
+	                                 : cfg->admin.on ? " (the running gateway did not answer: from the files)" : "");
+	for (size_t i = 0; i < cfg->ncerts; i++) {
+		const struct rules_cert *c = &cfg->certs[i];
+		json_t *e = NULL;
+		for (size_t k = 0; k < json_array_size(live) && !e; k++) {
+			const char *n = json_string_value(json_object_get(json_array_get(live, k), "name"));
+			if (n && strcmp(n, c->name) == 0)
+				e = json_array_get(live, k);
+		}
+		bool issued = c->item && !certs_item_is_placeholder(c->item);
+		time_t until = issued ? certs_item_not_after(c->item) : 0;
+		time_t next = issued ? certs_item_not_before(c->item) + (until - certs_item_not_before(c->item)) * 2 / 3 : 0;
+		const char *error = "";
+		if (e && json_is_integer(json_object_get(e, "not_after"))) {
+			until = (time_t)json_integer_value(json_object_get(e, "not_after"));
+			issued = true;
+		}
+		json_t *acme = json_object_get(e, "acme");
+		if (acme) {
+			next = (time_t)json_integer_value(json_object_get(acme, "next_renewal"));
+			error = json_string_value(json_object_get(acme, "last_error")) ? json_string_value(json_object_get(acme, "last_error")) : "";
+		}
+		char when[40] = "not issued yet", nextt[40] = "now";
+		if (until)
+			certs_time_text(until, when, sizeof(when));
+		if (next)
+			certs_time_text(next, nextt, sizeof(nextt));
+		printf("  %-20s %-4s expires %-22s", c->name, c->acme ? "acme" : "file", when);
+		if (c->acme)
+			printf(" renews %-22s", nextt);
+		size_t nn = c->acme ? c->acme->nnames : certs_item_nnames(c->item);
+		for (size_t n = 0; n < nn; n++)
+			printf(" %s", c->acme ? c->acme->names[n] : certs_item_name_at(c->item, n));
+		printf("\n");
+		if (error[0])
+			printf("  %-20s last error: %s\n", "", error);
+	}
+	json_decref(live);
+}
+
 /* Which certificate each routed host name gets, service by service. */
 static int cmd_certs_list(int argc, char **argv)
 {
 	struct rules_config *cfg = load_from_args("certs list", argc, argv);
 	if (!cfg)
 		return 1;
+	certs_list_summary(cfg);
 	for (size_t s = 0; s < cfg->nservices; s++) {
 		const struct rules_service *svc = &cfg->services[s];
 		if (svc->mode != RULES_MODE_TLS)

@@ -5,8 +5,11 @@ pebble-challtestsrv), the chain served checked by curl and openssl against
 pebble's root, renewal of short-lived certificates, a restart that orders
 nothing, a CA that cannot be reached, and onegate check on ACME entries."""
 import json
+import re
 import os
 import shutil
+import signal
+import socket
 import ssl
 import subprocess
 import tempfile
@@ -166,11 +169,41 @@ class AcmeIssuance(OnegateTestCase):
                             "https://%s:%d/" % (name, self.https)], capture_output=True, timeout=20)
         return r.returncode, r.stdout.decode(errors="replace") + r.stderr.decode(errors="replace")
 
+    def admin(self, port, path):
+        def up():
+            try:
+                socket.create_connection((LOOP4, port), timeout=1).close()
+                return True
+            except OSError:
+                return False
+        self.assertTrue(wait_until(up, 5, 0.05), "the admin listener does not accept")
+        return urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path), timeout=5).read().decode()
+
+    def certs_list(self, og):
+        r = subprocess.run([h.ONEGATE_BIN, "certs", "list", "-c", og.conf], capture_output=True, text=True,
+                           timeout=20)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return r.stdout
+
     def test_http01_issues_serves_and_restart_orders_nothing(self):
         p = self.start_pebble()
-        conf = rules(self.state, p.directory, p.roots, self.https, self.http, self.backend.port)
+        admin = free_port()
+        conf = rules(self.state, p.directory, p.roots, self.https, self.http, self.backend.port, admin_port=admin)
         og = self.start_onegate(conf, self.https)
         self.wait_issued(og)
+        # Visible: /api/status, /metrics, the page and certs list.
+        st = json.loads(self.admin(admin, "/api/status"))
+        c = [c for c in st["certificates"] if c["name"] == "home"][0]
+        self.assertEqual(c["source"], "acme")
+        self.assertEqual(c["names"], ["home.test", "www.home.test"])
+        self.assertTrue(c["acme"]["issued"])
+        self.assertEqual(c["acme"]["last_error"], "")
+        self.assertGreater(c["expires_in_s"], 0)
+        self.assertGreater(c["acme"]["next_renewal"], time.time())
+        self.assertLess(c["acme"]["next_renewal"], c["not_after"])
+        self.assertRegex(self.admin(admin, "/metrics"), r'(?m)^onegate_certificate_expiry_seconds\{certificate="home"\} \d+$')
+        self.assertIn("<h2>Certificates</h2>", self.admin(admin, "/"))
+        self.assertRegex(self.certs_list(og), r"home +acme expires \d{4}-\d\d-\d\d .* renews \d{4}-.* home.test www.home.test")
         self.assertTrue(any("answering http-01 for home.test" in l for l in og.log_lines()))
         # Validated for real: pebble fetched the token from the gateway's plain HTTP port.
         self.assertTrue(any("outcome=acme-challenge" in l for l in og.log_lines()), og.stderr()[-3000:])
@@ -233,6 +266,15 @@ exec curl -sS --fail --noproxy '*' --max-time 5 -d "$body" http://127.0.0.1:%d/$
             rc, out = served_cert(self.https, name, p.issuing_root)
             self.assertEqual(rc, 0, out)
 
+    def test_expiry_warned_at_30_days(self):
+        p = self.start_pebble(validity=20 * 86400)
+        conf = rules(self.state, p.directory, p.roots, self.https, self.http, self.backend.port)
+        og = self.start_onegate(conf, self.https)
+        self.wait_issued(og)
+        self.assertTrue(wait_until(lambda: any(
+            re.search(r"warn certificate home expires on \S+ \S+ UTC, in 19 days; ACME renews it", l)
+            for l in og.log_lines()), 10, 0.1), og.stderr())
+
     def test_short_lived_certificates_renew_without_reload(self):
         p = self.start_pebble(validity=15)
         conf = rules(self.state, p.directory, p.roots, self.https, self.http, self.backend.port)
@@ -251,15 +293,56 @@ exec curl -sS --fail --noproxy '*' --max-time 5 -d "$body" http://127.0.0.1:%d/$
         roots = os.path.join(self.tmp.name, "roots.pem")
         make_pki(os.path.join(self.tmp.name, "pki"), {"x": ["localhost"]})
         shutil.copy(os.path.join(self.tmp.name, "pki", "root.pem"), roots)
+        admin = free_port()
         conf = rules(self.state, "https://localhost:%d/dir" % dead, roots, self.https, self.http,
-                     self.backend.port)
+                     self.backend.port, admin_port=admin)
         og = self.start_onegate(conf, self.https)
         self.assertTrue(wait_until(lambda: any("next attempt in 60 s" in l for l in og.log_lines()), 20, 0.1),
                         og.stderr())
         self.assertTrue(any("cannot connect to localhost port %d" % dead in l for l in og.log_lines()), og.stderr())
-        # The stand-in is still served, and HTTP still answers.
+        # The stand-in is still served, and the reason is shown.
         rc, out = served_cert(self.https, "home.test")
         self.assertIn("home.test", out)
+        st = json.loads(self.admin(admin, "/api/status"))
+        c = st["certificates"][0]
+        self.assertFalse(c["acme"]["issued"])
+        self.assertIn("cannot connect to localhost port %d" % dead, c["acme"]["last_error"])
+        self.assertEqual(c["acme"]["failures"], 1)
+        self.assertGreater(c["acme"]["next_renewal"], time.time() + 30)
+        self.assertIsNone(c["expires_in_s"])
+        out = self.certs_list(og)
+        self.assertIn("not issued yet", out)
+        self.assertIn("last error: cannot connect to localhost port %d" % dead, out)
+
+
+class FileCertificateExpiry(OnegateTestCase):
+    def test_a_file_certificate_30_days_from_expiry_is_warned_once(self):
+        h.require_binary(self)
+        tmp = tempfile.TemporaryDirectory(prefix="onegate-expiry-")
+        self.addCleanup(tmp.cleanup)
+        pki = make_pki(tmp.name, {"web": ["web.test"]})     # valid 30 days: under the first threshold
+        port, admin = free_port(), free_port()
+        og = self.start_onegate("""
+onegate = { admin = { listen = "127.0.0.1:%d"; }; };
+certificates = ( { name = "web"; cert = "%s"; key = "%s"; ca_file = "%s"; } );
+pools = ( { name = "app"; servers = ( "127.0.0.1:9" ); } );
+services = ( { name = "web"; listen = [ "127.0.0.1:%d" ]; tls = { certificates = [ "web" ]; };
+               routes = ( { host = "web.test"; pool = "app"; } ); } );
+""" % (admin, pki.certs["web"][0], pki.certs["web"][1], pki.ca, port), port)
+        want = re.compile(r"warn certificate web expires on \S+ \S+ UTC, in (29|30) days; replace its file and reload")
+        self.assertTrue(wait_until(lambda: any(want.search(l) for l in og.log_lines()), 10, 0.1), og.stderr())
+        og.signal(signal.SIGHUP)
+        self.assertTrue(wait_until(lambda: any("reloaded" in l for l in og.log_lines()), 10, 0.1), og.stderr())
+        time.sleep(0.5)
+        self.assertEqual(sum(bool(want.search(l)) for l in og.log_lines()), 1, og.stderr())
+        def metrics():
+            try:
+                return urllib.request.urlopen("http://127.0.0.1:%d/metrics" % admin, timeout=5).read().decode()
+            except OSError:
+                return ""
+        self.assertTrue(wait_until(lambda: "onegate_certificate_expiry_seconds" in metrics(), 5, 0.1))
+        m = re.search(r'(?m)^onegate_certificate_expiry_seconds\{certificate="web"\} (\d+)$', metrics())
+        self.assertTrue(m and 29 * 86400 < int(m.group(1)) <= 30 * 86400, metrics())
 
 
 @unittest.skipUnless(PEBBLE, "pebble is not installed")
