@@ -1,7 +1,8 @@
 """An active/backup pair of gateways on a floating address, on real (virtual)
 networks: two gateways in two namespaces, keepalived in each with
 rules/examples/ha/keepalived.conf (VRRP, a track_script asking onegate's
-GET /api/health), the same rule file and ticket-key file on both, and a client
+GET /api/health), the same rule file (rules/examples/ha/onegate.conf) and
+ticket-key file on both, and a client
 in a third namespace (which also holds the segment's bridge and the back end)
 running steady HTTPS traffic to the floating address 192.0.2.10.
 
@@ -32,14 +33,6 @@ NAME = "app.contoso.test"
 # Long enough to include VRRP's first election (3 adverts and a skew) and a check or two.
 TAKEOVER_WAIT = 20
 
-RULES = """
-onegate = { workers = 2; drain_timeout = "2s"; admin = { listen = "127.0.0.1:8404"; }; };
-certificates = ( { name = "site"; cert = "site.pem"; key = "site.key"; ca_file = "ca.pem"; } );
-pools = ( { name = "app"; servers = ( "%s:8080" ); } );
-services = ( { name = "https"; listen = [ "%s:443" ];
-               tls = { certificates = [ "site" ]; ticket_key_file = "tickets.key"; };
-               routes = ( { host = "%s"; pool = "app"; } ); } );
-""" % (BACKEND, VIP, NAME)
 
 
 def tools_missing():
@@ -165,9 +158,9 @@ class HAPair(unittest.TestCase):
         shutil.copy(pki.ca, os.path.join(gwdir, "ca.pem"))
         with open(os.path.join(gwdir, "tickets.key"), "wb") as f:
             f.write(os.urandom(80))
+        # The example as it ships, beside the certificates and keys it names.
         cls.rules = os.path.join(gwdir, "onegate.conf")
-        with open(cls.rules, "w") as f:
-            f.write(RULES)
+        shutil.copy(os.path.join(SOURCE_DIR, "rules", "examples", "ha", "onegate.conf"), cls.rules)
         with open(os.path.join(SOURCE_DIR, "rules", "examples", "ha", "keepalived.conf")) as f:
             cls.keepalived_conf = f.read()
 
