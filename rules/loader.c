@@ -1464,8 +1464,19 @@ static void rules_set_health(struct rules_load *L, const config_setting_t *s, vo
 	if (h->timeout_ms > h->interval_ms)
 		rules_error(L, s, "timeout (%u ms) is longer than interval (%u ms); a check must end before the next starts",
 		            h->timeout_ms, h->interval_ms);
-	if (h->type == RULES_HEALTH_NONE)
+	if (h->type == RULES_HEALTH_NONE) {
 		h->passive_fall = 0;    /* nothing would bring the server back */
+		/* The first key after type: one message says it for all of them. */
+		for (int k = 0; k < config_setting_length(s); k++) {
+			const config_setting_t *m = config_setting_get_elem(s, (unsigned)k);
+			if (strcmp(config_setting_name(m), "type") != 0) {
+				rules_warn(L, m, "type = \"none\" turns checks off, so %s and the other keys of this health "
+				           "group do nothing; remove them, or choose type = \"tcp\", \"http\" or \"https\"",
+				           config_setting_name(m));
+				break;
+			}
+		}
+	}
 }
 
 static void rules_set_intermediates(struct rules_load *L, const config_setting_t *s, void *field)
@@ -2205,6 +2216,19 @@ static void rules_passthrough_http_only(struct rules_load *L, const config_setti
 		            "idle_timeout on pool \"%s\" instead", r->pool >= 0 ? L->cfg->pools[r->pool].name : "NAME");
 }
 
+/* A redirect or status is answered here: what shapes a back-end exchange would do nothing. */
+static void rules_warn_exchange_keys(struct rules_load *L, const config_setting_t *e, const struct rules_route *r)
+{
+	static const char *const keys[] = { "host_rewrite", "request_timeout", "idle_timeout", "forwarded",
+		                             "retry_on_timeout" };
+	for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
+		const config_setting_t *m = config_setting_get_member(e, keys[k]);
+		if (m)
+			rules_warn(L, m, "%s has no effect on a route that %s: no back end is asked; remove it", keys[k],
+			           r->redirect ? "redirects" : "answers a status");
+	}
+}
+
 /* Checks what one route says against the service it is in. */
 static void rules_route_check(struct rules_load *L, const config_setting_t *list, struct rules_service *svc,
                               size_t i)
@@ -2230,14 +2254,8 @@ static void rules_route_check(struct rules_load *L, const config_setting_t *list
 		rules_error(L, rules_route_setting(list, i, "redirect"),
 		            "redirect must be \"https\" (same host and path) or a URL starting with https:// or http://");
 	rules_route_port_check(L, list, i, r);
-	/* A redirect or status is answered here: what shapes a back-end exchange would do nothing. */
-	static const char *const exchange_keys[] = { "host_rewrite", "request_timeout", "idle_timeout", "forwarded",
-		                                     "retry_on_timeout" };
-	for (size_t k = 0; r->pool < 0 && !r->passthrough && actions == 1 && k < 5; k++)
-		if (config_setting_get_member(e, exchange_keys[k]))
-			rules_warn(L, rules_route_setting(list, i, exchange_keys[k]), "%s has no effect on a route that %s: "
-			           "no back end is asked; remove it", exchange_keys[k],
-			           r->redirect ? "redirects" : "answers a status");
+	if (r->pool < 0 && !r->passthrough && actions == 1)
+		rules_warn_exchange_keys(L, e, r);
 	if (r->port && r->pool < 0)
 		rules_error(L, rules_route_setting(list, i, "port"), "port rewrites the back-end port; it needs pool = \"NAME\";");
 	if (r->passthrough) {
@@ -2625,6 +2643,9 @@ static void rules_service_read(struct rules_load *L, const config_setting_t *lis
 	if (svc->mode == RULES_MODE_PASSTHROUGH && (k = config_setting_get_member(s, "windows_paths")))
 		rules_warn(L, k, "windows_paths says how request paths are resolved, and this service relays TLS by sni "
 		           "without reading any: remove it");
+	if (svc->mode != RULES_MODE_PASSTHROUGH && svc->default_route >= 0 &&
+	    svc->routes[svc->default_route].pool < 0)
+		rules_warn_exchange_keys(L, config_setting_get_member(s, "default"), &svc->routes[svc->default_route]);
 	if (svc->default_reject && svc->mode != RULES_MODE_PASSTHROUGH)
 		rules_error(L, config_setting_get_member(s, "default"),
 		            "reject = true only applies to a passthrough service; an HTTP service answers %d when no "

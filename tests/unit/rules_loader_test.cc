@@ -463,12 +463,16 @@ TEST(Loader, HealthAndRouteKeysWithoutEffectWarn)
 	            "    expect = 200; },\n"
 	            "  },\n"
 	            "  { name = \"q\"; servers = ( \"127.0.0.1:2\" ); health = { path = \"/h\";\n"
-	            "    sni = \"x.test\"; }; } );\n"
+	            "    sni = \"x.test\"; }; },\n"
+	            "  { name = \"r\"; servers = ( \"127.0.0.1:4\" ); health = { type = \"none\";\n"
+	            "    interval = 5; }; } );\n"
 	            "services = ( { name = \"s\"; listen = [ \"127.0.0.1:3\" ]; routes = (\n"
-	            "  { host = \"a.test\"; pool = \"p\"; }, { host = \"b.test\"; pool = \"q\"; },\n"
+	            "  { host = \"a.test\"; pool = \"p\"; }, { host = \"b.test\"; pool = \"q\"; },"
+	            " { host = \"e.test\"; pool = \"r\"; },\n"
 	            "  { host = \"c.test\"; redirect = \"https\";\n"
 	            "    request_timeout = 5; retry_on_timeout = true; },\n"
-	            "  { host = \"d.test\"; status = 410; forwarded = false; host_rewrite = \"x\"; } ); } );\n",
+	            "  { host = \"d.test\"; status = 410; forwarded = false; host_rewrite = \"x\"; } );\n"
+	            "  default = { status = 404; idle_timeout = 5; }; } );\n",
 	            l);
 	ASSERT_NE(l.cfg, nullptr) << l.all();
 	std::vector<std::string> want = {
@@ -476,13 +480,17 @@ TEST(Loader, HealthAndRouteKeysWithoutEffectWarn)
 		"type = \"http\"), or remove expect",
 		"t.conf:6: warning: sni is the TLS name an https check sends, and this check is not https; remove sni, or "
 		"give the pool tls (or type = \"https\")",
-		"t.conf:10: warning: request_timeout has no effect on a route that redirects: no back end is asked; remove it",
-		"t.conf:10: warning: retry_on_timeout has no effect on a route that redirects: no back end is asked; remove "
+		"t.conf:8: warning: type = \"none\" turns checks off, so interval and the other keys of this health group do "
+		"nothing; remove them, or choose type = \"tcp\", \"http\" or \"https\"",
+		"t.conf:12: warning: request_timeout has no effect on a route that redirects: no back end is asked; remove it",
+		"t.conf:12: warning: retry_on_timeout has no effect on a route that redirects: no back end is asked; remove "
 		"it",
-		"t.conf:11: warning: host_rewrite has no effect on a route that answers a status: no back end is asked; "
+		"t.conf:13: warning: host_rewrite has no effect on a route that answers a status: no back end is asked; "
 		"remove it",
-		"t.conf:11: warning: forwarded has no effect on a route that answers a status: no back end is asked; remove "
+		"t.conf:13: warning: forwarded has no effect on a route that answers a status: no back end is asked; remove "
 		"it",
+		"t.conf:14: warning: idle_timeout has no effect on a route that answers a status: no back end is asked; "
+		"remove it",
 	};
 	EXPECT_EQ(l.warnings, want) << l.all();
 }
