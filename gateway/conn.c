@@ -27,7 +27,7 @@
 /* How long a rejected client gets to read our alert before we close. */
 #define CONN_LINGER_MS 2000
 
-enum conn_phase { PH_PROXY, PH_HELLO, PH_CONNECT, PH_RELAY, PH_LINGER };
+enum conn_phase { PH_PROXY, PH_HELLO, PH_CONNECT, PH_RELAY, PH_CLOSING, PH_LINGER };
 
 struct conn {
 	struct conn_link link;          /* in home->live; first, so a link is its conn */
@@ -50,6 +50,7 @@ struct conn {
 	uint64_t bytes_in, bytes_out;   /* client->server, server->client */
 	struct timeval start, last;
 	bool cli_eof, srv_eof;
+	struct sock_linger cli_linger, srv_linger;      /* PH_CLOSING: what each peer has still to take */
 };
 
 /* ---------------------------------------------------------------- snapshot */
@@ -191,9 +192,18 @@ void conn_home_idle_unlink(struct conn_home *home, struct conn_link *l)
 	home->nidle--;
 }
 
+static void conn_linger_cut(struct conn *c, const char *outcome);
+
 static void conn_close_now(struct conn_link *l)
 {
-	conn_free((struct conn *)l, "drain-timeout");
+	struct conn *c = (struct conn *)l;
+	if (c->phase == PH_CLOSING) {
+		(void)sock_linger_check(&c->cli_linger, c->cli, 0, c->svc->send_timeout_ms);
+		(void)sock_linger_check(&c->srv_linger, c->srv, 0, c->svc->send_timeout_ms);
+		conn_linger_cut(c, "drain-timeout");
+		return;
+	}
+	conn_free(c, "drain-timeout");
 }
 
 static void conn_arm(struct conn *c, unsigned ms)
@@ -242,28 +252,78 @@ static void conn_relay(struct conn *c, struct sock *from, struct sock *to, uint6
 	}
 }
 
-static bool conn_flushed(struct sock *s)
+/* A relay cut before a peer took everything: its line counts what each side got. */
+static void conn_linger_cut(struct conn *c, const char *outcome)
 {
-	return evbuffer_get_length(sock_output(s)) == 0;
+	uint64_t cli_left = c->cli_linger.left, srv_left = c->srv_linger.left;
+	c->bytes_out -= cli_left < c->bytes_out ? cli_left : c->bytes_out;
+	c->bytes_in -= srv_left < c->bytes_in ? srv_left : c->bytes_in;
+	conn_free(c, outcome);
 }
 
-/* Both directions ended and everything each side sent has been delivered. */
+/* TLS peers often reset rather than close once they have said all they will (see
+ * conn_reset_outcome): a reset with nothing of ours still waiting for that peer is its
+ * own end. One with bytes we still hold for it cut them. */
+static enum sock_linger_state conn_linger_side(struct sock_linger *l, struct sock *s, unsigned stall)
+{
+	enum sock_linger_state st = sock_linger_check(l, s, 0, stall);
+	if (st == SOCK_LINGER_BROKEN && evbuffer_get_length(sock_output(s)) == 0) {
+		l->left = 0;
+		return SOCK_LINGER_DONE;
+	}
+	return st;
+}
+
+/* Both sides have ended: the connection lasts until each has taken what the other
+ * sent, its share of the kernel's queue included (closing with bytes there leaves
+ * them to a peer that may never take them), or until one stops taking them. */
+static void conn_linger_check(struct conn *c)
+{
+	unsigned stall = c->svc->send_timeout_ms;
+	enum sock_linger_state cs = conn_linger_side(&c->cli_linger, c->cli, stall);
+	enum sock_linger_state ss = conn_linger_side(&c->srv_linger, c->srv, stall);
+	if (cs == SOCK_LINGER_BROKEN || cs == SOCK_LINGER_STALLED) {
+		conn_linger_cut(c, cs == SOCK_LINGER_BROKEN ? "client-reset" : "client-stalled");
+		return;
+	}
+	if (ss == SOCK_LINGER_BROKEN || ss == SOCK_LINGER_STALLED) {
+		conn_linger_cut(c, ss == SOCK_LINGER_BROKEN ? "server-reset" : "server-stalled");
+		return;
+	}
+	if (cs == SOCK_LINGER_DONE && ss == SOCK_LINGER_DONE) {
+		conn_free(c, "ok");
+		return;
+	}
+	unsigned next = cs == SOCK_LINGER_TAKING ? c->cli_linger.next_ms : c->srv_linger.next_ms;
+	if (ss == SOCK_LINGER_TAKING && c->srv_linger.next_ms < next)
+		next = c->srv_linger.next_ms;
+	conn_arm(c, next);
+}
+
 static void conn_relay_progress(struct conn *c)
 {
 	if (!c->cli_eof || !c->srv_eof)
 		return;
+	c->phase = PH_CLOSING;
+	event_del(c->timer);
 	sock_set_low_mark(c->cli, 0);
 	sock_set_low_mark(c->srv, 0);
-	if (conn_flushed(c->cli) && conn_flushed(c->srv))
-		conn_free(c, "ok");
+	sock_linger_start(&c->cli_linger);
+	sock_linger_start(&c->srv_linger);
+	conn_linger_check(c);
 }
 
 /* The side whose output drained may take more: read its peer again. */
 static void conn_drained(struct sock *s, void *arg)
 {
 	struct conn *c = arg;
+	if (c->phase == PH_CLOSING) {
+		conn_linger_check(c);
+		return;
+	}
 	if (c->phase != PH_RELAY)
 		return;
+	conn_touch(c);          /* a slow reader taking what the other side sent is not idle */
 	struct sock *peer = s == c->cli ? c->srv : c->cli;
 	bool peer_eof = s == c->cli ? c->srv_eof : c->cli_eof;
 	sock_set_low_mark(s, 0);
@@ -379,6 +439,10 @@ static void conn_srv_event(struct sock *s, enum sock_event ev, int err, void *ar
 			conn_start_relay(c);
 		else
 			conn_connect_failed(c, err ? strerror(err) : "closed");
+		return;
+	}
+	if (c->phase == PH_CLOSING) {
+		conn_linger_check(c);
 		return;
 	}
 	if (ev == SOCK_ERROR) {
@@ -550,6 +614,7 @@ static void conn_cli_read(struct sock *sk, void *arg)
 		evbuffer_drain(sock_input(sk), evbuffer_get_length(sock_input(sk)));
 		return;
 	case PH_CONNECT:
+	case PH_CLOSING:
 		return;
 	}
 }
@@ -566,6 +631,10 @@ static void conn_cli_event(struct sock *sk, enum sock_event ev, int err, void *a
 		[PH_PROXY] = "client-closed", [PH_HELLO] = "client-closed",
 		[PH_CONNECT] = "client-closed", [PH_LINGER] = "reject",
 	};
+	if (c->phase == PH_CLOSING) {
+		conn_linger_check(c);
+		return;
+	}
 	if (c->phase != PH_RELAY) {
 		conn_free(c, early[c->phase]);
 		return;
@@ -594,6 +663,9 @@ static void conn_timer(evutil_socket_t fd, short what, void *arg)
 		return;
 	case PH_RELAY:
 		conn_idle_check(c);
+		return;
+	case PH_CLOSING:
+		conn_linger_check(c);
 		return;
 	case PH_LINGER:
 		conn_free(c, "reject");

@@ -27,8 +27,6 @@
 #define HTTP_RELAY_MAX (256 * 1024)
 /* Request and response heads: past this a request gets 431, a response 502. */
 #define HTTP_HEAD_MAX (32 * 1024)
-/* How long a closing client gets to read our last bytes. */
-#define HTTP_LINGER_MS 2000
 /* Without a route or template saying otherwise. */
 
 enum http_phase {
@@ -36,7 +34,7 @@ enum http_phase {
 	HP_CONNECT,     /* connecting to a server */
 	HP_EXCHANGE,    /* request body out, response in */
 	HP_TUNNEL,      /* after a 101: bytes both ways */
-	HP_CLOSING,     /* our last bytes are leaving; then we close */
+	HP_CLOSING,     /* our last bytes are leaving (both ways, at a tunnel's end); then we close */
 };
 
 enum http_framing { HF_NONE, HF_LENGTH, HF_CHUNKED, HF_CLOSE };
@@ -96,6 +94,8 @@ struct http_session {
 	unsigned requests;
 	struct timeval start;
 	const char *close_outcome;
+	struct sock_linger cli_linger, srv_linger;
+	bool log_at_close;              /* the request's access line waits for the client to take the answer */
 
 	/* the request in flight */
 	struct h1_msg *req, *resp;      /* in msgs, while a request is under way */
@@ -171,6 +171,8 @@ static size_t http_service_index(const struct http_session *s)
 	return (size_t)(s->svc - s->snap->cfg->services);
 }
 
+static void http_access_log(struct http_session *s, const char *outcome);
+
 /* The request can no longer go again (its answer's head came, or it is over): what
  * was kept for that goes. */
 static void http_resend_end(struct http_session *s)
@@ -192,6 +194,10 @@ static void http_resend_end(struct http_session *s)
 /* The one place a session's memory is released. */
 static void http_free(struct http_session *s, const char *outcome)
 {
+	if (s->log_at_close) {
+		s->log_at_close = false;
+		http_access_log(s, outcome);
+	}
 	pool_service_open(s->snap->pools, http_service_index(s), -1);
 	http_resend_end(s);
 	if (log_access_enabled())
@@ -210,9 +216,18 @@ static void http_free(struct http_session *s, const char *outcome)
 	free(s);
 }
 
+static void http_linger_cut(struct http_session *s, const char *outcome);
+
 static void http_close_now(struct conn_link *l)
 {
-	http_free((struct http_session *)l, "drain-timeout");
+	struct http_session *s = (struct http_session *)l;
+	/* A request cut here is logged with what its client got so far. */
+	if (s->phase == HP_CONNECT || s->phase == HP_EXCHANGE || s->phase == HP_TUNNEL)
+		s->log_at_close = true;
+	if (s->phase != HP_CLOSING)
+		sock_linger_start(&s->cli_linger);
+	(void)tstream_linger_check(s->cli, &s->cli_linger, s->svc->send_timeout_ms);
+	http_linger_cut(s, "drain-timeout");
 }
 
 /* Monotonic milliseconds; the coarse clock (a few ms) is plenty for timeouts. */
@@ -510,23 +525,84 @@ static struct tstream *http_take_idle(struct http_session *s, long server, unsig
 	return NULL;
 }
 
+/* A closing connection whose peer did not take all: the answer's line counts what it got
+ * (TLS records' overhead counted as answer bytes, so it errs low by under 0.2%). */
+static void http_linger_cut(struct http_session *s, const char *outcome)
+{
+	uint64_t left = s->cli_linger.left;
+	s->bytes_out -= left < s->bytes_out ? left : s->bytes_out;
+	if (left)
+		log_msg(LOG_INFO, "client %s: cut with %llu bytes not taken (%s)", s->client, (unsigned long long)left,
+		        outcome);
+	http_free(s, outcome);
+}
+
+/* Looks at what the peers have still to take: the kernel's queue has no event of its
+ * own, so the timer comes back until they have it all, stop taking it, or reset. */
+static void http_linger_check(struct http_session *s)
+{
+	unsigned stall = s->svc->send_timeout_ms;
+	enum sock_linger_state c = tstream_linger_check(s->cli, &s->cli_linger, stall);
+	enum sock_linger_state v = s->srv ? tstream_linger_check(s->srv, &s->srv_linger, stall) : SOCK_LINGER_DONE;
+	if (c == SOCK_LINGER_BROKEN || c == SOCK_LINGER_STALLED) {
+		http_linger_cut(s, c == SOCK_LINGER_BROKEN ? "client-reset" : "client-stalled");
+		return;
+	}
+	if (v == SOCK_LINGER_BROKEN || v == SOCK_LINGER_STALLED) {
+		http_free(s, v == SOCK_LINGER_BROKEN ? "server-reset" : "server-stalled");
+		return;
+	}
+	if (c == SOCK_LINGER_DONE && v == SOCK_LINGER_DONE) {
+		http_free(s, s->close_outcome);
+		return;
+	}
+	unsigned next = c == SOCK_LINGER_TAKING ? s->cli_linger.next_ms : s->srv_linger.next_ms;
+	if (v == SOCK_LINGER_TAKING && s->srv_linger.next_ms < next)
+		next = s->srv_linger.next_ms;
+	s->timer_at = 0;        /* the linger's looks are nearer than any deadline set before */
+	event_del(s->timer);
+	http_arm(s, next);
+}
+
+/* Our last bytes go (both ways at a tunnel's end, where both sides have shut down):
+ * the session ends once the peers have them, or one stops taking them. */
+static void http_linger_begin(struct http_session *s, const char *outcome)
+{
+	s->phase = HP_CLOSING;
+	s->close_outcome = outcome;
+	tstream_read_enable(s->cli, false);
+	tstream_set_low_mark(s->cli, 0);
+	sock_linger_start(&s->cli_linger);
+	if (s->srv) {
+		tstream_read_enable(s->srv, false);
+		tstream_set_low_mark(s->srv, 0);
+		sock_linger_start(&s->srv_linger);
+	}
+	http_linger_check(s);
+}
+
 /* Sends what is queued to the client, then closes. */
 static void http_close(struct http_session *s, const char *outcome)
 {
 	if (s->phase == HP_CLOSING)
 		return;
-	s->phase = HP_CLOSING;
-	s->close_outcome = outcome;
 	http_drop_server(s);
-	tstream_read_enable(s->cli, false);
-	tstream_set_low_mark(s->cli, 0);
-	if (tstream_flush(s->cli) != 0 || tstream_unsent(s->cli) == 0) {
-		tstream_shutdown(s->cli);
-		http_free(s, outcome);
+	if (tstream_flush(s->cli) != 0) {
+		http_free(s, "client-reset");
 		return;
 	}
 	tstream_shutdown(s->cli);
-	http_arm(s, HTTP_LINGER_MS);
+	http_linger_begin(s, outcome);
+}
+
+/* The request ends the connection: its access line waits until the client has taken
+ * the answer (or stopped taking it), so a cut answer is never logged ok. */
+static void http_close_request(struct http_session *s, const char *outcome)
+{
+	if (s->phase == HP_CLOSING)
+		return;
+	s->log_at_close = true;
+	http_close(s, outcome);
 }
 
 /* ---------------------------------------------------------------- our own answers */
@@ -643,11 +719,11 @@ static void http_respond_text(struct http_session *s, int status, const char *ex
 	if (!s->head_request && !bodyless)
 		evbuffer_add(out, body, (size_t)n);
 	s->status = status;
-	http_access_log(s, outcome);
 	if (!keep) {
-		http_close(s, outcome);
+		http_close_request(s, outcome);
 		return;
 	}
+	http_access_log(s, outcome);
 	if (tstream_flush(s->cli) != 0) {
 		http_free(s, "client-reset");
 		return;
@@ -999,7 +1075,7 @@ static void http_srv_readable(struct tstream *t, void *arg)
 		http_tunnel(s, s->srv, s->cli);
 	else if (s->phase == HP_EXCHANGE)
 		http_pump_response(s);
-	else    /* an idle kept connection should say nothing; if it does, it is not reusable */
+	else if (s->phase != HP_CLOSING)    /* an idle kept connection should say nothing; if it does, it is not reusable */
 		http_drop_server(s);
 }
 
@@ -1008,12 +1084,8 @@ static void http_srv_readable(struct tstream *t, void *arg)
  * the second end: the drained callbacks come back here as the outputs empty. */
 static void http_tunnel_progress(struct http_session *s)
 {
-	if (!s->cli_eof || !s->srv_eof)
-		return;
-	tstream_set_low_mark(s->cli, 0);
-	tstream_set_low_mark(s->srv, 0);
-	if (tstream_unsent(s->cli) == 0 && tstream_unsent(s->srv) == 0)
-		http_free(s, "ok");
+	if (s->cli_eof && s->srv_eof)
+		http_linger_begin(s, "ok");
 }
 
 static void http_srv_drained(struct tstream *t, void *arg)
@@ -1026,6 +1098,8 @@ static void http_srv_drained(struct tstream *t, void *arg)
 	}
 	if (s->phase == HP_TUNNEL)
 		http_tunnel_progress(s);
+	else if (s->phase == HP_CLOSING)
+		http_linger_check(s);
 }
 
 /* The request head (and what body is already here) goes out once the server is there;
@@ -1084,14 +1158,18 @@ static void http_srv_event(struct tstream *t, enum tstream_event ev, void *arg)
 		http_tunnel_progress(s);
 		return;
 	}
+	if (s->phase == HP_CLOSING) {
+		if (ev == TSTREAM_ERROR)
+			http_linger_check(s);
+		return;
+	}
 	if (s->phase != HP_EXCHANGE) {
 		http_drop_server(s);     /* a kept connection the server closed */
 		return;
 	}
 	if (s->resp_head_done && s->resp_framing == HF_CLOSE && ev == TSTREAM_EOF) {
 		s->resp_done = true;
-		http_access_log(s, "ok");
-		http_close(s, "ok");
+		http_close_request(s, "ok");
 		return;
 	}
 	/* Cut off mid-exchange: before the head the request may go again, or we can say so; after it, only close. */
@@ -1099,8 +1177,7 @@ static void http_srv_event(struct tstream *t, enum tstream_event ev, void *arg)
 		http_server_failed(s, HR_BROKEN, ev == TSTREAM_EOF ? "closed" : tstream_error(s->srv));
 		return;
 	}
-	http_access_log(s, "server-closed");
-	http_close(s, "server-closed");
+	http_close_request(s, "server-closed");
 }
 
 static SSL *http_backend_ssl(struct http_session *s)
@@ -1308,8 +1385,7 @@ static void http_pump_request(struct http_session *s)
 			http_server_failed(s, HR_BROKEN, tstream_error(s->srv));
 			return;
 		}
-		http_access_log(s, "server-closed");
-		http_close(s, "server-closed");
+		http_close_request(s, "server-closed");
 		return;
 	}
 	if (tstream_unsent(s->srv) >= HTTP_RELAY_MAX) {
@@ -1455,8 +1531,7 @@ static void http_pump_response(struct http_session *s)
 			s->resp_done = true;
 		else if (rc != H1_NEED_MORE) {
 			s->bytes_out += moved;
-			http_access_log(s, "bad-response-body");
-			http_close(s, "bad-response-body");
+			http_close_request(s, "bad-response-body");
 			return;
 		}
 		break;
@@ -1518,13 +1593,13 @@ static void http_tunnel(struct http_session *s, struct tstream *from, struct tst
 
 static void http_exchange_end(struct http_session *s)
 {
-	http_access_log(s, "ok");
 	http_disarm(s);
 	if (!s->keepalive) {
 		http_park_server(s);
-		http_close(s, "ok");
+		http_close_request(s, "ok");
 		return;
 	}
+	http_access_log(s, "ok");
 	http_park_server(s);
 	s->phase = HP_HEAD;
 	if (s->cli_paused) {
@@ -1838,8 +1913,7 @@ static void http_cli_drained(struct tstream *t, void *arg)
 	struct http_session *s = arg;
 	(void)t;
 	if (s->phase == HP_CLOSING) {
-		if (tstream_unsent(s->cli) == 0)
-			http_free(s, s->close_outcome);
+		http_linger_check(s);
 		return;
 	}
 	if (s->srv_paused && s->srv) {
@@ -1876,7 +1950,9 @@ static void http_cli_event(struct tstream *t, enum tstream_event ev, void *arg)
 		http_free(s, "ok");
 		return;
 	case HP_CLOSING:
-		http_free(s, s->close_outcome);
+		/* A client that half-closes may still be reading; a reset is checked for. */
+		if (ev == TSTREAM_ERROR)
+			http_linger_check(s);
 		return;
 	default:
 		/* A client that half-closes after its request still gets the answer;
@@ -1919,15 +1995,14 @@ static void http_timer(evutil_socket_t fd, short what, void *arg)
 			http_server_failed(s, HR_TIMEOUT, "no answer in time");
 			return;
 		}
-		http_access_log(s, "idle-timeout");
-		http_close(s, "idle-timeout");
+		http_close_request(s, "idle-timeout");
 		return;
 	case HP_TUNNEL:
 		http_access_log(s, "idle-timeout");
 		http_free(s, "idle-timeout");
 		return;
 	case HP_CLOSING:
-		http_free(s, s->close_outcome);
+		http_linger_check(s);
 		return;
 	}
 }

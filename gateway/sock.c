@@ -3,11 +3,14 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <linux/sockios.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -433,4 +436,56 @@ void sock_shutdown_write(struct sock *s)
 	s->shut_pending = true;
 	if (!s->connecting)
 		sock_do_shutdown(s);
+}
+
+size_t sock_kernel_unsent(const struct sock *s)
+{
+	int n = 0;
+	if (s->fd < 0 || ioctl(s->fd, SIOCOUTQ, &n) != 0 || n < 0)
+		return 0;
+	return (size_t)n;
+}
+
+/* The first look comes soon (on loopback the last ACK is a few microseconds away),
+ * later ones less often: a slow reader costs a few timer wakes a second at most. */
+#define SOCK_LINGER_FIRST_MS 2
+#define SOCK_LINGER_MAX_MS 250
+
+static uint64_t sock_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+void sock_linger_start(struct sock_linger *l)
+{
+	uint64_t now_ms = sock_now_ms();
+	l->left = UINT64_MAX;
+	l->moved_at = now_ms;
+	l->next_ms = SOCK_LINGER_FIRST_MS;
+}
+
+enum sock_linger_state sock_linger_check(struct sock_linger *l, const struct sock *s, size_t above, unsigned stall_ms)
+{
+	uint64_t now_ms = sock_now_ms();
+	/* After a reset the count still says what was never acknowledged; only the error tells
+	 * a reset from the end of the bytes. */
+	uint64_t left = (uint64_t)above + evbuffer_get_length(s->out) + sock_kernel_unsent(s);
+	if (left < l->left)
+		l->moved_at = now_ms;
+	l->left = left;
+	int err = 0;
+	socklen_t len = sizeof(err);
+	if (s->broken || getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err)
+		return SOCK_LINGER_BROKEN;
+	if (left == 0)
+		return SOCK_LINGER_DONE;
+	if (now_ms - l->moved_at >= stall_ms)
+		return SOCK_LINGER_STALLED;
+	l->next_ms = l->next_ms * 2 < SOCK_LINGER_MAX_MS ? l->next_ms * 2 : SOCK_LINGER_MAX_MS;
+	unsigned stall_in = (unsigned)(l->moved_at + stall_ms - now_ms);
+	if (l->next_ms > stall_in)
+		l->next_ms = stall_in;
+	return SOCK_LINGER_TAKING;
 }

@@ -16,6 +16,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 #include <event2/util.h>
@@ -59,5 +60,32 @@ void sock_set_low_mark(struct sock *s, size_t low);
 int sock_flush(struct sock *s);
 /* Half-close: sends FIN once the output is empty (now, or when it drains). */
 void sock_shutdown_write(struct sock *s);
+/* Bytes the kernel still holds for the peer: not sent yet, or sent and not yet
+ * acknowledged; a FIN counts one (SIOCOUTQ). What a close would leave to the
+ * kernel alone, for a peer that may never take it. */
+size_t sock_kernel_unsent(const struct sock *s);
+
+/* The last bytes of a closing connection. A fixed time to take them cuts a slow
+ * reader of a large answer short (an 8 MB answer at 530 KB/s lost 3 MB), so the
+ * peer keeps its time for as long as it keeps taking bytes: what its owner still
+ * holds above the sock (TLS plaintext), the sock's output and the kernel's queue
+ * together keep falling. Only a peer they stopped falling for stall_ms is cut. */
+struct sock_linger {
+	uint64_t left;          /* bytes not taken at the last check */
+	uint64_t moved_at;      /* monotonic ms when they last fell */
+	unsigned next_ms;       /* when to look again: the kernel's queue has no event */
+};
+
+enum sock_linger_state {
+	SOCK_LINGER_DONE,       /* the peer has everything, FIN included */
+	SOCK_LINGER_TAKING,     /* still taking: look again in next_ms */
+	SOCK_LINGER_STALLED,    /* nothing taken for stall_ms */
+	SOCK_LINGER_BROKEN,     /* the peer reset the connection: what was left is lost */
+};
+
+void sock_linger_start(struct sock_linger *l);
+/* above: bytes the owner holds for this sock beyond its output. l->left says
+ * how many the peer has not taken (as of the last check that could count them). */
+enum sock_linger_state sock_linger_check(struct sock_linger *l, const struct sock *s, size_t above, unsigned stall_ms);
 
 #endif

@@ -300,6 +300,11 @@ size_t tstream_unsent(const struct tstream *t)
 	return evbuffer_get_length(sock_output(t->s)) + (t->tls ? evbuffer_get_length(t->out) : 0);
 }
 
+enum sock_linger_state tstream_linger_check(const struct tstream *t, struct sock_linger *l, unsigned stall_ms)
+{
+	return sock_linger_check(l, t->s, t->tls ? evbuffer_get_length(t->out) : 0, stall_ms);
+}
+
 /* Records already read but not decrypted, and the rest of one the owner's bound cut,
  * get no socket event of their own. */
 static void tstream_kick_pending(struct tstream *t)

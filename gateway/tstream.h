@@ -15,8 +15,9 @@
 
 #include <openssl/ssl.h>
 
+#include "sock.h"
+
 struct evbuffer;
-struct sock;
 struct tstream;
 
 enum tstream_event {
@@ -53,6 +54,8 @@ void tstream_read_enable(struct tstream *t, bool on);
 void tstream_set_read_max(struct tstream *t, size_t max);
 /* The drained callback fires when the unsent bytes fall to this. */
 void tstream_set_low_mark(struct tstream *t, size_t low);
+/* sock_linger_check() over the stream: TLS plaintext not yet sealed counts as not taken. */
+enum sock_linger_state tstream_linger_check(const struct tstream *t, struct sock_linger *l, unsigned stall_ms);
 /* close_notify (TLS) then FIN once everything is sent. */
 void tstream_shutdown(struct tstream *t);
 SSL *tstream_ssl(const struct tstream *t);

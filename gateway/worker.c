@@ -151,8 +151,13 @@ static void worker_ctl(evutil_socket_t fd, short what, void *arg)
 		w->stopping = true;
 		worker_close_listeners(w);
 	}
-	if (cmd & WORKER_CMD_KILL)
+	if (cmd & WORKER_CMD_KILL) {
+		/* Slow readers still taking their last bytes are among them: say how many are cut. */
+		if (w->home.nlive)
+			log_msg(LOG_WARN, "worker %u: drain time over: cutting %zu connections still open", w->id,
+			        w->home.nlive);
 		conn_close_all(&w->home);
+	}
 	if (w->stopping && w->home.nlive == 0)
 		event_base_loopexit(w->base, NULL);
 }

@@ -50,7 +50,7 @@ struct rules_load {
 	long long workers;
 	unsigned drain_ms, connect_ms, idle_ms;     /* connect/idle: defaults for every pool */
 	unsigned request_ms;                        /* default for every route */
-	unsigned hello_ms, header_ms, keepalive_ms; /* defaults for every service */
+	unsigned hello_ms, header_ms, keepalive_ms, send_ms; /* defaults for every service */
 	const config_setting_t *pools_set;
 	const config_setting_t *plugins_set;
 	const config_setting_t *certs_set;
@@ -740,6 +740,7 @@ static const struct rules_key rules_service_keys[] = {
 	{ "hello_timeout", rules_set_duration, offsetof(struct rules_service, hello_timeout_ms), NULL },
 	{ "header_timeout", rules_set_duration, offsetof(struct rules_service, header_timeout_ms), NULL },
 	{ "keepalive_timeout", rules_set_duration, offsetof(struct rules_service, keepalive_timeout_ms), NULL },
+	{ "send_timeout", rules_set_duration, offsetof(struct rules_service, send_timeout_ms), NULL },
 	{ "routes", rules_set_routes, 0, NULL },
 	{ "default", rules_set_default, 0, NULL },
 };
@@ -1059,6 +1060,7 @@ static const struct rules_key rules_onegate_keys[] = {
 	{ "hello_timeout", rules_set_duration, offsetof(struct rules_load, hello_ms), NULL },
 	{ "header_timeout", rules_set_duration, offsetof(struct rules_load, header_ms), NULL },
 	{ "keepalive_timeout", rules_set_duration, offsetof(struct rules_load, keepalive_ms), NULL },
+	{ "send_timeout", rules_set_duration, offsetof(struct rules_load, send_ms), NULL },
 	{ "admin", rules_set_admin, 0, NULL },
 	{ "log", rules_set_log, 0, NULL },
 	{ "user", rules_set_user, 0, NULL },
@@ -2581,6 +2583,7 @@ static void rules_service_read(struct rules_load *L, const config_setting_t *lis
 	svc->hello_timeout_ms = L->hello_ms;
 	svc->header_timeout_ms = L->header_ms;
 	svc->keepalive_timeout_ms = L->keepalive_ms;
+	svc->send_timeout_ms = L->send_ms;
 	svc->default_route = -1;
 	svc->default_cert = -1;
 	svc->mode = RULES_MODE_HTTP;
@@ -2910,6 +2913,7 @@ static void rules_read_root(struct rules_load *L, const config_t *lc)
 	L->hello_ms = 10000;
 	L->header_ms = 30000;
 	L->keepalive_ms = 120000;
+	L->send_ms = 10000;
 	L->cfg->log.level = RULES_LOG_INFO;
 	L->cfg->log.access = true;
 	L->cfg->log.facility = 3;

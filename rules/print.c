@@ -253,6 +253,7 @@ void rules_print(FILE *out, const struct rules_config *c)
 		rules_print_ms(out, "hello_timeout", svc->hello_timeout_ms);
 		rules_print_ms(out, "header_timeout", svc->header_timeout_ms);
 		rules_print_ms(out, "keepalive_timeout", svc->keepalive_timeout_ms);
+		rules_print_ms(out, "send_timeout", svc->send_timeout_ms);
 		/* Commas between routes and default as its own key: what is printed loads again. */
 		size_t nmatching = svc->nroutes - (svc->default_route >= 0);
 		fprintf(out, "\n    routes = (\n");

@@ -256,6 +256,7 @@ struct rules_service {
 	unsigned hello_timeout_ms;      /* a client that sends no complete ClientHello in time is closed */
 	unsigned header_timeout_ms;     /* HTTP: a request head must arrive within this (slowloris) */
 	unsigned keepalive_timeout_ms;  /* HTTP: idle client between requests */
+	unsigned send_timeout_ms;       /* a closing connection's peer that takes no byte for this long is cut */
 	struct rules_route *routes;     /* in file order; the default, when there is one, last */
 	size_t nroutes;
 	long default_route;             /* index into routes of the default (the last one), or -1 */

@@ -6,7 +6,8 @@ description of what it received (its own name and port, method, target, headers,
 body length), keeps connections alive, reads Content-Length and chunked bodies,
 and answers with a chunked body when the path starts with /chunked. It counts
 the connections it accepted, so tests can see back-end connection reuse.
-/slow?ms=N answers after N milliseconds; `statuses` maps a path to the status
+/slow?ms=N answers after N milliseconds; /big?bytes=N answers N bytes of pattern(N)
+with a Content-Length, /bigclose?bytes=N the same delimited by the close; `statuses` maps a path to the status
 it answers (a health page a test turns to 503). An Upgrade is echoed, except one to
 /burst?bytes=N: N bytes at once, a half-close, then what the client sends is counted
 until its end (in `tunneled`). kill() stops it the hard way: listener and every open
@@ -30,6 +31,17 @@ import threading
 import time
 
 LOOP4 = "127.0.0.1"
+
+_PATTERN = bytes(range(256)) * 4096
+
+
+def pattern(n, offset=0):
+    """n bytes of a repeating 0..255 sequence starting at offset: a cut or shifted body shows."""
+    out = bytearray()
+    while len(out) < n:
+        start = (offset + len(out)) % 256
+        out += _PATTERN[start:start + min(n - len(out), len(_PATTERN) - 256)]
+    return bytes(out)
 
 
 class HTTPBackend:
@@ -210,6 +222,15 @@ class HTTPBackend:
                 body = json.dumps({k: v for k, v in info.items() if k != "answered"}).encode()
                 if status != 200:
                     c.sendall(b"HTTP/1.1 %d Status\r\nContent-Length: 4\r\n\r\nnope" % status)
+                elif target.startswith("/big"):
+                    n = int(target.split("bytes=", 1)[1])
+                    close = target.startswith("/bigclose")
+                    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n%s\r\n"
+                              % (b"" if close else b"Content-Length: %d\r\n" % n))
+                    for off in range(0, n, 1 << 20):
+                        c.sendall(pattern(min(1 << 20, n - off), off))
+                    if close:
+                        return
                 elif target.startswith("/close"):
                     c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nclose-delimited body")
                     return

@@ -1,0 +1,243 @@
+"""
+The last bytes of a closing connection reach a slow reader: the gateway keeps a
+closing connection while the client keeps taking bytes (its own buffer plus the
+kernel's send queue keep falling), and cuts only one that stopped, after the
+service's send_timeout, logging client-stalled with the bytes it got. The same on
+every path: HTTP answers that end in a close (TLS and plain), passthrough relays,
+and a drain (SIGTERM waits for slow readers up to drain_timeout).
+"""
+import os
+import signal
+import socket
+import ssl
+import sys
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from harness import LOOP4, Onegate, OnegateTestCase, TLSBackend, client_context, free_port, make_pki, wait_until
+from httpback import HTTPBackend, pattern
+
+BIG = 8 << 20
+
+
+def slow_read(sock, rate, limit=None, recv=None, at=None, call=None):
+    """Reads until EOF (or limit bytes) at about rate bytes a second with a small
+    receive buffer; returns the bytes. call() runs once when at bytes have come."""
+    recv = recv or sock.recv
+    out = bytearray()
+    t0 = time.monotonic()
+    while limit is None or len(out) < limit:
+        d = recv(16384)
+        if not d:
+            break
+        out += d
+        if call and len(out) >= at:
+            call()
+            call = None
+        ahead = len(out) / rate - (time.monotonic() - t0)
+        if ahead > 0:
+            time.sleep(ahead)
+    return bytes(out)
+
+
+def small_buffer_socket():
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+    s.settimeout(20)
+    return s
+
+
+def split_answer(data):
+    head, _, body = data.partition(b"\r\n\r\n")
+    return head, body
+
+
+class Linger(OnegateTestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory(prefix="onegate-linger-")
+        cls.pki = make_pki(cls.tmp.name, {"contoso": ["*.contoso.test"], "backend": ["pass.contoso.test"]})
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def setUp(self):
+        self.back = HTTPBackend("big")
+        self.addCleanup(self.back.stop)
+        self.pass_back = TLSBackend("pass", *self.pki.certs["backend"], mode="echo_after_eof")
+        self.pass_back.start()
+        self.addCleanup(self.pass_back.stop)
+        self.port, self.plain_port, self.pass_port = free_port(), free_port(), free_port()
+
+    def gateway(self, send_timeout="10s", drain_timeout="10s"):
+        d = self.tmp.name
+        conf = """onegate = { workers = 1; drain_timeout = "%(drain)s"; send_timeout = "%(send)s"; };
+certificates = ( { name = "contoso"; cert = "%(d)s/contoso.chain.pem"; key = "%(d)s/contoso.key";
+                   ca_file = "%(d)s/root.pem"; } );
+pools = ( { name = "big"; servers = ( "127.0.0.1:%(back)d" ); },
+          { name = "pass"; servers = ( "127.0.0.1:%(pass_back)d" ); } );
+services = ( { name = "tls"; listen = [ "127.0.0.1:%(port)d" ]; tls = { certificates = [ "contoso" ]; };
+               routes = ( { host = "a.contoso.test"; pool = "big"; } ); },
+             { name = "plain"; listen = [ "127.0.0.1:%(plain)d" ];
+               routes = ( { host = "a.contoso.test"; pool = "big"; } ); },
+             { name = "pass"; listen = [ "127.0.0.1:%(pass)d" ];
+               routes = ( { sni = "pass.contoso.test"; passthrough = true; pool = "pass"; } ); } );
+""" % {"d": d, "send": send_timeout, "drain": drain_timeout, "back": self.back.port,
+       "pass_back": self.pass_back.port, "port": self.port, "plain": self.plain_port, "pass": self.pass_port}
+        self.og = self.start_onegate(conf, self.port)
+        return self.og
+
+    def request(self, path, tls):
+        s = small_buffer_socket()
+        self.addCleanup(s.close)
+        s.connect((LOOP4, self.port if tls else self.plain_port))
+        if tls:
+            s = client_context(self.pki.ca).wrap_socket(s, server_hostname="a.contoso.test")
+            self.addCleanup(s.close)
+        s.sendall(b"GET %s HTTP/1.1\r\nHost: a.contoso.test\r\nConnection: close\r\n\r\n" % path.encode())
+        return s
+
+    def access_line(self, path, **match):
+        found = self.og.wait_conn_log(lambda f: f.get("path") == path and "status" in f, timeout=15)
+        self.assertEqual(len(found), 1, "\n".join(self.og.log_lines()[-20:]))
+        return found[0]
+
+    def read_whole(self, s, path):
+        """Reads the answer slowly; at 90 % of it (the rest still queued), its access line
+        must not be written yet: it says what the client got, so it waits for the end.
+        Before, it was written as soon as the server's last byte was queued (ok, out=all)."""
+        early = []
+        data = slow_read(s, 1.5e6, at=BIG * 9 // 10,
+                         call=lambda: early.extend(f["_line"] for f in self.og.conn_logs() if f.get("path") == path))
+        self.assertEqual(early, [], "logged while a tenth of the answer was still queued")
+        self.check_whole(data, path)
+
+    def check_whole(self, data, path):
+        head, body = split_answer(data)
+        self.assertTrue(head.startswith(b"HTTP/1.1 200 "), head[:200])
+        self.assertEqual(len(body), BIG, "the slow reader got %d of %d bytes" % (len(body), BIG))
+        self.assertTrue(body == pattern(BIG), "the body came back changed")
+        line = self.access_line(path)
+        self.assertEqual((line["outcome"], line["out"]), ("ok", str(BIG)), line["_line"])
+
+    def test_tls_slow_reader_of_a_close_delimited_answer_gets_every_byte(self):
+        # The answer ends with the server's close: the gateway closes after it. Before, it gave
+        # the client a fixed 2 s to take what was still queued (its own buffer and the
+        # kernel's send queue, some 4 MB here) and then freed the connection, logged ok.
+        self.gateway()
+        path = "/bigclose?bytes=%d" % BIG
+        s = self.request(path, tls=True)
+        self.read_whole(s, path)
+
+    def test_plain_slow_reader_of_a_connection_close_answer_gets_every_byte(self):
+        self.gateway()
+        path = "/big?bytes=%d" % BIG
+        s = self.request(path, tls=False)
+        self.read_whole(s, path)
+
+    def test_a_client_that_stops_reading_is_cut_after_send_timeout_and_logged_so(self):
+        # An answer the gateway has whole (in its buffer and the kernel's queue) to a client that
+        # never reads: the connection is closing, and it is cut once nothing moved for 1 s.
+        self.gateway(send_timeout="1s")
+        size = 200 << 10
+        path = "/big?bytes=%d" % size
+        s = self.request(path, tls=False)
+        port = s.getsockname()[1]
+        line = self.access_line(path)
+        self.assertEqual(line["outcome"], "client-stalled", line["_line"])
+        self.assertLess(int(line["out"]), size)
+        conn = self.og.wait_conn_log(lambda f: f.get("client") == "127.0.0.1:%d" % port and "requests" in f)
+        self.assertEqual(conn[0]["outcome"], "client-stalled", conn[0]["_line"])
+        self.assertIn("client 127.0.0.1:%d: cut with " % port, self.og.stderr())
+
+    def passthrough(self, size=BIG):
+        """A TLS client through the passthrough service that sends size bytes, half-closes,
+        and gets them back (the back end echoes after the client's end)."""
+        raw = small_buffer_socket()
+        self.addCleanup(raw.close)
+        raw.connect((LOOP4, self.pass_port))
+        inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        tls = client_context(self.pki.ca).wrap_bio(inc, out, server_hostname="pass.contoso.test")
+        while True:
+            try:
+                tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                raw.sendall(out.read())
+                inc.write(raw.recv(65536))
+        raw.sendall(out.read())
+        tls.write(pattern(size))
+        raw.sendall(out.read())
+        raw.shutdown(socket.SHUT_WR)
+
+        def recv(n):
+            while True:
+                try:
+                    return tls.read(n)
+                except ssl.SSLWantReadError:
+                    d = raw.recv(65536)
+                    if not d:
+                        return b""
+                    inc.write(d)
+                except (ssl.SSLEOFError, ssl.SSLZeroReturnError):
+                    return b""
+        return raw, recv
+
+    def test_passthrough_slow_reader_gets_every_byte(self):
+        self.gateway()
+        raw, recv = self.passthrough()
+        port = raw.getsockname()[1]
+        early = []
+        mine = lambda f: f.get("client") == "127.0.0.1:%d" % port
+        got = slow_read(raw, 1.5e6, recv=recv, at=BIG * 9 // 10,
+                        call=lambda: early.extend(f["_line"] for f in self.og.conn_logs() if mine(f)))
+        self.assertEqual(early, [], "logged while a tenth of the echo was still queued")
+        self.assertEqual(len(got), BIG)
+        self.assertTrue(got == pattern(BIG))
+        conn = self.og.wait_conn_log(lambda f: f.get("client") == "127.0.0.1:%d" % port, timeout=10)
+        self.assertEqual(conn[0]["outcome"], "ok", conn[0]["_line"])
+
+    def test_passthrough_client_that_stops_reading_is_cut_after_send_timeout(self):
+        # Both sides have ended and the gateway holds the echo for a client that never reads.
+        # Before, the relay waited for the pool's idle time (30 minutes by default).
+        self.gateway(send_timeout="1s")
+        size = 200 << 10
+        raw, recv = self.passthrough(size)
+        port = raw.getsockname()[1]
+        conn = self.og.wait_conn_log(lambda f: f.get("client") == "127.0.0.1:%d" % port, timeout=10)
+        self.assertEqual(len(conn), 1, "\n".join(self.og.log_lines()[-10:]))
+        self.assertEqual(conn[0]["outcome"], "client-stalled", conn[0]["_line"])
+        self.assertLess(int(conn[0]["out"]), size)
+        self.assertGreater(int(conn[0]["in"]), size, "the server took every byte the client sent")
+
+    def test_drain_waits_for_a_slow_reader(self):
+        og = self.gateway()
+        path = "/bigclose?bytes=%d" % BIG
+        s = self.request(path, tls=True)
+        self.assertTrue(wait_until(lambda: len(self.back.requests) == 1, 5))
+        og.signal(signal.SIGTERM)
+        self.read_whole(s, path)
+        self.assertEqual(og.wait(10), 0, og.stderr()[-2000:])
+        self.assertNotIn("drain time over", og.stderr())
+
+    def test_drain_time_over_cuts_slow_readers_and_says_how_many(self):
+        og = self.gateway(drain_timeout="1s")
+        path = "/bigclose?bytes=%d" % BIG
+        s = self.request(path, tls=False)
+        self.assertTrue(wait_until(lambda: len(self.back.requests) == 1, 5))
+        og.signal(signal.SIGTERM)
+        got = slow_read(s, 1e6)
+        self.assertLess(len(got), BIG)
+        self.assertEqual(og.wait(10), 0, og.stderr()[-2000:])
+        self.assertIn("drain time over: cutting 1 connections still open", og.stderr())
+        line = self.access_line(path)
+        self.assertEqual(line["outcome"], "drain-timeout", line["_line"])
+        self.assertLess(int(line["out"]), BIG)
+
+
+if __name__ == "__main__":
+    unittest.main()
