@@ -25,6 +25,7 @@ struct tstream {
 	void *arg;
 	size_t read_max, low_mark;
 	bool reading, ready, eof_sent, shut;
+	bool sock_eof;                  /* the socket ended; with TLS, reported once nothing is left to decrypt */
 	int busy;
 	bool freed;
 	char error[200];
@@ -182,11 +183,15 @@ static void tstream_on_event(struct sock *s, enum sock_event ev, int err, void *
 	} else if (ev == SOCK_EOF) {
 		if (t->tls) {
 			/* Ciphertext already read still counts; a clean end needs close_notify. */
+			/* Ciphertext not yet decrypted, or the rest of a record the owner's bound cut
+			 * (which BoringSSL holds, the socket's input empty), comes before the end: the
+			 * pump reports it once it has decrypted them (TLS_CLOSED). */
+			t->sock_eof = true;
 			tls_stream_set_eof(t->tls);
 			tstream_tls_pump(t);
 			if (!t->freed && !t->ready)
 				tstream_fail(t, "the peer closed during the TLS handshake");
-			else if (!t->freed && evbuffer_get_length(sock_input(t->s)) == 0)
+			else if (!t->freed && !tls_stream_has_input(t->tls))
 				tstream_report(t, TSTREAM_EOF);
 		} else {
 			tstream_report(t, TSTREAM_EOF);
@@ -305,11 +310,12 @@ enum sock_linger_state tstream_linger_check(const struct tstream *t, struct sock
 	return sock_linger_check(l, t->s, t->tls ? evbuffer_get_length(t->out) : 0, stall_ms);
 }
 
-/* Records already read but not decrypted, and the rest of one the owner's bound cut,
- * get no socket event of their own. */
+/* Records already read but not decrypted, the rest of one the owner's bound cut, and
+ * the socket's end behind them get no socket event of their own. */
 static void tstream_kick_pending(struct tstream *t)
 {
-	if (t->tls && t->reading && t->ready && evbuffer_get_length(t->in) < t->read_max && tls_stream_has_input(t->tls))
+	if (t->tls && t->reading && t->ready && evbuffer_get_length(t->in) < t->read_max &&
+	    (tls_stream_has_input(t->tls) || (t->sock_eof && !t->eof_sent)))
 		event_active(t->kick, EV_TIMEOUT, 0);
 }
 

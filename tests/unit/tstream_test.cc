@@ -220,6 +220,122 @@ TEST_F(TStream, TlsEchoWithBackPressureAndCleanClose)
 	event_base_free(pair.base);
 }
 
+// The TLS end-of-stream question: a peer's FIN (no close_notify) right behind a record the
+// owner's bound cut. BoringSSL holds the rest of that record, the socket's input is empty:
+// the end must not be reported until those bytes are out.
+struct BoundedReader {
+	event_base *base;
+	tstream *t = nullptr;
+	event *tick = nullptr;
+	size_t taken = 0, at_eof = 0;
+	bool eof = false, error = false;
+	std::string err;
+};
+
+constexpr size_t kRecord = 5000;       // one record: tls_stream_write seals up to 16 KiB at once
+constexpr size_t kBound = 1000;
+
+void bounded_readable(tstream *, void *) {}  // leaves the input alone: the bound holds
+
+void bounded_event(tstream *t, tstream_event ev, void *arg)
+{
+	auto *r = static_cast<BoundedReader *>(arg);
+	if (ev == TSTREAM_READY)
+		return;
+	if (ev == TSTREAM_EOF) {
+		r->eof = true;
+		r->at_eof = r->taken + evbuffer_get_length(tstream_input(t));
+	} else {
+		r->error = true;
+		r->err = tstream_error(t);
+	}
+	event_base_loopexit(r->base, nullptr);
+}
+
+// Takes 100 bytes at a time from the loop, as HTTP takes a request and reads on.
+void bounded_tick(evutil_socket_t, short, void *arg)
+{
+	auto *r = static_cast<BoundedReader *>(arg);
+	evbuffer *in = tstream_input(r->t);
+	size_t n = std::min<size_t>(100, evbuffer_get_length(in));
+	evbuffer_drain(in, n);
+	r->taken += n;
+	tstream_read_enable(r->t, true);
+	timeval again = {0, 2000};
+	event_add(r->tick, &again);
+}
+
+struct FinWriter {
+	tstream *t = nullptr;
+	bool sent = false;
+};
+
+void fin_event(tstream *t, tstream_event ev, void *arg)
+{
+	auto *w = static_cast<FinWriter *>(arg);
+	if (ev != TSTREAM_READY)
+		return;
+	std::string rec(kRecord, 'r');
+	evbuffer_add(tstream_output(t), rec.data(), rec.size());
+	ASSERT_EQ(tstream_flush(t), 0);
+	ASSERT_EQ(tstream_unsent(t), 0u);
+	// A FIN without close_notify, as a client that just shuts its socket sends.
+	ASSERT_EQ(shutdown(sock_fd(tstream_sock(t)), SHUT_WR), 0);
+	w->sent = true;
+}
+
+TEST_F(TStream, TlsEndIsReportedOnlyAfterTheRecordTheBoundCut)
+{
+	event_base *base = event_base_new();
+	SSL_CTX *sctx = SSL_CTX_new(TLS_method());
+	ASSERT_EQ(SSL_CTX_use_certificate_chain_file(sctx, (dir + "/echo.pem").c_str()), 1);
+	ASSERT_EQ(SSL_CTX_use_PrivateKey_file(sctx, (dir + "/echo.key").c_str(), SSL_FILETYPE_PEM), 1);
+	SSL_CTX *cctx = SSL_CTX_new(TLS_method());
+	ASSERT_EQ(SSL_CTX_load_verify_locations(cctx, (dir + "/ca.pem").c_str(), nullptr), 1);
+	SSL_CTX_set_verify(cctx, SSL_VERIFY_PEER, nullptr);
+
+	Listener l;
+	sock *cs = sock_connect(base, reinterpret_cast<sockaddr *>(&l.sin), sizeof(l.sin), nullptr, 0);
+	ASSERT_NE(cs, nullptr);
+	int afd = accept4(l.fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	ASSERT_GE(afd, 0);
+	SSL *cssl = SSL_new(cctx);
+	SSL_set_connect_state(cssl);
+	SSL_set_tlsext_host_name(cssl, "echo.contoso.test");
+	FinWriter w;
+	w.t = tstream_new(cs, cssl);
+	ASSERT_NE(w.t, nullptr);
+	tstream_setcb(w.t, nullptr, nullptr, fin_event, &w);
+
+	BoundedReader r;
+	r.base = base;
+	SSL *sssl = SSL_new(sctx);
+	SSL_set_accept_state(sssl);
+	r.t = tstream_new(sock_new(base, afd), sssl);
+	ASSERT_NE(r.t, nullptr);
+	tstream_setcb(r.t, bounded_readable, nullptr, bounded_event, &r);
+	tstream_set_read_max(r.t, kBound);
+	tstream_start(r.t);
+	r.tick = evtimer_new(base, bounded_tick, &r);
+	timeval first = {0, 50000};
+	event_add(r.tick, &first);
+
+	timeval limit = {10, 0};
+	event_base_loopexit(base, &limit);
+	event_base_dispatch(base);
+
+	EXPECT_TRUE(w.sent);
+	EXPECT_FALSE(r.error) << r.err;
+	EXPECT_TRUE(r.eof) << "the end never came";
+	EXPECT_EQ(r.at_eof, kRecord) << "the end was reported with bytes still inside BoringSSL";
+	event_free(r.tick);
+	tstream_free(w.t);
+	tstream_free(r.t);
+	SSL_CTX_free(sctx);
+	SSL_CTX_free(cctx);
+	event_base_free(base);
+}
+
 TEST_F(TStream, HandshakeFailureIsReported)
 {
 	Pair pair;
