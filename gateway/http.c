@@ -1014,6 +1014,8 @@ static void http_copy_span(struct evbuffer *from, size_t off, size_t n, struct e
 static void http_answer_failure(struct http_session *s)
 {
 	static const char *const outcome[] = { "no-server", "server-closed", "backend-timeout" };
+	/* Its line may wait for the client to take the answer; the pool's budget does not. */
+	http_resend_end(s);
 	if (s->fail_cause == HR_CONNECT)
 		s->server = -1;
 	http_respond(s, s->fail_cause == HR_TIMEOUT ? 504 : 502, NULL, outcome[s->fail_cause], false);
@@ -1034,8 +1036,8 @@ static void http_server_failed(struct http_session *s, enum http_retry_cause why
 	bool stale = why == HR_BROKEN && s->srv_reused && s->srv && evbuffer_get_length(tstream_input(s->srv)) == 0;
 	bool again = http_retry_allowed(s, why);
 	if (stale) {
-		log_msg(LOG_INFO, "pool %s server %s:%u: %s on a kept connection before the response head: trying a new one",
-		        p->name, p->servers[failed].host, s->port, what);
+		log_msg(LOG_INFO, "pool %s server %s:%u: %s on a kept connection before the response head%s", p->name,
+		        p->servers[failed].host, s->port, what, again ? ": trying a new one" : "");
 	} else {
 		log_msg(LOG_WARN, "pool %s server %s:%u: %s%s", p->name, p->servers[failed].host, s->port, what,
 		        why == HR_BROKEN ? " before the response head" : "");

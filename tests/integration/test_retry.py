@@ -380,11 +380,11 @@ class WhatGoesAgain(RetryCase):
 
 class FirstByteTimeout(RetryCase):
     def setUp(self):
-        self.slow, self.fast = self.backend("slow", delay_ms=4000), self.backend("fast")
+        self.slow, self.fast = self.backend("slow", delay_ms=6000), self.backend("fast")
 
     def serve_slow_first(self, route_extra):
         return self.serve(['{ address = "127.0.0.1:%d"; weight = 256; }' % self.slow.port,
-                           '"127.0.0.1:%d"' % self.fast.port], route_extra='request_timeout = "1s"; ' + route_extra,
+                           '"127.0.0.1:%d"' % self.fast.port], route_extra='request_timeout = "2s"; ' + route_extra,
                           workers=1)
 
     def test_not_retried_by_default(self):
