@@ -128,6 +128,18 @@ bool acme_alpn_offered(const uint8_t *list, size_t len)
 	return false;
 }
 
+bool acme_alpn_pending(const char *name, size_t len)
+{
+	bool found = false;
+	pthread_mutex_lock(&acme_chal_lock);
+	for (size_t i = 0; i < ACME_CHALLENGES_MAX && !found; i++) {
+		const struct acme_challenge *c = &acme_chals[i];
+		found = c->used && c->alpn_cert && strlen(c->name) == len && strncasecmp(c->name, name, len) == 0;
+	}
+	pthread_mutex_unlock(&acme_chal_lock);
+	return found;
+}
+
 bool acme_alpn_set(SSL *ssl, const char *name, size_t len)
 {
 	bool ok = false;

@@ -49,6 +49,9 @@ int acme_http01_answer(const char *path, size_t len, char *out, size_t cap);
 /* TLS-ALPN-01: the challenge certificate for a name under validation, set
  * on ssl; false when there is none (the ClientHello is served as usual). */
 bool acme_alpn_set(SSL *ssl, const char *name, size_t len);
+/* Whether a TLS-ALPN-01 validation of that name is under way: the connection
+ * offering acme-tls/1 for it is terminated here, even under a passthrough route. */
+bool acme_alpn_pending(const char *name, size_t len);
 /* Whether an ALPN list (wire format) offers acme-tls/1. */
 bool acme_alpn_offered(const uint8_t *list, size_t len);
 

@@ -12,6 +12,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
+#include "acme.h"
 #include "addr.h"
 #include "hello.h"
 #include "http.h"
@@ -502,6 +503,13 @@ static void conn_route(struct conn *c)
 {
 	const struct rules_service *svc = c->svc;
 	c->route = -1;
+	/* A TLS-ALPN-01 validation of a name this gateway is proving is its own, even
+	 * where a passthrough route would take that name. */
+	if (svc->mode == RULES_MODE_TLS && c->hello.alpn_acme && c->hello.has_sni &&
+	    acme_alpn_pending(c->hello.sni, c->hello.sni_len)) {
+		conn_to_http(c, true);
+		return;
+	}
 	if (c->hello.has_sni)
 		c->route = rules_namemap_lookup(svc->sni_map, c->hello.sni, c->hello.sni_len);
 	if (c->route < 0 && svc->mode == RULES_MODE_TLS) {

@@ -9,6 +9,7 @@
 #define HELLO_TYPE_HANDSHAKE 0x16
 #define HELLO_MSG_CLIENT_HELLO 1
 #define HELLO_EXT_SERVER_NAME 0
+#define HELLO_EXT_ALPN 16
 #define HELLO_NAME_HOST 0
 
 enum { R_HDR, R_BODY };
@@ -20,7 +21,11 @@ enum {
 	M_VERSION, M_RANDOM, M_SID_LEN, M_SID, M_CS_LEN, M_CS, M_COMP_LEN, M_COMP,
 	M_EXTS_LEN, M_EXT_TYPE, M_EXT_LEN, M_EXT_SKIP,
 	M_SNI_LIST_LEN, M_SNI_TYPE, M_SNI_NAME_LEN, M_SNI_NAME, M_SNI_SKIP,
+	M_ALPN_LIST_LEN, M_ALPN_LEN, M_ALPN_PROTO,
 };
+
+/* The one ALPN protocol looked for: RFC 8737's TLS-ALPN-01 validation. */
+static const char hello_acme_tls[] = "acme-tls/1";
 
 static bool hello_is_skip(int st)
 {
@@ -81,6 +86,13 @@ static enum hello_status hello_after_name(struct hello_reader *r)
 	if (r->ext_left == 0)
 		return hello_next_ext(r);
 	return hello_want(r, M_SNI_TYPE, 1);
+}
+
+static enum hello_status hello_after_protocol(struct hello_reader *r)
+{
+	if (r->ext_left == 0)
+		return hello_next_ext(r);
+	return hello_want(r, M_ALPN_LEN, 1);
 }
 
 static enum hello_status hello_name_done(struct hello_reader *r)
@@ -147,6 +159,8 @@ static enum hello_status hello_field_done(struct hello_reader *r)
 		if (v > r->exts_left)
 			return hello_fail(r, HELLO_MALFORMED, "an extension overruns the extensions block");
 		r->ext_left = v;
+		if (type == HELLO_EXT_ALPN && v >= 2)
+			return hello_want(r, M_ALPN_LIST_LEN, 2);
 		if (type != HELLO_EXT_SERVER_NAME)
 			return v ? hello_want(r, M_EXT_SKIP, v) : hello_next_ext(r);
 		if (r->sni_seen)
@@ -174,6 +188,19 @@ static enum hello_status hello_field_done(struct hello_reader *r)
 		return hello_want(r, M_SNI_NAME, v);
 	case M_SNI_SKIP:
 		return hello_after_name(r);
+	case M_ALPN_LIST_LEN:
+		if (v != r->ext_left || v == 0)
+			return hello_fail(r, HELLO_MALFORMED, "ALPN list length does not match its extension");
+		return hello_want(r, M_ALPN_LEN, 1);
+	case M_ALPN_LEN:
+		if (v == 0)
+			return hello_fail(r, HELLO_MALFORMED, "an empty ALPN protocol name");
+		r->alpn_len = (uint8_t)v;
+		r->alpn_same = v == sizeof(hello_acme_tls) - 1;
+		return hello_want(r, M_ALPN_PROTO, v);
+	case M_ALPN_PROTO:
+		r->alpn_acme |= r->alpn_same;
+		return hello_after_protocol(r);
 	}
 	return hello_fail(r, HELLO_MALFORMED, "internal state");
 }
@@ -200,6 +227,9 @@ static size_t hello_msg(struct hello_reader *r, const uint8_t *p, size_t n)
 				return n;
 			}
 			r->sni[r->sni_len++] = (char)c;
+		} else if (r->mstate == M_ALPN_PROTO) {
+			uint32_t at = r->alpn_len - r->need;
+			r->alpn_same = r->alpn_same && *p == (uint8_t)hello_acme_tls[at];
 		} else {
 			r->acc = (r->acc << 8) | *p;
 		}

@@ -49,12 +49,15 @@ struct hello_reader {
 	uint32_t msg_left;      /* ClientHello body bytes left */
 	uint32_t exts_left;     /* extensions block bytes left */
 	uint32_t ext_left;      /* current extension's data bytes left */
+	uint8_t alpn_len;       /* the ALPN protocol name being read */
+	bool alpn_same;         /* so far it is acme-tls/1 */
 	enum hello_status status;
 	/* results */
 	bool has_sni;
 	bool sslv2;
 	uint16_t legacy_version;
 	uint16_t sni_len;
+	bool alpn_acme;         /* ALPN offers acme-tls/1 (RFC 8737 TLS-ALPN-01 validation) */
 	char sni[HELLO_MAX_NAME + 1];   /* lower-cased, NUL-terminated, trailing dot removed */
 	const char *error;      /* static reason for HELLO_NOT_TLS / HELLO_MALFORMED */
 };

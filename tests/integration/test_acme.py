@@ -107,7 +107,7 @@ class Pebble:
 
 
 def rules(state, directory, roots, https_port, http_port, backend_port, names=("home.test", "www.home.test"),
-          challenge="http-01", admin_port=None, extra_routes="", dns_hook=None):
+          challenge="http-01", admin_port=None, extra_routes="", dns_hook=None, extra_pools=""):
     admin = 'admin = { listen = "127.0.0.1:%d"; };' % admin_port if admin_port else ""
     hook = 'dns_hook = "%s";' % dns_hook if dns_hook else ""
     routes = ", ".join('{ host = "%s"; pool = "app"; }' % n for n in names)
@@ -115,13 +115,13 @@ def rules(state, directory, roots, https_port, http_port, backend_port, names=("
 onegate = { state = "%s"; %s };
 certificates = ( { name = "home"; acme = { names = [ %s ]; email = "admin@home.test";
                    directory = "%s"; ca_file = "%s"; challenge = "%s"; %s }; } );
-pools = ( { name = "app"; servers = ( "127.0.0.1:%d" ); } );
+pools = ( { name = "app"; servers = ( "127.0.0.1:%d" ); } %s );
 services = ( { name = "https"; listen = [ "127.0.0.1:%d" ]; tls = { certificates = [ "home" ]; };
                routes = ( %s %s ); },
              { name = "http"; listen = [ "127.0.0.1:%d" ];
                routes = ( { host = "*"; redirect = "https"; } ); } );
 """ % (state, admin, ", ".join('"%s"' % n for n in names), directory, roots, challenge, hook, backend_port,
-       https_port, extra_routes, routes, http_port)
+       extra_pools, https_port, extra_routes, routes, http_port)
 
 
 def served_cert(port, name, cafile=None):
@@ -236,6 +236,31 @@ class AcmeIssuance(OnegateTestCase):
         self.assertFalse(any("outcome=acme-challenge" in l for l in og.log_lines()))
         rc, out = self.curl_ok("www.home.test", p.issuing_root)
         self.assertEqual(rc, 0, out)
+
+    def test_tls_alpn01_ahead_of_passthrough_routes(self):
+        # www.home.test is also taken by a passthrough wildcard: its validation is still ours;
+        # other.test (passthrough) keeps reaching its back end with the back end's certificate.
+        p = self.start_pebble()
+        pki = make_pki(os.path.join(self.tmp.name, "backend"), {"pt": ["other.test", "*.home.test"]})
+        be = self.start_backend("pt", pki)
+        conf = rules(self.state, p.directory, p.roots, self.https, self.http, self.backend.port,
+                     challenge="tls-alpn-01",
+                     extra_pools=', { name = "pt"; servers = ( "127.0.0.1:%d" ); }' % be.port,
+                     extra_routes='{ sni = "*.home.test"; passthrough = true; pool = "pt"; }, '
+                                  '{ sni = "other.test"; passthrough = true; pool = "pt"; },')
+        og = self.start_onegate(conf, self.https)
+        self.wait_issued(og)
+        self.assertTrue(any("answering tls-alpn-01 for www.home.test" in l for l in og.log_lines()))
+        rc, out = served_cert(self.https, "other.test", pki.ca)
+        self.assertEqual(rc, 0, out)
+        self.assertIn("CN = pt", out)
+        rc, out = served_cert(self.https, "home.test", p.issuing_root)
+        self.assertEqual(rc, 0, out)
+        # The issued certificate holds www.home.test, proved by the gateway; the name itself
+        # still goes where its passthrough route says.
+        rc, out = served_cert(self.https, "www.home.test", pki.ca)
+        self.assertEqual(rc, 0, out)
+        self.assertIn("CN = pt", out)
 
     def test_dns01_hook_for_a_wildcard(self):
         p = self.start_pebble()

@@ -319,3 +319,51 @@ TEST(Hello, TruncatedHelloNeedsMore)
 	hello_reader r;
 	EXPECT_EQ(feed_all(r, b), HELLO_NEED_MORE);
 }
+
+namespace {
+Bytes alpn_ext(const std::vector<std::string> &protos)
+{
+	Bytes list;
+	for (const auto &p : protos) {
+		list.push_back(uint8_t(p.size()));
+		list.insert(list.end(), p.begin(), p.end());
+	}
+	Bytes data;
+	put16(data, list.size());
+	append(data, list);
+	return ext(16, data);
+}
+}  // namespace
+
+// RFC 8737: a validation offers acme-tls/1; the gateway must see it before passthrough routing.
+TEST(Hello, AlpnAcmeTlsIsSeenAtEveryByteSplit)
+{
+	const std::vector<std::pair<std::vector<std::string>, bool>> cases = {
+		{ { "acme-tls/1" }, true },
+		{ { "h2", "http/1.1" }, false },
+		{ { "h2", "acme-tls/1" }, true },
+		{ { "acme-tls/2" }, false },
+		{ { "acme-tls/10" }, false },
+		{ { "acme-tls/" }, false },
+	};
+	for (const auto &c : cases) {
+		Bytes m = records(hello_msg({sni_ext("a.home.test"), alpn_ext(c.first), keyshare(36)}));
+		for (size_t step : { 0, 1, 7 }) {
+			hello_reader r;
+			ASSERT_EQ(feed_all(r, m, step), HELLO_DONE) << c.first[0];
+			EXPECT_EQ(r.alpn_acme, c.second) << c.first[0] << " step " << step;
+			EXPECT_STREQ(r.sni, "a.home.test");
+		}
+	}
+}
+
+TEST(Hello, BrokenAlpnIsMalformed)
+{
+	hello_reader r;
+	Bytes bad_list = ext(16, {0, 5, 2, 'h', '2'});
+	EXPECT_EQ(feed_all(r, records(hello_msg({bad_list}))), HELLO_MALFORMED);
+	Bytes empty_name = ext(16, {0, 1, 0});
+	EXPECT_EQ(feed_all(r, records(hello_msg({empty_name}))), HELLO_MALFORMED);
+	Bytes overrun = ext(16, {0, 3, 5, 'h', '2'});
+	EXPECT_EQ(feed_all(r, records(hello_msg({overrun}))), HELLO_MALFORMED);
+}
