@@ -217,6 +217,28 @@ services = ( { name = "web"; listen = [ "127.0.0.1:%d" ]; routes = ( { host = "a
         self.assertGreaterEqual(count, 20)
         self.assertGreater([x.value for x in hist if x.name.endswith("_sum")][0], 0)
 
+    def test_every_request_adds_its_own_time_to_the_pool_histogram(self):
+        # A request goes to a server and its answer comes back later: it took time, however near
+        # the server. A clock that ticks every few ms would count most of them as 0 us.
+        from prometheus_client.parser import text_string_to_metric_families
+        self.start_onegate(self.conf(), self.port)
+        admin = Admin(self.admin_port)
+
+        def sum_and_count():
+            fams = {f.name: f for f in text_string_to_metric_families(admin.call("GET", "/metrics")[1])}
+            hist = {x.name: x.value for x in fams["onegate_pool_request_duration_seconds"].samples
+                    if x.labels["pool"] == "app" and not x.name.endswith("_bucket")}
+            return (hist["onegate_pool_request_duration_seconds_sum"],
+                    hist["onegate_pool_request_duration_seconds_count"])
+
+        for i in range(8):
+            before_sum, before_count = sum_and_count()
+            self.assertEqual(get(self.port)[0], 200)
+            self.assertTrue(wait_until(lambda: sum_and_count()[1] == before_count + 1, 5))
+            after_sum, after_count = sum_and_count()
+            self.assertEqual(after_count, before_count + 1)
+            self.assertGreater(after_sum, before_sum, "request %d was counted as taking no time" % i)
+
     def test_drain_lets_open_requests_finish_and_no_server_answers_503(self):
         og = self.start_onegate(self.conf(), self.port)
         admin = Admin(self.admin_port)
