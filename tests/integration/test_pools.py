@@ -400,7 +400,9 @@ services = ( { name = "web"; listen = [ "127.0.0.1:%d" ]; routes = ( { host = "a
             second = self.chromium("--dump-dom")
             row2 = self.pool_row(second.stdout)
             shot = os.path.join(self.tmp.name, "live.png")
-            r = self.chromium("--window-size=1500,900", "--screenshot=" + shot)
+            # Twice the pixels: a 1.5 px line covers no pixel whole at some heights (all of it
+            # blended, none of it the line's own colour); at 3 px every column has one.
+            r = self.chromium("--window-size=1500,900", "--force-device-scale-factor=2", "--screenshot=" + shot)
             self.assertTrue(os.path.exists(shot), r.stderr[-2000:])
         # columns: name, state, req/s, errors, p50, p99, in, out, open, chart, changed, Requests, Errors, Failures
         for row in (row1, row2):
@@ -418,11 +420,15 @@ services = ( { name = "web"; listen = [ "127.0.0.1:%d" ]; routes = ( { host = "a
             shutil.copy(shot, os.environ["ONEGATE_KEEP_SCREENSHOT"])
         from PIL import Image
         img = Image.open(shot).convert("RGB")
-        colors = {}
-        for px in img.getdata():
-            colors[px] = colors.get(px, 0) + 1
-        # the charts: requests/s a blue line over a light blue area, errors a red line
-        self.assertGreater(colors.get((0x15, 0x65, 0xc0), 0), 40, "no requests line drawn")
+        colors = {px: n for n, px in img.getcolors(img.width * img.height)}
+        # the charts: requests/s a blue line over a light blue area, errors a red line. The line
+        # starts at the ring's first 10 s step, so it may be a few px short: each of its columns
+        # (two per px at this scale, but for its ends) has the line's own colour at least once.
+        lines = re.findall(r'<polyline[^>]*stroke="#1565c0"[^>]*points="([^"]*)"', second.stdout)
+        self.assertTrue(lines, second.stdout)
+        xs = [[float(p.split(",")[0]) for p in pts.split()] for pts in lines]
+        columns = sum(2 * (max(x) - min(x)) - 2 for x in xs)
+        self.assertGreater(colors.get((0x15, 0x65, 0xc0), 0), max(columns, 0), ("no requests line drawn", lines))
         self.assertGreater(colors.get((0xbb, 0xde, 0xfb), 0), 40, "no requests area drawn")
         self.assertGreater(colors.get((0xc6, 0x28, 0x28), 0), 10, "no errors drawn")
 
