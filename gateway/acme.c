@@ -1136,7 +1136,8 @@ static void acme_issue(struct acme *a, const struct rules_config *cfg, const str
 	struct certs_item *item = NULL;
 	char why[512] = "";
 	if (rc_order == 0 && !(item = acme_load_saved(rc, cfg->state_dir, why)))
-		snprintf(x.err, sizeof(x.err), "the issued certificate does not load: %s", why);
+		snprintf(x.err, sizeof(x.err), "the issued certificate does not load: %.*s",
+		         (int)(sizeof(x.err) - sizeof("the issued certificate does not load: ")), why);
 	pthread_mutex_lock(&a->lock);
 	struct acme_cert *c = acme_cert_find(a, rc->name);
 	if (c && item) {
