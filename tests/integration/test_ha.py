@@ -230,7 +230,10 @@ class HAPair(unittest.TestCase):
         node, other = found
         t0 = time.monotonic()
         ok = wait_until(lambda: sum(r["ok"] and r["via"] == node.addr for r in self.since(t0)) >= 10, 15, 0.05)
-        self.assertTrue(ok, "no steady traffic through %s: %s" % (node.name, self.since(t0)[-5:]))
+        self.assertTrue(ok, "no steady traffic through %s: %s\nclient's neighbours: %s\n%s" % (
+            node.name, self.since(t0)[-5:], self.topo.run(self.c, "ip", "neigh", check=False).stdout,
+            "\n".join("%s holds the address: %s\n%s" % (n.name, n.holds_vip(), n.text(n.ka_log)[-3000:])
+                      for n in self.nodes)))
         return node, other
 
     def failover(self, what, act, restore):
