@@ -6,7 +6,7 @@ JOBS       ?= $(shell nproc)
 WERROR     ?= $(if $(CI),ON,OFF)
 CMAKE_ARGS ?=
 
-.PHONY: all deps deps-test build build-clang run test test-asan fuzz bench clean install
+.PHONY: all deps deps-test build build-clang run test test-asan fuzz bench soak clean install
 
 all: build
 
@@ -62,6 +62,14 @@ install: deps
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN) build-clang build-fuzz build-install
+
+# Mixed traffic for SOAK_MINUTES (default 10) with reloads, back-end kills, a drain and a
+# burst; fails on any byte lost or changed. Its table and the machine's load go to
+# bench/results/DATE-soak.md. Not part of `make test`, which runs a 9 s version.
+SOAK_MINUTES ?= 10
+soak: build
+	python3 tests/soak/soak.py --onegate $(BUILD)/gateway/onegate --minutes $(SOAK_MINUTES) \
+		--results bench/results/$$(date -u +%Y-%m-%d)-soak.md
 
 # Side-by-side benchmarks against HAProxy and nginx (not part of `make test`).
 bench: build
