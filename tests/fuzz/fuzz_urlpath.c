@@ -3,7 +3,9 @@
  * result fits len + 1 bytes, starts with "/", is NUL-terminated, has no empty,
  * "." or ".." segment, no ";" (nor, on Windows, "\", ":" or a name ending in a
  * dot or space); both readings of an encoded separator agree on whether one is
- * there; and a result with nothing left to decode resolves to itself. */
+ * there; a result with nothing left to decode resolves to itself; and a path
+ * that starts with "/" reads as it does after "/." (which the shortcut for
+ * paths already resolved never takes). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +66,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			    memcmp(out, again, n) != 0)
 				abort();
 		}
+	}
+	if (len && raw[0] == '/') {
+		char *dotted = malloc(len + 2), *via = malloc(len + 4);
+		memcpy(dotted, "/.", 2);
+		memcpy(dotted + 2, raw, len);
+		int rd = rules_urlpath_resolve(dotted, len + 2, flags, via, len + 4, &m, &why);
+		if (rd != rc || (rc != RULES_PATH_BAD && (m != n || memcmp(out, via, n) != 0)))
+			abort();
+		free(dotted);
+		free(via);
 	}
 	free(out);
 	free(again);

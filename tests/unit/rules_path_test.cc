@@ -51,6 +51,21 @@ TEST(UrlPath, PlainPathsStayAsTheyAre)
 }
 
 // The spellings the issue found reaching /ecp past a raw prefix compare.
+// A path that starts "/./" is never taken as already resolved, so it goes through the
+// resolver's every rule; it must read as the path without that "." segment, whichever
+// way the path itself was read. Paths at the edge of "already resolved" and past it.
+TEST(UrlPath, PathsTakenAsResolvedReadAsTheFullResolverReadsThem)
+{
+	for (const char *p : { "/", "/a", "/a/", "/a.", "/a./b", "/a.b", "/a..b", "/a/.", "/a/..", "/a/./b", "/a/../b",
+	                       "/.a", "/a/.b", "/a//b", "//", "/a.?x", "/a?/../b", "/a ", "/a /b", "/a;b", "/a:b", "/a\\b",
+	                       "/a%41", "/a#b", "/caf\xc3\xa9", "/a\x7f", "/~!$&'()*+,=@", "/.well-known/acme-challenge/t",
+	                       "/owa/auth/logon.aspx?replaceCurrent=1" })
+		for (unsigned flags : { 0u, (unsigned)RULES_PATH_WINDOWS }) {
+			std::string raw(p);
+			EXPECT_EQ(resolve(raw, flags), resolve("/." + raw, flags)) << raw << " flags " << flags;
+		}
+}
+
 TEST(UrlPath, EveryIisSpellingOfAPrefixResolvesToIt)
 {
 	const char *ecp[] = {

@@ -1,0 +1,155 @@
+#!/usr/bin/env python3
+"""A/B of two onegate binaries on the same scenarios of run.py, in one run.
+
+The two binaries take turns (A B B A A B ...) so that a drift of the machine during the run
+(another job, the CPU's clock) falls on both alike; each turn is one timed load of run.py's
+scenario against the same back end. Reported per scenario: the median gateway CPU per unit of
+work of each binary, B/A, and the spread of the turns, so a reader sees whether a difference is
+larger than the noise. Everything listens and connects on 127.0.0.1 only, as in run.py.
+
+On a busy machine CPU time per request moves by more than the changes it should judge; --icount
+counts instead the instructions the gateway executes per request under callgrind (a fixed number
+of keep-alive requests after a warm-up, counters zeroed in between), which another job on the
+machine does not disturb. Only the keep-alive scenarios (1, 4, 6a, 6b) have a request to count.
+"""
+import argparse
+import datetime
+import os
+import re
+import shutil
+import glob
+import statistics
+import subprocess
+import sys
+import tempfile
+
+import run
+
+
+def turns(rounds):
+    """A B B A, repeated: each binary goes first as often as second."""
+    order = []
+    for i in range(rounds):
+        order += ["A", "B"] if i % 2 == 0 else ["B", "A"]
+    return order
+
+
+class Icount:
+    """Instructions per request of a gateway run under callgrind, for run.py's keep-alive
+    scenarios: a warm-up, the counters zeroed, `requests` requests per name over 4 kept
+    connections with h2load (a count, so every request counted was answered), a dump."""
+
+    def __init__(self, bench, requests):
+        self.bench = bench
+        self.requests = requests
+        # Valgrind starts a gateway in seconds, not the milliseconds run.py waits for.
+        run.wait_port.__defaults__ = (120.0,)
+
+    def wrap(self, who, binary):
+        out = os.path.join(self.bench.d, "cg.%p")
+        path = self.bench.write(f"vg-{who}.sh",
+                                f'#!/bin/sh\nexec valgrind -q --tool=callgrind --callgrind-out-file={out} '
+                                f'"{binary}" "$@"\n')
+        os.chmod(path, 0o755)
+        return path
+
+    def load(self, port, scheme, per_name):
+        for name in run.NAMES:
+            r = self.bench.client(["h2load", "--h1", "-n", str(per_name), "-c", "4",
+                                   f"--connect-to=127.0.0.1:{port}", f"{scheme}://{name}:{port}/1k"],
+                                  timeout=600)
+            done = re.search(r"requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded", r.stdout)
+            if not done or int(done.group(1)) != per_name:
+                raise RuntimeError("h2load did not complete every request:\n" + r.stdout + r.stderr)
+
+    def measure(self, who, binary, mode):
+        self.bench.bin = self.wrap(who, binary)
+        proc, port = self.bench.start_gateway("onegate", mode)
+        scheme = "https" if mode == "https" else "http"
+        try:
+            self.load(port, scheme, max(1, self.requests // 10))
+            subprocess.run(["callgrind_control", "--zero", str(proc.pid)], check=True, capture_output=True)
+            self.load(port, scheme, self.requests)
+            before = set(glob.glob(os.path.join(self.bench.d, f"cg.{proc.pid}*")))
+            subprocess.run(["callgrind_control", "--dump", str(proc.pid)], check=True, capture_output=True)
+            dump = sorted(set(glob.glob(os.path.join(self.bench.d, f"cg.{proc.pid}*"))) - before)[-1]
+            with open(dump) as f:
+                total = re.search(r"^(?:totals|summary): (\d+)", f.read(), re.M)
+            return int(total.group(1)) / (self.requests * len(run.NAMES))
+        finally:
+            proc.close()
+            self.bench.procs.remove(proc)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("a", help="the onegate binary before the change")
+    ap.add_argument("b", help="the onegate binary after the change")
+    ap.add_argument("--only", default="1,4", help="comma-separated scenario ids of run.py (default 1,4)")
+    ap.add_argument("--rounds", type=int, default=4, help="turns of each binary per scenario")
+    ap.add_argument("--seconds", type=int, default=5, help="length of each timed load")
+    ap.add_argument("--note", default="", help="a line for the results file: the machine's load, what A and B are")
+    ap.add_argument("--out", help="write the Markdown table to this file as well")
+    ap.add_argument("--icount", type=int, metavar="N",
+                    help="count instructions per request under callgrind over N requests per name instead")
+    args = ap.parse_args()
+    bins = {"A": os.path.abspath(args.a), "B": os.path.abspath(args.b)}
+    wanted = args.only.split(",")
+    scenarios = [s for s in run.SCENARIOS if s[0] in wanted and not s[4]]
+    if args.icount:
+        scenarios = [s for s in scenarios if s[2] in ("https_keepalive", "http_keepalive")]
+    if not scenarios:
+        sys.exit(f"ab: no scenario among {args.only}")
+
+    d = tempfile.mkdtemp(prefix="onegate-ab-")
+    bench = run.Bench(bins["A"], d, args.seconds)
+    per = {}
+    counter = Icount(bench, args.icount) if args.icount else None
+    try:
+        run.make_pki(d)
+        bench.start_backend()
+        for sid, title, fn, mode, _ in scenarios:
+            per[sid] = {"A": [], "B": []}
+            for who in turns(args.rounds):
+                if counter:
+                    cost = counter.measure(who, bins[who], mode)
+                    print(f"  {sid} {who}: {cost:.0f} instructions/req", file=sys.stderr)
+                else:
+                    bench.bin = bins[who]
+                    res = bench.measure("onegate", getattr(bench, fn), mode)
+                    cost = res["cpu"] / res["work"] * 1e6
+                    print(f"  {sid} {who}: {cost:.2f} us/{res['per']} ({res['value']:.0f} {res['unit']})",
+                          file=sys.stderr)
+                per[sid][who].append(cost)
+    finally:
+        bench.close()
+        shutil.rmtree(d, ignore_errors=True)
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    lines = [f"# onegate A/B {now:%Y-%m-%d %H:%M} UTC", "",
+             f"- A: {run.versions(bins['A'])['onegate']} ({bins['A']})",
+             f"- B: {run.versions(bins['B'])['onegate']} ({bins['B']})",
+             (f"- {args.rounds} turns each of {args.icount} requests per name (3 names, 4 kept connections) "
+              f"under callgrind after a warm-up of a tenth of that; instructions per request"
+              if args.icount else
+              f"- {args.rounds} turns each of {args.seconds} s per scenario, A and B alternating; "
+              f"gateway on CPU {run.GATEWAY_CPU}, client and back end on CPU {run.CLIENT_CPU}")]
+    if args.note:
+        lines.append(f"- {args.note}")
+    what, unit, prec = ("instructions/req", "", 0) if args.icount else ("CPU/unit", " us", 2)
+    lines += ["", f"| scenario | A {what} (median) | B {what} (median) | B/A | turns A | turns B |",
+              "|---|---|---|---|---|---|"]
+    for sid, title, *_ in scenarios:
+        a, b = statistics.median(per[sid]["A"]), statistics.median(per[sid]["B"])
+        fmt = lambda xs: " ".join(f"{x:.{prec}f}" for x in xs)
+        lines.append(f"| {sid} {title} | {a:.{prec}f}{unit} | {b:.{prec}f}{unit} | {b / a:.4f} | "
+                     f"{fmt(per[sid]['A'])} | {fmt(per[sid]['B'])} |")
+    text = "\n".join(lines) + "\n"
+    print("\n" + text)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text)
+
+
+if __name__ == "__main__":
+    main()
