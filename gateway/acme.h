@@ -2,21 +2,35 @@
  * acme.h - certificates obtained from an ACME CA (RFC 8555) and renewed
  * without anyone's help.
  *
- * One thread of its own runs the client: account (key kept in the state
- * folder), order, authorizations, challenge, CSR, download of the chain. Its
+ * One thread of its own (acme.c) keeps the schedule: it orders what is
+ * missing or due, watches the state folder, and warns before expiry. Its
  * HTTPS to the CA is blocking BoringSSL over a socket, on that thread only,
  * so no worker ever waits for the CA. A certificate it obtains is written to
  * the state folder (0600) and put into the running TLS contexts
  * (tlsconf_slot_publish()): no reload, no connection dropped.
  *
+ * The parts, each with its own header:
+ *   acme_plan.h    when: renewal time, backoff, expiry-warning thresholds
+ *   acme_order.h   the protocol: directory, account, order, renewalInfo
+ *   acme_https.h   one HTTPS exchange with the CA
+ *   acme_crypto.h  JWK, JWS, CSR, challenge certificate, ARI identifier
+ *   acme_store.h   the state folder: keys, certificates, order lock
+ *   acme_chal.h    the challenges under way, shared with a peer
+ *
  * Challenges are answered by the gateway itself, ahead of every route:
  * HTTP-01 through acme_http01_answer() on plain HTTP; TLS-ALPN-01 (RFC 8737)
- * through acme_alpn_cert() in the TLS contexts' certificate choice.
+ * through acme_alpn_set() in the TLS contexts' certificate choice.
  *
- * Renewal is due at two thirds of a certificate's lifetime; a failure is
- * retried with backoff while the old certificate is served. The same thread
- * warns in the log at 30, 14 and 7 days before any certificate, file or
- * ACME, expires.
+ * Renewal is due inside the CA's suggested window when its directory offers
+ * renewalInfo (RFC 9773), else at two thirds of a certificate's lifetime; a
+ * failure is retried with backoff while the old certificate is served.
+ *
+ * Two gateways sharing one state folder (an HA pair) do not both order: the
+ * order runs under the folder's lock for that certificate, the other
+ * gateway waits, takes up the certificate when it lands, and answers the
+ * challenges that reach it from the folder. The same thread warns in the log
+ * at 30, 14 and 7 days before any certificate, file or ACME, expires: once
+ * per threshold and certificate.
  */
 #ifndef ONEGATE_ACME_H
 #define ONEGATE_ACME_H
