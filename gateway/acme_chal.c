@@ -46,8 +46,8 @@ void acme_chal_folder(const char *state_dir)
 	pthread_mutex_unlock(&acme_chal_lock);
 }
 
-/* A token (base64url) or a DNS name, safe as a file name; names lowercased. */
-static bool acme_chal_id(const char *id, size_t len, char *out, size_t cap)
+/* A token (base64url, case-sensitive) or a DNS name (lowercased), safe as a file name. */
+static bool acme_chal_id(const char *id, size_t len, bool name, char *out, size_t cap)
 {
 	if (len == 0 || len > ACME_CHAL_ID_MAX || len >= cap || id[0] == '.')
 		return false;
@@ -55,7 +55,7 @@ static bool acme_chal_id(const char *id, size_t len, char *out, size_t cap)
 		unsigned char c = (unsigned char)id[i];
 		if (!isalnum(c) && c != '-' && c != '_' && c != '.')
 			return false;
-		out[i] = (char)tolower(c);
+		out[i] = name ? (char)tolower(c) : (char)c;
 	}
 	out[len] = '\0';
 	return true;
@@ -128,9 +128,9 @@ int acme_chal_add(const char *token, const char *keyauth, const char *name, X509
 		return rc;
 	}
 	char id[ACME_CHAL_ID_MAX + 1];
-	if (cert && acme_chal_id(name, strlen(name), id, sizeof(id)))
+	if (cert && acme_chal_id(name, strlen(name), true, id, sizeof(id)))
 		acme_chal_share(ACME_CHAL_TLSALPN01, id, keyauth);
-	else if (!cert && acme_chal_id(token, strlen(token), id, sizeof(id)))
+	else if (!cert && acme_chal_id(token, strlen(token), false, id, sizeof(id)))
 		acme_chal_share(ACME_CHAL_HTTP01, id, keyauth);
 	return 0;
 }
@@ -144,7 +144,7 @@ void acme_chal_remove(const char *token)
 		struct acme_challenge *c = &acme_chals[i];
 		if (c->used && strcmp(c->token, token) == 0) {
 			alpn = c->alpn_cert != NULL;
-			if (!acme_chal_id(alpn ? c->name : c->token, strlen(alpn ? c->name : c->token), id, sizeof(id)))
+			if (!acme_chal_id(alpn ? c->name : c->token, strlen(alpn ? c->name : c->token), alpn, id, sizeof(id)))
 				id[0] = '\0';
 			X509_free(c->alpn_cert);
 			EVP_PKEY_free(c->alpn_key);
@@ -211,7 +211,7 @@ bool acme_alpn_pending(const char *name, size_t len)
 	}
 	pthread_mutex_unlock(&acme_chal_lock);
 	char id[ACME_CHAL_ID_MAX + 1], keyauth[256];
-	if (!found && acme_chal_id(name, len, id, sizeof(id)))
+	if (!found && acme_chal_id(name, len, true, id, sizeof(id)))
 		found = acme_chal_peer(ACME_CHAL_TLSALPN01, id, keyauth, sizeof(keyauth)) > 0;
 	return found;
 }
@@ -232,7 +232,7 @@ bool acme_alpn_set(SSL *ssl, const char *name, size_t len)
 	char id[ACME_CHAL_ID_MAX + 1], keyauth[256];
 	X509 *cert = NULL;
 	EVP_PKEY *key = NULL;
-	if (!found && acme_chal_id(name, len, id, sizeof(id)) &&
+	if (!found && acme_chal_id(name, len, true, id, sizeof(id)) &&
 	    acme_chal_peer(ACME_CHAL_TLSALPN01, id, keyauth, sizeof(keyauth)) > 0 &&
 	    acme_alpn_make(id, keyauth, &cert, &key) == 0)
 		ok = SSL_use_certificate(ssl, cert) && SSL_use_PrivateKey(ssl, key);

@@ -3,7 +3,10 @@ generated configuration: HTTP-01 and TLS-ALPN-01 validated for real (pebble's
 validation goes to the gateway's loopback ports, names resolved to 127.0.0.1 by
 pebble-challtestsrv), the chain served checked by curl and openssl against
 pebble's root, renewal of short-lived certificates, a restart that orders
-nothing, a CA that cannot be reached, and onegate check on ACME entries."""
+nothing, a CA that cannot be reached or refuses (the old certificate kept and
+the error shown), two gateways on one state folder ordering once, and onegate
+check on ACME entries."""
+import hashlib
 import json
 import re
 import os
@@ -338,6 +341,138 @@ exec curl -sS --fail --noproxy '*' --max-time 5 -d "$body" http://127.0.0.1:%d/$
         out = self.certs_list(og)
         self.assertIn("not issued yet", out)
         self.assertIn("last error: cannot connect to localhost port %d" % dead, out)
+
+
+    def issue_then_lose_the_ca(self, config=None):
+        """A certificate valid 30 s issued and served; then pebble stopped (and, with config, started
+        again on the same ports with that added to its configuration). Returns (onegate, admin port,
+        serial, the first issuing root)."""
+        p = self.start_pebble(validity=30)
+        admin = free_port()
+        conf = rules(self.state, p.directory, p.roots, self.https, self.http, self.backend.port, admin_port=admin)
+        og = self.start_onegate(conf, self.https)
+        self.wait_issued(og)
+        first = cert_serial(self.https, "home.test")
+        root = os.path.join(self.tmp.name, "first-issuing-root.pem")
+        shutil.copy(p.issuing_root, root)
+        p.stop()
+        if config is not None:
+            with open(p.conf) as f:
+                cfg = json.load(f)
+            cfg["pebble"].update(config)
+            with open(p.conf, "w") as f:
+                json.dump(cfg, f)
+            p.start()
+        return og, admin, first, root
+
+    def assert_old_certificate_kept(self, og, admin, first, root, error):
+        # Renewal is due at two thirds of 30 s; it fails, and the failure is backed off.
+        self.assertTrue(wait_until(lambda: any("next attempt in 60 s" in l for l in og.log_lines()), 40, 0.2),
+                        og.stderr())
+        self.assertEqual(sum("ordering" in l for l in og.log_lines()), 2, og.stderr())
+        self.assertEqual(cert_serial(self.https, "home.test"), first)
+        rc, out = self.curl_ok("home.test", root)
+        self.assertEqual(rc, 0, out)
+        c = json.loads(self.admin(admin, "/api/status"))["certificates"][0]
+        self.assertTrue(c["acme"]["issued"])
+        self.assertEqual(c["acme"]["failures"], 1)
+        self.assertIn(error, c["acme"]["last_error"])
+        self.assertGreater(c["acme"]["next_renewal"], time.time() + 30)
+        self.assertGreater(c["expires_in_s"], 0)
+        out = self.certs_list(og)
+        self.assertRegex(out, r"home +acme expires \d{4}-")
+        self.assertIn("last error: ", out)
+        self.assertIn(error, out)
+        # Backed off: nothing more is tried within the minute.
+        time.sleep(2)
+        self.assertEqual(sum("ordering" in l for l in og.log_lines()), 2, og.stderr())
+
+    def test_ca_refusing_keeps_the_old_certificate_and_says_why(self):
+        # pebble 2.4 has no switch that fails validations; it refuses names on its block list.
+        og, admin, first, root = self.issue_then_lose_the_ca(config={"domainBlocklist": ["home.test"]})
+        self.assert_old_certificate_kept(og, admin, first, root, "urn:ietf:params:acme:error:rejectedIdentifier")
+
+    def test_ca_gone_after_issue_keeps_the_old_certificate_and_says_why(self):
+        og, admin, first, root = self.issue_then_lose_the_ca()
+        self.assert_old_certificate_kept(og, admin, first, root, "cannot connect to localhost port")
+
+    def test_two_gateways_on_one_state_folder_order_once(self):
+        # pebble validates on A's ports; whichever gateway takes the order lock, A answers
+        # (its own challenge, or B's from the shared folder), B waits and takes up the result.
+        # Each gateway has its own state folder (its pid file and server states are its own);
+        # their acme folders are one folder, as a shared mount would make them.
+        p = self.start_pebble()
+        https_b, http_b, admin_a, admin_b = free_port(), free_port(), free_port(), free_port()
+        shared = os.path.join(self.tmp.name, "shared-acme")
+        state_b = os.path.join(self.tmp.name, "state-b")
+        os.makedirs(shared, mode=0o700)
+        for st in (self.state, state_b):
+            os.makedirs(st, mode=0o750)
+            os.symlink(shared, os.path.join(st, "acme"))
+        conf_a = rules(self.state, p.directory, p.roots, self.https, self.http, self.backend.port, admin_port=admin_a)
+        conf_b = rules(state_b, p.directory, p.roots, https_b, http_b, self.backend.port, admin_port=admin_b)
+        og_a = self.start_onegate(conf_a, self.https)
+        og_b = self.start_onegate(conf_b, https_b)
+        both = lambda: "\n".join(og_a.log_lines() + og_b.log_lines())
+
+        def settled():
+            t = both()
+            return t.count("certificate issued") == 1 and "took up the certificate" in t
+        self.assertTrue(wait_until(settled, 60, 0.2), both())
+        self.assertEqual(both().count("ordering a certificate"), 1, both())
+        self.assertIn("is ordering it; its certificate will be taken up", both())
+        orderer = og_a if any("ordering" in l for l in og_a.log_lines()) else og_b
+        if orderer is og_b:
+            # B's validation reached A, which answered from the state folder.
+            self.assertFalse(any("answering" in l for l in og_a.log_lines()), both())
+        self.assertTrue(any("outcome=acme-challenge" in l for l in og_a.log_lines()), both())
+        self.assertEqual(cert_serial(self.https, "home.test"), cert_serial(https_b, "home.test"))
+        for port in (self.https, https_b):
+            rc, out = served_cert(port, "www.home.test", p.issuing_root)
+            self.assertEqual(rc, 0, out)
+        for admin in (admin_a, admin_b):
+            c = json.loads(self.admin(admin, "/api/status"))["certificates"][0]
+            self.assertTrue(c["acme"]["issued"])
+            self.assertEqual(c["acme"]["last_error"], "")
+        # The shared challenges are cleaned up after the validation.
+        left = os.listdir(os.path.join(self.state, "acme", "challenges"))
+        self.assertEqual(left, [])
+
+    def test_a_peers_challenges_are_answered_from_the_state_folder(self):
+        # What the other gateway of a pair writes while it orders: this gateway, which is not
+        # ordering (its CA is unreachable), answers both kinds of challenge that reach it.
+        dead = free_port()
+        make_pki(os.path.join(self.tmp.name, "pki"), {"x": ["localhost"]})
+        conf = rules(self.state, "https://localhost:%d/dir" % dead, os.path.join(self.tmp.name, "pki", "root.pem"),
+                     self.https, self.http, self.backend.port)
+        og = self.start_onegate(conf, self.https)
+        chal = os.path.join(self.state, "acme", "challenges")
+        os.makedirs(chal, exist_ok=True)
+        token = "Pe3r_tok-en"
+        with open(os.path.join(chal, "http-01-" + token), "w") as f:
+            f.write(token + ".thumbprint")
+        with open(os.path.join(chal, "tls-alpn-01-www.home.test"), "w") as f:
+            f.write("alpntoken.thumbprint")
+        r = subprocess.run(["curl", "-sS", "--max-time", "10", "--noproxy", "*",
+                            "http://127.0.0.1:%d/.well-known/acme-challenge/%s" % (self.http, token)],
+                           capture_output=True, timeout=20)
+        self.assertEqual(r.stdout.decode(), token + ".thumbprint", r.stderr)
+        r = subprocess.run(["openssl", "s_client", "-connect", "%s:%d" % (LOOP4, self.https), "-servername",
+                            "www.home.test", "-alpn", "acme-tls/1"], input=b"", capture_output=True, timeout=20)
+        out = subprocess.run(["openssl", "x509", "-noout", "-text"], input=r.stdout, capture_output=True,
+                             timeout=10).stdout.decode()
+        self.assertIn("1.3.6.1.5.5.7.1.31: critical", out, r.stdout.decode(errors="replace"))
+        self.assertIn("ALPN protocol: acme-tls/1", r.stdout.decode(errors="replace"))
+        # The SHA-256 of the key authorization, as an OCTET STRING in the acmeIdentifier extension.
+        der = subprocess.run(["openssl", "x509", "-outform", "DER"], input=r.stdout, capture_output=True,
+                             timeout=10).stdout
+        self.assertIn(b"\x04\x20" + hashlib.sha256(b"alpntoken.thumbprint").digest(), der)
+        # Gone from the folder: no longer answered, the request goes to the routes.
+        os.unlink(os.path.join(chal, "http-01-" + token))
+        r = subprocess.run(["curl", "-sS", "--max-time", "10", "--noproxy", "*", "-o", "/dev/null", "-w",
+                            "%{http_code}", "http://127.0.0.1:%d/.well-known/acme-challenge/%s" % (self.http, token)],
+                           capture_output=True, timeout=20)
+        self.assertNotEqual(r.stdout.decode(), "200")
 
 
 class FileCertificateExpiry(OnegateTestCase):

@@ -166,18 +166,18 @@ TEST_F(AcmeFolder, AChallengeIsSharedThroughTheStateFolderAndRemoved)
 	X509 *cert = nullptr;
 	EVP_PKEY *key = nullptr;
 	ASSERT_EQ(acme_alpn_make("alpn.test", "tok2.thumb", &cert, &key), 0);
-	ASSERT_EQ(acme_chal_add("tok1", "tok1.thumb", nullptr, nullptr, nullptr), 0);
+	ASSERT_EQ(acme_chal_add("Tok1", "Tok1.thumb", nullptr, nullptr, nullptr), 0);
 	ASSERT_EQ(acme_chal_add("tok2", "tok2.thumb", "Alpn.Test", cert, key), 0);
-	std::ifstream h(dir + "/acme/challenges/http-01-tok1"), t(dir + "/acme/challenges/tls-alpn-01-alpn.test");
+	std::ifstream h(dir + "/acme/challenges/http-01-Tok1"), t(dir + "/acme/challenges/tls-alpn-01-alpn.test");
 	std::string hv((std::istreambuf_iterator<char>(h)), {}), tv((std::istreambuf_iterator<char>(t)), {});
-	EXPECT_EQ(hv, "tok1.thumb");
+	EXPECT_EQ(hv, "Tok1.thumb");
 	EXPECT_EQ(tv, "tok2.thumb");
 	struct stat st;
-	ASSERT_EQ(stat((dir + "/acme/challenges/http-01-tok1").c_str(), &st), 0);
+	ASSERT_EQ(stat((dir + "/acme/challenges/http-01-Tok1").c_str(), &st), 0);
 	EXPECT_EQ(st.st_mode & 0777, 0600u);
-	acme_chal_remove("tok1");
+	acme_chal_remove("Tok1");
 	acme_chal_remove("tok2");
-	EXPECT_NE(access((dir + "/acme/challenges/http-01-tok1").c_str(), F_OK), 0);
+	EXPECT_NE(access((dir + "/acme/challenges/http-01-Tok1").c_str(), F_OK), 0);
 	EXPECT_NE(access((dir + "/acme/challenges/tls-alpn-01-alpn.test").c_str(), F_OK), 0);
 }
 
