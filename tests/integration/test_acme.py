@@ -299,9 +299,15 @@ exec curl -sS --fail --noproxy '*' --max-time 5 -d "$body" http://127.0.0.1:%d/$
         conf = rules(self.state, p.directory, p.roots, self.https, self.http, self.backend.port)
         og = self.start_onegate(conf, self.https)
         self.wait_issued(og)
-        self.assertTrue(wait_until(lambda: any(
-            re.search(r"warn certificate home expires on \S+ \S+ UTC, in 19 days; ACME renews it", l)
-            for l in og.log_lines()), 10, 0.1), og.stderr())
+        want = re.compile(r"warn certificate home expires on \S+ \S+ UTC, in 19 days; ACME renews it")
+        self.assertTrue(wait_until(lambda: any(want.search(l) for l in og.log_lines()), 10, 0.1), og.stderr())
+        # Each reload runs the check again: the 30-day threshold is not warned twice.
+        for n in (1, 2):
+            og.signal(signal.SIGHUP)
+            self.assertTrue(wait_until(lambda: sum("reloaded" in l for l in og.log_lines()) >= n, 10, 0.1),
+                            og.stderr())
+        time.sleep(0.5)
+        self.assertEqual(sum(bool(want.search(l)) for l in og.log_lines()), 1, og.stderr())
 
     def test_short_lived_certificates_renew_without_reload(self):
         p = self.start_pebble(validity=15)
