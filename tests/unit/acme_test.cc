@@ -154,7 +154,8 @@ TEST_F(AcmeFolder, AriIdentifierOfAnIssuedCertificateMatchesOpenssl)
 	                      "python3 -c \"import sys,base64,re; t=sys.stdin.read(); "
 	                      "s=re.search(r'serial=([0-9A-F]+)',t).group(1); s=('0'+s) if len(s)%2 else s; "
 	                      "s=bytes.fromhex(s); s=(b'\\\\0'+s) if s[0]&0x80 else s; "
-	                      "k=bytes.fromhex(re.search(r'(?:keyid:)?\\s*((?:[0-9A-F]{2}:)+[0-9A-F]{2})',t.split('Identifier:')[1]).group(1).replace(':','')); "
+	                      "k=re.search(r'(?:keyid:)?\\s*((?:[0-9A-F]{2}:)+[0-9A-F]{2})',t.split('Identifier:')[1]); "
+	                      "k=bytes.fromhex(k.group(1).replace(':','')); "
 	                      "e=lambda b: base64.urlsafe_b64encode(b).rstrip(b'=').decode(); print(e(k)+'.'+e(s), end='')\"");
 	EXPECT_EQ(std::string(id), want);
 	free(id);
