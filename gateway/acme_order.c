@@ -410,12 +410,10 @@ int acme_ari_parse(const char *json, size_t len, time_t *start, time_t *end)
 	json_error_t je;
 	json_t *j = json_loadb(json, len, 0, &je);
 	json_t *w = j ? json_object_get(j, "suggestedWindow") : NULL;
-	int rc = acme_rfc3339(json_string_value(json_object_get(w, "start")), start) == 0 &&
-	                 acme_rfc3339(json_string_value(json_object_get(w, "end")), end) == 0 && *start < *end
-	             ? 0
-	             : -1;
+	bool ok = acme_rfc3339(json_string_value(json_object_get(w, "start")), start) == 0 &&
+	          acme_rfc3339(json_string_value(json_object_get(w, "end")), end) == 0 && *start < *end;
 	json_decref(j);
-	return rc;
+	return ok ? 0 : -1;
 }
 
 int acme_renewal_window(struct acme_run *x, X509 *cert, time_t *start, time_t *end, long *retry_after)
