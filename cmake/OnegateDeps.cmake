@@ -62,6 +62,11 @@ if(NOT JANSSON_FOUND)
   onegate_missing("jansson (JSON for the ACME client)" "libjansson-dev")
 endif()
 
+pkg_check_modules(NGHTTP2 IMPORTED_TARGET libnghttp2>=1.52)
+if(NOT NGHTTP2_FOUND)
+  onegate_missing("nghttp2 (HTTP/2 framing, HPACK, flow control)" "libnghttp2-dev")
+endif()
+
 find_package(Threads REQUIRED)
 
 if(ONEGATE_TESTS)

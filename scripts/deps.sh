@@ -12,12 +12,13 @@ set -euo pipefail
 build_pkgs=(
   build-essential cmake pkg-config
   android-libboringssl-dev libevent-dev libpcre2-dev libconfig-dev libjansson-dev
-  curl
+  libnghttp2-dev curl
 )
 test_pkgs=(
   libgtest-dev clang libclang-rt-dev
   android-boringssl openssl python3 procps iproute2 pebble
   python3-prometheus-client python3-pil chromium fonts-dejavu-core
+  nghttp2-client python3-h2
   nginx haproxy
   keepalived nftables
 )
