@@ -132,7 +132,9 @@ enum h2head_result h2head_req_add(struct h2head_req *r, const char *name, size_t
 {
 	if (name_len == 0)
 		return h2head_fail(r, H2HEAD_ERR_MALFORMED, "empty field name");
-	if ((uint64_t)r->arena_used + name_len + value_len > r->arena_cap)
+	/* A pseudo-header keeps its value only, a regular field both. */
+	size_t keep = name[0] == ':' ? value_len : name_len + value_len;
+	if ((uint64_t)r->arena_used + keep > r->arena_cap)
 		return H2HEAD_ERR_FULL;
 	if (!h2head_value_ok(value, value_len))
 		return h2head_fail(r, H2HEAD_ERR_MALFORMED, "control byte or edge whitespace in a field value");
