@@ -433,10 +433,10 @@ struct h2_conn *h2_new(const struct h2_config *cfg, const struct h2_stream_ops *
 	nghttp2_option_set_no_auto_window_update(opt, 1);
 	nghttp2_option_set_no_closed_streams(opt, 1);
 	nghttp2_option_set_max_continuations(opt, cfg->max_continuations);
-	/* The library's own reset limit stays behind ours, which counts in intervals
-	 * of the caller's clock and so can be tested. */
-	uint64_t per_s = cfg->flood_interval_ms ? (uint64_t)cfg->max_resets * 1000 / cfg->flood_interval_ms : 0;
-	nghttp2_option_set_stream_reset_rate_limit(opt, 2 * (uint64_t)cfg->max_resets + 1, 2 * per_s + 1);
+	/* nghttp2's own reset limiter counts in wall-clock seconds; ours counts in
+	 * intervals of the caller's clock, the one configured and tested, so the
+	 * library's is set out of its way. */
+	nghttp2_option_set_stream_reset_rate_limit(opt, UINT32_MAX, UINT32_MAX);
 	int rc = nghttp2_session_server_new2(&c->session, cb, c, opt);
 	nghttp2_session_callbacks_del(cb);
 	nghttp2_option_del(opt);
@@ -476,8 +476,9 @@ int h2_recv(struct h2_conn *c, const uint8_t *p, size_t len, uint64_t now_ms)
 	c->now_ms = now_ms;
 	ssize_t n = nghttp2_session_mem_recv(c->session, p, len);
 	if (n == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS) {
-		c->stats.continuation_flood++;
-		c->dead = true;
+		/* nghttp2 counts them (nghttp2_option_set_max_continuations) and stops
+		 * reading; the GOAWAY is ours to send. */
+		h2_calm(c, &c->stats.continuation_flood);
 	} else if (n < 0 && !c->goaway_ours) {
 		c->stats.protocol_errors++;
 		c->dead = true;
@@ -663,7 +664,7 @@ void h2_stalled(struct h2_conn *c)
 	nghttp2_session_terminate_session(c->session, NGHTTP2_ENHANCE_YOUR_CALM);
 }
 
-const struct h2_stats *h2_stats(const struct h2_conn *c)
+const struct h2_stats *h2_conn_stats(const struct h2_conn *c)
 {
 	return &c->stats;
 }

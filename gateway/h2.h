@@ -134,7 +134,7 @@ void h2_shutdown(struct h2_conn *c);
 bool h2_window_stalled(const struct h2_conn *c);
 void h2_stalled(struct h2_conn *c);
 
-const struct h2_stats *h2_stats(const struct h2_conn *c);
+const struct h2_stats *h2_conn_stats(const struct h2_conn *c);
 
 #ifdef __cplusplus
 }
