@@ -142,7 +142,7 @@ class H2 : public ::testing::Test {
 	void SetUp() override { h2_config_default(&cfg); }
 
 	// Starts both sides; client_window: the client's initial stream window.
-	void start(uint32_t client_window = 65535, size_t max_send_block = 0)
+	void start(uint32_t client_window = 65535, size_t max_send_block = 0, bool settle = true)
 	{
 		srv.conn = h2_new(&cfg, &kOps, &srv);
 		ASSERT_NE(srv.conn, nullptr);
@@ -162,7 +162,8 @@ class H2 : public ::testing::Test {
 		nghttp2_session_callbacks_del(cb);
 		nghttp2_settings_entry iv[] = { { NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, client_window } };
 		ASSERT_EQ(nghttp2_submit_settings(client, NGHTTP2_FLAG_NONE, iv, 1), 0);
-		pump();
+		if (settle)
+			pump();
 	}
 
 	void TearDown() override
@@ -552,6 +553,17 @@ TEST_F(H2, GracefulShutdownLetsOpenStreamsFinish)
 	EXPECT_EQ(status_of(id), "204");
 	EXPECT_TRUE(cli.streams[id].closed);
 	EXPECT_TRUE(h2_done(srv.conn));
+}
+
+TEST_F(H2, StreamsPastTheConcurrencyLimitAreRefused)
+{
+	cfg.max_concurrent_streams = 2;
+	start(65535, 0, false);   // the client sends before it has read the server's SETTINGS
+	int32_t a = get(), b = get(), c = get();
+	pump();
+	EXPECT_EQ(srv.streams.count(a) + srv.streams.count(b), 2u);
+	EXPECT_EQ(srv.streams.count(c), 0u);
+	EXPECT_EQ(cli.streams[c].rst, NGHTTP2_REFUSED_STREAM);
 }
 
 TEST_F(H2, InterimResponsePrecedesTheFinalOne)
