@@ -471,7 +471,8 @@ void h2_free(struct h2_conn *c)
 
 int h2_recv(struct h2_conn *c, const uint8_t *p, size_t len, uint64_t now_ms)
 {
-	if (c->dead)
+	/* After a GOAWAY of ours nothing more is read: only its bytes go out. */
+	if (c->dead || c->goaway_ours)
 		return -1;
 	c->now_ms = now_ms;
 	ssize_t n = nghttp2_session_mem_recv(c->session, p, len);
