@@ -182,7 +182,9 @@ enum h2head_result h2head_req_end(struct h2head_req *r)
 	if (!r->method.len)
 		return h2head_fail(r, H2HEAD_ERR_MALFORMED, "no :method");
 	bool connect = h2head_span_is(r, r->method, "CONNECT");
-	if (connect && !r->protocol.len)
+	/* In any case, as h1_parse reads it: a back end might too. */
+	bool connect_any_case = r->method.len == 7 && strncasecmp(r->arena + r->method.off, "CONNECT", 7) == 0;
+	if (connect_any_case && !r->protocol.len)
 		return h2head_fail(r, H2HEAD_ERR_METHOD, "CONNECT is not served by a reverse proxy");
 	if (r->protocol.len && !connect)
 		return h2head_fail(r, H2HEAD_ERR_MALFORMED, ":protocol without CONNECT");

@@ -174,6 +174,8 @@ TEST(H2Head, EverySmugglingShapeIsRefused)
 	Fields bad_method = kGet;
 	bad_method[0].second = "G(T";
 	Fields connect = { { ":method", "CONNECT" }, { ":authority", "a.test:443" } };
+	Fields connect_case = kGet;
+	connect_case[0].second = "CONNECt";
 	Fields ws_other = { { ":method", "CONNECT" }, { ":protocol", "h2c" }, { ":scheme", "https" },
 			    { ":path", "/" },      { ":authority", "a.test" } };
 	Fields protocol_get = with(kGet, ":protocol", "websocket");
@@ -220,6 +222,7 @@ TEST(H2Head, EverySmugglingShapeIsRefused)
 		{ "method not a token", bad_method, H2HEAD_ERR_MALFORMED },
 		{ ":protocol on GET", protocol_get, H2HEAD_ERR_MALFORMED },
 		{ "plain CONNECT", connect, H2HEAD_ERR_METHOD },
+		{ "CONNECT in another case (fuzzer)", connect_case, H2HEAD_ERR_METHOD },
 		{ ":protocol not websocket", ws_other, H2HEAD_ERR_METHOD },
 	};
 	for (const auto &b : bad) {
