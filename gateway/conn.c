@@ -17,6 +17,7 @@
 #include "hello.h"
 #include "http.h"
 #include "log.h"
+#include "outcome.h"
 #include "pool.h"
 #include "proxyproto.h"
 #include "sock.h"
@@ -102,7 +103,7 @@ static size_t conn_service_index(const struct conn *c)
 	return (size_t)(c->svc - c->snap->cfg->services);
 }
 
-static void conn_log(const struct conn *c, const char *outcome)
+static void conn_log(const struct conn *c, enum outcome outcome)
 {
 	if (!log_access_enabled())
 		return;
@@ -115,7 +116,7 @@ static void conn_log(const struct conn *c, const char *outcome)
 	        "conn client=%s service=%s sni=%s route=%s pool=%s server=%s in=%llu out=%llu ms=%ld outcome=%s",
 	        client, c->svc->name, c->hello.has_sni ? c->hello.sni : "-", route, p ? p->name : "-",
 	        server, (unsigned long long)c->bytes_in, (unsigned long long)c->bytes_out,
-	        conn_elapsed_ms(c), outcome);
+	        conn_elapsed_ms(c), outcome_name(outcome));
 }
 
 /* The one place a connection's memory is released. */
@@ -134,16 +135,11 @@ static void conn_release(struct conn *c)
 	free(c);
 }
 
-/* A connection a server cut short, or that found none: the pool's error, not the client's. */
-static bool conn_server_failed(const char *outcome)
+static void conn_free(struct conn *c, enum outcome outcome)
 {
-	return strcmp(outcome, "no-server") == 0 || strncmp(outcome, "server-", 7) == 0 ||
-	       strcmp(outcome, "proxy-header-failed") == 0;
-}
-
-static void conn_free(struct conn *c, const char *outcome)
-{
-	pool_session_done(c->snap->pools, conn_service_index(c), c->pool, c->server, conn_server_failed(outcome));
+	/* A connection a server cut short, or that found none: the pool's error, not the client's. */
+	pool_session_done(c->snap->pools, conn_service_index(c), c->pool, c->server,
+	                  outcome_table[outcome].server_fault);
 	conn_log(c, outcome);
 	conn_release(c);
 }
@@ -193,7 +189,7 @@ void conn_home_idle_unlink(struct conn_home *home, struct conn_link *l)
 	home->nidle--;
 }
 
-static void conn_linger_cut(struct conn *c, const char *outcome);
+static void conn_linger_cut(struct conn *c, enum outcome outcome);
 
 static void conn_close_now(struct conn_link *l)
 {
@@ -201,10 +197,10 @@ static void conn_close_now(struct conn_link *l)
 	if (c->phase == PH_CLOSING) {
 		(void)sock_linger_check(&c->cli_linger, c->cli, 0, c->svc->send_timeout_ms);
 		(void)sock_linger_check(&c->srv_linger, c->srv, 0, c->svc->send_timeout_ms);
-		conn_linger_cut(c, "drain-timeout");
+		conn_linger_cut(c, OUTCOME_DRAIN_TIMEOUT);
 		return;
 	}
-	conn_free(c, "drain-timeout");
+	conn_free(c, OUTCOME_DRAIN_TIMEOUT);
 }
 
 static void conn_arm(struct conn *c, unsigned ms)
@@ -223,9 +219,9 @@ static void conn_touch(struct conn *c)
 /* TLS peers often reset instead of closing once they have said all they will
  * (close_notify racing a close). A reset after either side's EOF ends an
  * exchange that completed; only an earlier one cut it short. */
-static const char *conn_reset_outcome(const struct conn *c, const char *reset)
+static enum outcome conn_reset_outcome(const struct conn *c, enum outcome reset)
 {
-	return c->cli_eof || c->srv_eof ? "ok" : reset;
+	return c->cli_eof || c->srv_eof ? OUTCOME_OK : reset;
 }
 
 static void conn_relay(struct conn *c, struct sock *from, struct sock *to, uint64_t *count)
@@ -243,7 +239,7 @@ static void conn_relay(struct conn *c, struct sock *from, struct sock *to, uint6
 		sock_shutdown_write(to);
 	conn_touch(c);
 	if (sock_flush(to) != 0) {
-		conn_free(c, conn_reset_outcome(c, to == c->srv ? "server-reset" : "client-reset"));
+		conn_free(c, conn_reset_outcome(c, to == c->srv ? OUTCOME_SERVER_RESET : OUTCOME_CLIENT_RESET));
 		return;
 	}
 	if (evbuffer_get_length(out) >= CONN_RELAY_MAX) {
@@ -254,7 +250,7 @@ static void conn_relay(struct conn *c, struct sock *from, struct sock *to, uint6
 }
 
 /* A relay cut before a peer took everything: its line counts what each side got. */
-static void conn_linger_cut(struct conn *c, const char *outcome)
+static void conn_linger_cut(struct conn *c, enum outcome outcome)
 {
 	uint64_t cli_left = c->cli_linger.left, srv_left = c->srv_linger.left;
 	c->bytes_out -= cli_left < c->bytes_out ? cli_left : c->bytes_out;
@@ -284,15 +280,15 @@ static void conn_linger_check(struct conn *c)
 	enum sock_linger_state cs = conn_linger_side(&c->cli_linger, c->cli, stall);
 	enum sock_linger_state ss = conn_linger_side(&c->srv_linger, c->srv, stall);
 	if (cs == SOCK_LINGER_BROKEN || cs == SOCK_LINGER_STALLED) {
-		conn_linger_cut(c, cs == SOCK_LINGER_BROKEN ? "client-reset" : "client-stalled");
+		conn_linger_cut(c, cs == SOCK_LINGER_BROKEN ? OUTCOME_CLIENT_RESET : OUTCOME_CLIENT_STALLED);
 		return;
 	}
 	if (ss == SOCK_LINGER_BROKEN || ss == SOCK_LINGER_STALLED) {
-		conn_linger_cut(c, ss == SOCK_LINGER_BROKEN ? "server-reset" : "server-stalled");
+		conn_linger_cut(c, ss == SOCK_LINGER_BROKEN ? OUTCOME_SERVER_RESET : OUTCOME_SERVER_STALLED);
 		return;
 	}
 	if (cs == SOCK_LINGER_DONE && ss == SOCK_LINGER_DONE) {
-		conn_free(c, "ok");
+		conn_free(c, OUTCOME_OK);
 		return;
 	}
 	unsigned next = cs == SOCK_LINGER_TAKING ? c->cli_linger.next_ms : c->srv_linger.next_ms;
@@ -340,7 +336,7 @@ static void conn_idle_check(struct conn *c)
 	event_base_gettimeofday_cached(c->home->base, &now);
 	long quiet = (now.tv_sec - c->last.tv_sec) * 1000L + (now.tv_usec - c->last.tv_usec) / 1000L;
 	if (quiet >= (long)p->idle_timeout_ms) {
-		conn_free(c, "idle-timeout");
+		conn_free(c, OUTCOME_IDLE_TIMEOUT);
 		return;
 	}
 	/* One timer per connection, re-armed lazily: activity only stamps c->last. */
@@ -366,7 +362,7 @@ static void conn_start_relay(struct conn *c)
 		            ? pp_write_v1((struct sockaddr *)&c->peer, (struct sockaddr *)&c->local, hdr, sizeof(hdr))
 		            : pp_write_v2((struct sockaddr *)&c->peer, (struct sockaddr *)&c->local, hdr, sizeof(hdr));
 		if (n < 0) {
-			conn_free(c, "proxy-header-failed");
+			conn_free(c, OUTCOME_PROXY_HEADER_FAILED);
 			return;
 		}
 		evbuffer_add(sock_output(c->srv), hdr, (size_t)n);
@@ -423,7 +419,7 @@ static void conn_try_connect(struct conn *c)
 		        strerror(errno));
 		pool_server_failed(c->snap->pools, (size_t)c->pool, (size_t)idx, strerror(errno));
 	}
-	conn_free(c, "no-server");
+	conn_free(c, OUTCOME_NO_SERVER);
 }
 
 static void conn_srv_read(struct sock *s, void *arg)
@@ -447,7 +443,7 @@ static void conn_srv_event(struct sock *s, enum sock_event ev, int err, void *ar
 		return;
 	}
 	if (ev == SOCK_ERROR) {
-		conn_free(c, conn_reset_outcome(c, "server-reset"));
+		conn_free(c, conn_reset_outcome(c, OUTCOME_SERVER_RESET));
 		return;
 	}
 	if (ev == SOCK_EOF) {
@@ -472,7 +468,7 @@ static void conn_linger(struct conn *c)
 	conn_arm(c, CONN_LINGER_MS);
 	sock_shutdown_write(c->cli);
 	if (sock_flush(c->cli) != 0)
-		conn_free(c, "reject");
+		conn_free(c, OUTCOME_REJECT);
 }
 
 /* HTTP (plain, or TLS terminated here) is the HTTP session's from now on: the
@@ -484,7 +480,7 @@ static void conn_to_http(struct conn *c, bool tls)
 	if (tls) {
 		ssl = tlsconf_server_ssl(c->snap->tls, (size_t)(c->svc - c->snap->cfg->services));
 		if (!ssl) {
-			conn_free(c, "tls-setup-failed");
+			conn_free(c, OUTCOME_TLS_SETUP_FAILED);
 			return;
 		}
 	}
@@ -566,11 +562,11 @@ static void conn_feed_hello(struct conn *c)
 		if (c->svc->mode == RULES_MODE_TLS && c->svc->plain_http)
 			conn_to_http(c, false);
 		else
-			conn_free(c, "not-tls");
+			conn_free(c, OUTCOME_NOT_TLS);
 		return;
 	case HELLO_MALFORMED:
 		log_msg(LOG_DEBUG, "malformed ClientHello: %s", c->hello.error ? c->hello.error : "?");
-		conn_free(c, "malformed");
+		conn_free(c, OUTCOME_MALFORMED);
 		return;
 	}
 }
@@ -585,7 +581,7 @@ static void conn_read_proxy(struct conn *c)
 	if (st == PP_NEED_MORE && take < PP_MAX_HEADER)
 		return;
 	if (st != PP_OK) {
-		conn_free(c, "proxy-invalid");
+		conn_free(c, OUTCOME_PROXY_INVALID);
 		return;
 	}
 	if (!pi.local) {
@@ -635,9 +631,9 @@ static void conn_cli_event(struct sock *sk, enum sock_event ev, int err, void *a
 		c->cli_eof = true;
 		return;
 	}
-	static const char *const early[] = {
-		[PH_PROXY] = "client-closed", [PH_HELLO] = "client-closed",
-		[PH_CONNECT] = "client-closed", [PH_LINGER] = "reject",
+	static const enum outcome early[] = {
+		[PH_PROXY] = OUTCOME_CLIENT_CLOSED, [PH_HELLO] = OUTCOME_CLIENT_CLOSED,
+		[PH_CONNECT] = OUTCOME_CLIENT_CLOSED, [PH_LINGER] = OUTCOME_REJECT,
 	};
 	if (c->phase == PH_CLOSING) {
 		conn_linger_check(c);
@@ -648,7 +644,7 @@ static void conn_cli_event(struct sock *sk, enum sock_event ev, int err, void *a
 		return;
 	}
 	if (ev == SOCK_ERROR) {
-		conn_free(c, conn_reset_outcome(c, "client-reset"));
+		conn_free(c, conn_reset_outcome(c, OUTCOME_CLIENT_RESET));
 		return;
 	}
 	c->cli_eof = true;
@@ -661,10 +657,10 @@ static void conn_timer(evutil_socket_t fd, short what, void *arg)
 	struct conn *c = arg;
 	switch (c->phase) {
 	case PH_PROXY:
-		conn_free(c, "proxy-timeout");
+		conn_free(c, OUTCOME_PROXY_TIMEOUT);
 		return;
 	case PH_HELLO:
-		conn_free(c, "hello-timeout");
+		conn_free(c, OUTCOME_HELLO_TIMEOUT);
 		return;
 	case PH_CONNECT:
 		conn_connect_failed(c, "timed out");
@@ -676,7 +672,7 @@ static void conn_timer(evutil_socket_t fd, short what, void *arg)
 		conn_linger_check(c);
 		return;
 	case PH_LINGER:
-		conn_free(c, "reject");
+		conn_free(c, OUTCOME_REJECT);
 		return;
 	}
 }
@@ -716,7 +712,7 @@ void conn_accept(struct conn_home *home, evutil_socket_t fd, const struct sockad
 	if (!c->cli || !c->timer) {
 		if (!c->cli)
 			evutil_closesocket(fd);
-		conn_free(c, "no-memory");
+		conn_free(c, OUTCOME_NO_MEMORY);
 		return;
 	}
 	sock_setcb(c->cli, conn_cli_read, conn_drained, conn_cli_event, c);

@@ -16,6 +16,7 @@
 #include "acme.h"
 #include "h1.h"
 #include "log.h"
+#include "outcome.h"
 #include "plugin.h"
 #include "pool.h"
 #include "proxyproto.h"
@@ -93,7 +94,7 @@ struct http_session {
 	char sni[256];
 	unsigned requests;
 	struct timeval start;
-	const char *close_outcome;
+	enum outcome close_outcome;
 	struct sock_linger cli_linger, srv_linger;
 	bool log_at_close;              /* the request's access line waits for the client to take the answer */
 
@@ -133,6 +134,7 @@ struct http_session {
 	struct http_private *priv;      /* a private server connection waiting for this client's next request */
 	struct plugin_req *plug;        /* the route's plugins' edits for this request; NULL without plugins */
 	char *target;                   /* normalize_path: the target the back end gets; NULL: the client's */
+	const char *answered_by;        /* OUTCOME_PLUGIN: "plugin:NAME", the plugin's own string */
 };
 
 static void http_read_request(struct http_session *s);
@@ -182,7 +184,13 @@ static size_t http_service_index(const struct http_session *s)
 	return (size_t)(s->svc - s->snap->cfg->services);
 }
 
-static void http_access_log(struct http_session *s, const char *outcome);
+static void http_access_log(struct http_session *s, enum outcome outcome);
+
+/* The outcome as logged: a plugin's answer names the plugin. */
+static const char *http_outcome_text(const struct http_session *s, enum outcome outcome)
+{
+	return outcome == OUTCOME_PLUGIN ? s->answered_by : outcome_name(outcome);
+}
 
 /* The request can no longer go again (its answer's head came, or it is over): what
  * was kept for that goes. */
@@ -203,7 +211,7 @@ static void http_resend_end(struct http_session *s)
 }
 
 /* The one place a session's memory is released. */
-static void http_free(struct http_session *s, const char *outcome)
+static void http_free(struct http_session *s, enum outcome outcome)
 {
 	if (s->log_at_close) {
 		s->log_at_close = false;
@@ -213,7 +221,8 @@ static void http_free(struct http_session *s, const char *outcome)
 	http_resend_end(s);
 	if (log_access_enabled())
 		log_msg(LOG_INFO, "conn client=%s service=%s sni=%s requests=%u ms=%ld outcome=%s", s->client,
-		        s->svc->name, s->sni[0] ? s->sni : "-", s->requests, http_ms_since(&s->start), outcome);
+		        s->svc->name, s->sni[0] ? s->sni : "-", s->requests, http_ms_since(&s->start),
+		        http_outcome_text(s, outcome));
 	if (s->timer)
 		event_free(s->timer);
 	tstream_free(s->cli);
@@ -227,7 +236,7 @@ static void http_free(struct http_session *s, const char *outcome)
 	free(s);
 }
 
-static void http_linger_cut(struct http_session *s, const char *outcome);
+static void http_linger_cut(struct http_session *s, enum outcome outcome);
 
 static void http_close_now(struct conn_link *l)
 {
@@ -238,7 +247,7 @@ static void http_close_now(struct conn_link *l)
 	if (s->phase != HP_CLOSING)
 		sock_linger_start(&s->cli_linger);
 	(void)tstream_linger_check(s->cli, &s->cli_linger, s->svc->send_timeout_ms);
-	http_linger_cut(s, "drain-timeout");
+	http_linger_cut(s, OUTCOME_DRAIN_TIMEOUT);
 }
 
 /* Monotonic milliseconds; the coarse clock (a few ms) is plenty for timeouts. */
@@ -538,13 +547,13 @@ static struct tstream *http_take_idle(struct http_session *s, long server, unsig
 
 /* A closing connection whose peer did not take all: the answer's line counts what it got
  * (TLS records' overhead counted as answer bytes, so it errs low by under 0.2%). */
-static void http_linger_cut(struct http_session *s, const char *outcome)
+static void http_linger_cut(struct http_session *s, enum outcome outcome)
 {
 	uint64_t left = s->cli_linger.left;
 	s->bytes_out -= left < s->bytes_out ? left : s->bytes_out;
 	if (left)
 		log_msg(LOG_INFO, "client %s: cut with %llu bytes not taken (%s)", s->client, (unsigned long long)left,
-		        outcome);
+		        outcome_name(outcome));
 	http_free(s, outcome);
 }
 
@@ -556,11 +565,11 @@ static void http_linger_check(struct http_session *s)
 	enum sock_linger_state c = tstream_linger_check(s->cli, &s->cli_linger, stall);
 	enum sock_linger_state v = s->srv ? tstream_linger_check(s->srv, &s->srv_linger, stall) : SOCK_LINGER_DONE;
 	if (c == SOCK_LINGER_BROKEN || c == SOCK_LINGER_STALLED) {
-		http_linger_cut(s, c == SOCK_LINGER_BROKEN ? "client-reset" : "client-stalled");
+		http_linger_cut(s, c == SOCK_LINGER_BROKEN ? OUTCOME_CLIENT_RESET : OUTCOME_CLIENT_STALLED);
 		return;
 	}
 	if (v == SOCK_LINGER_BROKEN || v == SOCK_LINGER_STALLED) {
-		http_free(s, v == SOCK_LINGER_BROKEN ? "server-reset" : "server-stalled");
+		http_free(s, v == SOCK_LINGER_BROKEN ? OUTCOME_SERVER_RESET : OUTCOME_SERVER_STALLED);
 		return;
 	}
 	if (c == SOCK_LINGER_DONE && v == SOCK_LINGER_DONE) {
@@ -577,7 +586,7 @@ static void http_linger_check(struct http_session *s)
 
 /* Our last bytes go (both ways at a tunnel's end, where both sides have shut down):
  * the session ends once the peers have them, or one stops taking them. */
-static void http_linger_begin(struct http_session *s, const char *outcome)
+static void http_linger_begin(struct http_session *s, enum outcome outcome)
 {
 	s->phase = HP_CLOSING;
 	s->close_outcome = outcome;
@@ -593,13 +602,13 @@ static void http_linger_begin(struct http_session *s, const char *outcome)
 }
 
 /* Sends what is queued to the client, then closes. */
-static void http_close(struct http_session *s, const char *outcome)
+static void http_close(struct http_session *s, enum outcome outcome)
 {
 	if (s->phase == HP_CLOSING)
 		return;
 	http_drop_server(s);
 	if (tstream_flush(s->cli) != 0) {
-		http_free(s, "client-reset");
+		http_free(s, OUTCOME_CLIENT_RESET);
 		return;
 	}
 	tstream_shutdown(s->cli);
@@ -608,7 +617,7 @@ static void http_close(struct http_session *s, const char *outcome)
 
 /* The request ends the connection: its access line waits until the client has taken
  * the answer (or stopped taking it), so a cut answer is never logged ok. */
-static void http_close_request(struct http_session *s, const char *outcome)
+static void http_close_request(struct http_session *s, enum outcome outcome)
 {
 	if (s->phase == HP_CLOSING)
 		return;
@@ -673,7 +682,7 @@ static const char *http_reason(int status)
 	}
 }
 
-static void http_access_log(struct http_session *s, const char *outcome)
+static void http_access_log(struct http_session *s, enum outcome outcome)
 {
 	const struct rules_pool *p = s->pool >= 0 ? &s->snap->cfg->pools[s->pool] : NULL;
 	const struct rules_route *r = s->route >= 0 ? &s->svc->routes[s->route] : NULL;
@@ -702,13 +711,14 @@ static void http_access_log(struct http_session *s, const char *outcome)
 	        s->path[0] ? s->path : "-", s->status, (unsigned long long)s->bytes_in,
 	        (unsigned long long)s->bytes_out, route, p ? p->name : "-", server,
 	        s->req_private ? " private=1" : "", backend_ms,
-	        http_ms_since(&s->req_start), s->attempts ? s->attempts - 1 : 0, outcome);
+	        http_ms_since(&s->req_start), s->attempts ? s->attempts - 1 : 0,
+	        http_outcome_text(s, outcome));
 }
 
 /* A short answer of our own. Never names an internal address. The connection closes after it
  * unless keep says otherwise (only when the request had no body left unread). */
 static void http_respond_text(struct http_session *s, int status, const char *extra, const char *text,
-                              const char *outcome, bool keep)
+                              enum outcome outcome, bool keep)
 {
 	struct evbuffer *out = tstream_output(s->cli);
 	/* A request answered here, before it went anywhere: its head is done with. */
@@ -736,14 +746,14 @@ static void http_respond_text(struct http_session *s, int status, const char *ex
 	}
 	http_access_log(s, outcome);
 	if (tstream_flush(s->cli) != 0) {
-		http_free(s, "client-reset");
+		http_free(s, OUTCOME_CLIENT_RESET);
 		return;
 	}
 	s->phase = HP_HEAD;
 	http_read_request(s);
 }
 
-static void http_respond(struct http_session *s, int status, const char *extra, const char *outcome, bool keep)
+static void http_respond(struct http_session *s, int status, const char *extra, enum outcome outcome, bool keep)
 {
 	http_respond_text(s, status, extra, NULL, outcome, keep);
 }
@@ -1024,7 +1034,7 @@ static void http_copy_span(struct evbuffer *from, size_t off, size_t n, struct e
  * (every connect failed) is no server's error. */
 static void http_answer_failure(struct http_session *s)
 {
-	static const char *const outcome[] = { "no-server", "server-closed", "backend-timeout" };
+	static const enum outcome outcome[] = { OUTCOME_NO_SERVER, OUTCOME_SERVER_CLOSED, OUTCOME_BACKEND_TIMEOUT };
 	/* Its line may wait for the client to take the answer; the pool's budget does not. */
 	http_resend_end(s);
 	if (s->fail_cause == HR_CONNECT)
@@ -1098,7 +1108,7 @@ static void http_srv_readable(struct tstream *t, void *arg)
 static void http_tunnel_progress(struct http_session *s)
 {
 	if (s->cli_eof && s->srv_eof)
-		http_linger_begin(s, "ok");
+		http_linger_begin(s, OUTCOME_OK);
 }
 
 static void http_srv_drained(struct tstream *t, void *arg)
@@ -1182,7 +1192,7 @@ static void http_srv_event(struct tstream *t, enum tstream_event ev, void *arg)
 	}
 	if (s->resp_head_done && s->resp_framing == HF_CLOSE && ev == TSTREAM_EOF) {
 		s->resp_done = true;
-		http_close_request(s, "ok");
+		http_close_request(s, OUTCOME_OK);
 		return;
 	}
 	/* Cut off mid-exchange: before the head the request may go again, or we can say so; after it, only close. */
@@ -1190,7 +1200,7 @@ static void http_srv_event(struct tstream *t, enum tstream_event ev, void *arg)
 		http_server_failed(s, HR_BROKEN, ev == TSTREAM_EOF ? "closed" : tstream_error(s->srv));
 		return;
 	}
-	http_close_request(s, "server-closed");
+	http_close_request(s, OUTCOME_SERVER_CLOSED);
 }
 
 static SSL *http_backend_ssl(struct http_session *s)
@@ -1315,7 +1325,7 @@ static void http_connect_next(struct http_session *s)
 		return;
 	}
 	s->server = -1;
-	http_respond(s, 503, NULL, "no-server", !s->req->chunked && s->req->content_length == 0);
+	http_respond(s, 503, NULL, OUTCOME_NO_SERVER, !s->req->chunked && s->req->content_length == 0);
 }
 
 /* ---------------------------------------------------------------- bodies */
@@ -1385,7 +1395,7 @@ static void http_pump_request(struct http_session *s)
 				s->req_done = true;
 			} else if (rc != H1_NEED_MORE) {
 				http_drop_server(s);
-				http_respond(s, 400, NULL, "bad-chunked-body", false);
+				http_respond(s, 400, NULL, OUTCOME_BAD_CHUNKED_BODY, false);
 				return;
 			}
 		} else {
@@ -1398,7 +1408,7 @@ static void http_pump_request(struct http_session *s)
 			http_server_failed(s, HR_BROKEN, tstream_error(s->srv));
 			return;
 		}
-		http_close_request(s, "server-closed");
+		http_close_request(s, OUTCOME_SERVER_CLOSED);
 		return;
 	}
 	if (tstream_unsent(s->srv) >= HTTP_RELAY_MAX) {
@@ -1469,7 +1479,7 @@ static bool http_read_response_head(struct http_session *s)
 		log_msg(LOG_WARN, "pool %s server %s:%u: bad response head: %s", p->name, p->servers[s->server].host,
 		        s->port, h1_error_text(s->resp, rc));
 		http_drop_server(s);
-		http_respond(s, 502, NULL, "bad-response", false);
+		http_respond(s, 502, NULL, OUTCOME_BAD_RESPONSE, false);
 		return false;
 	}
 	s->status = s->resp->status;
@@ -1482,7 +1492,7 @@ static bool http_read_response_head(struct http_session *s)
 	}
 	if (s->status == 101 && !s->upgrade) {
 		http_drop_server(s);
-		http_respond(s, 502, NULL, "bad-upgrade", false);
+		http_respond(s, 502, NULL, OUTCOME_BAD_UPGRADE, false);
 		return false;
 	}
 	s->resp_head_done = true;
@@ -1544,7 +1554,7 @@ static void http_pump_response(struct http_session *s)
 			s->resp_done = true;
 		else if (rc != H1_NEED_MORE) {
 			s->bytes_out += moved;
-			http_close_request(s, "bad-response-body");
+			http_close_request(s, OUTCOME_BAD_RESPONSE_BODY);
 			return;
 		}
 		break;
@@ -1557,8 +1567,8 @@ static void http_pump_response(struct http_session *s)
 	if (moved)
 		http_arm(s, http_timeout(s, false));
 	if (tstream_flush(s->cli) != 0) {
-		http_access_log(s, "client-reset");
-		http_free(s, "client-reset");
+		http_access_log(s, OUTCOME_CLIENT_RESET);
+		http_free(s, OUTCOME_CLIENT_RESET);
 		return;
 	}
 	if (tstream_unsent(s->cli) >= HTTP_RELAY_MAX) {
@@ -1589,8 +1599,8 @@ static void http_tunnel(struct http_session *s, struct tstream *from, struct tst
 		s->bytes_out += n;
 	http_arm(s, http_timeout(s, false));
 	if (tstream_flush(to) != 0) {
-		http_access_log(s, "tunnel-reset");
-		http_free(s, "tunnel-reset");
+		http_access_log(s, OUTCOME_TUNNEL_RESET);
+		http_free(s, OUTCOME_TUNNEL_RESET);
 		return;
 	}
 	if (tstream_unsent(to) >= HTTP_RELAY_MAX) {
@@ -1609,10 +1619,10 @@ static void http_exchange_end(struct http_session *s)
 	http_disarm(s);
 	if (!s->keepalive) {
 		http_park_server(s);
-		http_close_request(s, "ok");
+		http_close_request(s, OUTCOME_OK);
 		return;
 	}
-	http_access_log(s, "ok");
+	http_access_log(s, OUTCOME_OK);
 	http_park_server(s);
 	s->phase = HP_HEAD;
 	if (s->cli_paused) {
@@ -1713,13 +1723,13 @@ static void http_route_resolved(struct http_session *s, const char *head, char *
 	/* ACME HTTP-01 for a certificate this gateway is obtaining: ahead of every route. */
 	char keyauth[256];
 	if (!s->tls && acme_http01_answer(path, q->path.len, keyauth, sizeof(keyauth)) >= 0) {
-		http_respond_text(s, 200, NULL, keyauth, "acme-challenge", !body);
+		http_respond_text(s, 200, NULL, keyauth, OUTCOME_ACME_CHALLENGE, !body);
 		return;
 	}
 	/* A Host another certificate of this service serves came on a connection meant for another site. */
 	if (s->tls && !tlsconf_host_fits(s->snap->tls, (size_t)(s->svc - s->snap->cfg->services), s->sni,
 	                                 strlen(s->sni), s->host, s->host_len)) {
-		http_respond(s, 421, NULL, "misdirected", !body);
+		http_respond(s, 421, NULL, OUTCOME_MISDIRECTED, !body);
 		return;
 	}
 	size_t rlen;
@@ -1729,13 +1739,13 @@ static void http_route_resolved(struct http_session *s, const char *head, char *
 	if (s->route == RULES_ROUTE_BAD_PATH) {
 		/* Never guessed, and never handed to a less specific route. */
 		log_msg(LOG_DEBUG, "client %s: bad path: %s", s->client, bad);
-		http_respond(s, 400, NULL, "bad-path", !body);
+		http_respond(s, 400, NULL, OUTCOME_BAD_PATH, !body);
 		return;
 	}
 	if (s->route < 0) {
 		/* Never forwarded anywhere the rule file did not say. */
 		int st = s->svc->mode == RULES_MODE_TLS ? 421 : 404;
-		http_respond(s, st, NULL, "no-route", !body);
+		http_respond(s, st, NULL, OUTCOME_NO_ROUTE, !body);
 		return;
 	}
 	const struct rules_route *r = &s->svc->routes[s->route];
@@ -1745,7 +1755,8 @@ static void http_route_resolved(struct http_session *s, const char *head, char *
 		struct plugin_view v = { &s->peer, s->tls, head, q, s->host, rpath, rlen };
 		int st = plugin_on_request(s->snap->cfg, r, &v, &s->plug, &why);
 		if (st) {
-			http_respond(s, st, NULL, why, !body);
+			s->answered_by = why;
+			http_respond(s, st, NULL, why ? OUTCOME_PLUGIN : OUTCOME_NO_MEMORY, !body);
 			return;
 		}
 	}
@@ -1757,19 +1768,19 @@ static void http_route_resolved(struct http_session *s, const char *head, char *
 		else
 			snprintf(loc, sizeof(loc), "Location: %s%.*s\r\n", r->redirect, (int)q->path.len, path);
 		if (!s->host[0] && strcmp(r->redirect, "https") == 0) {
-			http_respond(s, 400, NULL, "redirect-without-host", false);
+			http_respond(s, 400, NULL, OUTCOME_REDIRECT_WITHOUT_HOST, false);
 			return;
 		}
-		http_respond(s, code, loc, "redirect", !body);
+		http_respond(s, code, loc, OUTCOME_REDIRECT, !body);
 		return;
 	}
 	if (r->pool < 0) {
-		http_respond(s, r->status, NULL, "status", !body);
+		http_respond(s, r->status, NULL, OUTCOME_STATUS, !body);
 		return;
 	}
 	bool asterisk = q->path.off == q->target.off && !q->path.len;
 	if (r->normalize_path && !asterisk && !(s->target = http_normalized_target(rpath, rlen, path, q->path.len))) {
-		http_respond(s, 503, NULL, "no-memory", false);
+		http_respond(s, 503, NULL, OUTCOME_NO_MEMORY, false);
 		return;
 	}
 	s->pool = r->pool;
@@ -1794,7 +1805,7 @@ static void http_route_request(struct http_session *s, const char *head)
 	size_t need = s->req->path.len + 2;
 	char *rpath = need <= sizeof(small) ? small : malloc(need);
 	if (!rpath) {
-		http_respond(s, 503, NULL, "no-memory", false);
+		http_respond(s, 503, NULL, OUTCOME_NO_MEMORY, false);
 		return;
 	}
 	http_route_resolved(s, head, rpath);
@@ -1836,7 +1847,7 @@ static void http_read_request(struct http_session *s)
 	size_t len = evbuffer_get_length(in);
 	if (len == 0) {
 		if (s->cli_eof) {
-			http_free(s, "ok");
+			http_free(s, OUTCOME_OK);
 			return;
 		}
 		if (!s->req_started) {
@@ -1850,7 +1861,7 @@ static void http_read_request(struct http_session *s)
 	}
 	if (!s->req_started) {
 		if (http_request_reset(s) != 0) {
-			http_free(s, "no-memory");
+			http_free(s, OUTCOME_NO_MEMORY);
 			return;
 		}
 		s->req_started = true;
@@ -1864,7 +1875,7 @@ static void http_read_request(struct http_session *s)
 		if (take >= HTTP_HEAD_MAX)
 			rc = H1_ERR_TOO_LARGE;
 		else if (s->cli_eof) {
-			http_free(s, "client-closed");
+			http_free(s, OUTCOME_CLIENT_CLOSED);
 			return;
 		} else {
 			tstream_read_enable(s->cli, true);
@@ -1877,7 +1888,7 @@ static void http_read_request(struct http_session *s)
 	if (rc != H1_DONE) {
 		snprintf(s->method, sizeof(s->method), "-");
 		log_msg(LOG_DEBUG, "client %s: bad request: %s", s->client, h1_error_text(s->req, rc));
-		http_respond(s, h1_error_status(rc), NULL, "bad-request", false);
+		http_respond(s, h1_error_status(rc), NULL, OUTCOME_BAD_REQUEST, false);
 		return;
 	}
 	http_copy(s->method, sizeof(s->method), head + q->method.off, q->method.len);
@@ -1889,7 +1900,7 @@ static void http_read_request(struct http_session *s)
 	if (q->has_host) {
 		uint16_t port;
 		if (h1_host_normalize(head + q->host.off, q->host.len, s->host, sizeof(s->host), &port) < 0) {
-			http_respond(s, 400, NULL, "bad-host", false);
+			http_respond(s, 400, NULL, OUTCOME_BAD_HOST, false);
 			return;
 		}
 		s->host_len = strlen(s->host);
@@ -1951,7 +1962,7 @@ static void http_cli_event(struct tstream *t, enum tstream_event ev, void *arg)
 	case HP_HEAD:
 		if (ev == TSTREAM_EOF && evbuffer_get_length(tstream_input(s->cli)) > 0)
 			return;         /* the head is complete or not; http_read_request decides */
-		http_free(s, ev == TSTREAM_EOF ? "ok" : "client-error");
+		http_free(s, ev == TSTREAM_EOF ? OUTCOME_OK : OUTCOME_CLIENT_ERROR);
 		return;
 	case HP_TUNNEL:
 		/* The server may still be sending (paused while the client is slow to read). */
@@ -1960,7 +1971,7 @@ static void http_cli_event(struct tstream *t, enum tstream_event ev, void *arg)
 			http_tunnel_progress(s);
 			return;
 		}
-		http_free(s, "ok");
+		http_free(s, OUTCOME_OK);
 		return;
 	case HP_CLOSING:
 		/* A client that half-closes may still be reading; a reset is checked for. */
@@ -1972,8 +1983,8 @@ static void http_cli_event(struct tstream *t, enum tstream_event ev, void *arg)
 		 * one whose request is not complete is gone. */
 		if (ev == TSTREAM_EOF && s->req_done)
 			return;
-		http_access_log(s, "client-closed");
-		http_free(s, "client-closed");
+		http_access_log(s, OUTCOME_CLIENT_CLOSED);
+		http_free(s, OUTCOME_CLIENT_CLOSED);
 		return;
 	}
 }
@@ -1995,10 +2006,10 @@ static void http_timer(evutil_socket_t fd, short what, void *arg)
 	switch (s->phase) {
 	case HP_HEAD:
 		if (evbuffer_get_length(tstream_input(s->cli)) == 0) {
-			http_free(s, s->handshaken ? "keepalive-timeout" : "handshake-timeout");
+			http_free(s, s->handshaken ? OUTCOME_KEEPALIVE_TIMEOUT : OUTCOME_HANDSHAKE_TIMEOUT);
 			return;
 		}
-		http_respond(s, 408, NULL, "header-timeout", false);
+		http_respond(s, 408, NULL, OUTCOME_HEADER_TIMEOUT, false);
 		return;
 	case HP_CONNECT:
 		http_server_failed(s, HR_CONNECT, "connect timed out");
@@ -2008,11 +2019,11 @@ static void http_timer(evutil_socket_t fd, short what, void *arg)
 			http_server_failed(s, HR_TIMEOUT, "no answer in time");
 			return;
 		}
-		http_close_request(s, "idle-timeout");
+		http_close_request(s, OUTCOME_IDLE_TIMEOUT);
 		return;
 	case HP_TUNNEL:
-		http_access_log(s, "idle-timeout");
-		http_free(s, "idle-timeout");
+		http_access_log(s, OUTCOME_IDLE_TIMEOUT);
+		http_free(s, OUTCOME_IDLE_TIMEOUT);
 		return;
 	case HP_CLOSING:
 		http_linger_check(s);
@@ -2053,7 +2064,7 @@ void http_session_start(const struct http_start *st)
 	s->timer = evtimer_new(s->home->base, http_timer, s);
 	s->cli = tstream_new(st->cli, st->ssl);
 	if (!s->timer || !s->cli) {
-		http_free(s, "no-memory");
+		http_free(s, OUTCOME_NO_MEMORY);
 		return;
 	}
 	tstream_setcb(s->cli, http_cli_readable, http_cli_drained, http_cli_event, s);

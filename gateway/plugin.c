@@ -312,7 +312,7 @@ int plugin_on_request(const struct rules_config *cfg, const struct rules_route *
 {
 	struct onegate_request *q = (struct onegate_request *)*req;
 	if (!q && !(q = plugin_req_new(cfg, r, v))) {
-		*outcome = "no-memory";
+		*outcome = NULL;
 		return 503;
 	}
 	*req = (struct plugin_req *)q;

@@ -52,8 +52,9 @@ struct plugin_view {
 
 /* Runs the on_request hooks of route r (r->nplugins > 0) in order. Returns 0
  * to go on, or the status to answer with *outcome naming the plugin for the
- * access log ("plugin:NAME"). *req is made on the first call of a request and
- * keeps the edits for the head writers below. */
+ * access log ("plugin:NAME"; NULL with 503: no memory to run them). *req is
+ * made on the first call of a request and keeps the edits for the head writers
+ * below. */
 int plugin_on_request(const struct rules_config *cfg, const struct rules_route *r, const struct plugin_view *v,
                       struct plugin_req **req, const char **outcome);
 
