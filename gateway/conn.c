@@ -15,11 +15,13 @@
 #include "acme.h"
 #include "addr.h"
 #include "hello.h"
+#include "home.h"
 #include "http.h"
 #include "log.h"
 #include "outcome.h"
 #include "pool.h"
 #include "proxyproto.h"
+#include "rules.h"
 #include "sock.h"
 #include "tlsconf.h"
 
@@ -32,9 +34,9 @@
 enum conn_phase { PH_PROXY, PH_HELLO, PH_CONNECT, PH_RELAY, PH_CLOSING, PH_LINGER };
 
 struct conn {
-	struct conn_link link;          /* in home->live; first, so a link is its conn */
-	struct conn_home *home;
-	struct conn_snap *snap;
+	struct home_link link;          /* in home->live; first, so a link is its conn */
+	struct home *home;
+	struct home_snap *snap;
 	const struct rules_service *svc;
 	enum conn_phase phase;
 	struct sock *cli, *srv;
@@ -54,35 +56,6 @@ struct conn {
 	bool cli_eof, srv_eof;
 	struct sock_linger cli_linger, srv_linger;      /* PH_CLOSING: what each peer has still to take */
 };
-
-/* ---------------------------------------------------------------- snapshot */
-
-struct conn_snap *conn_snap_new(struct rules_config *cfg, struct tlsconf *tls, struct pool_table *pools)
-{
-	struct conn_snap *s = calloc(1, sizeof(*s));
-	if (!s)
-		return NULL;
-	if (!(s->cursor = pool_cursor_new(pools))) {
-		free(s);
-		return NULL;
-	}
-	s->cfg = rules_config_ref(cfg);
-	s->tls = tlsconf_ref(tls);
-	s->pools = pool_table_ref(pools);
-	s->refs = 1;
-	return s;
-}
-
-void conn_snap_unref(struct conn_snap *s)
-{
-	if (!s || --s->refs > 0)
-		return;
-	rules_config_unref(s->cfg);
-	tlsconf_unref(s->tls);
-	pool_cursor_free(s->cursor);
-	pool_table_unref(s->pools);
-	free(s);
-}
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -122,7 +95,7 @@ static void conn_log(const struct conn *c, enum outcome outcome)
 /* The one place a connection's memory is released. */
 static void conn_release(struct conn *c)
 {
-	struct conn_home *home = c->home;
+	struct home *home = c->home;
 	pool_service_open(c->snap->pools, conn_service_index(c), -1);
 	if (c->server >= 0)
 		pool_conn_end(c->snap->pools, (size_t)c->pool, (size_t)c->server);
@@ -130,8 +103,8 @@ static void conn_release(struct conn *c)
 		event_free(c->timer);
 	sock_free(c->cli);
 	sock_free(c->srv);
-	conn_snap_unref(c->snap);
-	conn_home_unlink(home, &c->link);
+	home_snap_unref(c->snap);
+	home_live_remove(home, &c->link);
 	free(c);
 }
 
@@ -144,54 +117,9 @@ static void conn_free(struct conn *c, enum outcome outcome)
 	conn_release(c);
 }
 
-static void conn_list_add(struct conn_link **head, struct conn_link *l)
-{
-	l->prev = NULL;
-	l->next = *head;
-	if (*head)
-		(*head)->prev = l;
-	*head = l;
-}
-
-static void conn_list_remove(struct conn_link **head, struct conn_link *l)
-{
-	if (l->prev)
-		l->prev->next = l->next;
-	else
-		*head = l->next;
-	if (l->next)
-		l->next->prev = l->prev;
-}
-
-void conn_home_link(struct conn_home *home, struct conn_link *l)
-{
-	conn_list_add(&home->live, l);
-	home->nlive++;
-}
-
-void conn_home_unlink(struct conn_home *home, struct conn_link *l)
-{
-	conn_list_remove(&home->live, l);
-	home->nlive--;
-	if (home->nlive == 0 && home->on_empty)
-		home->on_empty(home->on_empty_arg);
-}
-
-void conn_home_idle_link(struct conn_home *home, struct conn_link *l)
-{
-	conn_list_add(&home->idle, l);
-	home->nidle++;
-}
-
-void conn_home_idle_unlink(struct conn_home *home, struct conn_link *l)
-{
-	conn_list_remove(&home->idle, l);
-	home->nidle--;
-}
-
 static void conn_linger_cut(struct conn *c, enum outcome outcome);
 
-static void conn_close_now(struct conn_link *l)
+static void conn_close_now(struct home_link *l)
 {
 	struct conn *c = (struct conn *)l;
 	if (c->phase == PH_CLOSING) {
@@ -677,7 +605,7 @@ static void conn_timer(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-void conn_accept(struct conn_home *home, evutil_socket_t fd, const struct sockaddr *peer,
+void conn_accept(struct home *home, evutil_socket_t fd, const struct sockaddr *peer,
                  socklen_t peerlen, size_t svc_index)
 {
 	struct conn *c = calloc(1, sizeof(*c));
@@ -705,7 +633,7 @@ void conn_accept(struct conn_home *home, evutil_socket_t fd, const struct sockad
 	c->last = c->start;
 
 	c->link.close_now = conn_close_now;
-	conn_home_link(home, &c->link);
+	home_live_add(home, &c->link);
 
 	c->cli = sock_new(home->base, fd);
 	c->timer = evtimer_new(home->base, conn_timer, c);
@@ -729,12 +657,4 @@ void conn_accept(struct conn_home *home, evutil_socket_t fd, const struct sockad
 		conn_arm(c, c->svc->hello_timeout_ms);
 	}
 	sock_read_enable(c->cli, true);
-}
-
-void conn_close_all(struct conn_home *home)
-{
-	while (home->live)
-		home->live->close_now(home->live);
-	while (home->idle)
-		home->idle->close_now(home->idle);
 }

@@ -75,9 +75,9 @@ struct http_private {
 };
 
 struct http_session {
-	struct conn_link link;          /* first: a link is its session */
-	struct conn_home *home;
-	struct conn_snap *snap;
+	struct home_link link;          /* first: a link is its session */
+	struct home *home;
+	struct home_snap *snap;
 	const struct rules_service *svc;
 	struct tstream *cli, *srv;
 	struct event *timer;
@@ -231,14 +231,14 @@ static void http_free(struct http_session *s, enum outcome outcome)
 	free(s->msgs);
 	plugin_req_free(s->plug);
 	free(s->target);
-	conn_snap_unref(s->snap);
-	conn_home_unlink(s->home, &s->link);
+	home_snap_unref(s->snap);
+	home_live_remove(s->home, &s->link);
 	free(s);
 }
 
 static void http_linger_cut(struct http_session *s, enum outcome outcome);
 
-static void http_close_now(struct conn_link *l)
+static void http_close_now(struct home_link *l)
 {
 	struct http_session *s = (struct http_session *)l;
 	/* A request cut here is logged with what its client got so far. */
@@ -344,8 +344,8 @@ static bool http_auth_header_binds(const char *head, const struct h1_header *h, 
 #define HTTP_IDLE_MS 30000
 
 struct http_idle {
-	struct conn_link link;          /* first: a link is its entry; in home->idle */
-	struct conn_home *home;
+	struct home_link link;          /* first: a link is its entry; in home->idle */
+	struct home *home;
 	struct tstream *t;
 	struct rules_config *cfg;       /* a reference: a freed snapshot's address could come back */
 	uint64_t until;                 /* http_now_ms() when it is closed */
@@ -356,8 +356,8 @@ struct http_idle {
 
 static void http_idle_free(struct http_idle *i)
 {
-	struct conn_home *home = i->home;
-	conn_home_idle_unlink(home, &i->link);
+	struct home *home = i->home;
+	home_idle_remove(home, &i->link);
 	tstream_free(i->t);
 	rules_config_unref(i->cfg);
 	free(i);
@@ -367,7 +367,7 @@ static void http_idle_free(struct http_idle *i)
 	}
 }
 
-static void http_idle_close_now(struct conn_link *l)
+static void http_idle_close_now(struct home_link *l)
 {
 	http_idle_free((struct http_idle *)l);
 }
@@ -386,7 +386,7 @@ static void http_idle_event(struct tstream *t, enum tstream_event ev, void *arg)
 	http_idle_free(arg);
 }
 
-static void http_idle_timer_set(struct conn_home *home, uint64_t ms)
+static void http_idle_timer_set(struct home *home, uint64_t ms)
 {
 	struct timeval tv = { .tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000 };
 	event_add(home->idle_timer, &tv);
@@ -396,11 +396,11 @@ static void http_idle_timer_set(struct conn_home *home, uint64_t ms)
  * that parking and taking a connection (once per request) cost no timer work. */
 static void http_idle_sweep(evutil_socket_t fd, short what, void *arg)
 {
-	struct conn_home *home = arg;
+	struct home *home = arg;
 	(void)fd;
 	(void)what;
 	uint64_t now = http_now_ms(), next = 0;
-	for (struct conn_link *l = home->idle, *after; l; l = after) {
+	for (struct home_link *l = home->idle, *after; l; l = after) {
 		struct http_idle *i = (struct http_idle *)l;
 		after = l->next;
 		if (i->until <= now)
@@ -497,7 +497,7 @@ static void http_park_server(struct http_session *s)
 	}
 	http_server_release(s);
 	/* A draining or disabled server gets nothing new, kept connections included. */
-	struct conn_home *home = s->home;
+	struct home *home = s->home;
 	if (!s->srv || !s->srv_reusable || home->nidle >= HTTP_IDLE_MAX ||
 	    !pool_server_usable(s->snap->pools, (size_t)s->pool, (size_t)s->server) ||
 	    evbuffer_get_length(tstream_input(s->srv)) > 0 || !(i = malloc(sizeof(*i)))) {
@@ -525,14 +525,14 @@ static void http_park_server(struct http_session *s)
 	s->srv = NULL;
 	tstream_setcb(i->t, http_idle_readable, NULL, http_idle_event, i);
 	tstream_read_enable(i->t, true);
-	conn_home_idle_link(home, &i->link);
+	home_idle_add(home, &i->link);
 }
 
 /* An idle connection to exactly this server, or NULL. */
 static struct tstream *http_take_idle(struct http_session *s, long server, unsigned port)
 {
 	const char *name = http_backend_name(s, &s->snap->cfg->pools[s->pool]);
-	for (struct conn_link *l = s->home->idle; l; l = l->next) {
+	for (struct home_link *l = s->home->idle; l; l = l->next) {
 		struct http_idle *i = (struct http_idle *)l;
 		if (i->cfg != s->snap->cfg || i->pool != s->pool || i->server != server || i->port != port ||
 		    strcmp(i->name, name) != 0)
@@ -2060,7 +2060,7 @@ void http_session_start(const struct http_start *st)
 	http_clock(&s->start);
 	s->req_start = s->start;
 	s->link.close_now = http_close_now;
-	conn_home_link(s->home, &s->link);
+	home_live_add(s->home, &s->link);
 	s->timer = evtimer_new(s->home->base, http_timer, s);
 	s->cli = tstream_new(st->cli, st->ssl);
 	if (!s->timer || !s->cli) {

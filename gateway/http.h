@@ -16,13 +16,14 @@
 
 #include <openssl/ssl.h>
 
-#include "conn.h"
+#include "home.h"
+#include "rules.h"
 
 struct sock;
 
 struct http_start {
-	struct conn_home *home;
-	struct conn_snap *snap;         /* the session takes its own reference */
+	struct home *home;
+	struct home_snap *snap;         /* the session takes its own reference */
 	const struct rules_service *svc;
 	struct sock *cli;               /* ownership passes to the session */
 	SSL *ssl;                       /* server side to terminate here, or NULL for plain HTTP */

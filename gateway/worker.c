@@ -16,6 +16,7 @@
 
 #include "addr.h"
 #include "conn.h"
+#include "home.h"
 #include "live.h"
 #include "log.h"
 #include "pool.h"
@@ -57,7 +58,7 @@ struct worker {
 	struct worker_listener **ls;     /* each allocated alone: libevent holds pointers to them */
 	size_t nls;
 	bool stopping;
-	struct conn_home home;
+	struct home home;
 	pthread_mutex_t pending_lock;   /* control path only; the data path never takes it */
 	struct worker_reload pending;
 };
@@ -108,7 +109,7 @@ static void worker_apply_reload(struct worker *w)
 	if (!r.cfg)
 		return;
 
-	struct conn_snap *snap = conn_snap_new(r.cfg, r.tls, r.pools);
+	struct home_snap *snap = home_snap_new(r.cfg, r.tls, r.pools);
 	if (!snap) {
 		log_msg(LOG_ERROR, "worker %u: out of memory applying the new rules; keeping the old ones", w->id);
 		worker_pending_clear(&r);
@@ -133,7 +134,7 @@ static void worker_apply_reload(struct worker *w)
 		r.fds[i] = -1;
 	}
 	r.n = 0;
-	conn_snap_unref(w->home.snap);
+	home_snap_unref(w->home.snap);
 	w->home.snap = snap;
 	worker_pending_clear(&r);
 }
@@ -156,7 +157,7 @@ static void worker_ctl(evutil_socket_t fd, short what, void *arg)
 		if (w->home.nlive)
 			log_msg(LOG_WARN, "worker %u: drain time over: cutting %zu connections still open", w->id,
 			        w->home.nlive);
-		conn_close_all(&w->home);
+		home_close_all(&w->home);
 	}
 	if (w->stopping && w->home.nlive == 0)
 		event_base_loopexit(w->base, NULL);
@@ -213,7 +214,7 @@ struct worker *worker_new(unsigned id, struct rules_config *cfg, struct tlsconf 
 		event_config_free(ec);
 	}
 	w->ctl_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	w->home.snap = conn_snap_new(cfg, tls, pools);
+	w->home.snap = home_snap_new(cfg, tls, pools);
 	if (!w->base || w->ctl_fd < 0 || !w->home.snap)
 		goto fail;
 	w->ctl_ev = event_new(w->base, w->ctl_fd, EV_READ | EV_PERSIST, worker_ctl, w);
@@ -372,7 +373,7 @@ void worker_free(struct worker *w)
 		pthread_join(w->thread, NULL);
 	/* The thread is gone: anything left is ours to close, on this thread. */
 	w->home.on_empty = NULL;
-	conn_close_all(&w->home);
+	home_close_all(&w->home);
 	worker_close_listeners(w);
 	free(w->ls);
 	worker_pending_clear(&w->pending);
@@ -383,7 +384,7 @@ void worker_free(struct worker *w)
 		event_free(w->beat_ev);
 	if (w->ctl_fd >= 0)
 		close(w->ctl_fd);
-	conn_snap_unref(w->home.snap);
+	home_snap_unref(w->home.snap);
 	if (w->base)
 		event_base_free(w->base);
 	free(w);
