@@ -15,6 +15,8 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
+#include "guard.h"
+
 /* A read reserves room in the input, which libevent allocates as a chain of its
  * header plus the room, rounded up to a power of two: SOCK_READ_CHUNK of room is a
  * 128 KiB malloc, too much for each 1 KiB request. Small messages get a 4 KiB
@@ -37,8 +39,7 @@ struct sock {
 	bool peer_shut;         /* the peer's FIN is in the kernel (EPOLLRDHUP): read up to it */
 	bool wev_armed;
 	bool connecting, eof, shut_pending, shut_done, broken;
-	int busy;               /* callbacks running: sock_free() waits for them */
-	bool freed;
+	struct guard guard;     /* callbacks running: sock_free() waits for them */
 };
 
 static bool sock_wants_read(const struct sock *s)
@@ -94,8 +95,7 @@ void sock_free(struct sock *s)
 {
 	if (!s)
 		return;
-	if (s->busy) {
-		s->freed = true;
+	if (!guard_free(&s->guard)) {
 		event_del(s->rev);
 		event_del(s->wev);
 		return;
@@ -106,17 +106,17 @@ void sock_free(struct sock *s)
 /* Brackets callbacks into the owner, who may free the sock inside them. */
 static void sock_enter(struct sock *s)
 {
-	s->busy++;
+	guard_enter(&s->guard);
 }
 
 /* Returns false when the sock was freed inside the callbacks. */
 static bool sock_leave(struct sock *s)
 {
-	if (--s->busy == 0 && s->freed) {
+	if (guard_leave(&s->guard)) {
 		sock_release(s);
 		return false;
 	}
-	return !s->freed;
+	return !guard_freed(&s->guard);
 }
 
 static void sock_report(struct sock *s, enum sock_event ev, int err)
@@ -263,7 +263,7 @@ static void sock_on_read(evutil_socket_t fd, short what, void *arg)
 	sock_enter(s);
 	if (got && s->on_readable)
 		s->on_readable(s, s->arg);
-	if (!s->freed && (eof || err))
+	if (!guard_freed(&s->guard) && (eof || err))
 		sock_report(s, err ? SOCK_ERROR : SOCK_EOF, err);
 	/* The owner usually took the input: reading may go on even if the bound stopped it above. */
 	if (sock_leave(s))

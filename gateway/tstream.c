@@ -9,6 +9,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
+#include "guard.h"
 #include "sock.h"
 #include "tls.h"
 
@@ -26,8 +27,7 @@ struct tstream {
 	size_t read_max, low_mark;
 	bool reading, ready, eof_sent, shut;
 	bool sock_eof;                  /* the socket ended; with TLS, reported once nothing is left to decrypt */
-	int busy;
-	bool freed;
+	struct guard guard;             /* callbacks running: tstream_free() waits for them */
 	char error[200];
 };
 
@@ -48,25 +48,22 @@ void tstream_free(struct tstream *t)
 {
 	if (!t)
 		return;
-	if (t->busy) {
-		t->freed = true;
-		return;
-	}
-	tstream_release(t);
+	if (guard_free(&t->guard))
+		tstream_release(t);
 }
 
 static void tstream_enter(struct tstream *t)
 {
-	t->busy++;
+	guard_enter(&t->guard);
 }
 
 static bool tstream_leave(struct tstream *t)
 {
-	if (--t->busy == 0 && t->freed) {
+	if (guard_leave(&t->guard)) {
 		tstream_release(t);
 		return false;
 	}
-	return !t->freed;
+	return !guard_freed(&t->guard);
 }
 
 static void tstream_report(struct tstream *t, enum tstream_event ev)
@@ -76,7 +73,7 @@ static void tstream_report(struct tstream *t, enum tstream_event ev)
 			return;
 		t->eof_sent = true;
 	}
-	if (t->on_event && !t->freed)
+	if (t->on_event && !guard_freed(&t->guard))
 		t->on_event(t, ev, t->arg);
 }
 
@@ -110,7 +107,7 @@ static void tstream_tls_pump(struct tstream *t)
 		}
 		t->ready = true;
 		tstream_report(t, TSTREAM_READY);
-		if (t->freed)
+		if (guard_freed(&t->guard))
 			return;
 	}
 	/* Decrypt until the owner's bound or the ciphertext runs out: records already
@@ -125,7 +122,7 @@ static void tstream_tls_pump(struct tstream *t)
 		}
 		if (got && t->on_readable)
 			t->on_readable(t, t->arg);
-		if (t->freed)
+		if (guard_freed(&t->guard))
 			return;
 		if (r == TLS_CLOSED) {
 			tstream_report(t, TSTREAM_EOF);
@@ -189,9 +186,9 @@ static void tstream_on_event(struct sock *s, enum sock_event ev, int err, void *
 			t->sock_eof = true;
 			tls_stream_set_eof(t->tls);
 			tstream_tls_pump(t);
-			if (!t->freed && !t->ready)
+			if (!guard_freed(&t->guard) && !t->ready)
 				tstream_fail(t, "the peer closed during the TLS handshake");
-			else if (!t->freed && !tls_stream_has_input(t->tls))
+			else if (!guard_freed(&t->guard) && !tls_stream_has_input(t->tls))
 				tstream_report(t, TSTREAM_EOF);
 		} else {
 			tstream_report(t, TSTREAM_EOF);
