@@ -7,13 +7,13 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <sys/eventfd.h>
 
 #include <event2/event.h>
 
 #include "admin.h"
 #include "health.h"
 #include "log.h"
+#include "mailbox.h"
 #include "pool.h"
 #include "tlsconf.h"
 
@@ -31,14 +31,12 @@ struct control_update {
 struct control {
 	pthread_t thread;
 	struct event_base *base;
-	int bell;                       /* eventfd: the daemon's doorbell */
-	struct event *bell_ev;
+	struct mailbox *mailbox;        /* the daemon's doorbell; its lock guards pending */
 	struct health *health;
 	struct admin *admin;
 	struct pool_table *table;       /* the newest: its objects' live numbers are sampled */
 	struct event *sample_ev;        /* once a second */
 	uint64_t ticks;
-	pthread_mutex_t lock;           /* guards pending */
 	struct control_update pending;
 	_Atomic uint64_t reloads_begun; /* the daemon's thread counts, the admin listener reads */
 };
@@ -98,18 +96,14 @@ static void control_apply(struct control *c, struct control_update *u)
 		log_msg(LOG_ERROR, "health checks: out of memory; some servers are not checked");
 }
 
-static void control_bell(evutil_socket_t fd, short what, void *arg)
+static void control_bell(void *arg)
 {
 	struct control *c = arg;
-	uint64_t v;
-	ssize_t r = read(fd, &v, sizeof(v));
-	(void)r;
-	(void)what;
-	pthread_mutex_lock(&c->lock);
+	mailbox_lock(c->mailbox);
 	struct control_update u = c->pending;
 	memset(&c->pending, 0, sizeof(c->pending));
 	c->pending.admin_fd = -1;
-	pthread_mutex_unlock(&c->lock);
+	mailbox_unlock(c->mailbox);
 	if (u.stop) {
 		control_update_clear(&u);
 		event_base_loopexit(c->base, NULL);
@@ -130,13 +124,6 @@ static void *control_main(void *arg)
 	return NULL;
 }
 
-static void control_ring(struct control *c)
-{
-	uint64_t one = 1;
-	ssize_t r = write(c->bell, &one, sizeof(one));
-	(void)r;
-}
-
 static void control_free(struct control *c)
 {
 	health_free(c->health);
@@ -144,12 +131,8 @@ static void control_free(struct control *c)
 	if (c->sample_ev)
 		event_free(c->sample_ev);
 	pool_table_unref(c->table);
-	if (c->bell_ev)
-		event_free(c->bell_ev);
-	if (c->bell >= 0)
-		close(c->bell);
+	mailbox_free(c->mailbox);
 	control_update_clear(&c->pending);
-	pthread_mutex_destroy(&c->lock);
 	if (c->base)
 		event_base_free(c->base);
 	free(c);
@@ -163,18 +146,13 @@ struct control *control_start(struct pool_table *t, struct tlsconf *tls, int adm
 			close(admin_fd);
 		return NULL;
 	}
-	c->bell = -1;
 	c->pending.admin_fd = -1;
-	pthread_mutex_init(&c->lock, NULL);
 	struct control_update first = { .table = pool_table_ref(t), .tls = tlsconf_ref(tls), .admin_fd = admin_fd,
 	                                 .token = token ? strdup(token) : NULL };
 	c->base = event_base_new();
-	c->bell = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	c->mailbox = c->base ? mailbox_new(c->base, control_bell, c) : NULL;
 	c->health = c->base ? health_new(c->base) : NULL;
-	if (!c->base || c->bell < 0 || !c->health || (token && !first.token))
-		goto fail;
-	c->bell_ev = event_new(c->base, c->bell, EV_READ | EV_PERSIST, control_bell, c);
-	if (!c->bell_ev || event_add(c->bell_ev, NULL) != 0)
+	if (!c->base || !c->mailbox || !c->health || (token && !first.token))
 		goto fail;
 	c->table = pool_table_ref(t);
 	struct timeval second = { 1, 0 };
@@ -204,7 +182,7 @@ void control_reload(struct control *c, struct pool_table *t, struct tlsconf *tls
 {
 	struct control_update u = { .table = pool_table_ref(t), .tls = tlsconf_ref(tls), .admin_fd = admin_fd,
 	                            .token = token ? strdup(token) : NULL };
-	pthread_mutex_lock(&c->lock);
+	mailbox_lock(c->mailbox);
 	struct control_update old = c->pending;
 	c->pending = u;
 	/* An outcome not yet handed over still has its waiters. */
@@ -212,10 +190,10 @@ void control_reload(struct control *c, struct pool_table *t, struct tlsconf *tls
 	c->pending.outcome_applied = old.outcome_applied;
 	c->pending.outcome_text = old.outcome_text;
 	old.outcome_text = NULL;
-	pthread_mutex_unlock(&c->lock);
+	mailbox_unlock(c->mailbox);
 	/* A reload not yet applied is superseded, but a listener it brought must not leak. */
 	control_update_clear(&old);
-	control_ring(c);
+	mailbox_ring(c->mailbox);
 }
 
 void control_reload_begin(struct control *c)
@@ -225,23 +203,23 @@ void control_reload_begin(struct control *c)
 
 void control_reload_end(struct control *c, bool applied, char *text)
 {
-	pthread_mutex_lock(&c->lock);
+	mailbox_lock(c->mailbox);
 	free(c->pending.outcome_text);
 	c->pending.outcome_seq = atomic_load(&c->reloads_begun);
 	c->pending.outcome_applied = applied;
 	c->pending.outcome_text = text;
-	pthread_mutex_unlock(&c->lock);
-	control_ring(c);
+	mailbox_unlock(c->mailbox);
+	mailbox_ring(c->mailbox);
 }
 
 void control_stop(struct control *c)
 {
 	if (!c)
 		return;
-	pthread_mutex_lock(&c->lock);
+	mailbox_lock(c->mailbox);
 	c->pending.stop = true;
-	pthread_mutex_unlock(&c->lock);
-	control_ring(c);
+	mailbox_unlock(c->mailbox);
+	mailbox_ring(c->mailbox);
 	pthread_join(c->thread, NULL);
 	control_free(c);
 }

@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <sys/eventfd.h>
 
 #include <event2/event.h>
 #include <event2/listener.h>
@@ -19,6 +18,7 @@
 #include "home.h"
 #include "live.h"
 #include "log.h"
+#include "mailbox.h"
 #include "pool.h"
 
 /* After EMFILE/ENFILE a listener pauses this long, then tries again, so a
@@ -51,15 +51,13 @@ struct worker {
 	bool started;
 	atomic_bool finished;
 	atomic_uint commands;
-	int ctl_fd;                     /* eventfd: the daemon's doorbell */
 	struct event_base *base;
-	struct event *ctl_ev;
+	struct mailbox *mailbox;        /* the daemon's doorbell; its lock guards pending, never the data path */
 	struct event *beat_ev;          /* tells live.c this loop turns */
 	struct worker_listener **ls;     /* each allocated alone: libevent holds pointers to them */
 	size_t nls;
 	bool stopping;
 	struct home home;
-	pthread_mutex_t pending_lock;   /* control path only; the data path never takes it */
 	struct worker_reload pending;
 };
 
@@ -102,10 +100,10 @@ static void worker_pending_clear(struct worker_reload *r)
 /* Runs on the worker's thread: nothing here races with its connections. */
 static void worker_apply_reload(struct worker *w)
 {
-	pthread_mutex_lock(&w->pending_lock);
+	mailbox_lock(w->mailbox);
 	struct worker_reload r = w->pending;
 	memset(&w->pending, 0, sizeof(w->pending));
-	pthread_mutex_unlock(&w->pending_lock);
+	mailbox_unlock(w->mailbox);
 	if (!r.cfg)
 		return;
 
@@ -139,12 +137,9 @@ static void worker_apply_reload(struct worker *w)
 	worker_pending_clear(&r);
 }
 
-static void worker_ctl(evutil_socket_t fd, short what, void *arg)
+static void worker_ctl(void *arg)
 {
 	struct worker *w = arg;
-	uint64_t v;
-	ssize_t r = read(fd, &v, sizeof(v));
-	(void)r;
 	unsigned cmd = atomic_exchange(&w->commands, 0);
 	if ((cmd & WORKER_CMD_RELOAD) && !w->stopping)
 		worker_apply_reload(w);
@@ -204,8 +199,6 @@ struct worker *worker_new(unsigned id, struct rules_config *cfg, struct tlsconf 
 	if (!w)
 		return NULL;
 	w->id = id;
-	w->ctl_fd = -1;
-	pthread_mutex_init(&w->pending_lock, NULL);
 	struct event_config *ec = event_config_new();
 	if (ec) {
 		/* One thread per base: libevent's own locks would be pure cost. */
@@ -213,12 +206,8 @@ struct worker *worker_new(unsigned id, struct rules_config *cfg, struct tlsconf 
 		w->base = event_base_new_with_config(ec);
 		event_config_free(ec);
 	}
-	w->ctl_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	w->home.snap = home_snap_new(cfg, tls, pools);
-	if (!w->base || w->ctl_fd < 0 || !w->home.snap)
-		goto fail;
-	w->ctl_ev = event_new(w->base, w->ctl_fd, EV_READ | EV_PERSIST, worker_ctl, w);
-	if (!w->ctl_ev || event_add(w->ctl_ev, NULL) != 0)
+	if (!w->base || !w->home.snap || !(w->mailbox = mailbox_new(w->base, worker_ctl, w)))
 		goto fail;
 	struct timeval beat = { 0, LIVE_BEAT_MS * 1000 };
 	w->beat_ev = event_new(w->base, -1, EV_PERSIST, worker_beat, w);
@@ -282,9 +271,7 @@ int worker_start(struct worker *w)
 static void worker_signal(struct worker *w, unsigned cmd)
 {
 	atomic_fetch_or(&w->commands, cmd);
-	uint64_t one = 1;
-	ssize_t r = write(w->ctl_fd, &one, sizeof(one));
-	(void)r;
+	mailbox_ring(w->mailbox);
 }
 
 /* The daemon binds only the addresses a rule file adds to the one it loaded before. When
@@ -339,12 +326,12 @@ int worker_reload(struct worker *w, struct rules_config *cfg, struct tlsconf *tl
 	r.cfg = rules_config_ref(cfg);
 	r.tls = tlsconf_ref(tls);
 	r.pools = pool_table_ref(pools);
-	pthread_mutex_lock(&w->pending_lock);
+	mailbox_lock(w->mailbox);
 	/* A reload not yet applied is superseded by this newer one. */
 	struct worker_reload old = w->pending;
 	worker_pending_carry(w, &r, &old);
 	w->pending = r;
-	pthread_mutex_unlock(&w->pending_lock);
+	mailbox_unlock(w->mailbox);
 	worker_pending_clear(&old);
 	worker_signal(w, WORKER_CMD_RELOAD);
 	return 0;
@@ -377,13 +364,9 @@ void worker_free(struct worker *w)
 	worker_close_listeners(w);
 	free(w->ls);
 	worker_pending_clear(&w->pending);
-	pthread_mutex_destroy(&w->pending_lock);
-	if (w->ctl_ev)
-		event_free(w->ctl_ev);
+	mailbox_free(w->mailbox);
 	if (w->beat_ev)
 		event_free(w->beat_ev);
-	if (w->ctl_fd >= 0)
-		close(w->ctl_fd);
 	home_snap_unref(w->home.snap);
 	if (w->base)
 		event_base_free(w->base);
