@@ -21,6 +21,7 @@
 #include "outcome.h"
 #include "pool.h"
 #include "proxyproto.h"
+#include "relay.h"
 #include "rules.h"
 #include "sock.h"
 #include "tlsconf.h"
@@ -53,8 +54,7 @@ struct conn {
 	long server;                    /* current server (counted in its active connections), -1 when none */
 	uint64_t bytes_in, bytes_out;   /* client->server, server->client */
 	struct timeval start, last;
-	bool cli_eof, srv_eof;
-	struct sock_linger cli_linger, srv_linger;      /* PH_CLOSING: what each peer has still to take */
+	struct relay relay;             /* PH_RELAY, PH_CLOSING; cli.eof is recorded from PH_CONNECT on */
 };
 
 /* ---------------------------------------------------------------- helpers */
@@ -117,17 +117,12 @@ static void conn_free(struct conn *c, enum outcome outcome)
 	conn_release(c);
 }
 
-static void conn_linger_cut(struct conn *c, enum outcome outcome);
+static void conn_linger_check(struct conn *c);
 
 static void conn_close_now(struct home_link *l)
 {
 	struct conn *c = (struct conn *)l;
-	if (c->phase == PH_CLOSING) {
-		(void)sock_linger_check(&c->cli_linger, c->cli, 0, c->svc->send_timeout_ms);
-		(void)sock_linger_check(&c->srv_linger, c->srv, 0, c->svc->send_timeout_ms);
-		conn_linger_cut(c, OUTCOME_DRAIN_TIMEOUT);
-		return;
-	}
+	relay_cut(&c->relay);
 	conn_free(c, OUTCOME_DRAIN_TIMEOUT);
 }
 
@@ -142,99 +137,40 @@ static void conn_touch(struct conn *c)
 	event_base_gettimeofday_cached(c->home->base, &c->last);
 }
 
-/* ---------------------------------------------------------------- relay */
+/* ---------------------------------------------------------------- relay (relay.h) */
 
-/* TLS peers often reset instead of closing once they have said all they will
- * (close_notify racing a close). A reset after either side's EOF ends an
- * exchange that completed; only an earlier one cut it short. */
-static enum outcome conn_reset_outcome(const struct conn *c, enum outcome reset)
+static void conn_relay(struct conn *c, struct relay_end *from)
 {
-	return c->cli_eof || c->srv_eof ? OUTCOME_OK : reset;
-}
-
-static void conn_relay(struct conn *c, struct sock *from, struct sock *to, uint64_t *count)
-{
-	struct evbuffer *in = sock_input(from);
-	struct evbuffer *out = sock_output(to);
-	size_t n = evbuffer_get_length(in);
-	*count += n;
+	size_t n;
+	enum outcome end;
+	bool going = relay_move(&c->relay, from, &n, &end);
 	if (c->server >= 0)
 		pool_relay_bytes(c->snap->pools, conn_service_index(c), (size_t)c->pool, (size_t)c->server,
-		                 from == c->cli ? n : 0, from == c->cli ? 0 : n);
-	evbuffer_add_buffer(out, in);   /* moves chains; no byte is copied */
-	/* The client's FIN came before the relay, behind a whole hello: it follows the hello. */
-	if (from == c->cli && c->cli_eof)
-		sock_shutdown_write(to);
+		                 from == &c->relay.cli ? n : 0, from == &c->relay.cli ? 0 : n);
 	conn_touch(c);
-	if (sock_flush(to) != 0) {
-		conn_free(c, conn_reset_outcome(c, to == c->srv ? OUTCOME_SERVER_RESET : OUTCOME_CLIENT_RESET));
-		return;
-	}
-	if (evbuffer_get_length(out) >= CONN_RELAY_MAX) {
-		/* Back-pressure: stop reading until the slow side has taken half. */
-		sock_read_enable(from, false);
-		sock_set_low_mark(to, CONN_RELAY_MAX / 2);
-	}
-}
-
-/* A relay cut before a peer took everything: its line counts what each side got. */
-static void conn_linger_cut(struct conn *c, enum outcome outcome)
-{
-	uint64_t cli_left = c->cli_linger.left, srv_left = c->srv_linger.left;
-	c->bytes_out -= cli_left < c->bytes_out ? cli_left : c->bytes_out;
-	c->bytes_in -= srv_left < c->bytes_in ? srv_left : c->bytes_in;
-	conn_free(c, outcome);
-}
-
-/* TLS peers often reset rather than close once they have said all they will (see
- * conn_reset_outcome): a reset with nothing of ours still waiting for that peer is its
- * own end. One with bytes we still hold for it cut them. */
-static enum sock_linger_state conn_linger_side(struct sock_linger *l, struct sock *s, unsigned stall)
-{
-	enum sock_linger_state st = sock_linger_check(l, s, 0, stall);
-	if (st == SOCK_LINGER_BROKEN && evbuffer_get_length(sock_output(s)) == 0) {
-		l->left = 0;
-		return SOCK_LINGER_DONE;
-	}
-	return st;
+	if (!going)
+		conn_free(c, end);
 }
 
 /* Both sides have ended: the connection lasts until each has taken what the other
- * sent, its share of the kernel's queue included (closing with bytes there leaves
- * them to a peer that may never take them), or until one stops taking them. */
+ * sent, or until one stops taking it (relay_linger()). */
 static void conn_linger_check(struct conn *c)
 {
-	unsigned stall = c->svc->send_timeout_ms;
-	enum sock_linger_state cs = conn_linger_side(&c->cli_linger, c->cli, stall);
-	enum sock_linger_state ss = conn_linger_side(&c->srv_linger, c->srv, stall);
-	if (cs == SOCK_LINGER_BROKEN || cs == SOCK_LINGER_STALLED) {
-		conn_linger_cut(c, cs == SOCK_LINGER_BROKEN ? OUTCOME_CLIENT_RESET : OUTCOME_CLIENT_STALLED);
+	unsigned next;
+	enum outcome end;
+	if (!relay_linger(&c->relay, &next, &end)) {
+		conn_free(c, end);
 		return;
 	}
-	if (ss == SOCK_LINGER_BROKEN || ss == SOCK_LINGER_STALLED) {
-		conn_linger_cut(c, ss == SOCK_LINGER_BROKEN ? OUTCOME_SERVER_RESET : OUTCOME_SERVER_STALLED);
-		return;
-	}
-	if (cs == SOCK_LINGER_DONE && ss == SOCK_LINGER_DONE) {
-		conn_free(c, OUTCOME_OK);
-		return;
-	}
-	unsigned next = cs == SOCK_LINGER_TAKING ? c->cli_linger.next_ms : c->srv_linger.next_ms;
-	if (ss == SOCK_LINGER_TAKING && c->srv_linger.next_ms < next)
-		next = c->srv_linger.next_ms;
 	conn_arm(c, next);
 }
 
-static void conn_relay_progress(struct conn *c)
+static void conn_ended(struct conn *c, struct relay_end *e)
 {
-	if (!c->cli_eof || !c->srv_eof)
+	if (!relay_ended(&c->relay, e))
 		return;
 	c->phase = PH_CLOSING;
 	event_del(c->timer);
-	sock_set_low_mark(c->cli, 0);
-	sock_set_low_mark(c->srv, 0);
-	sock_linger_start(&c->cli_linger);
-	sock_linger_start(&c->srv_linger);
 	conn_linger_check(c);
 }
 
@@ -249,12 +185,7 @@ static void conn_drained(struct sock *s, void *arg)
 	if (c->phase != PH_RELAY)
 		return;
 	conn_touch(c);          /* a slow reader taking what the other side sent is not idle */
-	struct sock *peer = s == c->cli ? c->srv : c->cli;
-	bool peer_eof = s == c->cli ? c->srv_eof : c->cli_eof;
-	sock_set_low_mark(s, 0);
-	if (!peer_eof)
-		sock_read_enable(peer, true);
-	conn_relay_progress(c);
+	relay_drained(&c->relay, s == c->cli ? &c->relay.cli : &c->relay.srv);
 }
 
 static void conn_idle_check(struct conn *c)
@@ -297,11 +228,16 @@ static void conn_start_relay(struct conn *c)
 	}
 	sock_set_read_max(c->cli, CONN_RELAY_MAX);
 	sock_set_read_max(c->srv, CONN_RELAY_MAX);
-	sock_read_enable(c->srv, true);
-	sock_read_enable(c->cli, true);
+	c->relay.cli.sock = c->cli;
+	c->relay.srv.sock = c->srv;
+	c->relay.cli.count = &c->bytes_in;
+	c->relay.srv.count = &c->bytes_out;
+	c->relay.max = CONN_RELAY_MAX;
+	c->relay.stall_ms = c->svc->send_timeout_ms;
+	relay_start(&c->relay);
 	conn_arm(c, p->idle_timeout_ms);
 	/* Replay the peeked ClientHello (still in the client's input) untouched. */
-	conn_relay(c, c->cli, c->srv, &c->bytes_in);
+	conn_relay(c, &c->relay.cli);
 }
 
 static void conn_connect_failed(struct conn *c, const char *why)
@@ -353,7 +289,8 @@ static void conn_try_connect(struct conn *c)
 static void conn_srv_read(struct sock *s, void *arg)
 {
 	struct conn *c = arg;
-	conn_relay(c, s, c->cli, &c->bytes_out);
+	(void)s;
+	conn_relay(c, &c->relay.srv);
 }
 
 static void conn_srv_event(struct sock *s, enum sock_event ev, int err, void *arg)
@@ -371,14 +308,11 @@ static void conn_srv_event(struct sock *s, enum sock_event ev, int err, void *ar
 		return;
 	}
 	if (ev == SOCK_ERROR) {
-		conn_free(c, conn_reset_outcome(c, OUTCOME_SERVER_RESET));
+		conn_free(c, relay_reset(&c->relay, &c->relay.srv));
 		return;
 	}
-	if (ev == SOCK_EOF) {
-		c->srv_eof = true;
-		sock_shutdown_write(c->cli);
-		conn_relay_progress(c);
-	}
+	if (ev == SOCK_EOF)
+		conn_ended(c, &c->relay.srv);
 }
 
 /* ---------------------------------------------------------------- routing */
@@ -540,7 +474,7 @@ static void conn_cli_read(struct sock *sk, void *arg)
 		conn_feed_hello(c);
 		return;
 	case PH_RELAY:
-		conn_relay(c, sk, c->srv, &c->bytes_in);
+		conn_relay(c, &c->relay.cli);
 		return;
 	case PH_LINGER:
 		evbuffer_drain(sock_input(sk), evbuffer_get_length(sock_input(sk)));
@@ -556,7 +490,7 @@ static void conn_cli_event(struct sock *sk, enum sock_event ev, int err, void *a
 	struct conn *c = arg;
 	if (c->phase == PH_CONNECT && ev == SOCK_EOF) {
 		/* The hello is whole and routed: the client's half-close follows it to the back end. */
-		c->cli_eof = true;
+		c->relay.cli.eof = true;
 		return;
 	}
 	static const enum outcome early[] = {
@@ -572,12 +506,10 @@ static void conn_cli_event(struct sock *sk, enum sock_event ev, int err, void *a
 		return;
 	}
 	if (ev == SOCK_ERROR) {
-		conn_free(c, conn_reset_outcome(c, OUTCOME_CLIENT_RESET));
+		conn_free(c, relay_reset(&c->relay, &c->relay.cli));
 		return;
 	}
-	c->cli_eof = true;
-	sock_shutdown_write(c->srv);
-	conn_relay_progress(c);
+	conn_ended(c, &c->relay.cli);
 }
 
 static void conn_timer(evutil_socket_t fd, short what, void *arg)

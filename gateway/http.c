@@ -20,6 +20,7 @@
 #include "plugin.h"
 #include "pool.h"
 #include "proxyproto.h"
+#include "relay.h"
 #include "sock.h"
 #include "tlsconf.h"
 #include "tstream.h"
@@ -124,7 +125,7 @@ struct http_session {
 	struct h1_chunked req_chunks, resp_chunks;
 	bool req_done, resp_head_done, resp_done, keepalive, upgrade, head_request;
 	bool cli_paused, srv_paused, cli_eof, req_started;
-	bool srv_eof;                   /* a tunnel's server has said all it will */
+	struct relay relay;             /* HP_TUNNEL: the client and server streams after a 101 */
 	int status;
 	uint64_t bytes_in, bytes_out;   /* this request: body bytes up, response bytes down */
 
@@ -242,6 +243,11 @@ static void http_close_now(struct home_link *l)
 {
 	struct http_session *s = (struct http_session *)l;
 	/* A request cut here is logged with what its client got so far. */
+	if (s->phase == HP_TUNNEL && s->relay.closing) {
+		relay_cut(&s->relay);
+		http_free(s, OUTCOME_DRAIN_TIMEOUT);
+		return;
+	}
 	if (s->phase == HP_CONNECT || s->phase == HP_EXCHANGE || s->phase == HP_TUNNEL)
 		s->log_at_close = true;
 	if (s->phase != HP_CLOSING)
@@ -1088,40 +1094,39 @@ static void http_server_failed(struct http_session *s, enum http_retry_cause why
 
 static void http_pump_request(struct http_session *s);
 static void http_pump_response(struct http_session *s);
-static void http_tunnel(struct http_session *s, struct tstream *from, struct tstream *to);
+static void http_tunnel_move(struct http_session *s, struct relay_end *from);
+static void http_tunnel_end(struct http_session *s, enum outcome end);
+static void http_tunnel_linger(struct http_session *s);
 
 static void http_srv_readable(struct tstream *t, void *arg)
 {
 	struct http_session *s = arg;
 	(void)t;
-	if (s->phase == HP_TUNNEL)
-		http_tunnel(s, s->srv, s->cli);
-	else if (s->phase == HP_EXCHANGE)
+	if (s->phase == HP_TUNNEL) {
+		if (!s->relay.closing)
+			http_tunnel_move(s, &s->relay.srv);
+	} else if (s->phase == HP_EXCHANGE)
 		http_pump_response(s);
 	else if (s->phase != HP_CLOSING)    /* an idle kept connection should say nothing; if it does, it is not reusable */
 		http_drop_server(s);
-}
-
-/* A tunnel ends once both sides have ended and each has been sent all the other said.
- * Output the kernel had no room for yet (a slow reader) would be lost if it ended at
- * the second end: the drained callbacks come back here as the outputs empty. */
-static void http_tunnel_progress(struct http_session *s)
-{
-	if (s->cli_eof && s->srv_eof)
-		http_linger_begin(s, OUTCOME_OK);
 }
 
 static void http_srv_drained(struct tstream *t, void *arg)
 {
 	struct http_session *s = arg;
 	(void)t;
+	if (s->phase == HP_TUNNEL) {
+		if (s->relay.closing)
+			http_tunnel_linger(s);
+		else
+			relay_drained(&s->relay, &s->relay.srv);
+		return;
+	}
 	if (s->cli_paused && !s->cli_eof) {
 		s->cli_paused = false;
 		tstream_read_enable(s->cli, true);
 	}
-	if (s->phase == HP_TUNNEL)
-		http_tunnel_progress(s);
-	else if (s->phase == HP_CLOSING)
+	if (s->phase == HP_CLOSING)
 		http_linger_check(s);
 }
 
@@ -1176,9 +1181,12 @@ static void http_srv_event(struct tstream *t, enum tstream_event ev, void *arg)
 		return;
 	}
 	if (s->phase == HP_TUNNEL) {
-		s->srv_eof = true;
-		tstream_shutdown(s->cli);
-		http_tunnel_progress(s);
+		if (s->relay.closing)
+			http_tunnel_linger(s);
+		else if (ev == TSTREAM_ERROR)
+			http_tunnel_end(s, relay_reset(&s->relay, &s->relay.srv));
+		else if (relay_ended(&s->relay, &s->relay.srv))
+			http_tunnel_linger(s);
 		return;
 	}
 	if (s->phase == HP_CLOSING) {
@@ -1519,11 +1527,15 @@ static bool http_read_response_head(struct http_session *s)
 	/* Long polls (Exchange ActiveSync, Skype push) may now stay quiet for the route's idle time. */
 	http_arm(s, http_timeout(s, false));
 	if (s->status == 101) {
+		/* From here the session is a relay (relay.h), its rules those of a passthrough connection. */
 		s->phase = HP_TUNNEL;
-		tstream_read_enable(s->cli, true);
-		http_tunnel(s, s->cli, s->srv);
-		if (s->phase == HP_TUNNEL)
-			http_tunnel(s, s->srv, s->cli);
+		s->relay = (struct relay){ .cli = { .ts = s->cli, .count = &s->bytes_in, .eof = s->cli_eof },
+		                           .srv = { .ts = s->srv, .count = &s->bytes_out },
+		                           .max = HTTP_RELAY_MAX, .stall_ms = s->svc->send_timeout_ms };
+		relay_start(&s->relay);
+		http_tunnel_move(s, &s->relay.cli);
+		if (s->phase == HP_TUNNEL && !s->relay.closing)
+			http_tunnel_move(s, &s->relay.srv);
 		return false;
 	}
 	return true;
@@ -1588,30 +1600,35 @@ static void http_pump_response(struct http_session *s)
 		http_exchange_end(s);
 }
 
-static void http_tunnel(struct http_session *s, struct tstream *from, struct tstream *to)
+/* A tunnel that broke: the request's line and the connection's say how. */
+static void http_tunnel_end(struct http_session *s, enum outcome end)
 {
-	struct evbuffer *in = tstream_input(from);
-	size_t n = evbuffer_get_length(in);
-	evbuffer_add_buffer(tstream_output(to), in);
-	if (from == s->cli)
-		s->bytes_in += n;
-	else
-		s->bytes_out += n;
+	http_access_log(s, end);
+	http_free(s, end);
+}
+
+static void http_tunnel_move(struct http_session *s, struct relay_end *from)
+{
+	size_t n;
+	enum outcome end;
+	bool going = relay_move(&s->relay, from, &n, &end);
 	http_arm(s, http_timeout(s, false));
-	if (tstream_flush(to) != 0) {
-		http_access_log(s, OUTCOME_TUNNEL_RESET);
-		http_free(s, OUTCOME_TUNNEL_RESET);
+	if (!going)
+		http_tunnel_end(s, end);
+}
+
+/* Both sides of the tunnel ended: it lasts until each has taken what the other sent. */
+static void http_tunnel_linger(struct http_session *s)
+{
+	unsigned next;
+	enum outcome end;
+	if (!relay_linger(&s->relay, &next, &end)) {
+		http_free(s, end);
 		return;
 	}
-	if (tstream_unsent(to) >= HTTP_RELAY_MAX) {
-		tstream_read_enable(from, false);
-		if (from == s->cli)
-			s->cli_paused = true;
-		else
-			s->srv_paused = true;
-	} else {
-		tstream_read_enable(from, true);
-	}
+	s->timer_at = 0;        /* the linger's looks are nearer than any deadline set before */
+	event_del(s->timer);
+	http_arm(s, next);
 }
 
 static void http_exchange_end(struct http_session *s)
@@ -1924,7 +1941,8 @@ static void http_cli_readable(struct tstream *t, void *arg)
 		http_pump_request(s);
 		return;
 	case HP_TUNNEL:
-		http_tunnel(s, s->cli, s->srv);
+		if (!s->relay.closing)
+			http_tunnel_move(s, &s->relay.cli);
 		return;
 	case HP_CONNECT:
 	case HP_CLOSING:
@@ -1940,12 +1958,17 @@ static void http_cli_drained(struct tstream *t, void *arg)
 		http_linger_check(s);
 		return;
 	}
+	if (s->phase == HP_TUNNEL) {
+		if (s->relay.closing)
+			http_tunnel_linger(s);
+		else
+			relay_drained(&s->relay, &s->relay.cli);
+		return;
+	}
 	if (s->srv_paused && s->srv) {
 		s->srv_paused = false;
 		tstream_read_enable(s->srv, true);
 	}
-	if (s->phase == HP_TUNNEL)
-		http_tunnel_progress(s);
 }
 
 static void http_cli_event(struct tstream *t, enum tstream_event ev, void *arg)
@@ -1966,12 +1989,12 @@ static void http_cli_event(struct tstream *t, enum tstream_event ev, void *arg)
 		return;
 	case HP_TUNNEL:
 		/* The server may still be sending (paused while the client is slow to read). */
-		if (s->srv && ev == TSTREAM_EOF) {
-			tstream_shutdown(s->srv);
-			http_tunnel_progress(s);
-			return;
-		}
-		http_free(s, OUTCOME_OK);
+		if (s->relay.closing)
+			http_tunnel_linger(s);
+		else if (ev == TSTREAM_ERROR)
+			http_tunnel_end(s, relay_reset(&s->relay, &s->relay.cli));
+		else if (relay_ended(&s->relay, &s->relay.cli))
+			http_tunnel_linger(s);
 		return;
 	case HP_CLOSING:
 		/* A client that half-closes may still be reading; a reset is checked for. */
@@ -2022,6 +2045,10 @@ static void http_timer(evutil_socket_t fd, short what, void *arg)
 		http_close_request(s, OUTCOME_IDLE_TIMEOUT);
 		return;
 	case HP_TUNNEL:
+		if (s->relay.closing) {
+			http_tunnel_linger(s);
+			return;
+		}
 		http_access_log(s, OUTCOME_IDLE_TIMEOUT);
 		http_free(s, OUTCOME_IDLE_TIMEOUT);
 		return;

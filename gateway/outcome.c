@@ -47,7 +47,6 @@ const struct outcome_info outcome_table[OUTCOME_COUNT] = {
 	[OUTCOME_BAD_UPGRADE] = { "bad-upgrade", REQ | SES, false, "a 101 answer to a request that asked no Upgrade (502)" },
 	[OUTCOME_BACKEND_TIMEOUT] = { "backend-timeout", REQ | SES, false, "no answer's head within `request_timeout` (504)" },
 	[OUTCOME_IDLE_TIMEOUT] = { "idle-timeout", TCP | REQ | SES, false, "no byte either way for the idle timeout" },
-	[OUTCOME_TUNNEL_RESET] = { "tunnel-reset", REQ | SES, false, "a peer of an Upgrade tunnel reset" },
 	[OUTCOME_CLIENT_CLOSED] = { "client-closed", TCP | REQ | SES, false, "the client closed before its request or hello was whole" },
 	[OUTCOME_CLIENT_ERROR] = { "client-error", SES, false, "the client's connection failed between requests (a reset, a TLS error)" },
 	[OUTCOME_CLIENT_RESET] = { "client-reset", TCP | REQ | SES, false,
