@@ -75,6 +75,45 @@ struct http_private {
 	char name[256];                 /* the TLS server name it was opened for, or "" */
 };
 
+/* One request, from its first byte to its access line: what the next one starts
+ * afresh with is one assignment (http_request_reset()). */
+struct http_request {
+	struct timeval req_start, srv_start;
+	char method[24], host[256], path[256];
+	size_t host_len;
+	long route, pool, server;
+	long tried[RULES_RETRIES_MAX + 1];      /* servers tried for this request */
+	size_t ntried;
+	unsigned attempts;              /* server connections the request was given: the first and its retries */
+	long failed_server;             /* the server whose failure the next attempt retries, or -1 */
+	enum http_retry_cause fail_cause;       /* the last failure: answered so when nothing more is tried */
+	bool srv_reused;                /* the server connection is a kept one */
+	bool req_sent;                  /* the request head went to a server */
+	bool head_held;                 /* it still heads the client's input (a bodyless request that may go again) */
+	bool resending;                 /* counted among the pool's resends under way */
+	bool resp_forwarded;            /* an interim (1xx) answer reached the client */
+	struct evbuffer *kept;          /* a request with a body that may go again: its head, then the body sent */
+	long cookie_server;             /* the server the request's persistence cookie names, or -1 */
+	bool counted;                   /* the server counts this request among its active ones */
+	unsigned port;                  /* the server's port after the route's rewrite */
+	enum http_framing req_framing, resp_framing;
+	uint64_t req_left, resp_left;
+	struct h1_chunked req_chunks, resp_chunks;
+	bool req_done, resp_head_done, resp_done, keepalive, upgrade, head_request;
+	int status;
+	uint64_t bytes_in, bytes_out;   /* body bytes up, response bytes down */
+	bool srv_reusable;              /* the server may take another request on this connection */
+	bool req_private;               /* it went over a private server connection (the log says so) */
+	struct plugin_req *plug;        /* the route's plugins' edits; NULL without plugins */
+	char *target;                   /* normalize_path: the target the back end gets; NULL: the client's */
+	const char *answered_by;        /* OUTCOME_PLUGIN: "plugin:NAME", the plugin's own string */
+};
+
+/* Before any request, and what each starts from. */
+static const struct http_request http_request_none = {
+	.route = -1, .pool = -1, .server = -1, .failed_server = -1, .cookie_server = -1, .fail_cause = HR_CONNECT,
+};
+
 struct http_session {
 	struct home_link link;          /* first: a link is its session */
 	struct home *home;
@@ -99,43 +138,13 @@ struct http_session {
 	struct sock_linger cli_linger, srv_linger;
 	bool log_at_close;              /* the request's access line waits for the client to take the answer */
 
-	/* the request in flight */
 	struct h1_msg *req, *resp;      /* in msgs, while a request is under way */
 	struct http_msgs *msgs;
-	struct timeval req_start, srv_start;
-	char method[24], host[256], path[256];
-	size_t host_len;
-	long route, pool, server;
-	long tried[RULES_RETRIES_MAX + 1];      /* servers tried for this request */
-	size_t ntried;
-	unsigned attempts;              /* server connections the request was given: the first and its retries */
-	long failed_server;             /* the server whose failure the next attempt retries, or -1 */
-	enum http_retry_cause fail_cause;       /* the last failure: answered so when nothing more is tried */
-	bool srv_reused;                /* the server connection is a kept one */
-	bool req_sent;                  /* the request head went to a server */
-	bool head_held;                 /* it still heads the client's input (a bodyless request that may go again) */
-	bool resending;                 /* counted among the pool's resends under way */
-	bool resp_forwarded;            /* an interim (1xx) answer reached the client */
-	struct evbuffer *kept;          /* a request with a body that may go again: its head, then the body sent */
-	long cookie_server;             /* the server the request's persistence cookie names, or -1 */
-	bool counted;                   /* the server counts this request among its active ones */
-	unsigned port;                  /* the server's port after the route's rewrite */
-	enum http_framing req_framing, resp_framing;
-	uint64_t req_left, resp_left;
-	struct h1_chunked req_chunks, resp_chunks;
-	bool req_done, resp_head_done, resp_done, keepalive, upgrade, head_request;
 	bool cli_paused, srv_paused, cli_eof, req_started;
 	struct relay relay;             /* HP_TUNNEL: the client and server streams after a 101 */
-	int status;
-	uint64_t bytes_in, bytes_out;   /* this request: body bytes up, response bytes down */
-
-	bool srv_reusable;              /* the server may take another request on this connection */
 	bool srv_private;               /* s->srv belongs to this client connection alone: http_srv_private() */
-	bool req_private;               /* this request went over a private server connection (the log says so) */
 	struct http_private *priv;      /* a private server connection waiting for this client's next request */
-	struct plugin_req *plug;        /* the route's plugins' edits for this request; NULL without plugins */
-	char *target;                   /* normalize_path: the target the back end gets; NULL: the client's */
-	const char *answered_by;        /* OUTCOME_PLUGIN: "plugin:NAME", the plugin's own string */
+	struct http_request rq;         /* the request in flight */
 };
 
 static void http_read_request(struct http_session *s);
@@ -190,24 +199,24 @@ static void http_access_log(struct http_session *s, enum outcome outcome);
 /* The outcome as logged: a plugin's answer names the plugin. */
 static const char *http_outcome_text(const struct http_session *s, enum outcome outcome)
 {
-	return outcome == OUTCOME_PLUGIN ? s->answered_by : outcome_name(outcome);
+	return outcome == OUTCOME_PLUGIN ? s->rq.answered_by : outcome_name(outcome);
 }
 
 /* The request can no longer go again (its answer's head came, or it is over): what
  * was kept for that goes. */
 static void http_resend_end(struct http_session *s)
 {
-	if (s->head_held) {
+	if (s->rq.head_held) {
 		evbuffer_drain(tstream_input(s->cli), s->req->head_len);
-		s->head_held = false;
+		s->rq.head_held = false;
 	}
-	if (s->kept) {
-		evbuffer_free(s->kept);
-		s->kept = NULL;
+	if (s->rq.kept) {
+		evbuffer_free(s->rq.kept);
+		s->rq.kept = NULL;
 	}
-	if (s->resending) {
-		s->resending = false;
-		pool_retry_end(s->snap->pools, (size_t)s->pool);
+	if (s->rq.resending) {
+		s->rq.resending = false;
+		pool_retry_end(s->snap->pools, (size_t)s->rq.pool);
 	}
 }
 
@@ -230,8 +239,8 @@ static void http_free(struct http_session *s, enum outcome outcome)
 	tstream_free(s->srv);
 	http_private_free(s);
 	free(s->msgs);
-	plugin_req_free(s->plug);
-	free(s->target);
+	plugin_req_free(s->rq.plug);
+	free(s->rq.target);
 	home_snap_unref(s->snap);
 	home_live_remove(s->home, &s->link);
 	free(s);
@@ -292,10 +301,10 @@ static void http_disarm(struct http_session *s)
 /* The server's active count covers a request from its connect (or reuse) to its end. */
 static void http_server_release(struct http_session *s)
 {
-	if (!s->counted)
+	if (!s->rq.counted)
 		return;
-	s->counted = false;
-	pool_conn_end(s->snap->pools, (size_t)s->pool, (size_t)s->server);
+	s->rq.counted = false;
+	pool_conn_end(s->snap->pools, (size_t)s->rq.pool, (size_t)s->rq.server);
 }
 
 static void http_drop_server(struct http_session *s)
@@ -319,7 +328,7 @@ static bool http_srv_private(const struct http_session *s)
 static void http_make_private(struct http_session *s)
 {
 	s->srv_private = true;
-	s->req_private = true;
+	s->rq.req_private = true;
 }
 
 /* A pool whose server connections are never shared: each is private from its connect.
@@ -423,7 +432,7 @@ static const char *http_backend_name(const struct http_session *s, const struct 
 {
 	if (!p->tls.on)
 		return "";
-	return p->tls.sni ? p->tls.sni : s->host[0] ? s->host : s->sni;
+	return p->tls.sni ? p->tls.sni : s->rq.host[0] ? s->rq.host : s->sni;
 }
 
 /* A private connection waiting for its client that speaks or closes is done with:
@@ -448,7 +457,7 @@ static void http_private_event(struct tstream *t, enum tstream_event ev, void *a
 static void http_keep_private(struct http_session *s)
 {
 	http_server_release(s);
-	if (!s->srv_reusable || evbuffer_get_length(tstream_input(s->srv)) > 0 ||
+	if (!s->rq.srv_reusable || evbuffer_get_length(tstream_input(s->srv)) > 0 ||
 	    (!s->priv && !(s->priv = calloc(1, sizeof(*s->priv))))) {
 		http_drop_server(s);
 		return;
@@ -457,10 +466,10 @@ static void http_keep_private(struct http_session *s)
 		tstream_free(s->priv->t);
 	struct http_private *v = s->priv;
 	v->t = s->srv;
-	v->pool = s->pool;
-	v->server = s->server;
-	v->port = s->port;
-	const char *name = http_backend_name(s, &s->snap->cfg->pools[s->pool]);
+	v->pool = s->rq.pool;
+	v->server = s->rq.server;
+	v->port = s->rq.port;
+	const char *name = http_backend_name(s, &s->snap->cfg->pools[s->rq.pool]);
 	http_copy(v->name, sizeof(v->name), name, strlen(name));
 	s->srv = NULL;
 	s->srv_private = false;
@@ -474,28 +483,28 @@ static void http_keep_private(struct http_session *s)
 static bool http_take_private(struct http_session *s)
 {
 	struct http_private *v = s->priv;
-	if (!v || v->pool != s->pool)
+	if (!v || v->pool != s->rq.pool)
 		return false;
-	const struct rules_pool *p = &s->snap->cfg->pools[s->pool];
-	unsigned port = s->svc->routes[s->route].port ? s->svc->routes[s->route].port : p->servers[v->server].port;
+	const struct rules_pool *p = &s->snap->cfg->pools[s->rq.pool];
+	unsigned port = s->svc->routes[s->rq.route].port ? s->svc->routes[s->rq.route].port : p->servers[v->server].port;
 	if (v->port != port || strcmp(v->name, http_backend_name(s, p)) != 0)
 		return false;
 	http_drop_server(s);
 	s->srv = v->t;
 	s->srv_private = true;
-	s->server = v->server;
-	s->port = v->port;
+	s->rq.server = v->server;
+	s->rq.port = v->port;
 	free(v);
 	s->priv = NULL;
-	pool_conn_begin(s->snap->pools, (size_t)s->pool, (size_t)s->server);
-	s->counted = true;
+	pool_conn_begin(s->snap->pools, (size_t)s->rq.pool, (size_t)s->rq.server);
+	s->rq.counted = true;
 	return true;
 }
 
 /* Parks the session's server connection for reuse, or closes it. */
 static void http_park_server(struct http_session *s)
 {
-	const struct rules_pool *p = &s->snap->cfg->pools[s->pool];
+	const struct rules_pool *p = &s->snap->cfg->pools[s->rq.pool];
 	struct http_idle *i = NULL;
 	if (s->srv && http_srv_private(s)) {
 		http_keep_private(s);
@@ -504,8 +513,8 @@ static void http_park_server(struct http_session *s)
 	http_server_release(s);
 	/* A draining or disabled server gets nothing new, kept connections included. */
 	struct home *home = s->home;
-	if (!s->srv || !s->srv_reusable || home->nidle >= HTTP_IDLE_MAX ||
-	    !pool_server_usable(s->snap->pools, (size_t)s->pool, (size_t)s->server) ||
+	if (!s->srv || !s->rq.srv_reusable || home->nidle >= HTTP_IDLE_MAX ||
+	    !pool_server_usable(s->snap->pools, (size_t)s->rq.pool, (size_t)s->rq.server) ||
 	    evbuffer_get_length(tstream_input(s->srv)) > 0 || !(i = malloc(sizeof(*i)))) {
 		http_drop_server(s);
 		return;
@@ -523,9 +532,9 @@ static void http_park_server(struct http_session *s)
 	i->t = s->srv;
 	i->cfg = rules_config_ref(s->snap->cfg);
 	i->until = http_now_ms() + HTTP_IDLE_MS;
-	i->pool = s->pool;
-	i->server = s->server;
-	i->port = s->port;
+	i->pool = s->rq.pool;
+	i->server = s->rq.server;
+	i->port = s->rq.port;
 	const char *name = http_backend_name(s, p);
 	http_copy(i->name, sizeof(i->name), name, strlen(name));
 	s->srv = NULL;
@@ -537,10 +546,10 @@ static void http_park_server(struct http_session *s)
 /* An idle connection to exactly this server, or NULL. */
 static struct tstream *http_take_idle(struct http_session *s, long server, unsigned port)
 {
-	const char *name = http_backend_name(s, &s->snap->cfg->pools[s->pool]);
+	const char *name = http_backend_name(s, &s->snap->cfg->pools[s->rq.pool]);
 	for (struct home_link *l = s->home->idle; l; l = l->next) {
 		struct http_idle *i = (struct http_idle *)l;
-		if (i->cfg != s->snap->cfg || i->pool != s->pool || i->server != server || i->port != port ||
+		if (i->cfg != s->snap->cfg || i->pool != s->rq.pool || i->server != server || i->port != port ||
 		    strcmp(i->name, name) != 0)
 			continue;
 		struct tstream *t = i->t;
@@ -556,7 +565,7 @@ static struct tstream *http_take_idle(struct http_session *s, long server, unsig
 static void http_linger_cut(struct http_session *s, enum outcome outcome)
 {
 	uint64_t left = s->cli_linger.left;
-	s->bytes_out -= left < s->bytes_out ? left : s->bytes_out;
+	s->rq.bytes_out -= left < s->rq.bytes_out ? left : s->rq.bytes_out;
 	if (left)
 		log_msg(LOG_INFO, "client %s: cut with %llu bytes not taken (%s)", s->client, (unsigned long long)left,
 		        outcome_name(outcome));
@@ -690,34 +699,34 @@ static const char *http_reason(int status)
 
 static void http_access_log(struct http_session *s, enum outcome outcome)
 {
-	const struct rules_pool *p = s->pool >= 0 ? &s->snap->cfg->pools[s->pool] : NULL;
-	const struct rules_route *r = s->route >= 0 ? &s->svc->routes[s->route] : NULL;
+	const struct rules_pool *p = s->rq.pool >= 0 ? &s->snap->cfg->pools[s->rq.pool] : NULL;
+	const struct rules_route *r = s->rq.route >= 0 ? &s->svc->routes[s->rq.route] : NULL;
 	http_resend_end(s);
 	struct timeval now;
 	http_clock(&now);
-	long long us = (now.tv_sec - s->req_start.tv_sec) * 1000000LL + (now.tv_usec - s->req_start.tv_usec);
-	struct pool_request done = { .service = http_service_index(s), .pool = p ? s->pool : -1,
-		                     .server = p ? s->server : -1, .status = s->status, .us = us > 0 ? (uint64_t)us : 0,
-		                     .bytes_in = s->bytes_in, .bytes_out = s->bytes_out };
+	long long us = (now.tv_sec - s->rq.req_start.tv_sec) * 1000000LL + (now.tv_usec - s->rq.req_start.tv_usec);
+	struct pool_request done = { .service = http_service_index(s), .pool = p ? s->rq.pool : -1,
+		                     .server = p ? s->rq.server : -1, .status = s->rq.status, .us = us > 0 ? (uint64_t)us : 0,
+		                     .bytes_in = s->rq.bytes_in, .bytes_out = s->rq.bytes_out };
 	pool_request_done(s->snap->pools, &done);
 	if (!log_access_enabled() || !log_enabled(LOG_INFO))
 		return;
 	char route[32] = "-", server[300] = "-";
-	if (r && s->route == s->svc->default_route)
+	if (r && s->rq.route == s->svc->default_route)
 		snprintf(route, sizeof(route), "default");
 	else if (r)
 		snprintf(route, sizeof(route), "line%d", r->line);
-	if (p && s->server >= 0)
-		snprintf(server, sizeof(server), "%s:%u", p->servers[s->server].host, s->port);
-	long backend_ms = s->srv_start.tv_sec ? http_ms_since(&s->srv_start) : -1;
+	if (p && s->rq.server >= 0)
+		snprintf(server, sizeof(server), "%s:%u", p->servers[s->rq.server].host, s->rq.port);
+	long backend_ms = s->rq.srv_start.tv_sec ? http_ms_since(&s->rq.srv_start) : -1;
 	log_msg(LOG_INFO,
 	        "http client=%s sni=%s host=%s method=%s path=%s status=%d in=%llu out=%llu route=%s pool=%s "
 	        "server=%s%s backend_ms=%ld ms=%ld retries=%u outcome=%s",
-	        s->client, s->sni[0] ? s->sni : "-", s->host[0] ? s->host : "-", s->method[0] ? s->method : "-",
-	        s->path[0] ? s->path : "-", s->status, (unsigned long long)s->bytes_in,
-	        (unsigned long long)s->bytes_out, route, p ? p->name : "-", server,
-	        s->req_private ? " private=1" : "", backend_ms,
-	        http_ms_since(&s->req_start), s->attempts ? s->attempts - 1 : 0,
+	        s->client, s->sni[0] ? s->sni : "-", s->rq.host[0] ? s->rq.host : "-", s->rq.method[0] ? s->rq.method : "-",
+	        s->rq.path[0] ? s->rq.path : "-", s->rq.status, (unsigned long long)s->rq.bytes_in,
+	        (unsigned long long)s->rq.bytes_out, route, p ? p->name : "-", server,
+	        s->rq.req_private ? " private=1" : "", backend_ms,
+	        http_ms_since(&s->rq.req_start), s->rq.attempts ? s->rq.attempts - 1 : 0,
 	        http_outcome_text(s, outcome));
 }
 
@@ -731,7 +740,7 @@ static void http_respond_text(struct http_session *s, int status, const char *ex
 	if (s->phase == HP_HEAD && s->req && s->req->head_len)
 		evbuffer_drain(tstream_input(s->cli), s->req->head_len);
 	/* The client's Connection: close (or HTTP/1.0) holds for our own answers too. */
-	keep = keep && s->keepalive;
+	keep = keep && s->rq.keepalive;
 	char body[300];
 	int n = text ? snprintf(body, sizeof(body), "%s", text) : snprintf(body, sizeof(body), "%d %s\n", status, http_reason(status));
 	/* 204 and 304 never have a body: one here would be read as the start of the next answer. */
@@ -743,9 +752,9 @@ static void http_respond_text(struct http_session *s, int status, const char *ex
 		evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
 		                    "Content-Length: %d\r\n%s%s\r\n",
 		                    status, http_reason(status), n, extra ? extra : "", keep ? "" : "Connection: close\r\n");
-	if (!s->head_request && !bodyless)
+	if (!s->rq.head_request && !bodyless)
 		evbuffer_add(out, body, (size_t)n);
-	s->status = status;
+	s->rq.status = status;
 	if (!keep) {
 		http_close_request(s, outcome);
 		return;
@@ -768,12 +777,12 @@ static void http_respond(struct http_session *s, int status, const char *extra, 
 
 static const struct rules_pool *http_pool(const struct http_session *s)
 {
-	return &s->snap->cfg->pools[s->pool];
+	return &s->snap->cfg->pools[s->rq.pool];
 }
 
 static unsigned http_timeout(const struct http_session *s, bool first_byte)
 {
-	const struct rules_route *r = &s->svc->routes[s->route];
+	const struct rules_route *r = &s->svc->routes[s->rq.route];
 	if (first_byte)
 		return r->request_timeout_ms ? r->request_timeout_ms : RULES_REQUEST_TIMEOUT_MS;
 	return r->idle_timeout_ms ? r->idle_timeout_ms : http_pool(s)->idle_timeout_ms;
@@ -894,21 +903,21 @@ static void http_write_request_head(struct http_session *s, const char *head)
 {
 	struct evbuffer *out = tstream_output(s->srv);
 	const struct h1_msg *q = s->req;
-	const struct rules_route *r = &s->svc->routes[s->route];
+	const struct rules_route *r = &s->svc->routes[s->rq.route];
 	struct http_put o;
 	/* The head as it came and what we add. */
-	http_put_open(&o, out, q->head_len + q->upgrade_value.len + sizeof(s->host) + 256 +
+	http_put_open(&o, out, q->head_len + q->upgrade_value.len + sizeof(s->rq.host) + 256 +
 	                       (r->host_rewrite ? strlen(r->host_rewrite) : 0));
 	/* The request line as it came: the version is the client's. An absolute-form target goes in
 	 * origin form (its authority is Host), and normalize_path sends the path as it was matched. */
 	struct http_run run = { q->method.off, q->nheaders ? q->headers[0].name.off : q->head_len - 2 };
-	if (s->target || q->path.off != q->target.off) {
+	if (s->rq.target || q->path.off != q->target.off) {
 		http_put(&o, head + q->method.off, q->method.len + 1);
-		if (s->target)
-			http_put_str(&o, s->target);
+		if (s->rq.target)
+			http_put_str(&o, s->rq.target);
 		else if (!q->path.len || head[q->path.off] != '/')
 			HTTP_PUT_LIT(&o, "/");
-		if (!s->target)
+		if (!s->rq.target)
 			http_put(&o, head + q->path.off, q->path.len);
 		run.from = q->target.off + q->target.len;
 	}
@@ -920,7 +929,7 @@ static void http_write_request_head(struct http_session *s, const char *head)
 			http_make_private(s);
 		if (http_hop_by_hop(name, h->name.len) || http_forwarding_header(name, h->name.len) ||
 		    h1_connection_lists(q, head, name, h->name.len) ||
-		    (s->plug && !plugin_header_kept(s->plug, ONEGATE_REQUEST_HEADERS, name, h->name.len))) {
+		    (s->rq.plug && !plugin_header_kept(s->rq.plug, ONEGATE_REQUEST_HEADERS, name, h->name.len))) {
 			http_run_put(&run, &o, head);
 			continue;
 		}
@@ -934,10 +943,10 @@ static void http_write_request_head(struct http_session *s, const char *head)
 		http_run_add(&run, q, i);
 	}
 	http_run_put(&run, &o, head);
-	if (s->plug) {
+	if (s->rq.plug) {
 		http_put_close(&o);
-		plugin_headers_write(s->plug, ONEGATE_REQUEST_HEADERS, out);
-		http_put_open(&o, out, sizeof(s->host) + 256 + q->upgrade_value.len);
+		plugin_headers_write(s->rq.plug, ONEGATE_REQUEST_HEADERS, out);
+		http_put_open(&o, out, sizeof(s->rq.host) + 256 + q->upgrade_value.len);
 	}
 	/* A client's own forwarding headers never pass; ours are added unless the route says not to. */
 	if (r->forwarded) {
@@ -948,9 +957,9 @@ static void http_write_request_head(struct http_session *s, const char *head)
 			HTTP_PUT_LIT(&o, "\r\nX-Forwarded-Proto: https\r\n");
 		else
 			HTTP_PUT_LIT(&o, "\r\nX-Forwarded-Proto: http\r\n");
-		if (s->host[0]) {
+		if (s->rq.host[0]) {
 			HTTP_PUT_LIT(&o, "X-Forwarded-Host: ");
-			http_put(&o, s->host, s->host_len);
+			http_put(&o, s->rq.host, s->rq.host_len);
 			HTTP_PUT_LIT(&o, "\r\n");
 		}
 		HTTP_PUT_LIT(&o, "Forwarded: for=");
@@ -964,7 +973,7 @@ static void http_write_request_head(struct http_session *s, const char *head)
 		else
 			HTTP_PUT_LIT(&o, ";proto=http\r\n");
 	}
-	if (s->upgrade) {
+	if (s->rq.upgrade) {
 		HTTP_PUT_LIT(&o, "Connection: Upgrade\r\nUpgrade: ");
 		http_put(&o, head + q->upgrade_value.off, q->upgrade_value.len);
 		HTTP_PUT_LIT(&o, "\r\n");
@@ -982,7 +991,7 @@ static bool http_method_idempotent(const struct http_session *s)
 {
 	static const char *const idempotent[] = { "GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE" };
 	for (size_t i = 0; i < sizeof(idempotent) / sizeof(idempotent[0]); i++)
-		if (strcmp(s->method, idempotent[i]) == 0)
+		if (strcmp(s->rq.method, idempotent[i]) == 0)
 			return true;
 	return false;
 }
@@ -995,9 +1004,9 @@ static bool http_method_idempotent(const struct http_session *s)
 static bool http_request_resendable(const struct http_session *s)
 {
 	const struct rules_pool *p = http_pool(s);
-	if (!p->retries || s->upgrade || http_srv_private(s) || (!http_method_idempotent(s) && !p->retry_body))
+	if (!p->retries || s->rq.upgrade || http_srv_private(s) || (!http_method_idempotent(s) && !p->retry_body))
 		return false;
-	return s->req_framing != HF_LENGTH || s->req_left <= p->retry_body;
+	return s->rq.req_framing != HF_LENGTH || s->rq.req_left <= p->retry_body;
 }
 
 /* Whether the request may be tried again after this failure (asked while the failed
@@ -1007,14 +1016,14 @@ static bool http_request_resendable(const struct http_session *s)
  * not) and, after a timeout, only for an idempotent request on a route that says so. */
 static bool http_retry_allowed(const struct http_session *s, enum http_retry_cause why)
 {
-	if (s->attempts > http_pool(s)->retries || s->resp_head_done || s->resp_forwarded || http_srv_private(s))
+	if (s->rq.attempts > http_pool(s)->retries || s->rq.resp_head_done || s->rq.resp_forwarded || http_srv_private(s))
 		return false;
-	if (!s->req_sent)
+	if (!s->rq.req_sent)
 		return true;
-	if (!s->head_held && !s->kept)
+	if (!s->rq.head_held && !s->rq.kept)
 		return false;
 	if (why == HR_TIMEOUT)
-		return s->svc->routes[s->route].retry_on_timeout && http_method_idempotent(s);
+		return s->svc->routes[s->rq.route].retry_on_timeout && http_method_idempotent(s);
 	return true;
 }
 
@@ -1043,9 +1052,9 @@ static void http_answer_failure(struct http_session *s)
 	static const enum outcome outcome[] = { OUTCOME_NO_SERVER, OUTCOME_SERVER_CLOSED, OUTCOME_BACKEND_TIMEOUT };
 	/* Its line may wait for the client to take the answer; the pool's budget does not. */
 	http_resend_end(s);
-	if (s->fail_cause == HR_CONNECT)
-		s->server = -1;
-	http_respond(s, s->fail_cause == HR_TIMEOUT ? 504 : 502, NULL, outcome[s->fail_cause], false);
+	if (s->rq.fail_cause == HR_CONNECT)
+		s->rq.server = -1;
+	http_respond(s, s->rq.fail_cause == HR_TIMEOUT ? 504 : 502, NULL, outcome[s->rq.fail_cause], false);
 }
 
 static enum http_connect_result http_connect_server(struct http_session *s, long idx, bool reuse);
@@ -1059,34 +1068,34 @@ static enum http_connect_result http_connect_server(struct http_session *s, long
 static void http_server_failed(struct http_session *s, enum http_retry_cause why, const char *what)
 {
 	const struct rules_pool *p = http_pool(s);
-	long failed = s->server;
-	bool stale = why == HR_BROKEN && s->srv_reused && s->srv && evbuffer_get_length(tstream_input(s->srv)) == 0;
+	long failed = s->rq.server;
+	bool stale = why == HR_BROKEN && s->rq.srv_reused && s->srv && evbuffer_get_length(tstream_input(s->srv)) == 0;
 	bool again = http_retry_allowed(s, why);
 	if (stale) {
 		log_msg(LOG_INFO, "pool %s server %s:%u: %s on a kept connection before the response head%s", p->name,
-		        p->servers[failed].host, s->port, what, again ? ": trying a new one" : "");
+		        p->servers[failed].host, s->rq.port, what, again ? ": trying a new one" : "");
 	} else {
-		log_msg(LOG_WARN, "pool %s server %s:%u: %s%s", p->name, p->servers[failed].host, s->port, what,
+		log_msg(LOG_WARN, "pool %s server %s:%u: %s%s", p->name, p->servers[failed].host, s->rq.port, what,
 		        why == HR_BROKEN ? " before the response head" : "");
-		pool_server_failed(s->snap->pools, (size_t)s->pool, (size_t)failed, what);
+		pool_server_failed(s->snap->pools, (size_t)s->rq.pool, (size_t)failed, what);
 	}
 	http_drop_server(s);
-	s->fail_cause = why;
+	s->rq.fail_cause = why;
 	if (!again) {
 		http_answer_failure(s);
 		return;
 	}
-	if (s->req_sent && !stale && why != HR_CONNECT && !s->resending) {
-		if (!pool_retry_begin(s->snap->pools, (size_t)s->pool)) {
+	if (s->rq.req_sent && !stale && why != HR_CONNECT && !s->rq.resending) {
+		if (!pool_retry_begin(s->snap->pools, (size_t)s->rq.pool)) {
 			log_msg(LOG_WARN, "pool %s: retry budget spent (retry_budget = %u): a %s request is not sent again",
-			        p->name, p->retry_budget, s->method);
+			        p->name, p->retry_budget, s->rq.method);
 			http_answer_failure(s);
 			return;
 		}
-		s->resending = true;
+		s->rq.resending = true;
 	}
-	s->failed_server = failed;
-	if (stale && pool_server_usable(s->snap->pools, (size_t)s->pool, (size_t)failed) &&
+	s->rq.failed_server = failed;
+	if (stale && pool_server_usable(s->snap->pools, (size_t)s->rq.pool, (size_t)failed) &&
 	    http_connect_server(s, failed, false) == HC_STARTED)
 		return;
 	http_connect_next(s);
@@ -1135,27 +1144,27 @@ static void http_srv_drained(struct tstream *t, void *arg)
 static void http_start_exchange(struct http_session *s)
 {
 	struct evbuffer *in = tstream_input(s->cli);
-	bool replay = s->req_sent && !s->head_held;
-	const char *head = (const char *)evbuffer_pullup(replay ? s->kept : in, (ev_ssize_t)s->req->head_len);
+	bool replay = s->rq.req_sent && !s->rq.head_held;
+	const char *head = (const char *)evbuffer_pullup(replay ? s->rq.kept : in, (ev_ssize_t)s->req->head_len);
 	s->phase = HP_EXCHANGE;
-	http_clock(&s->srv_start);
+	http_clock(&s->rq.srv_start);
 	if (http_pool_private(http_pool(s)))
 		http_make_private(s);
 	http_write_request_head(s, head);
 	if (replay) {
-		http_copy_span(s->kept, s->req->head_len, evbuffer_get_length(s->kept) - s->req->head_len,
+		http_copy_span(s->rq.kept, s->req->head_len, evbuffer_get_length(s->rq.kept) - s->req->head_len,
 		               tstream_output(s->srv));
-	} else if (!s->req_sent) {
-		s->req_sent = true;
+	} else if (!s->rq.req_sent) {
+		s->rq.req_sent = true;
 		/* What may go again is kept: a bodyless request's head stays where it is, in front of
 		 * what the client pipelined; a head with a body is copied, the body follows as it goes. */
 		if (http_request_resendable(s)) {
-			if (s->req_framing == HF_NONE)
-				s->head_held = true;
-			else if ((s->kept = evbuffer_new()))
-				evbuffer_add(s->kept, head, s->req->head_len);
+			if (s->rq.req_framing == HF_NONE)
+				s->rq.head_held = true;
+			else if ((s->rq.kept = evbuffer_new()))
+				evbuffer_add(s->rq.kept, head, s->req->head_len);
 		}
-		if (!s->head_held)
+		if (!s->rq.head_held)
 			evbuffer_drain(in, s->req->head_len);
 	}
 	tstream_set_low_mark(s->srv, HTTP_RELAY_MAX / 2);
@@ -1198,13 +1207,13 @@ static void http_srv_event(struct tstream *t, enum tstream_event ev, void *arg)
 		http_drop_server(s);     /* a kept connection the server closed */
 		return;
 	}
-	if (s->resp_head_done && s->resp_framing == HF_CLOSE && ev == TSTREAM_EOF) {
-		s->resp_done = true;
+	if (s->rq.resp_head_done && s->rq.resp_framing == HF_CLOSE && ev == TSTREAM_EOF) {
+		s->rq.resp_done = true;
 		http_close_request(s, OUTCOME_OK);
 		return;
 	}
 	/* Cut off mid-exchange: before the head the request may go again, or we can say so; after it, only close. */
-	if (!s->resp_head_done) {
+	if (!s->rq.resp_head_done) {
 		http_server_failed(s, HR_BROKEN, ev == TSTREAM_EOF ? "closed" : tstream_error(s->srv));
 		return;
 	}
@@ -1214,7 +1223,7 @@ static void http_srv_event(struct tstream *t, enum tstream_event ev, void *arg)
 static SSL *http_backend_ssl(struct http_session *s)
 {
 	/* The server sees the name the client asked for unless the pool names one. */
-	return tlsconf_pool_ssl(s->snap->tls, (size_t)s->pool, http_backend_name(s, http_pool(s)));
+	return tlsconf_pool_ssl(s->snap->tls, (size_t)s->rq.pool, http_backend_name(s, http_pool(s)));
 }
 
 /* A new server connection of a pool with proxy_protocol starts with the header of
@@ -1253,20 +1262,20 @@ static enum http_connect_result http_connect_server(struct http_session *s, long
 {
 	const struct rules_pool *p = http_pool(s);
 	const struct rules_server *sv = &p->servers[idx];
-	unsigned port = s->svc->routes[s->route].port ? s->svc->routes[s->route].port : sv->port;
-	if (s->failed_server >= 0) {
-		pool_server_retried(s->snap->pools, (size_t)s->pool, (size_t)s->failed_server);
-		s->failed_server = -1;
+	unsigned port = s->svc->routes[s->rq.route].port ? s->svc->routes[s->rq.route].port : sv->port;
+	if (s->rq.failed_server >= 0) {
+		pool_server_retried(s->snap->pools, (size_t)s->rq.pool, (size_t)s->rq.failed_server);
+		s->rq.failed_server = -1;
 	}
 	http_drop_server(s);
-	s->attempts++;
-	s->server = idx;
-	s->port = port;
-	s->srv_reused = false;
-	pool_conn_begin(s->snap->pools, (size_t)s->pool, (size_t)idx);
-	s->counted = true;
+	s->rq.attempts++;
+	s->rq.server = idx;
+	s->rq.port = port;
+	s->rq.srv_reused = false;
+	pool_conn_begin(s->snap->pools, (size_t)s->rq.pool, (size_t)idx);
+	s->rq.counted = true;
 	if (reuse && (s->srv = http_take_idle(s, idx, port))) {
-		s->srv_reused = true;
+		s->rq.srv_reused = true;
 		tstream_setcb(s->srv, http_srv_readable, http_srv_drained, http_srv_event, s);
 		http_start_exchange(s);
 		return HC_STARTED;
@@ -1277,10 +1286,10 @@ static enum http_connect_result http_connect_server(struct http_session *s, long
 	                               (const struct sockaddr *)&p->source.ss, p->source.len);
 	if (!sk) {
 		log_msg(LOG_WARN, "pool %s server %s:%u: connect failed: %s", p->name, sv->host, port, strerror(errno));
-		pool_server_failed(s->snap->pools, (size_t)s->pool, (size_t)idx, strerror(errno));
+		pool_server_failed(s->snap->pools, (size_t)s->rq.pool, (size_t)idx, strerror(errno));
 		http_server_release(s);
-		s->failed_server = idx;
-		s->fail_cause = HR_CONNECT;
+		s->rq.failed_server = idx;
+		s->rq.fail_cause = HR_CONNECT;
 		return HC_NEXT;
 	}
 	if (p->proxy_protocol && http_proxy_header(s, sk) != 0) {
@@ -1313,13 +1322,13 @@ static enum http_connect_result http_connect_server(struct http_session *s, long
 static void http_connect_next(struct http_session *s)
 {
 	const struct rules_pool *p = http_pool(s);
-	while (s->attempts <= p->retries) {
-		struct pool_pick pk = { .client = (const struct sockaddr *)&s->peer, .preferred = s->cookie_server,
-		                        .exclude = s->tried, .nexclude = s->ntried };
-		long idx = pool_pick_server(s->snap->pools, s->snap->cursor, (size_t)s->pool, &pk);
+	while (s->rq.attempts <= p->retries) {
+		struct pool_pick pk = { .client = (const struct sockaddr *)&s->peer, .preferred = s->rq.cookie_server,
+		                        .exclude = s->rq.tried, .nexclude = s->rq.ntried };
+		long idx = pool_pick_server(s->snap->pools, s->snap->cursor, (size_t)s->rq.pool, &pk);
 		if (idx < 0)
 			break;
-		s->tried[s->ntried++] = idx;
+		s->rq.tried[s->rq.ntried++] = idx;
 		enum http_connect_result rc = http_connect_server(s, idx, true);
 		if (rc == HC_STARTED)
 			return;
@@ -1328,11 +1337,11 @@ static void http_connect_next(struct http_session *s)
 	}
 	/* Every server tried failed (502, or 504 after a timeout), or none may take anything (503):
 	 * then the request went nowhere and the connection may stay when no body is left to read past. */
-	if (s->attempts) {
+	if (s->rq.attempts) {
 		http_answer_failure(s);
 		return;
 	}
-	s->server = -1;
+	s->rq.server = -1;
 	http_respond(s, 503, NULL, OUTCOME_NO_SERVER, !s->req->chunked && s->req->content_length == 0);
 }
 
@@ -1372,12 +1381,12 @@ static size_t http_body_move(struct http_session *s, struct evbuffer *in, struct
 	size_t have = evbuffer_get_length(in);
 	if (n > have)
 		n = have;
-	if (s->kept && n) {
-		if (evbuffer_get_length(s->kept) - s->req->head_len + n > http_pool(s)->retry_body) {
-			evbuffer_free(s->kept);
-			s->kept = NULL;
+	if (s->rq.kept && n) {
+		if (evbuffer_get_length(s->rq.kept) - s->req->head_len + n > http_pool(s)->retry_body) {
+			evbuffer_free(s->rq.kept);
+			s->rq.kept = NULL;
 		} else {
-			http_copy_span(in, 0, n, s->kept);
+			http_copy_span(in, 0, n, s->rq.kept);
 		}
 	}
 	return http_move(in, out, n);
@@ -1389,30 +1398,30 @@ static void http_pump_request(struct http_session *s)
 {
 	struct evbuffer *in = tstream_input(s->cli);
 	struct evbuffer *out = tstream_output(s->srv);
-	if (!s->req_done) {
+	if (!s->rq.req_done) {
 		size_t moved = 0;
-		if (s->req_framing == HF_LENGTH) {
-			moved = http_body_move(s, in, out, s->req_left > SIZE_MAX ? SIZE_MAX : (size_t)s->req_left);
-			s->req_left -= moved;
-			s->req_done = s->req_left == 0;
-		} else if (s->req_framing == HF_CHUNKED) {
+		if (s->rq.req_framing == HF_LENGTH) {
+			moved = http_body_move(s, in, out, s->rq.req_left > SIZE_MAX ? SIZE_MAX : (size_t)s->rq.req_left);
+			s->rq.req_left -= moved;
+			s->rq.req_done = s->rq.req_left == 0;
+		} else if (s->rq.req_framing == HF_CHUNKED) {
 			size_t take;
-			int rc = http_chunked_span(&s->req_chunks, in, &take);
+			int rc = http_chunked_span(&s->rq.req_chunks, in, &take);
 			moved = http_body_move(s, in, out, take);
 			if (rc == H1_DONE) {
-				s->req_done = true;
+				s->rq.req_done = true;
 			} else if (rc != H1_NEED_MORE) {
 				http_drop_server(s);
 				http_respond(s, 400, NULL, OUTCOME_BAD_CHUNKED_BODY, false);
 				return;
 			}
 		} else {
-			s->req_done = true;
+			s->rq.req_done = true;
 		}
-		s->bytes_in += moved;
+		s->rq.bytes_in += moved;
 	}
 	if (tstream_flush(s->srv) != 0) {
-		if (!s->resp_head_done) {
+		if (!s->rq.resp_head_done) {
 			http_server_failed(s, HR_BROKEN, tstream_error(s->srv));
 			return;
 		}
@@ -1422,10 +1431,10 @@ static void http_pump_request(struct http_session *s)
 	if (tstream_unsent(s->srv) >= HTTP_RELAY_MAX) {
 		s->cli_paused = true;
 		tstream_read_enable(s->cli, false);
-	} else if (!s->req_done) {
+	} else if (!s->rq.req_done) {
 		tstream_read_enable(s->cli, true);     /* the input was taken: reading goes on */
 	}
-	if (s->req_done && s->resp_done)
+	if (s->rq.req_done && s->rq.resp_done)
 		http_exchange_end(s);
 }
 
@@ -1433,8 +1442,8 @@ static void http_write_response_head(struct http_session *s, const char *head)
 {
 	struct evbuffer *out = tstream_output(s->cli);
 	const struct h1_msg *r = s->resp;
-	if (s->plug)
-		plugin_on_response(s->plug, s->status, head, r);
+	if (s->rq.plug)
+		plugin_on_response(s->rq.plug, s->rq.status, head, r);
 	struct http_put o;
 	http_put_open(&o, out, r->head_len + 32);
 	/* HTTP/1.1 whatever the server's version: the rest of the line as it came. */
@@ -1442,15 +1451,15 @@ static void http_write_response_head(struct http_session *s, const char *head)
 	struct http_run run = { r->status_rest.off, r->nheaders ? r->headers[0].name.off : r->head_len - 2 };
 	/* A challenge to NTLM or Negotiate: the handshake's next legs and the session it
 	 * opens belong to this server connection, so only this client may use it. */
-	for (size_t i = 0; (s->status == 401 || s->status == 407) && i < r->nheaders; i++)
+	for (size_t i = 0; (s->rq.status == 401 || s->rq.status == 407) && i < r->nheaders; i++)
 		if (http_auth_header_binds(head, &r->headers[i], true))
 			http_make_private(s);
 	for (size_t i = 0; i < r->nheaders; i++) {
 		const struct h1_header *h = &r->headers[i];
 		const char *name = head + h->name.off;
-		bool upgrade = s->status == 101 && h->name.len == 7 && strncasecmp(name, "upgrade", 7) == 0;
+		bool upgrade = s->rq.status == 101 && h->name.len == 7 && strncasecmp(name, "upgrade", 7) == 0;
 		if (!upgrade && (http_hop_by_hop(name, h->name.len) || h1_connection_lists(r, head, name, h->name.len) ||
-		                 (s->plug && !plugin_header_kept(s->plug, ONEGATE_RESPONSE_HEADERS, name, h->name.len)))) {
+		                 (s->rq.plug && !plugin_header_kept(s->rq.plug, ONEGATE_RESPONSE_HEADERS, name, h->name.len)))) {
 			http_run_put(&run, &o, head);
 			continue;
 		}
@@ -1458,12 +1467,12 @@ static void http_write_response_head(struct http_session *s, const char *head)
 	}
 	http_run_put(&run, &o, head);
 	http_put_close(&o);
-	if (s->plug)
-		plugin_headers_write(s->plug, ONEGATE_RESPONSE_HEADERS, out);
+	if (s->rq.plug)
+		plugin_headers_write(s->rq.plug, ONEGATE_RESPONSE_HEADERS, out);
 	http_cookie_set(s, out);
-	if (s->status == 101)
+	if (s->rq.status == 101)
 		evbuffer_add(out, "Connection: Upgrade\r\n\r\n", 23);
-	else if (!s->keepalive)
+	else if (!s->rq.keepalive)
 		evbuffer_add(out, "Connection: close\r\n\r\n", 21);
 	else
 		evbuffer_add(out, "\r\n", 2);
@@ -1484,53 +1493,53 @@ static bool http_read_response_head(struct http_session *s)
 	}
 	if (rc != H1_DONE) {
 		const struct rules_pool *p = http_pool(s);
-		log_msg(LOG_WARN, "pool %s server %s:%u: bad response head: %s", p->name, p->servers[s->server].host,
-		        s->port, h1_error_text(s->resp, rc));
+		log_msg(LOG_WARN, "pool %s server %s:%u: bad response head: %s", p->name, p->servers[s->rq.server].host,
+		        s->rq.port, h1_error_text(s->resp, rc));
 		http_drop_server(s);
 		http_respond(s, 502, NULL, OUTCOME_BAD_RESPONSE, false);
 		return false;
 	}
-	s->status = s->resp->status;
-	if (s->status >= 100 && s->status < 200 && s->status != 101) {
+	s->rq.status = s->resp->status;
+	if (s->rq.status >= 100 && s->rq.status < 200 && s->rq.status != 101) {
 		/* 100 Continue and friends pass through as they are; the real answer follows. */
 		evbuffer_remove_buffer(in, tstream_output(s->cli), s->resp->head_len);
-		s->resp_forwarded = true;
-		h1_resp_init(s->resp, HTTP_HEAD_MAX, s->head_request);
+		s->rq.resp_forwarded = true;
+		h1_resp_init(s->resp, HTTP_HEAD_MAX, s->rq.head_request);
 		return true;
 	}
-	if (s->status == 101 && !s->upgrade) {
+	if (s->rq.status == 101 && !s->rq.upgrade) {
 		http_drop_server(s);
 		http_respond(s, 502, NULL, OUTCOME_BAD_UPGRADE, false);
 		return false;
 	}
-	s->resp_head_done = true;
+	s->rq.resp_head_done = true;
 	http_resend_end(s);
-	pool_server_succeeded(s->snap->pools, (size_t)s->pool, (size_t)s->server);
-	if (s->status == 101)
-		s->resp_framing = HF_NONE;
+	pool_server_succeeded(s->snap->pools, (size_t)s->rq.pool, (size_t)s->rq.server);
+	if (s->rq.status == 101)
+		s->rq.resp_framing = HF_NONE;
 	else if (s->resp->no_body)
-		s->resp_framing = HF_NONE;
+		s->rq.resp_framing = HF_NONE;
 	else if (s->resp->chunked)
-		s->resp_framing = HF_CHUNKED;
+		s->rq.resp_framing = HF_CHUNKED;
 	else if (s->resp->has_content_length)
-		s->resp_framing = HF_LENGTH;
+		s->rq.resp_framing = HF_LENGTH;
 	else
-		s->resp_framing = HF_CLOSE;
-	s->resp_left = s->resp->content_length;
-	h1_chunked_init(&s->resp_chunks);
-	s->srv_reusable = s->resp->keepalive && s->status != 101;
+		s->rq.resp_framing = HF_CLOSE;
+	s->rq.resp_left = s->resp->content_length;
+	h1_chunked_init(&s->rq.resp_chunks);
+	s->rq.srv_reusable = s->resp->keepalive && s->rq.status != 101;
 	/* A body that ends when the server closes cannot be framed for a client that stays. */
-	if (s->resp_framing == HF_CLOSE)
-		s->keepalive = false;
+	if (s->rq.resp_framing == HF_CLOSE)
+		s->rq.keepalive = false;
 	http_write_response_head(s, head);
 	evbuffer_drain(in, s->resp->head_len);
 	/* Long polls (Exchange ActiveSync, Skype push) may now stay quiet for the route's idle time. */
 	http_arm(s, http_timeout(s, false));
-	if (s->status == 101) {
+	if (s->rq.status == 101) {
 		/* From here the session is a relay (relay.h), its rules those of a passthrough connection. */
 		s->phase = HP_TUNNEL;
-		s->relay = (struct relay){ .cli = { .ts = s->cli, .count = &s->bytes_in, .eof = s->cli_eof },
-		                           .srv = { .ts = s->srv, .count = &s->bytes_out },
+		s->relay = (struct relay){ .cli = { .ts = s->cli, .count = &s->rq.bytes_in, .eof = s->cli_eof },
+		                           .srv = { .ts = s->srv, .count = &s->rq.bytes_out },
 		                           .max = HTTP_RELAY_MAX, .stall_ms = s->svc->send_timeout_ms };
 		relay_start(&s->relay);
 		http_tunnel_move(s, &s->relay.cli);
@@ -1543,29 +1552,29 @@ static bool http_read_response_head(struct http_session *s)
 
 static void http_pump_response(struct http_session *s)
 {
-	while (!s->resp_head_done)
+	while (!s->rq.resp_head_done)
 		if (!http_read_response_head(s))
 			return;
 	struct evbuffer *in = tstream_input(s->srv);
 	struct evbuffer *out = tstream_output(s->cli);
 	size_t moved = 0;
-	switch (s->resp_framing) {
+	switch (s->rq.resp_framing) {
 	case HF_NONE:
-		s->resp_done = true;
+		s->rq.resp_done = true;
 		break;
 	case HF_LENGTH:
-		moved = http_move(in, out, s->resp_left > SIZE_MAX ? SIZE_MAX : (size_t)s->resp_left);
-		s->resp_left -= moved;
-		s->resp_done = s->resp_left == 0;
+		moved = http_move(in, out, s->rq.resp_left > SIZE_MAX ? SIZE_MAX : (size_t)s->rq.resp_left);
+		s->rq.resp_left -= moved;
+		s->rq.resp_done = s->rq.resp_left == 0;
 		break;
 	case HF_CHUNKED: {
 		size_t take;
-		int rc = http_chunked_span(&s->resp_chunks, in, &take);
+		int rc = http_chunked_span(&s->rq.resp_chunks, in, &take);
 		moved = http_move(in, out, take);
 		if (rc == H1_DONE)
-			s->resp_done = true;
+			s->rq.resp_done = true;
 		else if (rc != H1_NEED_MORE) {
-			s->bytes_out += moved;
+			s->rq.bytes_out += moved;
 			http_close_request(s, OUTCOME_BAD_RESPONSE_BODY);
 			return;
 		}
@@ -1575,7 +1584,7 @@ static void http_pump_response(struct http_session *s)
 		moved = http_move(in, out, SIZE_MAX);
 		break;
 	}
-	s->bytes_out += moved;
+	s->rq.bytes_out += moved;
 	if (moved)
 		http_arm(s, http_timeout(s, false));
 	if (tstream_flush(s->cli) != 0) {
@@ -1586,17 +1595,17 @@ static void http_pump_response(struct http_session *s)
 	if (tstream_unsent(s->cli) >= HTTP_RELAY_MAX) {
 		s->srv_paused = true;
 		tstream_read_enable(s->srv, false);
-	} else if (!s->resp_done && s->srv) {
+	} else if (!s->rq.resp_done && s->srv) {
 		tstream_read_enable(s->srv, true);
 	}
-	if (s->resp_done && !s->req_done && !s->cli_paused) {
+	if (s->rq.resp_done && !s->rq.req_done && !s->cli_paused) {
 		/* The server answered before the whole body arrived (an error, say): what is left
 		 * of the body cannot be told from the next request, so this connection ends. */
-		s->keepalive = false;
-		s->req_done = true;
+		s->rq.keepalive = false;
+		s->rq.req_done = true;
 		http_drop_server(s);
 	}
-	if (s->resp_done && s->req_done)
+	if (s->rq.resp_done && s->rq.req_done)
 		http_exchange_end(s);
 }
 
@@ -1634,7 +1643,7 @@ static void http_tunnel_linger(struct http_session *s)
 static void http_exchange_end(struct http_session *s)
 {
 	http_disarm(s);
-	if (!s->keepalive) {
+	if (!s->rq.keepalive) {
 		http_park_server(s);
 		http_close_request(s, OUTCOME_OK);
 		return;
@@ -1672,7 +1681,7 @@ static long http_cookie_server(const struct http_session *s, const char *head)
 				size_t vlen = (size_t)(pair_end - val);
 				while (vlen && val[vlen - 1] == ' ')
 					vlen--;
-				return pool_server_by_cookie(s->snap->pools, (size_t)s->pool, val, vlen);
+				return pool_server_by_cookie(s->snap->pools, (size_t)s->rq.pool, val, vlen);
 			}
 			v = pair_end;
 		}
@@ -1685,10 +1694,10 @@ static void http_cookie_set(struct http_session *s, struct evbuffer *out)
 {
 	const struct rules_pool *p = http_pool(s);
 	const struct rules_cookie *c = &p->cookie;
-	if (p->balance != RULES_BALANCE_COOKIE || s->server < 0 || s->cookie_server == s->server)
+	if (p->balance != RULES_BALANCE_COOKIE || s->rq.server < 0 || s->rq.cookie_server == s->rq.server)
 		return;
 	evbuffer_add_printf(out, "Set-Cookie: %s=%s", c->name,
-	                    pool_server_cookie(s->snap->pools, (size_t)s->pool, (size_t)s->server));
+	                    pool_server_cookie(s->snap->pools, (size_t)s->rq.pool, (size_t)s->rq.server));
 	if (c->path)
 		evbuffer_add_printf(out, "; Path=%s", c->path);
 	if (c->domain)
@@ -1745,34 +1754,34 @@ static void http_route_resolved(struct http_session *s, const char *head, char *
 	}
 	/* A Host another certificate of this service serves came on a connection meant for another site. */
 	if (s->tls && !tlsconf_host_fits(s->snap->tls, (size_t)(s->svc - s->snap->cfg->services), s->sni,
-	                                 strlen(s->sni), s->host, s->host_len)) {
+	                                 strlen(s->sni), s->rq.host, s->rq.host_len)) {
 		http_respond(s, 421, NULL, OUTCOME_MISDIRECTED, !body);
 		return;
 	}
 	size_t rlen;
 	const char *bad;
-	s->route = rules_route_request(s->svc, s->host, s->host_len, path, q->path.len, s->sni[0] ? s->sni : NULL,
+	s->rq.route = rules_route_request(s->svc, s->rq.host, s->rq.host_len, path, q->path.len, s->sni[0] ? s->sni : NULL,
 	                               strlen(s->sni), rpath, q->path.len + 2, &rlen, &bad);
-	if (s->route == RULES_ROUTE_BAD_PATH) {
+	if (s->rq.route == RULES_ROUTE_BAD_PATH) {
 		/* Never guessed, and never handed to a less specific route. */
 		log_msg(LOG_DEBUG, "client %s: bad path: %s", s->client, bad);
 		http_respond(s, 400, NULL, OUTCOME_BAD_PATH, !body);
 		return;
 	}
-	if (s->route < 0) {
+	if (s->rq.route < 0) {
 		/* Never forwarded anywhere the rule file did not say. */
 		int st = s->svc->mode == RULES_MODE_TLS ? 421 : 404;
 		http_respond(s, st, NULL, OUTCOME_NO_ROUTE, !body);
 		return;
 	}
-	const struct rules_route *r = &s->svc->routes[s->route];
+	const struct rules_route *r = &s->svc->routes[s->rq.route];
 	/* Before the redirect or status: a filter guards those too. */
 	if (r->nplugins) {
 		const char *why = NULL;
-		struct plugin_view v = { &s->peer, s->tls, head, q, s->host, rpath, rlen };
-		int st = plugin_on_request(s->snap->cfg, r, &v, &s->plug, &why);
+		struct plugin_view v = { &s->peer, s->tls, head, q, s->rq.host, rpath, rlen };
+		int st = plugin_on_request(s->snap->cfg, r, &v, &s->rq.plug, &why);
 		if (st) {
-			s->answered_by = why;
+			s->rq.answered_by = why;
 			http_respond(s, st, NULL, why ? OUTCOME_PLUGIN : OUTCOME_NO_MEMORY, !body);
 			return;
 		}
@@ -1781,10 +1790,10 @@ static void http_route_resolved(struct http_session *s, const char *head, char *
 		char loc[600];
 		int code = r->status ? r->status : 301;
 		if (strcmp(r->redirect, "https") == 0)
-			snprintf(loc, sizeof(loc), "Location: https://%s%.*s\r\n", s->host, (int)q->path.len, path);
+			snprintf(loc, sizeof(loc), "Location: https://%s%.*s\r\n", s->rq.host, (int)q->path.len, path);
 		else
 			snprintf(loc, sizeof(loc), "Location: %s%.*s\r\n", r->redirect, (int)q->path.len, path);
-		if (!s->host[0] && strcmp(r->redirect, "https") == 0) {
+		if (!s->rq.host[0] && strcmp(r->redirect, "https") == 0) {
 			http_respond(s, 400, NULL, OUTCOME_REDIRECT_WITHOUT_HOST, false);
 			return;
 		}
@@ -1796,18 +1805,18 @@ static void http_route_resolved(struct http_session *s, const char *head, char *
 		return;
 	}
 	bool asterisk = q->path.off == q->target.off && !q->path.len;
-	if (r->normalize_path && !asterisk && !(s->target = http_normalized_target(rpath, rlen, path, q->path.len))) {
+	if (r->normalize_path && !asterisk && !(s->rq.target = http_normalized_target(rpath, rlen, path, q->path.len))) {
 		http_respond(s, 503, NULL, OUTCOME_NO_MEMORY, false);
 		return;
 	}
-	s->pool = r->pool;
+	s->rq.pool = r->pool;
 	const struct rules_pool *p = http_pool(s);
 	/* Requests are balanced one by one (Skype for Business mobile clients expect it),
 	 * unless the pool keeps a client on its server with a cookie. */
-	s->cookie_server = p->balance == RULES_BALANCE_COOKIE ? http_cookie_server(s, head) : -1;
+	s->rq.cookie_server = p->balance == RULES_BALANCE_COOKIE ? http_cookie_server(s, head) : -1;
 	tstream_read_enable(s->cli, false);
 	if (http_take_private(s)) {
-		s->attempts = 1;
+		s->rq.attempts = 1;
 		tstream_setcb(s->srv, http_srv_readable, http_srv_drained, http_srv_event, s);
 		http_start_exchange(s);
 		return;
@@ -1837,23 +1846,10 @@ static int http_request_reset(struct http_session *s)
 	s->req = &s->msgs->req;
 	s->resp = &s->msgs->resp;
 	h1_req_init(s->req, HTTP_HEAD_MAX);
-	h1_chunked_init(&s->req_chunks);
-	s->method[0] = s->host[0] = s->path[0] = '\0';
-	s->host_len = 0;
-	s->route = s->pool = s->server = s->cookie_server = s->failed_server = -1;
-	s->ntried = s->attempts = 0;
-	s->fail_cause = HR_CONNECT;
-	s->req_done = s->resp_head_done = s->resp_done = s->upgrade = s->head_request = false;
-	s->req_sent = s->srv_reused = s->resp_forwarded = false;
-	s->status = 0;
-	s->srv_reusable = false;
-	s->req_private = false;
-	plugin_req_free(s->plug);
-	s->plug = NULL;
-	free(s->target);
-	s->target = NULL;
-	s->bytes_in = s->bytes_out = 0;
-	memset(&s->srv_start, 0, sizeof(s->srv_start));
+	/* What the request before owned; the rest of it the last access line closed. */
+	plugin_req_free(s->rq.plug);
+	free(s->rq.target);
+	s->rq = http_request_none;
 	return 0;
 }
 
@@ -1882,7 +1878,7 @@ static void http_read_request(struct http_session *s)
 			return;
 		}
 		s->req_started = true;
-		http_clock(&s->req_start);
+		http_clock(&s->rq.req_start);
 		http_arm(s, s->svc->header_timeout_ms);
 	}
 	size_t take = len < HTTP_HEAD_MAX ? len : HTTP_HEAD_MAX;
@@ -1903,27 +1899,27 @@ static void http_read_request(struct http_session *s)
 	s->requests++;
 	const struct h1_msg *q = s->req;
 	if (rc != H1_DONE) {
-		snprintf(s->method, sizeof(s->method), "-");
+		snprintf(s->rq.method, sizeof(s->rq.method), "-");
 		log_msg(LOG_DEBUG, "client %s: bad request: %s", s->client, h1_error_text(s->req, rc));
 		http_respond(s, h1_error_status(rc), NULL, OUTCOME_BAD_REQUEST, false);
 		return;
 	}
-	http_copy(s->method, sizeof(s->method), head + q->method.off, q->method.len);
-	http_copy(s->path, sizeof(s->path), head + q->path.off, q->path.len);
-	s->head_request = q->method.len == 4 && memcmp(head + q->method.off, "HEAD", 4) == 0;
-	s->keepalive = q->keepalive;
-	h1_resp_init(s->resp, HTTP_HEAD_MAX, s->head_request);
-	s->upgrade = q->upgrade;
+	http_copy(s->rq.method, sizeof(s->rq.method), head + q->method.off, q->method.len);
+	http_copy(s->rq.path, sizeof(s->rq.path), head + q->path.off, q->path.len);
+	s->rq.head_request = q->method.len == 4 && memcmp(head + q->method.off, "HEAD", 4) == 0;
+	s->rq.keepalive = q->keepalive;
+	h1_resp_init(s->resp, HTTP_HEAD_MAX, s->rq.head_request);
+	s->rq.upgrade = q->upgrade;
 	if (q->has_host) {
 		uint16_t port;
-		if (h1_host_normalize(head + q->host.off, q->host.len, s->host, sizeof(s->host), &port) < 0) {
+		if (h1_host_normalize(head + q->host.off, q->host.len, s->rq.host, sizeof(s->rq.host), &port) < 0) {
 			http_respond(s, 400, NULL, OUTCOME_BAD_HOST, false);
 			return;
 		}
-		s->host_len = strlen(s->host);
+		s->rq.host_len = strlen(s->rq.host);
 	}
-	s->req_framing = q->chunked ? HF_CHUNKED : q->has_content_length && q->content_length ? HF_LENGTH : HF_NONE;
-	s->req_left = q->content_length;
+	s->rq.req_framing = q->chunked ? HF_CHUNKED : q->has_content_length && q->content_length ? HF_LENGTH : HF_NONE;
+	s->rq.req_left = q->content_length;
 	http_route_request(s, head);
 }
 
@@ -2004,7 +2000,7 @@ static void http_cli_event(struct tstream *t, enum tstream_event ev, void *arg)
 	default:
 		/* A client that half-closes after its request still gets the answer;
 		 * one whose request is not complete is gone. */
-		if (ev == TSTREAM_EOF && s->req_done)
+		if (ev == TSTREAM_EOF && s->rq.req_done)
 			return;
 		http_access_log(s, OUTCOME_CLIENT_CLOSED);
 		http_free(s, OUTCOME_CLIENT_CLOSED);
@@ -2038,7 +2034,7 @@ static void http_timer(evutil_socket_t fd, short what, void *arg)
 		http_server_failed(s, HR_CONNECT, "connect timed out");
 		return;
 	case HP_EXCHANGE:
-		if (!s->resp_head_done) {
+		if (!s->rq.resp_head_done) {
 			http_server_failed(s, HR_TIMEOUT, "no answer in time");
 			return;
 		}
@@ -2075,7 +2071,7 @@ void http_session_start(const struct http_start *st)
 	pool_service_open(s->snap->pools, http_service_index(s), 1);
 	s->tls = st->ssl != NULL;
 	s->handshaken = !s->tls;
-	s->route = s->pool = s->server = -1;
+	s->rq = http_request_none;
 	addr_text(st->peer, st->peerlen, s->client, sizeof(s->client), s->client_ip, sizeof(s->client_ip));
 	memcpy(&s->peer, st->peer, st->peerlen < sizeof(s->peer) ? st->peerlen : sizeof(s->peer));
 	if (st->local && st->locallen && st->locallen <= sizeof(s->local)) {
@@ -2085,7 +2081,7 @@ void http_session_start(const struct http_start *st)
 	if (st->sni)
 		snprintf(s->sni, sizeof(s->sni), "%s", st->sni);
 	http_clock(&s->start);
-	s->req_start = s->start;
+	s->rq.req_start = s->start;
 	s->link.close_now = http_close_now;
 	home_live_add(s->home, &s->link);
 	s->timer = evtimer_new(s->home->base, http_timer, s);
