@@ -1660,55 +1660,17 @@ static void http_exchange_end(struct http_session *s)
 
 /* ---------------------------------------------------------------- persistence cookie */
 
-/* The server the request's persistence cookie names (any Cookie header, any position), or -1. */
-static long http_cookie_server(const struct http_session *s, const char *head)
-{
-	const struct h1_msg *q = s->req;
-	const struct rules_pool *p = http_pool(s);
-	size_t nlen = strlen(p->cookie.name);
-	for (size_t i = 0; i < q->nheaders; i++) {
-		const struct h1_header *h = &q->headers[i];
-		if (h->name.len != 6 || strncasecmp(head + h->name.off, "cookie", 6) != 0)
-			continue;
-		const char *v = head + h->value.off, *end = v + h->value.len;
-		while (v < end) {
-			while (v < end && (*v == ' ' || *v == ';'))
-				v++;
-			const char *semi = memchr(v, ';', (size_t)(end - v));
-			const char *pair_end = semi ? semi : end;
-			if ((size_t)(pair_end - v) > nlen && v[nlen] == '=' && memcmp(v, p->cookie.name, nlen) == 0) {
-				const char *val = v + nlen + 1;
-				size_t vlen = (size_t)(pair_end - val);
-				while (vlen && val[vlen - 1] == ' ')
-					vlen--;
-				return pool_server_by_cookie(s->snap->pools, (size_t)s->rq.pool, val, vlen);
-			}
-			v = pair_end;
-		}
-	}
-	return -1;
-}
-
-/* Set on every response to a request that came without the cookie (or named a server it could not have). */
+/* Set on every response to a request that came without the cookie (or named a server
+ * it could not have); the cookie itself is pool.c's. */
 static void http_cookie_set(struct http_session *s, struct evbuffer *out)
 {
 	const struct rules_pool *p = http_pool(s);
-	const struct rules_cookie *c = &p->cookie;
 	if (p->balance != RULES_BALANCE_COOKIE || s->rq.server < 0 || s->rq.cookie_server == s->rq.server)
 		return;
-	evbuffer_add_printf(out, "Set-Cookie: %s=%s", c->name,
-	                    pool_server_cookie(s->snap->pools, (size_t)s->rq.pool, (size_t)s->rq.server));
-	if (c->path)
-		evbuffer_add_printf(out, "; Path=%s", c->path);
-	if (c->domain)
-		evbuffer_add_printf(out, "; Domain=%s", c->domain);
-	if (c->max_age)
-		evbuffer_add_printf(out, "; Max-Age=%u", c->max_age);
-	if (c->secure)
-		evbuffer_add(out, "; Secure", 8);
-	if (c->httponly)
-		evbuffer_add(out, "; HttpOnly", 10);
-	evbuffer_add(out, "\r\n", 2);
+	char line[4096];
+	size_t n = pool_cookie_header(s->snap->pools, (size_t)s->rq.pool, (size_t)s->rq.server, line, sizeof(line));
+	if (n)
+		evbuffer_add(out, line, n);
 }
 
 /* ---------------------------------------------------------------- requests */
@@ -1813,7 +1775,8 @@ static void http_route_resolved(struct http_session *s, const char *head, char *
 	const struct rules_pool *p = http_pool(s);
 	/* Requests are balanced one by one (Skype for Business mobile clients expect it),
 	 * unless the pool keeps a client on its server with a cookie. */
-	s->rq.cookie_server = p->balance == RULES_BALANCE_COOKIE ? http_cookie_server(s, head) : -1;
+	s->rq.cookie_server = p->balance == RULES_BALANCE_COOKIE
+	                           ? pool_cookie_find(s->snap->pools, (size_t)s->rq.pool, head, s->req) : -1;
 	tstream_read_enable(s->cli, false);
 	if (http_take_private(s)) {
 		s->rq.attempts = 1;

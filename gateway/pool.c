@@ -5,9 +5,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <netinet/in.h>
 
+#include "h1.h"
 #include "log.h"
 #include "stats.h"
 
@@ -551,6 +553,45 @@ long pool_server_by_cookie(const struct pool_table *t, size_t pool, const char *
 		if (memcmp(pool_srv(t, pool, i)->cookie, value, 16) == 0)
 			return (long)i;
 	return -1;
+}
+
+long pool_cookie_find(const struct pool_table *t, size_t pool, const char *head, const struct h1_msg *q)
+{
+	const struct rules_cookie *c = &t->pools[pool].cfg->cookie;
+	size_t nlen = strlen(c->name);
+	for (size_t i = 0; i < q->nheaders; i++) {
+		const struct h1_header *h = &q->headers[i];
+		if (h->name.len != 6 || strncasecmp(head + h->name.off, "cookie", 6) != 0)
+			continue;
+		const char *v = head + h->value.off, *end = v + h->value.len;
+		while (v < end) {
+			while (v < end && (*v == ' ' || *v == ';'))
+				v++;
+			const char *semi = memchr(v, ';', (size_t)(end - v));
+			const char *pair_end = semi ? semi : end;
+			if ((size_t)(pair_end - v) > nlen && v[nlen] == '=' && memcmp(v, c->name, nlen) == 0) {
+				const char *val = v + nlen + 1;
+				size_t vlen = (size_t)(pair_end - val);
+				while (vlen && val[vlen - 1] == ' ')
+					vlen--;
+				return pool_server_by_cookie(t, pool, val, vlen);
+			}
+			v = pair_end;
+		}
+	}
+	return -1;
+}
+
+size_t pool_cookie_header(const struct pool_table *t, size_t pool, size_t server, char *buf, size_t cap)
+{
+	const struct rules_cookie *c = &t->pools[pool].cfg->cookie;
+	char max_age[32] = "";
+	if (c->max_age)
+		snprintf(max_age, sizeof(max_age), "; Max-Age=%u", c->max_age);
+	int n = snprintf(buf, cap, "Set-Cookie: %s=%s%s%s%s%s%s%s%s\r\n", c->name, pool_srv(t, pool, server)->cookie,
+	                 c->path ? "; Path=" : "", c->path ? c->path : "", c->domain ? "; Domain=" : "",
+	                 c->domain ? c->domain : "", max_age, c->secure ? "; Secure" : "", c->httponly ? "; HttpOnly" : "");
+	return n > 0 && (size_t)n < cap ? (size_t)n : 0;
 }
 
 /* ---------------------------------------------------------------- control side */

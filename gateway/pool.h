@@ -25,6 +25,8 @@
 
 #include "rules.h"
 
+struct h1_msg;
+
 /* Resends a pool allows at once whatever its budget says (a quiet pool's budget is near 0). */
 #define POOL_RETRY_FLOOR 10
 
@@ -103,6 +105,12 @@ void pool_server_retried(const struct pool_table *t, size_t pool, size_t server)
 const char *pool_server_cookie(const struct pool_table *t, size_t pool, size_t server);
 /* The server whose cookie value this is, or -1. */
 long pool_server_by_cookie(const struct pool_table *t, size_t pool, const char *value, size_t len);
+/* The server a request's persistence cookie names (the pool's cookie in any Cookie
+ * header, at any position), or -1. head and q are the request head as h1_parse() left them. */
+long pool_cookie_find(const struct pool_table *t, size_t pool, const char *head, const struct h1_msg *q);
+/* Writes the Set-Cookie header line (CRLF included) that keeps a client on server;
+ * returns its length, or 0 when it does not fit in cap. */
+size_t pool_cookie_header(const struct pool_table *t, size_t pool, size_t server, char *buf, size_t cap);
 
 /* ---- the control side (health checks, admin) ---- */
 
