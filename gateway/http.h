@@ -6,7 +6,8 @@
  *
  * The session owns the client connection from http_session_start() until it
  * closes, and frees itself in one place (which also logs the connection).
- * Every request gets an access log line of its own.
+ * Every request gets an access log line of its own. The code is in
+ * gateway/http/ (session.h says which file does what).
  */
 #ifndef ONEGATE_HTTP_H
 #define ONEGATE_HTTP_H

@@ -2,7 +2,7 @@
  * outcome.h - how a connection or a request ended: the `outcome=` of every
  * access line, as one enum and one table of name and meaning.
  *
- * The table is the only list: conn.c and http.c pass enum values, the log
+ * The table is the only list: conn.c and http/ pass enum values, the log
  * prints outcome_table[o].name, and docs/architecture.md's outcome table is
  * rendered from it (outcome_test checks the committed doc against it).
  * Read-only data: any thread may read it.

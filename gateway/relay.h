@@ -1,7 +1,7 @@
 /*
  * relay.h - bytes both ways between two ends that have stopped speaking a
  * protocol: a passthrough connection (conn.c, on sockets) and an HTTP
- * Upgrade tunnel (http.c, on streams that may be TLS). One set of rules:
+ * Upgrade tunnel (http/body.c, on streams that may be TLS). One set of rules:
  *
  * - back-pressure: once max bytes wait for one end, the other is not read
  *   until that end has taken half;

@@ -523,7 +523,7 @@ services = (
         return (("plain", self.http_port, None), ("TLS", self.https_port, WWW))
 
     def test_oversize_heads(self):
-        limit = 32 * 1024       # HTTP_HEAD_MAX in gateway/http.c, the final CRLF included
+        limit = 32 * 1024       # HTTP_HEAD_MAX in gateway/http/session.h, the final CRLF included
         start = b"GET /o HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n" % WWW.encode()
 
         def head_of(size):

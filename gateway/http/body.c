@@ -1,0 +1,456 @@
+#include "http/body.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "acme.h"
+#include "addr.h"
+#include "http.h"
+#include "http/backend.h"
+#include "http/head.h"
+#include "log.h"
+#include "plugin.h"
+#include "pool.h"
+#include "proxyproto.h"
+#include "tlsconf.h"
+#include "tstream.h"
+
+static void http_pump_response(struct http_session *s);
+static void http_exchange_end(struct http_session *s);
+
+/* Copies n bytes of from, starting off bytes in, to the end of to. */
+static void http_copy_span(struct evbuffer *from, size_t off, size_t n, struct evbuffer *to)
+{
+	struct evbuffer_ptr at;
+	size_t done = 0;
+	while (done < n && evbuffer_ptr_set(from, &at, off + done, EVBUFFER_PTR_SET) == 0) {
+		struct evbuffer_iovec v[8];
+		int k = evbuffer_peek(from, (ev_ssize_t)(n - done), &at, v, 8);
+		if (k <= 0)
+			return;
+		for (int i = 0; i < k && i < 8 && done < n; i++) {
+			size_t len = v[i].iov_len < n - done ? v[i].iov_len : n - done;
+			evbuffer_add(to, v[i].iov_base, len);
+			done += len;
+		}
+	}
+}
+
+void http_srv_readable(struct tstream *t, void *arg)
+{
+	struct http_session *s = arg;
+	(void)t;
+	if (s->phase == HP_TUNNEL) {
+		if (!s->relay.closing)
+			http_tunnel_move(s, &s->relay.srv);
+	} else if (s->phase == HP_EXCHANGE)
+		http_pump_response(s);
+	else if (s->phase != HP_CLOSING)    /* an idle kept connection should say nothing; if it does, it is not reusable */
+		http_drop_server(s);
+}
+
+void http_srv_drained(struct tstream *t, void *arg)
+{
+	struct http_session *s = arg;
+	(void)t;
+	if (s->phase == HP_TUNNEL) {
+		if (s->relay.closing)
+			http_tunnel_linger(s);
+		else
+			relay_drained(&s->relay, &s->relay.srv);
+		return;
+	}
+	if (s->cli_paused && !s->cli_eof) {
+		s->cli_paused = false;
+		tstream_read_enable(s->cli, true);
+	}
+	if (s->phase == HP_CLOSING)
+		http_linger_check(s);
+}
+
+/* The request head (and what body is already here) goes out once the server is there;
+ * again, with the body kept, to the next server when the first failed it. */
+void http_start_exchange(struct http_session *s)
+{
+	struct evbuffer *in = tstream_input(s->cli);
+	bool replay = s->rq.req_sent && !s->rq.head_held;
+	const char *head = (const char *)evbuffer_pullup(replay ? s->rq.kept : in, (ev_ssize_t)s->req->head_len);
+	s->phase = HP_EXCHANGE;
+	http_clock(&s->rq.srv_start);
+	if (http_pool_private(http_pool(s)))
+		http_make_private(s);
+	const struct rules_route *r = &s->svc->routes[s->rq.route];
+	struct http_head_request hq = {
+		.head = head, .q = s->req, .target = s->rq.target, .host_rewrite = r->host_rewrite,
+		.forwarded = r->forwarded, .client_ip = s->client_ip, .tls = s->tls, .host = s->rq.host,
+		.host_len = s->rq.host_len, .upgrade = s->rq.upgrade, .plug = s->rq.plug,
+	};
+	if (http_head_write_request(tstream_output(s->srv), &hq))
+		http_make_private(s);
+	if (replay) {
+		http_copy_span(s->rq.kept, s->req->head_len, evbuffer_get_length(s->rq.kept) - s->req->head_len,
+		               tstream_output(s->srv));
+	} else if (!s->rq.req_sent) {
+		s->rq.req_sent = true;
+		/* What may go again is kept: a bodyless request's head stays where it is, in front of
+		 * what the client pipelined; a head with a body is copied, the body follows as it goes. */
+		if (http_request_resendable(s)) {
+			if (s->rq.req_framing == HF_NONE)
+				s->rq.head_held = true;
+			else if ((s->rq.kept = evbuffer_new()))
+				evbuffer_add(s->rq.kept, head, s->req->head_len);
+		}
+		if (!s->rq.head_held)
+			evbuffer_drain(in, s->req->head_len);
+	}
+	tstream_set_low_mark(s->srv, HTTP_RELAY_MAX / 2);
+	tstream_read_enable(s->srv, true);
+	/* The body (and the client's EOF) may come now; the pump pauses reading if the server lags. */
+	s->cli_paused = false;
+	tstream_read_enable(s->cli, true);
+	http_arm(s, http_timeout(s, true));
+	http_pump_request(s);
+}
+
+void http_srv_event(struct tstream *t, enum tstream_event ev, void *arg)
+{
+	struct http_session *s = arg;
+	(void)t;
+	if (ev == TSTREAM_READY) {
+		if (s->phase == HP_CONNECT)
+			http_start_exchange(s);
+		return;
+	}
+	if (s->phase == HP_CONNECT) {
+		http_server_failed(s, HR_CONNECT, ev == TSTREAM_EOF ? "closed during connect" : tstream_error(s->srv));
+		return;
+	}
+	if (s->phase == HP_TUNNEL) {
+		if (s->relay.closing)
+			http_tunnel_linger(s);
+		else if (ev == TSTREAM_ERROR)
+			http_tunnel_end(s, relay_reset(&s->relay, &s->relay.srv));
+		else if (relay_ended(&s->relay, &s->relay.srv))
+			http_tunnel_linger(s);
+		return;
+	}
+	if (s->phase == HP_CLOSING) {
+		if (ev == TSTREAM_ERROR)
+			http_linger_check(s);
+		return;
+	}
+	if (s->phase != HP_EXCHANGE) {
+		http_drop_server(s);     /* a kept connection the server closed */
+		return;
+	}
+	if (s->rq.resp_head_done && s->rq.resp_framing == HF_CLOSE && ev == TSTREAM_EOF) {
+		s->rq.resp_done = true;
+		http_close_request(s, OUTCOME_OK);
+		return;
+	}
+	/* Cut off mid-exchange: before the head the request may go again, or we can say so; after it, only close. */
+	if (!s->rq.resp_head_done) {
+		http_server_failed(s, HR_BROKEN, ev == TSTREAM_EOF ? "closed" : tstream_error(s->srv));
+		return;
+	}
+	http_close_request(s, OUTCOME_SERVER_CLOSED);
+}
+
+/* Moves up to n bytes of body from one side to the other; returns what moved. */
+static size_t http_move(struct evbuffer *from, struct evbuffer *to, size_t n)
+{
+	size_t have = evbuffer_get_length(from);
+	if (n > have)
+		n = have;
+	if (n)
+		evbuffer_remove_buffer(from, to, n);
+	return n;
+}
+
+/* How many of the bytes at the front of buf belong to a chunked body, feeding the decoder. */
+static enum h1_result http_chunked_span(struct h1_chunked *ck, struct evbuffer *buf, size_t *take)
+{
+	struct evbuffer_iovec v[16];
+	int n = evbuffer_peek(buf, -1, NULL, v, 16);
+	*take = 0;
+	for (int i = 0; i < n && i < 16; i++) {
+		size_t used = 0;
+		enum h1_result rc = h1_chunked_feed(ck, v[i].iov_base, v[i].iov_len, &used);
+		*take += used;
+		if (rc != H1_NEED_MORE)
+			return rc;
+	}
+	return H1_NEED_MORE;
+}
+
+/* Moves up to n bytes of request body to the server. A request that may go again keeps
+ * a copy of them, until its body outgrows the pool's retry_body: then it goes once only. */
+static size_t http_body_move(struct http_session *s, struct evbuffer *in, struct evbuffer *out, size_t n)
+{
+	size_t have = evbuffer_get_length(in);
+	if (n > have)
+		n = have;
+	if (s->rq.kept && n) {
+		if (evbuffer_get_length(s->rq.kept) - s->req->head_len + n > http_pool(s)->retry_body) {
+			evbuffer_free(s->rq.kept);
+			s->rq.kept = NULL;
+		} else {
+			http_copy_span(in, 0, n, s->rq.kept);
+		}
+	}
+	return http_move(in, out, n);
+}
+
+void http_pump_request(struct http_session *s)
+{
+	struct evbuffer *in = tstream_input(s->cli);
+	struct evbuffer *out = tstream_output(s->srv);
+	if (!s->rq.req_done) {
+		size_t moved = 0;
+		if (s->rq.req_framing == HF_LENGTH) {
+			moved = http_body_move(s, in, out, s->rq.req_left > SIZE_MAX ? SIZE_MAX : (size_t)s->rq.req_left);
+			s->rq.req_left -= moved;
+			s->rq.req_done = s->rq.req_left == 0;
+		} else if (s->rq.req_framing == HF_CHUNKED) {
+			size_t take;
+			int rc = http_chunked_span(&s->rq.req_chunks, in, &take);
+			moved = http_body_move(s, in, out, take);
+			if (rc == H1_DONE) {
+				s->rq.req_done = true;
+			} else if (rc != H1_NEED_MORE) {
+				http_drop_server(s);
+				http_respond(s, 400, NULL, OUTCOME_BAD_CHUNKED_BODY, false);
+				return;
+			}
+		} else {
+			s->rq.req_done = true;
+		}
+		s->rq.bytes_in += moved;
+	}
+	if (tstream_flush(s->srv) != 0) {
+		if (!s->rq.resp_head_done) {
+			http_server_failed(s, HR_BROKEN, tstream_error(s->srv));
+			return;
+		}
+		http_close_request(s, OUTCOME_SERVER_CLOSED);
+		return;
+	}
+	if (tstream_unsent(s->srv) >= HTTP_RELAY_MAX) {
+		s->cli_paused = true;
+		tstream_read_enable(s->cli, false);
+	} else if (!s->rq.req_done) {
+		tstream_read_enable(s->cli, true);     /* the input was taken: reading goes on */
+	}
+	if (s->rq.req_done && s->rq.resp_done)
+		http_exchange_end(s);
+}
+
+/* The Set-Cookie line for every response to a request that came without the cookie (or
+ * named a server it could not have), into buf; NULL when none is due. The cookie is pool.c's. */
+static const char *http_cookie_line(const struct http_session *s, char *buf, size_t cap)
+{
+	const struct rules_pool *p = http_pool(s);
+	if (p->balance != RULES_BALANCE_COOKIE || s->rq.server < 0 || s->rq.cookie_server == s->rq.server)
+		return NULL;
+	return pool_cookie_header(s->snap->pools, (size_t)s->rq.pool, (size_t)s->rq.server, buf, cap) ? buf : NULL;
+}
+
+static void http_write_response_head(struct http_session *s, const char *head)
+{
+	if (s->rq.plug)
+		plugin_on_response(s->rq.plug, s->rq.status, head, s->resp);
+	char cookie[4096];
+	struct http_head_response hr = {
+		.head = head, .r = s->resp, .status = s->rq.status, .plug = s->rq.plug,
+		.set_cookie = http_cookie_line(s, cookie, sizeof(cookie)), .keepalive = s->rq.keepalive,
+	};
+	if (http_head_write_response(tstream_output(s->cli), &hr))
+		http_make_private(s);
+}
+
+/* Reads the response head; returns false when the session went on elsewhere. */
+static bool http_read_response_head(struct http_session *s)
+{
+	struct evbuffer *in = tstream_input(s->srv);
+	size_t len = evbuffer_get_length(in);
+	size_t take = len < HTTP_HEAD_MAX ? len : HTTP_HEAD_MAX;
+	const char *head = (const char *)evbuffer_pullup(in, (ev_ssize_t)take);
+	enum h1_result rc = h1_parse(s->resp, head, take);
+	if (rc == H1_NEED_MORE) {
+		if (take < HTTP_HEAD_MAX)
+			return false;
+		rc = H1_ERR_TOO_LARGE;
+	}
+	if (rc != H1_DONE) {
+		const struct rules_pool *p = http_pool(s);
+		log_msg(LOG_WARN, "pool %s server %s:%u: bad response head: %s", p->name, p->servers[s->rq.server].host,
+		        s->rq.port, h1_error_text(s->resp, rc));
+		http_drop_server(s);
+		http_respond(s, 502, NULL, OUTCOME_BAD_RESPONSE, false);
+		return false;
+	}
+	s->rq.status = s->resp->status;
+	if (s->rq.status >= 100 && s->rq.status < 200 && s->rq.status != 101) {
+		/* 100 Continue and friends pass through as they are; the real answer follows. */
+		evbuffer_remove_buffer(in, tstream_output(s->cli), s->resp->head_len);
+		s->rq.resp_forwarded = true;
+		h1_resp_init(s->resp, HTTP_HEAD_MAX, s->rq.head_request);
+		return true;
+	}
+	if (s->rq.status == 101 && !s->rq.upgrade) {
+		http_drop_server(s);
+		http_respond(s, 502, NULL, OUTCOME_BAD_UPGRADE, false);
+		return false;
+	}
+	s->rq.resp_head_done = true;
+	http_resend_end(s);
+	pool_server_succeeded(s->snap->pools, (size_t)s->rq.pool, (size_t)s->rq.server);
+	if (s->rq.status == 101)
+		s->rq.resp_framing = HF_NONE;
+	else if (s->resp->no_body)
+		s->rq.resp_framing = HF_NONE;
+	else if (s->resp->chunked)
+		s->rq.resp_framing = HF_CHUNKED;
+	else if (s->resp->has_content_length)
+		s->rq.resp_framing = HF_LENGTH;
+	else
+		s->rq.resp_framing = HF_CLOSE;
+	s->rq.resp_left = s->resp->content_length;
+	h1_chunked_init(&s->rq.resp_chunks);
+	s->rq.srv_reusable = s->resp->keepalive && s->rq.status != 101;
+	/* A body that ends when the server closes cannot be framed for a client that stays. */
+	if (s->rq.resp_framing == HF_CLOSE)
+		s->rq.keepalive = false;
+	http_write_response_head(s, head);
+	evbuffer_drain(in, s->resp->head_len);
+	/* Long polls (Exchange ActiveSync, Skype push) may now stay quiet for the route's idle time. */
+	http_arm(s, http_timeout(s, false));
+	if (s->rq.status == 101) {
+		/* From here the session is a relay (relay.h), its rules those of a passthrough connection. */
+		s->phase = HP_TUNNEL;
+		s->relay = (struct relay){ .cli = { .ts = s->cli, .count = &s->rq.bytes_in, .eof = s->cli_eof },
+		                           .srv = { .ts = s->srv, .count = &s->rq.bytes_out },
+		                           .max = HTTP_RELAY_MAX, .stall_ms = s->svc->send_timeout_ms };
+		relay_start(&s->relay);
+		http_tunnel_move(s, &s->relay.cli);
+		if (s->phase == HP_TUNNEL && !s->relay.closing)
+			http_tunnel_move(s, &s->relay.srv);
+		return false;
+	}
+	return true;
+}
+
+static void http_pump_response(struct http_session *s)
+{
+	while (!s->rq.resp_head_done)
+		if (!http_read_response_head(s))
+			return;
+	struct evbuffer *in = tstream_input(s->srv);
+	struct evbuffer *out = tstream_output(s->cli);
+	size_t moved = 0;
+	switch (s->rq.resp_framing) {
+	case HF_NONE:
+		s->rq.resp_done = true;
+		break;
+	case HF_LENGTH:
+		moved = http_move(in, out, s->rq.resp_left > SIZE_MAX ? SIZE_MAX : (size_t)s->rq.resp_left);
+		s->rq.resp_left -= moved;
+		s->rq.resp_done = s->rq.resp_left == 0;
+		break;
+	case HF_CHUNKED: {
+		size_t take;
+		int rc = http_chunked_span(&s->rq.resp_chunks, in, &take);
+		moved = http_move(in, out, take);
+		if (rc == H1_DONE)
+			s->rq.resp_done = true;
+		else if (rc != H1_NEED_MORE) {
+			s->rq.bytes_out += moved;
+			http_close_request(s, OUTCOME_BAD_RESPONSE_BODY);
+			return;
+		}
+		break;
+	}
+	case HF_CLOSE:
+		moved = http_move(in, out, SIZE_MAX);
+		break;
+	}
+	s->rq.bytes_out += moved;
+	if (moved)
+		http_arm(s, http_timeout(s, false));
+	if (tstream_flush(s->cli) != 0) {
+		http_access_log(s, OUTCOME_CLIENT_RESET);
+		http_free(s, OUTCOME_CLIENT_RESET);
+		return;
+	}
+	if (tstream_unsent(s->cli) >= HTTP_RELAY_MAX) {
+		s->srv_paused = true;
+		tstream_read_enable(s->srv, false);
+	} else if (!s->rq.resp_done && s->srv) {
+		tstream_read_enable(s->srv, true);
+	}
+	if (s->rq.resp_done && !s->rq.req_done && !s->cli_paused) {
+		/* The server answered before the whole body arrived (an error, say): what is left
+		 * of the body cannot be told from the next request, so this connection ends. */
+		s->rq.keepalive = false;
+		s->rq.req_done = true;
+		http_drop_server(s);
+	}
+	if (s->rq.resp_done && s->rq.req_done)
+		http_exchange_end(s);
+}
+
+/* A tunnel that broke: the request's line and the connection's say how. */
+void http_tunnel_end(struct http_session *s, enum outcome end)
+{
+	http_access_log(s, end);
+	http_free(s, end);
+}
+
+void http_tunnel_move(struct http_session *s, struct relay_end *from)
+{
+	size_t n;
+	enum outcome end;
+	bool going = relay_move(&s->relay, from, &n, &end);
+	http_arm(s, http_timeout(s, false));
+	if (!going)
+		http_tunnel_end(s, end);
+}
+
+/* Both sides of the tunnel ended: it lasts until each has taken what the other sent. */
+void http_tunnel_linger(struct http_session *s)
+{
+	unsigned next;
+	enum outcome end;
+	if (!relay_linger(&s->relay, &next, &end)) {
+		http_free(s, end);
+		return;
+	}
+	s->timer_at = 0;        /* the linger's looks are nearer than any deadline set before */
+	event_del(s->timer);
+	http_arm(s, next);
+}
+
+static void http_exchange_end(struct http_session *s)
+{
+	http_disarm(s);
+	if (!s->rq.keepalive) {
+		http_park_server(s);
+		http_close_request(s, OUTCOME_OK);
+		return;
+	}
+	http_access_log(s, OUTCOME_OK);
+	http_park_server(s);
+	s->phase = HP_HEAD;
+	if (s->cli_paused) {
+		s->cli_paused = false;
+		tstream_read_enable(s->cli, true);
+	}
+	http_read_request(s);
+}
+
