@@ -81,8 +81,8 @@ FUZZ_SECONDS ?= 60
 fuzz: deps-test
 	@cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
 	  -DCMAKE_BUILD_TYPE=Debug -DONEGATE_FUZZ=ON -DONEGATE_TESTS=ON $(CMAKE_ARGS) >/dev/null
-	@cmake --build build-fuzz -j $(JOBS) --target fuzz_hello fuzz_proxyproto fuzz_rules fuzz_h1 fuzz_urlpath fuzz_h2head fuzz_h2
-	@set -e; for t in hello proxyproto rules h1 urlpath h2head h2; do \
+	@cmake --build build-fuzz -j $(JOBS) --target fuzz_hello fuzz_proxyproto fuzz_rules fuzz_h1 fuzz_urlpath fuzz_h2head fuzz_h2 fuzz_http_head
+	@set -e; for t in hello proxyproto rules h1 urlpath h2head h2 http_head; do \
 	  work=$$(mktemp -d); cp tests/fuzz/corpus/$$t/* $$work/; \
 	  echo "fuzz_$$t: $(FUZZ_SECONDS) s"; \
 	  if ! LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp build-fuzz/tests/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $$work >$$work.log 2>&1; then \

@@ -24,6 +24,27 @@
 static void http_pump_response(struct http_session *s);
 static void http_exchange_end(struct http_session *s);
 
+/* The route's plugins' header edits as head.c takes them. */
+static bool http_request_kept(const void *plug, const char *name, size_t len)
+{
+	return plugin_header_kept(plug, ONEGATE_REQUEST_HEADERS, name, len);
+}
+
+static void http_request_added(const void *plug, struct evbuffer *out)
+{
+	plugin_headers_write(plug, ONEGATE_REQUEST_HEADERS, out);
+}
+
+static bool http_response_kept(const void *plug, const char *name, size_t len)
+{
+	return plugin_header_kept(plug, ONEGATE_RESPONSE_HEADERS, name, len);
+}
+
+static void http_response_added(const void *plug, struct evbuffer *out)
+{
+	plugin_headers_write(plug, ONEGATE_RESPONSE_HEADERS, out);
+}
+
 /* Copies n bytes of from, starting off bytes in, to the end of to. */
 static void http_copy_span(struct evbuffer *from, size_t off, size_t n, struct evbuffer *to)
 {
@@ -89,8 +110,11 @@ void http_start_exchange(struct http_session *s)
 	struct http_head_request hq = {
 		.head = head, .q = s->req, .target = s->rq.target, .host_rewrite = r->host_rewrite,
 		.forwarded = r->forwarded, .client_ip = s->client_ip, .tls = s->tls, .host = s->rq.host,
-		.host_len = s->rq.host_len, .upgrade = s->rq.upgrade, .plug = s->rq.plug,
+		.host_len = s->rq.host_len, .upgrade = s->rq.upgrade,
 	};
+	struct http_head_edits edits = { http_request_kept, http_request_added, s->rq.plug };
+	if (s->rq.plug)
+		hq.edits = &edits;
 	if (http_head_write_request(tstream_output(s->srv), &hq))
 		http_make_private(s);
 	if (replay) {
@@ -267,9 +291,12 @@ static void http_write_response_head(struct http_session *s, const char *head)
 		plugin_on_response(s->rq.plug, s->rq.status, head, s->resp);
 	char cookie[4096];
 	struct http_head_response hr = {
-		.head = head, .r = s->resp, .status = s->rq.status, .plug = s->rq.plug,
+		.head = head, .r = s->resp, .status = s->rq.status,
 		.set_cookie = http_cookie_line(s, cookie, sizeof(cookie)), .keepalive = s->rq.keepalive,
 	};
+	struct http_head_edits edits = { http_response_kept, http_response_added, s->rq.plug };
+	if (s->rq.plug)
+		hr.edits = &edits;
 	if (http_head_write_response(tstream_output(s->cli), &hr))
 		http_make_private(s);
 }

@@ -6,8 +6,6 @@
 
 #include <event2/buffer.h>
 
-#include "plugin.h"
-
 /* The reason phrases of RFC 9110 (and 6585, 7725 for 429, 431, 451): a route's `status` and a
  * plugin may answer any of them. */
 const char *http_head_reason(int status)
@@ -214,7 +212,7 @@ bool http_head_write_request(struct evbuffer *out, const struct http_head_reques
 			binds = true;
 		if (http_head_hop_by_hop(name, h->name.len) || http_head_forwarding(name, h->name.len) ||
 		    h1_connection_lists(q, head, name, h->name.len) ||
-		    (in->plug && !plugin_header_kept(in->plug, ONEGATE_REQUEST_HEADERS, name, h->name.len))) {
+		    (in->edits && !in->edits->kept(in->edits->arg, name, h->name.len))) {
 			http_run_put(&run, &o, head);
 			continue;
 		}
@@ -228,9 +226,9 @@ bool http_head_write_request(struct evbuffer *out, const struct http_head_reques
 		http_run_add(&run, q, i);
 	}
 	http_run_put(&run, &o, head);
-	if (in->plug) {
+	if (in->edits) {
 		http_put_close(&o);
-		plugin_headers_write(in->plug, ONEGATE_REQUEST_HEADERS, out);
+		in->edits->write(in->edits->arg, out);
 		http_put_open(&o, out, HTTP_HEAD_HOST_MAX + 256 + q->upgrade_value.len);
 	}
 	/* A client's own forwarding headers never pass; ours are added unless the route says not to. */
@@ -290,7 +288,7 @@ bool http_head_write_response(struct evbuffer *out, const struct http_head_respo
 		const char *name = head + h->name.off;
 		bool upgrade = in->status == 101 && h->name.len == 7 && strncasecmp(name, "upgrade", 7) == 0;
 		if (!upgrade && (http_head_hop_by_hop(name, h->name.len) || h1_connection_lists(r, head, name, h->name.len) ||
-		                 (in->plug && !plugin_header_kept(in->plug, ONEGATE_RESPONSE_HEADERS, name, h->name.len)))) {
+		                 (in->edits && !in->edits->kept(in->edits->arg, name, h->name.len)))) {
 			http_run_put(&run, &o, head);
 			continue;
 		}
@@ -298,8 +296,8 @@ bool http_head_write_response(struct evbuffer *out, const struct http_head_respo
 	}
 	http_run_put(&run, &o, head);
 	http_put_close(&o);
-	if (in->plug)
-		plugin_headers_write(in->plug, ONEGATE_RESPONSE_HEADERS, out);
+	if (in->edits)
+		in->edits->write(in->edits->arg, out);
 	if (in->set_cookie)
 		evbuffer_add(out, in->set_cookie, strlen(in->set_cookie));
 	if (in->status == 101)

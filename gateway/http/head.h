@@ -7,7 +7,9 @@
  * Pure: no session, no socket, no clock; a head goes into the evbuffer given,
  * in place (one reserved piece, no formatting on the request and response
  * paths). Input is a head h1_parse() accepted, so every byte copied was
- * checked. Any thread; nothing is kept between calls.
+ * checked. Header edits (plugins) come in as two callbacks, so this file
+ * depends on h1.h and libevent's buffers alone and is fuzzed on its own
+ * (tests/fuzz/fuzz_http_head.c). Any thread; nothing is kept between calls.
  */
 #ifndef ONEGATE_HTTP_HEAD_H
 #define ONEGATE_HTTP_HEAD_H
@@ -18,7 +20,6 @@
 #include "h1.h"
 
 struct evbuffer;
-struct plugin_req;
 
 /* The longest normalized Host a session keeps (its buffer, NUL included). */
 #define HTTP_HEAD_HOST_MAX 256
@@ -34,6 +35,15 @@ bool http_head_forwarding(const char *name, size_t len);
  * Negotiate: the server connection that carries it is its client's alone. */
 bool http_head_auth_binds(const char *head, const struct h1_header *h, bool challenge);
 
+/* Edits to a message's headers (a route's plugins): called only when given. */
+struct http_head_edits {
+	/* Whether a header of the message goes out: false when an edit removed or replaced it. */
+	bool (*kept)(const void *arg, const char *name, size_t len);
+	/* Appends the headers the edits add ("Name: value\r\n" each). */
+	void (*write)(const void *arg, struct evbuffer *out);
+	const void *arg;
+};
+
 struct http_head_request {
 	const char *head;               /* the client's request head */
 	const struct h1_msg *q;         /* as h1_parse() left it */
@@ -45,7 +55,7 @@ struct http_head_request {
 	const char *host;               /* normalized Host (X-Forwarded-Host), host_len 0: none */
 	size_t host_len;
 	bool upgrade;                   /* pass the client's Upgrade on */
-	struct plugin_req *plug;        /* the route's plugins' edits, or NULL */
+	const struct http_head_edits *edits;    /* or NULL */
 };
 
 /* Writes the request head the back end gets: the client's request line and
@@ -57,7 +67,7 @@ struct http_head_response {
 	const char *head;               /* the server's response head */
 	const struct h1_msg *r;         /* as h1_parse() left it */
 	int status;
-	struct plugin_req *plug;        /* the route's plugins' edits, or NULL */
+	const struct http_head_edits *edits;    /* or NULL */
 	const char *set_cookie;         /* a whole Set-Cookie line to add (CRLF included), or NULL */
 	bool keepalive;                 /* the client's connection stays open after this answer */
 };
