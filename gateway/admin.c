@@ -22,6 +22,7 @@
 #include "live.h"
 #include "log.h"
 #include "pool.h"
+#include "schema.h"
 #include "state.h"
 #include "stats.h"
 
@@ -107,16 +108,15 @@ static const char *admin_mode(enum rules_service_mode m)
 	return m == RULES_MODE_TLS ? "tls" : m == RULES_MODE_HTTP ? "http" : "passthrough";
 }
 
+/* The rule file's words for them: what the admin wrote is what the page shows. */
 static const char *admin_balance(enum rules_balance b)
 {
-	static const char *const names[] = { "roundrobin", "leastconn", "source", "cookie" };
-	return names[b];
+	return rules_schema_word(RULES_G_POOL, "balance", (int)b);
 }
 
 static const char *admin_check_type(enum rules_health_type t)
 {
-	static const char *const names[] = { "none", "tcp", "http", "https" };
-	return names[t];
+	return rules_schema_word(RULES_G_HEALTH, "type", (int)t);
 }
 
 /* "up": every server usable; "degraded": some; "down": none. */

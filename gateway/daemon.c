@@ -23,6 +23,7 @@
 #include "plugin.h"
 #include "pool.h"
 #include "privs.h"
+#include "schema.h"
 #include "state.h"
 #include "tlsconf.h"
 #include "worker.h"
@@ -242,21 +243,6 @@ static void daemon_log_levels(const struct rules_config *cfg)
 	log_set_access(cfg->log.access);
 }
 
-static bool daemon_str_differs(const char *a, const char *b)
-{
-	return (a == NULL) != (b == NULL) || (a && strcmp(a, b) != 0);
-}
-
-/* Who onegate runs as and where its state lives are fixed for the life of the process. */
-static const char *daemon_restart_only(const struct rules_config *cur, const struct rules_config *next)
-{
-	if (daemon_str_differs(cur->run_as.user, next->run_as.user) || cur->run_as.gid != next->run_as.gid)
-		return "onegate.user or onegate.group changed";
-	if (daemon_str_differs(cur->state_dir, next->state_dir))
-		return "onegate.state changed";
-	return NULL;
-}
-
 static void daemon_log_diag(const struct rules_diag *d, FILE *notes)
 {
 	for (size_t i = 0; d && i < rules_diag_count(d); i++)
@@ -311,7 +297,8 @@ static bool daemon_reload(struct daemon_state *st, char *verdict, size_t vlen, F
 		snprintf(why, sizeof(why), "the rule file has errors");
 		goto refused_early;
 	}
-	const char *fixed = daemon_restart_only(cur, next);
+	/* Who onegate runs as and where its state lives are fixed for the life of the process. */
+	const char *fixed = rules_schema_restart_change(cur, next);
 	struct tlsconf *tls = fixed ? NULL : tlsconf_new(next, err, sizeof(err));
 	struct pool_table *pools = NULL;
 	int admin_fd = -1;
@@ -319,7 +306,7 @@ static bool daemon_reload(struct daemon_state *st, char *verdict, size_t vlen, F
 	size_t *svcs = NULL, n = 0;
 	struct log_target lt;
 	if (fixed) {
-		snprintf(why, sizeof(why), "%s, which takes a restart", fixed);
+		snprintf(why, sizeof(why), "%s changed, which takes a restart", fixed);
 		goto refused;
 	}
 	if (!tls) {

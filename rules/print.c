@@ -7,7 +7,8 @@
 #include <string.h>
 
 #include "certs.h"
-#include "rules.h"
+#include "rules_int.h"
+#include "schema.h"
 
 /* "1800s", "250ms": the shortest exact form. */
 static void rules_print_ms(FILE *out, const char *key, unsigned ms)
@@ -41,9 +42,8 @@ static void rules_print_str(FILE *out, const char *key, const char *v)
 
 static void rules_print_pool(FILE *out, const struct rules_pool *p)
 {
-	static const char *const balance[] = { "roundrobin", "leastconn", "source", "cookie" };
-	static const char *const check[] = { "none", "tcp", "http", "https" };
-	fprintf(out, "  { name = \"%s\"; balance = \"%s\";", p->name, balance[p->balance]);
+	fprintf(out, "  { name = \"%s\"; balance = \"%s\";", p->name,
+	        rules_schema_word(RULES_G_POOL, "balance", (int)p->balance));
 	rules_print_ms(out, "connect_timeout", p->connect_timeout_ms);
 	rules_print_ms(out, "idle_timeout", p->idle_timeout_ms);
 	if (p->proxy_protocol)
@@ -86,7 +86,7 @@ static void rules_print_pool(FILE *out, const struct rules_pool *p)
 	}
 	const struct rules_health *h = &p->health;
 	if (h->type != RULES_HEALTH_NONE) {
-		fprintf(out, "    health = { type = \"%s\";", check[h->type]);
+		fprintf(out, "    health = { type = \"%s\";", rules_schema_word(RULES_G_HEALTH, "type", (int)h->type));
 		if (h->port)
 			fprintf(out, " port = %u;", h->port);
 		if (h->type != RULES_HEALTH_TCP) {
@@ -166,10 +166,13 @@ void rules_print(FILE *out, const struct rules_config *c)
 		rules_print_str(out, "token_file", c->admin.token_file);
 		fprintf(out, " };");
 	}
-	static const char *const levels[] = { "error", "warn", "info", "debug" };
-	fprintf(out, " log = { level = \"%s\"; access = %s;", levels[c->log.level], c->log.access ? "true" : "false");
+	fprintf(out, " log = { level = \"%s\"; access = %s;", rules_schema_word(RULES_G_LOG, "level", (int)c->log.level),
+	        c->log.access ? "true" : "false");
 	rules_print_str(out, "file", c->log.file);
 	rules_print_str(out, "syslog", c->log.syslog);
+	for (int i = 0; c->log.syslog && i < RULES_FACILITIES; i++)
+		if (rules_facility_codes[i] == c->log.facility)
+			fprintf(out, " facility = \"%s\";", rules_schema_word(RULES_G_LOG, "facility", i));
 	fprintf(out, " };");
 	rules_print_str(out, "user", c->run_as.user);
 	rules_print_str(out, "group", c->run_as.group);
@@ -195,15 +198,16 @@ void rules_print(FILE *out, const struct rules_config *c)
 			fprintf(out, " allow_incomplete_chain = true;");
 		rules_print_str(out, "ocsp", ct->ocsp);
 		if (ct->acme) {
-			static const char *const keys[] = { "ecdsa-p256", "ecdsa-p384", "rsa2048" };
-			static const char *const challenges[] = { "http-01", "tls-alpn-01", "dns-01" };
 			fprintf(out, " acme = { names = [");
 			for (size_t k = 0; k < ct->acme->nnames; k++)
 				fprintf(out, "%s \"%s\"", k ? "," : "", ct->acme->names[k]);
 			fprintf(out, " ];");
 			rules_print_str(out, "email", ct->acme->email);
 			rules_print_str(out, "directory", ct->acme->directory);
-			fprintf(out, " key = \"%s\"; challenge = \"%s\";", keys[ct->acme->key], challenges[ct->acme->challenge]);
+			if (ct->acme->staging)
+				fprintf(out, " staging = true;");
+			fprintf(out, " key = \"%s\"; challenge = \"%s\";", rules_schema_word(RULES_G_ACME, "key", (int)ct->acme->key),
+			        rules_schema_word(RULES_G_ACME, "challenge", (int)ct->acme->challenge));
 			rules_print_str(out, "dns_hook", ct->acme->dns_hook);
 			rules_print_str(out, "ca_file", ct->acme->ca_file);
 			fprintf(out, " };");
@@ -246,8 +250,10 @@ void rules_print(FILE *out, const struct rules_config *c)
 			if (svc->plain_http)
 				fprintf(out, " plain_http = true;");
 		}
-		if (svc->accept_proxy)
+		if (svc->accept_proxy) {
 			fprintf(out, " accept_proxy = true;");
+			rules_print_ms(out, "proxy_timeout", svc->proxy_timeout_ms);
+		}
 		if (!svc->windows_paths && svc->mode != RULES_MODE_PASSTHROUGH)
 			fprintf(out, " windows_paths = false;");
 		rules_print_ms(out, "hello_timeout", svc->hello_timeout_ms);

@@ -25,6 +25,10 @@ int rules_size_text(const char *s, unsigned long long max, unsigned *bytes, char
 int rules_addr_parse(const char *text, struct rules_addr *addr, char **host, uint16_t *port, char *err,
                      size_t errlen);
 void rules_addr_clear(struct rules_addr *addr);
+
+/* syslog's facility codes, in the order of the log facility key's words (schema.def). */
+#define RULES_FACILITIES 10
+extern const int rules_facility_codes[RULES_FACILITIES];
 /* A pool's server: "host:port", or "host" alone (*port = 0: routes give the port). */
 int rules_server_parse(const char *text, struct rules_addr *addr, char **host, uint16_t *port, char *err,
                        size_t errlen);
