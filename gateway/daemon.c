@@ -13,6 +13,8 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 
+#include <openssl/mem.h>
+
 #include "addr.h"
 #include "acme.h"
 #include "admin.h"
@@ -20,10 +22,10 @@
 #include "live.h"
 #include "log.h"
 #include "notify.h"
-#include "plugin.h"
 #include "pool.h"
 #include "privs.h"
 #include "schema.h"
+#include "snapshot.h"
 #include "state.h"
 #include "tlsconf.h"
 #include "worker.h"
@@ -254,30 +256,26 @@ static void daemon_log_diag(const struct rules_diag *d, FILE *notes)
  * checked now, so that an unreadable key stops the start and not a reload weeks later. */
 static int daemon_check_as_user(const struct rules_config *cfg)
 {
-	char prefix[300], err[512], token[ADMIN_TOKEN_MAX];
+	char prefix[300], err[512] = "";
+	int line = 0;
 	snprintf(prefix, sizeof(prefix), "as user %s: ", cfg->run_as.user);
 	struct rules_diag *d = rules_diag_new();
-	struct rules_config *again = d ? plugin_rules_load(cfg->path, d) : NULL;
-	struct tlsconf *tls = again ? tlsconf_new(again, err, sizeof(err)) : NULL;
+	struct snapshot again;
+	int rc = d ? snapshot_build(&again, cfg->path, NULL, d, err, sizeof(err), &line) : -1;
 	if (d)
 		for (size_t i = 0; i < rules_diag_count(d); i++)
 			if (rules_diag_severity(d, i) == RULES_ERROR)
 				log_msg(LOG_ERROR, "%s%s", prefix, rules_diag_message(d, i));
 	rules_diag_free(d);
-	int rc = -1;
-	if (again && !tls)
+	if (rc != 0 && err[0] && line)
+		log_msg(LOG_ERROR, "%s%s:%d: %s", prefix, cfg->path, line, err);
+	else if (rc != 0 && err[0])
 		log_msg(LOG_ERROR, "%s%s: %s", prefix, cfg->path, err);
-	else if (again && again->admin.on && again->admin.token_file &&
-	         admin_token_read(again->admin.token_file, token, sizeof(token), err, sizeof(err)) != 0)
-		log_msg(LOG_ERROR, "%s%s:%d: %s", prefix, cfg->path, again->admin.line, err);
-	else if (again)
-		rc = 0;
 	if (rc != 0)
 		log_msg(LOG_ERROR, "%s:%d: onegate runs as user %s once its listeners are bound, and reloads read the rule "
 		        "file, certificates and keys as that user: make them readable by it (for a key: chgrp %s KEY; "
 		        "chmod 0640 KEY)", cfg->path, cfg->run_as.line, cfg->run_as.user, cfg->run_as.group ? cfg->run_as.group : cfg->run_as.user);
-	tlsconf_unref(tls);
-	rules_config_unref(again);
+	snapshot_clear(&again);
 	return rc;
 }
 
@@ -289,39 +287,33 @@ static bool daemon_reload(struct daemon_state *st, char *verdict, size_t vlen, F
 {
 	struct rules_config *cur = st->cfg;
 	struct rules_diag *d = rules_diag_new();
-	struct rules_config *next = d ? plugin_rules_load(cur->path, d) : NULL;
+	struct rules_config *next = d ? snapshot_rules_load(cur->path, d) : NULL;
 	daemon_log_diag(d, notes);
 	rules_diag_free(d);
-	char err[512], token[ADMIN_TOKEN_MAX] = "", why[700] = "";
+	char err[512], why[700] = "";
+	int line;
 	if (!next) {
 		snprintf(why, sizeof(why), "the rule file has errors");
 		goto refused_early;
 	}
 	/* Who onegate runs as and where its state lives are fixed for the life of the process. */
 	const char *fixed = rules_schema_restart_change(cur, next);
-	struct tlsconf *tls = fixed ? NULL : tlsconf_new(next, err, sizeof(err));
-	struct pool_table *pools = NULL;
+	struct snapshot snap = { 0 };
 	int admin_fd = -1;
 	int *fds = NULL;
 	size_t *svcs = NULL, n = 0;
 	struct log_target lt;
 	if (fixed) {
 		snprintf(why, sizeof(why), "%s changed, which takes a restart", fixed);
+		rules_config_unref(next);
 		goto refused;
 	}
-	if (!tls) {
+	if (snapshot_make(&snap, next, st->pools, err, sizeof(err), &line) != 0) {
 		snprintf(why, sizeof(why), "%s", err);
 		goto refused;
 	}
-	if (next->admin.on && next->admin.token_file &&
-	    admin_token_read(next->admin.token_file, token, sizeof(token), err, sizeof(err)) != 0) {
-		snprintf(why, sizeof(why), "%s", err);
-		goto refused;
-	}
-	if (!(pools = pool_table_new(next, st->pools))) {
-		snprintf(why, sizeof(why), "out of memory");
-		goto refused;
-	}
+	struct tlsconf *tls = snap.tls;
+	struct pool_table *pools = snap.pools;
 	if (daemon_admin_moved(cur, next) && (admin_fd = daemon_admin_socket(next, notes)) < 0) {
 		snprintf(why, sizeof(why), "the admin address cannot be bound");
 		goto refused;
@@ -353,7 +345,7 @@ static bool daemon_reload(struct daemon_state *st, char *verdict, size_t vlen, F
 	free(fds);
 	free(svcs);
 	control_reload(st->control, pools, tls, admin_fd >= 0 ? admin_fd : next->admin.on ? -1 : -2,
-	               token);
+	               snap.token);
 	if (st->acme)
 		acme_reload(st->acme, next);
 	else
@@ -368,6 +360,7 @@ static bool daemon_reload(struct daemon_state *st, char *verdict, size_t vlen, F
 	st->cfg = next;
 	st->tls = tls;
 	st->pools = pools;
+	OPENSSL_cleanse(snap.token, sizeof(snap.token));
 	return true;
 refused:
 	for (size_t k = 0; k < n * st->nw; k++)
@@ -376,9 +369,7 @@ refused:
 	free(svcs);
 	if (admin_fd >= 0)
 		close(admin_fd);
-	pool_table_unref(pools);
-	tlsconf_unref(tls);
-	rules_config_unref(next);
+	snapshot_clear(&snap);
 refused_early:
 	snprintf(verdict, vlen, "refused %s: %s; still serving the previous rules", cur->path, why);
 	log_msg(LOG_ERROR, "reload of %s refused: %s; still serving the previous rules", cur->path, why);
@@ -472,11 +463,23 @@ int daemon_run(struct rules_config *cfg, daemon_ready_fn ready, void *arg)
 		log_msg(LOG_ERROR, "%s: %s", cfg->path, err);
 		goto out;
 	}
-	if (!(st.tls = tlsconf_new(cfg, err, sizeof(err)))) {
-		log_msg(LOG_ERROR, "%s: %s", cfg->path, err);
+	/* The same build as check's and a reload's; the token is read here, once per load. */
+	struct snapshot snap;
+	char token[ADMIN_TOKEN_MAX];
+	int line;
+	if (snapshot_make(&snap, rules_config_ref(cfg), NULL, err, sizeof(err), &line) != 0) {
+		if (line)
+			log_msg(LOG_ERROR, "%s:%d: %s", cfg->path, line, err);
+		else
+			log_msg(LOG_ERROR, "%s: %s", cfg->path, err);
 		goto out;
 	}
-	if (!(st.pools = pool_table_new(cfg, NULL)) || !(st.ws = calloc(st.nw, sizeof(*st.ws)))) {
+	st.tls = snap.tls;
+	st.pools = snap.pools;
+	memcpy(token, snap.token, sizeof(token));
+	OPENSSL_cleanse(snap.token, sizeof(snap.token));
+	rules_config_unref(snap.cfg);
+	if (!(st.ws = calloc(st.nw, sizeof(*st.ws)))) {
 		log_msg(LOG_ERROR, "out of memory");
 		goto out;
 	}
@@ -506,13 +509,6 @@ int daemon_run(struct rules_config *cfg, daemon_ready_fn ready, void *arg)
 	}
 	if (daemon_bind_all(cfg, st.ws, st.nw) != 0)
 		goto out;
-	/* The token is read here, once per load; the admin listener gets its text. */
-	char token[ADMIN_TOKEN_MAX] = "";
-	if (cfg->admin.on && cfg->admin.token_file &&
-	    admin_token_read(cfg->admin.token_file, token, sizeof(token), err, sizeof(err)) != 0) {
-		log_msg(LOG_ERROR, "%s:%d: %s", cfg->path, cfg->admin.line, err);
-		goto out;
-	}
 	/* Before any thread starts: capabilities are per thread, and new threads inherit them. */
 	if (cfg->run_as.user) {
 		if (privs_drop(cfg->run_as.user, cfg->run_as.uid, cfg->run_as.gid, err, sizeof(err)) != 0) {

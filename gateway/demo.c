@@ -20,8 +20,8 @@
 
 #include "certs.h"
 #include "daemon.h"
-#include "plugin.h"
 #include "rules.h"
+#include "snapshot.h"
 
 #define DEMO_LISTEN "127.0.0.1:8443"
 #define DEMO_LISTEN_HTTP "127.0.0.1:8080"
@@ -267,7 +267,7 @@ int demo_main(int argc, char **argv)
 	if (demo_copy_rules(rules_path, copy) != 0)
 		return 1;
 	struct rules_diag *d = rules_diag_new();
-	struct rules_config *cfg = d ? plugin_rules_load(copy, d) : NULL;
+	struct rules_config *cfg = d ? snapshot_rules_load(copy, d) : NULL;
 	for (size_t i = 0; d && i < rules_diag_count(d); i++)
 		fprintf(stderr, "%s\n", rules_diag_message(d, i));
 	rules_diag_free(d);

@@ -22,10 +22,9 @@
 #include "daemon.h"
 #include "demo.h"
 #include "log.h"
-#include "plugin.h"
 #include "certs.h"
 #include "rules.h"
-#include "tlsconf.h"
+#include "snapshot.h"
 
 static void usage(FILE *out)
 {
@@ -95,7 +94,7 @@ static struct rules_config *load_from_args(const char *cmd, int argc, char **arg
 	struct rules_diag *d = rules_diag_new();
 	if (!d)
 		return NULL;
-	struct rules_config *cfg = plugin_rules_load(path, d);
+	struct rules_config *cfg = snapshot_rules_load(path, d);
 	print_diag(d);
 	rules_diag_free(d);
 	return cfg;
@@ -401,14 +400,19 @@ int main(int argc, char **argv)
 		struct rules_config *cfg = load_from_args(cmd, argc - 1, argv + 1);
 		if (!cfg)
 			return 1;
+		/* What run would build, token file included. */
 		char err[512];
-		struct tlsconf *tls = tlsconf_new(cfg, err, sizeof(err));
-		if (!tls) {
-			fprintf(stderr, "%s: %s\n", cfg->path, err);
+		int line;
+		struct snapshot snap;
+		if (snapshot_make(&snap, rules_config_ref(cfg), NULL, err, sizeof(err), &line) != 0) {
+			if (line)
+				fprintf(stderr, "%s:%d: %s\n", cfg->path, line, err);
+			else
+				fprintf(stderr, "%s: %s\n", cfg->path, err);
 			rules_config_unref(cfg);
 			return 1;
 		}
-		tlsconf_unref(tls);
+		snapshot_clear(&snap);
 		if (print_effective)
 			rules_print(stdout, cfg);
 		printf("%s: OK (%zu pools, %zu services)\n", cfg->path, cfg->npools, cfg->nservices);

@@ -181,6 +181,27 @@ class Check(unittest.TestCase):
         self.assertEqual(rc, 1, err)
         self.assertRegex(err, "^" + re.escape(p) + r":2: ", err)
 
+    def test_missing_token_file_fails_check_as_it_fails_run(self):
+        """check builds what run builds: an admin token file that cannot be read fails both, at its line."""
+        p = self.write("token.conf", 'onegate = { workers = 1;\n'
+                                     '  admin = { listen = "127.0.0.1:%d"; token_file = "absent.token"; }; };\n'
+                                     'pools = ( { name = "a"; servers = ( "127.0.0.1:9001" ); } );\n'
+                                     'services = ( { name = "s"; listen = [ "127.0.0.1:%d" ];\n'
+                                     '  default = { pool = "a"; }; } );\n' % (h.free_port(), h.free_port()))
+        want = re.escape(p) + r":2: .*absent\.token"
+        rc, out, err = run("check", "-c", p)
+        self.assertEqual(rc, 1, "stdout:\n%s\nstderr:\n%s" % (out, err))
+        self.assertNotIn(": OK", out)
+        self.assertRegex(err, "(?m)^" + want)
+        # run logs it (after a time stamp and level) and stops before serving.
+        rc, out, err = run("run", "-c", p)
+        self.assertNotEqual(rc, 0, "stdout:\n%s\nstderr:\n%s" % (out, err))
+        self.assertRegex(err, want)
+        # With the file in place both pass the token step: check says OK.
+        self.write("absent.token", "s3cret-token-for-the-test\n")
+        rc, out, err = run("check", "-c", p)
+        self.assertEqual(rc, 0, "stdout:\n%s\nstderr:\n%s" % (out, err))
+
     def test_missing_file(self):
         rc, out, err = run("check", "-c", os.path.join(self.tmp.name, "absent.conf"))
         self.assertNotEqual(rc, 0)
