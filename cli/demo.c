@@ -1,5 +1,8 @@
-#include "demo.h"
-
+/*
+ * demo.c - `onegate demo`: a loopback-only demonstration with a throw-away
+ * test PKI, built-in TLS demo back ends and the demo rule file, which is
+ * looked for where onegate's data is installed (beside the binary in a build).
+ */
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -19,6 +22,7 @@
 #include <openssl/ssl.h>
 
 #include "certs.h"
+#include "cli.h"
 #include "daemon.h"
 #include "rules.h"
 #include "snapshot.h"
@@ -194,9 +198,35 @@ static void demo_ready(void *arg)
 	       "  # every service and real server, up or down: http://127.0.0.1:8404/ in a browser,\n"
 	       "  # onegate status -c %s/demo.conf, or\n"
 	       "  curl http://127.0.0.1:8404/api/status.txt\n\n"
-	       "Rules: rules/examples/demo.conf (copied to %s/demo.conf, next to its certificates). Ctrl-C stops.\n\n",
+	       "Rules: copied to %s/demo.conf, next to its certificates. Ctrl-C stops.\n\n",
 	       DEMO_LISTEN_HTTP, hport, state, state);
 	fflush(stdout);
+}
+
+/* The examples are installed in DATADIR/onegate, and a build puts demo.conf
+ * the same way beside its binary: ../share/onegate from the binary first, so
+ * a moved installation or a build tree finds its own, then the configured
+ * install folder. */
+static int demo_find_rules(char *out, size_t cap)
+{
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n > 0) {
+		exe[n] = '\0';
+		char *slash = strrchr(exe, '/');
+		if (slash) {
+			*slash = '\0';
+			snprintf(out, cap, "%s/../share/onegate/examples/demo.conf", exe);
+			if (access(out, R_OK) == 0)
+				return 0;
+		}
+	}
+	snprintf(out, cap, "%s/examples/demo.conf", ONEGATE_DATA_DIR);
+	if (access(out, R_OK) == 0)
+		return 0;
+	fprintf(stderr, "demo: cannot find the demo's rule file (looked beside the binary and in %s/examples); "
+	        "name it: onegate demo --rules rules/examples/demo.conf\n", ONEGATE_DATA_DIR);
+	return -1;
 }
 
 /* The rule file names its certificates relative to itself, so it runs from the state folder. */
@@ -219,13 +249,14 @@ static int demo_copy_rules(const char *from, const char *to)
 	return rc;
 }
 
-int demo_main(int argc, char **argv)
+int cli_demo(int argc, char **argv)
 {
 	static const struct option opts[] = { { "state", required_argument, NULL, 's' },
 		                               { "rules", required_argument, NULL, 'r' },
 		                               { NULL, 0, NULL, 0 } };
 	const char *state_arg = "state/demo";
-	const char *rules_path = ONEGATE_SOURCE_DIR "/rules/examples/demo.conf";
+	const char *rules_path = NULL;
+	char found[PATH_MAX + 64];
 	int o;
 	optind = 1;
 	while ((o = getopt_long(argc, argv, "s:r:", opts, NULL)) != -1) {
@@ -235,6 +266,11 @@ int demo_main(int argc, char **argv)
 			rules_path = optarg;
 		else
 			return 2;
+	}
+	if (!rules_path) {
+		if (demo_find_rules(found, sizeof(found)) != 0)
+			return 1;
+		rules_path = found;
 	}
 	/* The parent of the default state folder may not exist yet. */
 	char parent[PATH_MAX];
