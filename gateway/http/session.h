@@ -124,6 +124,7 @@ struct http_session {
 	const struct rules_service *svc;
 	struct tstream *cli, *srv;
 	struct event *timer;
+	struct event *next;             /* reads the next request after one of our own answers, from the loop */
 	uint64_t deadline;              /* http_now_ms() when the phase times out, or 0 */
 	uint64_t timer_at;              /* when the timer fires (at or before the deadline), or 0 */
 	enum http_phase phase;

@@ -83,7 +83,8 @@ pools = ( { name = "big"; servers = ( "127.0.0.1:%(back)d" ); },
 services = ( { name = "tls"; listen = [ "127.0.0.1:%(port)d" ]; tls = { certificates = [ "contoso" ]; };
                routes = ( { host = "a.contoso.test"; pool = "big"; } ); },
              { name = "plain"; listen = [ "127.0.0.1:%(plain)d" ];
-               routes = ( { host = "a.contoso.test"; pool = "big"; } ); },
+               routes = ( { host = "a.contoso.test"; pool = "big"; },
+                          { host = "r.contoso.test"; redirect = "https"; status = 301; } ); },
              { name = "pass"; listen = [ "127.0.0.1:%(pass)d" ];
                routes = ( { sni = "pass.contoso.test"; passthrough = true; pool = "pass"; } ); } );
 """ % {"d": d, "send": send_timeout, "drain": drain_timeout, "back": self.back.port,
@@ -153,6 +154,24 @@ services = ( { name = "tls"; listen = [ "127.0.0.1:%(port)d" ]; tls = { certific
         conn = self.og.wait_conn_log(lambda f: f.get("client") == "127.0.0.1:%d" % port and "requests" in f)
         self.assertEqual(conn[0]["outcome"], "client-stalled", conn[0]["_line"])
         self.assertIn("client 127.0.0.1:%d: cut with " % port, self.og.stderr())
+
+    def test_twelve_thousand_pipelined_requests_for_our_own_answers_are_all_answered(self):
+        # Each of our own answers used to read the next pipelined request itself, one call
+        # deeper each time: the gateway crashed (stack overflow) at the 4291st of these.
+        self.gateway()
+        s = socket.create_connection((LOOP4, self.plain_port), timeout=20)
+        self.addCleanup(s.close)
+        n = 12000
+        s.sendall(b"GET / HTTP/1.1\r\nHost: r.contoso.test\r\n\r\n" * (n - 1)
+                  + b"GET / HTTP/1.1\r\nHost: r.contoso.test\r\nConnection: close\r\n\r\n")
+        data = bytearray()
+        while True:
+            d = s.recv(1 << 20)
+            if not d:
+                break
+            data += d
+        self.assertEqual(data.count(b"HTTP/1.1 301 "), n)
+        self.assertIsNone(self.og.proc.poll(), "the gateway died")
 
     def passthrough(self, size=BIG):
         """A TLS client through the passthrough service that sends size bytes, half-closes,
