@@ -116,9 +116,12 @@ class SoakBackend:
                 break
             self._spawn(c, life)
         # What the kernel accepted for us is taken in, then the listener goes: a connection
-        # in its backlog at close would be reset with its request unrecorded.
+        # in its backlog at close would be reset with its request unrecorded. For 2 s at
+        # most: the gateway keeps connecting (its retries), and a listener that never
+        # closed kept start() from binding again.
         lsock.setblocking(False)
-        while True:
+        until = time.monotonic() + 2
+        while time.monotonic() < until:
             try:
                 c, _ = lsock.accept()
             except OSError:
