@@ -142,14 +142,17 @@ static void conn_touch(struct conn *c)
 static void conn_relay(struct conn *c, struct relay_end *from)
 {
 	size_t n;
+	unsigned watch;
 	enum outcome end;
-	bool going = relay_move(&c->relay, from, &n, &end);
+	bool going = relay_move(&c->relay, from, &n, &watch, &end);
 	if (c->server >= 0)
 		pool_relay_bytes(c->snap->pools, conn_service_index(c), (size_t)c->pool, (size_t)c->server,
 		                 from == &c->relay.cli ? n : 0, from == &c->relay.cli ? 0 : n);
 	conn_touch(c);
 	if (!going)
 		conn_free(c, end);
+	else if (watch)
+		conn_arm(c, watch);
 }
 
 /* Both sides have ended: the connection lasts until each has taken what the other
@@ -200,6 +203,22 @@ static void conn_idle_check(struct conn *c)
 	}
 	/* One timer per connection, re-armed lazily: activity only stamps c->last. */
 	conn_arm(c, p->idle_timeout_ms - (unsigned)quiet);
+}
+
+/* A relay waiting for a slow end is watched on that end's time (relay_watch()), which
+ * cuts it once it takes nothing for send_timeout; otherwise the idle rule holds. */
+static void conn_relay_watch(struct conn *c)
+{
+	unsigned watch;
+	enum outcome end;
+	if (!relay_watch(&c->relay, &watch, &end)) {
+		conn_free(c, end);
+		return;
+	}
+	if (watch)
+		conn_arm(c, watch);
+	else
+		conn_idle_check(c);
 }
 
 /* ---------------------------------------------------------------- back end */
@@ -526,7 +545,7 @@ static void conn_timer(evutil_socket_t fd, short what, void *arg)
 		conn_connect_failed(c, "timed out");
 		return;
 	case PH_RELAY:
-		conn_idle_check(c);
+		conn_relay_watch(c);
 		return;
 	case PH_CLOSING:
 		conn_linger_check(c);

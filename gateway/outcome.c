@@ -41,7 +41,7 @@ const struct outcome_info outcome_table[OUTCOME_COUNT] = {
 	[OUTCOME_SERVER_RESET] = { "server-reset", TCP | REQ | SES, true,
 	                           "the server reset before either side had finished, or with bytes of ours not taken" },
 	[OUTCOME_SERVER_STALLED] = { "server-stalled", TCP | REQ | SES, true,
-	                             "both sides had ended and the server took none of its last bytes for `send_timeout`" },
+	                             "the server took none of the bytes waiting for it for `send_timeout`: its last ones, or with the relay open enough that the other side had to pause" },
 	[OUTCOME_BAD_RESPONSE] = { "bad-response", REQ | SES, false, "a response head that does not parse (502)" },
 	[OUTCOME_BAD_RESPONSE_BODY] = { "bad-response-body", REQ | SES, false, "a chunked response body that does not parse" },
 	[OUTCOME_BAD_UPGRADE] = { "bad-upgrade", REQ | SES, false, "a 101 answer to a request that asked no Upgrade (502)" },
@@ -52,7 +52,7 @@ const struct outcome_info outcome_table[OUTCOME_COUNT] = {
 	[OUTCOME_CLIENT_RESET] = { "client-reset", TCP | REQ | SES, false,
 	                           "the client reset before either side had finished, or with bytes of ours not taken" },
 	[OUTCOME_CLIENT_STALLED] = { "client-stalled", TCP | REQ | SES, false,
-	                             "the client stopped taking our last bytes for `send_timeout` (`out` counts what it took)" },
+	                             "the client took none of the bytes waiting for it for `send_timeout`: our last ones, or with a relay or tunnel open enough that the server had to pause (`out` counts what it took)" },
 	[OUTCOME_DRAIN_TIMEOUT] = { "drain-timeout", TCP | REQ | SES, false, "still open at the end of a drain" },
 	[OUTCOME_NO_MEMORY] = { "no-memory", TCP | REQ | SES, false, "an allocation failed (503 when one can still be sent)" },
 };

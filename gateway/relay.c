@@ -68,7 +68,7 @@ void relay_start(struct relay *r)
 		relay_read_enable(&r->cli, true);
 }
 
-bool relay_move(struct relay *r, struct relay_end *from, size_t *moved, enum outcome *end)
+bool relay_move(struct relay *r, struct relay_end *from, size_t *moved, unsigned *watch_ms, enum outcome *end)
 {
 	struct relay_end *to = relay_peer(r, from);
 	struct evbuffer *in = relay_input(from);
@@ -84,9 +84,15 @@ bool relay_move(struct relay *r, struct relay_end *from, size_t *moved, enum out
 		*end = relay_reset(r, to);
 		return false;
 	}
+	*watch_ms = 0;
 	if (relay_unsent(to) >= r->max) {
 		relay_read_enable(from, false);
 		relay_set_low_mark(to, r->max / 2);
+		if (!to->waited) {
+			to->waited = true;
+			sock_linger_start(&to->linger);
+			*watch_ms = to->linger.next_ms;
+		}
 	}
 	return true;
 }
@@ -94,6 +100,8 @@ bool relay_move(struct relay *r, struct relay_end *from, size_t *moved, enum out
 void relay_drained(struct relay *r, struct relay_end *e)
 {
 	struct relay_end *peer = relay_peer(r, e);
+	e->waited = false;
+	e->linger.left = 0;
 	relay_set_low_mark(e, 0);
 	if (!peer->eof)
 		relay_read_enable(peer, true);
@@ -106,6 +114,7 @@ bool relay_ended(struct relay *r, struct relay_end *e)
 	if (!r->cli.eof || !r->srv.eof)
 		return false;
 	r->closing = true;
+	r->cli.waited = r->srv.waited = false;
 	relay_set_low_mark(&r->cli, 0);
 	relay_set_low_mark(&r->srv, 0);
 	sock_linger_start(&r->cli.linger);
@@ -162,6 +171,28 @@ bool relay_linger(struct relay *r, unsigned *next_ms, enum outcome *end)
 	if (ss == SOCK_LINGER_TAKING && r->srv.linger.next_ms < next)
 		next = r->srv.linger.next_ms;
 	*next_ms = next;
+	return true;
+}
+
+bool relay_watch(struct relay *r, unsigned *watch_ms, enum outcome *end)
+{
+	*watch_ms = 0;
+	if (r->closing)
+		return true;
+	for (struct relay_end *e = &r->cli; e; e = e == &r->cli ? &r->srv : NULL) {
+		if (!e->waited)
+			continue;
+		enum sock_linger_state st = relay_linger_check(e, r->stall_ms);
+		if (st == SOCK_LINGER_BROKEN || st == SOCK_LINGER_STALLED) {
+			*end = st == SOCK_LINGER_BROKEN ? relay_reset(r, e)
+			       : e == &r->cli ? OUTCOME_CLIENT_STALLED : OUTCOME_SERVER_STALLED;
+			relay_peer(r, e)->linger.left = 0;
+			relay_uncount(r);
+			return false;
+		}
+		if (st == SOCK_LINGER_TAKING && (!*watch_ms || e->linger.next_ms < *watch_ms))
+			*watch_ms = e->linger.next_ms;
+	}
 	return true;
 }
 

@@ -11,7 +11,10 @@
  *   peers often reset rather than close); only an earlier one cuts it short;
  * - closing lasts until each end has taken what the other sent, the kernel's
  *   queue included (sock_linger_check()), or until one stops taking it for
- *   stall_ms, or resets with bytes of ours still waiting for it.
+ *   stall_ms, or resets with bytes of ours still waiting for it;
+ * - an open relay waiting for a slow end (back-pressure) looks at that end
+ *   as closing does: it keeps its time while it takes bytes and is cut once
+ *   it took none for stall_ms, however long the owner's idle time.
  *
  * The relay is a value inside its owner's struct (no allocation) and owns
  * nothing: the owner keeps its ends, its timer and its log line, and calls in
@@ -35,7 +38,8 @@ struct relay_end {
 	struct tstream *ts;             /* a tunnel: the stream; NULL with sock */
 	uint64_t *count;                /* the owner's count of bytes taken from this end */
 	bool eof;                       /* it has said all it will */
-	struct sock_linger linger;      /* closing: what it has still to take */
+	bool waited;                    /* the other end is not read until this one takes half */
+	struct sock_linger linger;      /* closing, or waited: what it has still to take */
 };
 
 struct relay {
@@ -49,8 +53,15 @@ struct relay {
 void relay_start(struct relay *r);
 
 /* Moves what from has to the other end and flushes it; *moved says how much.
- * False: the other end broke. */
-bool relay_move(struct relay *r, struct relay_end *from, size_t *moved, enum outcome *end);
+ * *watch_ms is 0, or the time in which the owner's timer calls relay_watch()
+ * because the relay began to wait for the other end. False: the other end broke. */
+bool relay_move(struct relay *r, struct relay_end *from, size_t *moved, unsigned *watch_ms, enum outcome *end);
+
+/* Open relay, the owner's timer: looks at an end the relay waits for. False when
+ * that end stopped taking bytes for stall_ms or reset: the relay is over, *end
+ * says how, the counts say what each end took. Else *watch_ms is when to look
+ * again, or 0 when nothing is waited for (the owner's idle rule holds). */
+bool relay_watch(struct relay *r, unsigned *watch_ms, enum outcome *end);
 
 /* e's output fell to its low mark: the other end is read again. */
 void relay_drained(struct relay *r, struct relay_end *e);

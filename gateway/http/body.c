@@ -442,11 +442,29 @@ void http_tunnel_end(struct http_session *s, enum outcome end)
 void http_tunnel_move(struct http_session *s, struct relay_end *from)
 {
 	size_t n;
+	unsigned watch;
 	enum outcome end;
-	bool going = relay_move(&s->relay, from, &n, &end);
+	bool going = relay_move(&s->relay, from, &n, &watch, &end);
 	http_arm(s, http_timeout(s, false));
-	if (!going)
+	if (!going) {
 		http_tunnel_end(s, end);
+		return;
+	}
+	if (watch)
+		http_timer_soon(s, http_now_ms(), watch);
+}
+
+bool http_tunnel_watch(struct http_session *s)
+{
+	unsigned watch;
+	enum outcome end;
+	if (!relay_watch(&s->relay, &watch, &end)) {
+		http_tunnel_end(s, end);
+		return false;
+	}
+	if (watch)
+		http_timer_soon(s, http_now_ms(), watch);
+	return true;
 }
 
 /* Both sides of the tunnel ended: it lasts until each has taken what the other sent. */
@@ -455,7 +473,7 @@ void http_tunnel_linger(struct http_session *s)
 	unsigned next;
 	enum outcome end;
 	if (!relay_linger(&s->relay, &next, &end)) {
-		http_free(s, end);
+		http_tunnel_end(s, end);
 		return;
 	}
 	s->timer_at = 0;        /* the linger's looks are nearer than any deadline set before */

@@ -22,5 +22,8 @@ void http_pump_request(struct http_session *s);
 void http_tunnel_move(struct http_session *s, struct relay_end *from);
 void http_tunnel_end(struct http_session *s, enum outcome end);
 void http_tunnel_linger(struct http_session *s);
+/* The timer, an open tunnel: a slow end it waits for is cut once it takes nothing for
+ * send_timeout (relay_watch()). False when the session is gone. */
+bool http_tunnel_watch(struct http_session *s);
 
 #endif

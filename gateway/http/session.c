@@ -121,6 +121,12 @@ void http_timer_set(struct http_session *s, uint64_t now, uint64_t ms)
 	event_add(s->timer, &tv);
 }
 
+void http_timer_soon(struct http_session *s, uint64_t now, uint64_t ms)
+{
+	if (!s->timer_at || now + ms < s->timer_at)
+		http_timer_set(s, now, ms);
+}
+
 /* A closing connection whose peer did not take all: the answer's line counts what it got
  * (TLS records' overhead counted as answer bytes, so it errs low by under 0.2%). */
 static void http_linger_cut(struct http_session *s, enum outcome outcome)
@@ -582,11 +588,14 @@ static void http_timer(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	s->timer_at = 0;
+	/* A tunnel waiting for a slow end is watched on its own time, the idle deadline aside. */
+	if (s->phase == HP_TUNNEL && !http_tunnel_watch(s))
+		return;
 	if (!s->deadline)
 		return;
 	uint64_t now = http_now_ms();
 	if (now < s->deadline) {
-		http_timer_set(s, now, s->deadline - now);
+		http_timer_soon(s, now, s->deadline - now);
 		return;
 	}
 	s->deadline = 0;

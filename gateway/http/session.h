@@ -204,6 +204,8 @@ static inline void http_clock(struct timeval *tv)
 
 /* Sets the session's timer to fire ms from now. */
 void http_timer_set(struct http_session *s, uint64_t now, uint64_t ms);
+/* The same, unless the timer already fires sooner. */
+void http_timer_soon(struct http_session *s, uint64_t now, uint64_t ms);
 
 /* The phase's deadline, ms from now. A request moves it several times, mostly later:
  * then the timer keeps its earlier time and, if it fires before the deadline, sleeps

@@ -12,6 +12,7 @@ import socket
 import ssl
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -232,6 +233,113 @@ services = ( { name = "tls"; listen = [ "127.0.0.1:%(port)d" ]; tls = { certific
         self.assertEqual(conn[0]["outcome"], "client-stalled", conn[0]["_line"])
         self.assertLess(int(conn[0]["out"]), size)
         self.assertGreater(int(conn[0]["in"]), size, "the server took every byte the client sent")
+
+    def tunnel(self, nbytes, tls):
+        """An Upgrade to a tunnel whose server sends nbytes at once and half-closes; returns the
+        socket (past the 101's head), the bytes that came with the head, and its access path."""
+        s = small_buffer_socket()
+        self.addCleanup(s.close)
+        s.connect((LOOP4, self.port if tls else self.plain_port))
+        if tls:
+            s = client_context(self.pki.ca).wrap_socket(s, server_hostname="a.contoso.test")
+            self.addCleanup(s.close)
+        path = "/burst?bytes=%d" % nbytes
+        s.sendall(b"GET %s HTTP/1.1\r\nHost: a.contoso.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+                  % path.encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += s.recv(4096)
+        head, rest = head.split(b"\r\n\r\n", 1)
+        self.assertTrue(head.startswith(b"HTTP/1.1 101 "), head)
+        return s, rest, path
+
+    def test_tunnel_slow_reader_gets_every_byte(self):
+        # The server's burst is more than the kernel's queue and the gateway's relay buffer
+        # hold: the tunnel pauses the server again and again while the client reads slowly.
+        # send_timeout 1 s: a pause is not a stall while the client keeps taking bytes.
+        self.gateway(send_timeout="1s")
+        s, rest, path = self.tunnel(BIG, tls=True)
+        got = rest + slow_read(s, 1.5e6)
+        self.assertEqual(len(got), BIG, "the slow reader got %d of %d bytes" % (len(got), BIG))
+        self.assertTrue(got == b"b" * BIG, "the tunnel changed bytes")
+        s.close()
+        line = self.access_line(path)
+        self.assertEqual(line["outcome"], "ok", line["_line"])
+
+    def test_tunnel_client_that_stops_reading_is_cut_after_send_timeout(self):
+        # The tunnel is open (the client has not ended) and paused for a client that never
+        # reads. Before, it waited for the route's idle time (the pool's 30 minutes here),
+        # and its line counted every byte queued as sent.
+        self.gateway(send_timeout="1s")
+        s, rest, path = self.tunnel(BIG, tls=False)
+        t0 = time.monotonic()
+        line = self.access_line(path)
+        self.assertLess(time.monotonic() - t0, 10)
+        self.assertEqual(line["outcome"], "client-stalled", line["_line"])
+        self.assertLess(int(line["out"]), BIG // 2, "out counts what the client took, not what was queued")
+
+    def open_relay(self):
+        """A passthrough relay that stays open: its server (the route's pool, moved here to a
+        raw TCP one) answers the ClientHello with BIG bytes at once and then only reads."""
+        lst = socket.socket()
+        self.addCleanup(lst.close)
+        lst.bind((LOOP4, 0))
+        lst.listen(4)
+
+        def serve():
+            try:
+                c, _ = lst.accept()
+            except OSError:
+                return
+            with c:
+                try:
+                    c.recv(65536)
+                    c.sendall(b"s" * BIG)
+                    while c.recv(65536):
+                        pass
+                except OSError:
+                    pass
+        threading.Thread(target=serve, daemon=True).start()
+        self.pass_back.stop()
+        self.pass_back.port = lst.getsockname()[1]
+
+    def client_hello(self):
+        """A socket with small buffers that has sent a ClientHello for the passthrough route
+        and reads nothing yet."""
+        raw = small_buffer_socket()
+        self.addCleanup(raw.close)
+        raw.connect((LOOP4, self.pass_port))
+        inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        tls = client_context(self.pki.ca).wrap_bio(inc, out, server_hostname="pass.contoso.test")
+        try:
+            tls.do_handshake()
+        except ssl.SSLWantReadError:
+            raw.sendall(out.read())
+        return raw
+
+    def test_open_passthrough_relay_is_cut_when_its_client_stops_reading(self):
+        # Neither side has ended; the relay is paused for a client that never reads. Before,
+        # it waited for the pool's idle time (30 minutes), and its line counted all queued.
+        self.open_relay()
+        self.gateway(send_timeout="1s")
+        raw = self.client_hello()
+        port = raw.getsockname()[1]
+        conn = self.og.wait_conn_log(lambda f: f.get("client") == "127.0.0.1:%d" % port, timeout=15)
+        self.assertEqual(len(conn), 1, "\n".join(self.og.log_lines()[-10:]))
+        self.assertEqual(conn[0]["outcome"], "client-stalled", conn[0]["_line"])
+        self.assertLess(int(conn[0]["out"]), BIG // 2, "out counts what the client took")
+
+    def test_open_passthrough_relay_slow_reader_gets_every_byte(self):
+        # The same relay read at 1.5 MB/s with send_timeout 1 s: paused again and again, never cut.
+        self.open_relay()
+        self.gateway(send_timeout="1s")
+        raw = self.client_hello()
+        got = slow_read(raw, 1.5e6, limit=BIG)
+        self.assertEqual(len(got), BIG)
+        self.assertTrue(got == b"s" * BIG)
+        port = raw.getsockname()[1]
+        self.assertEqual([f for f in self.og.conn_logs() if f.get("client") == "127.0.0.1:%d" % port], [],
+                         "the relay ended while its client was still reading")
 
     def test_drain_waits_for_a_slow_reader(self):
         og = self.gateway()
