@@ -12,7 +12,7 @@
 
 #include <jansson.h>
 
-#include "admin.h"
+#include "control/admin.h"
 #include "certs.h"
 #include "cli.h"
 

@@ -23,9 +23,9 @@
 
 #include "certs.h"
 #include "cli.h"
-#include "daemon.h"
+#include "process/daemon.h"
 #include "rules.h"
-#include "snapshot.h"
+#include "control/snapshot.h"
 
 #define DEMO_LISTEN "127.0.0.1:8443"
 #define DEMO_LISTEN_HTTP "127.0.0.1:8080"

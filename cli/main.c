@@ -13,9 +13,9 @@
 #include <pcre2.h>
 
 #include "cli.h"
-#include "daemon.h"
-#include "log.h"
-#include "snapshot.h"
+#include "process/daemon.h"
+#include "io/log.h"
+#include "control/snapshot.h"
 
 struct cli_command {
 	const char *name;

@@ -12,7 +12,7 @@
 
 #include <event2/http.h>
 
-#include "admin.h"
+#include "control/admin.h"
 #include "cli.h"
 
 /* One request to the running gateway's admin listener; its answer goes to

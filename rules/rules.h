@@ -197,7 +197,7 @@ struct rules_plugin_arg {
 
 /* A plugin entry: which module, under which name routes use it, with which
  * arguments. The loader only records it and checks names; the gateway loads
- * the module and makes the instance (gateway/plugin.h), so nothing here runs
+ * the module and makes the instance (gateway/proxy/plugin.h), so nothing here runs
  * a plugin's code. */
 struct rules_plugin {
 	char *name;
@@ -293,7 +293,7 @@ struct rules_admin {
 	int line;
 };
 
-/* Where onegate's own lines go. Order of levels as in gateway/log.h. */
+/* Where onegate's own lines go. Order of levels as in gateway/io/log.h. */
 enum rules_log_level { RULES_LOG_ERROR, RULES_LOG_WARN, RULES_LOG_INFO, RULES_LOG_DEBUG };
 
 struct rules_log {
@@ -330,7 +330,7 @@ struct rules_config {
 	size_t nservices;
 	struct rules_plugin *plugins;
 	size_t nplugins;
-	/* The plugin instances made for this snapshot (gateway/plugin.c sets
+	/* The plugin instances made for this snapshot (gateway/proxy/plugin.c sets
 	 * both before the snapshot is shared): they belong to it, and
 	 * plugins_release runs with its last reference, once no request can
 	 * reach them. */

@@ -9,17 +9,17 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
-#include "acme.h"
-#include "addr.h"
-#include "http.h"
+#include "acme/acme.h"
+#include "io/addr.h"
+#include "http/http.h"
 #include "http/body.h"
 #include "http/head.h"
-#include "log.h"
-#include "plugin.h"
-#include "pool.h"
-#include "proxyproto.h"
-#include "tlsconf.h"
-#include "tstream.h"
+#include "io/log.h"
+#include "proxy/plugin.h"
+#include "proxy/pool.h"
+#include "proto/proxyproto.h"
+#include "proxy/tlsconf.h"
+#include "io/tstream.h"
 
 /* Per worker, connections a server kept open after an exchange wait here for the
  * next request to the same server (same rules snapshot, pool, server, port and,

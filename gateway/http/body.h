@@ -8,7 +8,7 @@
 #define ONEGATE_HTTP_BODY_H
 
 #include "http/session.h"
-#include "tstream.h"
+#include "io/tstream.h"
 
 /* The server connection's callbacks (tstream_setcb()), whatever the phase. */
 void http_srv_readable(struct tstream *t, void *arg);

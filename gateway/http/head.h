@@ -17,7 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "h1.h"
+#include "proto/h1.h"
 
 struct evbuffer;
 

@@ -9,18 +9,18 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
-#include "acme.h"
-#include "addr.h"
-#include "http.h"
+#include "acme/acme.h"
+#include "io/addr.h"
+#include "http/http.h"
 #include "http/backend.h"
 #include "http/body.h"
 #include "http/head.h"
-#include "log.h"
-#include "plugin.h"
-#include "pool.h"
-#include "proxyproto.h"
-#include "tlsconf.h"
-#include "tstream.h"
+#include "io/log.h"
+#include "proxy/plugin.h"
+#include "proxy/pool.h"
+#include "proto/proxyproto.h"
+#include "proxy/tlsconf.h"
+#include "io/tstream.h"
 
 /* Before any request, and what each starts from. */
 static const struct http_request http_request_none = {

@@ -21,12 +21,12 @@
 #include <netinet/in.h>
 #include <arpa/inet.h>
 
-#include "h1.h"
-#include "home.h"
-#include "outcome.h"
-#include "relay.h"
+#include "proto/h1.h"
+#include "proxy/home.h"
+#include "io/outcome.h"
+#include "io/relay.h"
 #include "rules.h"
-#include "sock.h"
+#include "io/sock.h"
 
 struct evbuffer;
 struct event;

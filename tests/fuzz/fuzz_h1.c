@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "h1.h"
+#include "proto/h1.h"
 
 static void fuzz_head(const char *p, size_t n, size_t cut, int request)
 {

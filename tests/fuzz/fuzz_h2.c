@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "h1.h"
-#include "h2.h"
+#include "proto/h1.h"
+#include "proto/h2.h"
 
 static struct h2_conn *conn;
 

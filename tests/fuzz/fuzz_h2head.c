@@ -10,8 +10,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "h1.h"
-#include "h2head.h"
+#include "proto/h1.h"
+#include "proto/h2head.h"
 
 static void check_response(const char *p, size_t n, int ext_connect)
 {

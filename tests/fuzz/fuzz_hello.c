@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hello.h"
+#include "proto/hello.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -10,7 +10,7 @@
 
 #include <event2/buffer.h>
 
-#include "h1.h"
+#include "proto/h1.h"
 #include "http/head.h"
 
 static void fuzz_check_end(struct evbuffer *out, const char *start, size_t start_len)

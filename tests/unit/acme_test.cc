@@ -18,13 +18,13 @@ extern "C" {
 // acme_cert_view() is named after the struct it fills, as C allows.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wshadow"
-#include "acme.h"
+#include "acme/acme.h"
 #pragma GCC diagnostic pop
-#include "acme_chal.h"
-#include "acme_crypto.h"
-#include "acme_order.h"
-#include "acme_plan.h"
-#include "acme_store.h"
+#include "acme/acme_chal.h"
+#include "acme/acme_crypto.h"
+#include "acme/acme_order.h"
+#include "acme/acme_plan.h"
+#include "acme/acme_store.h"
 #include "certs.h"
 }
 

@@ -6,7 +6,7 @@
 #include <vector>
 
 extern "C" {
-#include "h1.h"
+#include "proto/h1.h"
 }
 
 namespace {

@@ -12,7 +12,7 @@
 #include <nghttp2/nghttp2.h>
 
 extern "C" {
-#include "h2.h"
+#include "proto/h2.h"
 }
 
 namespace {

@@ -8,8 +8,8 @@
 #include <vector>
 
 extern "C" {
-#include "h1.h"
-#include "h2head.h"
+#include "proto/h1.h"
+#include "proto/h2head.h"
 }
 
 namespace {

@@ -7,7 +7,7 @@
 #include <vector>
 
 extern "C" {
-#include "hello.h"
+#include "proto/hello.h"
 }
 #include "hello_captured.h"
 

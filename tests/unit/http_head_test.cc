@@ -10,7 +10,7 @@
 #include <event2/buffer.h>
 
 extern "C" {
-#include "h1.h"
+#include "proto/h1.h"
 #include "http/head.h"
 }
 

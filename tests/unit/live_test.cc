@@ -2,7 +2,7 @@
 #include <gtest/gtest.h>
 
 extern "C" {
-#include "live.h"
+#include "control/live.h"
 }
 
 namespace {

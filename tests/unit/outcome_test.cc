@@ -9,7 +9,7 @@
 #include <string>
 
 extern "C" {
-#include "outcome.h"
+#include "io/outcome.h"
 }
 
 namespace {
@@ -37,7 +37,7 @@ TEST(Outcome, EveryEntryIsWholeAndUnique)
 	std::set<std::string> seen;
 	for (int i = 0; i < OUTCOME_COUNT; i++) {
 		const outcome_info &o = outcome_table[i];
-		ASSERT_NE(o.name, nullptr) << "outcome " << i << " has no entry in gateway/outcome.c";
+		ASSERT_NE(o.name, nullptr) << "outcome " << i << " has no entry in gateway/io/outcome.c";
 		ASSERT_NE(o.meaning, nullptr) << o.name;
 		EXPECT_NE(o.lines, 0u) << o.name << " is on no line";
 		EXPECT_TRUE(seen.insert(o.name).second) << o.name << " twice";
@@ -63,13 +63,13 @@ TEST(Outcome, ArchitectureDocShowsTheTable)
 	std::stringstream ss;
 	ss << f.rdbuf();
 	std::string doc = ss.str();
-	const std::string begin = "<!-- outcomes: rendered from gateway/outcome.c; outcome_test checks it -->\n";
+	const std::string begin = "<!-- outcomes: rendered from gateway/io/outcome.c; outcome_test checks it -->\n";
 	const std::string end = "<!-- end of outcomes -->";
 	size_t b = doc.find(begin), e = doc.find(end);
 	ASSERT_NE(b, std::string::npos) << path << ": the marker line \"" << begin << "\" is missing";
 	ASSERT_NE(e, std::string::npos) << path << ": the marker line \"" << end << "\" is missing";
 	std::string shown = doc.substr(b + begin.size(), e - b - begin.size());
-	EXPECT_EQ(shown, render()) << path << ": the outcome table differs from gateway/outcome.c; put this between the markers:\n"
+	EXPECT_EQ(shown, render()) << path << ": the outcome table differs from gateway/io/outcome.c; put this between the markers:\n"
 	                           << render();
 }
 

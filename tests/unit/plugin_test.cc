@@ -1,4 +1,4 @@
-// The bundled plugins through gateway/plugin.c as the HTTP session drives it:
+// The bundled plugins through gateway/proxy/plugin.c as the HTTP session drives it:
 // a rule file loaded from text, modules loaded from the build's plugin folder,
 // request and response heads parsed by h1, the heads rebuilt from what the
 // edits keep and add.
@@ -12,8 +12,8 @@
 #include <gtest/gtest.h>
 
 extern "C" {
-#include "h1.h"
-#include "plugin.h"
+#include "proto/h1.h"
+#include "proxy/plugin.h"
 #include "rules.h"
 }
 

@@ -9,7 +9,7 @@
 #include <vector>
 
 extern "C" {
-#include "proxyproto.h"
+#include "proto/proxyproto.h"
 }
 
 namespace {

@@ -3,7 +3,7 @@
 #include <gtest/gtest.h>
 
 extern "C" {
-#include "stats.h"
+#include "proxy/stats.h"
 }
 
 namespace {

@@ -12,7 +12,7 @@
 
 extern "C" {
 #include "certs.h"
-#include "tls.h"
+#include "io/tls.h"
 }
 
 namespace {

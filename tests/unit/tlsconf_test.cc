@@ -8,7 +8,7 @@
 extern "C" {
 #include "certs.h"
 #include "rules.h"
-#include "tlsconf.h"
+#include "proxy/tlsconf.h"
 }
 
 namespace {

@@ -18,8 +18,8 @@
 
 extern "C" {
 #include "certs.h"
-#include "sock.h"
-#include "tstream.h"
+#include "io/sock.h"
+#include "io/tstream.h"
 }
 
 namespace {

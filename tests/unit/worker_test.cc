@@ -14,11 +14,11 @@ extern "C" {
 // pool.h names a function after its struct, which C++ calls shadowing; it is C.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wshadow"
-#include "pool.h"
+#include "proxy/pool.h"
 #pragma GCC diagnostic pop
 #include "rules.h"
-#include "tlsconf.h"
-#include "worker.h"
+#include "proxy/tlsconf.h"
+#include "process/worker.h"
 }
 
 namespace {

@@ -1,0 +1,219 @@
+#include "io/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/stat.h>
+
+static int log_threshold = LOG_INFO;
+static bool log_level_forced;
+static bool log_access = true;
+/* The syslog socket: a descriptor number that stays valid for the life of the
+ * process once made, so a thread that read it never writes to a reused number. */
+static int log_syslog_fd = -1;
+static bool log_to_syslog;
+static int log_facility = 3;
+/* Only the daemon's thread touches these. */
+static int log_stderr_saved = -1;       /* the original stderr while a file stands in for it */
+static char *log_file_path;
+
+static const char *const log_names[] = { "error", "warn", "info", "debug" };
+static const int log_severity[] = { 3, 4, 6, 7 };        /* RFC 5424: err, warning, info, debug */
+
+void log_set_level(enum log_level level)
+{
+	if (!log_level_forced)
+		__atomic_store_n(&log_threshold, (int)level, __ATOMIC_RELAXED);
+}
+
+void log_force_debug(void)
+{
+	log_level_forced = true;
+	__atomic_store_n(&log_threshold, LOG_DEBUG, __ATOMIC_RELAXED);
+}
+
+bool log_enabled(enum log_level level)
+{
+	return (int)level <= __atomic_load_n(&log_threshold, __ATOMIC_RELAXED);
+}
+
+void log_set_access(bool on)
+{
+	__atomic_store_n(&log_access, on, __ATOMIC_RELAXED);
+}
+
+bool log_access_enabled(void)
+{
+	return __atomic_load_n(&log_access, __ATOMIC_RELAXED);
+}
+
+static void log_syslog_line(enum log_level level, const char *msg, size_t len)
+{
+	static const char *const mon[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
+		                           "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+	char line[2200];
+	struct tm tm;
+	time_t now = time(NULL);
+	localtime_r(&now, &tm);
+	int n = snprintf(line, sizeof(line), "<%d>%s %2d %02d:%02d:%02d onegate[%ld]: %.*s",
+	                 __atomic_load_n(&log_facility, __ATOMIC_RELAXED) * 8 + log_severity[level], mon[tm.tm_mon],
+	                 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (long)getpid(), (int)len, msg);
+	size_t out = n < 0 ? 0 : (size_t)n >= sizeof(line) ? sizeof(line) - 1 : (size_t)n;
+	/* A full or absent syslog socket must not stall a worker: the line is dropped. */
+	ssize_t w = send(__atomic_load_n(&log_syslog_fd, __ATOMIC_ACQUIRE), line, out, MSG_DONTWAIT | MSG_NOSIGNAL);
+	(void)w;
+}
+
+void log_msg(enum log_level level, const char *fmt, ...)
+{
+	if (!log_enabled(level))
+		return;
+
+	char line[2048];
+	bool sys = __atomic_load_n(&log_to_syslog, __ATOMIC_ACQUIRE);
+	int n = 0;
+	if (!sys) {
+		struct timespec ts;
+		struct tm tm;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		gmtime_r(&ts.tv_sec, &tm);
+		n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s ", tm.tm_year + 1900,
+		             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000,
+		             log_names[level]);
+	}
+	va_list ap;
+	va_start(ap, fmt);
+	int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+	va_end(ap);
+	size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
+	if (len > sizeof(line) - 2)
+		len = sizeof(line) - 2;
+	if (sys) {
+		log_syslog_line(level, line, len);
+		return;
+	}
+	line[len++] = '\n';
+	/* One write per line: O_APPEND and pipes below PIPE_BUF keep lines whole across workers. */
+	ssize_t w = write(STDERR_FILENO, line, len);
+	(void)w;
+}
+
+/* Creates the file for its owner-to-be, so the unprivileged user can reopen it after rotation. */
+static int log_file_open(const char *path, uid_t owner, gid_t group, char *err, size_t errlen)
+{
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+	if (fd >= 0) {
+		if (owner != (uid_t)-1 && fchown(fd, owner, group) != 0) {
+			snprintf(err, errlen, "cannot give the log file %s to the user onegate runs as: %s", path,
+			         strerror(errno));
+			close(fd);
+			unlink(path);
+			return -1;
+		}
+		return fd;
+	}
+	if (errno == EEXIST)
+		fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot open the log file %s: %s%s", path, strerror(errno),
+		         errno == EACCES ? " (onegate must be able to write it and, for rotation, its folder)" : "");
+		return -1;
+	}
+	struct stat st;
+	if (fstat(fd, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode) && !S_ISCHR(st.st_mode)) {
+		snprintf(err, errlen, "the log file %s is not a regular file", path);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int log_syslog_open(const struct log_target *t, char *err, size_t errlen)
+{
+	int fd = socket(t->syslog->sa_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, t->syslog, t->syslog_len) != 0) {
+		snprintf(err, errlen, "cannot reach the syslog socket: %s", strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Puts fd where stderr was; the original is kept to go back to. */
+static int log_redirect_stderr(int fd, char *err, size_t errlen)
+{
+	if (log_stderr_saved < 0 && (log_stderr_saved = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3)) < 0) {
+		snprintf(err, errlen, "cannot keep stderr: %s", strerror(errno));
+		return -1;
+	}
+	if (dup2(fd, STDERR_FILENO) < 0) {
+		snprintf(err, errlen, "cannot switch the log to the file: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int log_configure(const struct log_target *t, char *err, size_t errlen)
+{
+	if (t->file && log_file_path && strcmp(t->file, log_file_path) == 0) {
+		__atomic_store_n(&log_to_syslog, false, __ATOMIC_RELEASE);
+		return 0;
+	}
+	int fd = -1;
+	char *path = NULL;
+	if (t->file) {
+		if (!(path = strdup(t->file))) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		if ((fd = log_file_open(t->file, t->owner, t->group, err, errlen)) < 0) {
+			free(path);
+			return -1;
+		}
+		if (log_redirect_stderr(fd, err, errlen) != 0) {
+			close(fd);
+			free(path);
+			return -1;
+		}
+		close(fd);
+		__atomic_store_n(&log_to_syslog, false, __ATOMIC_RELEASE);
+	} else if (t->syslog) {
+		if ((fd = log_syslog_open(t, err, errlen)) < 0)
+			return -1;
+		if (log_syslog_fd < 0) {
+			__atomic_store_n(&log_syslog_fd, fd, __ATOMIC_RELEASE);
+		} else {
+			dup2(fd, log_syslog_fd);
+			close(fd);
+		}
+		__atomic_store_n(&log_facility, t->facility, __ATOMIC_RELAXED);
+		__atomic_store_n(&log_to_syslog, true, __ATOMIC_RELEASE);
+		if (log_stderr_saved >= 0)
+			dup2(log_stderr_saved, STDERR_FILENO);
+	} else {
+		__atomic_store_n(&log_to_syslog, false, __ATOMIC_RELEASE);
+		if (log_stderr_saved >= 0)
+			dup2(log_stderr_saved, STDERR_FILENO);
+	}
+	free(log_file_path);
+	log_file_path = path;
+	return 0;
+}
+
+int log_reopen(char *err, size_t errlen)
+{
+	if (!log_file_path || __atomic_load_n(&log_to_syslog, __ATOMIC_ACQUIRE))
+		return 0;
+	int fd = log_file_open(log_file_path, (uid_t)-1, (gid_t)-1, err, errlen);
+	if (fd < 0)
+		return -1;
+	int rc = log_redirect_stderr(fd, err, errlen);
+	close(fd);
+	return rc;
+}

@@ -1,0 +1,318 @@
+#include "proto/h2head.h"
+
+#include <string.h>
+#include <strings.h>
+
+/* RFC 9110 5.6.2 token characters, lower case only: RFC 9113 8.2.1 makes an
+ * upper-case name malformed. */
+static bool h2head_name_char(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+static bool h2head_token_char(unsigned char c)
+{
+	return h2head_name_char(c) || (c >= 'A' && c <= 'Z');
+}
+
+/* Field values: visible ASCII, space, tab and obs-text inside, no whitespace at
+ * either end (RFC 9113 8.2.1), no control byte, no DEL. */
+static bool h2head_value_ok(const char *v, size_t n)
+{
+	if (n && (v[0] == ' ' || v[0] == '\t' || v[n - 1] == ' ' || v[n - 1] == '\t'))
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)v[i];
+		if ((c < 0x20 && c != '\t') || c == 0x7f)
+			return false;
+	}
+	return true;
+}
+
+/* Request targets and authorities: visible ASCII only, as h1_parse reads a target. */
+static bool h2head_visible(const char *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)v[i] <= 0x20 || (unsigned char)v[i] >= 0x7f)
+			return false;
+	return n > 0;
+}
+
+static bool h2head_is(const char *p, size_t n, const char *lit)
+{
+	return n == strlen(lit) && memcmp(p, lit, n) == 0;
+}
+
+static bool h2head_span_is(const struct h2head_req *r, struct h2head_span s, const char *lit)
+{
+	return h2head_is(r->arena + s.off, s.len, lit);
+}
+
+static enum h2head_result h2head_fail(struct h2head_req *r, enum h2head_result e, const char *why)
+{
+	r->why = why;
+	return e;
+}
+
+void h2head_req_init(struct h2head_req *r, char *arena, uint32_t arena_cap)
+{
+	memset(r, 0, offsetof(struct h2head_req, fields));
+	r->arena = arena;
+	r->arena_cap = arena_cap;
+}
+
+/* Copies n bytes into the arena; the caller checked the room. */
+static struct h2head_span h2head_keep(struct h2head_req *r, const char *p, size_t n)
+{
+	struct h2head_span s = { r->arena_used, (uint32_t)n };
+	if (n)
+		memcpy(r->arena + r->arena_used, p, n);
+	r->arena_used += (uint32_t)n;
+	return s;
+}
+
+static enum h2head_result h2head_pseudo(struct h2head_req *r, const char *name, size_t nlen, const char *value,
+					size_t vlen)
+{
+	struct h2head_span *slot;
+	if (h2head_is(name, nlen, ":method"))
+		slot = &r->method;
+	else if (h2head_is(name, nlen, ":scheme"))
+		slot = &r->scheme;
+	else if (h2head_is(name, nlen, ":authority"))
+		slot = &r->authority;
+	else if (h2head_is(name, nlen, ":path"))
+		slot = &r->path;
+	else if (h2head_is(name, nlen, ":protocol"))
+		slot = &r->protocol;
+	else
+		return h2head_fail(r, H2HEAD_ERR_MALFORMED, "unknown pseudo-header");
+	if (r->regular_seen)
+		return h2head_fail(r, H2HEAD_ERR_MALFORMED, "pseudo-header after a regular field");
+	if (slot->len)
+		return h2head_fail(r, H2HEAD_ERR_MALFORMED, "pseudo-header given twice");
+	bool ok = slot == &r->method ? vlen > 0 : h2head_visible(value, vlen);
+	for (size_t i = 0; slot == &r->method && i < vlen; i++)
+		ok = ok && h2head_token_char((unsigned char)value[i]);
+	if (!ok)
+		return h2head_fail(r, H2HEAD_ERR_MALFORMED, "malformed pseudo-header value");
+	if (slot == &r->authority && memchr(value, '@', vlen))
+		return h2head_fail(r, H2HEAD_ERR_MALFORMED, ":authority with userinfo");
+	*slot = h2head_keep(r, value, vlen);
+	return H2HEAD_OK;
+}
+
+static enum h2head_result h2head_content_length(struct h2head_req *r, const char *v, size_t n)
+{
+	if (r->has_content_length)
+		return h2head_fail(r, H2HEAD_ERR_MALFORMED, "content-length given twice");
+	if (n == 0 || n > 18)
+		return h2head_fail(r, H2HEAD_ERR_MALFORMED, "malformed content-length");
+	uint64_t cl = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (v[i] < '0' || v[i] > '9')
+			return h2head_fail(r, H2HEAD_ERR_MALFORMED, "malformed content-length");
+		cl = cl * 10 + (uint64_t)(v[i] - '0');
+	}
+	r->has_content_length = true;
+	r->content_length = cl;
+	return H2HEAD_OK;
+}
+
+/* RFC 9113 8.2.2: fields that only mean something on one HTTP/1.1 connection. */
+static bool h2head_connection_specific(const char *name, size_t n)
+{
+	return h2head_is(name, n, "connection") || h2head_is(name, n, "keep-alive") ||
+	       h2head_is(name, n, "proxy-connection") || h2head_is(name, n, "upgrade") ||
+	       h2head_is(name, n, "transfer-encoding");
+}
+
+enum h2head_result h2head_req_add(struct h2head_req *r, const char *name, size_t name_len, const char *value,
+				  size_t value_len)
+{
+	if (name_len == 0)
+		return h2head_fail(r, H2HEAD_ERR_MALFORMED, "empty field name");
+	/* A pseudo-header keeps its value only, a regular field both. */
+	size_t keep = name[0] == ':' ? value_len : name_len + value_len;
+	if ((uint64_t)r->arena_used + keep > r->arena_cap)
+		return H2HEAD_ERR_FULL;
+	if (!h2head_value_ok(value, value_len))
+		return h2head_fail(r, H2HEAD_ERR_MALFORMED, "control byte or edge whitespace in a field value");
+	if (name[0] == ':')
+		return h2head_pseudo(r, name, name_len, value, value_len);
+	for (size_t i = 0; i < name_len; i++)
+		if (!h2head_name_char((unsigned char)name[i]))
+			return h2head_fail(r, H2HEAD_ERR_MALFORMED, "field name not a lower-case token");
+	r->regular_seen = true;
+	if (h2head_connection_specific(name, name_len))
+		return h2head_fail(r, H2HEAD_ERR_MALFORMED, "connection-specific field");
+	if (h2head_is(name, name_len, "te")) {
+		if (!h2head_is(value, value_len, "trailers"))
+			return h2head_fail(r, H2HEAD_ERR_MALFORMED, "TE other than trailers");
+		r->te_trailers = true;
+		return H2HEAD_OK;
+	}
+	if (h2head_is(name, name_len, "host")) {
+		if (r->has_host || !h2head_visible(value, value_len))
+			return h2head_fail(r, H2HEAD_ERR_MALFORMED, "host repeated or malformed");
+		r->has_host = true;
+		r->host = h2head_keep(r, value, value_len);
+		return H2HEAD_OK;
+	}
+	if (h2head_is(name, name_len, "content-length")) {
+		enum h2head_result e = h2head_content_length(r, value, value_len);
+		if (e != H2HEAD_OK)
+			return e;
+	}
+	if (h2head_is(name, name_len, "expect") && value_len == 12 && strncasecmp(value, "100-continue", 12) == 0)
+		r->expect_continue = true;
+	if (r->nfields == H2HEAD_MAX_FIELDS)
+		return h2head_fail(r, H2HEAD_ERR_TOO_MANY, "more fields than an HTTP/1.1 head may carry");
+	bool cookie = h2head_is(name, name_len, "cookie");
+	r->fields[r->nfields].name = h2head_keep(r, name, name_len);
+	r->fields[r->nfields].value = h2head_keep(r, value, value_len);
+	r->fields[r->nfields].cookie = cookie;
+	r->nfields++;
+	r->ncookies += cookie;
+	return H2HEAD_OK;
+}
+
+enum h2head_result h2head_req_end(struct h2head_req *r)
+{
+	if (!r->method.len)
+		return h2head_fail(r, H2HEAD_ERR_MALFORMED, "no :method");
+	bool connect = h2head_span_is(r, r->method, "CONNECT");
+	/* In any case, as h1_parse reads it: a back end might too. */
+	bool connect_any_case = r->method.len == 7 && strncasecmp(r->arena + r->method.off, "CONNECT", 7) == 0;
+	if (connect_any_case && !r->protocol.len)
+		return h2head_fail(r, H2HEAD_ERR_METHOD, "CONNECT is not served by a reverse proxy");
+	if (r->protocol.len && !connect)
+		return h2head_fail(r, H2HEAD_ERR_MALFORMED, ":protocol without CONNECT");
+	if (r->protocol.len && !h2head_span_is(r, r->protocol, "websocket"))
+		return h2head_fail(r, H2HEAD_ERR_METHOD, ":protocol other than websocket");
+	if (!r->scheme.len || !r->path.len)
+		return h2head_fail(r, H2HEAD_ERR_MALFORMED, "no :scheme or :path");
+	if (!h2head_span_is(r, r->scheme, "https") && !h2head_span_is(r, r->scheme, "http"))
+		return h2head_fail(r, H2HEAD_ERR_MALFORMED, ":scheme neither https nor http");
+	const char *path = r->arena + r->path.off;
+	if (path[0] != '/' && !(r->path.len == 1 && path[0] == '*' && h2head_span_is(r, r->method, "OPTIONS")))
+		return h2head_fail(r, H2HEAD_ERR_MALFORMED, ":path neither origin-form nor * for OPTIONS");
+	if (!r->authority.len && !r->has_host)
+		return h2head_fail(r, H2HEAD_ERR_MALFORMED, "neither :authority nor host");
+	if (r->authority.len && r->has_host &&
+	    (r->authority.len != r->host.len ||
+	     strncasecmp(r->arena + r->authority.off, r->arena + r->host.off, r->host.len) != 0))
+		return h2head_fail(r, H2HEAD_ERR_MALFORMED, "host disagrees with :authority");
+	if (r->protocol.len && r->has_content_length)
+		return h2head_fail(r, H2HEAD_ERR_MALFORMED, "content-length on an extended CONNECT");
+	return H2HEAD_OK;
+}
+
+bool h2head_req_is_websocket(const struct h2head_req *r)
+{
+	return r->protocol.len != 0;
+}
+
+/* Appends to out while it fits; *len past cap says it did not. */
+static void h2head_put(char *out, size_t cap, size_t *len, const char *p, size_t n)
+{
+	if (*len + n <= cap)
+		memcpy(out + *len, p, n);
+	*len += n;
+}
+
+static void h2head_put_span(const struct h2head_req *r, char *out, size_t cap, size_t *len, struct h2head_span s)
+{
+	h2head_put(out, cap, len, r->arena + s.off, s.len);
+}
+
+#define H2HEAD_PUT(lit) h2head_put(out, cap, &len, lit, sizeof(lit) - 1)
+
+size_t h2head_req_write(const struct h2head_req *r, bool body_follows, const char *ws_key, char *out, size_t cap)
+{
+	size_t len = 0;
+	bool ws = h2head_req_is_websocket(r);
+	if (ws)
+		H2HEAD_PUT("GET");
+	else
+		h2head_put_span(r, out, cap, &len, r->method);
+	H2HEAD_PUT(" ");
+	h2head_put_span(r, out, cap, &len, r->path);
+	H2HEAD_PUT(" HTTP/1.1\r\nhost: ");
+	h2head_put_span(r, out, cap, &len, r->authority.len ? r->authority : r->host);
+	H2HEAD_PUT("\r\n");
+	for (uint32_t i = 0; i < r->nfields; i++) {
+		if (r->fields[i].cookie)
+			continue;
+		h2head_put_span(r, out, cap, &len, r->fields[i].name);
+		H2HEAD_PUT(": ");
+		h2head_put_span(r, out, cap, &len, r->fields[i].value);
+		H2HEAD_PUT("\r\n");
+	}
+	/* RFC 9113 8.2.3: crumbs become one cookie field again, joined by "; ". */
+	if (r->ncookies) {
+		H2HEAD_PUT("cookie: ");
+		uint32_t n = 0;
+		for (uint32_t i = 0; i < r->nfields; i++) {
+			if (!r->fields[i].cookie)
+				continue;
+			if (n++)
+				H2HEAD_PUT("; ");
+			h2head_put_span(r, out, cap, &len, r->fields[i].value);
+		}
+		H2HEAD_PUT("\r\n");
+	}
+	if (ws) {
+		H2HEAD_PUT("connection: upgrade\r\nupgrade: websocket\r\nsec-websocket-key: ");
+		if (!ws_key)
+			return 0;
+		h2head_put(out, cap, &len, ws_key, strlen(ws_key));
+		H2HEAD_PUT("\r\n");
+	} else if (body_follows && !r->has_content_length) {
+		H2HEAD_PUT("transfer-encoding: chunked\r\n");
+	}
+	H2HEAD_PUT("\r\n");
+	return len <= cap ? len : 0;
+}
+
+/* Response fields that end at the hop (RFC 9110 7.6.1) or that HTTP/2 forbids. */
+static bool h2head_hop_by_hop(const char *n, size_t len)
+{
+	static const char *const names[] = {
+		"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer",
+	};
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (len == strlen(names[i]) && strncasecmp(n, names[i], len) == 0)
+			return true;
+	return false;
+}
+
+int h2head_resp_fields(const struct h1_msg *m, const char *head, bool extended_connect, char *scratch,
+		       size_t scratch_cap, struct h2head_field *out, size_t out_cap)
+{
+	bool ws = extended_connect && m->status == 101;
+	int status = ws ? 200 : m->status;
+	if (out_cap < 1 || scratch_cap < 3 || status < 100 || status > 999)
+		return -1;
+	size_t used = 3, n = 0;
+	scratch[0] = (char)('0' + status / 100);
+	scratch[1] = (char)('0' + status / 10 % 10);
+	scratch[2] = (char)('0' + status % 10);
+	out[n++] = (struct h2head_field){ ":status", scratch, 7, 3 };
+	for (size_t i = 0; i < m->nheaders; i++) {
+		const char *name = head + m->headers[i].name.off;
+		size_t nlen = m->headers[i].name.len;
+		if (h2head_hop_by_hop(name, nlen) || h1_connection_lists(m, head, name, nlen))
+			continue;
+		if (ws && nlen == 20 && strncasecmp(name, "sec-websocket-accept", 20) == 0)
+			continue;
+		if (n == out_cap || used + nlen > scratch_cap)
+			return -1;
+		char *lower = scratch + used;
+		for (size_t k = 0; k < nlen; k++)
+			lower[k] = (name[k] >= 'A' && name[k] <= 'Z') ? (char)(name[k] - 'A' + 'a') : name[k];
+		used += nlen;
+		out[n++] = (struct h2head_field){ lower, head + m->headers[i].value.off, nlen, m->headers[i].value.len };
+	}
+	return (int)n;
+}

@@ -1,0 +1,317 @@
+#include "proto/hello.h"
+
+#include <string.h>
+
+/* The largest TLS record payload a client may send (RFC 8446 5.2 allows
+ * 2^14 + 256 for protected records; plaintext handshake records stay under 2^14,
+ * old stacks sent a little more). */
+#define HELLO_MAX_RECORD (16384 + 2048)
+#define HELLO_TYPE_HANDSHAKE 0x16
+#define HELLO_MSG_CLIENT_HELLO 1
+#define HELLO_EXT_SERVER_NAME 0
+#define HELLO_EXT_ALPN 16
+#define HELLO_NAME_HOST 0
+
+enum { R_HDR, R_BODY };
+
+/* Message fields in wire order. Number fields collect `need` bytes into acc;
+ * skip fields jump over `need` bytes; M_NAME copies them. */
+enum {
+	M_TYPE, M_LEN,
+	M_VERSION, M_RANDOM, M_SID_LEN, M_SID, M_CS_LEN, M_CS, M_COMP_LEN, M_COMP,
+	M_EXTS_LEN, M_EXT_TYPE, M_EXT_LEN, M_EXT_SKIP,
+	M_SNI_LIST_LEN, M_SNI_TYPE, M_SNI_NAME_LEN, M_SNI_NAME, M_SNI_SKIP,
+	M_ALPN_LIST_LEN, M_ALPN_LEN, M_ALPN_PROTO,
+};
+
+/* The one ALPN protocol looked for: RFC 8737's TLS-ALPN-01 validation. */
+static const char hello_acme_tls[] = "acme-tls/1";
+
+static bool hello_is_skip(int st)
+{
+	return st == M_RANDOM || st == M_SID || st == M_CS || st == M_COMP || st == M_EXT_SKIP ||
+	       st == M_SNI_SKIP;
+}
+
+static enum hello_status hello_fail(struct hello_reader *r, enum hello_status st, const char *why)
+{
+	r->status = st;
+	r->error = why;
+	r->has_sni = false;     /* a name from a broken hello is not one to route on */
+	return st;
+}
+
+void hello_reader_init(struct hello_reader *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->status = HELLO_NEED_MORE;
+	r->rstate = R_HDR;
+	r->mstate = M_TYPE;
+	r->need = 1;
+}
+
+/* Starts the next field, after checking it fits in every enclosing length:
+ * the ClientHello body, the extensions block, the current extension. */
+static enum hello_status hello_want(struct hello_reader *r, int st, uint32_t need)
+{
+	if (st >= M_VERSION && need > r->msg_left)
+		return hello_fail(r, HELLO_MALFORMED, "a length overruns the ClientHello");
+	if (st >= M_EXT_TYPE && need > r->exts_left)
+		return hello_fail(r, HELLO_MALFORMED, "an extension overruns the extensions block");
+	if (st >= M_EXT_SKIP && need > r->ext_left)
+		return hello_fail(r, HELLO_MALFORMED, "a field overruns its extension");
+	r->mstate = (uint8_t)st;
+	r->need = need;
+	r->acc = 0;
+	return HELLO_NEED_MORE;
+}
+
+static enum hello_status hello_done(struct hello_reader *r)
+{
+	if (r->msg_left != 0)
+		return hello_fail(r, HELLO_MALFORMED, "bytes left over after the extensions");
+	r->status = HELLO_DONE;
+	return HELLO_DONE;
+}
+
+static enum hello_status hello_next_ext(struct hello_reader *r)
+{
+	if (r->exts_left == 0)
+		return hello_done(r);
+	return hello_want(r, M_EXT_TYPE, 2);
+}
+
+static enum hello_status hello_after_name(struct hello_reader *r)
+{
+	if (r->ext_left == 0)
+		return hello_next_ext(r);
+	return hello_want(r, M_SNI_TYPE, 1);
+}
+
+static enum hello_status hello_after_protocol(struct hello_reader *r)
+{
+	if (r->ext_left == 0)
+		return hello_next_ext(r);
+	return hello_want(r, M_ALPN_LEN, 1);
+}
+
+static enum hello_status hello_name_done(struct hello_reader *r)
+{
+	if (r->sni_len > 1 && r->sni[r->sni_len - 1] == '.')
+		r->sni_len--;
+	if (r->sni_len == 0 || r->sni[0] == '.')
+		return hello_fail(r, HELLO_MALFORMED, "invalid server name");
+	r->sni[r->sni_len] = '\0';
+	r->has_sni = true;
+	return hello_after_name(r);
+}
+
+/* A field has all its bytes: decide what comes next. */
+static enum hello_status hello_field_done(struct hello_reader *r)
+{
+	uint32_t v = r->acc;
+	switch (r->mstate) {
+	case M_TYPE:
+		if (v != HELLO_MSG_CLIENT_HELLO)
+			return hello_fail(r, HELLO_MALFORMED, "the first handshake message is not a ClientHello");
+		return hello_want(r, M_LEN, 3);
+	case M_LEN:
+		if (v > HELLO_MAX_BYTES)
+			return hello_fail(r, HELLO_MALFORMED, "ClientHello too large");
+		r->msg_left = v;
+		return hello_want(r, M_VERSION, 2);
+	case M_VERSION:
+		r->legacy_version = (uint16_t)v;
+		return hello_want(r, M_RANDOM, 32);
+	case M_RANDOM:
+		return hello_want(r, M_SID_LEN, 1);
+	case M_SID_LEN:
+		if (v > 32)
+			return hello_fail(r, HELLO_MALFORMED, "session id longer than 32 bytes");
+		return v ? hello_want(r, M_SID, v) : hello_want(r, M_CS_LEN, 2);
+	case M_SID:
+		return hello_want(r, M_CS_LEN, 2);
+	case M_CS_LEN:
+		if (v == 0 || v % 2)
+			return hello_fail(r, HELLO_MALFORMED, "bad cipher suites length");
+		return hello_want(r, M_CS, v);
+	case M_CS:
+		return hello_want(r, M_COMP_LEN, 1);
+	case M_COMP_LEN:
+		if (v == 0)
+			return hello_fail(r, HELLO_MALFORMED, "no compression methods");
+		return hello_want(r, M_COMP, v);
+	case M_COMP:
+		if (r->msg_left == 0)
+			return hello_done(r);
+		return hello_want(r, M_EXTS_LEN, 2);
+	case M_EXTS_LEN:
+		if (v != r->msg_left)
+			return hello_fail(r, HELLO_MALFORMED, "extensions length does not match the ClientHello");
+		r->exts_left = v;
+		return hello_next_ext(r);
+	case M_EXT_TYPE:
+		/* The type is kept in ext_left's place until the length arrives. */
+		r->ext_left = v;
+		return hello_want(r, M_EXT_LEN, 2);
+	case M_EXT_LEN: {
+		uint32_t type = r->ext_left;
+		if (v > r->exts_left)
+			return hello_fail(r, HELLO_MALFORMED, "an extension overruns the extensions block");
+		r->ext_left = v;
+		if (type == HELLO_EXT_ALPN && v >= 2)
+			return hello_want(r, M_ALPN_LIST_LEN, 2);
+		if (type != HELLO_EXT_SERVER_NAME)
+			return v ? hello_want(r, M_EXT_SKIP, v) : hello_next_ext(r);
+		if (r->sni_seen)
+			return hello_fail(r, HELLO_MALFORMED, "two server_name extensions");
+		r->sni_seen = true;
+		return hello_want(r, M_SNI_LIST_LEN, 2);
+	}
+	case M_EXT_SKIP:
+		return hello_next_ext(r);
+	case M_SNI_LIST_LEN:
+		if (v != r->ext_left || v == 0)
+			return hello_fail(r, HELLO_MALFORMED, "server_name list length does not match its extension");
+		return hello_want(r, M_SNI_TYPE, 1);
+	case M_SNI_TYPE:
+		r->name_type = (uint8_t)v;
+		return hello_want(r, M_SNI_NAME_LEN, 2);
+	case M_SNI_NAME_LEN:
+		if (r->name_type != HELLO_NAME_HOST)
+			return v ? hello_want(r, M_SNI_SKIP, v) : hello_after_name(r);
+		/* RFC 6066 allows one: we would route on one name and a back end might serve the other. */
+		if (r->has_sni)
+			return hello_fail(r, HELLO_MALFORMED, "two host names in server_name");
+		if (v == 0 || v > HELLO_MAX_NAME)
+			return hello_fail(r, HELLO_MALFORMED, "invalid server name");
+		return hello_want(r, M_SNI_NAME, v);
+	case M_SNI_SKIP:
+		return hello_after_name(r);
+	case M_ALPN_LIST_LEN:
+		if (v != r->ext_left || v == 0)
+			return hello_fail(r, HELLO_MALFORMED, "ALPN list length does not match its extension");
+		return hello_want(r, M_ALPN_LEN, 1);
+	case M_ALPN_LEN:
+		if (v == 0)
+			return hello_fail(r, HELLO_MALFORMED, "an empty ALPN protocol name");
+		r->alpn_len = (uint8_t)v;
+		r->alpn_same = v == sizeof(hello_acme_tls) - 1;
+		return hello_want(r, M_ALPN_PROTO, v);
+	case M_ALPN_PROTO:
+		r->alpn_acme |= r->alpn_same;
+		return hello_after_protocol(r);
+	}
+	return hello_fail(r, HELLO_MALFORMED, "internal state");
+}
+
+static bool hello_name_char(uint8_t c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_';
+}
+
+/* Bytes of the handshake message (record headers already stripped). Returns how many of the
+ * n bytes were left when the ClientHello was decided (done or broken). */
+static size_t hello_msg(struct hello_reader *r, const uint8_t *p, size_t n)
+{
+	while (n > 0) {
+		uint32_t take = 1;
+		if (hello_is_skip(r->mstate)) {
+			take = r->need < n ? r->need : (uint32_t)n;
+		} else if (r->mstate == M_SNI_NAME) {
+			uint8_t c = *p;
+			if (c >= 'A' && c <= 'Z')
+				c = (uint8_t)(c - 'A' + 'a');
+			if (!hello_name_char(c)) {
+				hello_fail(r, HELLO_MALFORMED, "invalid server name");
+				return n;
+			}
+			r->sni[r->sni_len++] = (char)c;
+		} else if (r->mstate == M_ALPN_PROTO) {
+			uint32_t at = r->alpn_len - r->need;
+			r->alpn_same = r->alpn_same && *p == (uint8_t)hello_acme_tls[at];
+		} else {
+			r->acc = (r->acc << 8) | *p;
+		}
+		p += take;
+		n -= take;
+		r->need -= take;
+		if (r->mstate >= M_VERSION)
+			r->msg_left -= take;
+		if (r->mstate >= M_EXT_TYPE)
+			r->exts_left -= take;
+		if (r->mstate >= M_EXT_SKIP)
+			r->ext_left -= take;
+		if (r->need > 0)
+			continue;
+		enum hello_status st = r->mstate == M_SNI_NAME ? hello_name_done(r) : hello_field_done(r);
+		if (st != HELLO_NEED_MORE)
+			return n;
+	}
+	return 0;
+}
+
+/* The first bytes decide between TLS, an SSLv2-compatible hello and anything else. */
+static enum hello_status hello_header_byte(struct hello_reader *r, uint8_t b)
+{
+	r->hdr[r->hdr_len++] = b;
+	if (!r->first_record_done) {
+		if (r->hdr_len == 1) {
+			if (b == HELLO_TYPE_HANDSHAKE)
+				return HELLO_NEED_MORE;
+			if (b & 0x80) {
+				r->sslv2 = true;
+				return HELLO_NEED_MORE;
+			}
+			return hello_fail(r, HELLO_NOT_TLS, "not a TLS handshake");
+		}
+		if (r->sslv2) {
+			if (r->hdr_len < 3)
+				return HELLO_NEED_MORE;
+			if (b != HELLO_MSG_CLIENT_HELLO)
+				return hello_fail(r, HELLO_NOT_TLS, "not a TLS handshake");
+			r->status = HELLO_DONE;     /* SSLv2 hellos carry no extensions, so no SNI */
+			return HELLO_DONE;
+		}
+		if (r->hdr_len == 2 && b != 0x03)
+			return hello_fail(r, HELLO_NOT_TLS, "not a TLS handshake");
+	} else {
+		if (r->hdr_len == 1 && b != HELLO_TYPE_HANDSHAKE)
+			return hello_fail(r, HELLO_MALFORMED, "a non-handshake record inside the ClientHello");
+		if (r->hdr_len == 2 && b != 0x03)
+			return hello_fail(r, HELLO_MALFORMED, "bad record version");
+	}
+	if (r->hdr_len < 5)
+		return HELLO_NEED_MORE;
+	r->rec_left = (uint32_t)r->hdr[3] << 8 | r->hdr[4];
+	if (r->rec_left == 0 || r->rec_left > HELLO_MAX_RECORD)
+		return hello_fail(r, HELLO_MALFORMED, "bad record length");
+	r->hdr_len = 0;
+	r->first_record_done = true;
+	r->rstate = R_BODY;
+	return HELLO_NEED_MORE;
+}
+
+enum hello_status hello_reader_feed(struct hello_reader *r, const uint8_t *data, size_t n)
+{
+	while (n > 0 && r->status == HELLO_NEED_MORE) {
+		if (r->rstate == R_HDR) {
+			hello_header_byte(r, *data);
+			data++;
+			n--;
+			continue;
+		}
+		size_t take = r->rec_left < n ? r->rec_left : n;
+		size_t left = hello_msg(r, data, take);
+		/* Nothing may follow a ClientHello in its record (RFC 8446 5.1: a key change comes next):
+		 * a record that says more is not one a TLS server would answer, so not one to route. */
+		if (r->status == HELLO_DONE && (left || r->rec_left > take))
+			hello_fail(r, HELLO_MALFORMED, "the ClientHello does not end its record");
+		data += take;
+		n -= take;
+		r->rec_left -= (uint32_t)take;
+		if (r->rec_left == 0)
+			r->rstate = R_HDR;
+	}
+	return r->status;
+}

@@ -1,0 +1,235 @@
+#include "proxy/stats.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* From 100 us to 30 s: a request answered from a cache and a slow report both land in a bucket
+ * narrow enough that p50 and p99 read right to a few percent. */
+const uint64_t stats_bucket_us[STATS_NBUCKETS] = {
+	100, 250, 500, 1000, 2000, 3000, 5000, 7500, 10000, 25000,
+	50000, 100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000, 30000000, UINT64_MAX,
+};
+
+struct stats_counters {
+	_Atomic uint64_t requests, errors, bytes_in, bytes_out;
+	_Atomic uint64_t latency_us;
+	_Atomic uint64_t latency[STATS_NBUCKETS];
+};
+
+/* On cache lines of their own: workers on other cores add to their neighbours all the time. */
+struct stats_counters *stats_counters_new(void)
+{
+	size_t size = (sizeof(struct stats_counters) + 63) / 64 * 64;
+	struct stats_counters *c = aligned_alloc(64, size);
+	if (c)
+		memset(c, 0, size);
+	return c;
+}
+
+void stats_counters_free(struct stats_counters *c)
+{
+	free(c);
+}
+
+/* ---------------------------------------------------------------- the data path */
+
+static void stats_add(_Atomic uint64_t *v, uint64_t n)
+{
+	atomic_fetch_add_explicit(v, n, memory_order_relaxed);
+}
+
+static size_t stats_bucket(uint64_t us)
+{
+	size_t i = 0;
+	while (us > stats_bucket_us[i])
+		i++;
+	return i;
+}
+
+void stats_count_request(struct stats_counters *c, bool error, uint64_t us, uint64_t in, uint64_t out)
+{
+	stats_add(&c->requests, 1);
+	if (error)
+		stats_add(&c->errors, 1);
+	if (in)
+		stats_add(&c->bytes_in, in);
+	if (out)
+		stats_add(&c->bytes_out, out);
+	stats_add(&c->latency_us, us);
+	stats_add(&c->latency[stats_bucket(us)], 1);
+}
+
+void stats_count_session(struct stats_counters *c, bool error)
+{
+	stats_add(&c->requests, 1);
+	if (error)
+		stats_add(&c->errors, 1);
+}
+
+void stats_count_bytes(struct stats_counters *c, uint64_t in, uint64_t out)
+{
+	if (in)
+		stats_add(&c->bytes_in, in);
+	if (out)
+		stats_add(&c->bytes_out, out);
+}
+
+/* ---------------------------------------------------------------- the ring */
+
+struct stats_sample {
+	uint64_t tick;                  /* 0: never written */
+	uint64_t at_ms;
+	uint64_t requests, errors, bytes_in, bytes_out;
+	unsigned open;
+};
+
+/* Latency buckets are kept for the window only: the chart does not need them. */
+struct stats_lat {
+	uint64_t tick;
+	uint64_t b[STATS_NBUCKETS];
+};
+
+struct stats_ring {
+	uint64_t first, last;           /* tick numbers of the oldest sample ever taken and the newest; 0: none */
+	struct stats_sample s[STATS_RING_S + 1];
+	struct stats_lat lat[STATS_WINDOW_S + 1];
+};
+
+struct stats_ring *stats_ring_new(void)
+{
+	return calloc(1, sizeof(struct stats_ring));
+}
+
+void stats_ring_free(struct stats_ring *r)
+{
+	free(r);
+}
+
+static uint64_t stats_load(const _Atomic uint64_t *v)
+{
+	return atomic_load_explicit(v, memory_order_relaxed);
+}
+
+void stats_ring_sample(struct stats_ring *r, const struct stats_counters *c, unsigned open, uint64_t tick,
+                       uint64_t now_ms)
+{
+	struct stats_sample *s = &r->s[tick % (STATS_RING_S + 1)];
+	s->tick = tick;
+	s->at_ms = now_ms;
+	s->requests = stats_load(&c->requests);
+	s->errors = stats_load(&c->errors);
+	s->bytes_in = stats_load(&c->bytes_in);
+	s->bytes_out = stats_load(&c->bytes_out);
+	s->open = open;
+	struct stats_lat *l = &r->lat[tick % (STATS_WINDOW_S + 1)];
+	l->tick = tick;
+	for (size_t i = 0; i < STATS_NBUCKETS; i++)
+		l->b[i] = stats_load(&c->latency[i]);
+	if (!r->first)
+		r->first = tick;
+	r->last = tick;
+}
+
+static const struct stats_sample *stats_at(const struct stats_ring *r, uint64_t tick)
+{
+	const struct stats_sample *s = &r->s[tick % (STATS_RING_S + 1)];
+	return tick && s->tick == tick ? s : NULL;
+}
+
+static const struct stats_lat *stats_lat_at(const struct stats_ring *r, uint64_t tick)
+{
+	const struct stats_lat *l = &r->lat[tick % (STATS_WINDOW_S + 1)];
+	return tick && l->tick == tick ? l : NULL;
+}
+
+/* The value below which a fraction q of the timed requests fell, in ms. */
+static double stats_quantile(const uint64_t *d, uint64_t total, double q)
+{
+	double target = q * (double)total, below = 0;
+	for (size_t i = 0; i < STATS_NBUCKETS; i++) {
+		if (below + (double)d[i] >= target && d[i]) {
+			/* The last bucket has no upper bound: its lower one is all we know. */
+			if (i == STATS_NBUCKETS - 1)
+				return (double)stats_bucket_us[i - 1] / 1000.0;
+			double lo = i ? (double)stats_bucket_us[i - 1] : 0, hi = (double)stats_bucket_us[i];
+			return (lo + (hi - lo) * (target - below) / (double)d[i]) / 1000.0;
+		}
+		below += (double)d[i];
+	}
+	return -1;
+}
+
+void stats_ring_live(const struct stats_ring *r, unsigned window_s, struct stats_live *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->p50_ms = out->p99_ms = -1;
+	const struct stats_sample *now = stats_at(r, r->last);
+	if (!now)
+		return;
+	out->open = now->open;
+	if (window_s > STATS_RING_S)
+		window_s = STATS_RING_S;
+	uint64_t from = r->last > window_s ? r->last - window_s : 1;
+	if (from < r->first)
+		from = r->first;
+	const struct stats_sample *then = stats_at(r, from);
+	if (!then || then == now || now->at_ms <= then->at_ms)
+		return;
+	double span = (double)(now->at_ms - then->at_ms) / 1000.0;
+	out->span_s = span;
+	out->requests = now->requests - then->requests;
+	out->errors = now->errors - then->errors;
+	out->rps = (double)out->requests / span;
+	out->in_bps = (double)(now->bytes_in - then->bytes_in) / span;
+	out->out_bps = (double)(now->bytes_out - then->bytes_out) / span;
+	out->error_rate = out->requests ? (double)out->errors / (double)out->requests : 0;
+	uint64_t lfrom = r->last > STATS_WINDOW_S ? r->last - STATS_WINDOW_S : 1;
+	if (lfrom < from)
+		lfrom = from;
+	const struct stats_lat *ln = stats_lat_at(r, r->last), *lt = stats_lat_at(r, lfrom);
+	if (!ln || !lt)
+		return;
+	uint64_t d[STATS_NBUCKETS], total = 0;
+	for (size_t i = 0; i < STATS_NBUCKETS; i++) {
+		d[i] = ln->b[i] - lt->b[i];
+		total += d[i];
+	}
+	if (total) {
+		out->p50_ms = stats_quantile(d, total, 0.50);
+		out->p99_ms = stats_quantile(d, total, 0.99);
+	}
+}
+
+size_t stats_ring_series(const struct stats_ring *r, unsigned step_s, size_t npoints, double *rps, double *eps)
+{
+	for (size_t j = 0; j < npoints; j++) {
+		rps[j] = eps[j] = -1;
+		uint64_t back = (uint64_t)(npoints - 1 - j) * step_s;
+		if (!r->first || r->last < r->first + back + 1)
+			continue;
+		/* The oldest step may have begun before the first sample: it covers what there is. */
+		uint64_t from = r->last - back > step_s ? r->last - back - step_s : 0;
+		if (from < r->first)
+			from = r->first;
+		const struct stats_sample *end = stats_at(r, r->last - back), *start = stats_at(r, from);
+		if (!end || !start || end->at_ms <= start->at_ms)
+			continue;
+		double span = (double)(end->at_ms - start->at_ms) / 1000.0;
+		rps[j] = (double)(end->requests - start->requests) / span;
+		eps[j] = (double)(end->errors - start->errors) / span;
+	}
+	return npoints;
+}
+
+void stats_latency_add(const struct stats_counters *c, uint64_t buckets[STATS_NBUCKETS], uint64_t *sum_us,
+                       uint64_t *count)
+{
+	/* The count is the buckets' own sum, so that +Inf equals it as Prometheus requires. */
+	for (size_t i = 0; i < STATS_NBUCKETS; i++) {
+		uint64_t n = stats_load(&c->latency[i]);
+		buckets[i] += n;
+		*count += n;
+	}
+	*sum_us += stats_load(&c->latency_us);
+}
