@@ -8,6 +8,11 @@
  * first (the command line). Served by libevent's
  * evhttp on the control thread; every request needs the token when the rule
  * file names a token file ("Authorization: Bearer TOKEN" or ?token=TOKEN).
+ *
+ * admin.c: the listener, the token, which path goes where; the views are
+ * admin_page.h, admin_status.h and admin_metrics.h (their shared facts in
+ * admin_view.h), server actions admin_action.h, reloads admin_wait.h, answers
+ * admin_reply.h; admin_client.c is the command line's side.
  */
 #ifndef ONEGATE_ADMIN_H
 #define ONEGATE_ADMIN_H
@@ -45,6 +50,10 @@ void admin_free(struct admin *ad);
  * written to out. Returns the HTTP status, or -1 with a reason in err. */
 int admin_client(const struct rules_admin *a, const char *method, const char *path, FILE *out, char *err,
                  size_t errlen);
+
+/* How long a POST /api/reload waits for its outcome (certificates of many
+ * services take a while); the command line waits a little longer. */
+#define ADMIN_RELOAD_WAIT_S 25
 
 /* Room for a token and its terminator. */
 #define ADMIN_TOKEN_MAX 256
