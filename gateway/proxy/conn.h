@@ -1,14 +1,14 @@
 /*
  * conn.h - the front door: one accepted client connection until it is known
- * what it is, and a passthrough connection from then on.
+ * what it is.
  *
  * Phases: [PROXY header from a trusted balancer] -> ClientHello peek -> route
- * by SNI -> dispatch: HTTP (plain, or TLS terminated here) goes to the HTTP
- * session (http.h) with the client socket; passthrough connects to a server
- * of the pool -> [PROXY header to the back end] + replay of the peeked bytes
- * -> two-way relay with back-pressure. A connection belongs to exactly one
- * worker (its home, home.h) and is freed in one place, conn_free(), which
- * also writes its log line.
+ * by SNI -> dispatch, which hands the client socket on with whatever was
+ * peeked still in its input: HTTP (plain, or TLS terminated here) to the HTTP
+ * session (http.h), a passthrough route to a passthrough connection (pass.h);
+ * a name without a route gets an unrecognized_name alert. A connection belongs
+ * to exactly one worker (its home, home.h); one that ends before dispatch is
+ * freed in one place, conn_free(), which writes its `conn` line.
  */
 #ifndef ONEGATE_CONN_H
 #define ONEGATE_CONN_H
