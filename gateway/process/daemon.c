@@ -27,6 +27,7 @@
 #include "schema.h"
 #include "control/snapshot.h"
 #include "control/state.h"
+#include "proxy/stats.h"
 #include "proxy/tlsconf.h"
 #include "process/worker.h"
 
@@ -463,6 +464,8 @@ int daemon_run(struct rules_config *cfg, daemon_ready_fn ready, void *arg)
 		log_msg(LOG_ERROR, "%s: %s", cfg->path, err);
 		goto out;
 	}
+	/* Before the first pool table: every live counter then has a slot per worker. */
+	stats_workers(st.nw);
 	/* The same build as check's and a reload's; the token is read here, once per load. */
 	struct snapshot snap;
 	char token[ADMIN_TOKEN_MAX];

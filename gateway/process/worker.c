@@ -20,6 +20,7 @@
 #include "io/log.h"
 #include "io/mailbox.h"
 #include "proxy/pool.h"
+#include "proxy/stats.h"
 
 /* After EMFILE/ENFILE a listener pauses this long, then tries again, so a
  * gateway out of descriptors keeps serving the connections it has. */
@@ -254,6 +255,7 @@ int worker_add_listener(struct worker *w, int fd, size_t svc_index)
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
+	stats_thread_worker(w->id);
 	live_beat(w->id);
 	event_base_dispatch(w->base);
 	atomic_store(&w->finished, true);

@@ -1,6 +1,7 @@
 #include "proxy/stats.h"
 
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,32 +12,84 @@ const uint64_t stats_bucket_us[STATS_NBUCKETS] = {
 	50000, 100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000, 30000000, UINT64_MAX,
 };
 
-struct stats_counters {
+/* One thread's counts. Each worker has a slot of its own, on cache lines of its own,
+ * that only it writes: an add is a plain load and store (relaxed atomics, so the
+ * control thread's reads are defined), never a locked instruction on a line another
+ * core is writing. Slot 0 is shared by every other thread and added to atomically. */
+struct stats_slot {
 	_Atomic uint64_t requests, errors, bytes_in, bytes_out;
 	_Atomic uint64_t latency_us;
 	_Atomic uint64_t latency[STATS_NBUCKETS];
 };
 
-/* On cache lines of their own: workers on other cores add to their neighbours all the time. */
+#define STATS_SLOT_SIZE ((sizeof(struct stats_slot) + 63) / 64 * 64)
+
+struct stats_counters {
+	unsigned nslots;                /* slot 0 (shared) and one per worker */
+	unsigned char *slots;           /* nslots * STATS_SLOT_SIZE, 64-byte aligned */
+};
+
+/* Worker slots given to counters made from now on; the daemon sets it before the
+ * first pool table, once (the number of workers needs a restart). */
+static unsigned stats_nworkers;
+/* This thread's slot: 0 unless it is a worker (stats_thread_worker()). */
+static _Thread_local unsigned stats_my_slot __attribute__((tls_model("initial-exec")));
+
+void stats_workers(unsigned n)
+{
+	stats_nworkers = n;
+}
+
+void stats_thread_worker(unsigned id)
+{
+	stats_my_slot = id + 1;
+}
+
 struct stats_counters *stats_counters_new(void)
 {
-	size_t size = (sizeof(struct stats_counters) + 63) / 64 * 64;
-	struct stats_counters *c = aligned_alloc(64, size);
-	if (c)
-		memset(c, 0, size);
+	struct stats_counters *c = malloc(sizeof(*c));
+	if (!c)
+		return NULL;
+	c->nslots = stats_nworkers + 1;
+	c->slots = aligned_alloc(64, c->nslots * STATS_SLOT_SIZE);
+	if (!c->slots) {
+		free(c);
+		return NULL;
+	}
+	memset(c->slots, 0, c->nslots * STATS_SLOT_SIZE);
 	return c;
 }
 
 void stats_counters_free(struct stats_counters *c)
 {
+	if (!c)
+		return;
+	free(c->slots);
 	free(c);
+}
+
+static struct stats_slot *stats_slot_at(const struct stats_counters *c, unsigned i)
+{
+	return (struct stats_slot *)(c->slots + (size_t)i * STATS_SLOT_SIZE);
 }
 
 /* ---------------------------------------------------------------- the data path */
 
-static void stats_add(_Atomic uint64_t *v, uint64_t n)
+/* A worker's own slot, or the shared one (shared = true) for any other thread and
+ * for a worker the object has no slot for. */
+static struct stats_slot *stats_mine(struct stats_counters *c, bool *shared)
 {
-	atomic_fetch_add_explicit(v, n, memory_order_relaxed);
+	unsigned i = stats_my_slot < c->nslots ? stats_my_slot : 0;
+	*shared = i == 0;
+	return stats_slot_at(c, i);
+}
+
+static void stats_add(_Atomic uint64_t *v, uint64_t n, bool shared)
+{
+	if (shared)
+		atomic_fetch_add_explicit(v, n, memory_order_relaxed);
+	else
+		atomic_store_explicit(v, atomic_load_explicit(v, memory_order_relaxed) + n, memory_order_relaxed);
 }
 
 static size_t stats_bucket(uint64_t us)
@@ -49,30 +102,36 @@ static size_t stats_bucket(uint64_t us)
 
 void stats_count_request(struct stats_counters *c, bool error, uint64_t us, uint64_t in, uint64_t out)
 {
-	stats_add(&c->requests, 1);
+	bool shared;
+	struct stats_slot *s = stats_mine(c, &shared);
+	stats_add(&s->requests, 1, shared);
 	if (error)
-		stats_add(&c->errors, 1);
+		stats_add(&s->errors, 1, shared);
 	if (in)
-		stats_add(&c->bytes_in, in);
+		stats_add(&s->bytes_in, in, shared);
 	if (out)
-		stats_add(&c->bytes_out, out);
-	stats_add(&c->latency_us, us);
-	stats_add(&c->latency[stats_bucket(us)], 1);
+		stats_add(&s->bytes_out, out, shared);
+	stats_add(&s->latency_us, us, shared);
+	stats_add(&s->latency[stats_bucket(us)], 1, shared);
 }
 
 void stats_count_session(struct stats_counters *c, bool error)
 {
-	stats_add(&c->requests, 1);
+	bool shared;
+	struct stats_slot *s = stats_mine(c, &shared);
+	stats_add(&s->requests, 1, shared);
 	if (error)
-		stats_add(&c->errors, 1);
+		stats_add(&s->errors, 1, shared);
 }
 
 void stats_count_bytes(struct stats_counters *c, uint64_t in, uint64_t out)
 {
+	bool shared;
+	struct stats_slot *s = stats_mine(c, &shared);
 	if (in)
-		stats_add(&c->bytes_in, in);
+		stats_add(&s->bytes_in, in, shared);
 	if (out)
-		stats_add(&c->bytes_out, out);
+		stats_add(&s->bytes_out, out, shared);
 }
 
 /* ---------------------------------------------------------------- the ring */
@@ -106,9 +165,17 @@ void stats_ring_free(struct stats_ring *r)
 	free(r);
 }
 
-static uint64_t stats_load(const _Atomic uint64_t *v)
+/* The sum of one counter over every slot: each is read once, relaxed, so a sum may
+ * miss an add that is under way, which the next sample takes up. */
+#define stats_sum(c, field) stats_sum_at((c), offsetof(struct stats_slot, field))
+
+static uint64_t stats_sum_at(const struct stats_counters *c, size_t off)
 {
-	return atomic_load_explicit(v, memory_order_relaxed);
+	uint64_t n = 0;
+	for (unsigned i = 0; i < c->nslots; i++)
+		n += atomic_load_explicit((const _Atomic uint64_t *)(c->slots + (size_t)i * STATS_SLOT_SIZE + off),
+		                          memory_order_relaxed);
+	return n;
 }
 
 void stats_ring_sample(struct stats_ring *r, const struct stats_counters *c, unsigned open, uint64_t tick,
@@ -117,15 +184,15 @@ void stats_ring_sample(struct stats_ring *r, const struct stats_counters *c, uns
 	struct stats_sample *s = &r->s[tick % (STATS_RING_S + 1)];
 	s->tick = tick;
 	s->at_ms = now_ms;
-	s->requests = stats_load(&c->requests);
-	s->errors = stats_load(&c->errors);
-	s->bytes_in = stats_load(&c->bytes_in);
-	s->bytes_out = stats_load(&c->bytes_out);
+	s->requests = stats_sum(c, requests);
+	s->errors = stats_sum(c, errors);
+	s->bytes_in = stats_sum(c, bytes_in);
+	s->bytes_out = stats_sum(c, bytes_out);
 	s->open = open;
 	struct stats_lat *l = &r->lat[tick % (STATS_WINDOW_S + 1)];
 	l->tick = tick;
 	for (size_t i = 0; i < STATS_NBUCKETS; i++)
-		l->b[i] = stats_load(&c->latency[i]);
+		l->b[i] = stats_sum_at(c, offsetof(struct stats_slot, latency) + i * sizeof(uint64_t));
 	if (!r->first)
 		r->first = tick;
 	r->last = tick;
@@ -227,9 +294,9 @@ void stats_latency_add(const struct stats_counters *c, uint64_t buckets[STATS_NB
 {
 	/* The count is the buckets' own sum, so that +Inf equals it as Prometheus requires. */
 	for (size_t i = 0; i < STATS_NBUCKETS; i++) {
-		uint64_t n = stats_load(&c->latency[i]);
+		uint64_t n = stats_sum_at(c, offsetof(struct stats_slot, latency) + i * sizeof(uint64_t));
 		buckets[i] += n;
 		*count += n;
 	}
-	*sum_us += stats_load(&c->latency_us);
+	*sum_us += stats_sum(c, latency_us);
 }

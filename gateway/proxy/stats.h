@@ -1,9 +1,9 @@
 /*
  * stats.h - live numbers: what a service, pool or server is doing now.
  *
- * Workers add to an object's struct stats_counters with relaxed atomic adds:
- * no lock on the data path, and each object's counters have cache lines of
- * their own (stats_counters_new()).
+ * Each worker adds to a slot of its own in an object's struct stats_counters
+ * (plain adds, no lock, no shared cache line); other threads add atomically to
+ * a shared slot. Readers sum the slots.
  * The control thread samples each object's counters once a second into the
  * object's struct stats_ring (cumulative values, the last 10 minutes), and the
  * admin listener reads from the ring what happened over the last minute
@@ -36,7 +36,14 @@ extern const uint64_t stats_bucket_us[STATS_NBUCKETS];
  * server), bytes from and to clients, HTTP latencies by bucket and their sum. */
 struct stats_counters;
 
-/* Zeroed. NULL when out of memory. */
+/* Workers that get a slot of their own in counters made from now on. The
+ * daemon calls it once before it builds the first pool table (the number of
+ * workers changes only with a restart). */
+void stats_workers(unsigned n);
+/* The calling thread is worker id (0-based): its adds go to its own slot. */
+void stats_thread_worker(unsigned id);
+
+/* Zeroed: the shared slot and one per worker (stats_workers()). NULL when out of memory. */
 struct stats_counters *stats_counters_new(void);
 void stats_counters_free(struct stats_counters *c);
 

@@ -2,6 +2,9 @@
 // latency quantiles and a chart's series.
 #include <gtest/gtest.h>
 
+#include <thread>
+#include <vector>
+
 extern "C" {
 #include "proxy/stats.h"
 }
@@ -123,6 +126,43 @@ TEST(Stats, HistogramCountIsTheBucketsSum)
 	EXPECT_EQ(b[0], 1u);
 	EXPECT_EQ(b[STATS_NBUCKETS - 1], 1u);
 	EXPECT_EQ(sum, 40000050u);
+}
+
+// Workers add to slots of their own, any other thread to the shared one; the
+// readers see the sum of them all.
+TEST(Stats, WorkersSlotsAndTheSharedOneSumUp)
+{
+	stats_workers(3);
+	Live l;
+	stats_workers(0);
+	stats_ring_sample(l.r, l.c, 0, 1, 1000);
+	std::vector<std::thread> ts;
+	// Worker 3 has no slot in an object made for 3 workers: it shares slot 0 with
+	// this thread, atomically.
+	for (unsigned id = 0; id < 4; id++)
+		ts.emplace_back([&l, id] {
+			stats_thread_worker(id);
+			for (int i = 0; i < 10000; i++)
+				stats_count_request(l.c, i % 10 == 0, 1000, 1, 2);
+		});
+	for (int i = 0; i < 10000; i++) {
+		stats_count_bytes(l.c, 1, 0);
+		stats_count_session(l.c, false);
+	}
+	for (auto &t : ts)
+		t.join();
+	stats_ring_sample(l.r, l.c, 0, 2, 2000);
+	stats_live out;
+	stats_ring_live(l.r, STATS_WINDOW_S, &out);
+	EXPECT_EQ(out.requests, 50000u);
+	EXPECT_EQ(out.errors, 4000u);
+	EXPECT_DOUBLE_EQ(out.in_bps, 50000);
+	EXPECT_DOUBLE_EQ(out.out_bps, 80000);
+	uint64_t b[STATS_NBUCKETS] = {}, sum = 0, count = 0;
+	stats_latency_add(l.c, b, &sum, &count);
+	EXPECT_EQ(count, 40000u);
+	EXPECT_EQ(sum, 40000u * 1000);
+	EXPECT_EQ(b[3], 40000u);
 }
 
 }  // namespace
