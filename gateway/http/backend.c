@@ -144,7 +144,7 @@ static const char *http_backend_name(const struct http_session *s, const struct 
 {
 	if (!p->tls.on)
 		return "";
-	return p->tls.sni ? p->tls.sni : s->rq.host[0] ? s->rq.host : s->sni;
+	return p->tls.sni ? p->tls.sni : s->rqt.host[0] ? s->rqt.host : s->sni;
 }
 
 /* A private connection waiting for its client that speaks or closes is done with:
@@ -277,7 +277,7 @@ static bool http_method_idempotent(const struct http_session *s)
 {
 	static const char *const idempotent[] = { "GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE" };
 	for (size_t i = 0; i < sizeof(idempotent) / sizeof(idempotent[0]); i++)
-		if (strcmp(s->rq.method, idempotent[i]) == 0)
+		if (strcmp(s->rqt.method, idempotent[i]) == 0)
 			return true;
 	return false;
 }
@@ -354,7 +354,7 @@ void http_server_failed(struct http_session *s, enum http_retry_cause why, const
 	if (s->rq.req_sent && !stale && why != HR_CONNECT && !s->rq.resending) {
 		if (!pool_retry_begin(s->snap->pools, (size_t)s->rq.pool)) {
 			log_msg(LOG_WARN, "pool %s: retry budget spent (retry_budget = %u): a %s request is not sent again",
-			        p->name, p->retry_budget, s->rq.method);
+			        p->name, p->retry_budget, s->rqt.method);
 			http_answer_failure(s);
 			return;
 		}

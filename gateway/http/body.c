@@ -109,7 +109,7 @@ void http_start_exchange(struct http_session *s)
 	const struct rules_route *r = &s->svc->routes[s->rq.route];
 	struct http_head_request hq = {
 		.head = head, .q = s->req, .target = s->rq.target, .host_rewrite = r->host_rewrite,
-		.forwarded = r->forwarded, .client_ip = s->client_ip, .tls = s->tls, .host = s->rq.host,
+		.forwarded = r->forwarded, .client_ip = s->client_ip, .tls = s->tls, .host = s->rqt.host,
 		.host_len = s->rq.host_len, .upgrade = s->rq.upgrade,
 	};
 	struct http_head_edits edits = { http_request_kept, http_request_added, s->rq.plug };

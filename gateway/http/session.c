@@ -232,8 +232,8 @@ void http_access_log(struct http_session *s, enum outcome outcome)
 	log_msg(LOG_INFO,
 	        "http client=%s sni=%s host=%s method=%s path=%s status=%d in=%llu out=%llu route=%s pool=%s "
 	        "server=%s%s backend_ms=%ld ms=%ld retries=%u outcome=%s",
-	        s->client, s->sni[0] ? s->sni : "-", s->rq.host[0] ? s->rq.host : "-", s->rq.method[0] ? s->rq.method : "-",
-	        s->rq.path[0] ? s->rq.path : "-", s->rq.status, (unsigned long long)s->rq.bytes_in,
+	        s->client, s->sni[0] ? s->sni : "-", s->rqt.host[0] ? s->rqt.host : "-", s->rqt.method[0] ? s->rqt.method : "-",
+	        s->rqt.path[0] ? s->rqt.path : "-", s->rq.status, (unsigned long long)s->rq.bytes_in,
 	        (unsigned long long)s->rq.bytes_out, route, p ? p->name : "-", server,
 	        s->rq.req_private ? " private=1" : "", backend_ms,
 	        http_ms_since(&s->rq.req_start), s->rq.attempts ? s->rq.attempts - 1 : 0,
@@ -320,13 +320,13 @@ static void http_route_resolved(struct http_session *s, const char *head, char *
 	}
 	/* A Host another certificate of this service serves came on a connection meant for another site. */
 	if (s->tls && !tlsconf_host_fits(s->snap->tls, (size_t)(s->svc - s->snap->cfg->services), s->sni,
-	                                 strlen(s->sni), s->rq.host, s->rq.host_len)) {
+	                                 strlen(s->sni), s->rqt.host, s->rq.host_len)) {
 		http_respond(s, 421, NULL, OUTCOME_MISDIRECTED, !body);
 		return;
 	}
 	size_t rlen;
 	const char *bad;
-	s->rq.route = rules_route_request(s->svc, s->rq.host, s->rq.host_len, path, q->path.len, s->sni[0] ? s->sni : NULL,
+	s->rq.route = rules_route_request(s->svc, s->rqt.host, s->rq.host_len, path, q->path.len, s->sni[0] ? s->sni : NULL,
 	                               strlen(s->sni), rpath, q->path.len + 2, &rlen, &bad);
 	if (s->rq.route == RULES_ROUTE_BAD_PATH) {
 		/* Never guessed, and never handed to a less specific route. */
@@ -344,7 +344,7 @@ static void http_route_resolved(struct http_session *s, const char *head, char *
 	/* Before the redirect or status: a filter guards those too. */
 	if (r->nplugins) {
 		const char *why = NULL;
-		struct plugin_view v = { &s->peer, s->tls, head, q, s->rq.host, rpath, rlen };
+		struct plugin_view v = { &s->peer, s->tls, head, q, s->rqt.host, rpath, rlen };
 		int st = plugin_on_request(s->snap->cfg, r, &v, &s->rq.plug, &why);
 		if (st) {
 			s->rq.answered_by = why;
@@ -356,10 +356,10 @@ static void http_route_resolved(struct http_session *s, const char *head, char *
 		char loc[600];
 		int code = r->status ? r->status : 301;
 		if (strcmp(r->redirect, "https") == 0)
-			snprintf(loc, sizeof(loc), "Location: https://%s%.*s\r\n", s->rq.host, (int)q->path.len, path);
+			snprintf(loc, sizeof(loc), "Location: https://%s%.*s\r\n", s->rqt.host, (int)q->path.len, path);
 		else
 			snprintf(loc, sizeof(loc), "Location: %s%.*s\r\n", r->redirect, (int)q->path.len, path);
-		if (!s->rq.host[0] && strcmp(r->redirect, "https") == 0) {
+		if (!s->rqt.host[0] && strcmp(r->redirect, "https") == 0) {
 			http_respond(s, 400, NULL, OUTCOME_REDIRECT_WITHOUT_HOST, false);
 			return;
 		}
@@ -417,6 +417,7 @@ static int http_request_reset(struct http_session *s)
 	plugin_req_free(s->rq.plug);
 	free(s->rq.target);
 	s->rq = http_request_none;
+	s->rqt.method[0] = s->rqt.host[0] = s->rqt.path[0] = '\0';
 	return 0;
 }
 
@@ -466,24 +467,24 @@ void http_read_request(struct http_session *s)
 	s->requests++;
 	const struct h1_msg *q = s->req;
 	if (rc != H1_DONE) {
-		snprintf(s->rq.method, sizeof(s->rq.method), "-");
+		snprintf(s->rqt.method, sizeof(s->rqt.method), "-");
 		log_msg(LOG_DEBUG, "client %s: bad request: %s", s->client, h1_error_text(s->req, rc));
 		http_respond(s, h1_error_status(rc), NULL, OUTCOME_BAD_REQUEST, false);
 		return;
 	}
-	http_copy(s->rq.method, sizeof(s->rq.method), head + q->method.off, q->method.len);
-	http_copy(s->rq.path, sizeof(s->rq.path), head + q->path.off, q->path.len);
+	http_copy(s->rqt.method, sizeof(s->rqt.method), head + q->method.off, q->method.len);
+	http_copy(s->rqt.path, sizeof(s->rqt.path), head + q->path.off, q->path.len);
 	s->rq.head_request = q->method.len == 4 && memcmp(head + q->method.off, "HEAD", 4) == 0;
 	s->rq.keepalive = q->keepalive;
 	h1_resp_init(s->resp, HTTP_HEAD_MAX, s->rq.head_request);
 	s->rq.upgrade = q->upgrade;
 	if (q->has_host) {
 		uint16_t port;
-		if (h1_host_normalize(head + q->host.off, q->host.len, s->rq.host, sizeof(s->rq.host), &port) < 0) {
+		if (h1_host_normalize(head + q->host.off, q->host.len, s->rqt.host, sizeof(s->rqt.host), &port) < 0) {
 			http_respond(s, 400, NULL, OUTCOME_BAD_HOST, false);
 			return;
 		}
-		s->rq.host_len = strlen(s->rq.host);
+		s->rq.host_len = strlen(s->rqt.host);
 	}
 	s->rq.req_framing = q->chunked ? HF_CHUNKED : q->has_content_length && q->content_length ? HF_LENGTH : HF_NONE;
 	s->rq.req_left = q->content_length;

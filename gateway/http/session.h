@@ -84,11 +84,11 @@ struct http_private {
 };
 
 /* One request, from its first byte to its access line: what the next one starts
- * afresh with is one assignment (http_request_reset()). */
+ * afresh with is one assignment (http_request_reset()). Its words, which are
+ * large and written whole by the head, are apart (struct http_request_text). */
 struct http_request {
 	struct timeval req_start, srv_start;
-	char method[24], host[256], path[256];
-	size_t host_len;
+	size_t host_len;                /* of http_request_text.host; 0 without a Host */
 	long route, pool, server;
 	long tried[RULES_RETRIES_MAX + 1];      /* servers tried for this request */
 	size_t ntried;
@@ -115,6 +115,13 @@ struct http_request {
 	struct plugin_req *plug;        /* the route's plugins' edits; NULL without plugins */
 	char *target;                   /* normalize_path: the target the back end gets; NULL: the client's */
 	const char *answered_by;        /* OUTCOME_PLUGIN: "plugin:NAME", the plugin's own string */
+};
+
+/* The request's words as its head gave them, C strings for routing and the log.
+ * A new request empties each by its first byte (http_request_reset()): a string
+ * is read only up to its NUL, so the rest need not be cleared. */
+struct http_request_text {
+	char method[24], host[256], path[256];
 };
 
 struct http_session {
@@ -149,6 +156,7 @@ struct http_session {
 	bool srv_private;               /* s->srv belongs to this client connection alone: http_srv_private() */
 	struct http_private *priv;      /* a private server connection waiting for this client's next request */
 	struct http_request rq;         /* the request in flight */
+	struct http_request_text rqt;   /* and its words */
 };
 
 /* Monotonic milliseconds; the coarse clock (a few ms) is plenty for timeouts. */
