@@ -437,35 +437,39 @@ void pool_conn_end(const struct pool_table *t, size_t pool, size_t server)
 void pool_request_done(const struct pool_table *t, const struct pool_request *r)
 {
 	bool error = r->status >= 500;
-	stats_count_request(t->services[r->service]->live, error, r->us, r->bytes_in, r->bytes_out);
-	if (r->pool < 0)
-		return;
-	stats_count_request(t->pools[r->pool].named->live, error, r->us, r->bytes_in, r->bytes_out);
-	if (r->server < 0)
-		return;
-	struct pool_srv *s = pool_srv(t, (size_t)r->pool, (size_t)r->server);
-	atomic_fetch_add_explicit(&s->requests, 1, memory_order_relaxed);
-	if (error)
-		atomic_fetch_add_explicit(&s->errors, 1, memory_order_relaxed);
-	stats_count_request(s->live, error, r->us, r->bytes_in, r->bytes_out);
+	struct stats_counters *live[3] = { t->services[r->service]->live };
+	size_t n = 1;
+	if (r->pool >= 0) {
+		live[n++] = t->pools[r->pool].named->live;
+		if (r->server >= 0) {
+			struct pool_srv *s = pool_srv(t, (size_t)r->pool, (size_t)r->server);
+			atomic_fetch_add_explicit(&s->requests, 1, memory_order_relaxed);
+			if (error)
+				atomic_fetch_add_explicit(&s->errors, 1, memory_order_relaxed);
+			live[n++] = s->live;
+		}
+	}
+	stats_count_request(live, n, error, r->us, r->bytes_in, r->bytes_out);
 }
 
 void pool_session_done(const struct pool_table *t, size_t service, long pool, long server, bool failed)
 {
-	stats_count_session(t->services[service]->live, failed);
-	if (pool < 0)
-		return;
-	stats_count_session(t->pools[pool].named->live, failed);
-	if (server >= 0)
-		stats_count_session(pool_srv(t, (size_t)pool, (size_t)server)->live, failed);
+	struct stats_counters *live[3] = { t->services[service]->live };
+	size_t n = 1;
+	if (pool >= 0) {
+		live[n++] = t->pools[pool].named->live;
+		if (server >= 0)
+			live[n++] = pool_srv(t, (size_t)pool, (size_t)server)->live;
+	}
+	stats_count_session(live, n, failed);
 }
 
 void pool_relay_bytes(const struct pool_table *t, size_t service, size_t pool, size_t server, uint64_t in,
                       uint64_t out)
 {
-	stats_count_bytes(t->services[service]->live, in, out);
-	stats_count_bytes(t->pools[pool].named->live, in, out);
-	stats_count_bytes(pool_srv(t, pool, server)->live, in, out);
+	struct stats_counters *live[3] = { t->services[service]->live, t->pools[pool].named->live,
+	                                   pool_srv(t, pool, server)->live };
+	stats_count_bytes(live, 3, in, out);
 }
 
 void pool_service_open(const struct pool_table *t, size_t service, int delta)

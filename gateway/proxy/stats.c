@@ -75,11 +75,11 @@ static struct stats_slot *stats_slot_at(const struct stats_counters *c, unsigned
 
 /* ---------------------------------------------------------------- the data path */
 
-/* A worker's own slot, or the shared one (shared = true) for any other thread and
+/* This thread's slot in c, or the shared one (*shared) for any other thread and
  * for a worker the object has no slot for. */
-static struct stats_slot *stats_mine(struct stats_counters *c, bool *shared)
+static struct stats_slot *stats_mine(struct stats_counters *c, unsigned mine, bool *shared)
 {
-	unsigned i = stats_my_slot < c->nslots ? stats_my_slot : 0;
+	unsigned i = mine < c->nslots ? mine : 0;
 	*shared = i == 0;
 	return stats_slot_at(c, i);
 }
@@ -100,38 +100,51 @@ static size_t stats_bucket(uint64_t us)
 	return i;
 }
 
-void stats_count_request(struct stats_counters *c, bool error, uint64_t us, uint64_t in, uint64_t out)
+/* The objects of one request share its bucket and this thread's slot number:
+ * both are found once. */
+void stats_count_request(struct stats_counters *const *cs, size_t n, bool error, uint64_t us, uint64_t in,
+                         uint64_t out)
 {
-	bool shared;
-	struct stats_slot *s = stats_mine(c, &shared);
-	stats_add(&s->requests, 1, shared);
-	if (error)
-		stats_add(&s->errors, 1, shared);
-	if (in)
-		stats_add(&s->bytes_in, in, shared);
-	if (out)
-		stats_add(&s->bytes_out, out, shared);
-	stats_add(&s->latency_us, us, shared);
-	stats_add(&s->latency[stats_bucket(us)], 1, shared);
+	size_t b = stats_bucket(us);
+	unsigned mine = stats_my_slot;
+	for (size_t i = 0; i < n; i++) {
+		bool shared;
+		struct stats_slot *s = stats_mine(cs[i], mine, &shared);
+		stats_add(&s->requests, 1, shared);
+		if (error)
+			stats_add(&s->errors, 1, shared);
+		if (in)
+			stats_add(&s->bytes_in, in, shared);
+		if (out)
+			stats_add(&s->bytes_out, out, shared);
+		stats_add(&s->latency_us, us, shared);
+		stats_add(&s->latency[b], 1, shared);
+	}
 }
 
-void stats_count_session(struct stats_counters *c, bool error)
+void stats_count_session(struct stats_counters *const *cs, size_t n, bool error)
 {
-	bool shared;
-	struct stats_slot *s = stats_mine(c, &shared);
-	stats_add(&s->requests, 1, shared);
-	if (error)
-		stats_add(&s->errors, 1, shared);
+	unsigned mine = stats_my_slot;
+	for (size_t i = 0; i < n; i++) {
+		bool shared;
+		struct stats_slot *s = stats_mine(cs[i], mine, &shared);
+		stats_add(&s->requests, 1, shared);
+		if (error)
+			stats_add(&s->errors, 1, shared);
+	}
 }
 
-void stats_count_bytes(struct stats_counters *c, uint64_t in, uint64_t out)
+void stats_count_bytes(struct stats_counters *const *cs, size_t n, uint64_t in, uint64_t out)
 {
-	bool shared;
-	struct stats_slot *s = stats_mine(c, &shared);
-	if (in)
-		stats_add(&s->bytes_in, in, shared);
-	if (out)
-		stats_add(&s->bytes_out, out, shared);
+	unsigned mine = stats_my_slot;
+	for (size_t i = 0; i < n; i++) {
+		bool shared;
+		struct stats_slot *s = stats_mine(cs[i], mine, &shared);
+		if (in)
+			stats_add(&s->bytes_in, in, shared);
+		if (out)
+			stats_add(&s->bytes_out, out, shared);
+	}
 }
 
 /* ---------------------------------------------------------------- the ring */

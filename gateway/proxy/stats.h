@@ -49,12 +49,16 @@ void stats_counters_free(struct stats_counters *c);
 
 /* ---- the data path (any worker) ---- */
 
+/* Each adds to the n objects cs (a service, its pool, the server: one call
+ * for what one event counts everywhere). */
+
 /* An HTTP request answered, us from its first byte to its answer's last. */
-void stats_count_request(struct stats_counters *c, bool error, uint64_t us, uint64_t in, uint64_t out);
+void stats_count_request(struct stats_counters *const *cs, size_t n, bool error, uint64_t us, uint64_t in,
+                         uint64_t out);
 /* A passthrough connection ended: one request without a latency. */
-void stats_count_session(struct stats_counters *c, bool error);
+void stats_count_session(struct stats_counters *const *cs, size_t n, bool error);
 /* Bytes relayed as they go (passthrough), so a long transfer shows while it runs. */
-void stats_count_bytes(struct stats_counters *c, uint64_t in, uint64_t out);
+void stats_count_bytes(struct stats_counters *const *cs, size_t n, uint64_t in, uint64_t out);
 
 /* ---- the control thread ---- */
 

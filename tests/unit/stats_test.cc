@@ -42,7 +42,7 @@ TEST(Stats, RatesErrorsAndQuantilesOverTheWindow)
 	// 10 s: 100 requests a second, 1 in 100 an error; latencies 1..100 ms, one each.
 	for (uint64_t tick = 2; tick <= 11; tick++) {
 		for (int i = 1; i <= 100; i++)
-			stats_count_request(l.c, i == 100, (uint64_t)i * 1000, 10, 1000);
+			stats_count_request(&l.c, 1, i == 100, (uint64_t)i * 1000, 10, 1000);
 		stats_ring_sample(l.r, l.c, 7, tick, tick * 1000);
 	}
 	stats_live out;
@@ -72,7 +72,7 @@ TEST(Stats, QuietMinuteAfterBusyOneReadsQuiet)
 	uint64_t tick = 1;
 	for (; tick <= 61; tick++) {
 		for (int i = 0; i < 10; i++)
-			stats_count_request(l.c, false, 5000, 0, 0);
+			stats_count_request(&l.c, 1, false, 5000, 0, 0);
 		stats_ring_sample(l.r, l.c, 0, tick, tick * 1000);
 	}
 	for (; tick <= 200; tick++)
@@ -94,7 +94,7 @@ TEST(Stats, SeriesBeforeTheFirstSampleIsEmptyAndTheRingWraps)
 	Live l;
 	// An object that appeared at tick 1000 (a reload added it): earlier steps have no numbers.
 	for (uint64_t tick = 1000; tick <= 1025; tick++) {
-		stats_count_request(l.c, false, 100, 0, 0);
+		stats_count_request(&l.c, 1, false, 100, 0, 0);
 		stats_ring_sample(l.r, l.c, 0, tick, tick * 1000);
 	}
 	double rps[6], eps[6];
@@ -105,7 +105,7 @@ TEST(Stats, SeriesBeforeTheFirstSampleIsEmptyAndTheRingWraps)
 	EXPECT_DOUBLE_EQ(rps[5], 1);
 	// Past the ring's length the oldest samples are overwritten; the window still reads right.
 	for (uint64_t tick = 1026; tick <= 1000 + 3 * STATS_RING_S; tick++) {
-		stats_count_request(l.c, true, 100, 0, 0);
+		stats_count_request(&l.c, 1, true, 100, 0, 0);
 		stats_ring_sample(l.r, l.c, 0, tick, tick * 1000);
 	}
 	stats_live out;
@@ -118,8 +118,8 @@ TEST(Stats, SeriesBeforeTheFirstSampleIsEmptyAndTheRingWraps)
 TEST(Stats, HistogramCountIsTheBucketsSum)
 {
 	Live l;
-	stats_count_request(l.c, false, 50, 0, 0);
-	stats_count_request(l.c, false, 40000000, 0, 0);   // past the last bound: +Inf
+	stats_count_request(&l.c, 1, false, 50, 0, 0);
+	stats_count_request(&l.c, 1, false, 40000000, 0, 0);   // past the last bound: +Inf
 	uint64_t b[STATS_NBUCKETS] = {}, sum = 0, count = 0;
 	stats_latency_add(l.c, b, &sum, &count);
 	EXPECT_EQ(count, 2u);
@@ -143,11 +143,11 @@ TEST(Stats, WorkersSlotsAndTheSharedOneSumUp)
 		ts.emplace_back([&l, id] {
 			stats_thread_worker(id);
 			for (int i = 0; i < 10000; i++)
-				stats_count_request(l.c, i % 10 == 0, 1000, 1, 2);
+				stats_count_request(&l.c, 1, i % 10 == 0, 1000, 1, 2);
 		});
 	for (int i = 0; i < 10000; i++) {
-		stats_count_bytes(l.c, 1, 0);
-		stats_count_session(l.c, false);
+		stats_count_bytes(&l.c, 1, 1, 0);
+		stats_count_session(&l.c, 1, false);
 	}
 	for (auto &t : ts)
 		t.join();
