@@ -1,7 +1,6 @@
 #include "proxy/stats.h"
 
 #include <stdatomic.h>
-#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -178,17 +177,32 @@ void stats_ring_free(struct stats_ring *r)
 	free(r);
 }
 
-/* The sum of one counter over every slot: each is read once, relaxed, so a sum may
- * miss an add that is under way, which the next sample takes up. */
-#define stats_sum(c, field) stats_sum_at((c), offsetof(struct stats_slot, field))
+/* Every counter summed over the slots, each read once, relaxed: a sum may miss
+ * an add under way, which the next sample takes up. */
+struct stats_total {
+	uint64_t requests, errors, bytes_in, bytes_out;
+	uint64_t latency_us;
+	uint64_t latency[STATS_NBUCKETS];
+};
 
-static uint64_t stats_sum_at(const struct stats_counters *c, size_t off)
+static uint64_t stats_load(const _Atomic uint64_t *v)
 {
-	uint64_t n = 0;
-	for (unsigned i = 0; i < c->nslots; i++)
-		n += atomic_load_explicit((const _Atomic uint64_t *)(c->slots + (size_t)i * STATS_SLOT_SIZE + off),
-		                          memory_order_relaxed);
-	return n;
+	return atomic_load_explicit(v, memory_order_relaxed);
+}
+
+static void stats_total(const struct stats_counters *c, struct stats_total *t)
+{
+	memset(t, 0, sizeof(*t));
+	for (unsigned i = 0; i < c->nslots; i++) {
+		const struct stats_slot *s = stats_slot_at(c, i);
+		t->requests += stats_load(&s->requests);
+		t->errors += stats_load(&s->errors);
+		t->bytes_in += stats_load(&s->bytes_in);
+		t->bytes_out += stats_load(&s->bytes_out);
+		t->latency_us += stats_load(&s->latency_us);
+		for (size_t b = 0; b < STATS_NBUCKETS; b++)
+			t->latency[b] += stats_load(&s->latency[b]);
+	}
 }
 
 void stats_ring_sample(struct stats_ring *r, const struct stats_counters *c, unsigned open, uint64_t tick,
@@ -197,15 +211,17 @@ void stats_ring_sample(struct stats_ring *r, const struct stats_counters *c, uns
 	struct stats_sample *s = &r->s[tick % (STATS_RING_S + 1)];
 	s->tick = tick;
 	s->at_ms = now_ms;
-	s->requests = stats_sum(c, requests);
-	s->errors = stats_sum(c, errors);
-	s->bytes_in = stats_sum(c, bytes_in);
-	s->bytes_out = stats_sum(c, bytes_out);
+	struct stats_total t;
+	stats_total(c, &t);
+	s->requests = t.requests;
+	s->errors = t.errors;
+	s->bytes_in = t.bytes_in;
+	s->bytes_out = t.bytes_out;
 	s->open = open;
 	struct stats_lat *l = &r->lat[tick % (STATS_WINDOW_S + 1)];
 	l->tick = tick;
 	for (size_t i = 0; i < STATS_NBUCKETS; i++)
-		l->b[i] = stats_sum_at(c, offsetof(struct stats_slot, latency) + i * sizeof(uint64_t));
+		l->b[i] = t.latency[i];
 	if (!r->first)
 		r->first = tick;
 	r->last = tick;
@@ -305,11 +321,13 @@ size_t stats_ring_series(const struct stats_ring *r, unsigned step_s, size_t npo
 void stats_latency_add(const struct stats_counters *c, uint64_t buckets[STATS_NBUCKETS], uint64_t *sum_us,
                        uint64_t *count)
 {
+	struct stats_total t;
+	stats_total(c, &t);
 	/* The count is the buckets' own sum, so that +Inf equals it as Prometheus requires. */
 	for (size_t i = 0; i < STATS_NBUCKETS; i++) {
-		uint64_t n = stats_sum_at(c, offsetof(struct stats_slot, latency) + i * sizeof(uint64_t));
+		uint64_t n = t.latency[i];
 		buckets[i] += n;
 		*count += n;
 	}
-	*sum_us += stats_sum(c, latency_us);
+	*sum_us += t.latency_us;
 }
