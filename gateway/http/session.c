@@ -29,15 +29,6 @@ static const struct http_request http_request_none = {
 
 static void http_linger_cut(struct http_session *s, enum outcome outcome);
 
-/* A span as a C string for the log, cut to fit. */
-void http_copy(char *dst, size_t cap, const char *src, size_t len)
-{
-	if (len >= cap)
-		len = cap - 1;
-	memcpy(dst, src, len);
-	dst[len] = '\0';
-}
-
 static long http_ms_since(const struct timeval *t)
 {
 	struct timeval now;

@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <time.h>
 #include <sys/time.h>
 #include <netinet/in.h>
@@ -228,8 +229,14 @@ static inline void http_arm(struct http_session *s, unsigned ms)
 	http_timer_set(s, now, ms);
 }
 
-/* A span as a C string for the log, cut to fit. */
-void http_copy(char *dst, size_t cap, const char *src, size_t len);
+/* A span as a C string for the log, cut to fit. Inline: twice per request. */
+static inline void http_copy(char *dst, size_t cap, const char *src, size_t len)
+{
+	if (len >= cap)
+		len = cap - 1;
+	memcpy(dst, src, len);
+	dst[len] = '\0';
+}
 /* The request can no longer go again: what was kept for that goes. */
 void http_resend_end(struct http_session *s);
 /* The one place a session's memory is released; logs the connection (and the
