@@ -10,7 +10,8 @@ larger than the noise. Everything listens and connects on 127.0.0.1 only, as in 
 On a busy machine CPU time per request moves by more than the changes it should judge; --icount
 counts instead the instructions the gateway executes per request under callgrind (a fixed number
 of keep-alive requests after a warm-up, counters zeroed in between), which another job on the
-machine does not disturb. Only the keep-alive scenarios (1, 4, 6a, 6b) have a request to count.
+machine does not disturb. The keep-alive scenarios (1, 4, 6a, 6b) count per request; scenario 2a
+(full handshakes) counts per new connection (a handshake and its one request), over --seconds.
 """
 import argparse
 import datetime
@@ -62,20 +63,31 @@ class Icount:
             if not done or int(done.group(1)) != per_name:
                 raise RuntimeError("h2load did not complete every request:\n" + r.stdout + r.stderr)
 
-    def measure(self, who, binary, mode):
+    def handshakes(self, port):
+        """Scenario 2a's load: full handshakes, each with one request, for --seconds; how many."""
+        return self.bench._handshakes(port, None, "full", run.NAMES[0], "1.3", "ec")["work"]
+
+    def measure(self, who, binary, mode, fn):
         self.bench.bin = self.wrap(who, binary)
         proc, port = self.bench.start_gateway("onegate", mode)
         scheme = "https" if mode == "https" else "http"
         try:
-            self.load(port, scheme, max(1, self.requests // 10))
+            if fn == "handshakes_ecdsa":
+                self.handshakes(port)
+            else:
+                self.load(port, scheme, max(1, self.requests // 10))
             subprocess.run(["callgrind_control", "--zero", str(proc.pid)], check=True, capture_output=True)
-            self.load(port, scheme, self.requests)
+            if fn == "handshakes_ecdsa":
+                work = self.handshakes(port)
+            else:
+                self.load(port, scheme, self.requests)
+                work = self.requests * len(run.NAMES)
             before = set(glob.glob(os.path.join(self.bench.d, f"cg.{proc.pid}*")))
             subprocess.run(["callgrind_control", "--dump", str(proc.pid)], check=True, capture_output=True)
             dump = sorted(set(glob.glob(os.path.join(self.bench.d, f"cg.{proc.pid}*"))) - before)[-1]
             with open(dump) as f:
                 total = re.search(r"^(?:totals|summary): (\d+)", f.read(), re.M)
-            return int(total.group(1)) / (self.requests * len(run.NAMES))
+            return int(total.group(1)) / work
         finally:
             proc.close()
             self.bench.procs.remove(proc)
@@ -97,7 +109,7 @@ def main():
     wanted = args.only.split(",")
     scenarios = [s for s in run.SCENARIOS if s[0] in wanted and not s[4]]
     if args.icount:
-        scenarios = [s for s in scenarios if s[2] in ("https_keepalive", "http_keepalive")]
+        scenarios = [s for s in scenarios if s[2] in ("https_keepalive", "http_keepalive", "handshakes_ecdsa")]
     if not scenarios:
         sys.exit(f"ab: no scenario among {args.only}")
 
@@ -112,7 +124,7 @@ def main():
             per[sid] = {"A": [], "B": []}
             for who in turns(args.rounds):
                 if counter:
-                    cost = counter.measure(who, bins[who], mode)
+                    cost = counter.measure(who, bins[who], mode, fn)
                     print(f"  {sid} {who}: {cost:.0f} instructions/req", file=sys.stderr)
                 else:
                     bench.bin = bins[who]
@@ -130,7 +142,8 @@ def main():
              f"- A: {run.versions(bins['A'])['onegate']} ({bins['A']})",
              f"- B: {run.versions(bins['B'])['onegate']} ({bins['B']})",
              (f"- {args.rounds} turns each of {args.icount} requests per name (3 names, 4 kept connections) "
-              f"under callgrind after a warm-up of a tenth of that; instructions per request"
+              f"under callgrind after a warm-up of a tenth of that; instructions per request "
+              f"(2a: per new connection, full handshake and one request, over {args.seconds} s after as long a warm-up)"
               if args.icount else
               f"- {args.rounds} turns each of {args.seconds} s per scenario, A and B alternating; "
               f"gateway on CPU {run.GATEWAY_CPU}, client and back end on CPU {run.CLIENT_CPU}")]
