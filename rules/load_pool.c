@@ -235,6 +235,7 @@ void rules_set_cookie(struct rules_load *L, const config_setting_t *s, void *fie
 	free(c->name);
 	free(c->path);
 	c->name = c->path = NULL;
+	c->httponly = true;
 	rules_section_apply(L, s, RULES_G_COOKIE, c);
 	if (!c->name)
 		c->name = strdup("ONEGATEID");

@@ -637,6 +637,31 @@ services = ( { name = "s"; listen = [ "127.0.0.1:8080" ];
 	EXPECT_STREQ(l.cfg->admin.listen.text, "127.0.0.1:8404");
 }
 
+// A cookie group keeps the defaults of the keys it does not write: an empty one
+// or one that only names the cookie still sends HttpOnly.
+TEST(LoaderPools, CookieGroupKeepsDefaultsItDoesNotWrite)
+{
+	Loaded l;
+	load_string(R"(pools = ( { name = "a"; balance = "cookie"; cookie = { }; servers = ( "127.0.0.1:9000" ); },
+          { name = "b"; balance = "cookie"; cookie = { name = "SRV"; }; servers = ( "127.0.0.1:9001" ); },
+          { name = "c"; balance = "cookie"; servers = ( "127.0.0.1:9002" ); } );
+services = ( { name = "s"; listen = [ "127.0.0.1:8080" ];
+  routes = ( { host = "a.test"; pool = "a"; }, { host = "b.test"; pool = "b"; }, { host = "c.test"; pool = "c"; } ); } );
+)",
+	            l);
+	ASSERT_NE(l.cfg, nullptr) << l.all();
+	const char *names[] = { "ONEGATEID", "SRV", "ONEGATEID" };
+	for (size_t i = 0; i < 3; i++) {
+		const rules_cookie &c = l.cfg->pools[i].cookie;
+		EXPECT_STREQ(c.name, names[i]) << i;
+		EXPECT_STREQ(c.path, "/") << i;
+		EXPECT_EQ(c.domain, nullptr) << i;
+		EXPECT_TRUE(c.httponly) << i;
+		EXPECT_FALSE(c.secure) << i;
+		EXPECT_EQ(c.max_age, 0u) << i;
+	}
+}
+
 TEST(LoaderPools, RetriesBudgetAndKeptBodies)
 {
 	Loaded l;
