@@ -35,6 +35,8 @@ static const char *rules_file_of(struct rules_load *L, const char *src)
 /* The file a setting was read from: the rule file, an @include, or a built-in template. */
 const char *rules_setting_file(struct rules_load *L, const config_setting_t *s)
 {
+	if (s && s->config == &L->defaults)
+		return "rules/schema.def (a default)";
 	for (size_t i = 0; s && L->builtin && i < rules_nbuiltins; i++)
 		if (s->config == &L->builtin[i])
 			return rules_builtins[i].file;
@@ -122,12 +124,59 @@ static void rules_unknown_key(struct rules_load *L, const config_setting_t *s, e
 	rules_error(L, s, "unknown key \"%s\" %s; known keys: %s", h.word, rules_schema_groups[g].where, known);
 }
 
+/* A key neither its group nor a template writes: its default, as the schema says it. */
+static void rules_default_set(struct rules_load *L, size_t k, void *field)
+{
+	size_t len;
+	char name[32];
+	const config_setting_t *d;
+	switch (rules_schema_default(&rules_schema[k], &len)) {
+	case RULES_DEFAULT_VALUE:
+		snprintf(name, sizeof(name), "k%zu", k);
+		if ((d = config_lookup(&L->defaults, name)))
+			rules_keys[k].set(L, d, field);
+		break;
+	case RULES_DEFAULT_KEY: {
+		/* Durations only (the schema's test checks it); onegate's are read first. */
+		const struct rules_schema_key *src = rules_schema_find(RULES_G_ONEGATE, rules_schema[k].dflt + 8);
+		if (src)
+			*(unsigned *)field = *(const unsigned *)((const char *)L + rules_keys[src - rules_schema].offset);
+		break;
+	}
+	case RULES_DEFAULT_NONE:
+	case RULES_DEFAULT_TEXT:
+		break;
+	}
+}
+
+/* The schema's default values as one small rule text, parsed once per load. */
+static void rules_defaults_read(struct rules_load *L)
+{
+	char *text = NULL;
+	size_t n = 0, len;
+	FILE *f = open_memstream(&text, &n);
+	config_init(&L->defaults);
+	if (!f) {
+		rules_diag_add(L->diag, RULES_ERROR, L->name, 0, "out of memory");
+		return;
+	}
+	for (size_t k = 0; k < rules_schema_count; k++)
+		if (rules_schema_default(&rules_schema[k], &len) == RULES_DEFAULT_VALUE)
+			fprintf(f, "k%zu = %.*s;\n", k, (int)len, rules_schema[k].dflt);
+	fclose(f);
+	if (!text || !config_read_string(&L->defaults, text))
+		rules_diag_add(L->diag, RULES_ERROR, "rules/schema.def", config_error_line(&L->defaults),
+		               "a default is not a value: %s", config_error_text(&L->defaults));
+	free(text);
+}
+
 /* Checks every key of a group against the schema, then sets the known ones in
- * schema order; a key the group does not set comes from its template, if any. */
+ * schema order; a key the group does not set comes from its template, if any,
+ * else from its default. */
 void rules_section_apply_from(struct rules_load *L, const config_setting_t *group, enum rules_group g, void *obj,
                               const config_setting_t *tmpl)
 {
-	for (int i = 0; i < config_setting_length(group); i++) {
+	for (int i = 0; group && i < config_setting_length(group); i++) {
 		const config_setting_t *s = config_setting_get_elem(group, (unsigned)i);
 		if (!rules_schema_find(g, config_setting_name(s)))
 			rules_unknown_key(L, s, g);
@@ -136,14 +185,16 @@ void rules_section_apply_from(struct rules_load *L, const config_setting_t *grou
 		const struct rules_schema_key *key = &rules_schema[k];
 		if (!(key->places & RULES_IN(g)))
 			continue;
-		const config_setting_t *s = config_setting_get_member(group, key->name);
+		const config_setting_t *s = group ? config_setting_get_member(group, key->name) : NULL;
 		if (!s && tmpl)
 			s = config_setting_get_member(tmpl, key->name);
 		if (s)
 			rules_keys[k].set(L, s, (char *)obj + rules_keys[k].offset);
-		else if (rules_keys[k].missing)
+		else if (rules_keys[k].missing && group)
 			rules_error(L, group, "missing \"%s\" %s; add %s", key->name, rules_schema_groups[g].where,
 			            rules_keys[k].missing);
+		else
+			rules_default_set(L, k, (char *)obj + rules_keys[k].offset);
 	}
 }
 
@@ -440,17 +491,9 @@ static void rules_read_root(struct rules_load *L, const config_t *lc)
 			rules_templates_check(L, list);
 	}
 	const config_setting_t *root = config_root_setting(lc);
-	L->connect_ms = 5000;
-	L->idle_ms = 1800 * 1000;       /* Skype for Business/Lync keeps idle media and signalling up for 30 min */
-	L->drain_ms = 10000;
-	L->request_ms = RULES_REQUEST_TIMEOUT_MS;
-	L->hello_ms = 10000;
-	L->header_ms = 30000;
-	L->keepalive_ms = 120000;
-	L->send_ms = 10000;
-	L->cfg->log.level = RULES_LOG_INFO;
-	L->cfg->log.access = true;
-	L->cfg->log.facility = 3;
+	/* Pools, routes and services take some defaults from onegate's keys, so those exist without the group. */
+	if (!config_setting_get_member(root, "onegate"))
+		rules_set_onegate(L, NULL, L);
 	rules_section_apply(L, root, RULES_G_TOP, L);
 	if (L->certs_set)
 		rules_check_acme(L);
@@ -514,9 +557,11 @@ static struct rules_config *rules_load(config_t *lc, int parsed, struct rules_lo
 	}
 	c->refs = 1;
 	L->cfg = c;
+	rules_defaults_read(L);
 	rules_builtins_read(L);
 	rules_read_root(L, lc);
 	rules_builtins_free(L);
+	config_destroy(&L->defaults);
 	free(L->pool_used);
 	free(L->plugin_used);
 	free(L->seen);

@@ -42,6 +42,7 @@ struct rules_load {
 	bool *plugin_used;
 	const config_setting_t *templates;     /* the file's templates list, or NULL */
 	config_t *builtin;              /* the shipped templates, parsed: rules_nbuiltins of them */
+	config_t defaults;              /* the schema's default values, parsed: "k<index> = VALUE;" */
 	bool *pool_used;
 	struct rules_seen_addr *seen;   /* every listen address so far, to refuse a second use */
 	size_t nseen, capseen;
@@ -108,6 +109,7 @@ void rules_hint_try(struct rules_hint *h, const char *cand);
 const char *rules_hint_done(struct rules_hint *h);
 void rules_section_apply_from(struct rules_load *L, const config_setting_t *group, enum rules_group g, void *obj,
                               const config_setting_t *tmpl);
+/* group NULL: every key of g takes its default. */
 void rules_section_apply(struct rules_load *L, const config_setting_t *group, enum rules_group g, void *obj);
 bool rules_is_group_list(struct rules_load *L, const config_setting_t *s, const char *example);
 bool rules_is_group(struct rules_load *L, const config_setting_t *s, const char *what);

@@ -28,9 +28,10 @@ void rules_set_admin(struct rules_load *L, const config_setting_t *s, void *fiel
 	rules_section_apply(L, s, RULES_G_ADMIN, &en);
 	a->line = config_setting_source_line(s);
 	const config_setting_t *ls = config_setting_get_member(s, "listen");
-	if (rules_addr_parse(en.listen ? en.listen : "127.0.0.1:8404", &a->listen, NULL, NULL, err, sizeof(err)) < 0) {
+	/* No listen: its setter said why. */
+	if (en.listen && rules_addr_parse(en.listen, &a->listen, NULL, NULL, err, sizeof(err)) < 0) {
 		rules_error(L, ls ? ls : s, "%s", err);
-	} else {
+	} else if (en.listen) {
 		a->on = true;
 		rules_listen_claim(L, ls ? ls : s, &a->listen);
 	}
@@ -93,17 +94,18 @@ static void rules_log_syslog(struct rules_load *L, const config_setting_t *s, st
 	rules_addr_clear(&a);
 }
 
+/* s NULL: onegate has no log group, and every key takes its default. */
 void rules_set_log(struct rules_load *L, const config_setting_t *s, void *field)
 {
 	(void)field;
 	struct rules_log *lg = &L->cfg->log;
-	struct rules_log_entry en = { .level = RULES_LOG_INFO, .facility = 3, .access = true };
-	if (!config_setting_is_group(s)) {
+	struct rules_log_entry en = { 0 };
+	if (s && !config_setting_is_group(s)) {
 		rules_error(L, s, "log must be a group: log = { level = \"info\"; file = \"/var/log/onegate/onegate.log\"; };");
 		return;
 	}
 	rules_section_apply(L, s, RULES_G_LOG, &en);
-	lg->line = config_setting_source_line(s);
+	lg->line = s ? config_setting_source_line(s) : 0;
 	lg->level = (enum rules_log_level)en.level;
 	lg->access = en.access;
 	lg->facility = en.facility;
@@ -113,6 +115,8 @@ void rules_set_log(struct rules_load *L, const config_setting_t *s, void *field)
 		rules_error(L, s, "log has both file and syslog; onegate writes to one of them: keep one");
 		return;
 	}
+	if (!s)
+		return;
 	rules_path_resolve(L, s, &lg->file);
 	if (lg->syslog)
 		rules_log_syslog(L, config_setting_get_member(s, "syslog"), lg);
@@ -171,11 +175,14 @@ void rules_set_state(struct rules_load *L, const config_setting_t *s, void *fiel
 		            L->cfg->state_dir);
 }
 
+/* s NULL: the file has no onegate group, and every key takes its default. */
 void rules_set_onegate(struct rules_load *L, const config_setting_t *s, void *field)
 {
-	if (!config_setting_is_group(s)) {
+	if (s && !config_setting_is_group(s)) {
 		rules_error(L, s, "onegate must be a group: onegate = { workers = 0; };");
 		return;
 	}
 	rules_section_apply(L, s, RULES_G_ONEGATE, field);
+	if (!s || !config_setting_get_member(s, "log"))
+		rules_set_log(L, NULL, NULL);
 }

@@ -57,11 +57,12 @@ void rules_set_route_pool(struct rules_load *L, const config_setting_t *s, void 
 
 static bool rules_server_read(struct rules_load *L, const config_setting_t *e, struct rules_server *sv)
 {
-	struct rules_server_entry en = { .weight = 1 };
+	struct rules_server_entry en = { 0 };
 	const char *text = NULL;
 	char err[512];
 	bool ok = false;
 	if (config_setting_type(e) == CONFIG_TYPE_STRING) {
+		rules_section_apply(L, NULL, RULES_G_SERVER, &en);
 		text = config_setting_get_string(e);
 	} else if (config_setting_is_group(e)) {
 		size_t before = rules_diag_errors(L->diag);
@@ -128,11 +129,7 @@ static void rules_pool_finish(struct rules_load *L, const config_setting_t *s, s
 {
 	struct rules_health *h = &p->health;
 	if (!p->cookie.name && p->balance == RULES_BALANCE_COOKIE) {
-		p->cookie.name = strdup("ONEGATEID");
-		p->cookie.path = strdup("/");
-		p->cookie.httponly = true;
-		if (!p->cookie.name || !p->cookie.path)
-			rules_error(L, s, "out of memory");
+		rules_section_apply(L, NULL, RULES_G_COOKIE, &p->cookie);
 	} else if (p->cookie.name && p->balance != RULES_BALANCE_COOKIE) {
 		rules_error(L, config_setting_get_member(s, "cookie"), "cookie applies with balance = \"cookie\"; add it or remove cookie");
 	}
@@ -154,12 +151,6 @@ static void rules_pool_read(struct rules_load *L, const config_setting_t *list, 
 	const config_setting_t *s = config_setting_get_elem(list, (unsigned)i);
 	struct rules_pool *p = &L->cfg->pools[i];
 	p->line = config_setting_source_line(s);
-	p->connect_timeout_ms = L->connect_ms;
-	p->idle_timeout_ms = L->idle_ms;
-	p->share_connections = true;
-	p->retries = RULES_RETRIES;
-	p->retry_budget = RULES_RETRY_BUDGET;
-	p->retry_body = RULES_RETRY_BODY;
 	if (!rules_is_group(L, s, "pools"))
 		return;
 	rules_section_apply_from(L, s, RULES_G_POOL, p, rules_template_of(L, s));
@@ -195,7 +186,6 @@ void rules_set_pool_tls(struct rules_load *L, const config_setting_t *s, void *f
 		return;
 	}
 	t->on = true;
-	t->verify = true;
 	rules_section_apply(L, s, RULES_G_POOL_TLS, t);
 	if (!t->cert != !t->key)
 		rules_error(L, s, "a client certificate needs both cert and key");
@@ -232,15 +222,7 @@ void rules_set_cookie(struct rules_load *L, const config_setting_t *s, void *fie
 		rules_error(L, s, "cookie must be a group: cookie = { name = \"MS-WSMAN\"; httponly = false; };");
 		return;
 	}
-	free(c->name);
-	free(c->path);
-	c->name = c->path = NULL;
-	c->httponly = true;
 	rules_section_apply(L, s, RULES_G_COOKIE, c);
-	if (!c->name)
-		c->name = strdup("ONEGATEID");
-	if (!c->path && !config_setting_get_member(s, "path"))
-		c->path = strdup("/");
 	if (!rules_cookie_text_ok(c->name, true))
 		rules_error(L, s, "cookie name \"%s\" must be a token: letters, digits and !#$%%&'*+-.^_`|~", c->name);
 	if ((c->path && !rules_cookie_text_ok(c->path, false)) || (c->domain && !rules_cookie_text_ok(c->domain, false)))
@@ -290,26 +272,19 @@ void rules_set_health(struct rules_load *L, const config_setting_t *s, void *fie
 	}
 	const config_setting_t *type = config_setting_get_member(s, "type");
 	h->line = config_setting_source_line(s);
-	h->interval_ms = 5000;
-	h->timeout_ms = 3000;
-	h->rise = 2;
-	h->fall = 3;
-	h->passive_fall = 5;
-	h->status_min = 200;
-	h->status_max = 399;
-	h->type = RULES_HEALTH_TCP;
 	rules_section_apply(L, s, RULES_G_HEALTH, h);
 	/* Without a type, a path means an HTTP probe, over TLS when the pool re-encrypts (its tls is read first). */
 	const struct rules_pool *pool = (const struct rules_pool *)((const char *)field - offsetof(struct rules_pool, health));
-	if (!type && h->path)
+	const config_setting_t *path = config_setting_get_member(s, "path");
+	if (!type && path)
 		h->type = pool->tls.on ? RULES_HEALTH_HTTPS : RULES_HEALTH_HTTP;
-	if (h->path && h->path[0] != '/')
-		rules_error(L, config_setting_get_member(s, "path"), "path must start with \"/\", e.g. path = \"/owa/healthcheck.htm\";");
+	if (path && h->path && h->path[0] != '/')
+		rules_error(L, path, "path must start with \"/\", e.g. path = \"/owa/healthcheck.htm\";");
 	if (h->method && (!*h->method || strpbrk(h->method, " \t\r\n")))
 		rules_error(L, config_setting_get_member(s, "method"), "method must be one word, e.g. method = \"GET\";");
 	if (h->host && strpbrk(h->host, " \t\r\n/"))
 		rules_error(L, config_setting_get_member(s, "host"), "host must be a host name, e.g. host = \"mail.contoso.com\";");
-	if (h->type == RULES_HEALTH_TCP && (h->path || h->body || h->method || h->host))
+	if (h->type == RULES_HEALTH_TCP && (path || h->body || config_setting_get_member(s, "method") || h->host))
 		rules_error(L, s, "a tcp check only connects; path, method, host and body need type = \"http\" or \"https\"");
 	if (h->type == RULES_HEALTH_TCP && config_setting_get_member(s, "expect"))
 		rules_warn(L, config_setting_get_member(s, "expect"), "expect has no effect on a tcp check, which reads no "

@@ -260,8 +260,6 @@ void rules_set_routes(struct rules_load *L, const config_setting_t *s, void *fie
 		struct rules_route *r = &svc->routes[i];
 		r->line = config_setting_source_line(e);
 		r->pool = -1;
-		r->forwarded = true;
-		r->request_timeout_ms = L->request_ms;
 		if (rules_is_group(L, e, "routes"))
 			rules_section_apply_from(L, e, RULES_G_ROUTE, r, rules_template_of(L, e));
 	}
@@ -270,8 +268,7 @@ void rules_set_routes(struct rules_load *L, const config_setting_t *s, void *fie
 void rules_set_default(struct rules_load *L, const config_setting_t *s, void *field)
 {
 	struct rules_service *svc = field;
-	struct rules_default d = { .route = { .pool = -1, .forwarded = true, .request_timeout_ms = L->request_ms,
-		                                      .line = config_setting_source_line(s) } };
+	struct rules_default d = { .route = { .pool = -1, .line = config_setting_source_line(s) } };
 	if (!config_setting_is_group(s)) {
 		rules_error(L, s, "default must be a group: default = { pool = \"NAME\"; }; or default = { reject = true; };");
 		return;
@@ -374,15 +371,9 @@ static void rules_service_read(struct rules_load *L, const config_setting_t *lis
 	const config_setting_t *s = config_setting_get_elem(list, (unsigned)i);
 	struct rules_service *svc = &L->cfg->services[i];
 	svc->line = config_setting_source_line(s);
-	svc->proxy_timeout_ms = 5000;
-	svc->hello_timeout_ms = L->hello_ms;
-	svc->header_timeout_ms = L->header_ms;
-	svc->keepalive_timeout_ms = L->keepalive_ms;
-	svc->send_timeout_ms = L->send_ms;
 	svc->default_route = -1;
 	svc->default_cert = -1;
 	svc->mode = RULES_MODE_HTTP;
-	svc->windows_paths = true;
 	if (!rules_is_group(L, s, "services"))
 		return;
 	if (!(svc->sni_map = rules_namemap_new()))

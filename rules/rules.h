@@ -178,12 +178,9 @@ struct rules_pool {
 	unsigned retry_body;            /* request bodies up to this many bytes are kept to be sent again */
 };
 
-/* A pool's retries when the file says nothing, and the bounds of what it may say. */
-#define RULES_RETRIES 3
+/* The bounds of a pool's retries (the defaults are schema.def's). */
 #define RULES_RETRIES_MAX 8
-#define RULES_RETRY_BUDGET 100
 #define RULES_RETRY_BUDGET_MAX 1000
-#define RULES_RETRY_BODY (16 * 1024)
 #define RULES_RETRY_BODY_MAX (1024 * 1024)
 
 /* One argument of a plugin entry: a scalar (one value, as text) or a list. */

@@ -61,6 +61,27 @@ const char *rules_schema_word(enum rules_group g, const char *key, int v)
 	return "?";
 }
 
+enum rules_default_kind rules_schema_default(const struct rules_schema_key *k, size_t *len)
+{
+	const char *d = k->dflt;
+	size_t n = 0;
+	if (!d)
+		return RULES_DEFAULT_NONE;
+	if (strncmp(d, "onegate.", 8) == 0)
+		return RULES_DEFAULT_KEY;
+	if (d[0] == '"' && strchr(d + 1, '"'))
+		n = (size_t)(strchr(d + 1, '"') - d) + 1;
+	else if ((d[0] >= '0' && d[0] <= '9') || d[0] == '-')
+		n = strcspn(d, " ");
+	else if (strncmp(d, "true", 4) == 0 || strncmp(d, "false", 5) == 0)
+		n = d[0] == 't' ? 4 : 5;
+	/* A value stands alone or is followed by why, in parentheses. */
+	if (n == 0 || (d[n] != '\0' && strncmp(d + n, " (", 2) != 0))
+		return RULES_DEFAULT_TEXT;
+	*len = n;
+	return RULES_DEFAULT_VALUE;
+}
+
 static const char *rules_schema_type_text(const struct rules_schema_key *k)
 {
 	switch (k->type) {
@@ -94,7 +115,8 @@ void rules_schema_doc(FILE *out)
 {
 	fprintf(out, "Generated from rules/schema.def by `onegate-schema-doc`; a test keeps this copy equal.\n"
 	             "\"reload\" says what a reload does with a change: applied, refused (restart), or kept until "
-	             "the next start.\n");
+	             "the next start. A default in `code` is the value the key takes, written as the file would; "
+	             "onegate.KEY is that key's value; a sentence says what happens without the key.\n");
 	for (int g = 0; g < RULES_G_COUNT; g++) {
 		const struct rules_schema_group *grp = &rules_schema_groups[g];
 		fprintf(out, "\n### Keys %s\n\n`%s`\n\n", grp->where, grp->syntax);
@@ -107,7 +129,13 @@ void rules_schema_doc(FILE *out)
 			for (int w = 0; k->words && k->words[w]; w++)
 				fprintf(out, "%s`%s`", w ? ", " : ": ", k->words[w]);
 			fprintf(out, " | ");
-			rules_schema_cell(out, k->dflt ? k->dflt : "");
+			size_t len;
+			if (rules_schema_default(k, &len) == RULES_DEFAULT_VALUE) {
+				fprintf(out, "`%.*s`", (int)len, k->dflt);
+				rules_schema_cell(out, k->dflt + len);
+			} else {
+				rules_schema_cell(out, k->dflt ? k->dflt : "");
+			}
 			fprintf(out, " | ");
 			bool first = true;
 			for (int o = 0; o < RULES_G_COUNT; o++)

@@ -74,7 +74,7 @@ struct rules_schema_key {
 	const char *name;
 	enum rules_type type;
 	const char *const *words;       /* RULES_T_WORD: the words, NULL-terminated, in enum order */
-	const char *dflt;               /* what it is when not written, as the docs say it; NULL: nothing */
+	const char *dflt;               /* what it is when not written (see rules_schema_default); NULL: nothing */
 	unsigned flags;                 /* RULES_KEY_* */
 	const char *doc;                /* one line */
 };
@@ -88,6 +88,15 @@ struct rules_schema_group {
 extern const struct rules_schema_key rules_schema[];
 extern const size_t rules_schema_count;
 extern const struct rules_schema_group rules_schema_groups[RULES_G_COUNT];
+
+/* What a key's default says. */
+enum rules_default_kind {
+	RULES_DEFAULT_NONE,     /* no default: the field stays zero */
+	RULES_DEFAULT_VALUE,    /* a value as the rule file writes it, the first *len bytes of dflt */
+	RULES_DEFAULT_KEY,      /* "onegate.KEY": the value that key of onegate has */
+	RULES_DEFAULT_TEXT,     /* a sentence: what the code does when the key is not written */
+};
+enum rules_default_kind rules_schema_default(const struct rules_schema_key *k, size_t *len);
 
 /* The key named name that may be written in group g, or NULL. */
 const struct rules_schema_key *rules_schema_find(enum rules_group g, const char *name);

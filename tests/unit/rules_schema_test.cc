@@ -168,41 +168,159 @@ services = (
 	rules_config_unref(c);
 }
 
-// The defaults the docs give are what a file that says nothing gets.
-TEST(Schema, DocumentedDefaultsAreWhatLoads)
+// rules_print without its "# ..." notes, which name lines of the file printed from.
+std::string printed_plain(const struct rules_config *c)
 {
-	struct rules_config *c = load("pools = ( { name = \"p\"; servers = ( \"127.0.0.1:1\" ); health = { type = \"http\"; }; } );\n"
-	                              "services = ( { name = \"s\"; listen = [ \"127.0.0.1:2\" ]; accept_proxy = true;\n"
-	                              "  routes = ( { host = \"a.test\"; pool = \"p\"; } ); } );\n");
-	ASSERT_NE(c, nullptr);
-	const std::string out = printed(c);
-	int checked = 0;
+	std::string out, text = printed(c);
+	size_t at = 0;
+	while (at < text.size()) {
+		size_t nl = text.find('\n', at);
+		std::string line = text.substr(at, nl == std::string::npos ? std::string::npos : nl - at);
+		size_t hash = line.find("  #");
+		if (line.rfind("#", 0) == 0)
+			line.clear();
+		else if (hash != std::string::npos)
+			line.resize(hash);
+		out += line + "\n";
+		at = nl == std::string::npos ? text.size() : nl + 1;
+	}
+	return out;
+}
+
+// Every key of group g whose default is a value, written with that value.
+std::string defaults_of(enum rules_group g, const std::set<std::string> &skip = {})
+{
+	std::string out;
 	for (size_t i = 0; i < rules_schema_count; i++) {
 		const struct rules_schema_key *k = &rules_schema[i];
-		if (!k->dflt || !(k->places & (RULES_IN(RULES_G_POOL) | RULES_IN(RULES_G_HEALTH) |
-		                               RULES_IN(RULES_G_SERVICE) | RULES_IN(RULES_G_ROUTE))))
-			continue;
-		std::string d = k->dflt;
-		// Defaults written as a sentence (another key's value, a choice) are not literal values.
-		if (d.find(' ') != std::string::npos || d.find('.') != std::string::npos)
-			continue;
-		std::string want;
-		if (k->type == RULES_T_DURATION)
-			want = std::string(" ") + k->name + " = \"" + (d.back() == 'm' ? std::to_string(std::stoi(d) * 60) + "s"
-			                                                                 : d) + "\";";
-		else if (k->type == RULES_T_WORD || k->type == RULES_T_STRING)
-			want = std::string(" ") + k->name + " = \"" + d + "\";";
-		else if (k->type == RULES_T_SIZE)
-			want = std::string(" ") + k->name + " = " + std::to_string(std::stoi(d) * 1024) + ";";
-		else if (k->type == RULES_T_NUMBER && d != "0")
-			want = std::string(" ") + k->name + " = " + d + ";";
-		else
-			continue;       // booleans are printed only when they differ from the default
-		EXPECT_NE(out.find(want), std::string::npos) << k->name << ": documented default " << d << "\n" << out;
-		checked++;
+		size_t len;
+		if ((k->places & RULES_IN(g)) && !skip.count(k->name) &&
+		    rules_schema_default(k, &len) == RULES_DEFAULT_VALUE)
+			out += std::string(" ") + k->name + " = " + std::string(k->dflt, len) + ";";
 	}
-	EXPECT_GE(checked, 10);
-	rules_config_unref(c);
+	return out;
+}
+
+// What the schema says of defaults holds: a value is one the key takes (a word
+// among its words), and a reference names a duration of onegate's from a duration.
+TEST(Schema, DefaultsAreValuesKeysOrSentences)
+{
+	int values = 0;
+	for (size_t i = 0; i < rules_schema_count; i++) {
+		const struct rules_schema_key *k = &rules_schema[i];
+		size_t len = 0;
+		switch (rules_schema_default(k, &len)) {
+		case RULES_DEFAULT_VALUE:
+			values++;
+			if (k->type == RULES_T_WORD) {
+				std::string w(k->dflt + 1, len - 2);
+				bool found = false;
+				for (int n = 0; k->words[n]; n++)
+					found |= w == k->words[n];
+				EXPECT_TRUE(found) << k->name << ": " << w;
+			}
+			EXPECT_NE(k->type, RULES_T_GROUP) << k->name;
+			break;
+		case RULES_DEFAULT_KEY: {
+			const struct rules_schema_key *src = rules_schema_find(RULES_G_ONEGATE, k->dflt + 8);
+			ASSERT_NE(src, nullptr) << k->name << ": " << k->dflt;
+			EXPECT_EQ(src->type, RULES_T_DURATION) << k->name;
+			EXPECT_EQ(k->type, RULES_T_DURATION) << k->name;
+			break;
+		}
+		case RULES_DEFAULT_NONE:
+		case RULES_DEFAULT_TEXT:
+			break;
+		}
+	}
+	EXPECT_GE(values, 40);
+}
+
+// A file that writes nothing gets what the schema's defaults say: it loads and
+// prints the same as one that writes every default value out (an empty pool,
+// server, pool tls, cookie, health, service, route, default, onegate, admin, log).
+TEST(Schema, EffectiveDefaultsAreTheSchemas)
+{
+	const std::string empty = R"(onegate = { admin = { }; };
+pools = ( { name = "p"; servers = ( "127.0.0.1:1" ); tls = { }; health = { type = "http"; }; },
+          { name = "c"; servers = ( "127.0.0.1:3" ); balance = "cookie"; } );
+services = ( { name = "s"; listen = [ "127.0.0.1:2" ];
+  routes = ( { host = "a.test"; pool = "p"; }, { host = "c.test"; pool = "c"; } ); default = { pool = "p"; }; } );
+)";
+	const std::string written =
+	    "onegate = {" + defaults_of(RULES_G_ONEGATE) + " admin = {" + defaults_of(RULES_G_ADMIN) + " }; log = {" +
+	    defaults_of(RULES_G_LOG) + " }; };\n"
+	    "pools = ( { name = \"p\"; servers = ( { address = \"127.0.0.1:1\";" + defaults_of(RULES_G_SERVER) + " } );" +
+	    defaults_of(RULES_G_POOL) + " tls = {" + defaults_of(RULES_G_POOL_TLS) + " }; health = { type = \"http\";" +
+	    defaults_of(RULES_G_HEALTH, { "type" }) + " }; },\n"
+	    "  { name = \"c\"; servers = ( \"127.0.0.1:3\" ); balance = \"cookie\"; cookie = {" +
+	    defaults_of(RULES_G_COOKIE) + " }; } );\n"
+	    "services = ( { name = \"s\"; listen = [ \"127.0.0.1:2\" ];" + defaults_of(RULES_G_SERVICE, { "plain_http" }) +
+	    "\n  routes = ( { host = \"a.test\"; pool = \"p\";" + defaults_of(RULES_G_ROUTE) +
+	    " }, { host = \"c.test\"; pool = \"c\"; } ); default = { pool = \"p\";" + defaults_of(RULES_G_DEFAULT) +
+	    " }; } );\n";
+	struct rules_config *a = load(empty), *b = load(written);
+	ASSERT_NE(a, nullptr);
+	ASSERT_NE(b, nullptr) << written;
+	EXPECT_EQ(printed_plain(a), printed_plain(b)) << written;
+	// What the print leaves out when it is the default, compared directly.
+	const struct rules_pool &p = a->pools[0], &c = a->pools[1];
+	EXPECT_TRUE(p.share_connections);
+	EXPECT_EQ(p.proxy_protocol, 0);
+	EXPECT_EQ(p.retries, 3u);
+	EXPECT_EQ(p.retry_budget, 100u);
+	EXPECT_EQ(p.retry_body, 16u * 1024);
+	EXPECT_EQ(p.connect_timeout_ms, 5000u);
+	EXPECT_EQ(p.idle_timeout_ms, 1800u * 1000);
+	EXPECT_TRUE(p.tls.verify);
+	EXPECT_EQ(p.servers[0].weight, 1u);
+	EXPECT_EQ(p.health.interval_ms, 5000u);
+	EXPECT_EQ(p.health.timeout_ms, 3000u);
+	EXPECT_EQ(p.health.status_min, 200);
+	EXPECT_EQ(p.health.status_max, 399);
+	EXPECT_STREQ(p.health.method, "GET");
+	EXPECT_STREQ(p.health.path, "/");
+	EXPECT_STREQ(c.cookie.name, "ONEGATEID");
+	EXPECT_STREQ(c.cookie.path, "/");
+	EXPECT_TRUE(c.cookie.httponly);
+	const struct rules_service &s = a->services[0];
+	EXPECT_TRUE(s.windows_paths);
+	EXPECT_EQ(s.proxy_timeout_ms, 5000u);
+	EXPECT_EQ(s.hello_timeout_ms, 10000u);
+	EXPECT_EQ(s.send_timeout_ms, 10000u);
+	EXPECT_TRUE(s.routes[0].forwarded);
+	EXPECT_EQ(s.routes[0].request_timeout_ms, 120000u);
+	EXPECT_TRUE(s.routes[s.default_route].forwarded);
+	EXPECT_EQ(a->log.level, RULES_LOG_INFO);
+	EXPECT_TRUE(a->log.access);
+	EXPECT_EQ(a->log.facility, 3);
+	EXPECT_EQ(a->drain_timeout_ms, 10000u);
+	EXPECT_STREQ(a->admin.listen.text, "127.0.0.1:8404");
+	rules_config_unref(a);
+	rules_config_unref(b);
+	// A file with no onegate group at all, and onegate's keys as the defaults of others.
+	a = load("pools = ( { name = \"p\"; servers = ( \"127.0.0.1:1\" ); } );\n"
+	         "services = ( { name = \"s\"; listen = [ \"127.0.0.1:2\" ]; routes = ( { host = \"a.test\"; pool = \"p\"; } ); } );\n");
+	ASSERT_NE(a, nullptr);
+	EXPECT_EQ(a->log.level, RULES_LOG_INFO);
+	EXPECT_TRUE(a->log.access);
+	EXPECT_FALSE(a->admin.on);
+	EXPECT_EQ(a->pools[0].idle_timeout_ms, 1800u * 1000);
+	EXPECT_EQ(a->services[0].keepalive_timeout_ms, 120000u);
+	rules_config_unref(a);
+	a = load("onegate = { connect_timeout = 1; idle_timeout = 2; request_timeout = 3; hello_timeout = 4;"
+	         " header_timeout = 5; keepalive_timeout = 6; send_timeout = 7; };\n"
+	         "pools = ( { name = \"p\"; servers = ( \"127.0.0.1:1\" ); } );\n"
+	         "services = ( { name = \"s\"; listen = [ \"127.0.0.1:2\" ]; routes = ( { host = \"a.test\"; pool = \"p\"; } ); } );\n");
+	ASSERT_NE(a, nullptr);
+	EXPECT_EQ(a->pools[0].connect_timeout_ms, 1000u);
+	EXPECT_EQ(a->pools[0].idle_timeout_ms, 2000u);
+	EXPECT_EQ(a->services[0].routes[0].request_timeout_ms, 3000u);
+	EXPECT_EQ(a->services[0].hello_timeout_ms, 4000u);
+	EXPECT_EQ(a->services[0].header_timeout_ms, 5000u);
+	EXPECT_EQ(a->services[0].keepalive_timeout_ms, 6000u);
+	EXPECT_EQ(a->services[0].send_timeout_ms, 7000u);
+	rules_config_unref(a);
 }
 
 } // namespace
