@@ -8,13 +8,13 @@
 #include "schema.h"
 
 /* In enum order: a value is its word's index. */
-static const char *const rules_words_log_level[] = { "error", "warn", "info", "debug", NULL };
-static const char *const rules_words_facility[] = { "daemon", "user", "local0", "local1", "local2", "local3",
-	                                            "local4", "local5", "local6", "local7", NULL };
-static const char *const rules_words_acme_key[] = { "ecdsa-p256", "ecdsa-p384", "rsa2048", NULL };
-static const char *const rules_words_acme_challenge[] = { "http-01", "tls-alpn-01", "dns-01", NULL };
-static const char *const rules_words_balance[] = { "roundrobin", "leastconn", "source", "cookie", NULL };
-static const char *const rules_words_health[] = { "none", "tcp", "http", "https", NULL };
+const char *const rules_words_log_level[] = { "error", "warn", "info", "debug", NULL };
+const char *const rules_words_facility[] = { "daemon", "user", "local0", "local1", "local2", "local3",
+	                                     "local4", "local5", "local6", "local7", NULL };
+const char *const rules_words_acme_key[] = { "ecdsa-p256", "ecdsa-p384", "rsa2048", NULL };
+const char *const rules_words_acme_challenge[] = { "http-01", "tls-alpn-01", "dns-01", NULL };
+const char *const rules_words_balance[] = { "roundrobin", "leastconn", "source", "cookie", NULL };
+const char *const rules_words_health[] = { "none", "tcp", "http", "https", NULL };
 
 const struct rules_schema_key rules_schema[] = {
 #define RULES_KEY(places, name, type, words, dflt, flags, doc, set, off, missing) \

@@ -85,6 +85,16 @@ struct rules_schema_group {
 	const char *syntax;             /* where it is written, for the docs */
 };
 
+/* The words of the enum keys, NULL-terminated, indexed by the enum's value:
+ * what other modules name these values by (log lines, ACME challenge types),
+ * without a search, so a hot path may use them. */
+extern const char *const rules_words_log_level[];       /* enum rules_log_level (and gateway's log_level) */
+extern const char *const rules_words_facility[];        /* index of rules_facility_codes */
+extern const char *const rules_words_acme_key[];        /* enum rules_acme_key */
+extern const char *const rules_words_acme_challenge[];  /* enum rules_acme_challenge: RFC 8555 type names */
+extern const char *const rules_words_balance[];         /* enum rules_balance */
+extern const char *const rules_words_health[];          /* enum rules_health_type */
+
 extern const struct rules_schema_key rules_schema[];
 extern const size_t rules_schema_count;
 extern const struct rules_schema_group rules_schema_groups[RULES_G_COUNT];

@@ -18,6 +18,7 @@
 #include "acme/acme_store.h"
 #include "certs.h"
 #include "io/log.h"
+#include "schema.h"
 
 #define ACME_POLL_MAX 120               /* seconds an authorization or order may stay pending */
 /* A CA may refuse any nonce (pebble refuses 5% on purpose): with 3 tries an
@@ -219,7 +220,8 @@ static int acme_authorize(struct acme_run *x, const char *url)
 		return 0;
 	}
 	enum rules_acme_challenge kind = wildcard ? RULES_ACME_DNS01 : x->rc->acme->challenge;
-	static const char *const kinds[] = { "http-01", "tls-alpn-01", "dns-01" };
+	/* The rule file's words for challenges are RFC 8555's type names. */
+	const char *const *kinds = rules_words_acme_challenge;
 	const char *curl = NULL, *token = NULL;
 	json_t *chs = json_object_get(az, "challenges");
 	for (size_t i = 0; i < json_array_size(chs) && !curl; i++) {

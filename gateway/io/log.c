@@ -10,6 +10,8 @@
 #include <unistd.h>
 #include <sys/stat.h>
 
+#include "schema.h"
+
 static int log_threshold = LOG_INFO;
 static bool log_level_forced;
 static bool log_access = true;
@@ -22,7 +24,10 @@ static int log_facility = 3;
 static int log_stderr_saved = -1;       /* the original stderr while a file stands in for it */
 static char *log_file_path;
 
-static const char *const log_names[] = { "error", "warn", "info", "debug" };
+/* A line's level is named by the rule file's word for it. */
+_Static_assert(LOG_ERROR == (int)RULES_LOG_ERROR && LOG_WARN == (int)RULES_LOG_WARN &&
+               LOG_INFO == (int)RULES_LOG_INFO && LOG_DEBUG == (int)RULES_LOG_DEBUG,
+               "gateway's log levels are the rule file's, in its order");
 static const int log_severity[] = { 3, 4, 6, 7 };        /* RFC 5424: err, warning, info, debug */
 
 void log_set_level(enum log_level level)
@@ -84,7 +89,7 @@ void log_msg(enum log_level level, const char *fmt, ...)
 		gmtime_r(&ts.tv_sec, &tm);
 		n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s ", tm.tm_year + 1900,
 		             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000,
-		             log_names[level]);
+		             rules_words_log_level[level]);
 	}
 	va_list ap;
 	va_start(ap, fmt);
