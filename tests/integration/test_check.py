@@ -63,20 +63,20 @@ TEMPLATE_USE = {
 
 # What --print must show each template set, on its route and in its pool ("" where it sets nothing there).
 SKYPE_ROUTE = 'request_timeout = "960s"; idle_timeout = "1800s"; }'
-SKYPE_POOL = ('balance = "roundrobin"; connect_timeout = "5s"; idle_timeout = "1800s";',
+SKYPE_POOL = ('connect_timeout = "5s"; idle_timeout = "1800s"; balance = "roundrobin";',
               'health = { type = "https"; port = 4443; method = "GET"; path = "/meet/"; expect = "200-499";')
 EXCHANGE_ROUTE = 'request_timeout = "1800s"; idle_timeout = "1800s"; }'
 
 
 def exchange_pool(vdir):
-    return ('balance = "leastconn"; connect_timeout = "5s"; idle_timeout = "1800s";',
-            'tls = { verify = true; };',
+    return ('connect_timeout = "5s"; idle_timeout = "1800s"; balance = "leastconn";',
+            'tls = { };',
             'health = { type = "https"; method = "GET"; path = "/%s/healthcheck.htm"; expect = "200-200";' % vdir)
 
 
 TEMPLATE_SETS = {
     "adfs": ("passthrough = true; pool = \"p-adfs\"; }",
-             ('balance = "roundrobin"; connect_timeout = "5s"; idle_timeout = "1800s";',
+             ('connect_timeout = "5s"; idle_timeout = "1800s"; balance = "roundrobin";',
               'health = { type = "http"; port = 80; method = "GET"; path = "/adfs/probe"; expect = "200-200";')),
     "exchange": (EXCHANGE_ROUTE, exchange_pool("owa")),
     "exchange-owa": (EXCHANGE_ROUTE, exchange_pool("owa")),
@@ -89,7 +89,7 @@ TEMPLATE_SETS = {
     "exchange-oab": (EXCHANGE_ROUTE, exchange_pool("oab")),
     "redirect-https": ('redirect = "https"; status = 301; }', ()),
     "skype-lyncdiscover-http": ("port = 8080; " + SKYPE_ROUTE, SKYPE_POOL),
-    "skype-web": ("port = 4443; " + SKYPE_ROUTE, SKYPE_POOL + ("tls = { verify = true; };",)),
+    "skype-web": ("port = 4443; " + SKYPE_ROUTE, SKYPE_POOL + ("tls = { };",)),
     "skype-web-http": ("port = 8080; " + SKYPE_ROUTE, SKYPE_POOL),
     "web": ('request_timeout = "120s"; idle_timeout = "1800s"; }',
             ('balance = "roundrobin";', 'health = { type = "http"; method = "GET"; path = "/"; expect = "200-499"; '
@@ -228,8 +228,8 @@ class Check(unittest.TestCase):
         # --print shows what the templates set
         rc, out, err = run("check", "--print", "-c", os.path.join(pki_dir, "one-ip-microsoft.conf"))
         self.assertEqual(rc, 0, err)
-        self.assertRegex(out, r'name = "skype-ee1"; balance = "roundrobin"; connect_timeout = "5s"; '
-                              r'idle_timeout = "1800s";')
+        self.assertRegex(out, r'name = "skype-ee1"; connect_timeout = "5s"; idle_timeout = "1800s"; '
+                              r'balance = "roundrobin";')
         self.assertIn('health = { type = "https"; port = 4443; method = "GET"; path = "/meet/"', out)
         self.assertIn('{ host = "webext-ee1.contoso.com"; pool = "skype-ee1"; port = 4443; '
                       'request_timeout = "960s"; idle_timeout = "1800s"; }', out)

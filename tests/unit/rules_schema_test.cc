@@ -109,7 +109,8 @@ TEST(Schema, RestartOnlyKeysAreTheOnesAReloadRefuses)
 	rmdir(b);
 }
 
-// --print shows every key of the groups below when it is set (a password never).
+// --print shows every key of the groups below when it is set (a password never;
+// a bool when it is not its default).
 // Certificates, acme, a service's tls and plain_http (a TLS service's) need
 // certificate files; the loader's and test_check's tests print those.
 TEST(Schema, PrintShowsEveryKeyItCanReloadFrom)
@@ -130,9 +131,9 @@ plugins = ( { name = "lan"; module = "ip_filter"; args = { allow = [ "127.0.0.0/
 pools = ( { name = "p"; servers = ( { address = "127.0.0.1:1"; name = "one"; weight = 2; max_conns = 9; backup = false; },
                                     { address = "127.0.0.1:3"; backup = true; } );
     proxy_protocol = 2; share_connections = false; connect_timeout = 1; idle_timeout = 2; source = "127.0.0.1";
-    balance = "cookie"; cookie = { name = "C"; path = "/x"; domain = "example.test"; secure = true; httponly = true;
+    balance = "cookie"; cookie = { name = "C"; path = "/x"; domain = "example.test"; secure = true; httponly = false;
     max_age = 60; };
-    tls = { sni = "b.test"; verify = true; ca_file = "/ca.pem"; cert = "/c.pem"; key = "/c.key"; };
+    tls = { sni = "b.test"; verify = false; ca_file = "/ca.pem"; cert = "/c.pem"; key = "/c.key"; };
     health = { type = "https"; port = 8443; method = "HEAD"; path = "/h"; host = "h.test"; sni = "s.test";
       expect = "200-204"; body = "ok"; interval = 10; timeout = 2; rise = 3; fall = 4; passive_fall = 6; };
     retries = 2; retry_budget = 50; retry_body = "8k"; },
