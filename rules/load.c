@@ -128,11 +128,11 @@ static void rules_unknown_key(struct rules_load *L, const config_setting_t *s, e
 static void rules_default_set(struct rules_load *L, size_t k, void *field)
 {
 	size_t len;
-	char name[32];
+	char name[96];
 	const config_setting_t *d;
 	switch (rules_schema_default(&rules_schema[k], &len)) {
 	case RULES_DEFAULT_VALUE:
-		snprintf(name, sizeof(name), "k%zu", k);
+		snprintf(name, sizeof(name), "k%zu.%s", k, rules_schema[k].name);
 		if ((d = config_lookup(&L->defaults, name)))
 			rules_keys[k].set(L, d, field);
 		break;
@@ -162,7 +162,7 @@ static void rules_defaults_read(struct rules_load *L)
 	}
 	for (size_t k = 0; k < rules_schema_count; k++)
 		if (rules_schema_default(&rules_schema[k], &len) == RULES_DEFAULT_VALUE)
-			fprintf(f, "k%zu = %.*s;\n", k, (int)len, rules_schema[k].dflt);
+			fprintf(f, "k%zu = { %s = %.*s; };\n", k, rules_schema[k].name, (int)len, rules_schema[k].dflt);
 	fclose(f);
 	if (!text || !config_read_string(&L->defaults, text))
 		rules_diag_add(L->diag, RULES_ERROR, "rules/schema.def", config_error_line(&L->defaults),
@@ -188,6 +188,7 @@ void rules_section_apply_from(struct rules_load *L, const config_setting_t *grou
 		const config_setting_t *s = group ? config_setting_get_member(group, key->name) : NULL;
 		if (!s && tmpl)
 			s = config_setting_get_member(tmpl, key->name);
+		L->key = key;
 		if (s)
 			rules_keys[k].set(L, s, (char *)obj + rules_keys[k].offset);
 		else if (rules_keys[k].missing && group)
@@ -298,6 +299,14 @@ int rules_word(struct rules_load *L, const config_setting_t *s, const char *cons
 	}
 	rules_error(L, s, "%s must be %s", config_setting_name(s), list);
 	return -1;
+}
+
+/* A key of type RULES_T_WORD: its word's index, into an enum field. */
+void rules_set_word(struct rules_load *L, const config_setting_t *s, void *field)
+{
+	int i = rules_word(L, s, L->key->words);
+	if (i >= 0)
+		*(int *)field = i;
 }
 
 /* Files named in the rule file are relative to the rule file's folder, not to where onegate started. */
@@ -497,7 +506,7 @@ static void rules_read_root(struct rules_load *L, const config_t *lc)
 	rules_section_apply(L, root, RULES_G_TOP, L);
 	if (L->certs_set)
 		rules_check_acme(L);
-	L->cfg->workers = L->workers ? (unsigned)L->workers : rules_cpu_count();
+	L->cfg->workers = L->workers ? L->workers : rules_cpu_count();
 	L->cfg->drain_timeout_ms = L->drain_ms;
 	if (L->pool_used)
 		rules_warn_unused_pools(L);

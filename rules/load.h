@@ -32,7 +32,8 @@ struct rules_load {
 	const char *dir;                /* where @include looks; NULL: the working directory */
 	int io_errno;                   /* why the main file could not be read */
 	struct rules_config *cfg;
-	long long workers;
+	const struct rules_schema_key *key;  /* the key whose setter runs (until it applies a group itself) */
+	unsigned workers;
 	unsigned drain_ms, connect_ms, idle_ms;     /* connect/idle: defaults for every pool */
 	unsigned request_ms;                        /* default for every route */
 	unsigned hello_ms, header_ms, keepalive_ms, send_ms; /* defaults for every service */
@@ -42,7 +43,7 @@ struct rules_load {
 	bool *plugin_used;
 	const config_setting_t *templates;     /* the file's templates list, or NULL */
 	config_t *builtin;              /* the shipped templates, parsed: rules_nbuiltins of them */
-	config_t defaults;              /* the schema's default values, parsed: "k<index> = VALUE;" */
+	config_t defaults;              /* the schema's default values, parsed: "k<index> = { KEY = VALUE; };" */
 	bool *pool_used;
 	struct rules_seen_addr *seen;   /* every listen address so far, to refuse a second use */
 	size_t nseen, capseen;
@@ -121,28 +122,20 @@ bool rules_get_int(struct rules_load *L, const config_setting_t *s, long long *v
 void rules_set_nothing(struct rules_load *L, const config_setting_t *s, void *field);
 void rules_set_setting(struct rules_load *L, const config_setting_t *s, void *field);
 int rules_word(struct rules_load *L, const config_setting_t *s, const char *const *names);
+void rules_set_word(struct rules_load *L, const config_setting_t *s, void *field);
 void rules_path_resolve(struct rules_load *L, const config_setting_t *s, char **path);
 
 /* ---- values and addresses (load_value.c) */
 void rules_set_duration(struct rules_load *L, const config_setting_t *s, void *field);
-void rules_set_workers(struct rules_load *L, const config_setting_t *s, void *field);
-void rules_set_proxy_protocol(struct rules_load *L, const config_setting_t *s, void *field);
-void rules_set_port(struct rules_load *L, const config_setting_t *s, void *field);
-void rules_set_status(struct rules_load *L, const config_setting_t *s, void *field);
+void rules_set_number(struct rules_load *L, const config_setting_t *s, void *field);
 void rules_listen_claim(struct rules_load *L, const config_setting_t *s, const struct rules_addr *a);
 void rules_set_listen(struct rules_load *L, const config_setting_t *s, void *field);
-void rules_set_weight(struct rules_load *L, const config_setting_t *s, void *field);
-void rules_set_count0(struct rules_load *L, const config_setting_t *s, void *field);
-void rules_set_count1(struct rules_load *L, const config_setting_t *s, void *field);
-void rules_set_retries(struct rules_load *L, const config_setting_t *s, void *field);
-void rules_set_retry_budget(struct rules_load *L, const config_setting_t *s, void *field);
 void rules_set_size(struct rules_load *L, const config_setting_t *s, void *field);
 bool rules_addr_loopback(const struct rules_addr *a);
 void rules_set_source(struct rules_load *L, const config_setting_t *s, void *field);
 
 /* ---- the onegate group (load_onegate.c) */
 void rules_set_admin(struct rules_load *L, const config_setting_t *s, void *field);
-void rules_set_log_level(struct rules_load *L, const config_setting_t *s, void *field);
 void rules_set_facility(struct rules_load *L, const config_setting_t *s, void *field);
 void rules_set_log(struct rules_load *L, const config_setting_t *s, void *field);
 void rules_set_user(struct rules_load *L, const config_setting_t *s, void *field);
@@ -155,18 +148,14 @@ void rules_set_route_pool(struct rules_load *L, const config_setting_t *s, void 
 void rules_set_servers(struct rules_load *L, const config_setting_t *s, void *field);
 void rules_set_pools(struct rules_load *L, const config_setting_t *s, void *field);
 void rules_set_pool_tls(struct rules_load *L, const config_setting_t *s, void *field);
-void rules_set_balance(struct rules_load *L, const config_setting_t *s, void *field);
 void rules_set_cookie(struct rules_load *L, const config_setting_t *s, void *field);
 void rules_set_expect(struct rules_load *L, const config_setting_t *s, void *field);
-void rules_set_health_type(struct rules_load *L, const config_setting_t *s, void *field);
 void rules_set_health(struct rules_load *L, const config_setting_t *s, void *field);
 void rules_warn_pool_keys_unused(struct rules_load *L);
 
 /* ---- certificates and a service's tls (load_cert.c) */
 void rules_set_intermediates(struct rules_load *L, const config_setting_t *s, void *field);
 void rules_set_acme_names(struct rules_load *L, const config_setting_t *s, void *field);
-void rules_set_acme_key(struct rules_load *L, const config_setting_t *s, void *field);
-void rules_set_acme_challenge(struct rules_load *L, const config_setting_t *s, void *field);
 void rules_set_acme(struct rules_load *L, const config_setting_t *s, void *field);
 void rules_check_acme(struct rules_load *L);
 void rules_set_certificates(struct rules_load *L, const config_setting_t *s, void *field);

@@ -126,20 +126,6 @@ void rules_set_acme_names(struct rules_load *L, const config_setting_t *s, void 
 	}
 }
 
-void rules_set_acme_key(struct rules_load *L, const config_setting_t *s, void *field)
-{
-	int i = rules_word(L, s, rules_schema_find(RULES_G_ACME, "key")->words);
-	if (i >= 0)
-		*(enum rules_acme_key *)field = (enum rules_acme_key)i;
-}
-
-void rules_set_acme_challenge(struct rules_load *L, const config_setting_t *s, void *field)
-{
-	int i = rules_word(L, s, rules_schema_find(RULES_G_ACME, "challenge")->words);
-	if (i >= 0)
-		*(enum rules_acme_challenge *)field = (enum rules_acme_challenge)i;
-}
-
 void rules_set_acme(struct rules_load *L, const config_setting_t *s, void *field)
 {
 	struct rules_acme **out = field;

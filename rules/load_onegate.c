@@ -43,18 +43,11 @@ void rules_set_admin(struct rules_load *L, const config_setting_t *s, void *fiel
 	free(en.listen);
 }
 
-void rules_set_log_level(struct rules_load *L, const config_setting_t *s, void *field)
-{
-	int i = rules_word(L, s, rules_schema_find(RULES_G_LOG, "level")->words);
-	if (i >= 0)
-		*(int *)field = (int)i;
-}
-
 const int rules_facility_codes[RULES_FACILITIES] = { 3, 1, 16, 17, 18, 19, 20, 21, 22, 23 };
 
 void rules_set_facility(struct rules_load *L, const config_setting_t *s, void *field)
 {
-	int i = rules_word(L, s, rules_schema_find(RULES_G_LOG, "facility")->words);
+	int i = rules_word(L, s, L->key->words);
 	if (i >= 0)
 		*(int *)field = rules_facility_codes[i];
 }

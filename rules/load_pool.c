@@ -197,13 +197,6 @@ void rules_set_pool_tls(struct rules_load *L, const config_setting_t *s, void *f
 	rules_path_resolve(L, s, &t->key);
 }
 
-void rules_set_balance(struct rules_load *L, const config_setting_t *s, void *field)
-{
-	int i = rules_word(L, s, rules_schema_find(RULES_G_POOL, "balance")->words);
-	if (i >= 0)
-		*(enum rules_balance *)field = (enum rules_balance)i;
-}
-
 /* A cookie name or attribute value goes into Set-Cookie as it is: RFC 6265 token and cookie-av bytes only. */
 static bool rules_cookie_text_ok(const char *v, bool name)
 {
@@ -254,13 +247,6 @@ void rules_set_expect(struct rules_load *L, const config_setting_t *s, void *fie
 	}
 	h->status_min = (int)a;
 	h->status_max = (int)b;
-}
-
-void rules_set_health_type(struct rules_load *L, const config_setting_t *s, void *field)
-{
-	int i = rules_word(L, s, rules_schema_find(RULES_G_HEALTH, "type")->words);
-	if (i >= 0)
-		*(enum rules_health_type *)field = (enum rules_health_type)i;
 }
 
 void rules_set_health(struct rules_load *L, const config_setting_t *s, void *field)

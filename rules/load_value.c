@@ -1,6 +1,7 @@
 /*
- * load_value.c - the rule file's scalar values (durations, counts, sizes,
- * ports, statuses) and addresses, each checked against its bounds.
+ * load_value.c - the rule file's scalar values (durations, whole numbers,
+ * sizes) and addresses, each checked against its bounds: every whole-number
+ * key is read by one setter from one table of bounds.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 
 #define RULES_WORKERS_MAX 1024
 #define RULES_WEIGHT_MAX 256
+#define RULES_COUNT_MAX 1000000
 
 void rules_set_duration(struct rules_load *L, const config_setting_t *s, void *field)
 {
@@ -36,52 +38,49 @@ void rules_set_duration(struct rules_load *L, const config_setting_t *s, void *f
 		rules_error(L, s, "%s: %s", config_setting_name(s), err);
 }
 
-void rules_set_workers(struct rules_load *L, const config_setting_t *s, void *field)
+/* The bounds of every whole-number key, and how its error says them:
+ * "NAME LEAD MIN NOTE SEP MAX, not V" ("port must be from 1 to 65535, not 0"). */
+struct rules_number {
+	const char *name;
+	long long min, max;
+	const char *lead, *note, *sep;
+};
+
+static const struct rules_number rules_numbers[] = {
+	{ "workers", 0, RULES_WORKERS_MAX, "must be ", " (one per CPU) or a number up", " to " },
+	{ "proxy_protocol", 0, 2, "must be ", " (off), 1 or", " " },
+	{ "port", 1, 65535, "must be from ", "", " to " },
+	{ "status", 200, 599, "must be an HTTP status from ", "", " to " },
+	{ "weight", 1, RULES_WEIGHT_MAX, "must be from ", "", " to " },
+	{ "max_conns", 0, RULES_COUNT_MAX, "must be a number from ", "", " to " },
+	{ "max_age", 0, RULES_COUNT_MAX, "must be a number from ", "", " to " },
+	{ "rise", 1, RULES_COUNT_MAX, "must be a number from ", "", " to " },
+	{ "fall", 1, RULES_COUNT_MAX, "must be a number from ", "", " to " },
+	{ "passive_fall", 0, RULES_COUNT_MAX, "must be a number from ", "", " to " },
+	{ "retries", 0, RULES_RETRIES_MAX, "must be from ", " (never try again)", " to " },
+	{ "retry_budget", 0, RULES_RETRY_BUDGET_MAX, "is a percentage from ", "", " to " },
+};
+
+/* A whole number within its key's bounds, into an int or unsigned field. */
+void rules_set_number(struct rules_load *L, const config_setting_t *s, void *field)
 {
+	const char *name = L->key->name;
+	const struct rules_number *n = NULL;
+	for (size_t i = 0; !n && i < sizeof(rules_numbers) / sizeof(rules_numbers[0]); i++)
+		if (strcmp(rules_numbers[i].name, name) == 0)
+			n = &rules_numbers[i];
 	long long v;
-	if (!rules_get_int(L, s, &v))
-		return;
-	if (v < 0 || v > RULES_WORKERS_MAX) {
-		rules_error(L, s, "workers must be 0 (one per CPU) or a number up to %d, not %lld", RULES_WORKERS_MAX, v);
+	if (!n) {
+		rules_error(L, s, "%s has no bounds in rules/load_value.c; add them to rules_numbers", name);
 		return;
 	}
-	*(long long *)field = v;
-}
-
-void rules_set_proxy_protocol(struct rules_load *L, const config_setting_t *s, void *field)
-{
-	long long v;
 	if (!rules_get_int(L, s, &v))
 		return;
-	if (v < 0 || v > 2) {
-		rules_error(L, s, "proxy_protocol must be 0 (off), 1 or 2, not %lld", v);
-		return;
-	}
-	*(int *)field = (int)v;
-}
-
-void rules_set_port(struct rules_load *L, const config_setting_t *s, void *field)
-{
-	long long v;
-	if (!rules_get_int(L, s, &v))
-		return;
-	if (v < 1 || v > 65535) {
-		rules_error(L, s, "port must be from 1 to 65535, not %lld", v);
+	if (v < n->min || v > n->max) {
+		rules_error(L, s, "%s %s%lld%s%s%lld, not %lld", name, n->lead, n->min, n->note, n->sep, n->max, v);
 		return;
 	}
 	*(unsigned *)field = (unsigned)v;
-}
-
-void rules_set_status(struct rules_load *L, const config_setting_t *s, void *field)
-{
-	long long v;
-	if (!rules_get_int(L, s, &v))
-		return;
-	if (v < 200 || v > 599) {
-		rules_error(L, s, "status must be an HTTP status from 200 to 599, not %lld", v);
-		return;
-	}
-	*(int *)field = (int)v;
 }
 
 static bool rules_addr_same(const struct rules_addr *a, const struct rules_addr *b)
@@ -134,65 +133,6 @@ void rules_set_listen(struct rules_load *L, const config_setting_t *s, void *fie
 		else
 			rules_listen_claim(L, e, &svc->listen[svc->nlisten++]);
 	}
-}
-
-void rules_set_weight(struct rules_load *L, const config_setting_t *s, void *field)
-{
-	long long v;
-	if (!rules_get_int(L, s, &v))
-		return;
-	if (v < 1 || v > RULES_WEIGHT_MAX) {
-		rules_error(L, s, "weight must be from 1 to %d, not %lld", RULES_WEIGHT_MAX, v);
-		return;
-	}
-	*(unsigned *)field = (unsigned)v;
-}
-
-/* A count that must be at least min. */
-static void rules_set_count(struct rules_load *L, const config_setting_t *s, unsigned *field, long long min)
-{
-	long long v;
-	if (!rules_get_int(L, s, &v))
-		return;
-	if (v < min || v > 1000000) {
-		rules_error(L, s, "%s must be a number from %lld to 1000000, not %lld", config_setting_name(s), min, v);
-		return;
-	}
-	*field = (unsigned)v;
-}
-
-void rules_set_count0(struct rules_load *L, const config_setting_t *s, void *field)
-{
-	rules_set_count(L, s, field, 0);
-}
-
-void rules_set_count1(struct rules_load *L, const config_setting_t *s, void *field)
-{
-	rules_set_count(L, s, field, 1);
-}
-
-void rules_set_retries(struct rules_load *L, const config_setting_t *s, void *field)
-{
-	long long v;
-	if (!rules_get_int(L, s, &v))
-		return;
-	if (v < 0 || v > RULES_RETRIES_MAX) {
-		rules_error(L, s, "retries must be from 0 (never try again) to %d, not %lld", RULES_RETRIES_MAX, v);
-		return;
-	}
-	*(unsigned *)field = (unsigned)v;
-}
-
-void rules_set_retry_budget(struct rules_load *L, const config_setting_t *s, void *field)
-{
-	long long v;
-	if (!rules_get_int(L, s, &v))
-		return;
-	if (v < 0 || v > RULES_RETRY_BUDGET_MAX) {
-		rules_error(L, s, "retry_budget is a percentage from 0 to %d, not %lld", RULES_RETRY_BUDGET_MAX, v);
-		return;
-	}
-	*(unsigned *)field = (unsigned)v;
 }
 
 /* A byte count: a whole number, or a string with a binary unit. */

@@ -662,6 +662,29 @@ services = ( { name = "s"; listen = [ "127.0.0.1:8080" ];
 	}
 }
 
+// Every whole-number key is read by one setter from one table of bounds; each
+// says its own bounds, at its line, when a value is outside them.
+TEST(LoaderPools, WholeNumbersOutsideTheirBounds)
+{
+	expect_errors(R"(pools = ( { name = "p"; servers = ( { address = "127.0.0.1:1"; max_conns = -1; } );
+            balance = "cookie"; cookie = { max_age = 2000000; };
+            health = { rise = 0; fall = 0; passive_fall = -2; port = 0; }; } );
+services = ( { name = "s"; listen = [ "127.0.0.1:8080" ];
+  routes = ( { host = "a.test"; status = 700; }, { host = "b.test"; pool = "p"; port = 70000; } ); } );
+)",
+	              {
+	                  "t.conf:1: max_conns must be a number from 0 to 1000000, not -1",
+	                  "t.conf:2: max_age must be a number from 0 to 1000000, not 2000000",
+	                  "t.conf:3: port must be from 1 to 65535, not 0",
+	                  "t.conf:3: rise must be a number from 1 to 1000000, not 0",
+	                  "t.conf:3: fall must be a number from 1 to 1000000, not 0",
+	                  "t.conf:3: passive_fall must be a number from 0 to 1000000, not -2",
+	                  "t.conf:5: status must be an HTTP status from 200 to 599, not 700",
+	                  "t.conf:5: port must be from 1 to 65535, not 70000",
+	                  "t.conf:5: this route does nothing; add pool = \"NAME\";, redirect = \"https\"; or status = 404;",
+	              });
+}
+
 TEST(LoaderPools, RetriesBudgetAndKeptBodies)
 {
 	Loaded l;
