@@ -157,7 +157,10 @@ services = ( { name = "web"; listen = [ "127.0.0.1:%d" ];
         answered = {}
         for b in backends:
             for r in list(b.requests):
-                if r.get("answered") and r.get("req"):
+                # A back end SIGKILLed between its send and its note that it answered loses the
+                # note, not the answer: the body the client got names the back end that sent it.
+                sent = r.get("answered") or load.answers.get(r.get("req")) == r["backend"]
+                if sent and r.get("req"):
                     answered.setdefault(r["req"], []).append(r["backend"])
         twice = {k: v for k, v in answered.items() if len(v) > 1}
         self.assertEqual(twice, {}, "requests answered more than once")
