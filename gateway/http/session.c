@@ -247,8 +247,11 @@ static void http_respond_text(struct http_session *s, int status, const char *ex
 	             : snprintf(body, sizeof(body), "%d %s\n", status, http_head_reason(status));
 	bool bodyless = status == 204 || status == 304;
 	http_head_write_answer(out, status, extra, (size_t)n, keep);
-	if (!s->rq.head_request && !bodyless)
+	/* out= counts the body, as for a server's answer; a linger cut takes off what was not taken. */
+	if (!s->rq.head_request && !bodyless) {
 		evbuffer_add(out, body, (size_t)n);
+		s->rq.bytes_out += (uint64_t)n;
+	}
 	s->rq.status = status;
 	if (!keep) {
 		http_close_request(s, outcome);

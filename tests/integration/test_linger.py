@@ -241,12 +241,17 @@ services = ( { name = "tls"; listen = [ "127.0.0.1:%(port)d" ]; tls = { certific
             self.assertTrue(head.startswith(b"HTTP/1.1 301 "), head[:100])
             self.assertIn(b"\r\nLocation: https://r.contoso.test%s" % path.encode(), head)
         self.assertIn(b"\r\nConnection: close", answers[-1][0])
-        self.assertEqual(self.access_line(paths[-1])["outcome"], "redirect")
+        # Each line counts the body it sent, as for a server's answer (before: out=0).
+        line = self.access_line(paths[-1])
+        self.assertEqual((line["outcome"], line["out"]), ("redirect", str(len(answers[-1][1]))), line["_line"])
+        first = self.access_line(paths[0])
+        self.assertEqual(first["out"], str(len(answers[0][1])), first["_line"])
+        self.assertGreater(len(answers[0][1]), 0)
         # A client that reads none of them is cut, and the answer that closes is logged so.
         s, paths = self.redirects(400, "stop")
         port = s.getsockname()[1]
         line = self.access_line(paths[-1])
-        self.assertEqual(line["outcome"], "client-stalled", line["_line"])
+        self.assertEqual((line["outcome"], line["out"]), ("client-stalled", "0"), line["_line"])
         self.assertIn("client 127.0.0.1:%d: cut with " % port, self.og.stderr())
 
     def passthrough(self, size=BIG):
