@@ -19,6 +19,7 @@ when the gateway's RSS or descriptor count grew more than 10 % from the start.
 import argparse
 import collections
 import datetime
+import faulthandler
 import hashlib
 import http.client
 import json
@@ -33,6 +34,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
@@ -178,6 +180,7 @@ class SoakBackend:
 
     def _body(self, c, life, buf, h, digest):
         if "chunked" in h.get("transfer-encoding", "").lower():
+            buf = bytearray(buf)        # grown in place: a 1 MiB chunk comes in many reads
             n = 0
             while True:
                 buf = self._until(c, life, buf, b"\r\n")
@@ -193,9 +196,9 @@ class SoakBackend:
                     if not d:
                         return None, 0
                     buf += d
-                digest.update(buf[:size])
+                digest.update(memoryview(buf)[:size])
                 n += size
-                buf = buf[size + 2:]
+                del buf[:size + 2]
         left = int(h.get("content-length", "0"))
         n = left
         while left:
@@ -300,7 +303,10 @@ class Conn:
         s.connect((LOOP4, port))
         self.raw = s
         self.s = client_context(ca).wrap_socket(s, server_hostname="app.soak.test") if tls else s
-        self.buf = b""
+        # Grown in place: as bytes, every read copied the whole body so far (100 MiB in reads
+        # of one TLS record, 16 KiB: minutes of copying under the GIL, which starved every
+        # other thread of the run, back ends included, and kept it going long past its end).
+        self.buf = bytearray()
 
     def close(self):
         try:
@@ -329,7 +335,8 @@ class Conn:
                 self._more(pace)
                 if pace:
                     time.sleep(0.001)
-            body, self.buf = self.buf[:n], self.buf[n:]
+            body = self.buf[:n]
+            del self.buf[:n]
         elif "chunked" in h.get("transfer-encoding", ""):
             while True:
                 while b"\r\n" not in self.buf:
@@ -339,10 +346,10 @@ class Conn:
                 while len(self.buf) < size + 2:
                     self._more()
                 if size == 0:
-                    self.buf = self.buf[2:]
+                    del self.buf[:2]
                     break
                 body += self.buf[:size]
-                self.buf = self.buf[size + 2:]
+                del self.buf[:size + 2]
         return status, h, bytes(body)
 
 
@@ -350,6 +357,7 @@ class Soak:
     def __init__(self, args):
         self.args = args
         self.big = args.big << 20
+        self.big_sha = sha(pattern(self.big))
         self.tmp = tempfile.TemporaryDirectory(prefix="onegate-soak-")
         self.pki = make_pki(self.tmp.name, {"app": ["*.soak.test"], "pass": ["pass.soak.test"]})
         self.backs = [SoakBackend("b%d" % i) for i in range(3)]
@@ -362,6 +370,9 @@ class Soak:
         self.lock = threading.Lock()
         self.stop = threading.Event()
         self.seq = 0
+        self.busy = {}          # thread ident -> (kind, rid, monotonic start) of its request
+        self.kill_times, self.notes = [], []
+        self.deadline = None    # (monotonic, what): the watchdog's
         self.conf_path = os.path.join(self.tmp.name, "onegate.conf")
         self.write_conf(0)
         self.og = Onegate(open(self.conf_path).read(), workdir=self.tmp.name, wait_port=self.port)
@@ -411,12 +422,16 @@ services = ( { name = "tls"; listen = [ "127.0.0.1:%(port)d" ]; tls = { certific
     # Each kind: one request (or exchange); raises Failed (or OSError) with the cause.
     def one(self, kind, conn_cache):
         rid = self.rid(kind)
+        me = threading.get_ident()
+        self.busy[me] = (kind, rid, time.monotonic())
         try:
             n = getattr(self, "k_" + kind)(rid, conn_cache)
             self.count(kind, n)
         except (Failed, OSError, ValueError, ssl.SSLError) as e:
             conn_cache.pop(kind, None)
             self.fail(kind, rid, type(e).__name__ + (": %s" % e if isinstance(e, Failed) else ""))
+        finally:
+            self.busy.pop(me, None)
 
     def request(self, c, rid, method, path, body=b"", chunked=False, close=False, pace=None, slow_write=False):
         hdr = "%s %s HTTP/1.1\r\nHost: app.soak.test\r\nX-Req: %s\r\n" % (method, path, rid)
@@ -499,7 +514,7 @@ services = ( { name = "tls"; listen = [ "127.0.0.1:%(port)d" ]; tls = { certific
                                 pace=pace)
         finally:
             c.close()
-        if len(b) != self.big or sha(b) != sha(pattern(self.big)):
+        if len(b) != self.big or sha(b) != self.big_sha:
             raise Failed("download cut or changed (%d of %d)" % (len(b), self.big))
         return len(b)
 
@@ -577,7 +592,7 @@ services = ( { name = "tls"; listen = [ "127.0.0.1:%(port)d" ]; tls = { certific
         def worker(k):
             for _ in range(k):
                 self.one("burst", {})
-        ts = [threading.Thread(target=worker, args=(n // 50,)) for _ in range(50)]
+        ts = [threading.Thread(target=worker, args=(n // 50,), name="burst", daemon=True) for _ in range(50)]
         for t in ts:
             t.start()
         for t in ts:
@@ -597,25 +612,67 @@ services = ( { name = "tls"; listen = [ "127.0.0.1:%(port)d" ]; tls = { certific
             rss = next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
         return rss, len(os.listdir("/proc/%d/fd" % pid))
 
-    def load(self, seconds):
+    def load(self):
         self.stop.clear()
-        threads = [threading.Thread(target=self.client, args=(k,)) for k, n in self.KINDS.items() for _ in range(n)]
+        threads = [threading.Thread(target=self.client, args=(k,), name=k, daemon=True)
+                   for k, n in self.KINDS.items() for _ in range(n)]
         for t in threads:
             t.start()
         return threads
 
-    def unload(self, threads):
-        self.stop.set()
-        for t in threads:
-            t.join(120)
+    GRACE_S = 30        # how long the requests in flight at the end may take to finish
 
-    def quiet_numbers(self, than=None):
+    def unload(self, threads):
+        """Stops the load; each thread ends its request in flight. One still in it after
+        GRACE_S (a 100 MiB body takes seconds) is named with its stack and counted a defect:
+        the run's end is bounded, never a wait on a request that hung."""
+        self.stop.set()
+        t0 = time.monotonic()
+        for t in threads:
+            t.join(max(0.0, t0 + self.GRACE_S - time.monotonic()))
+        frames = sys._current_frames()
+        for t in threads:
+            if not t.is_alive():
+                continue
+            kind, rid, since = self.busy.get(t.ident, (t.name, "-", t0))
+            print("soak: HUNG: %s thread in request %s for %.0f s, %.0f s after the load stopped:\n%s"
+                  % (kind, rid, time.monotonic() - since, time.monotonic() - t0,
+                     "".join(traceback.format_stack(frames.get(t.ident))) if t.ident in frames else ""))
+            self.notes.append("DEFECT: %s request %s still in flight %d s after the load stopped (hung)"
+                              % (kind, rid, self.GRACE_S))
+        return time.monotonic() - t0
+
+    def watch(self, seconds, what):
+        """From now the run must reach its next step (or its end) within seconds: else
+        every thread's stack is printed, the gateway killed and the run exits 1."""
+        first = self.deadline is None
+        self.deadline = (time.monotonic() + seconds, what)
+        if not first:
+            return
+
+        def bite():
+            while self.deadline[0] > time.monotonic():
+                time.sleep(1)
+            print("soak: HUNG: %s did not end in time; every thread's stack:" % self.deadline[1], flush=True)
+            faulthandler.dump_traceback(sys.stdout, all_threads=True)
+            sys.stdout.flush()
+            self.og.proc.kill()
+            os._exit(1)
+        threading.Thread(target=bite, name="watchdog", daemon=True).start()
+
+    def progress(self, text):
+        """A line as the run goes (stdout is line-buffered: a run redirected to a file shows
+        where it is)."""
+        at = time.monotonic() - self.t0 if getattr(self, "t0", None) else 0.0
+        print("soak %s +%.0f s: %s" % (time.strftime("%H:%M:%S", time.gmtime()), at, text))
+
+    def quiet_numbers(self, than=None, within=40):
         """RSS and descriptors once the gateway is quiet. The back ends close kept
         connections after 0.5 s meanwhile (between requests, as they may), and the count is
-        read until it stops falling (or, at the end, is down to than's)."""
+        read until it stops falling (or, at the end, is down to than's), within seconds."""
         for b in self.backs:
             b.keepalive = 0.5
-        deadline = time.monotonic() + 40
+        deadline = time.monotonic() + within
         last, since = None, time.monotonic()
         while True:
             time.sleep(0.25)
@@ -660,9 +717,12 @@ services = ( { name = "tls"; listen = [ "127.0.0.1:%(port)d" ]; tls = { certific
         # A warm-up under the same load first, a burst and a reload included: the numbers
         # the end is compared with are those of a quiet gateway that has already had every
         # kind at once (glibc keeps what a peak took; that is not a leak).
-        self.unload(self.load(0))
-        warm = time.monotonic() + max(2.0, a.minutes * 6)
-        threads = self.load(0)
+        warm_s = min(60.0, max(2.0, a.minutes * 6))
+        self.watch(warm_s + 300, "the warm-up")
+        self.progress("warm-up: every kind once, then all at once for %.0f s with a burst and a reload" % warm_s)
+        self.unload(self.load())
+        warm = time.monotonic() + warm_s
+        threads = self.load()
         self.burst(a.burst)
         self.write_conf(1)
         self.og.signal(signal.SIGHUP)
@@ -672,8 +732,11 @@ services = ( { name = "tls"; listen = [ "127.0.0.1:%(port)d" ]; tls = { certific
         self.stats.clear()
         self.failed_ids.clear()
         start_rss, start_fds = self.quiet_numbers()
-        self.t0 = time.monotonic()
         length = a.minutes * 60
+        self.t0 = time.monotonic()
+        self.watch(length + 120, "the load")
+        self.progress("start: gateway RSS %d KiB, %d descriptors; %.1f minutes of load"
+                      % (start_rss, start_fds, a.minutes))
         end = self.t0 + length
         # What happens when, in seconds from the start: reloads, kills (each back end in
         # turn, never the drained one), the drain and enable of back end 0, the burst.
@@ -683,10 +746,9 @@ services = ( { name = "tls"; listen = [ "127.0.0.1:%(port)d" ]; tls = { certific
         drain_s = min(30.0, 0.2 * length)
         events += [(drain_at, "drain"), (drain_at + drain_s, "enable"), (0.5 * length, "burst")]
         events = sorted(e for e in events if e[0] < length)
-        self.kill_times, self.notes = [], []
         reloads = kills = 0
         burst = drained = enabled = None
-        threads = self.load(0)
+        threads = self.load()
         for at, what in events:
             time.sleep(max(0.0, self.t0 + at - time.monotonic()))
             if what == "reload":
@@ -700,6 +762,10 @@ services = ( { name = "tls"; listen = [ "127.0.0.1:%(port)d" ]; tls = { certific
                 b.kill()
                 time.sleep(1)
                 b.start()
+                with self.lock:
+                    done, failed = sum(n for n, _ in self.stats.values()), len(self.failed_ids)
+                self.progress("back end %s killed and started again; %d requests done, %d failed"
+                              % (b.name, done, failed))
             elif what == "drain":
                 self.admin("app", "127.0.0.1:%d" % self.backs[0].port, "drain")
                 drained = time.time()
@@ -707,12 +773,13 @@ services = ( { name = "tls"; listen = [ "127.0.0.1:%(port)d" ]; tls = { certific
                 enabled = time.time()
                 self.admin("app", "127.0.0.1:%d" % self.backs[0].port, "enable")
             elif what == "burst":
-                burst = threading.Thread(target=self.burst, args=(a.burst,))
+                burst = threading.Thread(target=self.burst, args=(a.burst,), name="burst", daemon=True)
                 burst.start()
         time.sleep(max(0.0, end - time.monotonic()))
-        if burst:
-            burst.join()
-        self.unload(threads)
+        self.watch(90, "the end (requests in flight, quiet numbers, report, stop)")
+        self.progress("length over: the load stops")
+        took = self.unload(threads + ([burst] if burst else []))
+        self.progress("load stopped in %.1f s" % took)
         # A drained server gets no request begun after the drain; an enabled one gets
         # requests again.
         if drained and enabled:
@@ -727,7 +794,8 @@ services = ( { name = "tls"; listen = [ "127.0.0.1:%(port)d" ]; tls = { certific
                 self.notes.append("DEFECT: the enabled server got no request")
             self.notes.append("back end 0 drained for %.1f s: %d requests begun meanwhile went to it, %d after enable"
                               % (enabled - drained, len(late), len(again)))
-        end_rss, end_fds = self.quiet_numbers((start_rss, start_fds))
+        end_rss, end_fds = self.quiet_numbers((start_rss, start_fds), within=20)
+        self.progress("end: gateway RSS %d KiB, %d descriptors" % (end_rss, end_fds))
         return self.report(reloads, kills, (start_rss, start_fds), (end_rss, end_fds), start_load)
 
     def report(self, reloads, kills, start, end, start_load):
@@ -830,12 +898,17 @@ def main():
     import harness
     harness.ONEGATE_BIN = os.environ["ONEGATE_BIN"]
     random.seed(1)
+    # Progress shows in a file too; SIGUSR1 prints where every thread is.
+    sys.stdout.reconfigure(line_buffering=True)
+    faulthandler.register(signal.SIGUSR1, file=sys.stdout, all_threads=True)
     soak = Soak(args)
     rc = 1
     try:
         rc = soak.run()
     finally:
         report = soak.close()
+    if getattr(soak, "t0", None):
+        print("soak: ended %.0f s after its length" % (time.monotonic() - soak.t0 - args.minutes * 60))
     if report:
         print("sanitizer report in the gateway's stderr:\n" + report)
         rc = 1
