@@ -764,8 +764,8 @@ services = ( { name = "tls"; listen = [ "127.0.0.1:%(port)d" ]; tls = { certific
                 b.start()
                 with self.lock:
                     done, failed = sum(n for n, _ in self.stats.values()), len(self.failed_ids)
-                self.progress("back end %s killed and started again; %d requests done, %d failed"
-                              % (b.name, done, failed))
+                self.progress("back end %s killed and started again; %d requests done, %d failed; "
+                              "gateway RSS %d KiB, %d descriptors" % ((b.name, done, failed) + self.proc_numbers()))
             elif what == "drain":
                 self.admin("app", "127.0.0.1:%d" % self.backs[0].port, "drain")
                 drained = time.time()
