@@ -65,11 +65,12 @@ clean:
 
 # Mixed traffic for SOAK_MINUTES (default 10) with reloads, back-end kills, a drain and a
 # burst; fails on any byte lost or changed. Its table and the machine's load go to
-# bench/results/DATE-soak.md. Not part of `make test`, which runs a 9 s version.
+# bench/results/DATE-soak-MINUTESmin.md. Not part of `make test`, which runs a 9 s version.
+# --heap: the gateway's heap is read through gdb at both ends (leak or allocator high-water).
 SOAK_MINUTES ?= 10
 soak: build
-	python3 tests/soak/soak.py --onegate $(BUILD)/gateway/onegate --minutes $(SOAK_MINUTES) \
-		--results bench/results/$$(date -u +%Y-%m-%d)-soak.md
+	python3 tests/soak/soak.py --onegate $(BUILD)/gateway/onegate --minutes $(SOAK_MINUTES) --heap \
+		--results bench/results/$$(date -u +%Y-%m-%d)-soak-$(SOAK_MINUTES)min.md
 
 # Side-by-side benchmarks against HAProxy and nginx (not part of `make test`).
 bench: build
