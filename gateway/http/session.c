@@ -70,7 +70,7 @@ void http_free(struct http_session *s, enum outcome outcome)
 	pool_service_open(s->snap->pools, http_service_index(s), -1);
 	http_resend_end(s);
 	if (log_access_enabled())
-		log_msg(LOG_INFO, "conn client=%s service=%s sni=%s requests=%u ms=%ld outcome=%s", s->client,
+		log_access_line("conn client=%s service=%s sni=%s requests=%u ms=%ld outcome=%s", s->client,
 		        s->svc->name, s->sni[0] ? s->sni : "-", s->requests, http_ms_since(&s->start),
 		        http_outcome_text(s, outcome));
 	if (s->timer)
@@ -220,8 +220,7 @@ void http_access_log(struct http_session *s, enum outcome outcome)
 	if (p && s->rq.server >= 0)
 		snprintf(server, sizeof(server), "%s:%u", p->servers[s->rq.server].host, s->rq.port);
 	long backend_ms = s->rq.srv_start.tv_sec ? http_ms_since(&s->rq.srv_start) : -1;
-	log_msg(LOG_INFO,
-	        "http client=%s sni=%s host=%s method=%s path=%s status=%d in=%llu out=%llu route=%s pool=%s "
+	log_access_line("http client=%s sni=%s host=%s method=%s path=%s status=%d in=%llu out=%llu route=%s pool=%s "
 	        "server=%s%s backend_ms=%ld ms=%ld retries=%u outcome=%s",
 	        s->client, s->sni[0] ? s->sni : "-", s->rqt.host[0] ? s->rqt.host : "-", s->rqt.method[0] ? s->rqt.method : "-",
 	        s->rqt.path[0] ? s->rqt.path : "-", s->rq.status, (unsigned long long)s->rq.bytes_in,

@@ -28,6 +28,23 @@ static char *log_file_path;
 _Static_assert(LOG_ERROR == (int)RULES_LOG_ERROR && LOG_WARN == (int)RULES_LOG_WARN &&
                LOG_INFO == (int)RULES_LOG_INFO && LOG_DEBUG == (int)RULES_LOG_DEBUG,
                "gateway's log levels are the rule file's, in its order");
+
+/* True while a file is the target: only then do access lines wait in a thread's buffer (stderr
+ * may be a terminal or journald, read as it comes; syslog takes one datagram per line). */
+static bool log_to_file;
+
+/* 64 KiB: one append per few hundred lines. Holds whole lines only, so any write of it keeps
+ * lines whole; a line is at most LOG_LINE_MAX. */
+#define LOG_BUF_SIZE 65536
+#define LOG_LINE_MAX 2048
+struct log_buffer {
+	size_t len;
+	time_t stamp_sec;               /* the second stamp[] was made for */
+	char stamp[64];                 /* "2026-12-07T00:01:02." (room for any int the compiler imagines) */
+	char data[LOG_BUF_SIZE];
+};
+static _Thread_local struct log_buffer *log_buf;
+
 static const int log_severity[] = { 3, 4, 6, 7 };        /* RFC 5424: err, warning, info, debug */
 
 void log_set_level(enum log_level level)
@@ -74,12 +91,99 @@ static void log_syslog_line(enum log_level level, const char *msg, size_t len)
 	(void)w;
 }
 
+/* All of len, on the current target, in as few writes as it takes. */
+static void log_write_all(const char *p, size_t len)
+{
+	while (len) {
+		ssize_t w = write(STDERR_FILENO, p, len);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return;         /* a full disk drops lines; nothing better to do with them */
+		p += w;
+		len -= (size_t)w;
+	}
+}
+
+static void log_vmsg(enum log_level level, const char *fmt, va_list ap);
+
+void log_buffer_start(void)
+{
+	if (!log_buf)
+		log_buf = calloc(1, sizeof(*log_buf));
+}
+
+void log_buffer_flush(void)
+{
+	if (log_buf && log_buf->len) {
+		log_write_all(log_buf->data, log_buf->len);
+		log_buf->len = 0;
+	}
+}
+
+void log_buffer_end(void)
+{
+	log_buffer_flush();
+	free(log_buf);
+	log_buf = NULL;
+}
+
+void log_access_line(const char *fmt, ...)
+{
+	if (!log_enabled(LOG_INFO))
+		return;
+	struct log_buffer *b = log_buf;
+	va_list ap;
+	va_start(ap, fmt);
+	if (!b || !__atomic_load_n(&log_to_file, __ATOMIC_ACQUIRE)) {
+		log_buffer_flush();
+		log_vmsg(LOG_INFO, fmt, ap);
+		va_end(ap);
+		return;
+	}
+	if (LOG_BUF_SIZE - b->len < LOG_LINE_MAX)
+		log_buffer_flush();
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	/* The date and time change once a second; formatting them is most of a line's cost. */
+	if (ts.tv_sec != b->stamp_sec || !b->stamp[0]) {
+		struct tm tm;
+		gmtime_r(&ts.tv_sec, &tm);
+		snprintf(b->stamp, sizeof(b->stamp), "%04d-%02d-%02dT%02d:%02d:%02d.", tm.tm_year + 1900, tm.tm_mon + 1,
+		         tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+		b->stamp_sec = ts.tv_sec;
+	}
+	char *line = b->data + b->len;
+	size_t n = strlen(b->stamp);
+	memcpy(line, b->stamp, n);
+	unsigned ms = (unsigned)(ts.tv_nsec / 1000000);
+	line[n++] = (char)('0' + ms / 100);
+	line[n++] = (char)('0' + ms / 10 % 10);
+	line[n++] = (char)('0' + ms % 10);
+	memcpy(line + n, "Z info ", 7);
+	n += 7;
+	int m = vsnprintf(line + n, LOG_LINE_MAX - n - 1, fmt, ap);
+	va_end(ap);
+	n += m < 0 ? 0 : (size_t)m;
+	if (n > LOG_LINE_MAX - 2)
+		n = LOG_LINE_MAX - 2;
+	line[n++] = '\n';
+	b->len += n;
+}
+
 void log_msg(enum log_level level, const char *fmt, ...)
 {
 	if (!log_enabled(level))
 		return;
+	va_list ap;
+	va_start(ap, fmt);
+	log_vmsg(level, fmt, ap);
+	va_end(ap);
+}
 
-	char line[2048];
+static void log_vmsg(enum log_level level, const char *fmt, va_list ap)
+{
+	char line[LOG_LINE_MAX];
 	bool sys = __atomic_load_n(&log_to_syslog, __ATOMIC_ACQUIRE);
 	int n = 0;
 	if (!sys) {
@@ -91,10 +195,7 @@ void log_msg(enum log_level level, const char *fmt, ...)
 		             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000,
 		             rules_words_log_level[level]);
 	}
-	va_list ap;
-	va_start(ap, fmt);
 	int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
-	va_end(ap);
 	size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
 	if (len > sizeof(line) - 2)
 		len = sizeof(line) - 2;
@@ -104,8 +205,7 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	}
 	line[len++] = '\n';
 	/* One write per line: O_APPEND and pipes below PIPE_BUF keep lines whole across workers. */
-	ssize_t w = write(STDERR_FILENO, line, len);
-	(void)w;
+	log_write_all(line, len);
 }
 
 /* Creates the file for its owner-to-be, so the unprivileged user can reopen it after rotation. */
@@ -168,6 +268,7 @@ int log_configure(const struct log_target *t, char *err, size_t errlen)
 {
 	if (t->file && log_file_path && strcmp(t->file, log_file_path) == 0) {
 		__atomic_store_n(&log_to_syslog, false, __ATOMIC_RELEASE);
+		__atomic_store_n(&log_to_file, true, __ATOMIC_RELEASE);
 		return 0;
 	}
 	int fd = -1;
@@ -188,7 +289,9 @@ int log_configure(const struct log_target *t, char *err, size_t errlen)
 		}
 		close(fd);
 		__atomic_store_n(&log_to_syslog, false, __ATOMIC_RELEASE);
+		__atomic_store_n(&log_to_file, true, __ATOMIC_RELEASE);
 	} else if (t->syslog) {
+		__atomic_store_n(&log_to_file, false, __ATOMIC_RELEASE);
 		if ((fd = log_syslog_open(t, err, errlen)) < 0)
 			return -1;
 		if (log_syslog_fd < 0) {
@@ -202,6 +305,7 @@ int log_configure(const struct log_target *t, char *err, size_t errlen)
 		if (log_stderr_saved >= 0)
 			dup2(log_stderr_saved, STDERR_FILENO);
 	} else {
+		__atomic_store_n(&log_to_file, false, __ATOMIC_RELEASE);
 		__atomic_store_n(&log_to_syslog, false, __ATOMIC_RELEASE);
 		if (log_stderr_saved >= 0)
 			dup2(log_stderr_saved, STDERR_FILENO);

@@ -27,6 +27,18 @@ void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(p
 /* Per-request lines (http/tcp access lines) are written only while this is on. */
 void log_set_access(bool on);
 bool log_access_enabled(void);
+/* One access line at level info. On a thread that called log_buffer_start() and while a file
+ * is the target, lines gather in that thread's buffer and go out in one append when it is full
+ * or at log_buffer_flush(); otherwise each is written at once, like log_msg(). */
+void log_access_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A worker thread's access-line buffer: started on the thread, flushed by its loop at least
+ * every LOG_BUFFER_FLUSH_MS (so a crash loses at most that much), ended (flushed and freed) when
+ * the thread stops. Without memory for it the thread writes each line at once. Lines written
+ * after a SIGUSR1 reopen land in the new file, each whole. */
+#define LOG_BUFFER_FLUSH_MS 500
+void log_buffer_start(void);
+void log_buffer_flush(void);
+void log_buffer_end(void);
 
 struct log_target {
 	const char *file;               /* append to this file, or NULL */

@@ -159,10 +159,14 @@ static void worker_ctl(void *arg)
 		event_base_loopexit(w->base, NULL);
 }
 
+/* The beat also bounds how long an access line waits in this thread's buffer. */
+_Static_assert(LIVE_BEAT_MS <= LOG_BUFFER_FLUSH_MS, "the beat flushes the access-line buffer");
+
 static void worker_beat(evutil_socket_t fd, short what, void *arg)
 {
 	const struct worker *w = arg;
 	live_beat(w->id);
+	log_buffer_flush();
 }
 
 static void worker_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
@@ -257,7 +261,10 @@ static void *worker_main(void *arg)
 	struct worker *w = arg;
 	stats_thread_worker(w->id);
 	live_beat(w->id);
+	log_buffer_start();
 	event_base_dispatch(w->base);
+	/* Stopped (SIGTERM) or cut: the lines of its last requests go out before the thread ends. */
+	log_buffer_end();
 	atomic_store(&w->finished, true);
 	return NULL;
 }

@@ -62,8 +62,7 @@ void pass_log(const struct pass_line *l)
 		return;
 	char client[64];
 	addr_text(l->peer, l->peerlen, client, sizeof(client), NULL, 0);
-	log_msg(LOG_INFO,
-	        "conn client=%s service=%s sni=%s route=%s pool=%s server=%s in=%llu out=%llu ms=%ld outcome=%s",
+	log_access_line("conn client=%s service=%s sni=%s route=%s pool=%s server=%s in=%llu out=%llu ms=%ld outcome=%s",
 	        client, l->service, l->sni ? l->sni : "-", l->route ? l->route : "-", l->pool ? l->pool : "-",
 	        l->server ? l->server : "-", (unsigned long long)l->in, (unsigned long long)l->out, l->ms,
 	        outcome_name(l->outcome));

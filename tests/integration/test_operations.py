@@ -242,6 +242,62 @@ services = ( { name = "web"; listen = [ "127.0.0.1:%d" ]; routes = ( { host = "a
         self.assertTrue(wait_until(lambda: "path=/on-stderr" in og.stderr(), 5))
         self.assertNotIn("on-stderr", self.read(logf))
 
+    LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (error|warn|info|debug) .*outcome=\S+$|"
+                      r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (error|warn|info|debug) (?!http |conn ).*$")
+
+    def requests(self, paths):
+        """One kept connection, one GET per path, each answered 200."""
+        import http.client
+        c = http.client.HTTPConnection(LOOP4, self.port, timeout=10)
+        try:
+            for p in paths:
+                c.request("GET", p, headers={"Host": "app.test"})
+                r = c.getresponse()
+                r.read()
+                self.assertEqual(r.status, 200)
+        finally:
+            c.close()
+
+    def access_paths(self, text):
+        """The path of every http access line in text, after checking that every line is whole."""
+        for line in text.splitlines():
+            self.assertRegex(line, self.LINE)
+        self.assertTrue(text == "" or text.endswith("\n"), "the file ends with a whole line")
+        return re.findall(r" info http .* path=(\S+) ", text)
+
+    def test_access_lines_in_a_file_are_written_at_sigterm(self):
+        """Access lines to a file wait in the worker's buffer (at most LOG_BUFFER_FLUSH_MS): the
+        ones of the last requests before SIGTERM reach the file as the worker stops."""
+        logf = os.path.join(self.tmp.name, "onegate.log")
+        og = self.start_onegate(self.conf('file = "%s";' % logf), self.port)
+        paths = ["/r%d" % i for i in range(300)]
+        self.requests(paths)
+        og.signal(signal.SIGTERM)
+        self.assertEqual(og.wait(20), 0, og.stderr())
+        text = self.read(logf)
+        self.assertEqual(self.access_paths(text), paths, text[-2000:])
+        self.assertRegex(text, r" info conn client=.* requests=300 ")
+
+    def test_access_lines_across_a_reopen_are_each_written_once_and_whole(self):
+        logf = os.path.join(self.tmp.name, "onegate.log")
+        og = self.start_onegate(self.conf('file = "%s";' % logf), self.port)
+        before = ["/before%d" % i for i in range(200)]
+        after = ["/after%d" % i for i in range(200)]
+        self.requests(before)
+        os.rename(logf, logf + ".1")
+        og.signal(signal.SIGUSR1)
+        self.assertTrue(wait_until(lambda: os.path.exists(logf), 5), "SIGUSR1 made a new file")
+        self.requests(after)
+        self.assertTrue(wait_until(lambda: "path=/after199 " in self.read(logf), 5),
+                        "lines reach the file while onegate runs")
+        og.signal(signal.SIGTERM)
+        self.assertEqual(og.wait(20), 0, og.stderr())
+        old, new = self.access_paths(self.read(logf + ".1")), self.access_paths(self.read(logf))
+        # Lines still in the buffer at the reopen go to the new file: each once, in order.
+        self.assertEqual(sorted(old + new), sorted(before + after))
+        self.assertEqual([p for p in old + new if p in before], before)
+        self.assertEqual([p for p in new if p in after], after)
+
     def receive(self, sock, want, timeout=5):
         """Datagrams until one contains want; returns them all."""
         got = []
