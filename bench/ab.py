@@ -12,6 +12,10 @@ counts instead the instructions the gateway executes per request under callgrind
 of keep-alive requests after a warm-up, counters zeroed in between), which another job on the
 machine does not disturb. The keep-alive scenarios (1, 4, 6a, 6b) count per request; scenario 2a
 (full handshakes) counts per new connection (a handshake and its one request), over --seconds.
+
+--log-a / --log-b: that binary logs every request to a file (run.py's "+log" modes), so that
+`ab.py X X --log-b` is the cost of the access log, and `ab.py OLD NEW --log-a --log-b` the cost of
+a change to the log path.
 """
 import argparse
 import datetime
@@ -68,6 +72,7 @@ class Icount:
         return self.bench._handshakes(port, None, "full", run.NAMES[0], "1.3", "ec")["work"]
 
     def measure(self, who, binary, mode, fn):
+        self.bench.kind = "onegate"
         self.bench.bin = self.wrap(who, binary)
         proc, port = self.bench.start_gateway("onegate", mode)
         scheme = "https" if mode == "https" else "http"
@@ -104,7 +109,10 @@ def main():
     ap.add_argument("--out", help="write the Markdown table to this file as well")
     ap.add_argument("--icount", type=int, metavar="N",
                     help="count instructions per request under callgrind over N requests per name instead")
+    ap.add_argument("--log-a", action="store_true", help="A logs every request to a file")
+    ap.add_argument("--log-b", action="store_true", help="B logs every request to a file")
     args = ap.parse_args()
+    logs = {"A": args.log_a, "B": args.log_b}
     bins = {"A": os.path.abspath(args.a), "B": os.path.abspath(args.b)}
     wanted = args.only.split(",")
     scenarios = [s for s in run.SCENARIOS if s[0] in wanted and not s[4]]
@@ -123,12 +131,13 @@ def main():
         for sid, title, fn, mode, _ in scenarios:
             per[sid] = {"A": [], "B": []}
             for who in turns(args.rounds):
+                turn_mode = mode + "+log" if logs[who] else mode
                 if counter:
-                    cost = counter.measure(who, bins[who], mode, fn)
+                    cost = counter.measure(who, bins[who], turn_mode, fn)
                     print(f"  {sid} {who}: {cost:.0f} instructions/req", file=sys.stderr)
                 else:
                     bench.bin = bins[who]
-                    res = bench.measure("onegate", getattr(bench, fn), mode)
+                    res = bench.measure("onegate", getattr(bench, fn), turn_mode)
                     cost = res["cpu"] / res["work"] * 1e6
                     print(f"  {sid} {who}: {cost:.2f} us/{res['per']} ({res['value']:.0f} {res['unit']})",
                           file=sys.stderr)
@@ -139,8 +148,8 @@ def main():
 
     now = datetime.datetime.now(datetime.timezone.utc)
     lines = [f"# onegate A/B {now:%Y-%m-%d %H:%M} UTC", "",
-             f"- A: {run.versions(bins['A'])['onegate']} ({bins['A']})",
-             f"- B: {run.versions(bins['B'])['onegate']} ({bins['B']})",
+             f"- A: {run.versions(bins['A'])['onegate']} ({bins['A']}){', access log to a file' if logs['A'] else ''}",
+             f"- B: {run.versions(bins['B'])['onegate']} ({bins['B']}){', access log to a file' if logs['B'] else ''}",
              (f"- {args.rounds} turns each of {args.icount} requests per name (3 names, 4 kept connections) "
               f"under callgrind after a warm-up of a tenth of that; instructions per request "
               f"(2a: per new connection, full handshake and one request, over {args.seconds} s after as long a warm-up)"

@@ -51,10 +51,36 @@ def wait_port(port, proc, timeout=10.0):
 
 
 def cpu_times(pid):
-    """(utime, stime) of every thread of pid, in seconds."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return int(fields[11]) / TICKS, int(fields[12]) / TICKS
+    """(utime, stime) of every thread of every process in pid's process group (the gateway's
+    session: a master and its workers, or one process), in seconds. A worker that exited (an
+    old one after a reload) takes its time with it."""
+    user = system = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pid:
+            user += int(fields[11])
+            system += int(fields[12])
+    return user / TICKS, system / TICKS
+
+
+def group_pids(pgid):
+    """The processes of a process group."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[2]) == pgid:
+                        out.append(int(entry))
+            except OSError:
+                pass
+    return out
 
 
 def run(cmd, **kw):
@@ -88,11 +114,12 @@ def make_pki(d):
 class Proc:
     """A process pinned to a CPU, killed (with its group) on close."""
 
-    def __init__(self, cmd, cpu, port, log, cwd=None):
+    def __init__(self, cmd, cpu, port, log, cwd=None, timeout=10.0):
         self.log = open(log, "w")
         self.p = subprocess.Popen(["taskset", "-c", cpu, *cmd], stdout=self.log, stderr=subprocess.STDOUT,
                                   cwd=cwd, start_new_session=True)
-        wait_port(port, self.p)
+        if port:
+            wait_port(port, self.p, timeout)
 
     @property
     def pid(self):
@@ -115,8 +142,8 @@ events {{ worker_connections 20000; }}
 """
 
 
-def backend_conf(d, port, http_port):
-    return NGINX_MAIN.format(limit=FD_LIMIT, d=d, name="backend") + f"""
+def backend_conf(d, port, http_port, name="backend"):
+    return NGINX_MAIN.format(limit=FD_LIMIT, d=d, name=name) + f"""
 http {{
   access_log off; sendfile on; keepalive_requests 1000000;
   server {{
@@ -181,37 +208,61 @@ def fillers(nroutes):
     return [f"r{i}.filler.test" for i in range(max(0, nroutes - len(NAMES)))]
 
 
-def onegate_http_conf(d, port, backend, tls, nroutes=0):
+def onegate_http_conf(d, port, backend, tls, nroutes=0, log=None, hosting=()):
+    """log: a file for onegate's access lines (off without); hosting: more certificates
+    (hosting_cert() bases) the TLS service also presents."""
     pools = ", ".join(f'{{ name = "{n[0]}"; servers = ( "127.0.0.1:{backend}" ); }}' for n in NAMES)
     routes = ", ".join([f'{{ host = "{f}"; pool = "a"; }}' for f in fillers(nroutes)]
                        + [f'{{ host = "{n}"; pool = "{n[0]}"; }}' for n in NAMES])
     certs = ""
     tls_group = ""
     if tls:
-        certs = (f'certificates = ( {{ name = "ecdsa"; cert = "{d}/srv.pem"; key = "{d}/srv.key"; ca_file = "{d}/ca.pem"; }},\n'
-                 f'                 {{ name = "rsa"; cert = "{d}/rsa.pem"; key = "{d}/rsa.key"; ca_file = "{d}/ca.pem"; }} );\n')
-        tls_group = 'tls = { certificates = [ "ecdsa", "rsa" ]; default = "ecdsa"; };'
+        entries = [f'{{ name = "ecdsa"; cert = "{d}/srv.pem"; key = "{d}/srv.key"; ca_file = "{d}/ca.pem"; }}',
+                   f'{{ name = "rsa"; cert = "{d}/rsa.pem"; key = "{d}/rsa.key"; ca_file = "{d}/ca.pem"; }}']
+        entries += [f'{{ name = "h{i}"; cert = "{h}.pem"; key = "{h}.key"; ca_file = "{d}/ca.pem"; }}'
+                    for i, h in enumerate(hosting)]
+        certs = "certificates = ( " + ",\n  ".join(entries) + " );\n"
+        names = ", ".join(['"ecdsa"', '"rsa"'] + [f'"h{i}"' for i in range(len(hosting))])
+        tls_group = f'tls = {{ certificates = [ {names} ]; default = "ecdsa"; }};'
         routes += f', {{ host = "{RSA_NAME}"; pool = "a"; }}'
-    return f"""onegate = {{ workers = 1; log = {{ access = false; }}; }};
+    logging = f'access = true; file = "{log}";' if log else "access = false;"
+    return f"""onegate = {{ workers = 1; log = {{ {logging} }}; }};
 {certs}pools = ( {pools} );
 services = ( {{ name = "gw"; listen = [ "127.0.0.1:{port}" ]; {tls_group}
                routes = ( {routes} ); default = {{ pool = "a"; }}; }} );
 """
 
 
-def haproxy_http_conf(d, port, backend, tls, nroutes=0):
-    bind = f"bind 127.0.0.1:{port}" + (f" ssl crt {d}/srv.full.pem crt {d}/rsa.full.pem alpn http/1.1" if tls else "")
-    uses = "\n".join([f"  use_backend a if {{ hdr(host),field(1,:) -i {f} }}" for f in fillers(nroutes)]
-                     + [f"  use_backend {n[0]} if {{ hdr(host),field(1,:) -i {n} }}" for n in NAMES])
+def haproxy_http_conf(d, port, backend, tls, nroutes=0, log=None, hosting=()):
+    """Host routes beyond the three real ones (scenario 6, reloads) go into a map file, as HAProxy's
+    users write thousands of names; log: the port of the bench's log reader. HAProxy puts one
+    httplog line per request into a 4 MiB ring that it sends on over TCP to that reader (a local
+    datagram socket drops lines here: net.unix.max_dgram_qlen is 10)."""
+    if tls:
+        crts = [f"{d}/srv.full.pem", f"{d}/rsa.full.pem"] + [h + ".full.pem" for h in hosting]
+        with open(os.path.join(d, "gw.crtlist"), "w") as f:
+            f.write("".join(c + "\n" for c in crts))
+    bind = f"bind 127.0.0.1:{port}" + (f" ssl crt-list {d}/gw.crtlist alpn http/1.1" if tls else "")
+    if nroutes:
+        with open(os.path.join(d, "hosts.map"), "w") as f:
+            f.write("".join(f"{h} {p}\n" for h, p in [(f, "a") for f in fillers(nroutes)]
+                            + [(n, n[0]) for n in NAMES]))
+        uses = f"  use_backend %[req.hdr(host),field(1,:),lower,map({d}/hosts.map,a)]"
+    else:
+        uses = "\n".join(f"  use_backend {n[0]} if {{ hdr(host),field(1,:) -i {n} }}" for n in NAMES)
     backends = "\n".join(f"backend {n[0]}\n  server s1 127.0.0.1:{backend}" for n in NAMES)
-    return f"""global
+    glog = "  log ring@logring local0 info\n" if log else ""
+    ring = (f"ring logring\n  format rfc3164\n  maxlen 2048\n  size 4194304\n  timeout connect 5s\n"
+            f"  timeout server 30s\n  server reader 127.0.0.1:{log}\n") if log else ""
+    dlog = "  log global\n  option httplog\n" if log else ""
+    return f"""{ring}global
   nbthread 1
   maxconn {IDLE_CONNS + 100}
   ulimit-n {FD_LIMIT}
-defaults
+{glog}defaults
   mode http
   option forwardfor
-  timeout connect 5s
+{dlog}  timeout connect 5s
   timeout client 1800s
   timeout server 1800s
 frontend gw
@@ -222,7 +273,7 @@ frontend gw
 """
 
 
-def nginx_http_conf(d, port, backend, tls, nroutes=0):
+def nginx_http_conf(d, port, backend, tls, nroutes=0, log=None, hosting=(), master=False):
     ups = "\n".join(f"  upstream {n[0]} {{ server 127.0.0.1:{backend}; keepalive 64; }}" for n in NAMES)
     maps = "\n".join([f"    {f} a;" for f in fillers(nroutes)] + [f"    {n} {n[0]};" for n in NAMES])
     loc = ("location / { proxy_pass http://$pool; proxy_http_version 1.1; proxy_set_header Connection \"\"; "
@@ -232,11 +283,19 @@ def nginx_http_conf(d, port, backend, tls, nroutes=0):
                    f"ssl_certificate_key {d}/srv.key; ssl_protocols TLSv1.2 TLSv1.3; {loc} }}\n"
                    f"  server {{ listen 127.0.0.1:{port} ssl; server_name {RSA_NAME}; ssl_certificate {d}/rsa.pem; "
                    f"ssl_certificate_key {d}/rsa.key; ssl_protocols TLSv1.2 TLSv1.3; {loc} }}")
+        # One server block per further name, as nginx's users write a hundred sites.
+        servers += "".join(f"\n  server {{ listen 127.0.0.1:{port} ssl; server_name {os.path.basename(h)}; "
+                           f"ssl_certificate {h}.pem; ssl_certificate_key {h}.key; {loc} }}" for h in hosting)
     else:
         servers = f"  server {{ listen 127.0.0.1:{port} default_server; {loc} }}"
-    return NGINX_MAIN.format(limit=FD_LIMIT, d=d, name="nginxhttp") + f"""
+    access = f"access_log {log} combined buffer=64k flush=1s;" if log else "access_log off;"
+    main = NGINX_MAIN.format(limit=FD_LIMIT, d=d, name="nginxhttp")
+    if master:
+        main = main.replace("master_process off;", "master_process on;")
+    return main + f"""
 http {{
-  access_log off; keepalive_requests 1000000;
+  {access} keepalive_requests 1000000;
+  server_names_hash_max_size 4096;
 {ups}
   map_hash_max_size 65536; map_hash_bucket_size 128;
   map $host $pool {{
@@ -245,6 +304,126 @@ http {{
   }}
 {servers}
 }}
+"""
+
+
+# Scenario 7: a hosting-style service, one name and one ECDSA certificate per site.
+HOSTING_DIR = "hosting"
+# Scenario 8: certificates beside scenario 1's in the rule file reloaded under load.
+RELOAD_CERTS = 100
+RELOAD_EVERY = 2.0
+
+
+def hosting_name(i):
+    return f"s{i}.host.test"
+
+
+def make_hosting_certs(d, n, have):
+    """Certificates have..n-1 for hosting_name(i), each with its own P-256 key, signed by the bench
+    CA (python3-cryptography: the openssl CLI would take minutes for 10,000). Returns their bases
+    (BASE.pem, BASE.key, BASE.full.pem for HAProxy)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    with open(os.path.join(d, "ca.key"), "rb") as f:
+        ca_key = serialization.load_pem_private_key(f.read(), None)
+    with open(os.path.join(d, "ca.pem"), "rb") as f:
+        ca = x509.load_pem_x509_certificate(f.read())
+    out = os.path.join(d, HOSTING_DIR)
+    os.makedirs(out, exist_ok=True)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    for i in range(have, n):
+        name = hosting_name(i)
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = (x509.CertificateBuilder()
+                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+                .issuer_name(ca.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
+                .not_valid_before(now - datetime.timedelta(hours=1)).not_valid_after(now + datetime.timedelta(days=2))
+                .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+                .sign(ca_key, hashes.SHA256()))
+        cert_pem = cert.public_bytes(serialization.Encoding.PEM)
+        key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption())
+        base = os.path.join(out, name)
+        for suffix, data in ((".pem", cert_pem), (".key", key_pem), (".full.pem", cert_pem + key_pem)):
+            with open(base + suffix, "wb") as f:
+                f.write(data)
+    return [os.path.join(out, hosting_name(i)) for i in range(n)]
+
+
+def onegate_hosting_conf(d, port, backend, certs):
+    entries = ",\n  ".join(f'{{ name = "h{i}"; cert = "{c}.pem"; key = "{c}.key"; ca_file = "{d}/ca.pem"; }}'
+                           for i, c in enumerate(certs))
+    names = ", ".join(f'"h{i}"' for i in range(len(certs)))
+    return f"""onegate = {{ workers = 1; log = {{ access = false; }}; }};
+certificates = ( {entries} );
+pools = ( {{ name = "a"; servers = ( "127.0.0.1:{backend}" ); }} );
+services = ( {{ name = "hosting"; listen = [ "127.0.0.1:{port}" ];
+               tls = {{ certificates = [ {names} ]; default = "h0"; }};
+               default = {{ pool = "a"; }}; }} );
+"""
+
+
+def haproxy_hosting_conf(d, port, backend, certs):
+    with open(os.path.join(d, "hosting.crtlist"), "w") as f:
+        f.write("".join(c + ".full.pem\n" for c in certs))
+    return f"""global
+  nbthread 1
+  maxconn 4000
+  ulimit-n {FD_LIMIT}
+defaults
+  mode http
+  option forwardfor
+  timeout connect 5s
+  timeout client 1800s
+  timeout server 1800s
+frontend hosting
+  bind 127.0.0.1:{port} ssl crt-list {d}/hosting.crtlist alpn http/1.1
+  default_backend a
+backend a
+  server s1 127.0.0.1:{backend}
+"""
+
+
+def nginx_hosting_conf(d, port, backend, certs):
+    """nginx's way for thousands of names: the certificate named after the SNI, read from its file
+    at each handshake (a server block per name would hold 10,000 TLS contexts)."""
+    main = NGINX_MAIN.format(limit=FD_LIMIT, d=d, name="nginxhttp").replace("master_process off;", "master_process on;")
+    return main + f"""
+http {{
+  access_log off; keepalive_requests 1000000;
+  upstream a {{ server 127.0.0.1:{backend}; keepalive 64; }}
+  server {{
+    listen 127.0.0.1:{port} ssl default_server; ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_certificate {d}/{HOSTING_DIR}/$ssl_server_name.pem; ssl_certificate_key {d}/{HOSTING_DIR}/$ssl_server_name.key;
+    location / {{ proxy_pass http://a; proxy_http_version 1.1; proxy_set_header Connection ""; }}
+  }}
+}}
+"""
+
+
+HOSTING_CONF = {"onegate": onegate_hosting_conf, "haproxy": haproxy_hosting_conf, "nginx": nginx_hosting_conf}
+
+
+# HAProxy's ring of log lines (RFC 6587 octet-counted frames over TCP) appended to a file as
+# they come; the connection (a new one after a reload) is accepted on 127.0.0.1. SIGTERM flushes.
+LOG_READER = """import selectors, signal, socket, sys
+signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
+srv = socket.create_server(("127.0.0.1", int(sys.argv[1])))
+sel = selectors.DefaultSelector()
+sel.register(srv, selectors.EVENT_READ)
+with open(sys.argv[2], "ab", buffering=1 << 16) as out:
+    while True:
+        for key, _ in sel.select():
+            if key.fileobj is srv:
+                sel.register(srv.accept()[0], selectors.EVENT_READ)
+                continue
+            data = key.fileobj.recv(1 << 16)
+            if not data:
+                sel.unregister(key.fileobj)
+                key.fileobj.close()
+            out.write(data)
 """
 
 
@@ -285,34 +464,86 @@ class Bench:
         self.procs.append(Proc(["nginx", "-c", conf, "-p", self.d], CLIENT_CPU, self.backend_port,
                                os.path.join(self.d, "backend.log")))
 
+    def start_backend_cpu0(self):
+        """A second back end, on the gateway's CPU: 3a's direct row, so that client and back end
+        each have a core, as they do not when a gateway sits between them."""
+        if not getattr(self, "backend0_port", None):
+            self.backend0_port = free_port()
+            conf = self.write("backend0.conf", backend_conf(self.d, self.backend0_port, free_port(), "backend0"))
+            self.procs.append(Proc(["nginx", "-c", conf, "-p", self.d], GATEWAY_CPU, self.backend0_port,
+                                   os.path.join(self.d, "backend0.log")))
+        return self.backend0_port
+
     def start_gateway(self, kind, mode):
-        """Returns (proc, port) of a gateway of this kind doing mode ("passthrough", "https" or
-        "http"), or (None, a back-end port) for direct."""
+        """Returns (proc, port) of a gateway of this kind doing mode, or (None, a back-end port) for
+        direct. mode: "passthrough", "https", "http", "http:N" (N host routes), each with "+log"
+        for an access log to a file; "hosting:N" (a TLS service with N names, each with its own
+        certificate); "reload" (scenario 1's service with 10,000 host routes and 100 more
+        certificates; HAProxy and nginx with a master process, so that they can reload)."""
         if kind == "direct":
+            if mode == "passthrough":
+                return None, self.start_backend_cpu0()
             # "https" is TLS too: the back end's TLS server; "http" and "http:N" its plain one.
             plain = mode == "http" or mode.startswith("http:")
             return None, self.backend_http_port if plain else self.backend_port
         port = free_port()
-        tls = mode == "https"
-        nroutes = int(mode.split(":")[1]) if mode.startswith("http:") else 0
-        if kind == "onegate":
+        mode, _, opt = mode.partition("+")
+        log = os.path.join(self.d, f"{kind}-access.log") if opt == "log" else None
+        self.access_log = log
+        if log and os.path.exists(log):
+            os.unlink(log)
+        tls = mode in ("https", "reload")
+        nroutes = int(mode.split(":")[1]) if mode.startswith("http:") else 10000 if mode == "reload" else 0
+        hosting = self.hosting_certs(RELOAD_CERTS) if mode == "reload" else ()
+        master = mode.startswith("hosting:") or mode == "reload"
+        if kind == "haproxy" and log:
+            self.start_log_reader(log)
+            log = self.log_reader_port
+        if mode.startswith("hosting:"):
+            n = int(mode.split(":")[1])
+            text = HOSTING_CONF[kind](self.d, port, self.backend_http_port, self.hosting_certs(n))
+        elif kind == "onegate":
             text = (onegate_conf(port, self.backend_port) if mode == "passthrough"
-                    else onegate_http_conf(self.d, port, self.backend_http_port, tls, nroutes))
-            conf = self.write("onegate.conf", text)
-            cmd = [self.bin, "run", "-c", conf]
+                    else onegate_http_conf(self.d, port, self.backend_http_port, tls, nroutes, log, hosting))
         elif kind == "haproxy":
             text = (haproxy_conf(port, self.backend_port) if mode == "passthrough"
-                    else haproxy_http_conf(self.d, port, self.backend_http_port, tls, nroutes))
-            conf = self.write("haproxy.cfg", text)
-            cmd = ["haproxy", "-db", "-f", conf]
+                    else haproxy_http_conf(self.d, port, self.backend_http_port, tls, nroutes, log, hosting))
         else:
             text = (nginx_gateway_conf(self.d, port, self.backend_port) if mode == "passthrough"
-                    else nginx_http_conf(self.d, port, self.backend_http_port, tls, nroutes))
-            conf = self.write("nginxgw.conf", text)
+                    else nginx_http_conf(self.d, port, self.backend_http_port, tls, nroutes, log, hosting, master))
+        conf = self.write({"onegate": "onegate.conf", "haproxy": "haproxy.cfg", "nginx": "nginxgw.conf"}[kind], text)
+        self.conf = conf
+        if kind == "onegate":
+            cmd = [self.bin, "run", "-c", conf]
+        elif kind == "haproxy":
+            cmd = ["haproxy", "-W", "-db", "-f", conf] if master else ["haproxy", "-db", "-f", conf]
+        else:
             cmd = ["nginx", "-c", conf, "-p", self.d]
-        p = Proc(cmd, GATEWAY_CPU, port, os.path.join(self.d, kind + ".log"))
+        self.started_at = time.monotonic()
+        p = Proc(cmd, GATEWAY_CPU, port, os.path.join(self.d, kind + ".log"), timeout=300.0 if master else 10.0)
         self.procs.append(p)
         return p, port
+
+    def start_log_reader(self, path):
+        """HAProxy's syslog lines, from its ring over TCP into path, on the client's CPU."""
+        self.log_reader_port = free_port()
+        script = self.write("logreader.py", LOG_READER)
+        self.log_reader = Proc([sys.executable, script, str(self.log_reader_port), path], CLIENT_CPU,
+                               self.log_reader_port, os.path.join(self.d, "logreader.log"))
+
+    def logged_share(self, work):
+        """Share of the requests whose line reached the access log, once the gateway stopped."""
+        reader = getattr(self, "log_reader", None)
+        if reader:
+            time.sleep(0.5)         # the last datagrams reach the reader
+            reader.close()
+            self.log_reader = None
+        try:
+            with open(self.access_log, errors="replace") as f:
+                lines = f.read().count("/1k")     # one per line; HAProxy's ring frames have no newline
+        except FileNotFoundError:
+            lines = 0
+        return lines / work if work else 0.0
 
     def close(self):
         for p in reversed(self.procs):
@@ -323,6 +554,7 @@ class Bench:
                               timeout=timeout)
 
     def measure(self, kind, fn, mode):
+        self.kind = kind
         proc, port = self.start_gateway(kind, mode)
         perf = None
         try:
@@ -345,6 +577,12 @@ class Bench:
                 result["cpu"], result["sys"] = user + system, system
             else:
                 result["cpu"] = None
+            if proc and mode.endswith("+log"):
+                proc.close()
+                share = self.logged_share(result["work"])
+                result["unit"] += f", {share:.1%} logged"
+                if share < 0.99:
+                    result["unit"] += " (LINES LOST)"
             return result
         finally:
             if perf:
@@ -353,6 +591,9 @@ class Bench:
             if proc:
                 proc.close()
                 self.procs.remove(proc)
+            if getattr(self, "log_reader", None):
+                self.log_reader.close()
+                self.log_reader = None
 
     # ---- scenarios: each returns {"value": float, "unit": str, "work": units of work done}
 
@@ -477,6 +718,173 @@ class Bench:
         per = (after - before) / n
         return {"value": per, "unit": "KiB/conn", "work": 1.0, "per": "run", "compare_value": True}
 
+    # ---- second round (issue 18): many certificates, reloads, latency at a fixed load
+
+    def hosting_certs(self, n):
+        have = getattr(self, "hosting", [])
+        if len(have) < n:
+            self.hosting = make_hosting_certs(self.d, n, len(have))
+        return self.hosting[:n]
+
+    def tls_ready(self, port, name, timeout=300.0):
+        """Monotonic time of the first completed TLS handshake for name (the certificate checked)."""
+        import ssl
+        ctx = ssl.create_default_context(cafile=os.path.join(self.d, "ca.pem"))
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                    with ctx.wrap_socket(s, server_hostname=name):
+                        return time.monotonic()
+            except (OSError, ssl.SSLError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
+
+    def reload_gateway(self, proc, timeout=120.0):
+        """Reloads the gateway's configuration the way its admins do and returns the seconds until
+        the new one serves: onegate SIGHUP (until its "reloaded" line), HAProxy's master SIGUSR2 and
+        nginx's master SIGHUP (`nginx -s reload`; until the master forked the new worker, which
+        it does once the new configuration is loaded)."""
+        t0 = time.monotonic()
+        if self.kind == "onegate":
+            # A changed file, so that no gateway could skip an identical one.
+            with open(self.conf, "a") as f:
+                f.write(f"# reload at {t0}\n")
+            log = os.path.join(self.d, "onegate.log")
+            with open(log, errors="replace") as f:
+                seen = f.read().count("reloaded")
+            os.kill(proc.pid, signal.SIGHUP)
+            while True:
+                with open(log, errors="replace") as f:
+                    text = f.read()
+                if text.count("reloaded") > seen:
+                    return time.monotonic() - t0
+                if "refused" in text[-2000:] or time.monotonic() - t0 > timeout:
+                    raise RuntimeError("onegate did not reload: " + text[-300:])
+                time.sleep(0.005)
+        old = set(group_pids(proc.pid))
+        os.kill(proc.pid, signal.SIGUSR2 if self.kind == "haproxy" else signal.SIGHUP)
+        while time.monotonic() - t0 < timeout:
+            if set(group_pids(proc.pid)) - old:
+                return time.monotonic() - t0
+            time.sleep(0.005)
+        raise RuntimeError(f"{self.kind} started no new worker within {timeout:.0f} s of the reload signal")
+
+    def hosting_handshakes(self, port, proc):
+        """Scenario 7: a service with N names. Start-up (until a handshake for a name in the middle
+        of the list completes), RSS once up (master and worker together), one reload, then 2a's
+        full ECDSA handshakes for that name."""
+        n = len(self.hosting_certs(self.hosting_n))
+        name = hosting_name(n // 2)
+        start = self.tls_ready(port, name) - self.started_at
+        rss = group_rss_kib(proc.pid)
+        reload_s = self.reload_gateway(proc)
+        self.tls_ready(port, name)
+        res = self._handshakes(port, proc, "full", name, "1.3", "ec")
+        res["unit"] += f"; start-up {start:.2f} s, RSS {rss / 1024:.0f} MiB, reload {reload_s:.2f} s"
+        return res
+
+    def hosting_1(self, port, proc):
+        self.hosting_n = 1
+        return self.hosting_handshakes(port, proc)
+
+    def hosting_10k(self, port, proc):
+        self.hosting_n = 10000
+        return self.hosting_handshakes(port, proc)
+
+    def fixed_rate(self, scheme, port, rate, seconds):
+        """h2load at a fixed rate (32 kept HTTP/1.1 connections, each sending rate/32 requests a
+        second, Host a.bench.test): answered requests, failures and latency percentiles from its
+        per-request log. h2load waits for an answer before a connection's next request, so a
+        stall delays later requests instead of being counted against each (no wrk2 in Debian)."""
+        log = os.path.join(self.d, "h2load-requests.log")
+        if os.path.exists(log):
+            os.unlink(log)
+        r = self.client(["h2load", "--h1", "-t1", "-c32", f"--rps={rate / 32:.3f}", "-D", str(seconds),
+                         f"--log-file={log}", f"--connect-to=127.0.0.1:{port}", f"{scheme}://{NAMES[0]}:{port}/1k"],
+                        timeout=seconds + 60)
+        m = re.search(r"requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, "
+                      r"(\d+) errored, (\d+) timeout", r.stdout)
+        if not m:
+            raise RuntimeError("h2load output not understood:\n" + r.stdout[-500:] + r.stderr[-500:])
+        durations = []
+        bad_status = 0
+        with open(log) as f:
+            for line in f:
+                parts = line.split("\t")
+                if len(parts) >= 3:
+                    if not parts[1].startswith("2"):
+                        bad_status += 1
+                    durations.append(int(parts[2]))
+        if not durations:
+            raise RuntimeError("h2load answered nothing:\n" + r.stdout[-500:])
+        durations.sort()
+        pct = lambda q: durations[min(len(durations) - 1, int(q * len(durations)))] / 1000.0
+        done, ok, failed, errored, timeout = (int(x) for x in m.groups())
+        return {"rate": ok / seconds, "ok": ok, "failed": failed + errored + timeout + bad_status,
+                "p50": pct(0.50), "p99": pct(0.99), "p999": pct(0.999)}
+
+    def prepare(self, fn, mode):
+        """Rates that scenarios 8 and 9 load at, measured in the same run: onegate's throughput
+        with scenario 8's file, the best peer's throughput in 1 or 4."""
+        if fn == "reload_under_load":
+            r = self.measure("onegate", self.https_keepalive, mode)
+            self.load_rate = 0.7 * r["value"]
+            return f"70% of onegate's {r['value']:.0f} req/s"
+        if fn in ("fixed_latency_https", "fixed_latency_http"):
+            base = "https" if fn == "fixed_latency_https" else "http"
+            keep = self.https_keepalive if base == "https" else self.http_keepalive
+            peers = {g: self.measure(g, keep, base)["value"] for g in ("haproxy", "nginx")}
+            self.load_rate = max(peers.values())
+            return "best peer: " + ", ".join(f"{g} {v:.0f} req/s" for g, v in peers.items())
+        return None
+
+    def reload_under_load(self, port, proc):
+        """Scenario 8: scenario 1 at 70% of onegate's throughput, first without reloads, then while
+        the configuration (10,000 host routes, 100 more certificates) is reloaded every 2 s."""
+        import threading
+        quiet = self.fixed_rate("https", port, self.load_rate, self.seconds)
+        took, errors = [], []
+        stop = threading.Event()
+
+        def reloader():
+            while not stop.wait(RELOAD_EVERY):
+                try:
+                    took.append(self.reload_gateway(proc))
+                except RuntimeError as e:
+                    errors.append(str(e))
+                    return
+        t = threading.Thread(target=reloader)
+        t.start()
+        try:
+            busy = self.fixed_rate("https", port, self.load_rate, self.seconds)
+        finally:
+            stop.set()
+            t.join()
+        if errors:
+            raise RuntimeError(errors[0])
+        failed = quiet["failed"] + busy["failed"]
+        unit = (f"req/s; {len(took)} reloads (each {max(took, default=0):.2f} s at most); failed {quiet['failed']} "
+                f"quiet, {busy['failed']} reloading{' (FAILED REQUESTS)' if failed else ''}; p99 {quiet['p99']:.2f} ms "
+                f"quiet, {busy['p99']:.2f} ms reloading ({busy['p99'] / quiet['p99']:.2f}x)")
+        return {"value": busy["rate"], "unit": unit, "work": float(quiet["ok"] + busy["ok"]), "per": "req"}
+
+    def fixed_latency(self, scheme, port):
+        """Scenario 9: p50/p99/p99.9 at 50% and 90% of the best peer's throughput."""
+        runs = [(share, self.fixed_rate(scheme, port, share * self.load_rate, self.seconds)) for share in (0.5, 0.9)]
+        unit = "req/s at 90%; " + "; ".join(
+            f"{share:.0%} ({r['rate']:.0f} req/s): p50 {r['p50']:.2f} ms, p99 {r['p99']:.2f} ms, p99.9 {r['p999']:.2f} ms"
+            + (f", {r['failed']} FAILED" if r["failed"] else "") for share, r in runs)
+        return {"value": runs[1][1]["rate"], "unit": unit, "work": float(sum(r["ok"] for _, r in runs)), "per": "req",
+                "latency": {share: r for share, r in runs}}
+
+    def fixed_latency_https(self, port, proc):
+        return self.fixed_latency("https", port)
+
+    def fixed_latency_http(self, port, proc):
+        return self.fixed_latency("http", port)
+
 
 def rss_kib(pid):
     with open(f"/proc/{pid}/status") as f:
@@ -484,6 +892,17 @@ def rss_kib(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     return 0
+
+
+def group_rss_kib(pgid):
+    """RSS of a master and its workers together (pages they share count twice)."""
+    total = 0
+    for pid in group_pids(pgid):
+        try:
+            total += rss_kib(pid)
+        except OSError:
+            pass
+    return total
 
 
 # Opens N TLS connections, completes each handshake, says so, then holds them until killed.
@@ -514,7 +933,18 @@ SCENARIOS = [
     ("5", f"RSS per idle terminated TLS connection ({IDLE_CONNS:,} held)", "idle_tls_rss", "https", None),
     ("6a", "plain HTTP keep-alive with 10 host routes", "http_keepalive", "http:10", None),
     ("6b", "plain HTTP keep-alive with 10,000 host routes", "http_keepalive", "http:10000", None),
+    ("1L", "as 1, every request logged to a file", "https_keepalive", "https+log", None),
+    ("4L", "as 4, every request logged to a file", "http_keepalive", "http+log", None),
+    ("7a", "hosting: 1 name, its own ECDSA certificate, full handshakes", "hosting_1", "hosting:1", None),
+    ("7b", "hosting: 10,000 names, each its own ECDSA certificate, full handshakes", "hosting_10k",
+     "hosting:10000", None),
+    ("8", "as 1 at 70% of onegate's throughput, 10,000 routes + 100 certificates reloaded every 2 s",
+     "reload_under_load", "reload", None),
+    ("9a", "as 1 at 50% and 90% of the best peer's throughput: latency", "fixed_latency_https", "https", None),
+    ("9b", "as 4 at 50% and 90% of the best peer's throughput: latency", "fixed_latency_http", "http", None),
 ]
+# Scenarios without a "direct" row: it would log, hold certificates or reload nothing.
+NO_DIRECT = {"1L", "4L", "7a", "7b", "8", "9a", "9b"}
 GATEWAYS = ["direct", "onegate", "haproxy", "nginx"]
 
 
@@ -641,6 +1071,7 @@ def main():
     if args.profile and not shutil.which("perf"):
         sys.exit("bench: --profile needs perf (Debian's linux-perf)")
     results = {}
+    notes = {}
     try:
         make_pki(d)
         bench.start_backend()
@@ -648,8 +1079,15 @@ def main():
             if pending or (args.only and sid not in args.only.split(",")):
                 continue
             results[sid] = {}
+            try:
+                note = bench.prepare(fn, mode)
+            except Exception as e:
+                note = "failed: " + str(e).splitlines()[0][-160:]
+            if note:
+                notes[sid] = note
+                print(f"  {sid}: {note}", file=sys.stderr)
             for g in GATEWAYS:
-                if fn == "idle_tls_rss" and g == "direct":
+                if (fn == "idle_tls_rss" or sid in NO_DIRECT) and g == "direct":
                     continue
                 try:
                     results[sid][g] = bench.measure(g, getattr(bench, fn), mode)
