@@ -574,6 +574,7 @@ static struct rules_config *rules_load(config_t *lc, int parsed, struct rules_lo
 	free(L->pool_used);
 	free(L->plugin_used);
 	free(L->seen);
+	free(L->cert_names);
 	if (rules_diag_errors(L->diag) == before)
 		return c;
 	rules_config_free(c);

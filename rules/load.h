@@ -40,6 +40,8 @@ struct rules_load {
 	const config_setting_t *pools_set;
 	const config_setting_t *plugins_set;
 	const config_setting_t *certs_set;
+	struct rules_cert_name *cert_names;     /* the certificates' names sorted, to find one by name */
+	size_t ncert_names;
 	bool *plugin_used;
 	const config_setting_t *templates;     /* the file's templates list, or NULL */
 	config_t *builtin;              /* the shipped templates, parsed: rules_nbuiltins of them */

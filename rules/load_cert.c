@@ -263,6 +263,55 @@ void rules_check_acme(struct rules_load *L)
 	}
 }
 
+/* A certificate's name and its place in the list. */
+struct rules_cert_name {
+	const char *name;
+	size_t index;
+};
+
+static int rules_cert_name_cmp(const void *a, const void *b)
+{
+	const struct rules_cert_name *x = a, *y = b;
+	int c = strcmp(x->name, y->name);
+	return c ? c : x->index < y->index ? -1 : x->index > y->index;
+}
+
+/* The names as the file writes them, sorted once before the entries are read, so that finding
+ * a certificate by name (each service's list, each duplicate check) is a binary search: 10,000
+ * certificates took a quarter of the load's time in linear searches. */
+static void rules_cert_names_index(struct rules_load *L, const config_setting_t *list, size_t n)
+{
+	if (!(L->cert_names = rules_calloc(L, list, n ? n : 1, sizeof(*L->cert_names))))
+		return;
+	for (size_t i = 0; i < n; i++) {
+		const char *name = NULL;
+		const config_setting_t *e = config_setting_get_elem(list, (unsigned)i);
+		if (e && config_setting_is_group(e) && config_setting_lookup_string(e, "name", &name) && name)
+			L->cert_names[L->ncert_names++] = (struct rules_cert_name){ name, i };
+	}
+	qsort(L->cert_names, L->ncert_names, sizeof(*L->cert_names), rules_cert_name_cmp);
+}
+
+/* The first certificate of the list with this name, or -1. */
+static long rules_cert_find(const struct rules_load *L, const char *name)
+{
+	size_t lo = 0, hi = L->ncert_names;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (strcmp(L->cert_names[mid].name, name) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	/* Only entries read so far, whose name the schema took. */
+	for (; lo < L->ncert_names && strcmp(L->cert_names[lo].name, name) == 0; lo++) {
+		size_t i = L->cert_names[lo].index;
+		if (i < L->cfg->ncerts && L->cfg->certs[i].name && strcmp(L->cfg->certs[i].name, name) == 0)
+			return (long)i;
+	}
+	return -1;
+}
+
 static void rules_cert_read(struct rules_load *L, const config_setting_t *list, size_t i)
 {
 	const config_setting_t *s = config_setting_get_elem(list, (unsigned)i);
@@ -272,10 +321,10 @@ static void rules_cert_read(struct rules_load *L, const config_setting_t *list, 
 		return;
 	size_t before = rules_diag_errors(L->diag);
 	rules_section_apply(L, s, RULES_G_CERTIFICATE, c);
-	for (size_t j = 0; c->name && j < i; j++)
-		if (L->cfg->certs[j].name && strcmp(L->cfg->certs[j].name, c->name) == 0)
-			rules_error(L, s, "duplicate certificate name \"%s\"; the first is at %s", c->name,
-			            rules_where(L, config_setting_get_elem(list, (unsigned)j)));
+	long first = c->name ? rules_cert_find(L, c->name) : -1;
+	if (first >= 0 && (size_t)first < i)
+		rules_error(L, s, "duplicate certificate name \"%s\"; the first is at %s", c->name,
+		            rules_where(L, config_setting_get_elem(list, (unsigned)first)));
 	int npass = !!c->password + !!c->password_file + !!c->password_env;
 	if (c->acme) {
 		if (c->pfx || c->cert || c->key || c->chain || c->nintermediates || c->ocsp || npass)
@@ -312,16 +361,9 @@ void rules_set_certificates(struct rules_load *L, const config_setting_t *s, voi
 	L->certs_set = s;
 	if (!(c->certs = rules_calloc(L, s, n, sizeof(*c->certs))))
 		return;
+	rules_cert_names_index(L, s, n);
 	for (size_t i = 0; i < n; i++, c->ncerts++)
 		rules_cert_read(L, s, i);
-}
-
-static long rules_cert_find(const struct rules_config *c, const char *name)
-{
-	for (size_t i = 0; i < c->ncerts; i++)
-		if (c->certs[i].name && strcmp(c->certs[i].name, name) == 0)
-			return (long)i;
-	return -1;
 }
 
 static void rules_cert_unknown(struct rules_load *L, const config_setting_t *s, const char *name)
@@ -393,7 +435,7 @@ void rules_set_service_tls(struct rules_load *L, const config_setting_t *s, void
 			for (size_t i = 0; i < n; i++) {
 				const config_setting_t *e = config_setting_get_elem(list, (unsigned)i);
 				long k = config_setting_type(e) == CONFIG_TYPE_STRING
-				                 ? rules_cert_find(L->cfg, config_setting_get_string(e)) : -2;
+				                 ? rules_cert_find(L, config_setting_get_string(e)) : -2;
 				if (k == -2)
 					rules_error(L, e, "each entry of certificates must be a certificate name in double quotes");
 				else if (k < 0)
@@ -405,7 +447,7 @@ void rules_set_service_tls(struct rules_load *L, const config_setting_t *s, void
 	svc->default_cert = svc->ncerts ? (long)svc->certs[0] : -1;
 	if (t.dflt) {
 		const config_setting_t *d = config_setting_get_member(s, "default");
-		long k = rules_cert_find(L->cfg, t.dflt);
+		long k = rules_cert_find(L, t.dflt);
 		bool listed = false;
 		for (size_t i = 0; k >= 0 && i < svc->ncerts; i++)
 			listed |= svc->certs[i] == (size_t)k;
