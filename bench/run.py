@@ -142,6 +142,10 @@ events {{ worker_connections 20000; }}
 """
 
 
+# A master process, so that nginx can reload; its worker stays root to read the bench's files.
+NGINX_MASTER = "master_process on; user root;"
+
+
 def backend_conf(d, port, http_port, name="backend"):
     return NGINX_MAIN.format(limit=FD_LIMIT, d=d, name=name) + f"""
 http {{
@@ -203,9 +207,10 @@ stream {{
 
 
 # Scenario 6: host routes that never match, listed before the three that do (the worst place
-# for a gateway that tries routes in order), so that only the number of routes changes.
+# for a gateway that tries routes in order), so that only the number of routes changes. Under
+# bench.test, so that the certificate's *.bench.test covers them where TLS needs it (scenario 8).
 def fillers(nroutes):
-    return [f"r{i}.filler.test" for i in range(max(0, nroutes - len(NAMES)))]
+    return [f"r{i}.bench.test" for i in range(max(0, nroutes - len(NAMES)))]
 
 
 def onegate_http_conf(d, port, backend, tls, nroutes=0, log=None, hosting=()):
@@ -291,7 +296,7 @@ def nginx_http_conf(d, port, backend, tls, nroutes=0, log=None, hosting=(), mast
     access = f"access_log {log} combined buffer=64k flush=1s;" if log else "access_log off;"
     main = NGINX_MAIN.format(limit=FD_LIMIT, d=d, name="nginxhttp")
     if master:
-        main = main.replace("master_process off;", "master_process on;")
+        main = main.replace("master_process off;", NGINX_MASTER)
     return main + f"""
 http {{
   {access} keepalive_requests 1000000;
@@ -339,7 +344,7 @@ def make_hosting_certs(d, n, have):
         cert = (x509.CertificateBuilder()
                 .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
                 .issuer_name(ca.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
-                .not_valid_before(now - datetime.timedelta(hours=1)).not_valid_after(now + datetime.timedelta(days=2))
+                .not_valid_before(now - datetime.timedelta(hours=1)).not_valid_after(now + datetime.timedelta(days=90))
                 .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
                 .sign(ca_key, hashes.SHA256()))
         cert_pem = cert.public_bytes(serialization.Encoding.PEM)
@@ -347,7 +352,7 @@ def make_hosting_certs(d, n, have):
                                     serialization.NoEncryption())
         base = os.path.join(out, name)
         for suffix, data in ((".pem", cert_pem), (".key", key_pem), (".full.pem", cert_pem + key_pem)):
-            with open(base + suffix, "wb") as f:
+            with open(os.open(base + suffix, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
                 f.write(data)
     return [os.path.join(out, hosting_name(i)) for i in range(n)]
 
@@ -389,7 +394,7 @@ backend a
 def nginx_hosting_conf(d, port, backend, certs):
     """nginx's way for thousands of names: the certificate named after the SNI, read from its file
     at each handshake (a server block per name would hold 10,000 TLS contexts)."""
-    main = NGINX_MAIN.format(limit=FD_LIMIT, d=d, name="nginxhttp").replace("master_process off;", "master_process on;")
+    main = NGINX_MAIN.format(limit=FD_LIMIT, d=d, name="nginxhttp").replace("master_process off;", NGINX_MASTER)
     return main + f"""
 http {{
   access_log off; keepalive_requests 1000000;
@@ -424,6 +429,20 @@ with open(sys.argv[2], "ab", buffering=1 << 16) as out:
                 sel.unregister(key.fileobj)
                 key.fileobj.close()
             out.write(data)
+"""
+
+
+# Paced wrk (scenario 8): each connection waits this many ms after an answer; a summary line
+# with the percentiles wrk's own table leaves out, and every kind of error.
+PACED_LUA = """
+delay = function() return %.3f end
+done = function(summary, latency, requests)
+  io.write(string.format("p50 %%d p99 %%d p999 %%d\\n", latency:percentile(50), latency:percentile(99),
+                         latency:percentile(99.9)))
+  local e = summary.errors
+  io.write(string.format("errors connect %%d read %%d write %%d status %%d timeout %%d\\n", e.connect, e.read,
+                         e.write, e.status, e.timeout))
+end
 """
 
 
@@ -741,7 +760,7 @@ class Bench:
                     raise
                 time.sleep(0.02)
 
-    def reload_gateway(self, proc, timeout=120.0):
+    def reload_gateway(self, proc, timeout=300.0):
         """Reloads the gateway's configuration the way its admins do and returns the seconds until
         the new one serves: onegate SIGHUP (until its "reloaded" line), HAProxy's master SIGUSR2 and
         nginx's master SIGHUP (`nginx -s reload`; until the master forked the new worker, which
@@ -795,15 +814,23 @@ class Bench:
 
     def fixed_rate(self, scheme, port, rate, seconds):
         """h2load at a fixed rate (32 kept HTTP/1.1 connections, each sending rate/32 requests a
-        second, Host a.bench.test): answered requests, failures and latency percentiles from its
-        per-request log. h2load waits for an answer before a connection's next request, so a
+        second, Host a.bench.test) for rate * seconds requests: answered requests, failures (any
+        not answered 2xx, or never answered) and latency percentiles from its per-request log. h2load waits for an answer before a connection's next request, so a
         stall delays later requests instead of being counted against each (no wrk2 in Debian)."""
         log = os.path.join(self.d, "h2load-requests.log")
         if os.path.exists(log):
             os.unlink(log)
-        r = self.client(["h2load", "--h1", "-t1", "-c32", f"--rps={rate / 32:.3f}", "-D", str(seconds),
+        # A request count, not -D: in its timed mode h2load does not open a connection again after
+        # the gateway closed one (as HAProxy and nginx do to kept connections when they reload),
+        # so requests would go missing instead of being counted.
+        total = int(rate * seconds)
+        started = time.monotonic()
+        r = self.client(["h2load", "--h1", "-t1", "-c32", f"--rps={rate / 32:.3f}", "-n", str(total),
                          f"--log-file={log}", f"--connect-to=127.0.0.1:{port}", f"{scheme}://{NAMES[0]}:{port}/1k"],
-                        timeout=seconds + 60)
+                        timeout=3 * seconds + 60)
+        took = time.monotonic() - started
+        with open(os.path.join(self.d, "h2load.out"), "a") as f:
+            f.write(f"{self.kind} {rate:.0f} req/s x {seconds} s\n{r.stdout}{r.stderr}\n")
         m = re.search(r"requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, "
                       r"(\d+) errored, (\d+) timeout", r.stdout)
         if not m:
@@ -821,13 +848,19 @@ class Bench:
             raise RuntimeError("h2load answered nothing:\n" + r.stdout[-500:])
         durations.sort()
         pct = lambda q: durations[min(len(durations) - 1, int(q * len(durations)))] / 1000.0
-        done, ok, failed, errored, timeout = (int(x) for x in m.groups())
-        return {"rate": ok / seconds, "ok": ok, "failed": failed + errored + timeout + bad_status,
+        ok = int(m.group(2))
+        return {"rate": ok / took, "ok": ok, "failed": total - ok + bad_status,
                 "p50": pct(0.50), "p99": pct(0.99), "p999": pct(0.999)}
 
     def prepare(self, fn, mode):
-        """Rates that scenarios 8 and 9 load at, measured in the same run: onegate's throughput
-        with scenario 8's file, the best peer's throughput in 1 or 4."""
+        """What a scenario's reading needs from the same run, measured before its gateways: one
+        RSA-2048 signature of each TLS library (2b); the rates that scenarios 8 and 9 load at
+        (onegate's throughput with scenario 8's file, the best peer's in 1 or 4)."""
+        if fn == "handshakes_rsa":
+            self.rsa_sign = rsa_sign_us()
+            return ("one RSA-2048 signature on CPU 0: BoringSSL (onegate) "
+                    f"{self.rsa_sign['onegate']:.0f} us (bssl-tool speed), OpenSSL (HAProxy, nginx) "
+                    f"{self.rsa_sign['haproxy']:.0f} us (openssl speed)")
         if fn == "reload_under_load":
             r = self.measure("onegate", self.https_keepalive, mode)
             self.load_rate = 0.7 * r["value"]
@@ -840,11 +873,32 @@ class Bench:
             return "best peer: " + ", ".join(f"{g} {v:.0f} req/s" for g, v in peers.items())
         return None
 
+    def paced(self, port, rate, seconds):
+        """wrk with each of its connections waiting about 10 ms between its requests (Host over the
+        three names, as in scenario 1). Unlike h2load, wrk opens a connection again when the gateway
+        closes one, as HAProxy and nginx do to kept connections when they reload, and counts each
+        such cut once: a request sent and not answered. The wait follows the answer, so the rate
+        reached is a little below rate; it is reported. wrk waits whole milliseconds, hence ~10 ms
+        waits over rate/100 connections (32 to 1000)."""
+        conns = max(32, min(1000, int(rate / 100)))
+        script = self.write("paced.lua", WRK_HOSTS + PACED_LUA % (conns * 1000.0 / rate))
+        r = self.client(["wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--timeout", "10s", "-s", script,
+                         f"https://127.0.0.1:{port}/1k"], timeout=seconds + 60)
+        total = re.search(r"(\d+) requests in ([\d.]+)s", r.stdout)
+        pct = re.search(r"^p50 (\d+) p99 (\d+) p999 (\d+)$", r.stdout, re.M)
+        errs = re.search(r"^errors connect (\d+) read (\d+) write (\d+) status (\d+) timeout (\d+)$", r.stdout, re.M)
+        if not total or not pct or not errs:
+            raise RuntimeError("wrk output not understood:\n" + r.stdout[-500:] + r.stderr[-500:])
+        done = int(total.group(1))
+        failed = sum(int(x) for x in errs.groups())
+        return {"rate": done / seconds, "ok": done - int(errs.group(4)), "failed": failed,
+                "p50": int(pct.group(1)) / 1000, "p99": int(pct.group(2)) / 1000, "p999": int(pct.group(3)) / 1000}
+
     def reload_under_load(self, port, proc):
         """Scenario 8: scenario 1 at 70% of onegate's throughput, first without reloads, then while
         the configuration (10,000 host routes, 100 more certificates) is reloaded every 2 s."""
         import threading
-        quiet = self.fixed_rate("https", port, self.load_rate, self.seconds)
+        quiet = self.paced(port, self.load_rate, self.seconds)
         took, errors = [], []
         stop = threading.Event()
 
@@ -858,7 +912,7 @@ class Bench:
         t = threading.Thread(target=reloader)
         t.start()
         try:
-            busy = self.fixed_rate("https", port, self.load_rate, self.seconds)
+            busy = self.paced(port, self.load_rate, self.seconds)
         finally:
             stop.set()
             t.join()
@@ -884,6 +938,20 @@ class Bench:
 
     def fixed_latency_http(self, port, proc):
         return self.fixed_latency("http", port)
+
+
+def rsa_sign_us():
+    """Microseconds per RSA-2048 signature on the gateways' CPU: BoringSSL's (onegate) and
+    OpenSSL's (HAProxy, nginx), each timed by its own library's tool."""
+    r = run(["taskset", "-c", GATEWAY_CPU, "bssl-tool", "speed", "-filter", "RSA 2048 signing", "-timeout", "2"])
+    m = re.search(r"Did (\d+) RSA 2048 signing operations in (\d+)us", r.stdout + r.stderr)
+    o = run(["taskset", "-c", GATEWAY_CPU, "openssl", "speed", "-seconds", "2", "-mr", "rsa2048"])
+    f = re.search(r"^\+F2:\d+:2048:([\d.]+):", o.stdout, re.M)
+    if not m or not f:
+        raise RuntimeError("bssl-tool or openssl speed output not understood")
+    boring = int(m.group(2)) / int(m.group(1))
+    openssl = 1e6 / float(f.group(1))
+    return {"onegate": boring, "haproxy": openssl, "nginx": openssl}
 
 
 def rss_kib(pid):
@@ -1038,6 +1106,58 @@ def table(results):
     return "\n".join(lines)
 
 
+def per_unit(res, key="cpu"):
+    return res[key] / res["work"] * 1e6 if isinstance(res, dict) and res.get(key) is not None else None
+
+
+def restated(results, rsa_sign):
+    """Issue 18's readings of the targets that a gateway does not wholly control, and of the
+    second round's scenarios, from this run's rows."""
+    out = []
+    ok = lambda sid, g: isinstance(results.get(sid, {}).get(g), dict)
+    if "2b" in results and rsa_sign:
+        lines = ["| gateway | CPU per handshake | one RSA-2048 signature of its library | CPU less the signature | "
+                 "vs best peer's, less its signature (target for onegate <= 0.7x) |", "|---|---|---|---|---|"]
+        less = {g: per_unit(results["2b"][g]) - rsa_sign[g] for g in ("onegate", "haproxy", "nginx") if ok("2b", g)}
+        best = min((v for g, v in less.items() if g != "onegate"), default=None)
+        for g, v in less.items():
+            ratio = f"{v / best:.2f}x" if best and best > 0 else "-"
+            lines.append(f"| {g} | {per_unit(results['2b'][g]):.1f} us | {rsa_sign[g]:.1f} us | {v:.1f} us | {ratio} |")
+        out.append("2b, the RSA-2048 signature taken out (it belongs to the TLS library):\n\n" + "\n".join(lines))
+    for sid in ("4", "1"):
+        rows = {g: results[sid][g] for g in ("onegate", "haproxy", "nginx") if ok(sid, g)}
+        if not rows:
+            continue
+        if not all(r.get("profile") for r in rows.values()):
+            out.append(f"{sid}: run with --profile for the user-space split (target for 4: user space <= 0.7x the "
+                       "best peer's, total <= 0.9x).")
+            continue
+        user = {g: r["profile"].get("user", 0) * per_unit(r) for g, r in rows.items()}
+        total = {g: per_unit(r) for g, r in rows.items()}
+        bu = min((v for g, v in user.items() if g != "onegate"), default=None)
+        bt = min((v for g, v in total.items() if g != "onegate"), default=None)
+        lines = ["| gateway | CPU per request | user space | user space vs best peer's (target <= 0.7x) | "
+                 "total vs best peer's (target <= 0.9x) |", "|---|---|---|---|---|"]
+        for g in rows:
+            lines.append(f"| {g} | {total[g]:.2f} us | {user[g]:.2f} us | {user[g] / bu:.2f}x | {total[g] / bt:.2f}x |"
+                         if bu and bt else f"| {g} | {total[g]:.2f} us | {user[g]:.2f} us | - | - |")
+        out.append(f"{sid}, user space and total (perf's split):\n\n" + "\n".join(lines))
+    for plain, logged in (("1", "1L"), ("4", "4L")):
+        if ok(plain, "onegate") and ok(logged, "onegate"):
+            cost = per_unit(results[logged]["onegate"]) - per_unit(results[plain]["onegate"])
+            out.append(f"{logged}: the access log costs onegate {cost:.2f} us per request ({logged} less {plain}; "
+                       "target <= 1 us; bench/ab.py --log-b --icount counts it without the machine's noise).")
+    if "7a" in results and "7b" in results:
+        parts = []
+        for g in ("onegate", "haproxy", "nginx"):
+            if ok("7a", g) and ok("7b", g):
+                parts.append(f"{g} {per_unit(results['7b'][g]) / per_unit(results['7a'][g]):.2f}x")
+        if parts:
+            out.append("7b / 7a, CPU per full handshake with 10,000 certificates against one (target for onegate: "
+                       "within 5%): " + ", ".join(parts) + ".")
+    return "\n\n".join(out)
+
+
 def versions(onegate_bin):
     out = {}
     out["onegate"] = run([onegate_bin, "version"]).stdout.splitlines()[0]
@@ -1054,6 +1174,7 @@ def main():
     ap.add_argument("--keep", action="store_true", help="keep the work folder (configs, logs) for a look")
     ap.add_argument("--resume-tls", choices=("1.3", "1.2"), default="1.3",
                     help="TLS version of scenario 2c's resumed connections (default 1.3, like 2a and 2b)")
+    ap.add_argument("--note", default="", help="a line for the results file's head (the machine's state)")
     ap.add_argument("--profile", action="store_true",
                     help="sample each gateway with perf during the load and split its CPU per unit of work "
                          "into user space, socket writes, reads, epoll_wait and other kernel work")
@@ -1106,8 +1227,13 @@ def main():
     now = datetime.datetime.now(datetime.timezone.utc)
     head = (f"# onegate bench {now:%Y-%m-%d %H:%M} UTC\n\n"
             + "\n".join(f"- {k}: {val}" for k, val in v.items())
-            + f"\n- machine: {os.cpu_count()} CPUs; gateway pinned to CPU {GATEWAY_CPU}, client and back end to CPU {CLIENT_CPU}\n\n")
+            + f"\n- machine: {os.cpu_count()} CPUs; gateway pinned to CPU {GATEWAY_CPU}, client and back end to CPU {CLIENT_CPU}\n"
+            + (f"- note: {args.note}\n" if args.note else "")
+            + "".join(f"- {sid}: {note}\n" for sid, note in notes.items()) + "\n")
     body = table(results)
+    more = restated(results, getattr(bench, "rsa_sign", None))
+    if more:
+        body += "\n\n" + more
     split = profile_table(results)
     if split:
         body += ("\n\nWhere each gateway's CPU went (perf samples during the load, us per unit of work; the "
@@ -1119,6 +1245,21 @@ def main():
     with open(out, "w") as f:
         f.write(head + body + "\n")
     print(f"\nwritten to {os.path.relpath(out, ROOT)}")
+    chart(out)
+
+
+def chart(md):
+    """The results file's chart (bench/chart.py), linked from it. matplotlib is Debian's, so the
+    system's python3 draws it when this one lacks it."""
+    for python in dict.fromkeys([sys.executable, "/usr/bin/python3"]):
+        r = subprocess.run([python, os.path.join(HERE, "chart.py"), md], capture_output=True, text=True)
+        png = r.stdout.strip()
+        if r.returncode == 0 and png.endswith(".png"):
+            with open(md, "a") as f:
+                f.write(f"\n![gateway CPU per unit of work by scenario]({os.path.basename(png)})\n")
+            print(f"chart: {os.path.relpath(png, ROOT)}")
+            return
+    print("chart: not drawn (needs python3-matplotlib)", file=sys.stderr)
 
 
 if __name__ == "__main__":
