@@ -74,7 +74,8 @@ soak: build
 
 # Side-by-side benchmarks against HAProxy and nginx (not part of `make test`).
 bench: build
-	@bash scripts/deps.sh build haproxy nginx libnginx-mod-stream wrk nghttp2-client util-linux linux-perf
+	@bash scripts/deps.sh build haproxy nginx libnginx-mod-stream wrk nghttp2-client util-linux linux-perf \
+		android-boringssl python3-cryptography python3-matplotlib
 	python3 bench/run.py --onegate $(BUILD)/gateway/onegate
 
 # libFuzzer: every parser of untrusted input, FUZZ_SECONDS each, over a copy of its seed corpus.
