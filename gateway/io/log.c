@@ -29,9 +29,11 @@ _Static_assert(LOG_ERROR == (int)RULES_LOG_ERROR && LOG_WARN == (int)RULES_LOG_W
                LOG_INFO == (int)RULES_LOG_INFO && LOG_DEBUG == (int)RULES_LOG_DEBUG,
                "gateway's log levels are the rule file's, in its order");
 
-/* True while a file is the target: only then do access lines wait in a thread's buffer (stderr
- * may be a terminal or journald, read as it comes; syslog takes one datagram per line). */
+/* True while a regular file is the target: only then do access lines wait in a thread's buffer
+ * (stderr may be a terminal or journald, read as it comes; syslog takes one datagram per line; an
+ * append to a regular file stays whole at any size, a write to a pipe only up to PIPE_BUF). */
 static bool log_to_file;
+static bool log_file_regular;           /* the daemon's thread's: what log_to_file becomes for the file */
 
 /* 64 KiB: one append per few hundred lines. Holds whole lines only, so any write of it keeps
  * lines whole; a line is at most LOG_LINE_MAX. */
@@ -268,7 +270,7 @@ int log_configure(const struct log_target *t, char *err, size_t errlen)
 {
 	if (t->file && log_file_path && strcmp(t->file, log_file_path) == 0) {
 		__atomic_store_n(&log_to_syslog, false, __ATOMIC_RELEASE);
-		__atomic_store_n(&log_to_file, true, __ATOMIC_RELEASE);
+		__atomic_store_n(&log_to_file, log_file_regular, __ATOMIC_RELEASE);
 		return 0;
 	}
 	int fd = -1;
@@ -287,9 +289,11 @@ int log_configure(const struct log_target *t, char *err, size_t errlen)
 			free(path);
 			return -1;
 		}
+		struct stat st;
+		log_file_regular = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
 		close(fd);
 		__atomic_store_n(&log_to_syslog, false, __ATOMIC_RELEASE);
-		__atomic_store_n(&log_to_file, true, __ATOMIC_RELEASE);
+		__atomic_store_n(&log_to_file, log_file_regular, __ATOMIC_RELEASE);
 	} else if (t->syslog) {
 		__atomic_store_n(&log_to_file, false, __ATOMIC_RELEASE);
 		if ((fd = log_syslog_open(t, err, errlen)) < 0)
@@ -323,6 +327,11 @@ int log_reopen(char *err, size_t errlen)
 	if (fd < 0)
 		return -1;
 	int rc = log_redirect_stderr(fd, err, errlen);
+	struct stat st;
+	if (rc == 0) {
+		log_file_regular = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+		__atomic_store_n(&log_to_file, log_file_regular, __ATOMIC_RELEASE);
+	}
 	close(fd);
 	return rc;
 }

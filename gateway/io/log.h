@@ -8,6 +8,9 @@
  * 3164 lines). Any thread may log at any time, including while the daemon
  * switches targets: descriptors that a logging thread may hold are replaced
  * with dup2(), never closed.
+ *
+ * Access lines of worker threads to a regular file are the exception to one
+ * write per line: see log_access_line().
  */
 #ifndef ONEGATE_LOG_H
 #define ONEGATE_LOG_H
@@ -27,8 +30,8 @@ void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(p
 /* Per-request lines (http/tcp access lines) are written only while this is on. */
 void log_set_access(bool on);
 bool log_access_enabled(void);
-/* One access line at level info. On a thread that called log_buffer_start() and while a file
- * is the target, lines gather in that thread's buffer and go out in one append when it is full
+/* One access line at level info. On a thread that called log_buffer_start() and while a regular
+ * file is the target, lines gather in that thread's buffer and go out in one append when it is full
  * or at log_buffer_flush(); otherwise each is written at once, like log_msg(). */
 void log_access_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* A worker thread's access-line buffer: started on the thread, flushed by its loop at least
