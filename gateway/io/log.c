@@ -107,7 +107,7 @@ static void log_write_all(const char *p, size_t len)
 	}
 }
 
-static void log_vmsg(enum log_level level, const char *fmt, va_list ap);
+static void log_vmsg(enum log_level level, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 
 void log_buffer_start(void)
 {
@@ -130,19 +130,10 @@ void log_buffer_end(void)
 	log_buf = NULL;
 }
 
-void log_access_line(const char *fmt, ...)
+/* The room for the next line at the end of b, the line's date, time and level already in it;
+ * *n is their length. */
+static char *log_line_start(struct log_buffer *b, size_t *n)
 {
-	if (!log_enabled(LOG_INFO))
-		return;
-	struct log_buffer *b = log_buf;
-	va_list ap;
-	va_start(ap, fmt);
-	if (!b || !__atomic_load_n(&log_to_file, __ATOMIC_ACQUIRE)) {
-		log_buffer_flush();
-		log_vmsg(LOG_INFO, fmt, ap);
-		va_end(ap);
-		return;
-	}
 	if (LOG_BUF_SIZE - b->len < LOG_LINE_MAX)
 		log_buffer_flush();
 	struct timespec ts;
@@ -156,21 +147,94 @@ void log_access_line(const char *fmt, ...)
 		b->stamp_sec = ts.tv_sec;
 	}
 	char *line = b->data + b->len;
-	size_t n = strlen(b->stamp);
-	memcpy(line, b->stamp, n);
+	size_t k = strlen(b->stamp);
+	memcpy(line, b->stamp, k);
 	unsigned ms = (unsigned)(ts.tv_nsec / 1000000);
-	line[n++] = (char)('0' + ms / 100);
-	line[n++] = (char)('0' + ms / 10 % 10);
-	line[n++] = (char)('0' + ms % 10);
-	memcpy(line + n, "Z info ", 7);
-	n += 7;
-	int m = vsnprintf(line + n, LOG_LINE_MAX - n - 1, fmt, ap);
-	va_end(ap);
-	n += m < 0 ? 0 : (size_t)m;
+	line[k++] = (char)('0' + ms / 100);
+	line[k++] = (char)('0' + ms / 10 % 10);
+	line[k++] = (char)('0' + ms % 10);
+	memcpy(line + k, "Z info ", 7);
+	*n = k + 7;
+	return line;
+}
+
+/* Ends the line of n bytes that log_line_start() began. */
+static void log_line_end(struct log_buffer *b, char *line, size_t n)
+{
 	if (n > LOG_LINE_MAX - 2)
 		n = LOG_LINE_MAX - 2;
 	line[n++] = '\n';
 	b->len += n;
+}
+
+static bool log_buffered(void)
+{
+	return log_buf && __atomic_load_n(&log_to_file, __ATOMIC_ACQUIRE);
+}
+
+void log_access_line(const char *fmt, ...)
+{
+	if (!log_enabled(LOG_INFO))
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	if (!log_buffered()) {
+		log_buffer_flush();
+		log_vmsg(LOG_INFO, fmt, ap);
+		va_end(ap);
+		return;
+	}
+	size_t n;
+	char *line = log_line_start(log_buf, &n);
+	int m = vsnprintf(line + n, LOG_LINE_MAX - n - 1, fmt, ap);
+	va_end(ap);
+	log_line_end(log_buf, line, n + (m < 0 ? 0 : (size_t)m));
+}
+
+void log_line_str(struct log_line *l, const char *s)
+{
+	size_t n = strlen(s), room = sizeof(l->text) - l->len;
+	if (n > room)
+		n = room;
+	memcpy(l->text + l->len, s, n);
+	l->len += n;
+}
+
+void log_line_uint(struct log_line *l, unsigned long long v)
+{
+	char digits[24];
+	size_t n = sizeof(digits);
+	digits[--n] = '\0';
+	do {
+		digits[--n] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	log_line_str(l, digits + n);
+}
+
+void log_line_int(struct log_line *l, long long v)
+{
+	if (v < 0) {
+		log_line_str(l, "-");
+		log_line_uint(l, 0ULL - (unsigned long long)v);
+	} else {
+		log_line_uint(l, (unsigned long long)v);
+	}
+}
+
+void log_line_write(const struct log_line *l)
+{
+	if (!log_enabled(LOG_INFO))
+		return;
+	if (!log_buffered()) {
+		log_access_line("%.*s", (int)l->len, l->text);
+		return;
+	}
+	size_t n;
+	char *line = log_line_start(log_buf, &n);
+	size_t len = l->len < LOG_LINE_MAX - 2 - n ? l->len : LOG_LINE_MAX - 2 - n;
+	memcpy(line + n, l->text, len);
+	log_line_end(log_buf, line, n + len);
 }
 
 void log_msg(enum log_level level, const char *fmt, ...)
