@@ -75,7 +75,7 @@ class Icount:
         self.bench.kind = "onegate"
         self.bench.bin = self.wrap(who, binary)
         proc, port = self.bench.start_gateway("onegate", mode)
-        scheme = "https" if mode == "https" else "http"
+        scheme = "https" if mode.partition("+")[0] == "https" else "http"
         try:
             if fn == "handshakes_ecdsa":
                 self.handshakes(port)
