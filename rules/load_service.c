@@ -389,6 +389,10 @@ static void rules_service_read(struct rules_load *L, const config_setting_t *lis
 		rules_error(L, config_setting_get_member(s, "plain_http"),
 		            "plain_http lets a TLS service also take plain HTTP on its port; this service has no tls group, "
 		            "so it is plain already: remove plain_http");
+	if (!svc->http2 && svc->mode != RULES_MODE_TLS)
+		rules_warn(L, config_setting_get_member(s, "http2"),
+		           "http2 = false turns HTTP/2 off where TLS is terminated; this service has no tls group, so it "
+		           "never offers HTTP/2: remove http2");
 	if (!svc->accept_proxy && config_setting_get_member(s, "proxy_timeout"))
 		rules_warn(L, config_setting_get_member(s, "proxy_timeout"),
 		           "proxy_timeout bounds the wait for a PROXY header, which this service does not read; add "

@@ -7,6 +7,7 @@
 
 #include "control/admin_reply.h"
 #include "control/admin_view.h"
+#include "http/h2session.h"
 #include "proxy/pool.h"
 #include "proxy/stats.h"
 
@@ -119,4 +120,5 @@ void admin_metrics(const struct pool_table *t, time_t started, struct evbuffer *
 		evbuffer_add_printf(b, "\"} %llu\n", (unsigned long long)count);
 	}
 	admin_metrics_certs(cfg, b);
+	h2s_metrics_write(b);
 }

@@ -13,6 +13,7 @@
 #include "io/addr.h"
 #include "http/http.h"
 #include "http/body.h"
+#include "http/h2session.h"
 #include "http/head.h"
 #include "io/log.h"
 #include "proxy/plugin.h"
@@ -61,6 +62,8 @@ void http_make_private(struct http_session *s)
 {
 	s->srv_private = true;
 	s->rq.req_private = true;
+	if (s->h2)
+		h2s_private_hold(s->h2, s, s->rq.pool);
 }
 
 /* A pool whose server connections are never shared: each is private from its connect.

@@ -14,6 +14,7 @@
 #include "http/http.h"
 #include "http/backend.h"
 #include "http/body.h"
+#include "http/h2session.h"
 #include "http/head.h"
 #include "io/log.h"
 #include "proxy/plugin.h"
@@ -67,9 +68,15 @@ void http_free(struct http_session *s, enum outcome outcome)
 		s->log_at_close = false;
 		http_access_log(s, outcome);
 	}
-	pool_service_open(s->snap->pools, http_service_index(s), -1);
+	if (!s->h2)
+		pool_service_open(s->snap->pools, http_service_index(s), -1);
 	http_resend_end(s);
-	if (log_access_enabled())
+	if (s->h2) {
+		/* The connection's, for its next stream; a waiting session leaves the queue. */
+		h2s_private_give(s->h2, s, s->priv);
+		s->priv = NULL;
+	}
+	if (log_access_enabled() && !s->h2 && !s->moved)
 		log_access_line("conn client=%s service=%s sni=%s requests=%u ms=%ld outcome=%s", s->client,
 		        s->svc->name, s->sni[0] ? s->sni : "-", s->requests, http_ms_since(&s->start),
 		        http_outcome_text(s, outcome));
@@ -225,6 +232,7 @@ void http_access_log(struct http_session *s, enum outcome outcome)
 	log_line_str(&l, s->rqt.method[0] ? s->rqt.method : "-");
 	log_line_str(&l, " path=");
 	log_line_str(&l, s->rqt.path[0] ? s->rqt.path : "-");
+	log_line_str(&l, s->h2 ? " proto=HTTP/2.0" : " proto=HTTP/1.1");
 	log_line_str(&l, " status=");
 	log_line_int(&l, s->rq.status);
 	log_line_str(&l, " in=");
@@ -408,6 +416,23 @@ static void http_route_resolved(struct http_session *s, const char *head, char *
 	s->rq.cookie_server = p->balance == RULES_BALANCE_COOKIE
 	                           ? pool_cookie_find(s->snap->pools, (size_t)s->rq.pool, head, s->req) : -1;
 	tstream_read_enable(s->cli, false);
+	http_private_ready(s);
+}
+
+/* The request goes over the client's private connection to its pool when it has one
+ * (an HTTP/2 stream may first wait for another stream to be done with it), else to
+ * the pool's pick. */
+void http_private_ready(struct http_session *s)
+{
+	if (s->h2 && !s->priv) {
+		bool wait;
+		s->priv = h2s_private_take(s->h2, s, s->rq.pool, &wait);
+		if (wait) {
+			s->phase = HP_CONNECT;
+			http_disarm(s);
+			return;
+		}
+	}
 	if (http_take_private(s)) {
 		s->rq.attempts = 1;
 		tstream_setcb(s->srv, http_srv_readable, http_srv_drained, http_srv_event, s);
@@ -559,12 +584,39 @@ static void http_cli_drained(struct tstream *t, void *arg)
 	}
 }
 
+/* Whether the client chose HTTP/2 in the handshake (tlsconf.c offers it first). */
+static bool http_alpn_h2(const struct tstream *t)
+{
+	const uint8_t *proto = NULL;
+	unsigned len = 0;
+	SSL_get0_alpn_selected(tstream_ssl(t), &proto, &len);
+	return len == 2 && memcmp(proto, "h2", 2) == 0;
+}
+
+/* The connection goes on as HTTP/2 (http/h2session.c); this session ends without a line. */
+static void http_to_h2(struct http_session *s)
+{
+	struct http_start st = {
+		.home = s->home, .snap = s->snap, .svc = s->svc, .peer = &s->peer, .peerlen = sizeof(s->peer),
+		.local = &s->local, .locallen = s->locallen, .sni = s->sni[0] ? s->sni : NULL,
+	};
+	struct tstream *cli = s->cli;
+	s->cli = NULL;
+	s->moved = true;
+	h2s_start(&st, cli);
+	http_free(s, OUTCOME_OK);
+}
+
 static void http_cli_event(struct tstream *t, enum tstream_event ev, void *arg)
 {
 	struct http_session *s = arg;
 	(void)t;
 	if (ev == TSTREAM_READY) {
 		s->handshaken = true;
+		if (s->tls && !s->h2 && http_alpn_h2(s->cli)) {
+			http_to_h2(s);
+			return;
+		}
 		http_read_request(s);
 		return;
 	}
@@ -658,21 +710,13 @@ static void http_timer(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-void http_session_start(const struct http_start *st)
+/* What every session starts with; false (and the session freed) without memory. */
+static bool http_session_init(struct http_session *s, const struct http_start *st)
 {
-	struct http_session *s = calloc(1, sizeof(*s));
-	if (!s) {
-		sock_free(st->cli);
-		SSL_free(st->ssl);
-		return;
-	}
 	s->home = st->home;
 	s->snap = st->snap;
 	s->snap->refs++;
 	s->svc = st->svc;
-	pool_service_open(s->snap->pools, http_service_index(s), 1);
-	s->tls = st->ssl != NULL;
-	s->handshaken = !s->tls;
 	s->rq = http_request_none;
 	addr_text(st->peer, st->peerlen, s->client, sizeof(s->client), s->client_ip, sizeof(s->client_ip));
 	memcpy(&s->peer, st->peer, st->peerlen < sizeof(s->peer) ? st->peerlen : sizeof(s->peer));
@@ -688,14 +732,47 @@ void http_session_start(const struct http_start *st)
 	home_live_add(s->home, &s->link);
 	s->timer = evtimer_new(s->home->base, http_timer, s);
 	s->next = event_new(s->home->base, -1, 0, http_next, s);
-	s->cli = tstream_new(st->cli, st->ssl);
 	if (!s->timer || !s->next || !s->cli) {
 		http_free(s, OUTCOME_NO_MEMORY);
-		return;
+		return false;
 	}
 	tstream_setcb(s->cli, http_cli_readable, http_cli_drained, http_cli_event, s);
 	tstream_set_read_max(s->cli, HTTP_HEAD_MAX + HTTP_RELAY_MAX);
 	tstream_set_low_mark(s->cli, HTTP_RELAY_MAX / 2);
+	return true;
+}
+
+void http_session_start(const struct http_start *st)
+{
+	struct http_session *s = calloc(1, sizeof(*s));
+	if (!s) {
+		sock_free(st->cli);
+		SSL_free(st->ssl);
+		return;
+	}
+	s->tls = st->ssl != NULL;
+	s->handshaken = !s->tls;
+	pool_service_open(st->snap->pools, (size_t)(st->svc - st->snap->cfg->services), 1);
+	s->cli = tstream_new(st->cli, st->ssl);
+	if (!http_session_init(s, st))
+		return;
 	http_arm(s, s->tls ? s->svc->hello_timeout_ms : s->svc->header_timeout_ms);
+	tstream_start(s->cli);
+}
+
+void http_stream_start(const struct http_start *st, struct tstream *cli, struct h2s_stream *h2)
+{
+	struct http_session *s = calloc(1, sizeof(*s));
+	if (!s) {
+		tstream_free(cli);
+		return;
+	}
+	s->tls = true;
+	s->handshaken = true;
+	s->h2 = h2;
+	s->cli = cli;
+	if (!http_session_init(s, st))
+		return;
+	http_arm(s, s->svc->header_timeout_ms);
 	tstream_start(s->cli);
 }

@@ -33,6 +33,8 @@ struct evbuffer;
 struct event;
 struct tstream;
 struct plugin_req;
+struct h2s_stream;
+struct http_start;
 
 /* Bytes queued towards one side before we stop reading the other. */
 #define HTTP_RELAY_MAX (256 * 1024)
@@ -158,6 +160,8 @@ struct http_session {
 	struct http_private *priv;      /* a private server connection waiting for this client's next request */
 	struct http_request rq;         /* the request in flight */
 	struct http_request_text rqt;   /* and its words */
+	struct h2s_stream *h2;          /* the HTTP/2 stream this session serves (http/h2session.h), or NULL */
+	bool moved;                     /* the connection went on as HTTP/2: it logs its own line */
 };
 
 /* Monotonic milliseconds; the coarse clock (a few ms) is plenty for timeouts. */
@@ -252,5 +256,10 @@ void http_access_log(struct http_session *s, enum outcome outcome);
 void http_respond(struct http_session *s, int status, const char *extra, enum outcome outcome, bool keep);
 /* Reads (the rest of) a request head from what the client sent, and routes it. */
 void http_read_request(struct http_session *s);
+/* A session for one HTTP/2 stream: cli is its client side (tstream_new_peer()),
+ * holding the request as HTTP/1.1. */
+void http_stream_start(const struct http_start *st, struct tstream *cli, struct h2s_stream *h2);
+/* The private server connection a stream's session waited for is free (h2s_private_take()). */
+void http_private_ready(struct http_session *s);
 
 #endif

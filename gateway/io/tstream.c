@@ -27,6 +27,10 @@ struct tstream {
 	size_t read_max, low_mark;
 	bool reading, ready, eof_sent, shut;
 	bool sock_eof;                  /* the socket ended; with TLS, reported once nothing is left to decrypt */
+	const struct tstream_peer_ops *peer_ops;        /* a stream without a socket: its peer */
+	void *peer;
+	bool peer_drained, peer_end;    /* the peer's news, for the loop to tell the owner */
+	enum tstream_event peer_ev;
 	struct guard guard;             /* callbacks running: tstream_free() waits for them */
 	char error[200];
 };
@@ -34,8 +38,9 @@ struct tstream {
 static void tstream_release(struct tstream *t)
 {
 	sock_free(t->s);
-	if (t->tls) {
-		tls_stream_free(t->tls);
+	if (t->tls || t->peer_ops) {
+		if (t->tls)
+			tls_stream_free(t->tls);
 		evbuffer_free(t->in);
 		evbuffer_free(t->out);
 	}
@@ -48,6 +53,10 @@ void tstream_free(struct tstream *t)
 {
 	if (!t)
 		return;
+	if (t->peer_ops && t->peer) {
+		t->peer_ops->closed(t->peer);
+		t->peer = NULL;
+	}
 	if (guard_free(&t->guard))
 		tstream_release(t);
 }
@@ -200,13 +209,41 @@ static void tstream_on_event(struct sock *s, enum sock_event ev, int err, void *
 	tstream_leave(t);
 }
 
+/* A peer's news, told the owner from the loop: never inside the peer's own code. */
+static void tstream_peer_kick(struct tstream *t)
+{
+	if (!t->ready) {
+		t->ready = true;
+		tstream_report(t, TSTREAM_READY);
+		if (guard_freed(&t->guard))
+			return;
+	}
+	if (t->peer_drained) {
+		t->peer_drained = false;
+		if (t->on_drained)
+			t->on_drained(t, t->arg);
+		if (guard_freed(&t->guard))
+			return;
+	}
+	if (t->reading && evbuffer_get_length(t->in) > 0 && t->on_readable) {
+		t->on_readable(t, t->arg);
+		if (guard_freed(&t->guard))
+			return;
+	}
+	/* An end comes after the input before it, as a socket's FIN does. */
+	if (t->peer_end && (t->peer_ev == TSTREAM_ERROR || evbuffer_get_length(t->in) == 0 || t->reading))
+		tstream_report(t, t->peer_ev);
+}
+
 static void tstream_on_kick(evutil_socket_t fd, short what, void *arg)
 {
 	struct tstream *t = arg;
 	(void)fd;
 	(void)what;
 	tstream_enter(t);
-	if (!t->ready)
+	if (t->peer_ops)
+		tstream_peer_kick(t);
+	else if (!t->ready)
 		tstream_begin(t);
 	else if (t->tls)
 		tstream_tls_pump(t);
@@ -260,6 +297,57 @@ fail:
 	return NULL;
 }
 
+struct tstream *tstream_new_peer(struct event_base *base, const struct tstream_peer_ops *ops, void *peer)
+{
+	struct tstream *t = calloc(1, sizeof(*t));
+	if (!t)
+		return NULL;
+	t->peer_ops = ops;
+	t->peer = peer;
+	t->read_max = SIZE_MAX;
+	t->reading = true;
+	t->in = evbuffer_new();
+	t->out = evbuffer_new();
+	t->kick = event_new(base, -1, 0, tstream_on_kick, t);
+	if (!t->in || !t->out || !t->kick) {
+		t->peer_ops = NULL;
+		if (t->in)
+			evbuffer_free(t->in);
+		if (t->out)
+			evbuffer_free(t->out);
+		if (t->kick)
+			event_free(t->kick);
+		free(t);
+		return NULL;
+	}
+	return t;
+}
+
+void tstream_peer_input(struct tstream *t)
+{
+	if (t->reading)
+		event_active(t->kick, EV_TIMEOUT, 0);
+}
+
+void tstream_peer_taken(struct tstream *t)
+{
+	if (evbuffer_get_length(t->out) <= t->low_mark) {
+		t->peer_drained = true;
+		event_active(t->kick, EV_TIMEOUT, 0);
+	}
+}
+
+void tstream_peer_end(struct tstream *t, enum tstream_event ev, const char *why)
+{
+	if (t->peer_end)
+		return;
+	t->peer_end = true;
+	t->peer_ev = ev;
+	if (why)
+		snprintf(t->error, sizeof(t->error), "%s", why);
+	event_active(t->kick, EV_TIMEOUT, 0);
+}
+
 void tstream_setcb(struct tstream *t, tstream_data_fn readable, tstream_data_fn drained, tstream_event_fn event,
                    void *arg)
 {
@@ -286,6 +374,16 @@ struct evbuffer *tstream_output(const struct tstream *t)
 
 int tstream_flush(struct tstream *t)
 {
+	if (t->peer_ops) {
+		if (!t->peer || (t->peer_end && t->peer_ev == TSTREAM_ERROR)) {
+			if (!t->error[0])
+				snprintf(t->error, sizeof(t->error), "stream reset");
+			return -1;
+		}
+		if (evbuffer_get_length(t->out) > 0)
+			t->peer_ops->output(t->peer);
+		return 0;
+	}
 	if (t->tls && evbuffer_get_length(t->out) > 0 && tls_stream_write(t->tls, t->out) == TLS_FAIL) {
 		snprintf(t->error, sizeof(t->error), "%s", tls_stream_error(t->tls));
 		return -1;
@@ -299,11 +397,31 @@ int tstream_flush(struct tstream *t)
 
 size_t tstream_unsent(const struct tstream *t)
 {
+	if (t->peer_ops)
+		return evbuffer_get_length(t->out);
 	return evbuffer_get_length(sock_output(t->s)) + (t->tls ? evbuffer_get_length(t->out) : 0);
+}
+
+/* A peer without a socket: it says whether the client has it all; a stall is the
+ * peer's to detect (HTTP/2: the zero-window timer), so this one only looks again. */
+static enum sock_linger_state tstream_peer_linger(const struct tstream *t, struct sock_linger *l)
+{
+	bool broken = false;
+	if (!t->peer)
+		return SOCK_LINGER_BROKEN;
+	if (t->peer_ops->delivered(t->peer, &broken) && evbuffer_get_length(t->out) == 0)
+		return SOCK_LINGER_DONE;
+	if (broken)
+		return SOCK_LINGER_BROKEN;
+	l->left = evbuffer_get_length(t->out);
+	l->next_ms = 1000;
+	return SOCK_LINGER_TAKING;
 }
 
 enum sock_linger_state tstream_linger_check(const struct tstream *t, struct sock_linger *l, unsigned stall_ms)
 {
+	if (t->peer_ops)
+		return tstream_peer_linger(t, l);
 	return sock_linger_check(l, t->s, t->tls ? evbuffer_get_length(t->out) : 0, stall_ms);
 }
 
@@ -319,6 +437,11 @@ static void tstream_kick_pending(struct tstream *t)
 void tstream_read_enable(struct tstream *t, bool on)
 {
 	t->reading = on;
+	if (t->peer_ops) {
+		if (on && (evbuffer_get_length(t->in) > 0 || t->peer_end))
+			event_active(t->kick, EV_TIMEOUT, 0);
+		return;
+	}
 	if (!t->tls) {
 		sock_read_enable(t->s, on);
 		return;
@@ -330,6 +453,8 @@ void tstream_read_enable(struct tstream *t, bool on)
 void tstream_set_read_max(struct tstream *t, size_t max)
 {
 	t->read_max = max;
+	if (t->peer_ops)
+		return;
 	if (!t->tls) {
 		sock_set_read_max(t->s, max);
 		return;
@@ -341,7 +466,8 @@ void tstream_set_read_max(struct tstream *t, size_t max)
 void tstream_set_low_mark(struct tstream *t, size_t low)
 {
 	t->low_mark = low;
-	sock_set_low_mark(t->s, low);
+	if (!t->peer_ops)
+		sock_set_low_mark(t->s, low);
 }
 
 void tstream_shutdown(struct tstream *t)
@@ -349,6 +475,11 @@ void tstream_shutdown(struct tstream *t)
 	if (t->shut)
 		return;
 	t->shut = true;
+	if (t->peer_ops) {
+		if (t->peer)
+			t->peer_ops->shutdown(t->peer);
+		return;
+	}
 	if (t->tls && t->ready) {
 		tstream_flush(t);
 		tls_stream_close_notify(t->tls);

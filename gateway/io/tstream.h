@@ -4,6 +4,10 @@
  * buffers; with TLS it runs a tls_stream between the sock's ciphertext
  * buffers and its own plaintext ones.
  *
+ * A third kind has no socket: its peer is code of ours (one HTTP/2 stream,
+ * http/h2session.c) that fills the input and takes the output through
+ * struct tstream_peer_ops, so the HTTP/1.1 session serves it unchanged.
+ *
  * Callbacks may free the tstream (tstream_free); it notices and releases its
  * memory once the callback returns.
  */
@@ -35,6 +39,25 @@ typedef void (*tstream_event_fn)(struct tstream *t, enum tstream_event ev, void 
  * otherwise tstream_start() begins. */
 struct tstream *tstream_new(struct sock *s, SSL *ssl);
 void tstream_free(struct tstream *t);
+
+/* The peer of a stream without a socket. Called from the owner's calls, never
+ * from the loop: the peer may not call the owner back from them. */
+struct tstream_peer_ops {
+	void (*output)(void *peer);     /* tstream_flush: take what tstream_output holds, as much as fits */
+	void (*shutdown)(void *peer);   /* the owner's side ends once the output is taken */
+	void (*closed)(void *peer);     /* tstream_free: the stream is gone */
+	/* tstream_linger_check: whether everything the owner wrote, its end included,
+	 * reached the client; broken when the peer's stream was reset. */
+	bool (*delivered)(void *peer, bool *broken);
+};
+/* A stream whose peer is ops over peer; READY comes after tstream_start(). NULL without memory. */
+struct tstream *tstream_new_peer(struct event_base *base, const struct tstream_peer_ops *ops, void *peer);
+/* From the peer: it added to tstream_input (the owner hears of it from the loop). */
+void tstream_peer_input(struct tstream *t);
+/* From the peer: it took output; the owner's drained callback follows from the loop. */
+void tstream_peer_taken(struct tstream *t);
+/* From the peer: its stream ended (TSTREAM_EOF) or broke (TSTREAM_ERROR, why). */
+void tstream_peer_end(struct tstream *t, enum tstream_event ev, const char *why);
 void tstream_setcb(struct tstream *t, tstream_data_fn readable, tstream_data_fn drained, tstream_event_fn event,
                    void *arg);
 /* For a stream over an established socket: runs the handshake on what has

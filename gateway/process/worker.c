@@ -146,6 +146,7 @@ static void worker_ctl(void *arg)
 		worker_apply_reload(w);
 	if (cmd & (WORKER_CMD_STOP | WORKER_CMD_KILL)) {
 		w->stopping = true;
+		w->home.stopping = true;
 		worker_close_listeners(w);
 	}
 	if (cmd & WORKER_CMD_KILL) {

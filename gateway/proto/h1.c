@@ -580,6 +580,11 @@ static int h1_hex(char ch)
 	return -1;
 }
 
+uint64_t h1_chunked_data_left(const struct h1_chunked *c)
+{
+	return c->state == CK_DATA ? c->left : 0;
+}
+
 enum h1_result h1_chunked_feed(struct h1_chunked *c, const char *p, size_t len, size_t *used)
 {
 	size_t i = 0;

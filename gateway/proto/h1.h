@@ -125,6 +125,10 @@ void h1_chunked_init(struct h1_chunked *c);
  * body (all of them unless it ended: pipelined bytes after it are left).
  * Returns H1_NEED_MORE, H1_DONE or H1_ERR_BAD. */
 enum h1_result h1_chunked_feed(struct h1_chunked *c, const char *p, size_t len, size_t *used);
+/* Bytes of the current chunk's data still to come while the decoder is inside
+ * them; 0 while it reads framing (sizes, CRLFs, trailers). Lets a caller that
+ * unframes the body (HTTP/2 DATA) tell data from framing. */
+uint64_t h1_chunked_data_left(const struct h1_chunked *c);
 
 #ifdef __cplusplus
 }

@@ -11,6 +11,7 @@
 #ifndef ONEGATE_HOME_H
 #define ONEGATE_HOME_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct event;
@@ -52,6 +53,7 @@ struct home {
 	struct event *idle_timer;       /* the HTTP back end's: closes those kept too long; there while idle is not empty */
 	void (*on_empty)(void *arg);    /* called when the last live connection closes */
 	void *on_empty_arg;
+	bool stopping;                  /* the worker drains: connections that can say so (HTTP/2 GOAWAY) do */
 };
 
 void home_live_add(struct home *home, struct home_link *l);

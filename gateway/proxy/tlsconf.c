@@ -61,6 +61,7 @@ struct tlsconf_service {
 	struct tlsconf_pick dflt;
 	uint8_t *ticket_keys;           /* from ticket_key_file; NULL: the process's own */
 	size_t nticket_keys;
+	bool http2;                     /* ALPN offers h2 before http/1.1 */
 };
 
 struct tlsconf {
@@ -379,24 +380,35 @@ static int tlsconf_ticket(SSL *ssl, uint8_t *name, uint8_t *iv, EVP_CIPHER_CTX *
 	return rc;
 }
 
-static const uint8_t tlsconf_alpn_http11[] = { 8, 'h', 't', 't', 'p', '/', '1', '.', '1' };
+/* The protocol named proto (length-prefixed, as on the wire) in the client's list, or NULL. */
+static const uint8_t *tlsconf_alpn_find(const uint8_t *in, unsigned inlen, const char *proto)
+{
+	size_t len = strlen(proto);
+	for (unsigned i = 0; i < inlen; i += 1u + in[i])
+		if (in[i] == len && i + 1 + len <= inlen && memcmp(in + i + 1, proto, len) == 0)
+			return in + i + 1;
+	return NULL;
+}
 
-/* ALPN: http/1.1 is what we speak; a client offering only h2 gets no ALPN and falls back. */
+/* ALPN, the server's order: h2 (unless the service says http2 = false), then http/1.1;
+ * a client offering neither gets no ALPN and speaks HTTP/1.1. A TLS-ALPN-01 validation
+ * got the challenge certificate in the early callback and is answered acme-tls/1. */
 static int tlsconf_alpn(SSL *ssl, const uint8_t **out, uint8_t *outlen, const uint8_t *in, unsigned inlen, void *arg)
 {
-	(void)arg;
+	const struct tlsconf_service *s = arg;
 	if (SSL_get_ex_data(ssl, tlsconf_acme_index)) {
 		*out = (const uint8_t *)"acme-tls/1";
 		*outlen = 10;
 		return SSL_TLSEXT_ERR_OK;
 	}
-	for (unsigned i = 0; i < inlen; i += 1u + in[i])
-		if (in[i] == 8 && i + 9 <= inlen && memcmp(in + i, tlsconf_alpn_http11, 9) == 0) {
-			*out = in + i + 1;
-			*outlen = 8;
-			return SSL_TLSEXT_ERR_OK;
-		}
-	return SSL_TLSEXT_ERR_NOACK;
+	const uint8_t *p = s->http2 ? tlsconf_alpn_find(in, inlen, "h2") : NULL;
+	if (!p)
+		p = tlsconf_alpn_find(in, inlen, "http/1.1");
+	if (!p)
+		return SSL_TLSEXT_ERR_NOACK;
+	*out = p;
+	*outlen = p[-1];
+	return SSL_TLSEXT_ERR_OK;
 }
 
 static int tlsconf_service_init(struct tlsconf_service *s, const struct rules_config *cfg,
@@ -428,7 +440,8 @@ static int tlsconf_service_init(struct tlsconf_service *s, const struct rules_co
 		memcpy(s->ticket_keys, svc->ticket_keys, len);
 		s->nticket_keys = svc->nticket_keys;
 	}
-	SSL_CTX_set_alpn_select_cb(s->ctx, tlsconf_alpn, NULL);
+	s->http2 = svc->http2;
+	SSL_CTX_set_alpn_select_cb(s->ctx, tlsconf_alpn, s);
 	SSL_CTX_set_select_certificate_cb(s->ctx, tlsconf_select);
 	SSL_CTX_set_ex_data(s->ctx, tlsconf_ex_index, s);
 	for (size_t k = 0; k < svc->ncerts; k++) {

@@ -1,0 +1,795 @@
+#include "http/h2session.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "io/addr.h"
+#include "proto/h2.h"
+#include "http/backend.h"
+#include "http/session.h"
+#include "io/log.h"
+#include "proxy/pool.h"
+#include "io/tstream.h"
+
+/* HTTP/2 bytes queued to the client before the connection stops taking answers
+ * from its streams (each stream's own buffer is h2_config.stream_out_buffer). */
+#define H2S_OUT_MAX (256 * 1024)
+
+/* How often the connection looks at its clock: reloads, idle time, stalls. */
+#define H2S_TICK_MS 500
+
+enum h2s_framing { H2S_NONE, H2S_LENGTH, H2S_CHUNKED, H2S_CLOSE };
+
+/* One stream, from its request until both its session and its HTTP/2 side are done. */
+struct h2s_stream {
+	struct h2s_stream *next;
+	struct h2s_conn *c;             /* NULL once the connection is gone */
+	int32_t id;
+	struct tstream *t;              /* its session's client stream; NULL once the session freed it */
+	bool h2_gone;                   /* the client reset it, or the connection ended it */
+	bool chunked;                   /* the request body goes to the session chunked */
+	size_t unconsumed;              /* DATA bytes not yet given back to the windows */
+	bool head_done, ended, shut;
+	enum h2s_framing framing;
+	uint64_t left;
+	struct h1_chunked chunks;
+	struct h1_msg resp;             /* the session's answer head, as it reads back */
+};
+
+struct h2s_conn {
+	struct home_link link;          /* first: a link is its connection */
+	struct home *home;
+	struct home_snap *snap;
+	const struct rules_service *svc;
+	struct tstream *cli;
+	struct h2_conn *h2;
+	struct event *tick, *flush;
+	struct sockaddr_storage peer, local;
+	socklen_t locallen;
+	char sni[256];
+	char client[64];
+	struct timeval start;
+	struct h2s_stream *streams;
+	unsigned requests, nstreams;
+	uint64_t idle_since, stalled_since, closing_since;
+	bool goaway, closing, cli_eof;
+	enum outcome outcome;
+	/* Windows authentication: the server connection private to this client connection. */
+	struct http_private *priv;              /* kept between its streams, or NULL */
+	struct http_session *priv_holder;       /* the stream session using it now, or NULL */
+	long priv_pool;                         /* the pool of the one held */
+	struct http_session **waiting;          /* stream sessions waiting for it, in order */
+	size_t nwaiting, capwaiting;
+	struct http_session *wake;              /* the next of them, told from the loop */
+};
+
+static void h2s_free(struct h2s_conn *c, enum outcome outcome);
+static void h2s_take_output(struct h2s_stream *st);
+
+/* ---- metrics: every connection's h2_stats, added when it ends */
+
+enum { H2S_M_STREAMS, H2S_M_MALFORMED, H2S_M_TOO_LARGE, H2S_M_NOT_IMPLEMENTED, H2S_M_RESETS, H2S_M_RAPID_RESET,
+       H2S_M_CONTINUATION_FLOOD, H2S_M_PING_FLOOD, H2S_M_SETTINGS_FLOOD, H2S_M_ZERO_WINDOW, H2S_M_PROTOCOL, H2S_M_CONNS,
+       H2S_M_N };
+
+static _Atomic uint64_t h2s_totals[H2S_M_N];
+
+static const struct {
+	const char *name, *help;
+} h2s_metric[H2S_M_N] = {
+	{ "onegate_http2_streams_total", "HTTP/2 streams whose request was taken (each an HTTP/1.1 request on)" },
+	{ "onegate_http2_malformed_total", "HTTP/2 streams reset for breaking RFC 9113 8 (never forwarded)" },
+	{ "onegate_http2_too_large_total", "HTTP/2 streams answered 431: header list past the limit" },
+	{ "onegate_http2_not_implemented_total", "HTTP/2 streams answered 501 (CONNECT)" },
+	{ "onegate_http2_resets_received_total", "RST_STREAM frames from clients" },
+	{ "onegate_http2_rapid_reset_total", "connections ended (GOAWAY) for too many resets (CVE-2023-44487)" },
+	{ "onegate_http2_continuation_flood_total", "connections ended (GOAWAY) for a CONTINUATION flood" },
+	{ "onegate_http2_ping_flood_total", "connections ended (GOAWAY) for a PING flood" },
+	{ "onegate_http2_settings_flood_total", "connections ended (GOAWAY) for a SETTINGS flood" },
+	{ "onegate_http2_zero_window_stalls_total", "connections ended (GOAWAY) for a window kept shut too long" },
+	{ "onegate_http2_protocol_errors_total", "connections ended (GOAWAY) for another protocol error" },
+	{ "onegate_http2_connections_total", "client connections that spoke HTTP/2" },
+};
+
+static void h2s_metrics_add(const struct h2_stats *st)
+{
+	const uint64_t v[H2S_M_N] = {
+		st->streams, st->malformed, st->too_large, st->not_implemented, st->resets_received, st->rapid_reset,
+		st->continuation_flood, st->ping_flood, st->settings_flood, st->zero_window_stalls, st->protocol_errors, 1,
+	};
+	for (size_t i = 0; i < H2S_M_N; i++)
+		if (v[i])
+			atomic_fetch_add_explicit(&h2s_totals[i], v[i], memory_order_relaxed);
+}
+
+void h2s_metrics_write(struct evbuffer *b)
+{
+	for (size_t i = 0; i < H2S_M_N; i++)
+		evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", h2s_metric[i].name, h2s_metric[i].help,
+		                    h2s_metric[i].name, h2s_metric[i].name,
+		                    (unsigned long long)atomic_load_explicit(&h2s_totals[i], memory_order_relaxed));
+}
+
+/* ---- writing: what nghttp2 has for the client goes to the TLS stream */
+
+/* Moves HTTP/2 output to the client while its queue has room (a slow client
+ * stops it here, and with it the streams' answers and so their servers). */
+static void h2s_write(struct h2s_conn *c)
+{
+	struct evbuffer *out = tstream_output(c->cli);
+	while (tstream_unsent(c->cli) < H2S_OUT_MAX) {
+		const uint8_t *p;
+		ssize_t n = h2_output(c->h2, &p);
+		if (n <= 0)
+			break;
+		evbuffer_add(out, p, (size_t)n);
+	}
+	if (tstream_flush(c->cli) != 0)
+		c->closing = true;
+}
+
+/* Calls into h2 from the streams' sessions are written out once, from the loop. */
+static void h2s_flush_soon(struct h2s_conn *c)
+{
+	if (c)
+		event_active(c->flush, EV_TIMEOUT, 0);
+}
+
+static struct h2s_stream *h2s_stream_of(struct h2s_conn *c, int32_t id)
+{
+	for (struct h2s_stream *st = c->streams; st; st = st->next)
+		if (st->id == id)
+			return st;
+	return NULL;
+}
+
+static void h2s_stream_unlink(struct h2s_stream *st)
+{
+	struct h2s_conn *c = st->c;
+	if (!c)
+		return;
+	for (struct h2s_stream **p = &c->streams; *p; p = &(*p)->next)
+		if (*p == st) {
+			*p = st->next;
+			break;
+		}
+	c->nstreams--;
+	if (!c->nstreams)
+		c->idle_since = http_now_ms();
+	st->c = NULL;
+}
+
+/* ---- the streams' sessions' client side (tstream_peer_ops) */
+
+/* The session took request body bytes: the windows open again by as many. */
+static void h2s_in_taken(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+	struct h2s_stream *st = arg;
+	(void)buf;
+	size_t n = info->n_deleted < st->unconsumed ? info->n_deleted : st->unconsumed;
+	if (!n)
+		return;
+	st->unconsumed -= n;
+	if (st->c) {
+		h2_consume(st->c->h2, st->id, n);
+		h2s_flush_soon(st->c);
+	}
+}
+
+static void h2s_stream_fail(struct h2s_stream *st, uint32_t code)
+{
+	evbuffer_drain(tstream_output(st->t), evbuffer_get_length(tstream_output(st->t)));
+	if (st->ended)
+		return;
+	st->ended = true;
+	if (st->c && !st->h2_gone)
+		h2_reset(st->c->h2, st->id, code);
+}
+
+/* The answer's head, as the session wrote it for an HTTP/1.1 client, becomes HEADERS. */
+static bool h2s_take_head(struct h2s_stream *st)
+{
+	struct evbuffer *out = tstream_output(st->t);
+	size_t len = evbuffer_get_length(out);
+	if (!len)
+		return false;
+	size_t take = len < HTTP_HEAD_MAX ? len : HTTP_HEAD_MAX;
+	const char *head = (const char *)evbuffer_pullup(out, (ev_ssize_t)take);
+	enum h1_result rc = h1_parse(&st->resp, head, take);
+	if (rc == H1_NEED_MORE && take < HTTP_HEAD_MAX)
+		return false;
+	struct h2head_field fields[H1_MAX_HEADERS + 1];
+	char *scratch = rc == H1_DONE ? malloc(st->resp.head_len + 4) : NULL;
+	int n = scratch ? h2head_resp_fields(&st->resp, head, false, scratch, st->resp.head_len + 4, fields,
+	                                     H1_MAX_HEADERS + 1)
+	                : -1;
+	if (n <= 0) {
+		free(scratch);
+		h2s_stream_fail(st, 2 /* INTERNAL_ERROR */);
+		return false;
+	}
+	bool interim = st->resp.status < 200;
+	if (!interim) {
+		if (st->resp.no_body)
+			st->framing = H2S_NONE;
+		else if (st->resp.chunked)
+			st->framing = H2S_CHUNKED;
+		else if (st->resp.has_content_length)
+			st->framing = st->resp.content_length ? H2S_LENGTH : H2S_NONE;
+		else
+			st->framing = H2S_CLOSE;
+		st->left = st->resp.content_length;
+		h1_chunked_init(&st->chunks);
+	}
+	bool end = !interim && st->framing == H2S_NONE;
+	int sent = st->c && !st->h2_gone ? h2_respond(st->c->h2, st->id, fields, (size_t)n, end) : -1;
+	free(scratch);
+	evbuffer_drain(out, st->resp.head_len);
+	if (sent != 0) {
+		h2s_stream_fail(st, 2);
+		return false;
+	}
+	if (interim) {
+		h1_resp_init(&st->resp, HTTP_HEAD_MAX, st->resp.no_body && st->resp.status >= 200);
+		return true;
+	}
+	st->head_done = true;
+	st->ended = end;
+	return true;
+}
+
+/* Body bytes of the answer become DATA as far as the stream's buffer takes them;
+ * chunked framing is read and dropped. Returns false when nothing more moves now. */
+static bool h2s_take_body(struct h2s_stream *st)
+{
+	struct evbuffer *out = tstream_output(st->t);
+	struct h2_conn *h2 = st->c->h2;
+	struct evbuffer_iovec v;
+	if (evbuffer_peek(out, -1, NULL, &v, 1) < 1 || !v.iov_len)
+		return false;
+	if (st->framing == H2S_CHUNKED && !h1_chunked_data_left(&st->chunks)) {
+		size_t used;
+		enum h1_result rc = h1_chunked_feed(&st->chunks, v.iov_base, 1, &used);
+		evbuffer_drain(out, 1);
+		if (rc == H1_DONE) {
+			st->ended = true;
+			h2_send_end(h2, st->id, NULL, 0);
+		} else if (rc != H1_NEED_MORE) {
+			h2s_stream_fail(st, 2);
+		}
+		return !st->ended;
+	}
+	size_t want = v.iov_len;
+	if (st->framing == H2S_CHUNKED && want > h1_chunked_data_left(&st->chunks))
+		want = (size_t)h1_chunked_data_left(&st->chunks);
+	if (st->framing == H2S_LENGTH && want > st->left)
+		want = (size_t)st->left;
+	size_t n = h2_send_data(h2, st->id, v.iov_base, want);
+	if (st->framing == H2S_CHUNKED && n) {
+		size_t used;
+		h1_chunked_feed(&st->chunks, v.iov_base, n, &used);
+	}
+	evbuffer_drain(out, n);
+	if (st->framing == H2S_LENGTH) {
+		st->left -= n;
+		if (!st->left) {
+			st->ended = true;
+			h2_send_end(h2, st->id, NULL, 0);
+			return false;
+		}
+	}
+	return n == want;
+}
+
+/* Takes what the session wrote: the head, then body bytes while the stream has room. */
+static void h2s_take_output(struct h2s_stream *st)
+{
+	if (!st->t)
+		return;
+	struct evbuffer *out = tstream_output(st->t);
+	if (!st->c || st->h2_gone) {
+		h2s_stream_fail(st, 8);
+		return;
+	}
+	while (!st->ended && (st->head_done ? h2s_take_body(st) : h2s_take_head(st)))
+		;
+	if (st->ended) {
+		evbuffer_drain(out, evbuffer_get_length(out));
+	} else if (st->shut && !evbuffer_get_length(out)) {
+		/* The session ended its side: an answer that ends with its connection ends
+		 * here; one cut short of its framing is reset, never passed off as whole. */
+		if (st->head_done && st->framing == H2S_CLOSE) {
+			st->ended = true;
+			h2_send_end(st->c->h2, st->id, NULL, 0);
+		} else {
+			h2s_stream_fail(st, 2);
+		}
+	}
+	tstream_peer_taken(st->t);
+	h2s_flush_soon(st->c);
+}
+
+static void h2s_peer_output(void *peer)
+{
+	h2s_take_output(peer);
+}
+
+static void h2s_peer_shutdown(void *peer)
+{
+	struct h2s_stream *st = peer;
+	st->shut = true;
+	h2s_take_output(st);
+}
+
+static bool h2s_peer_delivered(void *peer, bool *broken)
+{
+	struct h2s_stream *st = peer;
+	*broken = !st->c || (st->h2_gone && !st->ended);
+	return st->ended && !*broken;
+}
+
+static void h2s_peer_closed(void *peer)
+{
+	struct h2s_stream *st = peer;
+	struct h2s_conn *c = st->c;
+	evbuffer_remove_cb(tstream_input(st->t), h2s_in_taken, st);
+	if (c && st->unconsumed)
+		h2_consume(c->h2, st->id, st->unconsumed);
+	if (c && !st->ended && !st->h2_gone)
+		h2_reset(c->h2, st->id, 2);
+	st->t = NULL;
+	h2s_stream_unlink(st);
+	free(st);
+	h2s_flush_soon(c);
+}
+
+static const struct tstream_peer_ops h2s_peer_ops = {
+	.output = h2s_peer_output,
+	.shutdown = h2s_peer_shutdown,
+	.closed = h2s_peer_closed,
+	.delivered = h2s_peer_delivered,
+};
+
+/* ---- Windows authentication: the private server connection, one stream at a time */
+
+/* A private connection waiting for the next stream that speaks or closes is done with. */
+static void h2s_priv_drop(struct h2s_conn *c)
+{
+	if (!c->priv)
+		return;
+	tstream_free(c->priv->t);
+	free(c->priv);
+	c->priv = NULL;
+}
+
+static void h2s_priv_readable(struct tstream *t, void *arg)
+{
+	(void)t;
+	h2s_priv_drop(arg);
+}
+
+static void h2s_priv_event(struct tstream *t, enum tstream_event ev, void *arg)
+{
+	(void)t;
+	(void)ev;
+	h2s_priv_drop(arg);
+}
+
+static void h2s_unwait(struct h2s_conn *c, const struct http_session *s)
+{
+	for (size_t i = 0; i < c->nwaiting; i++)
+		if (c->waiting[i] == s) {
+			memmove(c->waiting + i, c->waiting + i + 1, (c->nwaiting - i - 1) * sizeof(*c->waiting));
+			c->nwaiting--;
+			return;
+		}
+	if (c->wake == s)
+		c->wake = NULL;
+}
+
+struct http_private *h2s_private_take(struct h2s_stream *st, struct http_session *s, long pool, bool *wait)
+{
+	struct h2s_conn *c = st->c;
+	*wait = false;
+	if (!c)
+		return NULL;
+	if (c->priv_holder && c->priv_holder != s && c->priv_pool == pool) {
+		if (c->nwaiting == c->capwaiting) {
+			size_t cap = c->capwaiting ? c->capwaiting * 2 : 4;
+			struct http_session **w = realloc(c->waiting, cap * sizeof(*w));
+			if (!w)
+				return NULL;
+			c->waiting = w;
+			c->capwaiting = cap;
+		}
+		c->waiting[c->nwaiting++] = s;
+		*wait = true;
+		return NULL;
+	}
+	if (!c->priv || c->priv->pool != pool)
+		return NULL;
+	struct http_private *p = c->priv;
+	c->priv = NULL;
+	c->priv_holder = s;
+	c->priv_pool = pool;
+	return p;
+}
+
+void h2s_private_hold(struct h2s_stream *st, struct http_session *s, long pool)
+{
+	struct h2s_conn *c = st->c;
+	if (!c || c->priv_holder)
+		return;
+	c->priv_holder = s;
+	c->priv_pool = pool;
+}
+
+void h2s_private_give(struct h2s_stream *st, struct http_session *s, struct http_private *priv)
+{
+	struct h2s_conn *c = st->c;
+	if (!c) {
+		if (priv) {
+			tstream_free(priv->t);
+			free(priv);
+		}
+		return;
+	}
+	h2s_unwait(c, s);
+	if (c->priv_holder != s && !priv)
+		return;
+	if (c->priv_holder == s)
+		c->priv_holder = NULL;
+	if (priv) {
+		/* One is kept: a private connection to another pool takes the place of the one before. */
+		h2s_priv_drop(c);
+		c->priv = priv;
+		tstream_setcb(priv->t, h2s_priv_readable, NULL, h2s_priv_event, c);
+	}
+	if (c->nwaiting && !c->wake) {
+		c->wake = c->waiting[0];
+		memmove(c->waiting, c->waiting + 1, (c->nwaiting - 1) * sizeof(*c->waiting));
+		c->nwaiting--;
+		h2s_flush_soon(c);
+	}
+}
+
+/* ---- h2.c's events (struct h2_stream_ops): from inside h2_recv and h2_output */
+
+static void h2s_start_info(const struct h2s_conn *c, struct http_start *st)
+{
+	*st = (struct http_start){
+		.home = c->home, .snap = c->snap, .svc = c->svc, .peer = &c->peer, .peerlen = sizeof(c->peer),
+		.local = &c->local, .locallen = c->locallen, .sni = c->sni[0] ? c->sni : NULL,
+	};
+}
+
+static int h2s_on_request(void *ctx, int32_t id, const struct h2_request *req)
+{
+	struct h2s_conn *c = ctx;
+	if (c->closing || req->websocket)
+		return -1;
+	struct h2s_stream *st = calloc(1, sizeof(*st));
+	if (!st)
+		return -1;
+	st->c = c;
+	st->id = id;
+	st->t = tstream_new_peer(c->home->base, &h2s_peer_ops, st);
+	if (!st->t) {
+		free(st);
+		return -1;
+	}
+	const struct h2head_req *f = req->fields;
+	bool head = f->method.len == 4 && memcmp(f->arena + f->method.off, "HEAD", 4) == 0;
+	h1_resp_init(&st->resp, HTTP_HEAD_MAX, head);
+	st->chunked = !req->end_stream && !f->has_content_length;
+	/* One request per session: it answers with Connection: close (dropped as
+	 * hop-by-hop), so its end is the answer's end. */
+	struct evbuffer *in = tstream_input(st->t);
+	evbuffer_add(in, req->head, req->head_len - 2);
+	evbuffer_add(in, "connection: close\r\n\r\n", 21);
+	evbuffer_add_cb(in, h2s_in_taken, st);
+	st->next = c->streams;
+	c->streams = st;
+	c->nstreams++;
+	c->requests++;
+	struct http_start hs;
+	h2s_start_info(c, &hs);
+	http_stream_start(&hs, st->t, st);
+	return 0;
+}
+
+static void h2s_on_data(void *ctx, int32_t id, const uint8_t *p, size_t len)
+{
+	struct h2s_conn *c = ctx;
+	struct h2s_stream *st = h2s_stream_of(c, id);
+	if (!st || !st->t) {
+		h2_consume(c->h2, id, len);
+		return;
+	}
+	struct evbuffer *in = tstream_input(st->t);
+	st->unconsumed += len;
+	if (st->chunked)
+		evbuffer_add_printf(in, "%zx\r\n", len);
+	evbuffer_add(in, p, len);
+	if (st->chunked)
+		evbuffer_add(in, "\r\n", 2);
+	tstream_peer_input(st->t);
+}
+
+static void h2s_on_end(void *ctx, int32_t id, const struct h2head_field *trailers, size_t n)
+{
+	struct h2s_conn *c = ctx;
+	struct h2s_stream *st = h2s_stream_of(c, id);
+	if (!st || !st->t || !st->chunked)
+		return;
+	struct evbuffer *in = tstream_input(st->t);
+	evbuffer_add(in, "0\r\n", 3);
+	for (size_t i = 0; i < n; i++)
+		evbuffer_add_printf(in, "%.*s: %.*s\r\n", (int)trailers[i].name_len, trailers[i].name,
+		                    (int)trailers[i].value_len, trailers[i].value);
+	evbuffer_add(in, "\r\n", 2);
+	tstream_peer_input(st->t);
+}
+
+static void h2s_on_reset(void *ctx, int32_t id, uint32_t code)
+{
+	struct h2s_conn *c = ctx;
+	struct h2s_stream *st = h2s_stream_of(c, id);
+	(void)code;
+	if (!st)
+		return;
+	st->h2_gone = true;
+	if (st->t)
+		tstream_peer_end(st->t, TSTREAM_ERROR, "the client reset the stream");
+}
+
+static void h2s_on_writable(void *ctx, int32_t id)
+{
+	struct h2s_stream *st = h2s_stream_of(ctx, id);
+	if (st)
+		h2s_take_output(st);
+}
+
+static const struct h2_stream_ops h2s_ops = {
+	.request = h2s_on_request,
+	.data = h2s_on_data,
+	.end = h2s_on_end,
+	.reset = h2s_on_reset,
+	.writable = h2s_on_writable,
+};
+
+/* ---- the client connection */
+
+/* No more streams: a GOAWAY goes (unless one went), then the connection ends
+ * once its open streams are done and the client has our last bytes. */
+static void h2s_goaway(struct h2s_conn *c)
+{
+	if (c->goaway)
+		return;
+	c->goaway = true;
+	h2_shutdown(c->h2);
+	h2s_write(c);
+}
+
+/* Nothing more is read; what is queued goes, then the connection closes. */
+static void h2s_close(struct h2s_conn *c, enum outcome outcome)
+{
+	if (c->closing_since)
+		return;
+	c->closing = true;
+	c->closing_since = http_now_ms();
+	c->outcome = outcome;
+	tstream_read_enable(c->cli, false);
+	h2s_write(c);
+	tstream_shutdown(c->cli);
+	if (!tstream_unsent(c->cli))
+		h2s_free(c, outcome);
+}
+
+/* After a pass of work: closes a connection that has nothing left to do. */
+static void h2s_settle(struct h2s_conn *c)
+{
+	if (c->closing_since)
+		return;
+	if (c->closing || (c->goaway && !c->nstreams) || (c->cli_eof && !c->nstreams) || h2_done(c->h2))
+		h2s_close(c, c->outcome);
+}
+
+static void h2s_cli_readable(struct tstream *t, void *arg)
+{
+	struct h2s_conn *c = arg;
+	struct evbuffer *in = tstream_input(t);
+	if (c->closing) {
+		evbuffer_drain(in, evbuffer_get_length(in));
+		return;
+	}
+	uint64_t now = http_now_ms();
+	struct evbuffer_iovec v[8];
+	int n;
+	while (!c->closing && (n = evbuffer_peek(in, -1, NULL, v, 8)) > 0) {
+		size_t took = 0;
+		for (int i = 0; i < n && i < 8; i++) {
+			took += v[i].iov_len;
+			if (h2_recv(c->h2, v[i].iov_base, v[i].iov_len, now) != 0) {
+				c->closing = true;
+				break;
+			}
+		}
+		evbuffer_drain(in, took);
+	}
+	h2s_write(c);
+	h2s_settle(c);
+}
+
+static void h2s_cli_drained(struct tstream *t, void *arg)
+{
+	struct h2s_conn *c = arg;
+	(void)t;
+	if (c->closing_since) {
+		if (!tstream_unsent(c->cli))
+			h2s_free(c, c->outcome);
+		return;
+	}
+	h2s_write(c);
+	h2s_settle(c);
+}
+
+static void h2s_cli_event(struct tstream *t, enum tstream_event ev, void *arg)
+{
+	struct h2s_conn *c = arg;
+	(void)t;
+	if (ev == TSTREAM_READY)
+		return;
+	if (c->closing_since || ev == TSTREAM_ERROR) {
+		h2s_free(c, c->closing_since ? c->outcome : OUTCOME_CLIENT_RESET);
+		return;
+	}
+	/* The client ended its side: the answers under way still go to it. */
+	c->cli_eof = true;
+	h2s_settle(c);
+}
+
+static void h2s_on_flush(evutil_socket_t fd, short what, void *arg)
+{
+	struct h2s_conn *c = arg;
+	(void)fd;
+	(void)what;
+	if (c->closing_since)
+		return;
+	if (c->wake) {
+		struct http_session *s = c->wake;
+		c->wake = NULL;
+		http_private_ready(s);
+	}
+	h2s_write(c);
+	h2s_settle(c);
+}
+
+static void h2s_on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct h2s_conn *c = arg;
+	(void)fd;
+	(void)what;
+	uint64_t now = http_now_ms();
+	if (c->closing_since) {
+		if (now - c->closing_since >= c->svc->send_timeout_ms)
+			h2s_free(c, OUTCOME_CLIENT_STALLED);
+		return;
+	}
+	/* A reload or a stop: streams under way finish, new ones go to a new connection. */
+	if (c->home->snap != c->snap || c->home->stopping)
+		h2s_goaway(c);
+	if (!c->nstreams && now - c->idle_since >= c->svc->keepalive_timeout_ms) {
+		c->outcome = OUTCOME_KEEPALIVE_TIMEOUT;
+		h2s_goaway(c);
+	}
+	if (h2_window_stalled(c->h2)) {
+		if (!c->stalled_since)
+			c->stalled_since = now;
+		else if (now - c->stalled_since >= c->svc->send_timeout_ms) {
+			h2_stalled(c->h2);
+			c->outcome = OUTCOME_CLIENT_STALLED;
+			c->closing = true;
+		}
+	} else {
+		c->stalled_since = 0;
+	}
+	h2s_write(c);
+	h2s_settle(c);
+}
+
+static void h2s_close_now(struct home_link *l)
+{
+	h2s_free((struct h2s_conn *)l, OUTCOME_DRAIN_TIMEOUT);
+}
+
+static void h2s_free(struct h2s_conn *c, enum outcome outcome)
+{
+	/* Streams whose sessions are still open hear that the connection is gone. */
+	while (c->streams) {
+		struct h2s_stream *st = c->streams;
+		c->streams = st->next;
+		st->c = NULL;
+		if (st->t)
+			tstream_peer_end(st->t, TSTREAM_ERROR, "the client connection closed");
+		else
+			free(st);
+	}
+	h2s_priv_drop(c);
+	free(c->waiting);
+	const struct h2_stats none = { 0 }, *hs = c->h2 ? h2_conn_stats(c->h2) : &none;
+	h2s_metrics_add(hs);
+	if (log_access_enabled()) {
+		struct timeval now;
+		http_clock(&now);
+		long ms = (now.tv_sec - c->start.tv_sec) * 1000L + (now.tv_usec - c->start.tv_usec) / 1000L;
+		log_msg(LOG_INFO,
+		        "conn client=%s service=%s sni=%s proto=h2 requests=%u malformed=%llu resets=%llu ms=%ld outcome=%s",
+		        c->client, c->svc->name, c->sni[0] ? c->sni : "-", c->requests, (unsigned long long)hs->malformed,
+		        (unsigned long long)hs->resets_received, ms, outcome_name(outcome));
+	}
+	h2_free(c->h2);
+	tstream_free(c->cli);
+	if (c->tick)
+		event_free(c->tick);
+	if (c->flush)
+		event_free(c->flush);
+	pool_service_open(c->snap->pools, (size_t)(c->svc - c->snap->cfg->services), -1);
+	home_snap_unref(c->snap);
+	home_live_remove(c->home, &c->link);
+	free(c);
+}
+
+void h2s_start(const struct http_start *st, struct tstream *cli)
+{
+	struct h2s_conn *c = calloc(1, sizeof(*c));
+	if (!c) {
+		tstream_free(cli);
+		return;
+	}
+	c->home = st->home;
+	c->snap = st->snap;
+	c->snap->refs++;
+	c->svc = st->svc;
+	c->cli = cli;
+	c->outcome = OUTCOME_OK;
+	pool_service_open(c->snap->pools, (size_t)(c->svc - c->snap->cfg->services), 1);
+	memcpy(&c->peer, st->peer, st->peerlen < sizeof(c->peer) ? st->peerlen : sizeof(c->peer));
+	if (st->local && st->locallen && st->locallen <= sizeof(c->local)) {
+		memcpy(&c->local, st->local, st->locallen);
+		c->locallen = st->locallen;
+	}
+	char ip[INET6_ADDRSTRLEN];
+	addr_text(st->peer, st->peerlen, c->client, sizeof(c->client), ip, sizeof(ip));
+	if (st->sni)
+		snprintf(c->sni, sizeof(c->sni), "%s", st->sni);
+	http_clock(&c->start);
+	c->idle_since = http_now_ms();
+	c->link.close_now = h2s_close_now;
+	home_live_add(c->home, &c->link);
+	struct h2_config cfg;
+	h2_config_default(&cfg);
+	/* WebSocket over HTTP/2 (RFC 8441) is not joined to the Upgrade tunnel yet: not offered. */
+	cfg.enable_connect_protocol = false;
+	c->h2 = h2_new(&cfg, &h2s_ops, c);
+	c->tick = event_new(c->home->base, -1, EV_PERSIST, h2s_on_tick, c);
+	c->flush = event_new(c->home->base, -1, 0, h2s_on_flush, c);
+	struct timeval tv = { 0, H2S_TICK_MS * 1000 };
+	if (!c->h2 || !c->tick || !c->flush || event_add(c->tick, &tv) != 0) {
+		h2s_free(c, OUTCOME_NO_MEMORY);
+		return;
+	}
+	tstream_setcb(cli, h2s_cli_readable, h2s_cli_drained, h2s_cli_event, c);
+	tstream_set_read_max(cli, 64 * 1024);
+	tstream_set_low_mark(cli, H2S_OUT_MAX / 2);
+	tstream_read_enable(cli, true);
+	h2s_write(c);
+	/* Bytes that came with the handshake (the preface, often) are read now. */
+	if (evbuffer_get_length(tstream_input(cli)))
+		h2s_cli_readable(cli, c);
+}

@@ -1,0 +1,56 @@
+/*
+ * http/h2session.h - HTTP/2 on a client connection that chose ALPN h2: the
+ * connection's frames go through h2.c, and each stream becomes an HTTP/1.1
+ * session of its own (session.c) whose client side is a tstream without a
+ * socket (tstream_new_peer()). The stream's request reaches that session as
+ * the HTTP/1.1 head h2head wrote and its body (chunked when it has no
+ * content-length); the session's answer, HTTP/1.1 as it would go to any
+ * client, is read back here (h1_parse, h2head_resp_fields) and sent as
+ * HEADERS and DATA. So routing, rules, plugins, templates, forwarding headers,
+ * timeouts, the pools and idle lists, retries and the access log are those of
+ * HTTP/1.1, one request per stream.
+ *
+ * Memory stays bounded both ways: a stream's request body is held to the
+ * HTTP/2 windows, which open only as the session passes bytes on; its answer
+ * is taken from the session only as far as the stream's output buffer has
+ * room, and the session stops reading its server while the rest waits.
+ *
+ * Windows authentication: a private server connection (http/backend.h) that
+ * one stream's session leaves belongs to the client connection; the next
+ * stream for that pool takes it, and streams that come while another holds
+ * it wait for it, one at a time.
+ */
+#ifndef ONEGATE_HTTP_H2SESSION_H
+#define ONEGATE_HTTP_H2SESSION_H
+
+#include <stdbool.h>
+
+#include "http/http.h"
+
+struct evbuffer;
+struct tstream;
+struct h2s_stream;
+struct http_session;
+struct http_private;
+
+/* The session's client stream chose h2: the connection goes on here. Takes
+ * cli (TLS done) and its own reference to st->snap; st->cli and st->ssl are
+ * not used. */
+void h2s_start(const struct http_start *st, struct tstream *cli);
+
+/* Windows authentication, for the session of stream st (see above). A stream's
+ * session asks for the connection's private server connection to pool: it gets
+ * it (and holds it), NULL when there is none for that pool, or NULL with *wait
+ * set when another stream holds it: http_private_ready() tells it when it comes
+ * back. */
+struct http_private *h2s_private_take(struct h2s_stream *st, struct http_session *s, long pool, bool *wait);
+/* The session's server connection to pool became private: it holds it until it ends. */
+void h2s_private_hold(struct h2s_stream *st, struct http_session *s, long pool);
+/* The session ends, leaving priv (NULL: none, or it was closed); a stream that
+ * waits for it gets it next. Also for a session that was waiting. */
+void h2s_private_give(struct h2s_stream *st, struct http_session *s, struct http_private *priv);
+
+/* The counters of every HTTP/2 connection of the process, for /metrics. */
+void h2s_metrics_write(struct evbuffer *b);
+
+#endif
