@@ -3,7 +3,7 @@ httpback.py - a small HTTP/1.1 back end for the integration tests.
 
 Raw sockets and threads, loopback only. It answers every request with a JSON
 description of what it received (its own name and port, method, target, headers,
-body length), keeps connections alive, reads Content-Length and chunked bodies,
+body length and SHA-256), keeps connections alive, reads Content-Length and chunked bodies,
 and answers with a chunked body when the path starts with /chunked. It counts
 the connections it accepted, so tests can see back-end connection reuse.
 /slow?ms=N answers after N milliseconds; /big?bytes=N answers N bytes of pattern(N)
@@ -22,6 +22,7 @@ every answer. Run as a program (`httpback.py NAME [--delay MS]`) it prints its p
 then a JSON line per request it got and another once it answered it, so that a test
 can SIGKILL it and still count.
 """
+import hashlib
 import json
 import random
 import socket
@@ -114,7 +115,7 @@ class HTTPBackend:
             buf += d
         return buf
 
-    def _read_body(self, c, buf, headers):
+    def _read_body(self, c, buf, headers, digest=None):
         te = headers.get("transfer-encoding", "")
         if "chunked" in te.lower():
             total = 0
@@ -134,12 +135,16 @@ class HTTPBackend:
                         return None, 0
                     buf += d
                 total += size
+                if digest:
+                    digest.update(buf[:size])
                 buf = buf[size + 2:]
         n = int(headers.get("content-length", "0"))
         total = n
         while n > 0:
             if buf:
                 take = min(n, len(buf))
+                if digest:
+                    digest.update(buf[:take])
                 buf = buf[take:]
                 n -= take
                 continue
@@ -210,7 +215,9 @@ class HTTPBackend:
                         if not d:
                             return
                         c.sendall(d)
-                buf, info["body_len"] = self._read_body(c, buf, headers)
+                digest = hashlib.sha256()
+                buf, info["body_len"] = self._read_body(c, buf, headers, digest)
+                info["body_sha256"] = digest.hexdigest()
                 if buf is None:
                     return
                 self._record(info)
