@@ -34,6 +34,7 @@ struct h2s_stream {
 	bool h2_gone;                   /* the client reset it, or the connection ended it */
 	bool chunked;                   /* the request body goes to the session chunked */
 	size_t unconsumed;              /* DATA bytes not yet given back to the windows */
+	bool head_request;              /* HEAD: the answer's head says a length, no body follows */
 	bool head_done, ended, shut;
 	enum h2s_framing framing;
 	uint64_t left;
@@ -235,7 +236,7 @@ static bool h2s_take_head(struct h2s_stream *st)
 		return false;
 	}
 	if (interim) {
-		h1_resp_init(&st->resp, HTTP_HEAD_MAX, st->resp.no_body && st->resp.status >= 200);
+		h1_resp_init(&st->resp, HTTP_HEAD_MAX, st->head_request);
 		return true;
 	}
 	st->head_done = true;
@@ -484,8 +485,8 @@ static int h2s_on_request(void *ctx, int32_t id, const struct h2_request *req)
 		return -1;
 	}
 	const struct h2head_req *f = req->fields;
-	bool head = f->method.len == 4 && memcmp(f->arena + f->method.off, "HEAD", 4) == 0;
-	h1_resp_init(&st->resp, HTTP_HEAD_MAX, head);
+	st->head_request = f->method.len == 4 && memcmp(f->arena + f->method.off, "HEAD", 4) == 0;
+	h1_resp_init(&st->resp, HTTP_HEAD_MAX, st->head_request);
 	st->chunked = !req->end_stream && !f->has_content_length;
 	/* One request per session: it answers with Connection: close (dropped as
 	 * hop-by-hop), so its end is the answer's end. */
