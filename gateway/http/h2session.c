@@ -1,6 +1,5 @@
 #include "http/h2session.h"
 
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +33,7 @@ struct h2s_stream {
 	bool h2_gone;                   /* the client reset it, or the connection ended it */
 	bool chunked;                   /* the request body goes to the session chunked */
 	size_t unconsumed;              /* DATA bytes not yet given back to the windows */
+	size_t framing_bytes;           /* bytes of ours in the input (head, chunk framing): no window's */
 	bool head_request;              /* HEAD: the answer's head says a length, no body follows */
 	bool head_done, ended, shut;
 	enum h2s_framing framing;
@@ -71,50 +71,6 @@ struct h2s_conn {
 
 static void h2s_free(struct h2s_conn *c, enum outcome outcome);
 static void h2s_take_output(struct h2s_stream *st);
-
-/* ---- metrics: every connection's h2_stats, added when it ends */
-
-enum { H2S_M_STREAMS, H2S_M_MALFORMED, H2S_M_TOO_LARGE, H2S_M_NOT_IMPLEMENTED, H2S_M_RESETS, H2S_M_RAPID_RESET,
-       H2S_M_CONTINUATION_FLOOD, H2S_M_PING_FLOOD, H2S_M_SETTINGS_FLOOD, H2S_M_ZERO_WINDOW, H2S_M_PROTOCOL, H2S_M_CONNS,
-       H2S_M_N };
-
-static _Atomic uint64_t h2s_totals[H2S_M_N];
-
-static const struct {
-	const char *name, *help;
-} h2s_metric[H2S_M_N] = {
-	{ "onegate_http2_streams_total", "HTTP/2 streams whose request was taken (each an HTTP/1.1 request on)" },
-	{ "onegate_http2_malformed_total", "HTTP/2 streams reset for breaking RFC 9113 8 (never forwarded)" },
-	{ "onegate_http2_too_large_total", "HTTP/2 streams answered 431: header list past the limit" },
-	{ "onegate_http2_not_implemented_total", "HTTP/2 streams answered 501 (CONNECT)" },
-	{ "onegate_http2_resets_received_total", "RST_STREAM frames from clients" },
-	{ "onegate_http2_rapid_reset_total", "connections ended (GOAWAY) for too many resets (CVE-2023-44487)" },
-	{ "onegate_http2_continuation_flood_total", "connections ended (GOAWAY) for a CONTINUATION flood" },
-	{ "onegate_http2_ping_flood_total", "connections ended (GOAWAY) for a PING flood" },
-	{ "onegate_http2_settings_flood_total", "connections ended (GOAWAY) for a SETTINGS flood" },
-	{ "onegate_http2_zero_window_stalls_total", "connections ended (GOAWAY) for a window kept shut too long" },
-	{ "onegate_http2_protocol_errors_total", "connections ended (GOAWAY) for another protocol error" },
-	{ "onegate_http2_connections_total", "client connections that spoke HTTP/2" },
-};
-
-static void h2s_metrics_add(const struct h2_stats *st)
-{
-	const uint64_t v[H2S_M_N] = {
-		st->streams, st->malformed, st->too_large, st->not_implemented, st->resets_received, st->rapid_reset,
-		st->continuation_flood, st->ping_flood, st->settings_flood, st->zero_window_stalls, st->protocol_errors, 1,
-	};
-	for (size_t i = 0; i < H2S_M_N; i++)
-		if (v[i])
-			atomic_fetch_add_explicit(&h2s_totals[i], v[i], memory_order_relaxed);
-}
-
-void h2s_metrics_write(struct evbuffer *b)
-{
-	for (size_t i = 0; i < H2S_M_N; i++)
-		evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", h2s_metric[i].name, h2s_metric[i].help,
-		                    h2s_metric[i].name, h2s_metric[i].name,
-		                    (unsigned long long)atomic_load_explicit(&h2s_totals[i], memory_order_relaxed));
-}
 
 /* ---- writing: what nghttp2 has for the client goes to the TLS stream */
 
@@ -167,12 +123,17 @@ static void h2s_stream_unlink(struct h2s_stream *st)
 
 /* ---- the streams' sessions' client side (tstream_peer_ops) */
 
-/* The session took request body bytes: the windows open again by as many. */
+/* The session took request body bytes: the windows open again by as many. Our own
+ * bytes count first, so a window never opens ahead of what left. */
 static void h2s_in_taken(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
 {
 	struct h2s_stream *st = arg;
 	(void)buf;
-	size_t n = info->n_deleted < st->unconsumed ? info->n_deleted : st->unconsumed;
+	size_t n = info->n_deleted, ours = n < st->framing_bytes ? n : st->framing_bytes;
+	st->framing_bytes -= ours;
+	n -= ours;
+	if (n > st->unconsumed)
+		n = st->unconsumed;
 	if (!n)
 		return;
 	st->unconsumed -= n;
@@ -493,6 +454,7 @@ static int h2s_on_request(void *ctx, int32_t id, const struct h2_request *req)
 	struct evbuffer *in = tstream_input(st->t);
 	evbuffer_add(in, req->head, req->head_len - 2);
 	evbuffer_add(in, "connection: close\r\n\r\n", 21);
+	st->framing_bytes = evbuffer_get_length(in);
 	evbuffer_add_cb(in, h2s_in_taken, st);
 	st->next = c->streams;
 	c->streams = st;
@@ -513,12 +475,14 @@ static void h2s_on_data(void *ctx, int32_t id, const uint8_t *p, size_t len)
 		return;
 	}
 	struct evbuffer *in = tstream_input(st->t);
+	size_t before = evbuffer_get_length(in);
 	st->unconsumed += len;
 	if (st->chunked)
 		evbuffer_add_printf(in, "%zx\r\n", len);
 	evbuffer_add(in, p, len);
 	if (st->chunked)
 		evbuffer_add(in, "\r\n", 2);
+	st->framing_bytes += evbuffer_get_length(in) - before - len;
 	tstream_peer_input(st->t);
 }
 
@@ -529,11 +493,13 @@ static void h2s_on_end(void *ctx, int32_t id, const struct h2head_field *trailer
 	if (!st || !st->t || !st->chunked)
 		return;
 	struct evbuffer *in = tstream_input(st->t);
+	size_t before = evbuffer_get_length(in);
 	evbuffer_add(in, "0\r\n", 3);
 	for (size_t i = 0; i < n; i++)
 		evbuffer_add_printf(in, "%.*s: %.*s\r\n", (int)trailers[i].name_len, trailers[i].name,
 		                    (int)trailers[i].value_len, trailers[i].value);
 	evbuffer_add(in, "\r\n", 2);
+	st->framing_bytes += evbuffer_get_length(in) - before;
 	tstream_peer_input(st->t);
 }
 

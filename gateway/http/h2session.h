@@ -50,7 +50,10 @@ void h2s_private_hold(struct h2s_stream *st, struct http_session *s, long pool);
  * waits for it gets it next. Also for a session that was waiting. */
 void h2s_private_give(struct h2s_stream *st, struct http_session *s, struct http_private *priv);
 
-/* The counters of every HTTP/2 connection of the process, for /metrics. */
+/* The counters of every HTTP/2 connection of the process (h2metrics.c): a
+ * connection adds its own as it ends; /metrics writes them. Any thread. */
+struct h2_stats;
+void h2s_metrics_add(const struct h2_stats *st);
 void h2s_metrics_write(struct evbuffer *b);
 
 #endif
