@@ -304,6 +304,28 @@ services = (
         self.assertIn(b"400 succeeded, 0 failed, 0 errored", r.stdout, r.stdout)
         self.assertIn(b"status codes: 400 2xx", r.stdout)
 
+    def rss_kib(self):
+        with open("/proc/%d/status" % self.og.proc.pid) as f:
+            return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
+
+    def test_a_client_that_does_not_read_holds_the_back_end(self):
+        n = 64 << 20
+        c = self.h2()
+        before = self.rss_kib()
+        c.request(1, get_fields("mail.contoso.test", "/big?bytes=%d" % n))
+        time.sleep(2.5)
+        grown = self.rss_kib() - before
+        self.assertLess(grown, 16 * 1024, "a stalled stream must not buffer its answer (%d KiB)" % grown)
+        # Then it reads: the whole answer comes, in order.
+        c.send(WindowUpdateFrame(0, window_increment=(1 << 30)), WindowUpdateFrame(1, window_increment=(1 << 30)))
+        got, digest = 0, hashlib.sha256()
+        for f in c.until(lambda f: f.stream_id == 1 and "END_STREAM" in f.flags, 120):
+            if isinstance(f, DataFrame):
+                got += len(f.data)
+                digest.update(f.data)
+        self.assertEqual(got, n)
+        self.assertEqual(digest.hexdigest(), hashlib.sha256(pattern(n)).hexdigest())
+
     # ---- 421: coalescing
 
     def test_421_for_another_certificate_or_a_passthrough_name(self):
