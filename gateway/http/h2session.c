@@ -695,7 +695,7 @@ static void h2s_free(struct h2s_conn *c, enum outcome outcome)
 		struct timeval now;
 		http_clock(&now);
 		long ms = (now.tv_sec - c->start.tv_sec) * 1000L + (now.tv_usec - c->start.tv_usec) / 1000L;
-		log_msg(LOG_INFO,
+		log_access_line(
 		        "conn client=%s service=%s sni=%s proto=h2 requests=%u malformed=%llu resets=%llu ms=%ld outcome=%s",
 		        c->client, c->svc->name, c->sni[0] ? c->sni : "-", c->requests, (unsigned long long)hs->malformed,
 		        (unsigned long long)hs->resets_received, ms, outcome_name(outcome));
