@@ -141,6 +141,19 @@ static enum sock_linger_state relay_linger_side(struct relay_end *e, unsigned st
 	return st;
 }
 
+static bool relay_stopped(enum sock_linger_state st)
+{
+	return st == SOCK_LINGER_BROKEN || st == SOCK_LINGER_STALLED;
+}
+
+/* An end that broke or stopped taking bytes ends the relay with that end's word. */
+static enum outcome relay_stop_outcome(bool client, enum sock_linger_state st)
+{
+	if (st == SOCK_LINGER_BROKEN)
+		return client ? OUTCOME_CLIENT_RESET : OUTCOME_SERVER_RESET;
+	return client ? OUTCOME_CLIENT_STALLED : OUTCOME_SERVER_STALLED;
+}
+
 /* What an end did not take is not counted as moved to it. */
 static void relay_uncount(struct relay *r)
 {
@@ -153,13 +166,8 @@ bool relay_linger(struct relay *r, unsigned *next_ms, enum outcome *end)
 {
 	enum sock_linger_state cs = relay_linger_side(&r->cli, r->stall_ms);
 	enum sock_linger_state ss = relay_linger_side(&r->srv, r->stall_ms);
-	if (cs == SOCK_LINGER_BROKEN || cs == SOCK_LINGER_STALLED) {
-		*end = cs == SOCK_LINGER_BROKEN ? OUTCOME_CLIENT_RESET : OUTCOME_CLIENT_STALLED;
-		relay_uncount(r);
-		return false;
-	}
-	if (ss == SOCK_LINGER_BROKEN || ss == SOCK_LINGER_STALLED) {
-		*end = ss == SOCK_LINGER_BROKEN ? OUTCOME_SERVER_RESET : OUTCOME_SERVER_STALLED;
+	if (relay_stopped(cs) || relay_stopped(ss)) {
+		*end = relay_stopped(cs) ? relay_stop_outcome(true, cs) : relay_stop_outcome(false, ss);
 		relay_uncount(r);
 		return false;
 	}
@@ -183,9 +191,8 @@ bool relay_watch(struct relay *r, unsigned *watch_ms, enum outcome *end)
 		if (!e->waited)
 			continue;
 		enum sock_linger_state st = relay_linger_check(e, r->stall_ms);
-		if (st == SOCK_LINGER_BROKEN || st == SOCK_LINGER_STALLED) {
-			*end = st == SOCK_LINGER_BROKEN ? relay_reset(r, e)
-			       : e == &r->cli ? OUTCOME_CLIENT_STALLED : OUTCOME_SERVER_STALLED;
+		if (relay_stopped(st)) {
+			*end = st == SOCK_LINGER_BROKEN ? relay_reset(r, e) : relay_stop_outcome(e == &r->cli, st);
 			relay_peer(r, e)->linger.left = 0;
 			relay_uncount(r);
 			return false;
