@@ -434,34 +434,39 @@ void pool_conn_end(const struct pool_table *t, size_t pool, size_t server)
 	atomic_fetch_sub_explicit(&pool_srv(t, pool, server)->active, 1, memory_order_relaxed);
 }
 
+/* The live counters one event adds to: its service's, and its pool's and
+ * server's when it has them. Returns how many of live[3] are set. */
+static size_t pool_live_of(const struct pool_table *t, size_t service, long pool, long server,
+                           struct stats_counters *live[3])
+{
+	size_t n = 0;
+	live[n++] = t->services[service]->live;
+	if (pool >= 0) {
+		live[n++] = t->pools[pool].named->live;
+		if (server >= 0)
+			live[n++] = pool_srv(t, (size_t)pool, (size_t)server)->live;
+	}
+	return n;
+}
+
 void pool_request_done(const struct pool_table *t, const struct pool_request *r)
 {
 	bool error = r->status >= 500;
-	struct stats_counters *live[3] = { t->services[r->service]->live };
-	size_t n = 1;
-	if (r->pool >= 0) {
-		live[n++] = t->pools[r->pool].named->live;
-		if (r->server >= 0) {
-			struct pool_srv *s = pool_srv(t, (size_t)r->pool, (size_t)r->server);
-			atomic_fetch_add_explicit(&s->requests, 1, memory_order_relaxed);
-			if (error)
-				atomic_fetch_add_explicit(&s->errors, 1, memory_order_relaxed);
-			live[n++] = s->live;
-		}
+	struct stats_counters *live[3];
+	size_t n = pool_live_of(t, r->service, r->pool, r->server, live);
+	if (r->pool >= 0 && r->server >= 0) {
+		struct pool_srv *s = pool_srv(t, (size_t)r->pool, (size_t)r->server);
+		atomic_fetch_add_explicit(&s->requests, 1, memory_order_relaxed);
+		if (error)
+			atomic_fetch_add_explicit(&s->errors, 1, memory_order_relaxed);
 	}
 	stats_count_request(live, n, error, r->us, r->bytes_in, r->bytes_out);
 }
 
 void pool_session_done(const struct pool_table *t, size_t service, long pool, long server, bool failed)
 {
-	struct stats_counters *live[3] = { t->services[service]->live };
-	size_t n = 1;
-	if (pool >= 0) {
-		live[n++] = t->pools[pool].named->live;
-		if (server >= 0)
-			live[n++] = pool_srv(t, (size_t)pool, (size_t)server)->live;
-	}
-	stats_count_session(live, n, failed);
+	struct stats_counters *live[3];
+	stats_count_session(live, pool_live_of(t, service, pool, server, live), failed);
 }
 
 void pool_relay_bytes(const struct pool_table *t, size_t service, size_t pool, size_t server, uint64_t in,
