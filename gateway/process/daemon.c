@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -434,13 +435,45 @@ static void daemon_raise_nofile(void)
  * and faulting in its own buffers: a third of the CPU of a 1 GiB passthrough download.
  * Blocks up to 1 MiB now come from the arena, and each arena keeps up to 4 MiB free.
  * An admin's own GLIBC_TUNABLES for either setting wins. */
+#define DAEMON_MMAP_THRESHOLD (1024 * 1024)
+#define DAEMON_TRIM_THRESHOLD (4 * 1024 * 1024)
+
+/* DAEMON_TRIM_THRESHOLD once daemon_tune_malloc() set it; 0 when the admin's
+ * GLIBC_TUNABLES chose the trim threshold (daemon_heap_give_back() leaves it alone). */
+static int daemon_trim_threshold;
+static pthread_mutex_t daemon_give_back_lock = PTHREAD_MUTEX_INITIALIZER;
+
 static void daemon_tune_malloc(void)
 {
 	const char *t = getenv("GLIBC_TUNABLES");
 	if (!t || !strstr(t, "glibc.malloc.mmap_threshold"))
-		(void)mallopt(M_MMAP_THRESHOLD, 1024 * 1024);
-	if (!t || !strstr(t, "glibc.malloc.trim_threshold"))
-		(void)mallopt(M_TRIM_THRESHOLD, 4 * 1024 * 1024);
+		(void)mallopt(M_MMAP_THRESHOLD, DAEMON_MMAP_THRESHOLD);
+	if (!t || !strstr(t, "glibc.malloc.trim_threshold")) {
+		(void)mallopt(M_TRIM_THRESHOLD, DAEMON_TRIM_THRESHOLD);
+		daemon_trim_threshold = DAEMON_TRIM_THRESHOLD;
+	}
+}
+
+/* The free top of a worker's arena (up to the trim threshold, what its last peak of
+ * buffers left) stays resident, and malloc_trim() does not give it back: glibc trims
+ * the top of the main arena only, and madvises just the free chunks inside the others.
+ * A worker's arena gives back its top only when a free of 64 KiB or more finds it over
+ * the trim threshold; so the threshold is lowered for one such free on this thread's
+ * arena, under a lock so that two quiet workers do not restore it under each other.
+ * Another worker's free meanwhile may trim its top too: glibc's default, for a moment.
+ * malloc_trim() then gives back the free pages inside every arena and the main top. */
+void daemon_heap_give_back(void)
+{
+	if (daemon_trim_threshold) {
+		pthread_mutex_lock(&daemon_give_back_lock);
+		(void)mallopt(M_TRIM_THRESHOLD, 0);
+		/* volatile: a malloc whose block is only freed may be left out by the compiler */
+		void *volatile nudge = malloc(64 * 1024);
+		free(nudge);
+		(void)mallopt(M_TRIM_THRESHOLD, daemon_trim_threshold);
+		pthread_mutex_unlock(&daemon_give_back_lock);
+	}
+	(void)malloc_trim(0);
 }
 
 int daemon_run(struct rules_config *cfg, daemon_ready_fn ready, void *arg)

@@ -17,4 +17,10 @@ typedef void (*daemon_ready_fn)(void *arg);
 
 int daemon_run(struct rules_config *cfg, daemon_ready_fn ready, void *arg);
 
+/* Gives the kernel the free memory the calling thread's malloc arena keeps after a
+ * peak (its free top, kept up to the trim threshold for bulk transfers), and the free
+ * pages of every arena. For a worker whose connections have all closed: it costs a
+ * walk of the heap and page faults when the memory is used again, never on the data path. */
+void daemon_heap_give_back(void);
+
 #endif

@@ -21,6 +21,7 @@
 #include "io/mailbox.h"
 #include "proxy/pool.h"
 #include "proxy/stats.h"
+#include "process/daemon.h"
 
 /* After EMFILE/ENFILE a listener pauses this long, then tries again, so a
  * gateway out of descriptors keeps serving the connections it has. */
@@ -58,6 +59,7 @@ struct worker {
 	struct worker_listener **ls;     /* each allocated alone: libevent holds pointers to them */
 	size_t nls;
 	bool stopping;
+	bool served;                    /* a connection came since the heap was last given back */
 	struct home home;
 	struct worker_reload pending;
 };
@@ -163,17 +165,24 @@ static void worker_ctl(void *arg)
 /* The beat also bounds how long an access line waits in this thread's buffer. */
 _Static_assert(LIVE_BEAT_MS <= LOG_BUFFER_FLUSH_MS, "the beat flushes the access-line buffer");
 
+/* A worker whose connections have all closed gives back what its arena kept after their
+ * peak: the gateway's RSS, quiet, is that of a quiet gateway, whatever came before. */
 static void worker_beat(evutil_socket_t fd, short what, void *arg)
 {
-	const struct worker *w = arg;
+	struct worker *w = arg;
 	live_beat(w->id);
 	log_buffer_flush();
+	if (w->served && w->home.nlive == 0) {
+		w->served = false;
+		daemon_heap_give_back();
+	}
 }
 
 static void worker_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
                           int salen, void *arg)
 {
 	struct worker_listener *l = arg;
+	l->w->served = true;
 	conn_accept(&l->w->home, fd, sa, (socklen_t)salen, l->svc);
 }
 
