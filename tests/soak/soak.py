@@ -651,6 +651,33 @@ services = ( { name = "tls"; listen = [ "127.0.0.1:%(port)d" ]; tls = { certific
             rss = next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
         return rss, len(os.listdir("/proc/%d/fd" % pid))
 
+    def mappings(self):
+        """The gateway's memory by mapping, from /proc/PID/smaps: {start: [name, RSS KiB]}. An
+        anonymous mapping is named after what it holds: a thread's stack (the thread's stack
+        pointer is in it), a thread's malloc arena (glibc aligns those to 64 MiB), or anon."""
+        pid = self.og.proc.pid
+        sps = {}
+        for tid in os.listdir("/proc/%d/task" % pid):
+            try:
+                with open("/proc/%d/task/%s/syscall" % (pid, tid)) as f:
+                    sp = int(f.read().split()[-2], 16)
+                with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+                    sps[sp] = f.read().strip()
+            except (OSError, ValueError, IndexError):
+                pass        # a thread that ended, or one in no system call
+        out, cur = {}, None
+        with open("/proc/%d/smaps" % pid) as f:
+            for line in f:
+                m = re.match(r"([0-9a-f]+)-([0-9a-f]+) \S+ \S+ \S+ \S+\s*(.*)", line)
+                if m:
+                    lo, hi = int(m.group(1), 16), int(m.group(2), 16)
+                    name = m.group(3) or next(("stack of %s" % t for sp, t in sps.items() if lo <= sp < hi),
+                                              "malloc arena" if lo % (64 << 20) == 0 else "anon")
+                    cur = out[lo] = [os.path.basename(name) if name.startswith("/") else name, 0]
+                elif line.startswith("Rss:"):
+                    cur[1] = int(line.split()[1])
+        return out
+
     def rss_parts(self):
         """RSS as anonymous memory (the heap, stacks) and file pages (the binary and its
         libraries, paged in as code runs for the first time): KiB each."""
@@ -748,7 +775,9 @@ services = ( { name = "tls"; listen = [ "127.0.0.1:%(port)d" ]; tls = { certific
             rss, fds = self.proc_numbers()
             if last is None or fds < last:
                 last, since = fds, time.monotonic()
-            settled = than[1] * 1.10 + 2 >= fds if than else time.monotonic() - since >= 1.5
+            # A worker gives back what its malloc arena kept within a beat (0.5 s, worker.c)
+            # of its last connection's close: a second without a descriptor closing covers it.
+            settled = (than[1] * 1.10 + 2 >= fds if than else True) and time.monotonic() - since >= (1.0 if than else 1.5)
             if settled or time.monotonic() > deadline:
                 for b in self.backs:
                     b.keepalive = 75.0
@@ -809,6 +838,7 @@ services = ( { name = "tls"; listen = [ "127.0.0.1:%(port)d" ]; tls = { certific
         self.stats.clear()
         self.failed_ids.clear()
         start_rss, start_fds = self.quiet_numbers()
+        self.maps = [self.mappings()]
         self.heap = [self.heap_numbers()]
         length = a.minutes * 60
         self.t0 = time.monotonic()
@@ -873,6 +903,7 @@ services = ( { name = "tls"; listen = [ "127.0.0.1:%(port)d" ]; tls = { certific
             self.notes.append("back end 0 drained for %.1f s: %d requests begun meanwhile went to it, %d after enable"
                               % (enabled - drained, len(late), len(again)))
         end_rss, end_fds = self.quiet_numbers((start_rss, start_fds), within=20)
+        self.maps.append(self.mappings())
         self.heap.append(self.heap_numbers())
         self.progress("end: gateway RSS %d KiB, %d descriptors" % (end_rss, end_fds))
         return self.report(reloads, kills, (start_rss, start_fds), (end_rss, end_fds), start_load)
@@ -962,6 +993,11 @@ services = ( { name = "tls"; listen = [ "127.0.0.1:%(port)d" ]; tls = { certific
             out.append("gateway heap in use %d -> %d KiB, held from the system %d -> %d KiB" % (u0, u1, h0, h1))
             out.append("gateway RSS after malloc_trim %d -> %d KiB (anonymous %d -> %d, file pages %d -> %d)%s"
                        % (r0, r1, a0, a1, f0, f1, "  GREW: " + ", ".join(grew) if grew else ""))
+        # Where RSS grew (before the trim), mapping by mapping: the first thing to look at.
+        m0, m1 = self.maps
+        growth = sorted(((m1[k][1] - m0.get(k, ["", 0])[1], k) for k in m1), reverse=True)
+        out.append("mappings that grew most (RSS KiB): " + (", ".join(
+            "%s %x %d -> %d" % (m1[k][0], k, m0.get(k, ["", 0])[1], m1[k][1]) for d, k in growth[:3] if d > 0) or "none"))
         log = self.og.stderr()
         if defects:
             keep = os.path.join(tempfile.gettempdir(), "onegate-soak-%s.stderr" % time.strftime("%H%M%S"))
