@@ -10,7 +10,8 @@ larger than the noise. Everything listens and connects on 127.0.0.1 only, as in 
 On a busy machine CPU time per request moves by more than the changes it should judge; --icount
 counts instead the instructions the gateway executes per request under callgrind (a fixed number
 of keep-alive requests after a warm-up, counters zeroed in between), which another job on the
-machine does not disturb. The keep-alive scenarios (1, 4, 6a, 6b) count per request; scenario 2a
+machine does not disturb. The keep-alive scenarios (1, 4, 6a, 6b) count per request; so does 10
+(HTTP/2: 32 connections of 10 streams, as in run.py, N requests per name in all); scenario 2a
 (full handshakes) counts per new connection (a handshake and its one request), over --seconds.
 
 --log-a / --log-b: that binary logs every request to a file (run.py's "+log" modes), so that
@@ -44,21 +45,34 @@ class Icount:
     scenarios: a warm-up, the counters zeroed, `requests` requests per name over 4 kept
     connections with h2load (a count, so every request counted was answered), a dump."""
 
-    def __init__(self, bench, requests):
+    def __init__(self, bench, requests, keep=None):
         self.bench = bench
         self.requests = requests
+        self.keep = keep            # a folder for each turn's callgrind dump (callgrind_annotate)
         # Valgrind starts a gateway in seconds, not the milliseconds run.py waits for.
         run.wait_port.__defaults__ = (120.0,)
 
-    def wrap(self, who, binary):
+    def wrap(self, who, binary, fn):
         out = os.path.join(self.bench.d, "cg.%p")
+        # 10's 32 connections are new for each client run: their TLS handshakes (2.3 million
+        # instructions each) would be a quarter of the count at 1000 requests per name, so 10
+        # counts nothing inside SSL_do_handshake (collection toggles off there; --toggle-collect
+        # turns collection off at start, so --collect-atstart=yes must come after it) and so
+        # what a request costs on a kept connection.
+        skip = " --toggle-collect=SSL_do_handshake --collect-atstart=yes" if fn == "https_h2" else ""
         path = self.bench.write(f"vg-{who}.sh",
-                                f'#!/bin/sh\nexec valgrind -q --tool=callgrind --callgrind-out-file={out} '
+                                f'#!/bin/sh\nexec valgrind -q --tool=callgrind --callgrind-out-file={out}{skip} '
                                 f'"{binary}" "$@"\n')
         os.chmod(path, 0o755)
         return path
 
     def load(self, port, scheme, per_name):
+        if scheme == "h2":
+            # Scenario 10's shape: 32 connections of 10 streams, the names split over them.
+            done = self.bench.h2load_split(port, 32, 10, ["-n", str(per_name)])[0]
+            if done != per_name * len(run.NAMES):
+                raise RuntimeError(f"h2load finished {done:.0f} of {per_name * len(run.NAMES)} requests")
+            return
         for name in run.NAMES:
             r = self.bench.client(["h2load", "--h1", "-n", str(per_name), "-c", "4",
                                    f"--connect-to=127.0.0.1:{port}", f"{scheme}://{name}:{port}/1k"],
@@ -73,9 +87,9 @@ class Icount:
 
     def measure(self, who, binary, mode, fn):
         self.bench.kind = "onegate"
-        self.bench.bin = self.wrap(who, binary)
+        self.bench.bin = self.wrap(who, binary, fn)
         proc, port = self.bench.start_gateway("onegate", mode)
-        scheme = "https" if mode.partition("+")[0] == "https" else "http"
+        scheme = {"https": "https", "h2": "h2"}.get(mode.partition("+")[0], "http")
         try:
             if fn == "handshakes_ecdsa":
                 self.handshakes(port)
@@ -92,6 +106,8 @@ class Icount:
             dump = sorted(set(glob.glob(os.path.join(self.bench.d, f"cg.{proc.pid}*"))) - before)[-1]
             with open(dump) as f:
                 total = re.search(r"^(?:totals|summary): (\d+)", f.read(), re.M)
+            if self.keep:
+                shutil.copy(dump, os.path.join(self.keep, f"callgrind.{fn}.{who}.{proc.pid}"))
             return int(total.group(1)) / work
         finally:
             proc.close()
@@ -109,6 +125,8 @@ def main():
     ap.add_argument("--out", help="write the Markdown table to this file as well")
     ap.add_argument("--icount", type=int, metavar="N",
                     help="count instructions per request under callgrind over N requests per name instead")
+    ap.add_argument("--keep-dumps", metavar="DIR",
+                    help="with --icount: keep each turn's callgrind dump in DIR, for callgrind_annotate")
     ap.add_argument("--log-a", action="store_true", help="A logs every request to a file")
     ap.add_argument("--log-b", action="store_true", help="B logs every request to a file")
     args = ap.parse_args()
@@ -117,14 +135,17 @@ def main():
     wanted = args.only.split(",")
     scenarios = [s for s in run.SCENARIOS if s[0] in wanted and not s[4]]
     if args.icount:
-        scenarios = [s for s in scenarios if s[2] in ("https_keepalive", "http_keepalive", "handshakes_ecdsa")]
+        scenarios = [s for s in scenarios if s[2] in ("https_keepalive", "http_keepalive", "https_h2",
+                                                      "handshakes_ecdsa")]
     if not scenarios:
         sys.exit(f"ab: no scenario among {args.only}")
 
     d = tempfile.mkdtemp(prefix="onegate-ab-")
     bench = run.Bench(bins["A"], d, args.seconds)
     per = {}
-    counter = Icount(bench, args.icount) if args.icount else None
+    if args.keep_dumps:
+        os.makedirs(args.keep_dumps, exist_ok=True)
+    counter = Icount(bench, args.icount, args.keep_dumps) if args.icount else None
     try:
         run.make_pki(d)
         bench.start_backend()
@@ -150,7 +171,8 @@ def main():
     lines = [f"# onegate A/B {now:%Y-%m-%d %H:%M} UTC", "",
              f"- A: {run.versions(bins['A'])['onegate']} ({bins['A']}){', access log to a file' if logs['A'] else ''}",
              f"- B: {run.versions(bins['B'])['onegate']} ({bins['B']}){', access log to a file' if logs['B'] else ''}",
-             (f"- {args.rounds} turns each of {args.icount} requests per name (3 names, 4 kept connections) "
+             (f"- {args.rounds} turns each of {args.icount} requests per name (3 names, 4 kept connections; "
+              f"10: 32 HTTP/2 connections of 10 streams) "
               f"under callgrind after a warm-up of a tenth of that; instructions per request "
               f"(2a: per new connection, full handshake and one request, over {args.seconds} s after as long a warm-up)"
               if args.icount else

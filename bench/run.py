@@ -238,16 +238,18 @@ services = ( {{ name = "gw"; listen = [ "127.0.0.1:{port}" ]; {tls_group}
 """
 
 
-def haproxy_http_conf(d, port, backend, tls, nroutes=0, log=None, hosting=()):
+def haproxy_http_conf(d, port, backend, tls, nroutes=0, log=None, hosting=(), h2=False):
     """Host routes beyond the three real ones (scenario 6, reloads) go into a map file, as HAProxy's
     users write thousands of names; log: the port of the bench's log reader. HAProxy puts one
     httplog line per request into a 4 MiB ring that it sends on over TCP to that reader (a local
-    datagram socket drops lines here: net.unix.max_dgram_qlen is 10)."""
+    datagram socket drops lines here: net.unix.max_dgram_qlen is 10). h2: ALPN offers h2 first
+    (scenario 10); the back ends stay HTTP/1.1."""
     if tls:
         crts = [f"{d}/srv.full.pem", f"{d}/rsa.full.pem"] + [h + ".full.pem" for h in hosting]
         with open(os.path.join(d, "gw.crtlist"), "w") as f:
             f.write("".join(c + "\n" for c in crts))
-    bind = f"bind 127.0.0.1:{port}" + (f" ssl crt-list {d}/gw.crtlist alpn http/1.1" if tls else "")
+    alpn = "h2,http/1.1" if h2 else "http/1.1"
+    bind = f"bind 127.0.0.1:{port}" + (f" ssl crt-list {d}/gw.crtlist alpn {alpn}" if tls else "")
     if nroutes:
         with open(os.path.join(d, "hosts.map"), "w") as f:
             f.write("".join(f"{h} {p}\n" for h, p in [(f, "a") for f in fillers(nroutes)]
@@ -278,18 +280,21 @@ frontend gw
 """
 
 
-def nginx_http_conf(d, port, backend, tls, nroutes=0, log=None, hosting=(), master=False):
+def nginx_http_conf(d, port, backend, tls, nroutes=0, log=None, hosting=(), master=False, h2=False):
+    """h2: the TLS listeners speak HTTP/2 too (nginx 1.22's `listen ... ssl http2`; 1.25 has
+    `http2 on`), scenario 10; the back ends stay HTTP/1.1."""
+    ssl = "ssl http2" if h2 else "ssl"
     ups = "\n".join(f"  upstream {n[0]} {{ server 127.0.0.1:{backend}; keepalive 64; }}" for n in NAMES)
     maps = "\n".join([f"    {f} a;" for f in fillers(nroutes)] + [f"    {n} {n[0]};" for n in NAMES])
     loc = ("location / { proxy_pass http://$pool; proxy_http_version 1.1; proxy_set_header Connection \"\"; "
            "proxy_set_header Host $host; proxy_set_header X-Forwarded-For $remote_addr; }")
     if tls:
-        servers = (f"  server {{ listen 127.0.0.1:{port} ssl default_server; ssl_certificate {d}/srv.pem; "
+        servers = (f"  server {{ listen 127.0.0.1:{port} {ssl} default_server; ssl_certificate {d}/srv.pem; "
                    f"ssl_certificate_key {d}/srv.key; ssl_protocols TLSv1.2 TLSv1.3; {loc} }}\n"
-                   f"  server {{ listen 127.0.0.1:{port} ssl; server_name {RSA_NAME}; ssl_certificate {d}/rsa.pem; "
+                   f"  server {{ listen 127.0.0.1:{port} {ssl}; server_name {RSA_NAME}; ssl_certificate {d}/rsa.pem; "
                    f"ssl_certificate_key {d}/rsa.key; ssl_protocols TLSv1.2 TLSv1.3; {loc} }}")
         # One server block per further name, as nginx's users write a hundred sites.
-        servers += "".join(f"\n  server {{ listen 127.0.0.1:{port} ssl; server_name {os.path.basename(h)}; "
+        servers += "".join(f"\n  server {{ listen 127.0.0.1:{port} {ssl}; server_name {os.path.basename(h)}; "
                            f"ssl_certificate {h}.pem; ssl_certificate_key {h}.key; {loc} }}" for h in hosting)
     else:
         servers = f"  server {{ listen 127.0.0.1:{port} default_server; {loc} }}"
@@ -496,7 +501,7 @@ class Bench:
     def start_gateway(self, kind, mode):
         """Returns (proc, port) of a gateway of this kind doing mode, or (None, a back-end port) for
         direct. mode: "passthrough", "https", "http", "http:N" (N host routes), each with "+log"
-        for an access log to a file; "hosting:N" (a TLS service with N names, each with its own
+        for an access log to a file; "h2" (as "https", HTTP/2 offered first in ALPN); "hosting:N" (a TLS service with N names, each with its own
         certificate); "reload" (scenario 1's service with 10,000 host routes and 100 more
         certificates; HAProxy and nginx with a master process, so that they can reload)."""
         if kind == "direct":
@@ -511,7 +516,8 @@ class Bench:
         self.access_log = log
         if log and os.path.exists(log):
             os.unlink(log)
-        tls = mode in ("https", "reload")
+        tls = mode in ("https", "reload", "h2")
+        h2 = mode == "h2"
         nroutes = int(mode.split(":")[1]) if mode.startswith("http:") else 10000 if mode == "reload" else 0
         hosting = self.hosting_certs(RELOAD_CERTS) if mode == "reload" else ()
         master = mode.startswith("hosting:") or mode == "reload"
@@ -526,10 +532,11 @@ class Bench:
                     else onegate_http_conf(self.d, port, self.backend_http_port, tls, nroutes, log, hosting))
         elif kind == "haproxy":
             text = (haproxy_conf(port, self.backend_port) if mode == "passthrough"
-                    else haproxy_http_conf(self.d, port, self.backend_http_port, tls, nroutes, log, hosting))
+                    else haproxy_http_conf(self.d, port, self.backend_http_port, tls, nroutes, log, hosting, h2))
         else:
             text = (nginx_gateway_conf(self.d, port, self.backend_port) if mode == "passthrough"
-                    else nginx_http_conf(self.d, port, self.backend_http_port, tls, nroutes, log, hosting, master))
+                    else nginx_http_conf(self.d, port, self.backend_http_port, tls, nroutes, log, hosting, master,
+                                         h2))
         conf = self.write({"onegate": "onegate.conf", "haproxy": "haproxy.cfg", "nginx": "nginxgw.conf"}[kind], text)
         self.conf = conf
         if kind == "onegate":
@@ -657,6 +664,52 @@ class Bench:
 
     def http_keepalive(self, port, proc):
         return self._wrk(f"http://127.0.0.1:{port}/1k", port)
+
+    def h2load_split(self, port, conns, streams, extra):
+        """h2load over HTTP/2 with conns connections of streams streams each, split over the three
+        names as three clients run at once (h2load sends one :authority per run), like wrk's
+        Host rotation in 1. extra: its load arguments (-D N or -n N, the latter per name). Each
+        client must have spoken h2 (its ALPN result), every request finished 2xx. Returns the
+        requests done and the combined rate, with the worst client's mean time for a request (ms)."""
+        per = [conns // 3 + (1 if i < conns % 3 else 0) for i in range(3)]
+        kids = [subprocess.Popen(["taskset", "-c", CLIENT_CPU, "h2load", "-t1", "-c", str(c), "-m", str(streams),
+                                  *extra, f"--connect-to=127.0.0.1:{port}", f"https://{name}:{port}/1k"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                for name, c in zip(NAMES, per)]
+        outs = []
+        for k in kids:
+            try:
+                outs.append(k.communicate(timeout=self.seconds + 600)[0])
+            finally:
+                if k.poll() is None:
+                    k.kill()
+                    k.wait()
+        done = rate = 0.0
+        mean = []
+        for out in outs:
+            proto = re.search(r"^Application protocol: (\S+)", out, re.M)
+            if not proto or proto.group(1) != "h2":
+                raise RuntimeError(f"NOT HTTP/2: h2load spoke {proto.group(1) if proto else 'nothing'}:\n"
+                                   + out[-400:])
+            m = re.search(r"requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, "
+                          r"(\d+) errored", out)
+            r = re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", out)
+            st = re.search(r"status codes: (\d+) 2xx", out)
+            t = re.search(r"^time for request:\s+\S+\s+\S+\s+([\d.]+\w+)", out, re.M)
+            if not m or not r or not st or not t:
+                raise RuntimeError("h2load output not understood:\n" + out[-500:])
+            if int(m.group(3)) or int(m.group(4)) or int(st.group(1)) != int(m.group(2)):
+                raise RuntimeError("h2load saw failed requests:\n" + out[-500:])
+            done += int(m.group(2))
+            rate += float(r.group(1))
+            num, unit = re.match(r"([\d.]+)(\w+)", t.group(1)).groups()
+            mean.append(float(num) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit])
+        return done, rate, max(mean)
+
+    def https_h2(self, port, proc):
+        """Scenario 10: scenario 1's requests over HTTP/2, 32 connections with 10 streams each."""
+        done, rate, mean = self.h2load_split(port, 32, 10, ["-D", str(self.seconds)])
+        return {"value": rate, "unit": f"req/s (h2, mean {mean:.2f} ms per request)", "work": done, "per": "req"}
 
     def _handshake_client(self):
         client = os.path.join(self.d, "handshake")
@@ -1012,9 +1065,11 @@ SCENARIOS = [
      "reload_under_load", "reload", None),
     ("9a", "as 1 at 50% and 90% of the best peer's throughput: latency", "fixed_latency_https", "https", None),
     ("9b", "as 4 at 50% and 90% of the best peer's throughput: latency", "fixed_latency_http", "http", None),
+    ("10", "HTTPS over HTTP/2, 32 connections x 10 streams, Host routing over 3 pools, 1 KiB", "https_h2", "h2",
+     None),
 ]
 # Scenarios without a "direct" row: it would log, hold certificates or reload nothing.
-NO_DIRECT = {"1L", "4L", "7a", "7b", "8", "9a", "9b"}
+NO_DIRECT = {"1L", "4L", "7a", "7b", "8", "9a", "9b", "10"}
 GATEWAYS = ["direct", "onegate", "haproxy", "nginx"]
 
 
