@@ -53,7 +53,8 @@ struct h2s_conn {
 	struct sockaddr_storage peer, local;
 	socklen_t locallen;
 	char sni[256];
-	char client[64];
+	char client[64];                /* the peer as text, for logs and for every stream's session */
+	char client_ip[INET6_ADDRSTRLEN];
 	struct timeval start;
 	struct h2s_stream *streams;
 	unsigned requests, nstreams;
@@ -427,6 +428,7 @@ static void h2s_start_info(const struct h2s_conn *c, struct http_start *st)
 	*st = (struct http_start){
 		.home = c->home, .snap = c->snap, .svc = c->svc, .peer = &c->peer, .peerlen = sizeof(c->peer),
 		.local = &c->local, .locallen = c->locallen, .sni = c->sni[0] ? c->sni : NULL,
+		.client = c->client, .client_ip = c->client_ip,
 	};
 }
 
@@ -731,8 +733,7 @@ void h2s_start(const struct http_start *st, struct tstream *cli)
 		memcpy(&c->local, st->local, st->locallen);
 		c->locallen = st->locallen;
 	}
-	char ip[INET6_ADDRSTRLEN];
-	addr_text(st->peer, st->peerlen, c->client, sizeof(c->client), ip, sizeof(ip));
+	addr_text(st->peer, st->peerlen, c->client, sizeof(c->client), c->client_ip, sizeof(c->client_ip));
 	if (st->sni)
 		snprintf(c->sni, sizeof(c->sni), "%s", st->sni);
 	http_clock(&c->start);

@@ -33,6 +33,9 @@ struct http_start {
 	const struct sockaddr_storage *local;   /* the address it connected to, as that header named it */
 	socklen_t locallen;                     /* 0: unknown */
 	const char *sni;                /* from the ClientHello, or NULL */
+	/* peer as text ("ip:port", and the ip alone) when the caller made it already (each
+	 * HTTP/2 stream has its connection's), or NULL: the session writes it then. */
+	const char *client, *client_ip;
 };
 
 void http_session_start(const struct http_start *st);

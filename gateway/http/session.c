@@ -718,14 +718,19 @@ static bool http_session_init(struct http_session *s, const struct http_start *s
 	s->snap->refs++;
 	s->svc = st->svc;
 	s->rq = http_request_none;
-	addr_text(st->peer, st->peerlen, s->client, sizeof(s->client), s->client_ip, sizeof(s->client_ip));
+	if (st->client && st->client_ip) {
+		http_copy(s->client, sizeof(s->client), st->client, strlen(st->client));
+		http_copy(s->client_ip, sizeof(s->client_ip), st->client_ip, strlen(st->client_ip));
+	} else {
+		addr_text(st->peer, st->peerlen, s->client, sizeof(s->client), s->client_ip, sizeof(s->client_ip));
+	}
 	memcpy(&s->peer, st->peer, st->peerlen < sizeof(s->peer) ? st->peerlen : sizeof(s->peer));
 	if (st->local && st->locallen && st->locallen <= sizeof(s->local)) {
 		memcpy(&s->local, st->local, st->locallen);
 		s->locallen = st->locallen;
 	}
 	if (st->sni)
-		snprintf(s->sni, sizeof(s->sni), "%s", st->sni);
+		http_copy(s->sni, sizeof(s->sni), st->sni, strlen(st->sni));
 	http_clock(&s->start);
 	s->rq.req_start = s->start;
 	s->link.close_now = http_close_now;
