@@ -51,9 +51,11 @@ def wait_port(port, proc, timeout=10.0):
 
 
 def cpu_times(pid):
-    """(utime, stime) of every thread of every process in pid's process group (the gateway's
-    session: a master and its workers, or one process), in seconds. A worker that exited (an
-    old one after a reload) takes its time with it."""
+    """(user, system) CPU seconds of every process in pid's process group (the gateway's session:
+    a master and its workers, or one process), those of the children they reaped included: a
+    worker that exited (an old one after a reload, as HAProxy's master-worker and nginx's master
+    start new workers at each one) leaves its time in its master's cutime and cstime once the
+    master waited for it. A child not yet reaped still shows its own times."""
     user = system = 0
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -64,8 +66,8 @@ def cpu_times(pid):
         except OSError:
             continue
         if int(fields[2]) == pid:
-            user += int(fields[11])
-            system += int(fields[12])
+            user += int(fields[11]) + int(fields[13])
+            system += int(fields[12]) + int(fields[14])
     return user / TICKS, system / TICKS
 
 
