@@ -12,6 +12,9 @@ struct h2_rate {
 	uint32_t count;
 };
 
+/* The first size of a stream's response body buffer (it doubles up to stream_out_buffer). */
+#define H2_OUT_FIRST 4096
+
 struct h2_stream {
 	struct h2_conn *c;
 	struct h2_stream *prev, *next;
@@ -31,7 +34,7 @@ struct h2_stream {
 
 	/* the response body */
 	uint8_t *out;
-	size_t out_off, out_len;
+	size_t out_off, out_len, out_cap;       /* out_cap grows up to cfg.stream_out_buffer */
 	bool out_end, deferred, want_writable;
 	nghttp2_nv *out_trailers;               /* one block: the array, then names and values */
 	size_t n_out_trailers;
@@ -563,17 +566,28 @@ size_t h2_send_data(struct h2_conn *c, int32_t stream_id, const uint8_t *p, size
 	if (!s || s->caller_done || s->out_end)
 		return 0;
 	size_t cap = c->cfg.stream_out_buffer;
-	if (!s->out) {
-		s->out = malloc(cap);
-		if (!s->out)
-			return 0;
-	}
 	if (s->out_off) {
 		memmove(s->out, s->out + s->out_off, s->out_len - s->out_off);
 		s->out_len -= s->out_off;
 		s->out_off = 0;
 	}
-	size_t n = cap - s->out_len < len ? cap - s->out_len : len;
+	/* The buffer grows with what it holds: a whole stream_out_buffer for every stream of a
+	 * busy connection, taken and given back at each answer, made the heap grow and shrink
+	 * (page faults) where most answers are a few KiB. */
+	size_t want = s->out_len + len < cap ? s->out_len + len : cap;
+	if (want > s->out_cap) {
+		size_t grown = s->out_cap ? s->out_cap : H2_OUT_FIRST;
+		while (grown < want)
+			grown *= 2;
+		if (grown > cap)
+			grown = cap;
+		uint8_t *out = realloc(s->out, grown);
+		if (!out)
+			return 0;
+		s->out = out;
+		s->out_cap = grown;
+	}
+	size_t n = s->out_cap - s->out_len < len ? s->out_cap - s->out_len : len;
 	memcpy(s->out + s->out_len, p, n);
 	s->out_len += n;
 	s->want_writable = n < len;
