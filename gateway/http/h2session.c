@@ -162,8 +162,19 @@ static bool h2s_take_head(struct h2s_stream *st)
 	if (!len)
 		return false;
 	size_t take = len < HTTP_HEAD_MAX ? len : HTTP_HEAD_MAX;
-	const char *head = (const char *)evbuffer_pullup(out, (ev_ssize_t)take);
-	enum h1_result rc = h1_parse(&st->resp, head, take);
+	/* The head is read where it lies when its first chain holds it whole, as it
+	 * does when the session wrote it at once: a pullup would copy the body too. */
+	struct evbuffer_iovec v;
+	enum h1_result rc = H1_NEED_MORE;
+	const char *head = NULL;
+	if (evbuffer_peek(out, -1, NULL, &v, 1) >= 1 && v.iov_len < take) {
+		head = v.iov_base;
+		rc = h1_parse(&st->resp, head, v.iov_len);
+	}
+	if (rc == H1_NEED_MORE) {
+		head = (const char *)evbuffer_pullup(out, (ev_ssize_t)take);
+		rc = h1_parse(&st->resp, head, take);
+	}
 	if (rc == H1_NEED_MORE && take < HTTP_HEAD_MAX)
 		return false;
 	struct h2head_field fields[H1_MAX_HEADERS + 1];

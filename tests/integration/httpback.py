@@ -6,8 +6,8 @@ description of what it received (its own name and port, method, target, headers,
 body length and SHA-256), keeps connections alive, reads Content-Length and chunked bodies,
 and answers with a chunked body when the path starts with /chunked. It counts
 the connections it accepted, so tests can see back-end connection reuse.
-/slow?ms=N answers after N milliseconds; /big?bytes=N answers N bytes of pattern(N)
-with a Content-Length, /bigclose?bytes=N the same delimited by the close; `statuses` maps a path to the status
+/slow?ms=N answers after N milliseconds; /bighead?bytes=N adds an X-Big field of N bytes to
+its answer's head; /big?bytes=N answers N bytes of pattern(N) with a Content-Length, /bigclose?bytes=N the same delimited by the close; `statuses` maps a path to the status
 it answers (a health page a test turns to 503). An Upgrade is echoed, except one to
 /burst?bytes=N: N bytes at once, a half-close, then what the client sends is counted
 until its end (in `tunneled`). kill() stops it the hard way: listener and every open
@@ -229,6 +229,10 @@ class HTTPBackend:
                 body = json.dumps({k: v for k, v in info.items() if k != "answered"}).encode()
                 if status != 200:
                     c.sendall(b"HTTP/1.1 %d Status\r\nContent-Length: 4\r\n\r\nnope" % status)
+                elif target.startswith("/bighead"):
+                    big = b"x" * int(target.split("bytes=", 1)[1])
+                    c.sendall(b"HTTP/1.1 200 OK\r\nX-Big: %s\r\nContent-Type: application/json\r\n"
+                              b"Content-Length: %d\r\n\r\n%s" % (big, len(body), body))
                 elif target.startswith("/big"):
                     n = int(target.split("bytes=", 1)[1])
                     close = target.startswith("/bigclose")

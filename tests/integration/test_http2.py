@@ -269,6 +269,15 @@ services = (
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(r.stdout, pattern(200000))
 
+    def test_a_long_answer_head_comes_whole(self):
+        # The stream reads the answer's head where the session wrote it, without copying it
+        # together with the body first: short and long heads come whole.
+        for n in (100, 3000, 20000):
+            r = self.curl("mail.contoso.test", "/bighead?bytes=%d" % n, "--http2", "-D", "-", "-o", "/dev/null")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn(b"HTTP/2 200", r.stdout)
+            self.assertIn(b"x-big: %s\r\n" % (b"x" * n), r.stdout)
+
     def test_64_mib_each_way(self):
         n = 64 << 20
         path = os.path.join(self.tmp.name, "up.bin")
