@@ -696,12 +696,14 @@ class Bench:
             m = re.search(r"requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, "
                           r"(\d+) errored", out)
             r = re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", out)
-            st = re.search(r"status codes: (\d+) 2xx", out)
+            st = re.search(r"status codes: \d+ 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", out)
             t = re.search(r"^time for request:\s+\S+\s+\S+\s+([\d.]+\w+)", out, re.M)
             if not m or not r or not st or not t:
                 raise RuntimeError("h2load output not understood:\n" + out[-500:])
-            if int(m.group(3)) or int(m.group(4)) or int(st.group(1)) != int(m.group(2)):
-                raise RuntimeError("h2load saw failed requests:\n" + out[-500:])
+            # In its timed mode h2load may count in the status codes an answer that came after
+            # the end (one more 2xx than succeeded), so only the other codes are checked.
+            if int(m.group(3)) or int(m.group(4)) or any(int(x) for x in st.groups()):
+                raise RuntimeError(f"h2load saw failed requests: {m.group(0)}; {st.group(0)}")
             done += int(m.group(2))
             rate += float(r.group(1))
             num, unit = re.match(r"([\d.]+)(\w+)", t.group(1)).groups()
