@@ -567,7 +567,8 @@ static void h2s_close(struct h2s_conn *c, enum outcome outcome)
 	tstream_read_enable(c->cli, false);
 	h2s_write(c);
 	tstream_shutdown(c->cli);
-	if (!tstream_unsent(c->cli))
+	/* A client already gone fails the close_notify's write, and no event comes for that. */
+	if (!tstream_unsent(c->cli) || tstream_flush(c->cli) != 0)
 		h2s_free(c, outcome);
 }
 
