@@ -17,7 +17,7 @@ build_pkgs=(
 test_pkgs=(
   libgtest-dev clang libclang-rt-dev
   android-boringssl openssl python3 procps iproute2 pebble
-  python3-prometheus-client python3-pil chromium fonts-dejavu-core
+  python3-prometheus-client python3-pil chromium fonts-dejavu-core libnss3-tools
   nghttp2-client python3-h2
   nginx haproxy
   keepalived nftables
