@@ -26,7 +26,7 @@ enum h2s_framing { H2S_NONE, H2S_LENGTH, H2S_CHUNKED, H2S_CLOSE };
 
 /* One stream, from its request until both its session and its HTTP/2 side are done. */
 struct h2s_stream {
-	struct h2s_stream *next;
+	struct h2s_stream *prev, *next; /* the connection's streams, for its end */
 	struct h2s_conn *c;             /* NULL once the connection is gone */
 	int32_t id;
 	struct tstream *t;              /* its session's client stream; NULL once the session freed it */
@@ -100,10 +100,7 @@ static void h2s_flush_soon(struct h2s_conn *c)
 
 static struct h2s_stream *h2s_stream_of(struct h2s_conn *c, int32_t id)
 {
-	for (struct h2s_stream *st = c->streams; st; st = st->next)
-		if (st->id == id)
-			return st;
-	return NULL;
+	return h2_stream_ctx(c->h2, id);
 }
 
 static void h2s_stream_unlink(struct h2s_stream *st)
@@ -111,11 +108,13 @@ static void h2s_stream_unlink(struct h2s_stream *st)
 	struct h2s_conn *c = st->c;
 	if (!c)
 		return;
-	for (struct h2s_stream **p = &c->streams; *p; p = &(*p)->next)
-		if (*p == st) {
-			*p = st->next;
-			break;
-		}
+	h2_stream_set_ctx(c->h2, st->id, NULL);
+	if (st->prev)
+		st->prev->next = st->next;
+	else
+		c->streams = st->next;
+	if (st->next)
+		st->next->prev = st->prev;
 	c->nstreams--;
 	if (!c->nstreams)
 		c->idle_since = http_now_ms();
@@ -470,7 +469,10 @@ static int h2s_on_request(void *ctx, int32_t id, const struct h2_request *req)
 	st->framing_bytes = evbuffer_get_length(in);
 	evbuffer_add_cb(in, h2s_in_taken, st);
 	st->next = c->streams;
+	if (c->streams)
+		c->streams->prev = st;
 	c->streams = st;
+	h2_stream_set_ctx(c->h2, id, st);
 	c->nstreams++;
 	c->requests++;
 	struct http_start hs;
@@ -530,7 +532,8 @@ static void h2s_on_reset(void *ctx, int32_t id, uint32_t code)
 
 static void h2s_on_writable(void *ctx, int32_t id)
 {
-	struct h2s_stream *st = h2s_stream_of(ctx, id);
+	struct h2s_conn *c = ctx;
+	struct h2s_stream *st = h2s_stream_of(c, id);
 	if (st)
 		h2s_take_output(st);
 }

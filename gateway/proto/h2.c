@@ -19,6 +19,7 @@ struct h2_stream {
 	struct h2_conn *c;
 	struct h2_stream *prev, *next;
 	int32_t id;
+	void *caller;                           /* h2_stream_set_ctx() */
 
 	/* the request */
 	struct h2head_req req;
@@ -364,9 +365,10 @@ static int h2_on_stream_close(nghttp2_session *session, int32_t stream_id, uint3
 	struct h2_stream *s = h2_stream_of(c, stream_id);
 	if (!s)
 		return 0;
-	nghttp2_session_set_stream_user_data(session, stream_id, NULL);
+	/* The caller still finds its own pointer during the event (h2_stream_ctx()). */
 	if (s->delivered && !s->caller_done)
 		c->ops->reset(c->ctx, stream_id, error_code == NGHTTP2_NO_ERROR ? NGHTTP2_CANCEL : error_code);
+	nghttp2_session_set_stream_user_data(session, stream_id, NULL);
 	h2_stream_free(s);
 	return 0;
 }
@@ -636,6 +638,19 @@ int h2_send_end(struct h2_conn *c, int32_t stream_id, const struct h2head_field 
 		nghttp2_session_resume_data(c->session, stream_id);
 	}
 	return 0;
+}
+
+void h2_stream_set_ctx(struct h2_conn *c, int32_t stream_id, void *ctx)
+{
+	struct h2_stream *s = h2_stream_of(c, stream_id);
+	if (s)
+		s->caller = ctx;
+}
+
+void *h2_stream_ctx(struct h2_conn *c, int32_t stream_id)
+{
+	struct h2_stream *s = h2_stream_of(c, stream_id);
+	return s ? s->caller : NULL;
 }
 
 void h2_reset(struct h2_conn *c, int32_t stream_id, uint32_t error_code)

@@ -119,6 +119,11 @@ int h2_respond(struct h2_conn *c, int32_t stream_id, const struct h2head_field *
 size_t h2_send_data(struct h2_conn *c, int32_t stream_id, const uint8_t *p, size_t len);
 /* The body ends after what is queued, with trailers when n > 0. Returns 0 or -1. */
 int h2_send_end(struct h2_conn *c, int32_t stream_id, const struct h2head_field *trailers, size_t n);
+/* The caller's own pointer for a stream, kept with h2.c's in nghttp2's
+ * per-stream user data: found in constant time from a stream id. NULL until
+ * set, and once the stream is gone from h2 (after its reset event, or its end). */
+void h2_stream_set_ctx(struct h2_conn *c, int32_t stream_id, void *ctx);
+void *h2_stream_ctx(struct h2_conn *c, int32_t stream_id);
 /* Ends a stream with RST_STREAM (error_code as RFC 9113 7). */
 void h2_reset(struct h2_conn *c, int32_t stream_id, uint32_t error_code);
 /* The caller has passed on n body bytes of the stream: open the windows again.

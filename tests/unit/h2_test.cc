@@ -25,6 +25,7 @@ struct ServerSide {
 		std::string body;
 		std::vector<std::pair<std::string, std::string>> trailers;
 		int64_t reset = -1;
+		bool ctx_at_reset = false;      // h2_stream_ctx() still found it in the reset event
 	};
 	std::map<int32_t, StreamLog> streams;
 	std::vector<int32_t> writable;
@@ -39,6 +40,7 @@ int ev_request(void *ctx, int32_t id, const struct h2_request *req)
 	l.head.assign(req->head, req->head_len);
 	l.end_stream = req->end_stream;
 	l.websocket = req->websocket;
+	h2_stream_set_ctx(s->conn, id, &l);
 	return 0;
 }
 
@@ -61,7 +63,9 @@ void ev_end(void *ctx, int32_t id, const struct h2head_field *t, size_t n)
 
 void ev_reset(void *ctx, int32_t id, uint32_t code)
 {
-	static_cast<ServerSide *>(ctx)->streams[id].reset = code;
+	auto *s = static_cast<ServerSide *>(ctx);
+	s->streams[id].reset = code;
+	s->streams[id].ctx_at_reset = h2_stream_ctx(s->conn, id) == &s->streams[id];
 }
 
 void ev_writable(void *ctx, int32_t id)
@@ -536,6 +540,8 @@ TEST_F(H2, ClientResetOfADeliveredStreamIsAnEvent)
 	nghttp2_submit_rst_stream(client, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
 	pump();
 	EXPECT_EQ(srv.streams[id].reset, NGHTTP2_CANCEL);
+	EXPECT_TRUE(srv.streams[id].ctx_at_reset) << "the caller's pointer is found during the event";
+	EXPECT_EQ(h2_stream_ctx(srv.conn, id), nullptr) << "and gone with the stream";
 	EXPECT_EQ(h2_send_data(srv.conn, id, (const uint8_t *)"x", 1), 0u) << "the stream is gone";
 }
 
