@@ -10,6 +10,7 @@
 #include "io/addr.h"
 #include "proto/h2.h"
 #include "http/backend.h"
+#include "http/h2tunnel.h"
 #include "http/session.h"
 #include "io/log.h"
 #include "proxy/pool.h"
@@ -35,6 +36,8 @@ struct h2s_stream {
 	size_t unconsumed;              /* DATA bytes not yet given back to the windows */
 	size_t framing_bytes;           /* bytes of ours in the input (head, chunk framing): no window's */
 	bool head_request;              /* HEAD: the answer's head says a length, no body follows */
+	bool tunnel;                    /* an extended CONNECT: after a 101, DATA both ways is a tunnel */
+	struct h2t_trailer trailer;     /* a chunked answer's trailer section */
 	bool head_done, ended, shut;
 	enum h2s_framing framing;
 	uint64_t left;
@@ -178,7 +181,7 @@ static bool h2s_take_head(struct h2s_stream *st)
 		return false;
 	struct h2head_field fields[H1_MAX_HEADERS + 1];
 	char *scratch = rc == H1_DONE ? malloc(st->resp.head_len + 4) : NULL;
-	int n = scratch ? h2head_resp_fields(&st->resp, head, false, scratch, st->resp.head_len + 4, fields,
+	int n = scratch ? h2head_resp_fields(&st->resp, head, st->tunnel, scratch, st->resp.head_len + 4, fields,
 	                                     H1_MAX_HEADERS + 1)
 	                : -1;
 	if (n <= 0) {
@@ -186,9 +189,12 @@ static bool h2s_take_head(struct h2s_stream *st)
 		h2s_stream_fail(st, 2 /* INTERNAL_ERROR */);
 		return false;
 	}
-	bool interim = st->resp.status < 200;
+	bool upgraded = st->tunnel && st->resp.status == 101;
+	bool interim = st->resp.status < 200 && !upgraded;
 	if (!interim) {
-		if (st->resp.no_body)
+		if (upgraded)
+			st->framing = H2S_CLOSE;        /* the tunnel's bytes, until the session shuts its side */
+		else if (st->resp.no_body)
 			st->framing = H2S_NONE;
 		else if (st->resp.chunked)
 			st->framing = H2S_CHUNKED;
@@ -227,11 +233,15 @@ static bool h2s_take_body(struct h2s_stream *st)
 		return false;
 	if (st->framing == H2S_CHUNKED && !h1_chunked_data_left(&st->chunks)) {
 		size_t used;
+		int kept = h2t_trailer_byte(&st->trailer, &st->chunks, *(const char *)v.iov_base);
 		enum h1_result rc = h1_chunked_feed(&st->chunks, v.iov_base, 1, &used);
 		evbuffer_drain(out, 1);
-		if (rc == H1_DONE) {
+		if (kept != 0) {
+			h2s_stream_fail(st, 2);
+		} else if (rc == H1_DONE) {
 			st->ended = true;
-			h2_send_end(h2, st->id, NULL, 0);
+			if (h2t_send_end(h2, st->id, &st->trailer) != 0)
+				h2_reset(h2, st->id, 2);
 		} else if (rc != H1_NEED_MORE) {
 			h2s_stream_fail(st, 2);
 		}
@@ -314,7 +324,8 @@ static void h2s_peer_closed(void *peer)
 	if (c && st->unconsumed)
 		h2_consume(c->h2, st->id, st->unconsumed);
 	if (c && !st->ended && !st->h2_gone)
-		h2_reset(c->h2, st->id, 2);
+		h2_reset(c->h2, st->id, st->tunnel && st->head_done ? H2T_CONNECT_ERROR : 2);
+	h2t_trailer_free(&st->trailer);
 	st->t = NULL;
 	h2s_stream_unlink(st);
 	free(st);
@@ -445,7 +456,7 @@ static void h2s_start_info(const struct h2s_conn *c, struct http_start *st)
 static int h2s_on_request(void *ctx, int32_t id, const struct h2_request *req)
 {
 	struct h2s_conn *c = ctx;
-	if (c->closing || req->websocket)
+	if (c->closing)
 		return -1;
 	struct h2s_stream *st = calloc(1, sizeof(*st));
 	if (!st)
@@ -460,12 +471,12 @@ static int h2s_on_request(void *ctx, int32_t id, const struct h2_request *req)
 	const struct h2head_req *f = req->fields;
 	st->head_request = f->method.len == 4 && memcmp(f->arena + f->method.off, "HEAD", 4) == 0;
 	h1_resp_init(&st->resp, HTTP_HEAD_MAX, st->head_request);
-	st->chunked = !req->end_stream && !f->has_content_length;
+	st->tunnel = req->websocket;
+	st->chunked = !req->end_stream && !f->has_content_length && !st->tunnel;
 	/* One request per session: it answers with Connection: close (dropped as
 	 * hop-by-hop), so its end is the answer's end. */
 	struct evbuffer *in = tstream_input(st->t);
-	evbuffer_add(in, req->head, req->head_len - 2);
-	evbuffer_add(in, "connection: close\r\n\r\n", 21);
+	h2t_request_head(in, req);
 	st->framing_bytes = evbuffer_get_length(in);
 	evbuffer_add_cb(in, h2s_in_taken, st);
 	st->next = c->streams;
@@ -489,15 +500,8 @@ static void h2s_on_data(void *ctx, int32_t id, const uint8_t *p, size_t len)
 		h2_consume(c->h2, id, len);
 		return;
 	}
-	struct evbuffer *in = tstream_input(st->t);
-	size_t before = evbuffer_get_length(in);
 	st->unconsumed += len;
-	if (st->chunked)
-		evbuffer_add_printf(in, "%zx\r\n", len);
-	evbuffer_add(in, p, len);
-	if (st->chunked)
-		evbuffer_add(in, "\r\n", 2);
-	st->framing_bytes += evbuffer_get_length(in) - before - len;
+	st->framing_bytes += h2t_request_data(tstream_input(st->t), st->chunked, p, len);
 	tstream_peer_input(st->t);
 }
 
@@ -505,16 +509,16 @@ static void h2s_on_end(void *ctx, int32_t id, const struct h2head_field *trailer
 {
 	struct h2s_conn *c = ctx;
 	struct h2s_stream *st = h2s_stream_of(c, id);
-	if (!st || !st->t || !st->chunked)
+	if (!st || !st->t)
 		return;
-	struct evbuffer *in = tstream_input(st->t);
-	size_t before = evbuffer_get_length(in);
-	evbuffer_add(in, "0\r\n", 3);
-	for (size_t i = 0; i < n; i++)
-		evbuffer_add_printf(in, "%.*s: %.*s\r\n", (int)trailers[i].name_len, trailers[i].name,
-		                    (int)trailers[i].value_len, trailers[i].value);
-	evbuffer_add(in, "\r\n", 2);
-	st->framing_bytes += evbuffer_get_length(in) - before;
+	if (st->tunnel) {
+		/* The client's half-close: the relay shuts the server's write side after what it sent. */
+		tstream_peer_end(st->t, TSTREAM_EOF, NULL);
+		return;
+	}
+	if (!st->chunked)
+		return;
+	st->framing_bytes += h2t_request_end(tstream_input(st->t), trailers, n);
 	tstream_peer_input(st->t);
 }
 
@@ -757,8 +761,7 @@ void h2s_start(const struct http_start *st, struct tstream *cli)
 	home_live_add(c->home, &c->link);
 	struct h2_config cfg;
 	h2_config_default(&cfg);
-	/* WebSocket over HTTP/2 (RFC 8441) is not joined to the Upgrade tunnel yet: not offered. */
-	cfg.enable_connect_protocol = false;
+	cfg.enable_connect_protocol = h2t_offer_websocket(c->svc);
 	c->h2 = h2_new(&cfg, &h2s_ops, c);
 	c->tick = event_new(c->home->base, -1, EV_PERSIST, h2s_on_tick, c);
 	c->flush = event_new(c->home->base, -1, 0, h2s_on_flush, c);

@@ -585,6 +585,11 @@ uint64_t h1_chunked_data_left(const struct h1_chunked *c)
 	return c->state == CK_DATA ? c->left : 0;
 }
 
+bool h1_chunked_in_trailer(const struct h1_chunked *c)
+{
+	return c->state == CK_TRAILER || c->state == CK_TRAILER_LF;
+}
+
 enum h1_result h1_chunked_feed(struct h1_chunked *c, const char *p, size_t len, size_t *used)
 {
 	size_t i = 0;

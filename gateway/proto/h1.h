@@ -129,6 +129,9 @@ enum h1_result h1_chunked_feed(struct h1_chunked *c, const char *p, size_t len, 
  * them; 0 while it reads framing (sizes, CRLFs, trailers). Lets a caller that
  * unframes the body (HTTP/2 DATA) tell data from framing. */
 uint64_t h1_chunked_data_left(const struct h1_chunked *c);
+/* Whether the decoder reads the trailer section (after the last chunk, before
+ * the empty line that ends it): the next byte fed belongs to a trailer line. */
+bool h1_chunked_in_trailer(const struct h1_chunked *c);
 
 #ifdef __cplusplus
 }

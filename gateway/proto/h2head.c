@@ -316,3 +316,58 @@ int h2head_resp_fields(const struct h1_msg *m, const char *head, bool extended_c
 	}
 	return (int)n;
 }
+
+bool h2head_trailer_forbidden(const char *name, size_t len)
+{
+	static const char *const names[] = {
+		"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer",
+		"content-length", "content-type", "content-encoding", "content-range", "host", "authorization",
+		"proxy-authorization", "www-authenticate", "proxy-authenticate", "cookie", "set-cookie", "expect",
+		"max-forwards", "cache-control",
+	};
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (len == strlen(names[i]) && strncasecmp(name, names[i], len) == 0)
+			return true;
+	return false;
+}
+
+int h2head_trailer_fields(const char *block, size_t len, char *scratch, size_t scratch_cap,
+			  struct h2head_field *out, size_t out_cap)
+{
+	size_t n = 0, used = 0, at = 0;
+	while (at < len) {
+		const char *line = block + at;
+		const char *eol = memchr(line, '\n', len - at);
+		size_t llen = eol ? (size_t)(eol - line) : len - at;
+		at += llen + (eol ? 1 : 0);
+		if (llen && line[llen - 1] == '\r')
+			llen--;
+		const char *colon = memchr(line, ':', llen);
+		if (!colon || colon == line)
+			continue;
+		size_t nlen = (size_t)(colon - line);
+		bool token = true;
+		for (size_t k = 0; k < nlen && token; k++)
+			token = h2head_token_char((unsigned char)line[k]);
+		if (!token || h2head_trailer_forbidden(line, nlen))
+			continue;
+		const char *v = colon + 1;
+		size_t vlen = llen - nlen - 1;
+		while (vlen && (*v == ' ' || *v == '\t')) {
+			v++;
+			vlen--;
+		}
+		while (vlen && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
+			vlen--;
+		if (!h2head_value_ok(v, vlen))
+			continue;
+		if (n == out_cap || used + nlen > scratch_cap)
+			return -1;
+		char *lower = scratch + used;
+		for (size_t k = 0; k < nlen; k++)
+			lower[k] = (line[k] >= 'A' && line[k] <= 'Z') ? (char)(line[k] - 'A' + 'a') : line[k];
+		used += nlen;
+		out[n++] = (struct h2head_field){ lower, v, nlen, vlen };
+	}
+	return (int)n;
+}

@@ -98,6 +98,26 @@ size_t h2head_req_write(const struct h2head_req *r, bool body_follows, const cha
 int h2head_resp_fields(const struct h1_msg *m, const char *head, bool extended_connect, char *scratch,
 		       size_t scratch_cap, struct h2head_field *out, size_t out_cap);
 
+/* Whether a field may not travel in a trailer section either way: the
+ * connection-specific ones, and those RFC 9110 6.5.1 says a recipient must not
+ * take from trailers (framing, routing, authentication, content and request
+ * controls): connection, keep-alive, proxy-connection, transfer-encoding,
+ * upgrade, te, trailer, content-length, content-type, content-encoding,
+ * content-range, host, authorization, proxy-authorization, www-authenticate,
+ * proxy-authenticate, cookie, set-cookie, expect, max-forwards, cache-control.
+ * Any case. */
+bool h2head_trailer_forbidden(const char *name, size_t len);
+
+/* An HTTP/1.1 trailer section (the lines after a chunked body's last chunk,
+ * the empty line that ends it included or not) as HTTP/2 fields: names
+ * lower-cased into scratch (at least len bytes), values without their edge
+ * whitespace pointing into block. A line that is not "token: value" with a
+ * visible value, and a field h2head_trailer_forbidden() names, is dropped,
+ * never repaired. Returns the number of fields written to out, or -1 when out
+ * is too small. */
+int h2head_trailer_fields(const char *block, size_t len, char *scratch, size_t scratch_cap,
+			  struct h2head_field *out, size_t out_cap);
+
 #ifdef __cplusplus
 }
 #endif

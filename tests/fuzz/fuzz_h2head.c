@@ -4,7 +4,9 @@
  * head that h1_parse reads back as DONE with the same method, path, host,
  * content-length and number of fields, so no byte of a field could start a
  * field or a message of its own. Leftover bytes are read as a response head
- * whose HTTP/2 fields must come out lower case and without hop-by-hop fields. */
+ * whose HTTP/2 fields must come out lower case and without hop-by-hop fields,
+ * and as a trailer section whose fields must be lower-case tokens with clean
+ * values, none of them one h2head_trailer_forbidden() names. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +36,25 @@ static void check_response(const char *p, size_t n, int ext_connect)
 	}
 }
 
+static void check_trailers(const char *p, size_t n)
+{
+	static char scratch[4200];
+	struct h2head_field f[64];
+	int k = h2head_trailer_fields(p, n, scratch, n < sizeof(scratch) ? n : sizeof(scratch), f, 64);
+	for (int i = 0; i < k; i++) {
+		if (!f[i].name_len || h2head_trailer_forbidden(f[i].name, f[i].name_len))
+			abort();
+		for (size_t j = 0; j < f[i].name_len; j++)
+			if ((f[i].name[j] >= 'A' && f[i].name[j] <= 'Z') || f[i].name[j] <= ' ' || f[i].name[j] == ':')
+				abort();
+		for (size_t j = 0; j < f[i].value_len; j++)
+			if ((unsigned char)f[i].value[j] < 0x20 && f[i].value[j] != '\t')
+				abort();
+		if (f[i].value_len && (f[i].value[0] == ' ' || f[i].value[f[i].value_len - 1] == ' '))
+			abort();
+	}
+}
+
 static int span_is(const char *buf, struct h1_span s, const char *arena, struct h2head_span t)
 {
 	return s.len == t.len && memcmp(buf + s.off, arena + t.off, s.len) == 0;
@@ -57,6 +78,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		i += 2 + nl + vl;
 	}
 	check_response((const char *)data + i, size - i, flags & 8);
+	check_trailers((const char *)data + i, size - i);
 	if (e != H2HEAD_OK || h2head_req_end(&r) != H2HEAD_OK)
 		return 0;
 	static char out[16384];

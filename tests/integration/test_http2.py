@@ -6,6 +6,7 @@ known denial-of-service shapes answered with RST_STREAM or GOAWAY and counted in
 Windows authentication streams sharing one private server connection, and GOAWAY on reload
 and stop with the streams under way finishing. Real clients: curl --http2, nghttp, h2load,
 and raw frames written with Debian's python3-hyperframe and python3-hpack."""
+import base64
 import hashlib
 import json
 import os
@@ -29,11 +30,170 @@ from httpback import HTTPBackend, pattern
 from iisback import IISBackend, ntlm_challenge, ntlm_type1, ntlm_type3
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-PROTOCOL_ERROR, ENHANCE_YOUR_CALM = 1, 11
+PROTOCOL_ERROR, ENHANCE_YOUR_CALM, CONNECT_ERROR = 1, 11, 10
+ENABLE_CONNECT_PROTOCOL = 0x8
+WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC11B65"
 
 
 def run(cmd, timeout=120, input=None):
     return subprocess.run(cmd, capture_output=True, timeout=timeout, input=input)
+
+
+def ws_frame(opcode, payload, mask=True):
+    """One WebSocket frame (RFC 6455 5.2), masked as a client sends it, or not as a server does."""
+    n = len(payload)
+    head = bytes([0x80 | opcode])
+    m = 0x80 if mask else 0
+    if n < 126:
+        head += bytes([m | n])
+    elif n < 65536:
+        head += bytes([m | 126]) + n.to_bytes(2, "big")
+    else:
+        head += bytes([m | 127]) + n.to_bytes(8, "big")
+    if not mask:
+        return head + payload
+    key = os.urandom(4)
+    return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+
+
+def ws_parse(buf):
+    """(opcode, payload, rest) of the first whole frame in buf, unmasking it, or None."""
+    if len(buf) < 2:
+        return None
+    n, at = buf[1] & 0x7f, 2
+    if n == 126:
+        if len(buf) < 4:
+            return None
+        n, at = int.from_bytes(buf[2:4], "big"), 4
+    elif n == 127:
+        if len(buf) < 10:
+            return None
+        n, at = int.from_bytes(buf[2:10], "big"), 10
+    key = None
+    if buf[1] & 0x80:
+        key, at = buf[at:at + 4], at + 4
+    if len(buf) < at + n:
+        return None
+    payload = buf[at:at + n]
+    if key:
+        payload = (int.from_bytes(payload, "big") ^ int.from_bytes((key * (n // 4 + 1))[:n], "big")).to_bytes(n, "big")
+    return buf[0] & 0x0f, payload, buf[at + n:]
+
+
+class WSBackend:
+    """An HTTP/1.1 back end that speaks WebSocket (RFC 6455): it checks the handshake, answers 101
+    with Sec-WebSocket-Accept and echoes each message unmasked, a close frame with a close. A path
+    under /deny is answered 403. /trailers answers a chunked body with trailers; any request with
+    a chunked body is answered with the JSON of the trailers it brought. `handshakes` keeps each
+    upgrade request's fields."""
+
+    def __init__(self):
+        self.srv = socket.socket()
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(64)
+        self.port = self.srv.getsockname()[1]
+        self.handshakes, self.closed = [], []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def stop(self):
+        self.srv.close()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.srv.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    @staticmethod
+    def _recv_until(c, buf, marker):
+        while marker not in buf:
+            d = c.recv(65536)
+            if not d:
+                return None
+            buf += d
+        return buf
+
+    def _serve(self, c):
+        try:
+            buf = self._recv_until(c, b"", b"\r\n\r\n")
+            if buf is None:
+                return
+            head, buf = buf.split(b"\r\n\r\n", 1)
+            lines = head.decode("latin-1").split("\r\n")
+            method, target, _ = lines[0].split(" ", 2)
+            fields = {}
+            for line in lines[1:]:
+                k, v = line.split(":", 1)
+                fields[k.strip().lower()] = v.strip()
+            if "chunked" in fields.get("transfer-encoding", ""):
+                self._trailers_echo(c, buf)
+            elif target.startswith("/trailers"):
+                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n"
+                          b"Trailer: X-Checksum\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n"
+                          b"X-Checksum: sha-1234\r\nServer-Timing: db;dur=53 \r\n"
+                          b"Content-Length: 999\r\nConnection: x-bad\r\nSet-Cookie: s=1\r\n\r\n")
+            elif target.startswith("/deny"):
+                c.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 6\r\n\r\ndenied")
+            else:
+                self._websocket(c, buf, method, target, fields)
+        except (OSError, ValueError):
+            pass
+        finally:
+            c.close()
+
+    def _trailers_echo(self, c, buf):
+        body, trailers = b"", []
+        while True:
+            buf = self._recv_until(c, buf, b"\r\n")
+            size_line, buf = buf.split(b"\r\n", 1)
+            n = int(size_line.split(b";")[0], 16)
+            if n == 0:
+                break
+            while len(buf) < n + 2:
+                buf += c.recv(65536)
+            body, buf = body + buf[:n], buf[n + 2:]
+        while True:
+            buf = self._recv_until(c, buf, b"\r\n")
+            line, buf = buf.split(b"\r\n", 1)
+            if not line:
+                break
+            k, v = line.decode("latin-1").split(":", 1)
+            trailers.append([k.strip(), v.strip()])
+        out = json.dumps({"body_len": len(body), "trailers": trailers}).encode()
+        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(out), out))
+
+    def _websocket(self, c, buf, method, target, fields):
+        key = fields.get("sec-websocket-key", "")
+        ok = (method == "GET" and fields.get("upgrade", "").lower() == "websocket"
+              and "upgrade" in fields.get("connection", "").lower() and fields.get("sec-websocket-version") == "13"
+              and len(base64.b64decode(key)) == 16)
+        self.handshakes.append(dict(fields, method=method, target=target))
+        if not ok:
+            c.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 9\r\n\r\nhandshake")
+            return
+        accept = base64.b64encode(hashlib.sha1(key.encode() + WS_GUID).digest())
+        c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                  b"Sec-WebSocket-Accept: %s\r\n\r\n" % accept)
+        while True:
+            f = ws_parse(buf)
+            if f is None:
+                d = c.recv(1 << 20)
+                if not d:
+                    self.closed.append("eof")
+                    return
+                buf += d
+                continue
+            opcode, payload, buf = f
+            if opcode == 8:
+                c.sendall(ws_frame(8, payload, mask=False))
+                c.shutdown(socket.SHUT_WR)
+                self.closed.append("close")
+                while c.recv(65536):
+                    pass
+                return
+            c.sendall(ws_frame(opcode, payload, mask=False))
 
 
 class RawH2:
@@ -137,6 +297,82 @@ class RawH2:
         self.sock.close()
 
 
+class H2Tunnel:
+    """One extended CONNECT stream (RFC 8441) on a RawH2 connection, with the flow control a
+    client keeps: it sends no more DATA than the gateway's windows allow and, while reading,
+    gives back what it took."""
+
+    def __init__(self, c, sid, authority, path, fields=()):
+        self.c, self.sid = c, sid
+        self.conn_win = self.win = 65535
+        self.got, self.status, self.fields, self.ended, self.reset, self.goaway = b"", None, {}, False, None, None
+        self.settings = {}
+        c.request(sid, [(":method", "CONNECT"), (":protocol", "websocket"), (":scheme", "https"),
+                        (":authority", authority), (":path", path)] + list(fields), end_stream=False)
+
+    def pump(self, timeout=10, read=True):
+        """Takes one frame; False once the connection ended."""
+        f = self.c.frame(timeout)
+        if f is None:
+            return False
+        if isinstance(f, SettingsFrame) and "ACK" not in f.flags:
+            self.settings.update(f.settings)
+            if SettingsFrame.INITIAL_WINDOW_SIZE in f.settings:
+                self.win += f.settings[SettingsFrame.INITIAL_WINDOW_SIZE] - 65535
+            self.c.send(SettingsFrame(0, flags=["ACK"]))
+        elif isinstance(f, WindowUpdateFrame):
+            if f.stream_id == 0:
+                self.conn_win += f.window_increment
+            elif f.stream_id == self.sid:
+                self.win += f.window_increment
+        elif isinstance(f, GoAwayFrame):
+            self.goaway = f
+        elif f.stream_id == self.sid:
+            if isinstance(f, HeadersFrame):
+                self.status = int(f.fields.get(":status", 0)) or self.status
+                self.fields.update(f.fields)
+            elif isinstance(f, DataFrame):
+                self.got += f.data
+                if f.data and read:
+                    self.c.send(WindowUpdateFrame(0, window_increment=len(f.data)),
+                                WindowUpdateFrame(self.sid, window_increment=len(f.data)))
+            elif isinstance(f, RstStreamFrame):
+                self.reset = f.error_code
+            if "END_STREAM" in f.flags:
+                self.ended = True
+        return True
+
+    def head(self):
+        while self.status is None and self.reset is None:
+            self.assert_alive(self.pump())
+        return self.status
+
+    @staticmethod
+    def assert_alive(alive):
+        if not alive:
+            raise AssertionError("the connection ended")
+
+    def send(self, data, end=False):
+        while data:
+            n = min(len(data), 16384, self.win, self.conn_win)
+            if n <= 0:
+                self.assert_alive(self.pump())
+                continue
+            self.c.send(DataFrame(self.sid, data=data[:n]))
+            self.win, self.conn_win, data = self.win - n, self.conn_win - n, data[n:]
+        if end:
+            self.c.send(DataFrame(self.sid, flags=["END_STREAM"]))
+
+    def message(self):
+        """The next WebSocket frame from the back end: (opcode, payload)."""
+        while True:
+            f = ws_parse(self.got)
+            if f is not None:
+                self.got = f[2]
+                return f[0], f[1]
+            self.assert_alive(self.pump())
+
+
 def get_fields(host, path="/owa/", method="GET"):
     return [(":method", method), (":scheme", "https"), (":authority", host), (":path", path)]
 
@@ -151,15 +387,17 @@ class Http2(OnegateTestCase):
         })
         cls.owa = HTTPBackend("owa")
         cls.iis = IISBackend("iis")
+        cls.ws = WSBackend()
 
     @classmethod
     def tearDownClass(cls):
         cls.owa.stop()
         cls.iis.stop()
+        cls.ws.stop()
         cls.tmp.cleanup()
 
     def setUp(self):
-        self.port, self.port1, self.admin = free_port(), free_port(), free_port()
+        self.port, self.port1, self.port2, self.admin = free_port(), free_port(), free_port(), free_port()
         d = self.tmp.name
         self.conf = """
 onegate = { workers = 1; admin = { listen = "127.0.0.1:%(admin)d"; }; };
@@ -169,7 +407,8 @@ certificates = (
   { name = "fabrikam"; cert = "%(d)s/fabrikam.pem"; key = "%(d)s/fabrikam.key";
     intermediates = [ "%(d)s/intermediate.pem" ]; ca_file = "%(d)s/root.pem"; } );
 pools = ( { name = "owa"; servers = ( "127.0.0.1:%(owa)d" ); },
-          { name = "iis"; servers = ( "127.0.0.1:%(iis)d" ); } );
+          { name = "iis"; servers = ( "127.0.0.1:%(iis)d" ); },
+          { name = "ws"; servers = ( "127.0.0.1:%(ws)d" ); } );
 services = (
   { name = "https"; listen = [ "127.0.0.1:%(port)d" ];
     tls = { certificates = [ "contoso", "fabrikam" ]; default = "contoso"; };
@@ -177,12 +416,16 @@ services = (
       { sni = "sts.contoso.test"; passthrough = true; pool = "owa"; },
       { host = "mail.contoso.test"; pool = "owa"; },
       { host = "auth.contoso.test"; pool = "iis"; },
+      { host = "ws.contoso.test"; pool = "ws"; },
       { host = "www.fabrikam.test"; pool = "owa"; } ); },
   { name = "h1only"; listen = [ "127.0.0.1:%(port1)d" ]; http2 = false;
     tls = { certificates = [ "contoso" ]; };
+    routes = ( { host = "mail.contoso.test"; pool = "owa"; } ); },
+  { name = "quick"; listen = [ "127.0.0.1:%(port2)d" ]; send_timeout = "1s";
+    tls = { certificates = [ "contoso" ]; };
     routes = ( { host = "mail.contoso.test"; pool = "owa"; } ); } );
-""" % {"d": d, "owa": self.owa.port, "iis": self.iis.port, "port": self.port, "port1": self.port1,
-       "admin": self.admin}
+""" % {"d": d, "owa": self.owa.port, "iis": self.iis.port, "ws": self.ws.port, "port": self.port,
+       "port1": self.port1, "port2": self.port2, "admin": self.admin}
         self.og = Onegate(self.conf, wait_port=self.port).start()
         self.addCleanup(self.og.cleanup)
         self.addCleanup(stop_and_check, self.og)
@@ -334,6 +577,126 @@ services = (
                 digest.update(f.data)
         self.assertEqual(got, n)
         self.assertEqual(digest.hexdigest(), hashlib.sha256(pattern(n)).hexdigest())
+
+    # ---- WebSocket over HTTP/2 (RFC 8441)
+
+    def test_websocket_over_h2_echoes_messages_both_ways(self):
+        c = self.h2("ws.contoso.test")
+        t = H2Tunnel(c, 1, "ws.contoso.test", "/chat?room=1", [("sec-websocket-version", "13")])
+        self.assertEqual(t.head(), 200, t.fields)
+        self.assertEqual(t.settings.get(ENABLE_CONNECT_PROTOCOL), 1, "SETTINGS_ENABLE_CONNECT_PROTOCOL offered")
+        self.assertNotIn("sec-websocket-accept", t.fields)
+        self.assertNotIn("upgrade", t.fields)
+        hs = self.ws.handshakes[-1]
+        self.assertEqual((hs["method"], hs["target"], hs["upgrade"]), ("GET", "/chat?room=1", "websocket"))
+        self.assertEqual(len(base64.b64decode(hs["sec-websocket-key"])), 16, "a key of the gateway's own")
+        big = os.urandom(1 << 20)
+        for opcode, msg in ((1, b"hello over h2"), (2, big), (1, b"after")):
+            t.send(ws_frame(opcode, msg))
+            self.assertEqual(t.message(), (opcode, msg))
+        t.send(ws_frame(8, b"\x03\xe8bye"), end=True)
+        self.assertEqual(t.message(), (8, b"\x03\xe8bye"))
+        while not t.ended and t.reset is None:
+            t.assert_alive(t.pump())
+        self.assertIsNone(t.reset, "the tunnel ends with END_STREAM both ways")
+        self.assertTrue(wait_until(lambda: any("host=ws.contoso.test" in l and "status=101" in l
+                                               and "outcome=ok" in l for l in self.http_lines()), 5),
+                        "\n".join(self.http_lines()))
+        line = next(l for l in self.http_lines() if "host=ws.contoso.test" in l and "status=101" in l)
+        self.assertGreater(int(re.search(r" in=(\d+)", line).group(1)), 1 << 20)
+        self.assertGreater(int(re.search(r" out=(\d+)", line).group(1)), 1 << 20)
+        # Without the client's version the back end still gets RFC 6455's.
+        t = H2Tunnel(c, 3, "ws.contoso.test", "/chat")
+        self.assertEqual(t.head(), 200)
+        self.assertEqual(self.ws.handshakes[-1]["sec-websocket-version"], "13")
+        c.send(RstStreamFrame(3, error_code=8))
+        self.assertTrue(wait_until(lambda: self.ws.closed.count("eof") >= 1, 5),
+                        "a client's RST_STREAM closes the tunnel to the back end")
+
+    def test_websocket_refused_by_the_back_end_is_the_streams_answer(self):
+        c = self.h2("ws.contoso.test")
+        t = H2Tunnel(c, 1, "ws.contoso.test", "/deny")
+        self.assertEqual(t.head(), 403)
+        while not t.ended and t.reset is None:
+            t.assert_alive(t.pump())
+        self.assertEqual(t.got, b"denied")
+        c.request(3, get_fields("mail.contoso.test"))
+        self.assertEqual(c.response(3)[0], 200, "the connection goes on")
+
+    def test_websocket_half_close_each_way_and_windows_bound_both_ways(self):
+        # The back end sends 4 MiB and half-closes (END_STREAM reaches the client), then counts
+        # what the client sends until the client's END_STREAM (its end of the tunnel).
+        n, up = 4 << 20, 3 << 20
+        c = self.h2()
+        t = H2Tunnel(c, 1, "mail.contoso.test", "/burst?bytes=%d" % n)
+        self.assertEqual(t.head(), 200)
+        while not t.ended:
+            t.assert_alive(t.pump())
+        self.assertEqual(t.got, b"b" * n)
+        self.assertIsNone(t.reset)
+        t.send(os.urandom(up), end=True)
+        self.assertTrue(wait_until(lambda: up in self.owa.tunneled, 10), self.owa.tunneled)
+        self.assertTrue(wait_until(lambda: any("path=/burst" in l and "status=101" in l and "outcome=ok" in l
+                                               for l in self.http_lines()), 5), "\n".join(self.http_lines()))
+
+    def test_websocket_client_that_stops_reading_is_cut_after_the_send_timeout(self):
+        n = 64 << 20
+        c = RawH2(self.port2, "mail.contoso.test", self.pki.ca)
+        self.addCleanup(c.close)
+        before = self.rss_kib()
+        t = H2Tunnel(c, 1, "mail.contoso.test", "/burst?bytes=%d" % n)
+        self.assertEqual(t.head(), 200)
+        time.sleep(2.5)
+        grown = self.rss_kib() - before
+        self.assertLess(grown, 16 * 1024, "a tunnel to a client that reads nothing must not buffer (%d KiB)" % grown)
+        while t.pump(10, read=False):
+            pass
+        self.assertLess(len(t.got), 1 << 20)
+        self.assertEqual(t.goaway.error_code if t.goaway else None, ENHANCE_YOUR_CALM)
+        self.assertTrue(wait_until(lambda: any("proto=h2" in l and "outcome=client-stalled" in l
+                                               for l in self.og.log_lines()), 5), "\n".join(self.og.log_lines()))
+        self.assertTrue(wait_until(lambda: any("path=/burst" in l and "status=101" in l
+                                               for l in self.http_lines()), 5), "\n".join(self.http_lines()))
+        self.assertTrue(wait_until(lambda: (self.metric("onegate_http2_zero_window_stalls_total") or 0) >= 1, 5))
+
+    # ---- trailers
+
+    def test_response_trailers_become_a_trailing_headers_frame(self):
+        c = self.h2("ws.contoso.test")
+        c.request(1, get_fields("ws.contoso.test", "/trailers"))
+        frames = c.until(lambda f: f.stream_id == 1 and ("END_STREAM" in f.flags or isinstance(f, RstStreamFrame)))
+        heads = [f for f in frames if isinstance(f, HeadersFrame) and f.stream_id == 1]
+        self.assertEqual(len(heads), 2, [type(f).__name__ for f in frames])
+        self.assertEqual(heads[0].fields[":status"], "200")
+        self.assertNotIn("trailer", heads[0].fields)
+        self.assertIn("END_STREAM", heads[1].flags)
+        self.assertEqual(heads[1].field_list, [("x-checksum", "sha-1234"), ("server-timing", "db;dur=53")],
+                         "framing, connection-specific and cookie fields never pass as trailers")
+        self.assertEqual(b"".join(f.data for f in frames if isinstance(f, DataFrame)), b"hello world")
+        r = self.curl("ws.contoso.test", "/trailers", "--http2", "-sS", "-D", "-")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(b"x-checksum: sha-1234", r.stdout)
+
+    def test_request_trailers_go_to_the_back_end_as_chunked_trailers(self):
+        c = self.h2("ws.contoso.test")
+        h = HeadersFrame(1)
+        h.data = c.block(get_fields("ws.contoso.test", "/up", "POST") + [("te", "trailers")])
+        h.flags.add("END_HEADERS")
+        tr = HeadersFrame(1)
+        tr.data = c.block([("x-checksum", "abc"), ("content-length", "5"), ("host", "evil.test")])
+        tr.flags.add("END_HEADERS")
+        tr.flags.add("END_STREAM")
+        c.send(h, DataFrame(1, data=b"a" * 1000), tr)
+        st, body = c.response(1)
+        self.assertEqual(st, 200, body)
+        self.assertEqual(json.loads(body), {"body_len": 1000, "trailers": [["x-checksum", "abc"]]})
+        c.request(3, get_fields("ws.contoso.test", "/up", "POST"), end_stream=False)
+        tr = HeadersFrame(3)
+        tr.data = c.block([(":path", "/x")])
+        tr.flags.add("END_HEADERS")
+        tr.flags.add("END_STREAM")
+        c.send(DataFrame(3, data=b"b"), tr)
+        self.assertEqual(c.response(3), (None, PROTOCOL_ERROR), "no pseudo-header in trailers")
 
     # ---- 421: coalescing
 

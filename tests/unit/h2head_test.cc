@@ -347,4 +347,23 @@ TEST(H2Head, ResponseTooBigForTheCallersArraysIsRefused)
 	EXPECT_EQ(std::string(f3[2].name, 1), "b");
 }
 
+TEST(H2Head, TrailerSectionKeepsSafeFieldsOnly)
+{
+	std::string block = "X-Checksum: sha-1\r\nServer-Timing:  db;dur=53 \r\nContent-Length: 9\r\n"
+			    "Connection: close\r\nSet-Cookie: a=1\r\n folded\r\nBad Name: x\r\nno-colon\r\n"
+			    "X-Ctl: a\x01b\r\n\r\n";
+	char scratch[256];
+	struct h2head_field f[8];
+	int n = h2head_trailer_fields(block.data(), block.size(), scratch, sizeof(scratch), f, 8);
+	ASSERT_EQ(n, 2);
+	EXPECT_EQ(std::string(f[0].name, f[0].name_len), "x-checksum");
+	EXPECT_EQ(std::string(f[0].value, f[0].value_len), "sha-1");
+	EXPECT_EQ(std::string(f[1].name, f[1].name_len), "server-timing");
+	EXPECT_EQ(std::string(f[1].value, f[1].value_len), "db;dur=53");
+	EXPECT_EQ(h2head_trailer_fields(block.data(), block.size(), scratch, sizeof(scratch), f, 1), -1);
+	EXPECT_TRUE(h2head_trailer_forbidden("Transfer-Encoding", 17));
+	EXPECT_TRUE(h2head_trailer_forbidden("host", 4));
+	EXPECT_FALSE(h2head_trailer_forbidden("grpc-status", 11));
+}
+
 } // namespace
