@@ -6,14 +6,23 @@
 #include <event2/buffer.h>
 
 #include "proto/h2.h"
+#include "proxy/stats.h"
 
-/* Every HTTP/2 connection's h2_stats, added when it ends: process-wide, any thread. */
+/* Every HTTP/2 connection's h2_stats, added as they grow: process-wide, any thread. */
 
 enum { H2S_M_STREAMS, H2S_M_MALFORMED, H2S_M_TOO_LARGE, H2S_M_NOT_IMPLEMENTED, H2S_M_RESETS, H2S_M_RAPID_RESET,
        H2S_M_CONTINUATION_FLOOD, H2S_M_PING_FLOOD, H2S_M_SETTINGS_FLOOD, H2S_M_ZERO_WINDOW, H2S_M_PROTOCOL, H2S_M_CONNS,
        H2S_M_N };
 
-static _Atomic uint64_t h2s_totals[H2S_M_N];
+/* The shared slot and one per worker (as proxy/stats.c: a worker's plain adds
+ * on cache lines of its own); workers past the last share slot 0. */
+#define H2S_SLOTS 65
+
+struct h2s_slot {
+	_Alignas(64) _Atomic uint64_t v[H2S_M_N];
+};
+
+static struct h2s_slot h2s_slots[H2S_SLOTS];
 
 static const struct {
 	const char *name, *help;
@@ -32,21 +41,51 @@ static const struct {
 	{ "onegate_http2_connections_total", "client connections that spoke HTTP/2" },
 };
 
-void h2s_metrics_add(const struct h2_stats *st)
+static void h2s_count(size_t m, uint64_t n)
 {
-	const uint64_t v[H2S_M_N] = {
-		st->streams, st->malformed, st->too_large, st->not_implemented, st->resets_received, st->rapid_reset,
-		st->continuation_flood, st->ping_flood, st->settings_flood, st->zero_window_stalls, st->protocol_errors, 1,
+	unsigned i = stats_thread_slot();
+	if (i >= H2S_SLOTS)
+		i = 0;
+	_Atomic uint64_t *v = &h2s_slots[i].v[m];
+	if (i == 0)
+		atomic_fetch_add_explicit(v, n, memory_order_relaxed);
+	else
+		atomic_store_explicit(v, atomic_load_explicit(v, memory_order_relaxed) + n, memory_order_relaxed);
+}
+
+void h2s_metrics_connection(void)
+{
+	h2s_count(H2S_M_CONNS, 1);
+}
+
+void h2s_metrics_add(const struct h2_stats *now, struct h2_stats *reported)
+{
+	const uint64_t v[H2S_M_CONNS] = {
+		now->streams - reported->streams,
+		now->malformed - reported->malformed,
+		now->too_large - reported->too_large,
+		now->not_implemented - reported->not_implemented,
+		now->resets_received - reported->resets_received,
+		now->rapid_reset - reported->rapid_reset,
+		now->continuation_flood - reported->continuation_flood,
+		now->ping_flood - reported->ping_flood,
+		now->settings_flood - reported->settings_flood,
+		now->zero_window_stalls - reported->zero_window_stalls,
+		now->protocol_errors - reported->protocol_errors,
 	};
-	for (size_t i = 0; i < H2S_M_N; i++)
+	for (size_t i = 0; i < H2S_M_CONNS; i++)
 		if (v[i])
-			atomic_fetch_add_explicit(&h2s_totals[i], v[i], memory_order_relaxed);
+			h2s_count(i, v[i]);
+	*reported = *now;
 }
 
 void h2s_metrics_write(struct evbuffer *b)
 {
-	for (size_t i = 0; i < H2S_M_N; i++)
+	for (size_t i = 0; i < H2S_M_N; i++) {
+		uint64_t sum = 0;
+		for (size_t k = 0; k < H2S_SLOTS; k++)
+			sum += atomic_load_explicit(&h2s_slots[k].v[i], memory_order_relaxed);
 		evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", h2s_metric[i].name, h2s_metric[i].help,
-		                    h2s_metric[i].name, h2s_metric[i].name,
-		                    (unsigned long long)atomic_load_explicit(&h2s_totals[i], memory_order_relaxed));
+		                    h2s_metric[i].name, h2s_metric[i].name, (unsigned long long)sum);
+	}
 }

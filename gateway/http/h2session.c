@@ -64,6 +64,7 @@ struct h2s_conn {
 	uint64_t idle_since, stalled_since, closing_since;
 	bool goaway, closing, cli_eof;
 	enum outcome outcome;
+	struct h2_stats reported;       /* what /metrics has of this connection's counters */
 	/* Windows authentication: the server connection private to this client connection. */
 	struct http_private *priv;              /* kept between its streams, or NULL */
 	struct http_session *priv_holder;       /* the stream session using it now, or NULL */
@@ -687,6 +688,7 @@ static void h2s_on_tick(evutil_socket_t fd, short what, void *arg)
 	} else {
 		c->stalled_since = 0;
 	}
+	h2s_metrics_add(h2_conn_stats(c->h2), &c->reported);
 	h2s_write(c);
 	h2s_settle(c);
 }
@@ -710,8 +712,8 @@ static void h2s_free(struct h2s_conn *c, enum outcome outcome)
 	}
 	h2s_priv_drop(c);
 	free(c->waiting);
-	const struct h2_stats none = { 0 }, *hs = c->h2 ? h2_conn_stats(c->h2) : &none;
-	h2s_metrics_add(hs);
+	const struct h2_stats *hs = c->h2 ? h2_conn_stats(c->h2) : &c->reported;
+	h2s_metrics_add(hs, &c->reported);
 	if (log_access_enabled()) {
 		struct timeval now;
 		http_clock(&now);
@@ -746,6 +748,7 @@ void h2s_start(const struct http_start *st, struct tstream *cli)
 	c->svc = st->svc;
 	c->cli = cli;
 	c->outcome = OUTCOME_OK;
+	h2s_metrics_connection();
 	pool_service_open(c->snap->pools, (size_t)(c->svc - c->snap->cfg->services), 1);
 	memcpy(&c->peer, st->peer, st->peerlen < sizeof(c->peer) ? st->peerlen : sizeof(c->peer));
 	if (st->local && st->locallen && st->locallen <= sizeof(c->local)) {

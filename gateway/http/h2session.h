@@ -50,10 +50,14 @@ void h2s_private_hold(struct h2s_stream *st, struct http_session *s, long pool);
  * waits for it gets it next. Also for a session that was waiting. */
 void h2s_private_give(struct h2s_stream *st, struct http_session *s, struct http_private *priv);
 
-/* The counters of every HTTP/2 connection of the process (h2metrics.c): a
- * connection adds its own as it ends; /metrics writes them. Any thread. */
+/* The counters of every HTTP/2 connection of the process (h2metrics.c), live:
+ * a connection counts itself as it begins, and adds what its h2_stats gained
+ * since the last call (now less *reported, which then becomes now) on its
+ * tick and at its end. Each worker adds to a slot of its own (as
+ * proxy/stats.h); /metrics writes their sums. Any thread. */
 struct h2_stats;
-void h2s_metrics_add(const struct h2_stats *st);
+void h2s_metrics_connection(void);
+void h2s_metrics_add(const struct h2_stats *now, struct h2_stats *reported);
 void h2s_metrics_write(struct evbuffer *b);
 
 #endif

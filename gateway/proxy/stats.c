@@ -44,6 +44,11 @@ void stats_thread_worker(unsigned id)
 	stats_my_slot = id + 1;
 }
 
+unsigned stats_thread_slot(void)
+{
+	return stats_my_slot;
+}
+
 struct stats_counters *stats_counters_new(void)
 {
 	struct stats_counters *c = malloc(sizeof(*c));

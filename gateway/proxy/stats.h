@@ -42,6 +42,10 @@ struct stats_counters;
 void stats_workers(unsigned n);
 /* The calling thread is worker id (0-based): its adds go to its own slot. */
 void stats_thread_worker(unsigned id);
+/* The calling thread's slot: its worker id + 1, or 0 (shared, added to
+ * atomically) for any other thread. For counters of other modules kept the
+ * same way (http/h2metrics.c). */
+unsigned stats_thread_slot(void);
 
 /* Zeroed: the shared slot and one per worker (stats_workers()). NULL when out of memory. */
 struct stats_counters *stats_counters_new(void);

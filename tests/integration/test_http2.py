@@ -734,6 +734,26 @@ services = (
         self.assertTrue(wait_until(lambda: (self.metric("onegate_http2_malformed_total") or 0) >= 4, 5),
                         self.metrics())
 
+    def test_counters_are_live_while_the_connection_is_open(self):
+        c = self.h2()
+        c.request(1, get_fields("mail.contoso.test"))
+        self.assertEqual(c.response(1)[0], 200)
+        c.request(3, get_fields("mail.contoso.test") + [("X-Upper", "1")])
+        self.assertEqual(c.response(3), (None, PROTOCOL_ERROR))
+        c.request(5, get_fields("mail.contoso.test", "/slow?ms=5000"))
+        c.send(RstStreamFrame(5, error_code=8))
+        want = {"onegate_http2_connections_total": 1, "onegate_http2_streams_total": 2,
+                "onegate_http2_malformed_total": 1, "onegate_http2_resets_received_total": 1}
+        self.assertTrue(wait_until(lambda: all((self.metric(k) or 0) >= v for k, v in want.items()), 5),
+                        self.metrics())
+        c.request(7, get_fields("mail.contoso.test"))
+        self.assertEqual(c.response(7)[0], 200, "the connection was open all along")
+        self.assertFalse(any("proto=h2" in l for l in self.og.log_lines()))
+        c.close()
+        self.assertTrue(wait_until(lambda: any("proto=h2" in l for l in self.og.log_lines()), 5))
+        self.assertTrue(wait_until(lambda: self.metric("onegate_http2_streams_total") == 3, 5), self.metrics())
+        self.assertEqual(self.metric("onegate_http2_malformed_total"), 1, "counted once, not again at the end")
+
     @staticmethod
     def flood(c, frames):
         try:
