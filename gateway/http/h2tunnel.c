@@ -65,6 +65,10 @@ int h2t_trailer_byte(struct h2t_trailer *t, const struct h1_chunked *ck, char ch
 {
 	if (!h1_chunked_in_trailer(ck))
 		return 0;
+	/* Before any line, CR and LF can only be the empty line that ends the body:
+	 * most answers have no trailers and allocate nothing. */
+	if (!t->lines && (ch == '\r' || ch == '\n'))
+		return 0;
 	if (!t->lines && !(t->lines = evbuffer_new()))
 		return -1;
 	return evbuffer_add(t->lines, &ch, 1);
