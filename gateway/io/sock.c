@@ -30,7 +30,6 @@
  * input let go of it: a 4 KiB chain is malloc'ed and freed from glibc's sorted bins
  * (its per-thread cache ends at 1 KiB), about 750 instructions a message both ways,
  * the reference's small header from that cache a tenth of it. */
-#define SOCK_BLOCK 4096
 #define SOCK_BLOCKS_KEPT 64     /* per thread: 256 KiB at most, held between messages */
 
 struct sock_block {
@@ -59,14 +58,36 @@ static void sock_blocks_key_new(void)
 	sock_blocks_keyed = pthread_key_create(&sock_blocks_key, sock_blocks_free) == 0;
 }
 
-static char *sock_block_get(void)
+void *sock_block_alloc(void)
 {
 	struct sock_block *b = sock_blocks;
 	if (!b)
 		return malloc(SOCK_BLOCK);
 	sock_blocks = b->next;
 	sock_nblocks--;
-	return (char *)b;
+	return b;
+}
+
+void sock_block_free(void *block)
+{
+	if (!block)
+		return;
+	if (sock_nblocks == SOCK_BLOCKS_KEPT) {
+		free(block);
+		return;
+	}
+	if (!sock_blocks) {
+		/* The key's value only makes its destructor run when the thread ends. */
+		pthread_once(&sock_blocks_once, sock_blocks_key_new);
+		if (!sock_blocks_keyed || pthread_setspecific(sock_blocks_key, &sock_blocks) != 0) {
+			free(block);
+			return;
+		}
+	}
+	struct sock_block *b = block;
+	b->next = sock_blocks;
+	sock_blocks = b;
+	sock_nblocks++;
 }
 
 /* evbuffer_add_reference()'s cleanup: the block goes back to this thread's list. */
@@ -74,22 +95,7 @@ static void sock_block_put(const void *data, size_t len, void *unused)
 {
 	(void)len;
 	(void)unused;
-	if (sock_nblocks == SOCK_BLOCKS_KEPT) {
-		free((void *)data);
-		return;
-	}
-	if (!sock_blocks) {
-		/* The key's value only makes its destructor run when the thread ends. */
-		pthread_once(&sock_blocks_once, sock_blocks_key_new);
-		if (!sock_blocks_keyed || pthread_setspecific(sock_blocks_key, &sock_blocks) != 0) {
-			free((void *)data);
-			return;
-		}
-	}
-	struct sock_block *b = (struct sock_block *)data;
-	b->next = sock_blocks;
-	sock_blocks = b;
-	sock_nblocks++;
+	sock_block_free((void *)data);
 }
 
 struct sock {
@@ -256,7 +262,7 @@ static int sock_write_now(struct sock *s)
 static ssize_t sock_recv(struct sock *s, evutil_socket_t fd, size_t *want)
 {
 	if (s->read_size == SOCK_READ_SMALL && evbuffer_get_length(s->in) == 0) {
-		char *b = sock_block_get();
+		char *b = sock_block_alloc();
 		if (!b) {
 			errno = ENOMEM;
 			return -1;
@@ -265,10 +271,10 @@ static ssize_t sock_recv(struct sock *s, evutil_socket_t fd, size_t *want)
 		ssize_t n = recv(fd, b, SOCK_BLOCK, 0);
 		if (n <= 0) {
 			int e = errno;
-			sock_block_put(b, 0, NULL);
+			sock_block_free(b);
 			errno = e;
 		} else if (evbuffer_add_reference(s->in, b, (size_t)n, sock_block_put, NULL) != 0) {
-			sock_block_put(b, 0, NULL);
+			sock_block_free(b);
 			errno = ENOMEM;
 			return -1;
 		}

@@ -65,6 +65,13 @@ void sock_shutdown_write(struct sock *s);
  * kernel alone, for a peer that may never take it. */
 size_t sock_kernel_unsent(const struct sock *s);
 
+/* Blocks of SOCK_BLOCK bytes from a per-thread free list, which small reads fill:
+ * for memory taken and given back at every message, which malloc serves slowly at
+ * this size. A block may be given back on any thread; NULL when memory is short. */
+#define SOCK_BLOCK 4096
+void *sock_block_alloc(void);
+void sock_block_free(void *block);
+
 /* The last bytes of a closing connection. A fixed time to take them cuts a slow
  * reader of a large answer short (an 8 MB answer at 530 KB/s lost 3 MB), so the
  * peer keeps its time for as long as it keeps taking bytes: what its owner still
