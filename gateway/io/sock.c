@@ -98,6 +98,14 @@ static void sock_block_put(const void *data, size_t len, void *unused)
 	sock_block_free((void *)data);
 }
 
+int sock_block_lend(struct evbuffer *buf, void *block, size_t len)
+{
+	if (evbuffer_add_reference(buf, block, len, sock_block_put, NULL) == 0)
+		return 0;
+	sock_block_free(block);
+	return -1;
+}
+
 struct sock {
 	evutil_socket_t fd;
 	struct event *rev, *wev;
@@ -273,8 +281,7 @@ static ssize_t sock_recv(struct sock *s, evutil_socket_t fd, size_t *want)
 			int e = errno;
 			sock_block_free(b);
 			errno = e;
-		} else if (evbuffer_add_reference(s->in, b, (size_t)n, sock_block_put, NULL) != 0) {
-			sock_block_free(b);
+		} else if (sock_block_lend(s->in, b, (size_t)n) != 0) {
 			errno = ENOMEM;
 			return -1;
 		}

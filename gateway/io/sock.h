@@ -71,6 +71,10 @@ size_t sock_kernel_unsent(const struct sock *s);
 #define SOCK_BLOCK 4096
 void *sock_block_alloc(void);
 void sock_block_free(void *block);
+/* Appends the block's first len bytes to buf by reference, without a copy; the
+ * block goes back to the list once buf lets go of them. Returns -1 (the block
+ * freed) when memory is short. */
+int sock_block_lend(struct evbuffer *buf, void *block, size_t len);
 
 /* The last bytes of a closing connection. A fixed time to take them cuts a slow
  * reader of a large answer short (an 8 MB answer at 530 KB/s lost 3 MB), so the

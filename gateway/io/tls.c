@@ -8,6 +8,8 @@
 #include <openssl/bio.h>
 #include <openssl/err.h>
 
+#include "io/sock.h"
+
 /* One record's worth: SSL_read never returns more than this at once, and
  * SSL_write never puts more than this in one record. */
 #define TLS_READ_CHUNK 16384
@@ -46,7 +48,16 @@ static int tls_bio_write(BIO *bio, const char *buf, int len)
 	BIO_clear_retry_flags(bio);
 	if (len <= 0)
 		return 0;
-	/* Never refuses: the owner bounds the output by pausing its reads. */
+	/* Never refuses: the owner bounds the output by pausing its reads. A record into
+	 * an empty output (an answer's) goes into a lent block: evbuffer_add() would
+	 * malloc a 2 KiB chain, which glibc serves slowly. */
+	if (evbuffer_get_length(t->out) == 0 && (size_t)len <= SOCK_BLOCK) {
+		void *b = sock_block_alloc();
+		if (!b)
+			return -1;
+		memcpy(b, buf, (size_t)len);
+		return sock_block_lend(t->out, b, (size_t)len) == 0 ? len : -1;
+	}
 	return evbuffer_add(t->out, buf, (size_t)len) == 0 ? len : -1;
 }
 
@@ -161,8 +172,25 @@ enum tls_result tls_stream_read(struct tls_stream *t, struct evbuffer *plain, si
 		 * connection: only try when there is ciphertext, buffered TLS data, or an end to report. */
 		if (evbuffer_get_length(t->in) == 0 && !t->eof && !SSL_has_pending(t->ssl))
 			return TLS_AGAIN;
-		struct evbuffer_iovec v;
 		size_t want = max - *got < TLS_READ_CHUNK ? max - *got : TLS_READ_CHUNK;
+		if (evbuffer_get_length(plain) == 0) {
+			/* A message's first record (a request's, all of it): into a lent block,
+			 * where room reserved would malloc a 32 KiB chain for a few bytes. */
+			void *b = sock_block_alloc();
+			if (!b)
+				return TLS_FAIL;
+			int n = SSL_read(t->ssl, b, (int)(want < SOCK_BLOCK ? want : SOCK_BLOCK));
+			if (n <= 0) {
+				enum tls_result r = tls_result_of(t, n);
+				sock_block_free(b);
+				return r;
+			}
+			if (sock_block_lend(plain, b, (size_t)n) != 0)
+				return TLS_FAIL;
+			*got += (size_t)n;
+			continue;
+		}
+		struct evbuffer_iovec v;
 		if (evbuffer_reserve_space(plain, (ev_ssize_t)want, &v, 1) < 1)
 			return TLS_FAIL;
 		size_t room = v.iov_len < want ? v.iov_len : want;
