@@ -366,6 +366,25 @@ static void rules_check_coverage(struct rules_load *L, const config_setting_t *l
 	}
 }
 
+/* h2c is read only where plain HTTP is (its mode is known once the routes are read). */
+static void rules_service_h2c_check(struct rules_load *L, const config_setting_t *s, const struct rules_service *svc)
+{
+	const config_setting_t *key = config_setting_get_member(s, "h2c");
+	if (!svc->h2c)
+		return;
+	if (svc->mode == RULES_MODE_TLS && !svc->plain_http)
+		rules_error(L, key,
+		            "h2c is HTTP/2 with prior knowledge on plain HTTP connections; this service takes only TLS, "
+		            "where ALPN offers HTTP/2 (http2): add plain_http = true; or remove h2c");
+	else if (svc->mode == RULES_MODE_PASSTHROUGH)
+		rules_error(L, key,
+		            "h2c is HTTP/2 with prior knowledge on plain HTTP connections; this service relays TLS "
+		            "connections without reading them: remove h2c");
+	else if (!svc->http2)
+		rules_error(L, key, "h2c = true turns HTTP/2 on for plain connections and http2 = false turns it off: "
+		                    "remove one of them");
+}
+
 static void rules_service_read(struct rules_load *L, const config_setting_t *list, size_t i)
 {
 	const config_setting_t *s = config_setting_get_elem(list, (unsigned)i);
@@ -414,6 +433,7 @@ static void rules_service_read(struct rules_load *L, const config_setting_t *lis
 		rules_sni_shadow_check(L, routes, svc, nmatching);
 		rules_default_shadow_check(L, routes, config_setting_get_member(s, "default"), svc);
 	}
+	rules_service_h2c_check(L, s, svc);
 	if (svc->default_route >= 0) {
 		const config_setting_t *d = config_setting_get_member(s, "default");
 		const struct rules_route *r = &svc->routes[svc->default_route];

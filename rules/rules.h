@@ -249,6 +249,7 @@ struct rules_service {
 	bool accept_proxy;              /* read a PROXY v1/v2 header from a trusted balancer first */
 	bool plain_http;                /* TLS service: a client whose first byte is not TLS speaks plain HTTP */
 	bool http2;                     /* TLS service: ALPN offers h2 before http/1.1 (default true) */
+	bool h2c;                       /* plain connections opening with the HTTP/2 preface speak HTTP/2 */
 	bool windows_paths;             /* paths resolve as IIS does (RULES_PATH_WINDOWS; default true) */
 	unsigned proxy_timeout_ms;      /* for that header */
 	unsigned hello_timeout_ms;      /* a client that sends no complete ClientHello in time is closed */

@@ -326,6 +326,9 @@ static bool http_read_response_head(struct http_session *s)
 	if (s->rq.status >= 100 && s->rq.status < 200 && s->rq.status != 101) {
 		/* 100 Continue and friends pass through as they are; the real answer follows. */
 		evbuffer_remove_buffer(in, tstream_output(s->cli), s->resp->head_len);
+		/* Now, not with the answer: a client that sent Expect: 100-continue waits
+		 * for it before its body. A broken client shows at the answer's flush. */
+		(void)tstream_flush(s->cli);
 		s->rq.resp_forwarded = true;
 		h1_resp_init(s->resp, HTTP_HEAD_MAX, s->rq.head_request);
 		return true;

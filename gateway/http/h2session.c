@@ -63,6 +63,7 @@ struct h2s_conn {
 	unsigned requests, nstreams;
 	uint64_t idle_since, stalled_since, closing_since;
 	bool goaway, closing, cli_eof;
+	bool tls;                       /* ALPN h2 over TLS; false: h2c with prior knowledge */
 	enum outcome outcome;
 	struct h2_stats reported;       /* what /metrics has of this connection's counters */
 	/* Windows authentication: the server connection private to this client connection. */
@@ -339,6 +340,11 @@ static const struct tstream_peer_ops h2s_peer_ops = {
 	.closed = h2s_peer_closed,
 	.delivered = h2s_peer_delivered,
 };
+
+bool h2s_tls(const struct h2s_stream *st)
+{
+	return !st->c || st->c->tls;
+}
 
 /* ---- Windows authentication: the private server connection, one stream at a time */
 
@@ -719,9 +725,10 @@ static void h2s_free(struct h2s_conn *c, enum outcome outcome)
 		http_clock(&now);
 		long ms = (now.tv_sec - c->start.tv_sec) * 1000L + (now.tv_usec - c->start.tv_usec) / 1000L;
 		log_access_line(
-		        "conn client=%s service=%s sni=%s proto=h2 requests=%u malformed=%llu resets=%llu ms=%ld outcome=%s",
-		        c->client, c->svc->name, c->sni[0] ? c->sni : "-", c->requests, (unsigned long long)hs->malformed,
-		        (unsigned long long)hs->resets_received, ms, outcome_name(outcome));
+		        "conn client=%s service=%s sni=%s proto=%s requests=%u malformed=%llu resets=%llu ms=%ld outcome=%s",
+		        c->client, c->svc->name, c->sni[0] ? c->sni : "-", c->tls ? "h2" : "h2c", c->requests,
+		        (unsigned long long)hs->malformed, (unsigned long long)hs->resets_received, ms,
+		        outcome_name(outcome));
 	}
 	h2_free(c->h2);
 	tstream_free(c->cli);
@@ -747,6 +754,7 @@ void h2s_start(const struct http_start *st, struct tstream *cli)
 	c->snap->refs++;
 	c->svc = st->svc;
 	c->cli = cli;
+	c->tls = tstream_ssl(cli) != NULL;
 	c->outcome = OUTCOME_OK;
 	h2s_metrics_connection();
 	pool_service_open(c->snap->pools, (size_t)(c->svc - c->snap->cfg->services), 1);

@@ -1,8 +1,8 @@
 /*
- * http/h2session.h - HTTP/2 on a client connection that chose ALPN h2: the
- * connection's frames go through h2.c, and each stream becomes an HTTP/1.1
- * session of its own (session.c) whose client side is a tstream without a
- * socket (tstream_new_peer()). The stream's request reaches that session as
+ * http/h2session.h - HTTP/2 on a client connection that chose ALPN h2 (or a
+ * plain one with prior knowledge, h2c): the connection's frames go through
+ * h2.c, and each stream becomes an HTTP/1.1 session of its own (session.c)
+ * whose client side is a tstream without a socket (tstream_new_peer()). The stream's request reaches that session as
  * the HTTP/1.1 head h2head wrote and its body (chunked when it has no
  * content-length); the session's answer, HTTP/1.1 as it would go to any
  * client, is read back here (h1_parse, h2head_resp_fields) and sent as
@@ -33,10 +33,13 @@ struct h2s_stream;
 struct http_session;
 struct http_private;
 
-/* The session's client stream chose h2: the connection goes on here. Takes
- * cli (TLS done) and its own reference to st->snap; st->cli and st->ssl are
- * not used. */
+/* The session's client stream chose h2, or a plain client opened with the
+ * HTTP/2 preface (h2c, proxy/conn.c): the connection goes on here. Takes cli
+ * (TLS done, or plain with the preface in its input) and its own reference to
+ * st->snap; st->cli and st->ssl are not used. */
 void h2s_start(const struct http_start *st, struct tstream *cli);
+/* Whether stream st's connection is TLS (its session's scheme is https). */
+bool h2s_tls(const struct h2s_stream *st);
 
 /* Windows authentication, for the session of stream st (see above). A stream's
  * session asks for the connection's private server connection to pool: it gets

@@ -778,7 +778,7 @@ void http_stream_start(const struct http_start *st, struct tstream *cli, struct 
 		tstream_free(cli);
 		return;
 	}
-	s->tls = true;
+	s->tls = h2s_tls(h2);
 	s->handshaken = true;
 	s->h2 = h2;
 	s->cli = cli;

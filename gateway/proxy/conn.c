@@ -13,6 +13,7 @@
 #include "acme/acme.h"
 #include "proto/hello.h"
 #include "proxy/home.h"
+#include "http/h2session.h"
 #include "http/http.h"
 #include "io/log.h"
 #include "io/outcome.h"
@@ -21,12 +22,17 @@
 #include "proto/proxyproto.h"
 #include "rules.h"
 #include "io/sock.h"
+#include "io/tstream.h"
 #include "proxy/tlsconf.h"
 
 /* How long a rejected client gets to read our alert before we close. */
 #define CONN_LINGER_MS 2000
 
-enum conn_phase { PH_PROXY, PH_HELLO, PH_LINGER };
+/* The HTTP/2 connection preface (RFC 9113 3.4): a plain client with prior knowledge opens with it. */
+static const char conn_h2_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+#define CONN_H2_PREFACE_LEN (sizeof(conn_h2_preface) - 1)
+
+enum conn_phase { PH_PROXY, PH_HELLO, PH_PREFACE, PH_LINGER };
 
 struct conn {
 	struct home_link link;          /* in home->live; first, so a link is its conn */
@@ -141,6 +147,54 @@ static void conn_to_http(struct conn *c, bool tls)
 	conn_release(c);
 }
 
+/* h2c with prior knowledge: the plain connection, its preface still in the
+ * input, is an HTTP/2 connection's (http/h2session.h) from now on. */
+static void conn_to_h2c(struct conn *c)
+{
+	struct http_start st = {
+		.home = c->home, .snap = c->snap, .svc = c->svc, .peer = &c->peer, .peerlen = c->peerlen,
+		.local = &c->local, .locallen = c->locallen,
+	};
+	sock_setcb(c->cli, NULL, NULL, NULL, NULL);
+	struct tstream *t = tstream_new(c->cli, NULL);
+	c->cli = NULL;
+	if (!t) {
+		conn_free(c, OUTCOME_NO_MEMORY);
+		return;
+	}
+	h2s_start(&st, t);
+	conn_release(c);
+}
+
+/* Whether the input so far is the HTTP/2 preface: h2c once it is whole, plain
+ * HTTP/1.x at the first byte that differs (the session reads it all). */
+static void conn_read_preface(struct conn *c)
+{
+	struct evbuffer *in = sock_input(c->cli);
+	size_t len = evbuffer_get_length(in);
+	size_t n = len < CONN_H2_PREFACE_LEN ? len : CONN_H2_PREFACE_LEN;
+	char got[CONN_H2_PREFACE_LEN];
+	if (evbuffer_copyout(in, got, n) != (ev_ssize_t)n || memcmp(got, conn_h2_preface, n) != 0)
+		conn_to_http(c, false);
+	else if (n == CONN_H2_PREFACE_LEN)
+		conn_to_h2c(c);
+}
+
+/* Plain HTTP: HTTP/1.x, or HTTP/2 with prior knowledge where the service takes it (h2c). */
+static void conn_to_plain(struct conn *c)
+{
+	if (!c->svc->h2c) {
+		conn_to_http(c, false);
+		return;
+	}
+	c->phase = PH_PREFACE;
+	event_del(c->timer);
+	conn_arm(c, c->svc->header_timeout_ms);
+	sock_read_enable(c->cli, true);
+	if (evbuffer_get_length(sock_input(c->cli)))
+		conn_read_preface(c);
+}
+
 /* A passthrough route: the client socket, the peeked ClientHello still in its
  * input, moves to a passthrough connection (pass.h), which logs it from now on. */
 static void conn_to_pass(struct conn *c)
@@ -218,7 +272,7 @@ static void conn_feed_hello(struct conn *c)
 	case HELLO_NOT_TLS:
 		/* One port for both (plain_http): a first byte that is not a TLS record means HTTP. */
 		if (c->svc->mode == RULES_MODE_TLS && c->svc->plain_http)
-			conn_to_http(c, false);
+			conn_to_plain(c);
 		else
 			conn_free(c, OUTCOME_NOT_TLS);
 		return;
@@ -250,7 +304,7 @@ static void conn_read_proxy(struct conn *c)
 	}
 	evbuffer_drain(in, pi.header_len);
 	if (c->svc->mode == RULES_MODE_HTTP) {
-		conn_to_http(c, false);
+		conn_to_plain(c);
 		return;
 	}
 	c->phase = PH_HELLO;
@@ -268,6 +322,9 @@ static void conn_cli_read(struct sock *sk, void *arg)
 		return;
 	case PH_HELLO:
 		conn_feed_hello(c);
+		return;
+	case PH_PREFACE:
+		conn_read_preface(c);
 		return;
 	case PH_LINGER:
 		evbuffer_drain(sock_input(sk), evbuffer_get_length(sock_input(sk)));
@@ -293,6 +350,9 @@ static void conn_timer(evutil_socket_t fd, short what, void *arg)
 		return;
 	case PH_HELLO:
 		conn_free(c, OUTCOME_HELLO_TIMEOUT);
+		return;
+	case PH_PREFACE:
+		conn_free(c, OUTCOME_HEADER_TIMEOUT);
 		return;
 	case PH_LINGER:
 		conn_free(c, OUTCOME_REJECT);
@@ -343,7 +403,7 @@ void conn_accept(struct home *home, evutil_socket_t fd, const struct sockaddr *p
 		c->phase = PH_PROXY;
 		conn_arm(c, c->svc->proxy_timeout_ms);
 	} else if (c->svc->mode == RULES_MODE_HTTP) {
-		conn_to_http(c, false);
+		conn_to_plain(c);
 		return;
 	} else {
 		c->phase = PH_HELLO;

@@ -139,7 +139,7 @@ pools = ( { name = "p"; servers = ( { address = "127.0.0.1:1"; name = "one"; wei
     retries = 2; retry_budget = 50; retry_body = "8k"; },
   { name = "q"; servers = ( "127.0.0.1:4" ); } );
 services = (
-  { name = "h"; listen = [ "127.0.0.1:8080" ]; accept_proxy = true; proxy_timeout = 2; windows_paths = false;
+  { name = "h"; listen = [ "127.0.0.1:8080" ]; accept_proxy = true; proxy_timeout = 2; h2c = true; windows_paths = false;
     hello_timeout = 1; header_timeout = 2; keepalive_timeout = 3; send_timeout = 4;
     routes = ( { host = "a.test"; path = "/a"; pool = "p"; port = 81; host_rewrite = "in.test"; request_timeout = 7;
                  idle_timeout = 8; forwarded = false; normalize_path = true; retry_on_timeout = true;
