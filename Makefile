@@ -6,7 +6,7 @@ JOBS       ?= $(shell nproc)
 WERROR     ?= $(if $(CI),ON,OFF)
 CMAKE_ARGS ?=
 
-.PHONY: all deps deps-test build build-clang run test test-asan fuzz bench soak clean install
+.PHONY: all deps deps-test build build-clang run test test-asan test-h2-gib fuzz bench soak clean install
 
 all: build
 
@@ -45,6 +45,12 @@ test-asan: deps-test
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:quarantine_size_mb=16 UBSAN_OPTIONS=print_stacktrace=1 \
 	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
 	  ctest --test-dir $(BUILD_ASAN) --output-on-failure -j $(JOBS)
+
+# One 1 GiB HTTP/2 stream each way through TLS, RSS sampled (make test moves 256 MiB).
+test-h2-gib: build
+	cd tests/integration && ONEGATE_H2_FLOW_BYTES=1073741824 ONEGATE_BIN=$(CURDIR)/$(BUILD)/gateway/onegate \
+	  ONEGATE_SOURCE_DIR=$(CURDIR) /usr/bin/python3 test_http2_flow.py -v \
+	  Http2Flow.test_large_upload_over_one_stream Http2Flow.test_large_download_over_one_stream
 
 # The binary, plugins, templates, examples, docs, systemd unit and logrotate file under
 # PREFIX (sysconf files in /etc), staged under DESTDIR when set. A tree of its own
