@@ -67,6 +67,19 @@ def free_port(family=socket.AF_INET):
         s.close()
 
 
+def free_ports(n, family=socket.AF_INET):
+    """n distinct ports nothing listens on right now: all held at once, so none is given twice."""
+    host = LOOP4 if family == socket.AF_INET else LOOP6
+    socks = [socket.socket(family, socket.SOCK_STREAM) for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind((host, 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
 def fault_report(what, tried, lost):
     """One line a fault or load test leaves on stderr: what it tried and what was lost."""
     import sys

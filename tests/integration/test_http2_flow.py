@@ -24,7 +24,7 @@ import h2.config
 import h2.connection
 import h2.events
 
-from harness import (LOOP4, ONEGATE_BIN, Onegate, OnegateTestCase, client_context, free_port, make_pki,
+from harness import (LOOP4, ONEGATE_BIN, Onegate, OnegateTestCase, client_context, free_ports, make_pki,
                      stop_and_check, wait_until)
 from httpback import HTTPBackend, pattern
 from test_flow import rss_kib
@@ -195,7 +195,7 @@ class Http2Flow(OnegateTestCase):
     def setUp(self):
         self.slow = SlowBackend()
         self.addCleanup(self.slow.close)
-        self.tls, self.h2c, self.plain, self.mixed = free_port(), free_port(), free_port(), free_port()
+        self.tls, self.h2c, self.plain, self.mixed = free_ports(4)
         self.conf = """
 onegate = { workers = 1; };
 certificates = ( { name = "contoso"; cert = "%(d)s/contoso.pem"; key = "%(d)s/contoso.key";
