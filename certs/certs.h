@@ -43,6 +43,15 @@ struct certs_item;
 
 /* Loads and checks one certificate; NULL after reporting why. Holds one reference. */
 struct certs_item *certs_item_load(const struct certs_source *src, const struct certs_report *rep);
+/* As certs_item_load, unless an item loaded by this function from the same files, unchanged,
+ * is still held (by the running configuration, during a reload): then that item with one more
+ * reference, and the warnings of its load said again. The same: name, paths, password and
+ * options alike, and every file's contents (SHA-256), mode and group; the trusted roots' file
+ * by its inode, size, mtime and ctime. An item that expired, comes within 30 days of it, or
+ * whose OCSP response went stale since is loaded again, so that its messages are current. */
+struct certs_item *certs_item_obtain(const struct certs_source *src, const struct certs_report *rep);
+/* How many items certs_item_obtain() can hand out again (for tests). */
+size_t certs_reuse_count(void);
 struct certs_item *certs_item_ref(struct certs_item *c);
 void certs_item_unref(struct certs_item *c);
 const char *certs_item_name(const struct certs_item *c);

@@ -5,6 +5,7 @@
  */
 #define _GNU_SOURCE /* memmem, strndup */
 #include "certs.h"
+#include "item.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -27,25 +28,7 @@
 #include <openssl/x509v3.h>
 
 #define CERTS_FILE_MAX (1024 * 1024)
-#define CERTS_WARN_DAYS 30
-#define CERTS_SYSTEM_CA "/etc/ssl/certs/ca-certificates.crt"
 
-struct certs_item {
-	int refs;
-	char *name;
-	X509 *leaf;
-	EVP_PKEY *key;
-	STACK_OF(X509) *chain;          /* intermediates, leaf side first, root left out */
-	bool ecdsa;
-	time_t not_after;
-	char **names;
-	size_t nnames;
-	uint8_t *ocsp;                  /* DER OCSP response to staple, or NULL */
-	size_t ocsp_len;
-	time_t ocsp_until;              /* its nextUpdate; 0: none */
-	time_t not_before;
-	bool placeholder;               /* self-signed stand-in for a certificate not issued yet */
-};
 
 __attribute__((format(printf, 3, 4)))
 static void certs_say(const struct certs_report *rep, bool warning, const char *fmt, ...)
@@ -233,6 +216,9 @@ static void certs_item_free(struct certs_item *c)
 	free(c->names);
 	free(c->name);
 	free(c->ocsp);
+	for (size_t i = 0; i < c->nwarnings; i++)
+		free(c->warnings[i]);
+	free(c->warnings);
 	free(c);
 }
 
@@ -243,10 +229,22 @@ struct certs_item *certs_item_ref(struct certs_item *c)
 	return c;
 }
 
+bool certs_item_try_ref(struct certs_item *c)
+{
+	int n = __atomic_load_n(&c->refs, __ATOMIC_RELAXED);
+	while (n > 0)
+		if (__atomic_compare_exchange_n(&c->refs, &n, n + 1, true, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+			return true;
+	return false;
+}
+
 void certs_item_unref(struct certs_item *c)
 {
-	if (c && __atomic_fetch_sub(&c->refs, 1, __ATOMIC_ACQ_REL) == 1)
+	if (c && __atomic_fetch_sub(&c->refs, 1, __ATOMIC_ACQ_REL) == 1) {
+		if (c->kept)
+			certs_reuse_forget(c);
 		certs_item_free(c);
+	}
 }
 
 static void certs_name_text(X509_NAME *n, char *out, size_t cap)
@@ -555,7 +553,45 @@ static X509 *certs_take_leaf(STACK_OF(X509) *certs, EVP_PKEY *key)
 	return NULL;
 }
 
+/* Warnings go to the caller's report and are kept, to be said again when the item is reused. */
+struct certs_record {
+	const struct certs_report *rep;
+	char **warnings;
+	size_t nwarnings;
+};
+
+static void certs_record_say(void *arg, bool warning, const char *msg)
+{
+	struct certs_record *r = arg;
+	if (r->rep && r->rep->fn)
+		r->rep->fn(r->rep->arg, warning, msg);
+	char **w = warning ? realloc(r->warnings, (r->nwarnings + 1) * sizeof(*w)) : NULL;
+	if (w) {
+		r->warnings = w;
+		if ((w[r->nwarnings] = strdup(msg)))
+			r->nwarnings++;
+	}
+}
+
+static struct certs_item *certs_item_read(const struct certs_source *src, const struct certs_report *rep);
+
 struct certs_item *certs_item_load(const struct certs_source *src, const struct certs_report *rep)
+{
+	struct certs_record rec = { rep, NULL, 0 };
+	struct certs_report inner = { certs_record_say, &rec };
+	struct certs_item *c = certs_item_read(src, &inner);
+	if (c) {
+		c->warnings = rec.warnings;
+		c->nwarnings = rec.nwarnings;
+		return c;
+	}
+	for (size_t i = 0; i < rec.nwarnings; i++)
+		free(rec.warnings[i]);
+	free(rec.warnings);
+	return NULL;
+}
+
+static struct certs_item *certs_item_read(const struct certs_source *src, const struct certs_report *rep)
 {
 	struct certs_item *c = calloc(1, sizeof(*c));
 	STACK_OF(X509) *certs = sk_X509_new_null();

@@ -65,7 +65,8 @@ static void rules_cert_load(struct rules_load *L, const config_setting_t *s, str
 	};
 	struct rules_cert_report r = { L, s };
 	struct certs_report rep = { rules_cert_say, &r };
-	c->item = certs_item_load(&src, &rep);
+	/* A reload takes the running configuration's item for files that did not change. */
+	c->item = certs_item_obtain(&src, &rep);
 }
 
 /* A DNS name a CA can issue for: letters, digits, hyphens, dots, and "*." only in front. */
