@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,29 @@
  * user) makes this probe fail; our own SO_REUSEPORT sockets would not, so the
  * probe is what turns a port clash into a clear error instead of a silent
  * share with whatever else listens there. */
+static int daemon_ptr_cmp(const void *a, const void *b)
+{
+	uintptr_t x = (uintptr_t)*(void *const *)a, y = (uintptr_t)*(void *const *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* How many certificates of next are the very items cur holds: files a reload found unchanged. */
+static size_t daemon_certs_kept(const struct rules_config *cur, const struct rules_config *next)
+{
+	const void **held = malloc((cur->ncerts ? cur->ncerts : 1) * sizeof(*held));
+	size_t n = 0, kept = 0;
+	if (!held)
+		return 0;
+	for (size_t i = 0; i < cur->ncerts; i++)
+		if (cur->certs[i].item)
+			held[n++] = cur->certs[i].item;
+	qsort(held, n, sizeof(*held), daemon_ptr_cmp);
+	for (size_t i = 0; i < next->ncerts; i++)
+		kept += next->certs[i].item && bsearch(&next->certs[i].item, held, n, sizeof(*held), daemon_ptr_cmp);
+	free(held);
+	return kept;
+}
+
 static int daemon_probe_free(const struct rules_addr *a)
 {
 	int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -354,8 +378,9 @@ static bool daemon_reload(struct daemon_state *st, char *verdict, size_t vlen, F
 		st->acme = acme_start(next);
 	snprintf(verdict, vlen, "applied %s: %zu pools, %zu services, %zu certificates", next->path, next->npools,
 	         next->nservices, next->ncerts);
-	log_msg(LOG_INFO, "reloaded %s: %zu pools, %zu services, %zu certificates; open connections finish on the "
-	        "previous rules", next->path, next->npools, next->nservices, next->ncerts);
+	log_msg(LOG_INFO, "reloaded %s: %zu pools, %zu services, %zu certificates (%zu unchanged, not read again); "
+	        "open connections finish on the previous rules", next->path, next->npools, next->nservices, next->ncerts,
+	        daemon_certs_kept(cur, next));
 	rules_config_unref(cur);
 	tlsconf_unref(st->tls);
 	pool_table_unref(st->pools);
