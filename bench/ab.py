@@ -12,7 +12,11 @@ counts instead the instructions the gateway executes per request under callgrind
 of keep-alive requests after a warm-up, counters zeroed in between), which another job on the
 machine does not disturb. The keep-alive scenarios (1, 4, 6a, 6b) count per request; so does 10
 (HTTP/2: 32 connections of 10 streams, as in run.py, N requests per name in all); scenario 2a
-(full handshakes) counts per new connection (a handshake and its one request), over --seconds.
+(full handshakes) counts per new connection (a handshake and its one request), over --seconds, and
+so do 7a and 7b (one name against 10,000, each with its own certificate; the name in the middle of
+the list), which tells what 10,000 certificates cost a handshake without the machine's noise. The
+gateway starts with callgrind's instrumentation off (10,000 certificates load in seconds, not
+minutes) and has it turned on before the warm-up.
 
 --log-a / --log-b: that binary logs every request to a file (run.py's "+log" modes), so that
 `ab.py X X --log-b` is the cost of the access log, and `ab.py OLD NEW --log-a --log-b` the cost of
@@ -40,6 +44,10 @@ def turns(rounds):
     return order
 
 
+# Scenarios whose unit is a new connection (a full handshake and one request).
+HANDSHAKES = ("handshakes_ecdsa", "hosting_1", "hosting_10k")
+
+
 class Icount:
     """Instructions per request of a gateway run under callgrind, for run.py's keep-alive
     scenarios: a warm-up, the counters zeroed, `requests` requests per name over 4 kept
@@ -61,8 +69,8 @@ class Icount:
         # what a request costs on a kept connection.
         skip = " --toggle-collect=SSL_do_handshake --collect-atstart=yes" if fn == "https_h2" else ""
         path = self.bench.write(f"vg-{who}.sh",
-                                f'#!/bin/sh\nexec valgrind -q --tool=callgrind --callgrind-out-file={out}{skip} '
-                                f'"{binary}" "$@"\n')
+                                f'#!/bin/sh\nexec valgrind -q --tool=callgrind --instr-atstart=no '
+                                f'--callgrind-out-file={out}{skip} "{binary}" "$@"\n')
         os.chmod(path, 0o755)
         return path
 
@@ -81,9 +89,12 @@ class Icount:
             if not done or int(done.group(1)) != per_name:
                 raise RuntimeError("h2load did not complete every request:\n" + r.stdout + r.stderr)
 
-    def handshakes(self, port):
-        """Scenario 2a's load: full handshakes, each with one request, for --seconds; how many."""
-        return self.bench._handshakes(port, None, "full", run.NAMES[0], "1.3", "ec")["work"]
+    def handshakes(self, port, mode):
+        """Scenario 2a's or 7's load: full handshakes, each with one request, for --seconds; how many."""
+        name = run.NAMES[0]
+        if mode.startswith("hosting:"):
+            name = run.hosting_name(int(mode.split(":")[1]) // 2)
+        return self.bench._handshakes(port, None, "full", name, "1.3", "ec")["work"]
 
     def measure(self, who, binary, mode, fn):
         self.bench.kind = "onegate"
@@ -91,13 +102,14 @@ class Icount:
         proc, port = self.bench.start_gateway("onegate", mode)
         scheme = {"https": "https", "h2": "h2"}.get(mode.partition("+")[0], "http")
         try:
-            if fn == "handshakes_ecdsa":
-                self.handshakes(port)
+            subprocess.run(["callgrind_control", "--instr=on", str(proc.pid)], check=True, capture_output=True)
+            if fn in HANDSHAKES:
+                self.handshakes(port, mode)
             else:
                 self.load(port, scheme, max(1, self.requests // 10))
             subprocess.run(["callgrind_control", "--zero", str(proc.pid)], check=True, capture_output=True)
-            if fn == "handshakes_ecdsa":
-                work = self.handshakes(port)
+            if fn in HANDSHAKES:
+                work = self.handshakes(port, mode)
             else:
                 self.load(port, scheme, self.requests)
                 work = self.requests * len(run.NAMES)
@@ -135,8 +147,7 @@ def main():
     wanted = args.only.split(",")
     scenarios = [s for s in run.SCENARIOS if s[0] in wanted and not s[4]]
     if args.icount:
-        scenarios = [s for s in scenarios if s[2] in ("https_keepalive", "http_keepalive", "https_h2",
-                                                      "handshakes_ecdsa")]
+        scenarios = [s for s in scenarios if s[2] in ("https_keepalive", "http_keepalive", "https_h2") + HANDSHAKES]
     if not scenarios:
         sys.exit(f"ab: no scenario among {args.only}")
 
@@ -174,7 +185,7 @@ def main():
              (f"- {args.rounds} turns each of {args.icount} requests per name (3 names, 4 kept connections; "
               f"10: 32 HTTP/2 connections of 10 streams) "
               f"under callgrind after a warm-up of a tenth of that; instructions per request "
-              f"(2a: per new connection, full handshake and one request, over {args.seconds} s after as long a warm-up)"
+              f"(2a, 7a, 7b: per new connection, full handshake and one request, over {args.seconds} s after as long a warm-up)"
               if args.icount else
               f"- {args.rounds} turns each of {args.seconds} s per scenario, A and B alternating; "
               f"gateway on CPU {run.GATEWAY_CPU}, client and back end on CPU {run.CLIENT_CPU}")]
