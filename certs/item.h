@@ -44,6 +44,9 @@ struct certs_item {
 
 /* Takes a reference unless the count already fell to 0 (the item is being freed). */
 bool certs_item_try_ref(struct certs_item *c);
+/* A store with the trusted roots of path (a reference of the caller's own), or NULL when they
+ * cannot be loaded. */
+X509_STORE *certs_roots_get(const char *path);
 /* Called by the last unref before the item is freed. */
 void certs_reuse_forget(struct certs_item *c);
 

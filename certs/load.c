@@ -360,13 +360,13 @@ static int certs_read_names(struct certs_item *c)
 static int certs_build_chain(struct certs_item *c, const struct certs_source *src, STACK_OF(X509) *cands, time_t now,
                              const char *file, const struct certs_report *rep)
 {
-	X509_STORE *store = X509_STORE_new();
-	X509_STORE_CTX *ctx = X509_STORE_CTX_new();
 	const char *ca = src->ca_file ? src->ca_file : CERTS_SYSTEM_CA;
+	X509_STORE *store = certs_roots_get(ca);
+	X509_STORE_CTX *ctx = X509_STORE_CTX_new();
 	int rc = -1;
-	if (!store || !ctx)
+	if (!ctx)
 		goto out;
-	if (!X509_STORE_load_locations(store, ca, NULL)) {
+	if (!store) {
 		ERR_clear_error();
 		certs_say(rep, false, "cannot load trusted roots from \"%s\"%s", ca,
 		          src->ca_file ? "; check ca_file" : "; install the ca-certificates package or set ca_file");

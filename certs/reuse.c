@@ -3,7 +3,8 @@
  * certs_item_obtain(), found by a digest of everything their load read, so
  * that a reload of 10,000 certificates parses and verifies only the ones whose
  * files changed. The table owns nothing: an item is in it while someone (a
- * running configuration) holds it, and the last unref takes it out.
+ * running configuration) holds it, and the last unref takes it out. And the
+ * trusted roots of the last roots file, kept while that file is unchanged.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -173,6 +174,59 @@ void certs_reuse_forget(struct certs_item *c)
 		certs_reuse_nbuckets = 0;
 	}
 	pthread_mutex_unlock(&certs_reuse_lock);
+}
+
+/* The trusted roots of the last roots file loaded, kept while the file is unchanged (same
+ * inode, size, mtime and ctime): 10,000 certificates against the system's bundle parsed its
+ * roots 10,000 times. The cache holds one reference for the process's life; each load takes
+ * its own. A store is only read once loaded, which BoringSSL allows from several threads. */
+static pthread_mutex_t certs_roots_lock = PTHREAD_MUTEX_INITIALIZER;
+static char *certs_roots_path;
+static struct stat certs_roots_st;
+static X509_STORE *certs_roots;
+
+static bool certs_same_file(const struct stat *a, const struct stat *b)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
+	       a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+}
+
+X509_STORE *certs_roots_get(const char *path)
+{
+	struct stat st;
+	bool known = stat(path, &st) == 0;
+	X509_STORE *store = NULL;
+	pthread_mutex_lock(&certs_roots_lock);
+	if (known && certs_roots && strcmp(certs_roots_path, path) == 0 && certs_same_file(&certs_roots_st, &st) &&
+	    X509_STORE_up_ref(certs_roots))
+		store = certs_roots;
+	pthread_mutex_unlock(&certs_roots_lock);
+	if (store)
+		return store;
+	if (!(store = X509_STORE_new()) || !X509_STORE_load_locations(store, path, NULL)) {
+		X509_STORE_free(store);
+		return NULL;
+	}
+	/* Kept only when the file did not change while it was read, and not in the clock tick it was
+	 * last written in: a write in the same tick would leave the times as they are. */
+	struct stat after;
+	char *copy = known && stat(path, &after) == 0 && certs_same_file(&st, &after) &&
+	             st.st_ctim.tv_sec + 1 < time(NULL) ? strdup(path) : NULL;
+	if (!copy || !X509_STORE_up_ref(store)) {
+		free(copy);
+		return store;
+	}
+	pthread_mutex_lock(&certs_roots_lock);
+	X509_STORE *old = certs_roots;
+	char *old_path = certs_roots_path;
+	certs_roots = store;
+	certs_roots_path = copy;
+	certs_roots_st = st;
+	pthread_mutex_unlock(&certs_roots_lock);
+	X509_STORE_free(old);
+	free(old_path);
+	return store;
 }
 
 size_t certs_reuse_count(void)
