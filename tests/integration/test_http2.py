@@ -106,14 +106,7 @@ class WSBackend:
                 return
             threading.Thread(target=self._serve, args=(c,), daemon=True).start()
 
-    @staticmethod
-    def _recv_until(c, buf, marker):
-        while marker not in buf:
-            d = c.recv(65536)
-            if not d:
-                return None
-            buf += d
-        return buf
+    _recv_until = staticmethod(HTTPBackend._read_until)
 
     def _serve(self, c):
         try:

@@ -25,7 +25,7 @@ import h2.connection
 import h2.events
 
 from harness import (LOOP4, ONEGATE_BIN, Onegate, OnegateTestCase, client_context, free_ports, make_pki,
-                     stop_and_check, wait_until)
+                     read_until_closed, stop_and_check, wait_until)
 from httpback import HTTPBackend, pattern
 from test_flow import rss_kib
 
@@ -263,12 +263,7 @@ services = (
         for piece in (b"P", b"R", b"IX", b" /owa/ HTTP/1.1\r\nHost: mail.contoso.test\r\nConnection: close\r\n\r\n"):
             s.sendall(piece)
             time.sleep(0.1)
-        out = b""
-        while True:
-            d = s.recv(65536)
-            if not d:
-                break
-            out += d
+        out, _, _ = read_until_closed(s, 10)
         self.assertTrue(out.startswith(b"HTTP/1.1 200 "), out[:200])
         self.assertEqual(json.loads(out.partition(b"\r\n\r\n")[2])["method"], "PRIX")
 
@@ -402,12 +397,7 @@ services = (
         s.settimeout(5)
         self.assertEqual(s.recv(4096), b"HTTP/1.1 100 Continue\r\n\r\n")
         s.sendall(b"hello")
-        out = b""
-        while True:
-            d = s.recv(65536)
-            if not d:
-                break
-            out += d
+        out, _, _ = read_until_closed(s, 10)
         self.assertTrue(out.startswith(b"HTTP/1.1 200 "), out[:200])
 
     # ---- large streams and bounded memory
