@@ -502,3 +502,136 @@ static void http_exchange_end(struct http_session *s)
 	http_read_request(s);
 }
 
+/* ---------------------------------------------------------------- the connection's close */
+
+/* A closing connection whose peer did not take all: the answer's line counts what it got
+ * (TLS records' overhead counted as answer bytes, so it errs low by under 0.2%). */
+void http_linger_cut(struct http_session *s, enum outcome outcome)
+{
+	uint64_t left = s->cli_linger.left;
+	s->rq.bytes_out -= left < s->rq.bytes_out ? left : s->rq.bytes_out;
+	if (left)
+		log_msg(LOG_INFO, "client %s: cut with %llu bytes not taken (%s)", s->client, (unsigned long long)left,
+		        outcome_name(outcome));
+	http_free(s, outcome);
+}
+
+/* Looks at what the peers have still to take: the kernel's queue has no event of its
+ * own, so the timer comes back until they have it all, stop taking it, or reset. */
+void http_linger_check(struct http_session *s)
+{
+	unsigned stall = s->svc->send_timeout_ms;
+	uint64_t now = http_now_ms();
+	if (s->cli_has_all) {
+		/* Only the drain is left: it ends at the client's end (or reset) or on time. */
+		if (!s->cli_draining || now >= s->drain_until) {
+			http_free(s, s->close_outcome);
+			return;
+		}
+		s->timer_at = 0;
+		event_del(s->timer);
+		http_arm(s, (unsigned)(s->drain_until - now));
+		return;
+	}
+	enum sock_linger_state c = tstream_linger_check(s->cli, &s->cli_linger, stall);
+	enum sock_linger_state v = s->srv ? tstream_linger_check(s->srv, &s->srv_linger, stall) : SOCK_LINGER_DONE;
+	/* A drained client that had taken all of ours and then reset (it closed with the end
+	 * of the answer unread by its program) ended as a close without a drain sees it. */
+	if (c == SOCK_LINGER_BROKEN && s->drain_until && s->cli_linger.left == 0)
+		c = SOCK_LINGER_DONE;
+	if (c == SOCK_LINGER_BROKEN || c == SOCK_LINGER_STALLED) {
+		http_linger_cut(s, c == SOCK_LINGER_BROKEN ? OUTCOME_CLIENT_RESET : OUTCOME_CLIENT_STALLED);
+		return;
+	}
+	if (v == SOCK_LINGER_BROKEN || v == SOCK_LINGER_STALLED) {
+		http_free(s, v == SOCK_LINGER_BROKEN ? OUTCOME_SERVER_RESET : OUTCOME_SERVER_STALLED);
+		return;
+	}
+	if (c == SOCK_LINGER_DONE && v == SOCK_LINGER_DONE) {
+		if (!s->cli_draining || now >= s->drain_until) {
+			http_free(s, s->close_outcome);
+			return;
+		}
+		/* The client has the answer: its line says so now, the drain goes on. */
+		s->cli_has_all = true;
+		if (s->log_at_close) {
+			s->log_at_close = false;
+			http_access_log(s, s->close_outcome);
+		}
+		http_linger_check(s);
+		return;
+	}
+	unsigned next = c == SOCK_LINGER_TAKING ? s->cli_linger.next_ms : s->srv_linger.next_ms;
+	if (v == SOCK_LINGER_TAKING && s->srv_linger.next_ms < next)
+		next = s->srv_linger.next_ms;
+	s->timer_at = 0;        /* the linger's looks are nearer than any deadline set before */
+	event_del(s->timer);
+	http_arm(s, next);
+}
+
+/* What the client sends while the connection closes is dropped; past HTTP_DRAIN_MAX the
+ * drain ends and the close resets what is left, as before. */
+void http_drain_client(struct http_session *s)
+{
+	struct evbuffer *in = tstream_input(s->cli);
+	size_t n = evbuffer_get_length(in);
+	evbuffer_drain(in, n);
+	s->drained += n;
+	if (s->drained > HTTP_DRAIN_MAX) {
+		s->cli_draining = false;
+		tstream_read_enable(s->cli, false);
+	}
+}
+
+/* Our last bytes go (both ways at a tunnel's end, where both sides have shut down):
+ * the session ends once the peers have them, or one stops taking them.
+ *
+ * A close on a request not read to its end (a head past HTTP_HEAD_MAX answered 431 once
+ * its first 32 KiB came, say) would leave the client's further bytes unread, and a
+ * socket closed with bytes unread sends a reset: a client still sending then fails its
+ * write ("Send failure: Broken pipe") and may never read the answer (Windows drops what
+ * it received at a reset). As nginx's lingering close does, the client's bytes are read
+ * and dropped until its end, for HTTP_DRAIN_MS and HTTP_DRAIN_MAX at most. */
+static void http_linger_begin(struct http_session *s, enum outcome outcome)
+{
+	s->phase = HP_CLOSING;
+	s->close_outcome = outcome;
+	s->cli_draining = !s->h2 && !s->cli_eof && evbuffer_get_length(tstream_input(s->cli)) > 0;
+	if (s->cli_draining) {
+		s->drain_until = http_now_ms() + HTTP_DRAIN_MS;
+		http_drain_client(s);
+	}
+	tstream_read_enable(s->cli, s->cli_draining);
+	tstream_set_low_mark(s->cli, 0);
+	sock_linger_start(&s->cli_linger);
+	if (s->srv) {
+		tstream_read_enable(s->srv, false);
+		tstream_set_low_mark(s->srv, 0);
+		sock_linger_start(&s->srv_linger);
+	}
+	http_linger_check(s);
+}
+
+/* Sends what is queued to the client, then closes. */
+static void http_close(struct http_session *s, enum outcome outcome)
+{
+	if (s->phase == HP_CLOSING)
+		return;
+	http_drop_server(s);
+	if (tstream_flush(s->cli) != 0) {
+		http_free(s, OUTCOME_CLIENT_RESET);
+		return;
+	}
+	tstream_shutdown(s->cli);
+	http_linger_begin(s, outcome);
+}
+
+/* The request ends the connection: its access line waits until the client has taken
+ * the answer (or stopped taking it), so a cut answer is never logged ok. */
+void http_close_request(struct http_session *s, enum outcome outcome)
+{
+	if (s->phase == HP_CLOSING)
+		return;
+	s->log_at_close = true;
+	http_close(s, outcome);
+}

@@ -2,7 +2,8 @@
  * http/body.h - the exchange under way on a session: the request head and body
  * to the server (kept while the request may go again), the response head and
  * body to the client, both bounded by back-pressure; an Upgrade becomes a
- * tunnel (relay.h). The server connection's callbacks are here.
+ * tunnel (relay.h). The server connection's callbacks are here, and the
+ * connection's close: its last bytes taken, what the client still sends dropped.
  */
 #ifndef ONEGATE_HTTP_BODY_H
 #define ONEGATE_HTTP_BODY_H

@@ -29,8 +29,6 @@ static const struct http_request http_request_none = {
 	.route = -1, .pool = -1, .server = -1, .failed_server = -1, .cookie_server = -1, .fail_cause = HR_CONNECT,
 };
 
-static void http_linger_cut(struct http_session *s, enum outcome outcome);
-
 static long http_ms_since(const struct timeval *t)
 {
 	struct timeval now;
@@ -105,6 +103,11 @@ static void http_close_now(struct home_link *l)
 		http_free(s, OUTCOME_DRAIN_TIMEOUT);
 		return;
 	}
+	/* One only dropping what its client still sends has ended as it was going to. */
+	if (s->cli_has_all) {
+		http_free(s, s->close_outcome);
+		return;
+	}
 	if (s->phase == HP_CONNECT || s->phase == HP_EXCHANGE || s->phase == HP_TUNNEL)
 		s->log_at_close = true;
 	if (s->phase != HP_CLOSING)
@@ -124,86 +127,6 @@ void http_timer_soon(struct http_session *s, uint64_t now, uint64_t ms)
 {
 	if (!s->timer_at || now + ms < s->timer_at)
 		http_timer_set(s, now, ms);
-}
-
-/* A closing connection whose peer did not take all: the answer's line counts what it got
- * (TLS records' overhead counted as answer bytes, so it errs low by under 0.2%). */
-static void http_linger_cut(struct http_session *s, enum outcome outcome)
-{
-	uint64_t left = s->cli_linger.left;
-	s->rq.bytes_out -= left < s->rq.bytes_out ? left : s->rq.bytes_out;
-	if (left)
-		log_msg(LOG_INFO, "client %s: cut with %llu bytes not taken (%s)", s->client, (unsigned long long)left,
-		        outcome_name(outcome));
-	http_free(s, outcome);
-}
-
-/* Looks at what the peers have still to take: the kernel's queue has no event of its
- * own, so the timer comes back until they have it all, stop taking it, or reset. */
-void http_linger_check(struct http_session *s)
-{
-	unsigned stall = s->svc->send_timeout_ms;
-	enum sock_linger_state c = tstream_linger_check(s->cli, &s->cli_linger, stall);
-	enum sock_linger_state v = s->srv ? tstream_linger_check(s->srv, &s->srv_linger, stall) : SOCK_LINGER_DONE;
-	if (c == SOCK_LINGER_BROKEN || c == SOCK_LINGER_STALLED) {
-		http_linger_cut(s, c == SOCK_LINGER_BROKEN ? OUTCOME_CLIENT_RESET : OUTCOME_CLIENT_STALLED);
-		return;
-	}
-	if (v == SOCK_LINGER_BROKEN || v == SOCK_LINGER_STALLED) {
-		http_free(s, v == SOCK_LINGER_BROKEN ? OUTCOME_SERVER_RESET : OUTCOME_SERVER_STALLED);
-		return;
-	}
-	if (c == SOCK_LINGER_DONE && v == SOCK_LINGER_DONE) {
-		http_free(s, s->close_outcome);
-		return;
-	}
-	unsigned next = c == SOCK_LINGER_TAKING ? s->cli_linger.next_ms : s->srv_linger.next_ms;
-	if (v == SOCK_LINGER_TAKING && s->srv_linger.next_ms < next)
-		next = s->srv_linger.next_ms;
-	s->timer_at = 0;        /* the linger's looks are nearer than any deadline set before */
-	event_del(s->timer);
-	http_arm(s, next);
-}
-
-/* Our last bytes go (both ways at a tunnel's end, where both sides have shut down):
- * the session ends once the peers have them, or one stops taking them. */
-static void http_linger_begin(struct http_session *s, enum outcome outcome)
-{
-	s->phase = HP_CLOSING;
-	s->close_outcome = outcome;
-	tstream_read_enable(s->cli, false);
-	tstream_set_low_mark(s->cli, 0);
-	sock_linger_start(&s->cli_linger);
-	if (s->srv) {
-		tstream_read_enable(s->srv, false);
-		tstream_set_low_mark(s->srv, 0);
-		sock_linger_start(&s->srv_linger);
-	}
-	http_linger_check(s);
-}
-
-/* Sends what is queued to the client, then closes. */
-static void http_close(struct http_session *s, enum outcome outcome)
-{
-	if (s->phase == HP_CLOSING)
-		return;
-	http_drop_server(s);
-	if (tstream_flush(s->cli) != 0) {
-		http_free(s, OUTCOME_CLIENT_RESET);
-		return;
-	}
-	tstream_shutdown(s->cli);
-	http_linger_begin(s, outcome);
-}
-
-/* The request ends the connection: its access line waits until the client has taken
- * the answer (or stopped taking it), so a cut answer is never logged ok. */
-void http_close_request(struct http_session *s, enum outcome outcome)
-{
-	if (s->phase == HP_CLOSING)
-		return;
-	s->log_at_close = true;
-	http_close(s, outcome);
 }
 
 void http_access_log(struct http_session *s, enum outcome outcome)
@@ -563,8 +486,14 @@ static void http_cli_readable(struct tstream *t, void *arg)
 		if (!s->relay.closing)
 			http_tunnel_move(s, &s->relay.cli);
 		return;
-	case HP_CONNECT:
 	case HP_CLOSING:
+		if (s->cli_draining) {
+			http_drain_client(s);
+			if (!s->cli_draining)
+				http_linger_check(s);
+		}
+		return;
+	case HP_CONNECT:
 		return;
 	}
 }
@@ -643,7 +572,14 @@ static void http_cli_event(struct tstream *t, enum tstream_event ev, void *arg)
 			http_tunnel_linger(s);
 		return;
 	case HP_CLOSING:
-		/* A client that half-closes may still be reading; a reset is checked for. */
+		/* A client that half-closes may still be reading; a reset is checked for. The
+		 * end of a drained client's bytes ends the drain. */
+		if (s->cli_draining) {
+			s->cli_draining = false;
+			tstream_read_enable(s->cli, false);
+			http_linger_check(s);
+			return;
+		}
 		if (ev == TSTREAM_ERROR)
 			http_linger_check(s);
 		return;

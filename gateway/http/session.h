@@ -42,6 +42,11 @@ struct http_start;
 /* Request and response heads: past this a request gets 431, a response 502. */
 #define HTTP_HEAD_MAX (32 * 1024)
 
+/* A connection closed on a request not read to its end reads and drops what the client
+ * still sends, until its end, for this long and this much at most (http_linger_begin()). */
+#define HTTP_DRAIN_MS 2000
+#define HTTP_DRAIN_MAX (1024 * 1024)
+
 enum http_phase {
 	HP_HEAD,        /* waiting for (the rest of) a request head */
 	HP_CONNECT,     /* connecting to a server */
@@ -151,6 +156,10 @@ struct http_session {
 	enum outcome close_outcome;
 	struct sock_linger cli_linger, srv_linger;
 	bool log_at_close;              /* the request's access line waits for the client to take the answer */
+	bool cli_draining;              /* HP_CLOSING: what the client still sends is read and dropped */
+	bool cli_has_all;               /* HP_CLOSING: the peers have taken our last bytes; a drain goes on */
+	uint64_t drain_until;           /* http_now_ms() when the drain ends, its end not seen; 0: no drain */
+	size_t drained;                 /* bytes dropped so far */
 
 	struct h1_msg *req, *resp;      /* in msgs, while a request is under way */
 	struct http_msgs *msgs;
@@ -248,6 +257,10 @@ void http_resend_end(struct http_session *s);
 void http_free(struct http_session *s, enum outcome outcome);
 /* Closing: looks at what the client has still to take. */
 void http_linger_check(struct http_session *s);
+/* Closing, cut short: the line counts what the client got; the session is freed. */
+void http_linger_cut(struct http_session *s, enum outcome outcome);
+/* Closing: drops what the client sent meanwhile (HTTP_DRAIN_MAX at most). */
+void http_drain_client(struct http_session *s);
 /* The request ends the connection: its line waits until the client took the answer. */
 void http_close_request(struct http_session *s, enum outcome outcome);
 /* The request's access line and its live numbers. */

@@ -575,6 +575,39 @@ services = (
         report("oversize heads", "%d cases x plain/TLS: the limit and 100 fields served, everything past "
                "them 431 and closed, nothing past them forwarded" % len(cases))
 
+    def test_a_client_still_sending_after_its_431_reads_it_and_is_not_reset(self):
+        # The gateway answers 431 once it has 32 KiB of a head and closes its side. A client
+        # still sending the head (curl writing a long header on a loaded machine) wrote into
+        # a socket the gateway had closed with bytes unread: the kernel's reset failed the
+        # client's next write ("Send failure: Broken pipe") before it read the answer. Now
+        # the gateway reads and drops what comes until the client's end.
+        head = b"GET /o HTTP/1.1\r\nHost: %s\r\nX-Big: " % WWW.encode() + b"a" * 40000
+        for transport, port, tls in self.transports():
+            raw = socket.create_connection((LOOP4, port), timeout=10)
+            s = client_context(PKI.ca).wrap_socket(raw, server_hostname=tls) if tls else raw
+            try:
+                s.sendall(head)
+                reply = b""
+                while True:
+                    d = s.recv(65536)
+                    if not d:
+                        break
+                    reply += d
+                # The answer and the gateway's end came with the head unfinished: the
+                # client sends on, as one that had not looked would, then ends.
+                for _ in range(8):
+                    s.sendall(b"a" * 65536)
+                s.shutdown(socket.SHUT_WR)
+                # Closed: the gateway took the end (our FIN acknowledged), or reset.
+                closed = wait_until(lambda: s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0] == 7, 10)
+                err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            finally:
+                s.close()
+            self.assertTrue(reply.startswith(b"HTTP/1.1 431 "), (transport, reply[:100]))
+            self.assertTrue(closed, transport)
+            self.assertEqual(err, 0, "%s: the connection was reset (%s)" % (transport, os.strerror(err)))
+        self.assert_still_serving()
+
     # ---------------------------------------------------------------- request smuggling
 
     def test_smuggling_shapes_not_in_test_http(self):
