@@ -796,12 +796,15 @@ services = ( { name = "tls"; listen = [ "127.0.0.1:%(port)d" ]; tls = { certific
             c.close()
 
     def starts_at(self, server, since, until):
-        """Requests the gateway's access lines say it began sending to server between since
-        and until (wall clock): a line is written at the end, backend_ms= after the exchange
-        with its (last) server began."""
+        """Requests that went to server and began between since and until (wall clock): the
+        access line is written at the end, ms= after the request's head began to arrive.
+        Its server was chosen after that, before the exchange with it began (backend_ms=);
+        a request that began before the drain may rightly have been given the drained
+        server, however late its exchange began (a connect that took 60 ms under load was
+        counted as sent after the drain)."""
         out = []
         for line in self.og.stderr().splitlines():
-            m = re.match(r"(\S+)Z info http .* server=%s\b.*? backend_ms=(\d+) " % re.escape(server), line)
+            m = re.match(r"(\S+)Z info http .* server=%s\b.*? ms=(\d+) " % re.escape(server), line)
             if m:
                 end = datetime.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S.%f").replace(
                     tzinfo=datetime.timezone.utc).timestamp()
