@@ -58,13 +58,52 @@ class Pebble:
     def directory(self):
         return "https://localhost:%d/dir" % self.port
 
+    def dns_answers(self):
+        """Whether pebble-challtestsrv answers an A query over UDP, as pebble will ask it,
+        and its management port (the dns-01 hook's) accepts."""
+        query = b"\x4f\x47\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x04home\x04test\x00\x00\x01\x00\x01"
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+                u.settimeout(0.5)
+                u.sendto(query, (LOOP4, self.dns))
+                answer = u.recv(512)
+            socket.create_connection((LOOP4, self.dns_mgmt), timeout=0.5).close()
+        except OSError:
+            return False
+        # Our id, one answer, the default address in it (4 bytes of data).
+        return answer[:2] == query[:2] and answer[6:8] == b"\x00\x01" and \
+            b"\x00\x04" + socket.inet_aton(LOOP4) in answer
+
+    def start_challtestsrv(self):
+        """pebble-challtestsrv, answering. Only waiting for pebble left it unchecked: a dns-01
+        hook or a validation could come before it listened, and a port free_port() gave can
+        be taken before it binds (it then logs "bind: address already in use" and runs on
+        without its DNS); it is started again on new ports then."""
+        path = os.path.join(self.dir, "challtestsrv.log")
+
+        def log():
+            with open(path, errors="replace") as f:
+                return f.read()
+        for _ in range(3):
+            mark = len(log()) if os.path.exists(path) else 0
+            with open(path, "ab") as out:
+                proc = subprocess.Popen(
+                    [CHALLTESTSRV, "-dns01", "%s:%d" % (LOOP4, self.dns), "-http01", "", "-https01", "",
+                     "-tlsalpn01", "", "-management", "%s:%d" % (LOOP4, self.dns_mgmt),
+                     "-defaultIPv4", LOOP4, "-defaultIPv6", ""],
+                    stdout=out, stderr=out, stdin=subprocess.DEVNULL)
+            if wait_until(lambda: proc.poll() is not None or "address already in use" in log()[mark:]
+                          or self.dns_answers(), 20, 0.1) and self.dns_answers() \
+                    and "address already in use" not in log()[mark:]:
+                self.procs.append(proc)
+                return
+            proc.kill()
+            proc.wait(5)
+            self.dns, self.dns_mgmt = free_port(), free_port()
+        raise AssertionError("pebble-challtestsrv does not answer:\n" + log()[-4000:])
+
     def start(self):
-        with open(os.path.join(self.dir, "challtestsrv.log"), "wb") as log:
-            self.procs.append(subprocess.Popen(
-                [CHALLTESTSRV, "-dns01", "%s:%d" % (LOOP4, self.dns), "-http01", "", "-https01", "",
-                 "-tlsalpn01", "", "-management", "%s:%d" % (LOOP4, self.dns_mgmt),
-                 "-defaultIPv4", LOOP4, "-defaultIPv6", ""],
-                stdout=log, stderr=log, stdin=subprocess.DEVNULL))
+        self.start_challtestsrv()
         with open(os.path.join(self.dir, "pebble.log"), "wb") as log:
             self.procs.append(subprocess.Popen(
                 [PEBBLE, "-config", self.conf, "-dnsserver", "%s:%d" % (LOOP4, self.dns)],
