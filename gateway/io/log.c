@@ -38,11 +38,11 @@ static bool log_file_regular;           /* the daemon's thread's: what log_to_fi
 /* 64 KiB: one append per few hundred lines. Holds whole lines only, so any write of it keeps
  * lines whole; a line is at most LOG_LINE_MAX. */
 #define LOG_BUF_SIZE 65536
-#define LOG_LINE_MAX 2048
 struct log_buffer {
 	size_t len;
 	time_t stamp_sec;               /* the second stamp[] was made for */
-	char stamp[64];                 /* "2026-12-07T00:01:02." (room for any int the compiler imagines) */
+	size_t stamp_len;
+	char stamp[64];                 /* "2026-12-07T00:01:02.000Z info " (room for any int the compiler imagines) */
 	char data[LOG_BUF_SIZE];
 };
 static _Thread_local struct log_buffer *log_buf;
@@ -139,27 +139,30 @@ static char *log_line_start(struct log_buffer *b, size_t *n)
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	/* The date and time change once a second; formatting them is most of a line's cost. */
-	if (ts.tv_sec != b->stamp_sec || !b->stamp[0]) {
+	if (ts.tv_sec != b->stamp_sec || !b->stamp_len) {
 		struct tm tm;
 		gmtime_r(&ts.tv_sec, &tm);
-		snprintf(b->stamp, sizeof(b->stamp), "%04d-%02d-%02dT%02d:%02d:%02d.", tm.tm_year + 1900, tm.tm_mon + 1,
-		         tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+		int k = snprintf(b->stamp, sizeof(b->stamp), "%04d-%02d-%02dT%02d:%02d:%02d.000Z info ",
+		                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+		if (k < (int)sizeof("000Z info ") || (size_t)k >= sizeof(b->stamp))
+			k = snprintf(b->stamp, sizeof(b->stamp), "0000-00-00T00:00:00.000Z info ");
+		b->stamp_len = (size_t)k;
 		b->stamp_sec = ts.tv_sec;
 	}
+	/* All of stamp[], a length the compiler knows, is a few moves; the line has room for it. */
 	char *line = b->data + b->len;
-	size_t k = strlen(b->stamp);
-	memcpy(line, b->stamp, k);
-	unsigned ms = (unsigned)(ts.tv_nsec / 1000000);
-	line[k++] = (char)('0' + ms / 100);
-	line[k++] = (char)('0' + ms / 10 % 10);
-	line[k++] = (char)('0' + ms % 10);
-	memcpy(line + k, "Z info ", 7);
-	*n = k + 7;
+	memcpy(line, b->stamp, sizeof(b->stamp));
+	char *ms = line + b->stamp_len - sizeof("000Z info ") + 1;
+	unsigned m = (unsigned)(ts.tv_nsec / 1000000);
+	ms[0] = (char)('0' + m / 100);
+	ms[1] = (char)('0' + m / 10 % 10);
+	ms[2] = (char)('0' + m % 10);
+	*n = b->stamp_len;
 	return line;
 }
 
-/* Ends the line of n bytes that log_line_start() began. */
-static void log_line_end(struct log_buffer *b, char *line, size_t n)
+/* Takes in the line of n bytes that log_line_start() began. */
+static void log_buffer_commit(struct log_buffer *b, char *line, size_t n)
 {
 	if (n > LOG_LINE_MAX - 2)
 		n = LOG_LINE_MAX - 2;
@@ -188,53 +191,80 @@ void log_access_line(const char *fmt, ...)
 	char *line = log_line_start(log_buf, &n);
 	int m = vsnprintf(line + n, LOG_LINE_MAX - n - 1, fmt, ap);
 	va_end(ap);
-	log_line_end(log_buf, line, n + (m < 0 ? 0 : (size_t)m));
+	log_buffer_commit(log_buf, line, n + (m < 0 ? 0 : (size_t)m));
 }
 
-void log_line_str(struct log_line *l, const char *s)
-{
-	size_t n = strlen(s), room = sizeof(l->text) - l->len;
-	if (n > room)
-		n = room;
-	memcpy(l->text + l->len, s, n);
-	l->len += n;
-}
-
-void log_line_uint(struct log_line *l, unsigned long long v)
-{
-	char digits[24];
-	size_t n = sizeof(digits);
-	digits[--n] = '\0';
-	do {
-		digits[--n] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	log_line_str(l, digits + n);
-}
-
-void log_line_int(struct log_line *l, long long v)
-{
-	if (v < 0) {
-		log_line_str(l, "-");
-		log_line_uint(l, 0ULL - (unsigned long long)v);
-	} else {
-		log_line_uint(l, (unsigned long long)v);
-	}
-}
-
-void log_line_write(const struct log_line *l)
+bool log_line_begin(struct log_line *l)
 {
 	if (!log_enabled(LOG_INFO))
-		return;
-	if (!log_buffered()) {
-		log_access_line("%.*s", (int)l->len, l->text);
-		return;
+		return false;
+	l->buffered = log_buffered();
+	if (!l->buffered) {
+		l->at = l->own;
+		l->end = l->own + sizeof(l->own);
+		return true;
 	}
 	size_t n;
 	char *line = log_line_start(log_buf, &n);
-	size_t len = l->len < LOG_LINE_MAX - 2 - n ? l->len : LOG_LINE_MAX - 2 - n;
-	memcpy(line + n, l->text, len);
-	log_line_end(log_buf, line, n + len);
+	l->at = line + n;
+	l->end = line + LOG_LINE_MAX - 1;       /* the newline's byte stays free */
+	return true;
+}
+
+void log_line_cut(struct log_line *l, const char *s)
+{
+	size_t room = (size_t)(l->end - l->at);
+	memcpy(l->at, s, room);
+	l->at += room;
+}
+
+/* Numbers in a line are short: their digits are counted first, by comparisons, then written in
+ * place from the last, two at a time from a table, so a number costs a few instructions a digit. */
+static const unsigned long long log_pow10[20] = {
+	1ULL, 10ULL, 100ULL, 1000ULL, 10000ULL, 100000ULL, 1000000ULL, 10000000ULL, 100000000ULL,
+	1000000000ULL, 10000000000ULL, 100000000000ULL, 1000000000000ULL, 10000000000000ULL,
+	100000000000000ULL, 1000000000000000ULL, 10000000000000000ULL, 100000000000000000ULL,
+	1000000000000000000ULL, 10000000000000000000ULL,
+};
+static const char log_digit_pairs[] =
+	"00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+	"40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+	"8081828384858687888990919293949596979899";
+
+void log_line_digits(struct log_line *l, unsigned long long v)
+{
+	size_t n = 1;
+	while (n < 20 && v >= log_pow10[n])
+		n++;
+	char digits[20];
+	char *to = n <= (size_t)(l->end - l->at) ? l->at : digits;
+	char *p = to + n;
+	while (v >= 100) {
+		unsigned d = (unsigned)(v % 100) * 2;
+		v /= 100;
+		*--p = log_digit_pairs[d + 1];
+		*--p = log_digit_pairs[d];
+	}
+	if (v >= 10) {
+		*--p = log_digit_pairs[v * 2 + 1];
+		*--p = log_digit_pairs[v * 2];
+	} else {
+		*--p = (char)('0' + v);
+	}
+	if (to == digits)
+		log_line_cut(l, digits);
+	else
+		l->at += n;
+}
+
+void log_line_end(struct log_line *l)
+{
+	if (!l->buffered) {
+		log_access_line("%.*s", (int)(l->at - l->own), l->own);
+		return;
+	}
+	*l->at++ = '\n';
+	log_buf->len = (size_t)(l->at - log_buf->data);
 }
 
 void log_msg(enum log_level level, const char *fmt, ...)
