@@ -298,6 +298,28 @@ services = ( { name = "web"; listen = [ "127.0.0.1:%d" ]; routes = ( { host = "a
         self.assertEqual([p for p in old + new if p in before], before)
         self.assertEqual([p for p in new if p in after], after)
 
+    def test_access_lines_reach_the_file_when_traffic_stops_and_across_a_reload(self):
+        """Lines waiting in the worker's buffer are written by time, with no more traffic and no
+        stop (within LOG_BUFFER_FLUSH_MS), and a reload loses none of them."""
+        logf = os.path.join(self.tmp.name, "onegate.log")
+        og = self.start_onegate(self.conf('file = "%s";' % logf), self.port)
+        before = ["/before%d" % i for i in range(100)]
+        after = ["/after%d" % i for i in range(100)]
+        self.requests(before)
+        self.assertTrue(wait_until(lambda: "path=/before99 " in self.read(logf), 5),
+                        "the last lines reach the file while traffic has stopped")
+        self.requests(after[:50])
+        with open(og.conf, "w") as f:
+            f.write(self.conf('level = "info"; file = "%s";' % logf))
+        og.signal(signal.SIGHUP)
+        self.assertTrue(wait_until(lambda: "reloaded" in self.read(logf), 10), og.stderr())
+        self.requests(after[50:])
+        self.assertTrue(wait_until(lambda: "path=/after99 " in self.read(logf), 5), self.read(logf)[-2000:])
+        self.assertEqual(self.access_paths(self.read(logf)), before + after, "each line once, in order")
+        og.signal(signal.SIGTERM)
+        self.assertEqual(og.wait(20), 0, og.stderr())
+        self.assertEqual(self.access_paths(self.read(logf)), before + after)
+
     def receive(self, sock, want, timeout=5):
         """Datagrams until one contains want; returns them all."""
         got = []
