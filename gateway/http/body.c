@@ -376,8 +376,37 @@ static bool http_read_response_head(struct http_session *s)
 	return true;
 }
 
+/* The client's output goes out; false when the client is gone (and the session with it). */
+static bool http_response_flush(struct http_session *s)
+{
+	if (tstream_flush(s->cli) == 0)
+		return true;
+	http_access_log(s, OUTCOME_CLIENT_RESET);
+	http_free(s, OUTCOME_CLIENT_RESET);
+	return false;
+}
+
+/* The head no longer waits: the timer goes back to the phase's deadline. */
+static void http_head_wait_clear(struct http_session *s)
+{
+	s->rq.head_waits = false;
+	s->timer_at = 0;
+	event_del(s->timer);
+	if (s->deadline) {
+		uint64_t now = http_now_ms();
+		http_timer_set(s, now, s->deadline > now ? s->deadline - now : 0);
+	}
+}
+
+bool http_head_wait_end(struct http_session *s)
+{
+	s->rq.head_waits = false;
+	return http_response_flush(s);
+}
+
 static void http_pump_response(struct http_session *s)
 {
+	bool had_head = s->rq.resp_head_done;
 	while (!s->rq.resp_head_done)
 		if (!http_read_response_head(s))
 			return;
@@ -411,11 +440,19 @@ static void http_pump_response(struct http_session *s)
 		break;
 	}
 	s->rq.bytes_out += moved;
+	if (s->rq.head_waits)
+		http_head_wait_clear(s);
 	if (moved)
 		http_arm(s, http_timeout(s, false));
-	if (tstream_flush(s->cli) != 0) {
-		http_access_log(s, OUTCOME_CLIENT_RESET);
-		http_free(s, OUTCOME_CLIENT_RESET);
+	if (!had_head && !moved && !s->rq.resp_done) {
+		/* A head that came without its body waits for it, HTTP_HEAD_WAIT_MS at most: back
+		 * ends often write them apart (nginx writev()s the head, then sendfile()s the body),
+		 * and a head sent alone costs a segment, a wake-up of the client and its ACK. In
+		 * scenario 4 a quarter of the answers went out in two segments. nginx holds such a
+		 * head until the body (postpone_output), HAProxy merges them (MSG_MORE). */
+		s->rq.head_waits = true;
+		http_timer_soon(s, http_now_ms(), HTTP_HEAD_WAIT_MS);
+	} else if (!http_response_flush(s)) {
 		return;
 	}
 	if (tstream_unsent(s->cli) >= HTTP_RELAY_MAX) {

@@ -19,6 +19,9 @@ void http_srv_event(struct tstream *t, enum tstream_event ev, void *arg);
 void http_start_exchange(struct http_session *s);
 /* Request body from the client to the server, within the back-pressure bound. */
 void http_pump_request(struct http_session *s);
+/* The timer: a response head that waited HTTP_HEAD_WAIT_MS for its body goes alone.
+ * False when the session is gone. */
+bool http_head_wait_end(struct http_session *s);
 /* The tunnel after a 101 (relay.h): moves what from sent, ends it broken, or looks at its closing. */
 void http_tunnel_move(struct http_session *s, struct relay_end *from);
 void http_tunnel_end(struct http_session *s, enum outcome end);

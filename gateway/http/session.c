@@ -617,6 +617,8 @@ static void http_timer(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	s->timer_at = 0;
+	if (s->phase == HP_EXCHANGE && s->rq.head_waits && !http_head_wait_end(s))
+		return;
 	/* A tunnel waiting for a slow end is watched on its own time, the idle deadline aside. */
 	if (s->phase == HP_TUNNEL && !http_tunnel_watch(s))
 		return;

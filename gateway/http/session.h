@@ -36,6 +36,9 @@ struct plugin_req;
 struct h2s_stream;
 struct http_start;
 
+/* How long a response head waits for the first bytes of its body, to go out with them. */
+#define HTTP_HEAD_WAIT_MS 1
+
 /* Bytes queued towards one side before we stop reading the other. */
 #define HTTP_RELAY_MAX (256 * 1024)
 
@@ -116,6 +119,7 @@ struct http_request {
 	uint64_t req_left, resp_left;
 	struct h1_chunked req_chunks, resp_chunks;
 	bool req_done, resp_head_done, resp_done, keepalive, upgrade, head_request;
+	bool head_waits;                /* the response head waits in the client's output for its body (body.c) */
 	int status;
 	uint64_t bytes_in, bytes_out;   /* body bytes up, response bytes down */
 	bool srv_reusable;              /* the server may take another request on this connection */
