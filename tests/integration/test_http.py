@@ -5,6 +5,7 @@ import json
 import os
 import socket
 import subprocess
+import threading
 import time
 import unittest
 
@@ -418,6 +419,62 @@ services = ( { name = "http"; listen = [ "127.0.0.1:%d" ]; header_timeout = "1s"
     def test_silent_backend_gets_504(self):
         r = curl("-o", "/dev/null", "-w", "%{http_code}", "-H", "Host: mute.test", "http://127.0.0.1:%d/" % self.port)
         self.assertEqual(r.stdout, "504", r.stderr)
+
+
+class ResponseHeadAlone(OnegateTestCase):
+    """A response head that comes without its body waits for it a moment (one segment for both,
+    as back ends often write them apart), but never for longer: here the back end sends the body
+    only once the client has the head."""
+
+    def test_head_reaches_the_client_while_the_back_end_holds_the_body(self):
+        back = socket.socket()
+        back.bind((LOOP4, 0))
+        back.listen(4)
+        self.addCleanup(back.close)
+        head_seen = threading.Event()
+
+        def serve():
+            c, _ = back.accept()
+            with c:
+                req = b""
+                while b"\r\n\r\n" not in req:
+                    d = c.recv(4096)
+                    if not d:
+                        return
+                    req += d
+                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n")
+                if head_seen.wait(10):
+                    c.sendall(b"hello")
+                    c.recv(4096)        # until the gateway closes or sends more
+
+        server = threading.Thread(target=serve, daemon=True)
+        server.start()
+        self.addCleanup(head_seen.set)
+        port = free_port()
+        conf = """
+onegate = { workers = 1; };
+pools = ( { name = "halves"; servers = ( "127.0.0.1:%d" ); } );
+services = ( { name = "http"; listen = [ "127.0.0.1:%d" ]; routes = ( { host = "halves.test"; pool = "halves"; } ); } );
+""" % (back.getsockname()[1], port)
+        from harness import Onegate
+        og = Onegate(conf, wait_port=port).start()
+        self.addCleanup(og.cleanup)
+        self.addCleanup(stop_and_check, og)
+        # Well below the session's other timers, which would also let a held head go.
+        s = socket.create_connection((LOOP4, port), timeout=2)
+        self.addCleanup(s.close)
+        s.sendall(b"GET / HTTP/1.1\r\nHost: halves.test\r\n\r\n")
+        out = b""
+        while b"\r\n\r\n" not in out:
+            d = s.recv(4096)        # a head held until its body would time out here
+            self.assertTrue(d, out)
+            out += d
+        self.assertTrue(out.startswith(b"HTTP/1.1 200 OK\r\n"), out)
+        head_seen.set()
+        while not out.endswith(b"\r\n\r\nhello"):
+            d = s.recv(4096)
+            self.assertTrue(d, out)
+            out += d
 
 
 class ReloadUnderLoad(OnegateTestCase):
