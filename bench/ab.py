@@ -13,6 +13,7 @@ of keep-alive requests after a warm-up, counters zeroed in between), which anoth
 machine does not disturb. The keep-alive scenarios (1, 4, 6a, 6b) count per request; so does 10
 (HTTP/2: 32 connections of 10 streams, as in run.py, N requests per name in all); scenario 2a
 (full handshakes) counts per new connection (a handshake and its one request), over --seconds, and
+3b (passthrough, a new connection per 1 KiB exchange) per new connection over N connections, and
 so do 7a and 7b (one name against 10,000, each with its own certificate; the name in the middle of
 the list), which tells what 10,000 certificates cost a handshake without the machine's noise. The
 gateway starts with callgrind's instrumentation off (10,000 certificates load in seconds, not
@@ -96,6 +97,15 @@ class Icount:
             name = run.hosting_name(int(mode.split(":")[1]) // 2)
         return self.bench._handshakes(port, None, "full", name, "1.3", "ec")["work"]
 
+    def passthrough(self, port, conns):
+        """Scenario 3b's load: conns new connections, each one TLS exchange relayed to the back end."""
+        r = self.bench.client(["h2load", "--h1", "-n", str(conns), "-c", "32", "-H", "Connection: close",
+                               f"--connect-to=127.0.0.1:{port}", f"https://{run.NAMES[1]}:{port}/1k"],
+                              timeout=600)
+        done = re.search(r"requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded", r.stdout)
+        if not done or int(done.group(1)) != conns:
+            raise RuntimeError("h2load did not complete every connection:\n" + r.stdout + r.stderr)
+
     def measure(self, who, binary, mode, fn):
         self.bench.kind = "onegate"
         self.bench.bin = self.wrap(who, binary, fn)
@@ -105,11 +115,16 @@ class Icount:
             subprocess.run(["callgrind_control", "--instr=on", str(proc.pid)], check=True, capture_output=True)
             if fn in HANDSHAKES:
                 self.handshakes(port, mode)
+            elif fn == "passthrough_connections":
+                self.passthrough(port, max(1, self.requests // 10))
             else:
                 self.load(port, scheme, max(1, self.requests // 10))
             subprocess.run(["callgrind_control", "--zero", str(proc.pid)], check=True, capture_output=True)
             if fn in HANDSHAKES:
                 work = self.handshakes(port, mode)
+            elif fn == "passthrough_connections":
+                self.passthrough(port, self.requests)
+                work = self.requests
             else:
                 self.load(port, scheme, self.requests)
                 work = self.requests * len(run.NAMES)
@@ -147,7 +162,8 @@ def main():
     wanted = args.only.split(",")
     scenarios = [s for s in run.SCENARIOS if s[0] in wanted and not s[4]]
     if args.icount:
-        scenarios = [s for s in scenarios if s[2] in ("https_keepalive", "http_keepalive", "https_h2") + HANDSHAKES]
+        scenarios = [s for s in scenarios if s[2] in ("https_keepalive", "http_keepalive", "https_h2",
+                                                 "passthrough_connections") + HANDSHAKES]
     if not scenarios:
         sys.exit(f"ab: no scenario among {args.only}")
 
@@ -185,7 +201,8 @@ def main():
              (f"- {args.rounds} turns each of {args.icount} requests per name (3 names, 4 kept connections; "
               f"10: 32 HTTP/2 connections of 10 streams) "
               f"under callgrind after a warm-up of a tenth of that; instructions per request "
-              f"(2a, 7a, 7b: per new connection, full handshake and one request, over {args.seconds} s after as long a warm-up)"
+              f"(2a, 7a, 7b: per new connection, full handshake and one request, over {args.seconds} s after as long a warm-up; "
+              f"3b: per relayed connection, over N connections)"
               if args.icount else
               f"- {args.rounds} turns each of {args.seconds} s per scenario, A and B alternating; "
               f"gateway on CPU {run.GATEWAY_CPU}, client and back end on CPU {run.CLIENT_CPU}")]
