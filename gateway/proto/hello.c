@@ -211,27 +211,32 @@ static bool hello_name_char(uint8_t c)
 }
 
 /* Bytes of the handshake message (record headers already stripped). Returns how many of the
- * n bytes were left when the ClientHello was decided (done or broken). */
+ * n bytes were left when the ClientHello was decided (done or broken). Each field takes as
+ * many of its bytes as are there at once: a byte at a time cost ~8 instructions a byte, a
+ * tenth of a passthrough connection's user time. */
 static size_t hello_msg(struct hello_reader *r, const uint8_t *p, size_t n)
 {
 	while (n > 0) {
-		uint32_t take = 1;
+		uint32_t take = r->need < n ? r->need : (uint32_t)n;
 		if (hello_is_skip(r->mstate)) {
-			take = r->need < n ? r->need : (uint32_t)n;
+			/* nothing to look at */
 		} else if (r->mstate == M_SNI_NAME) {
-			uint8_t c = *p;
-			if (c >= 'A' && c <= 'Z')
-				c = (uint8_t)(c - 'A' + 'a');
-			if (!hello_name_char(c)) {
-				hello_fail(r, HELLO_MALFORMED, "invalid server name");
-				return n;
+			for (uint32_t i = 0; i < take; i++) {
+				uint8_t c = p[i];
+				if (c >= 'A' && c <= 'Z')
+					c = (uint8_t)(c - 'A' + 'a');
+				if (!hello_name_char(c)) {
+					hello_fail(r, HELLO_MALFORMED, "invalid server name");
+					return n - i;
+				}
+				r->sni[r->sni_len++] = (char)c;
 			}
-			r->sni[r->sni_len++] = (char)c;
 		} else if (r->mstate == M_ALPN_PROTO) {
 			uint32_t at = r->alpn_len - r->need;
-			r->alpn_same = r->alpn_same && *p == (uint8_t)hello_acme_tls[at];
+			r->alpn_same = r->alpn_same && memcmp(p, hello_acme_tls + at, take) == 0;
 		} else {
-			r->acc = (r->acc << 8) | *p;
+			for (uint32_t i = 0; i < take; i++)
+				r->acc = (r->acc << 8) | p[i];
 		}
 		p += take;
 		n -= take;

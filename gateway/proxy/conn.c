@@ -9,6 +9,7 @@
 
 #include <event2/buffer.h>
 #include <event2/event.h>
+#include <event2/event_struct.h>
 
 #include "acme/acme.h"
 #include "proto/hello.h"
@@ -41,12 +42,13 @@ struct conn {
 	const struct rules_service *svc;
 	enum conn_phase phase;
 	struct sock *cli;
-	struct event *timer;            /* the current phase's deadline */
+	struct event timer;             /* the current phase's deadline (in the struct: no allocation) */
 	struct hello_reader hello;
 	size_t fed;                     /* bytes of the client's input already fed to hello */
 	struct sockaddr_storage peer;   /* the client: real peer, or the one a PROXY header named */
-	struct sockaddr_storage local;  /* the address the client connected to */
+	struct sockaddr_storage local;  /* the address the client connected to, once local_known */
 	socklen_t peerlen, locallen;
+	bool local_known;               /* asked of the kernel only where it is used (conn_local()) */
 	long route;                     /* matched route, -1 for the default */
 	long pool;                      /* -1 until routed */
 	struct timeval start;
@@ -71,8 +73,7 @@ static void conn_release(struct conn *c)
 {
 	struct home *home = c->home;
 	pool_service_open(c->snap->pools, conn_service_index(c), -1);
-	if (c->timer)
-		event_free(c->timer);
+	event_del(&c->timer);
 	sock_free(c->cli);
 	home_snap_unref(c->snap);
 	home_live_remove(home, &c->link);
@@ -102,7 +103,20 @@ static void conn_close_now(struct home_link *l)
 static void conn_arm(struct conn *c, unsigned ms)
 {
 	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
-	event_add(c->timer, &tv);
+	event_add(&c->timer, &tv);
+}
+
+/* The address the client connected to, unless a PROXY header named it: asked of the
+ * kernel only for the sessions that use it (HTTP, a PROXY header to a server), one
+ * getsockname() less for each passthrough connection. */
+static void conn_local(struct conn *c)
+{
+	if (c->local_known)
+		return;
+	c->local_known = true;
+	c->locallen = sizeof(c->local);
+	if (getsockname(sock_fd(c->cli), (struct sockaddr *)&c->local, &c->locallen) != 0)
+		c->locallen = 0;
 }
 
 /* ---------------------------------------------------------------- routing */
@@ -116,7 +130,7 @@ static const uint8_t conn_alert_unrecognized_name[] = { 0x15, 0x03, 0x03, 0x00, 
 static void conn_linger(struct conn *c)
 {
 	c->phase = PH_LINGER;
-	event_del(c->timer);
+	event_del(&c->timer);
 	conn_arm(c, CONN_LINGER_MS);
 	sock_shutdown_write(c->cli);
 	if (sock_flush(c->cli) != 0)
@@ -128,6 +142,7 @@ static void conn_linger(struct conn *c)
  * this conn is released without a log line of its own. */
 static void conn_to_http(struct conn *c, bool tls)
 {
+	conn_local(c);
 	SSL *ssl = NULL;
 	if (tls) {
 		ssl = tlsconf_server_ssl(c->snap->tls, (size_t)(c->svc - c->snap->cfg->services));
@@ -151,6 +166,7 @@ static void conn_to_http(struct conn *c, bool tls)
  * input, is an HTTP/2 connection's (http/h2session.h) from now on. */
 static void conn_to_h2c(struct conn *c)
 {
+	conn_local(c);
 	struct http_start st = {
 		.home = c->home, .snap = c->snap, .svc = c->svc, .peer = &c->peer, .peerlen = c->peerlen,
 		.local = &c->local, .locallen = c->locallen,
@@ -188,7 +204,7 @@ static void conn_to_plain(struct conn *c)
 		return;
 	}
 	c->phase = PH_PREFACE;
-	event_del(c->timer);
+	event_del(&c->timer);
 	conn_arm(c, c->svc->header_timeout_ms);
 	sock_read_enable(c->cli, true);
 	if (evbuffer_get_length(sock_input(c->cli)))
@@ -199,6 +215,8 @@ static void conn_to_plain(struct conn *c)
  * input, moves to a passthrough connection (pass.h), which logs it from now on. */
 static void conn_to_pass(struct conn *c)
 {
+	if (c->snap->cfg->pools[c->pool].proxy_protocol)
+		conn_local(c);
 	struct pass_start st = {
 		.home = c->home, .snap = c->snap, .svc = c->svc, .route = c->route, .cli = c->cli,
 		.peer = &c->peer, .peerlen = c->peerlen, .local = &c->local, .locallen = c->locallen,
@@ -301,6 +319,7 @@ static void conn_read_proxy(struct conn *c)
 		c->peerlen = pi.srclen;
 		memcpy(&c->local, &pi.dst, sizeof(pi.dst));
 		c->locallen = pi.dstlen;
+		c->local_known = true;
 	}
 	evbuffer_drain(in, pi.header_len);
 	if (c->svc->mode == RULES_MODE_HTTP) {
@@ -308,7 +327,7 @@ static void conn_read_proxy(struct conn *c)
 		return;
 	}
 	c->phase = PH_HELLO;
-	event_del(c->timer);
+	event_del(&c->timer);
 	conn_arm(c, c->svc->hello_timeout_ms);
 	conn_feed_hello(c);
 }
@@ -379,20 +398,16 @@ void conn_accept(struct home *home, evutil_socket_t fd, const struct sockaddr *p
 		peerlen = sizeof(c->peer);
 	memcpy(&c->peer, peer, peerlen);
 	c->peerlen = peerlen;
-	c->locallen = sizeof(c->local);
-	if (getsockname(fd, (struct sockaddr *)&c->local, &c->locallen) != 0)
-		c->locallen = 0;
 	hello_reader_init(&c->hello);
 	event_base_gettimeofday_cached(home->base, &c->start);
 
 	c->link.close_now = conn_close_now;
 	home_live_add(home, &c->link);
 
+	evtimer_assign(&c->timer, home->base, conn_timer, c);
 	c->cli = sock_new(home->base, fd);
-	c->timer = evtimer_new(home->base, conn_timer, c);
-	if (!c->cli || !c->timer) {
-		if (!c->cli)
-			evutil_closesocket(fd);
+	if (!c->cli) {
+		evutil_closesocket(fd);
 		conn_free(c, OUTCOME_NO_MEMORY);
 		return;
 	}
