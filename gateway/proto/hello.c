@@ -210,6 +210,24 @@ static bool hello_name_char(uint8_t c)
 	return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_';
 }
 
+/* An extension that is neither server_name nor ALPN, whole in these n bytes and within
+ * both enclosing lengths, is skipped at once: the same checks and counts as its type,
+ * length and body fields one by one (hello_field_done()), which most of a hello's
+ * twenty-odd extensions went through. Returns false to leave it to the fields. */
+static bool hello_skip_ext(struct hello_reader *r, const uint8_t *p, size_t n)
+{
+	uint32_t type = (uint32_t)p[0] << 8 | p[1];
+	uint32_t len = (uint32_t)p[2] << 8 | p[3];
+	if (type == HELLO_EXT_SERVER_NAME || (type == HELLO_EXT_ALPN && len >= 2))
+		return false;
+	if (n < 4 + (size_t)len || r->msg_left < 4 + len || r->exts_left < 4 + len)
+		return false;
+	r->msg_left -= 4 + len;
+	r->exts_left -= 4 + len;
+	r->ext_left = 0;
+	return true;
+}
+
 /* Bytes of the handshake message (record headers already stripped). Returns how many of the
  * n bytes were left when the ClientHello was decided (done or broken). Each field takes as
  * many of its bytes as are there at once: a byte at a time cost ~8 instructions a byte, a
@@ -217,6 +235,14 @@ static bool hello_name_char(uint8_t c)
 static size_t hello_msg(struct hello_reader *r, const uint8_t *p, size_t n)
 {
 	while (n > 0) {
+		if (r->mstate == M_EXT_TYPE && r->need == 2 && n >= 4 && hello_skip_ext(r, p, n)) {
+			uint32_t whole = 4 + ((uint32_t)p[2] << 8 | p[3]);
+			p += whole;
+			n -= whole;
+			if (hello_next_ext(r) != HELLO_NEED_MORE)
+				return n;
+			continue;
+		}
 		uint32_t take = r->need < n ? r->need : (uint32_t)n;
 		if (hello_is_skip(r->mstate)) {
 			/* nothing to look at */

@@ -1,4 +1,5 @@
-/* libFuzzer: the ClientHello reader over arbitrary bytes in arbitrary pieces. */
+/* libFuzzer: the ClientHello reader over arbitrary bytes in arbitrary pieces; fed whole
+ * (fields and extensions taken at once) it decides as it does a byte at a time. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,5 +29,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	if ((st == HELLO_MALFORMED || st == HELLO_NOT_TLS) && r.has_sni)
 		abort();        /* a broken hello never yields a name to route on */
+	struct hello_reader whole, bytes;
+	hello_reader_init(&whole);
+	hello_reader_init(&bytes);
+	enum hello_status w = hello_reader_feed(&whole, data, size), b = HELLO_NEED_MORE;
+	for (size_t off = 0; off < size && b == HELLO_NEED_MORE; off++)
+		b = hello_reader_feed(&bytes, data + off, 1);
+	if (w != b || whole.has_sni != bytes.has_sni || whole.alpn_acme != bytes.alpn_acme ||
+	    (whole.has_sni && strcmp(whole.sni, bytes.sni) != 0))
+		abort();
 	return 0;
 }

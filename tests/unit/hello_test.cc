@@ -367,3 +367,38 @@ TEST(Hello, BrokenAlpnIsMalformed)
 	Bytes overrun = ext(16, {0, 3, 5, 'h', '2'});
 	EXPECT_EQ(feed_all(r, records(hello_msg({overrun}))), HELLO_MALFORMED);
 }
+
+// Fed whole, a field or an extension is taken at once (a fast path); fed a byte at a time,
+// one byte per turn. Both must decide alike on any hello, broken ones included: every byte
+// of real and synthetic hellos set to values that break lengths, types and names.
+TEST(Hello, WholeAndByteByByteDecideAlikeOnEveryMutation)
+{
+	std::vector<Bytes> hellos = {
+		Bytes(openssl_hello, openssl_hello + sizeof(openssl_hello)),
+		Bytes(curl_hello, curl_hello + sizeof(curl_hello)),
+		records(hello_msg({ext(0x0a0a, {}), sni_ext("A.Test."), alpn_ext({"h2", "acme-tls/1"}), keyshare(36),
+		                   ext(21, Bytes(7, 0))})),
+	};
+	size_t compared = 0;
+	for (const Bytes &good : hellos) {
+		for (size_t at = 0; at < good.size(); at++) {
+			for (uint8_t v : {uint8_t(0x00), uint8_t(0x01), uint8_t(0x10), uint8_t(0x41), uint8_t(0xff),
+			                  uint8_t(good[at] + 1), uint8_t(good[at] - 1)}) {
+				Bytes b = good;
+				b[at] = v;
+				hello_reader whole, bytes;
+				hello_status a = feed_all(whole, b), c = feed_all(bytes, b, 1);
+				ASSERT_EQ(a, c) << "byte " << at << " = " << int(v);
+				ASSERT_EQ(whole.has_sni, bytes.has_sni) << "byte " << at << " = " << int(v);
+				ASSERT_STREQ(whole.has_sni ? whole.sni : "", bytes.has_sni ? bytes.sni : "") << "byte " << at;
+				ASSERT_EQ(whole.alpn_acme, bytes.alpn_acme) << "byte " << at << " = " << int(v);
+				ASSERT_EQ(whole.error == nullptr, bytes.error == nullptr) << "byte " << at << " = " << int(v);
+				if (whole.error && bytes.error) {
+					ASSERT_STREQ(whole.error, bytes.error) << "byte " << at << " = " << int(v);
+				}
+				compared++;
+			}
+		}
+	}
+	EXPECT_GT(compared, 7000u);
+}
