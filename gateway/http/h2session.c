@@ -32,6 +32,7 @@ struct h2s_stream {
 	int32_t id;
 	struct tstream *t;              /* its session's client stream; NULL once the session freed it */
 	bool h2_gone;                   /* the client reset it, or the connection ended it */
+	bool req_ended;                 /* the client's END_STREAM came: its request is whole */
 	bool chunked;                   /* the request body goes to the session chunked */
 	size_t unconsumed;              /* DATA bytes not yet given back to the windows */
 	size_t framing_bytes;           /* bytes of ours in the input (head, chunk framing): no window's */
@@ -479,6 +480,7 @@ static int h2s_on_request(void *ctx, int32_t id, const struct h2_request *req)
 	st->head_request = f->method.len == 4 && memcmp(f->arena + f->method.off, "HEAD", 4) == 0;
 	h1_resp_init(&st->resp, HTTP_HEAD_MAX, st->head_request);
 	st->tunnel = req->websocket;
+	st->req_ended = req->end_stream;
 	st->chunked = !req->end_stream && !f->has_content_length && !st->tunnel;
 	/* One request per session: it answers with Connection: close (dropped as
 	 * hop-by-hop), so its end is the answer's end. */
@@ -518,6 +520,7 @@ static void h2s_on_end(void *ctx, int32_t id, const struct h2head_field *trailer
 	struct h2s_stream *st = h2s_stream_of(c, id);
 	if (!st || !st->t)
 		return;
+	st->req_ended = true;
 	if (st->tunnel) {
 		/* The client's half-close: the relay shuts the server's write side after what it sent. */
 		tstream_peer_end(st->t, TSTREAM_EOF, NULL);
@@ -644,8 +647,20 @@ static void h2s_cli_event(struct tstream *t, enum tstream_event ev, void *arg)
 		h2s_free(c, c->closing_since ? c->outcome : OUTCOME_CLIENT_RESET);
 		return;
 	}
-	/* The client ended its side: the answers under way still go to it. */
+	/* The client ended its side: the answers under way still go to it, but a
+	 * request still waiting for body bytes can never be whole, so its session
+	 * ends now (its server connection closed) rather than at request_timeout;
+	 * a tunnel takes it as the client's half-close, as END_STREAM. */
 	c->cli_eof = true;
+	for (struct h2s_stream *st = c->streams; st; st = st->next) {
+		if (!st->t || st->req_ended || st->h2_gone)
+			continue;
+		st->req_ended = true;
+		if (st->tunnel)
+			tstream_peer_end(st->t, TSTREAM_EOF, NULL);
+		else
+			tstream_peer_end(st->t, TSTREAM_ERROR, "the client closed its connection mid-request");
+	}
 	h2s_settle(c);
 }
 

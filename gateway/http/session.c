@@ -89,7 +89,7 @@ void http_free(struct http_session *s, enum outcome outcome)
 	if (s->next)
 		event_free(s->next);
 	tstream_free(s->cli);
-	tstream_free(s->srv);
+	http_drop_server(s);    /* a request cut here leaves its server's active count too */
 	http_private_free(s);
 	sock_block_free(s->msgs);
 	plugin_req_free(s->rq.plug);

@@ -381,12 +381,14 @@ class Http2(OnegateTestCase):
         cls.owa = HTTPBackend("owa")
         cls.iis = IISBackend("iis")
         cls.ws = WSBackend()
+        cls.hold = HTTPBackend("hold")
 
     @classmethod
     def tearDownClass(cls):
         cls.owa.stop()
         cls.iis.stop()
         cls.ws.stop()
+        cls.hold.stop()
         cls.tmp.cleanup()
 
     def setUp(self):
@@ -401,7 +403,8 @@ certificates = (
     intermediates = [ "%(d)s/intermediate.pem" ]; ca_file = "%(d)s/root.pem"; } );
 pools = ( { name = "owa"; servers = ( "127.0.0.1:%(owa)d" ); },
           { name = "iis"; servers = ( "127.0.0.1:%(iis)d" ); },
-          { name = "ws"; servers = ( "127.0.0.1:%(ws)d" ); } );
+          { name = "ws"; servers = ( "127.0.0.1:%(ws)d" ); },
+          { name = "hold"; servers = ( "127.0.0.1:%(hold)d" ); } );
 services = (
   { name = "https"; listen = [ "127.0.0.1:%(port)d" ];
     tls = { certificates = [ "contoso", "fabrikam" ]; default = "contoso"; };
@@ -410,6 +413,7 @@ services = (
       { host = "mail.contoso.test"; pool = "owa"; },
       { host = "auth.contoso.test"; pool = "iis"; },
       { host = "ws.contoso.test"; pool = "ws"; },
+      { host = "hold.contoso.test"; pool = "hold"; request_timeout = "60s"; },
       { host = "www.fabrikam.test"; pool = "owa"; } ); },
   { name = "h1only"; listen = [ "127.0.0.1:%(port1)d" ]; http2 = false;
     tls = { certificates = [ "contoso" ]; };
@@ -418,7 +422,7 @@ services = (
     tls = { certificates = [ "contoso" ]; };
     routes = ( { host = "mail.contoso.test"; pool = "owa"; } ); } );
 """ % {"d": d, "owa": self.owa.port, "iis": self.iis.port, "ws": self.ws.port, "port": self.port,
-       "port1": self.port1, "port2": self.port2, "admin": self.admin}
+       "port1": self.port1, "port2": self.port2, "admin": self.admin, "hold": self.hold.port}
         self.og = Onegate(self.conf, wait_port=self.port).start()
         self.addCleanup(self.og.cleanup)
         self.addCleanup(stop_and_check, self.og)
@@ -438,6 +442,11 @@ services = (
     def metric(self, name):
         m = re.search(r"(?m)^%s (\d+)$" % name, self.metrics() or "")
         return int(m.group(1)) if m else None
+
+    def active(self, pool):
+        """The back-end connections of pool's servers serving a request now (/metrics)."""
+        return sum(int(n) for n in re.findall(r'(?m)^onegate_server_active_connections\{pool="%s",[^}]*\} (\d+)$'
+                                              % pool, self.metrics() or ""))
 
     def h2(self, sni="mail.contoso.test"):
         c = RawH2(self.port, sni, self.pki.ca)
@@ -570,6 +579,28 @@ services = (
                 digest.update(f.data)
         self.assertEqual(got, n)
         self.assertEqual(digest.hexdigest(), hashlib.sha256(pattern(n)).hexdigest())
+
+    def test_a_client_gone_mid_body_ends_its_stream_and_server_connection(self):
+        # Stream 1's request is whole and waits for its answer; stream 3 has sent half its body
+        # when the client ends the connection (a FIN, no close_notify: a client that quits).
+        c = self.h2("hold.contoso.test")
+        c.request(1, get_fields("hold.contoso.test", "/slow?ms=1500"))
+        c.request(3, get_fields("hold.contoso.test", "/up", "POST") + [("content-length", "100000")],
+                  end_stream=False)
+        c.send(*[DataFrame(3, data=b"h" * 12500) for _ in range(4)])
+        self.assertTrue(wait_until(lambda: self.active("hold") == 2 and len(self.hold.clients) == 2, 5),
+                        self.metrics())
+        c.sock.shutdown(socket.SHUT_WR)
+        # The route's request_timeout is 60 s: what follows comes from the client's end alone.
+        self.assertTrue(wait_until(lambda: any("path=/up " in l and "outcome=client-closed" in l
+                                               for l in self.http_lines()), 5), "\n".join(self.http_lines()))
+        self.assertTrue(wait_until(lambda: any("path=/slow" in l and "status=200" in l and "outcome=ok" in l
+                                               for l in self.http_lines()), 5), "\n".join(self.http_lines()))
+        self.assertTrue(wait_until(lambda: self.active("hold") == 0, 5), self.metrics())
+        self.assertTrue(wait_until(lambda: len(self.hold.clients) <= 1, 5),
+                        "the half-sent request's server connection was closed (the answered one may be kept)")
+        self.assertTrue(wait_until(lambda: any("proto=h2 requests=2" in l for l in self.og.log_lines()), 5),
+                        "the client connection ended once its streams were done")
 
     # ---- WebSocket over HTTP/2 (RFC 8441)
 
