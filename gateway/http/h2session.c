@@ -708,6 +708,8 @@ static void h2s_on_tick(evutil_socket_t fd, short what, void *arg)
 		}
 	} else {
 		c->stalled_since = 0;
+		/* One stream's window shut, the others read: that stream alone is reset. */
+		h2_reset_stalled(c->h2, now, c->svc->send_timeout_ms);
 	}
 	h2s_metrics_add(h2_conn_stats(c->h2), &c->reported);
 	h2s_write(c);

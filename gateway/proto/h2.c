@@ -37,6 +37,8 @@ struct h2_stream {
 	uint8_t *out;
 	size_t out_off, out_len, out_cap;       /* out_cap grows up to cfg.stream_out_buffer */
 	bool out_end, deferred, want_writable;
+	bool end_sent;                          /* the body's end has gone to nghttp2 */
+	uint64_t stalled_since;                 /* since when its answer waits on its shut window, or 0 */
 	nghttp2_nv *out_trailers;               /* one block: the array, then names and values */
 	size_t n_out_trailers;
 };
@@ -398,6 +400,7 @@ static ssize_t h2_read_body(nghttp2_session *session, int32_t stream_id, uint8_t
 	if (s->out_off == s->out_len)
 		s->out_off = s->out_len = 0;
 	if (s->out_end && s->out_len == 0) {
+		s->end_sent = true;
 		*data_flags |= NGHTTP2_DATA_FLAG_EOF;
 		if (s->n_out_trailers) {
 			*data_flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
@@ -675,15 +678,19 @@ void h2_shutdown(struct h2_conn *c)
 			      NGHTTP2_NO_ERROR, NULL, 0);
 }
 
+/* Whether the stream has answer bytes that wait on a window. */
+static bool h2_stream_waiting(const struct h2_stream *s)
+{
+	return s->out_len != s->out_off || (s->out_end && !s->end_sent);
+}
+
 bool h2_window_stalled(const struct h2_conn *c)
 {
-	bool conn_shut = nghttp2_session_get_remote_window_size(c->session) <= 0;
-	for (const struct h2_stream *s = c->streams; s; s = s->next) {
-		if (s->out_len == s->out_off && !s->out_end)
-			continue;
-		if (conn_shut || nghttp2_session_get_stream_remote_window_size(c->session, s->id) <= 0)
+	if (nghttp2_session_get_remote_window_size(c->session) > 0)
+		return false;
+	for (const struct h2_stream *s = c->streams; s; s = s->next)
+		if (h2_stream_waiting(s))
 			return true;
-	}
 	return false;
 }
 
@@ -692,6 +699,32 @@ void h2_stalled(struct h2_conn *c)
 	c->stats.zero_window_stalls++;
 	c->goaway_ours = true;
 	nghttp2_session_terminate_session(c->session, NGHTTP2_ENHANCE_YOUR_CALM);
+}
+
+void h2_reset_stalled(struct h2_conn *c, uint64_t now_ms, uint64_t after_ms)
+{
+	bool conn_open = nghttp2_session_get_remote_window_size(c->session) > 0;
+	for (struct h2_stream *s = c->streams; s; s = s->next) {
+		if (!conn_open || s->refused || !h2_stream_waiting(s) ||
+		    nghttp2_session_get_stream_remote_window_size(c->session, s->id) > 0) {
+			s->stalled_since = 0;
+			continue;
+		}
+		if (!s->stalled_since) {
+			s->stalled_since = now_ms;
+			continue;
+		}
+		if (now_ms - s->stalled_since < after_ms)
+			continue;
+		c->stats.stream_stalls++;
+		bool tell = s->delivered && !s->caller_done;
+		s->caller_done = true;
+		s->refused = true;
+		nghttp2_submit_rst_stream(c->session, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_ENHANCE_YOUR_CALM);
+		/* The stream closes once the reset has gone: no event then, this one now. */
+		if (tell)
+			c->ops->reset(c->ctx, s->id, NGHTTP2_ENHANCE_YOUR_CALM);
+	}
 }
 
 const struct h2_stats *h2_conn_stats(const struct h2_conn *c)

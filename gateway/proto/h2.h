@@ -18,11 +18,12 @@
  * by what the caller says it has passed on (h2_consume), response bodies by
  * a per-stream buffer whose room h2_send_data reports. The denial-of-service
  * shapes of HTTP/2 (rapid reset CVE-2023-44487, CONTINUATION floods, PING and
- * SETTINGS floods, zero-window stalls) end the connection with GOAWAY and are
+ * SETTINGS floods, a connection window kept shut) end the connection with
+ * GOAWAY, a stream window kept shut ends its stream with RST_STREAM; each is
  * counted in struct h2_stats.
  *
  * Threads: a connection belongs to one thread. Callbacks run inside h2_recv,
- * h2_output and h2_consume; from a callback the caller may call h2_respond,
+ * h2_output, h2_consume and h2_reset_stalled; from a callback the caller may call h2_respond,
  * h2_send_data, h2_send_end, h2_reset and h2_consume, never h2_free.
  */
 #ifndef ONEGATE_H2_H
@@ -70,6 +71,7 @@ struct h2_stats {
 	uint64_t ping_flood;                    /* GOAWAY: too many PINGs in an interval */
 	uint64_t settings_flood;                /* GOAWAY: too many SETTINGS in an interval */
 	uint64_t zero_window_stalls;            /* GOAWAY: the client kept its window shut too long */
+	uint64_t stream_stalls;                 /* RST_STREAM: the client kept a stream's window shut too long */
 	uint64_t protocol_errors;               /* GOAWAY: any other connection error */
 };
 
@@ -90,8 +92,9 @@ struct h2_stream_ops {
 	void (*data)(void *ctx, int32_t stream_id, const uint8_t *p, size_t len);
 	/* The request has ended; trailers (n fields, maybe 0) valid during the call. */
 	void (*end)(void *ctx, int32_t stream_id, const struct h2head_field *trailers, size_t n);
-	/* The client reset the stream or the connection ended it before both sides
-	 * finished; error_code as RFC 9113 7. The stream id is dead after this. */
+	/* The client reset the stream, the connection ended it before both sides
+	 * finished, or h2_reset_stalled did (ENHANCE_YOUR_CALM); error_code as
+	 * RFC 9113 7. The stream id is dead after this. */
 	void (*reset)(void *ctx, int32_t stream_id, uint32_t error_code);
 	/* A stream that h2_send_data filled up has room again. */
 	void (*writable)(void *ctx, int32_t stream_id);
@@ -133,11 +136,18 @@ void h2_consume(struct h2_conn *c, int32_t stream_id, size_t n);
 /* Graceful close (reload, shutdown): GOAWAY with the last stream taken; open
  * streams finish, new ones are refused. */
 void h2_shutdown(struct h2_conn *c);
-/* Whether response bytes wait on a window the client keeps at zero: the
- * caller arms its stall timer while this is true and calls h2_stalled when it
- * fires. */
+/* Whether response bytes wait on the connection's window, which the client
+ * keeps at zero: the caller arms its stall timer while this is true and calls
+ * h2_stalled (GOAWAY ENHANCE_YOUR_CALM) when it fires. */
 bool h2_window_stalled(const struct h2_conn *c);
 void h2_stalled(struct h2_conn *c);
+/* The same for each stream, while the connection's window is open (a client
+ * that stops reading one stream, a WebSocket tunnel say, and goes on with the
+ * others): the caller calls this on its clock (now_ms, never 0), and a stream
+ * whose answer has waited on its own shut window for after_ms since the call
+ * that first saw it is reset alone (RST_STREAM ENHANCE_YOUR_CALM, counted in
+ * stream_stalls), with a reset event when the caller has not ended it. */
+void h2_reset_stalled(struct h2_conn *c, uint64_t now_ms, uint64_t after_ms);
 
 const struct h2_stats *h2_conn_stats(const struct h2_conn *c);
 

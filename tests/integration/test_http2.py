@@ -683,6 +683,54 @@ services = (
                                                for l in self.http_lines()), 5), "\n".join(self.http_lines()))
         self.assertTrue(wait_until(lambda: (self.metric("onegate_http2_zero_window_stalls_total") or 0) >= 1, 5))
 
+    def test_a_tunnel_its_client_stops_reading_is_reset_alone(self):
+        # The client reads the connection (its window stays open) and every stream but the
+        # tunnel, whose own window it never opens: after send_timeout (1 s) only that stream
+        # is reset, the requests on the other streams go on before and after.
+        c = RawH2(self.port2, "mail.contoso.test", self.pki.ca)
+        self.addCleanup(c.close)
+        t = H2Tunnel(c, 1, "mail.contoso.test", "/burst?bytes=%d" % (64 << 20))
+        self.assertEqual(t.head(), 200)
+        self.assertTrue(wait_until(lambda: self.active("owa") == 1, 5), self.metrics())
+        tunnel_bytes, reset, goaway, answered, after_reset = 0, None, None, 0, 0
+        sid, deadline = 3, time.monotonic() + 15
+        while time.monotonic() < deadline and after_reset < 3 and goaway is None:
+            c.request(sid, get_fields("mail.contoso.test", "/owa/s%d" % sid))
+            status = None
+            while goaway is None:
+                f = c.frame(5)
+                self.assertIsNotNone(f, "the connection ended")
+                if isinstance(f, DataFrame) and f.data:
+                    c.send(WindowUpdateFrame(0, window_increment=len(f.data)))
+                    if f.stream_id == 1:
+                        tunnel_bytes += len(f.data)
+                    else:
+                        c.send(WindowUpdateFrame(f.stream_id, window_increment=len(f.data)))
+                if isinstance(f, RstStreamFrame) and f.stream_id == 1:
+                    reset = f.error_code
+                elif isinstance(f, GoAwayFrame):
+                    goaway = f
+                elif isinstance(f, HeadersFrame) and f.stream_id == sid:
+                    status = f.fields.get(":status")
+                if f.stream_id == sid and ("END_STREAM" in f.flags or isinstance(f, RstStreamFrame)):
+                    break
+            self.assertEqual(status, "200", "stream %d" % sid)
+            answered += 1
+            after_reset += reset is not None
+            sid += 2
+            time.sleep(0.1)
+        self.assertIsNone(goaway and goaway.error_code, "the connection was ended for one stalled stream")
+        self.assertEqual(reset, ENHANCE_YOUR_CALM, "the stalled tunnel is reset")
+        self.assertLessEqual(tunnel_bytes, 65535, "the tunnel sent past its window")
+        self.assertGreaterEqual(answered, 6)
+        self.assertTrue(wait_until(lambda: self.active("owa") == 0, 5),
+                        "the tunnel's server connection is closed\n" + "\n".join(self.og.log_lines()))
+        self.assertTrue(wait_until(lambda: (self.metric("onegate_http2_stream_stalls_total") or 0) == 1, 5),
+                        self.metrics())
+        self.assertEqual(self.metric("onegate_http2_zero_window_stalls_total"), 0)
+        c.request(sid, get_fields("mail.contoso.test"))
+        self.assertEqual(c.response(sid)[0], 200, "the connection goes on")
+
     # ---- trailers
 
     def test_response_trailers_become_a_trailing_headers_frame(self):

@@ -145,8 +145,10 @@ class H2 : public ::testing::Test {
 
 	void SetUp() override { h2_config_default(&cfg); }
 
-	// Starts both sides; client_window: the client's initial stream window.
-	void start(uint32_t client_window = 65535, size_t max_send_block = 0, bool settle = true)
+	// Starts both sides; client_window: the client's initial stream window;
+	// client_reads: the client opens its windows as bytes arrive.
+	void start(uint32_t client_window = 65535, size_t max_send_block = 0, bool settle = true,
+		   bool client_reads = true)
 	{
 		srv.conn = h2_new(&cfg, &kOps, &srv);
 		ASSERT_NE(srv.conn, nullptr);
@@ -161,6 +163,8 @@ class H2 : public ::testing::Test {
 		nghttp2_option_set_no_http_messaging(opt, 1);   // lets the test send what a browser never would
 		if (max_send_block)
 			nghttp2_option_set_max_send_header_block_length(opt, max_send_block);
+		if (!client_reads)
+			nghttp2_option_set_no_auto_window_update(opt, 1);
 		ASSERT_EQ(nghttp2_session_client_new2(&client, cb, &cli, opt), 0);
 		nghttp2_option_del(opt);
 		nghttp2_session_callbacks_del(cb);
@@ -477,7 +481,24 @@ TEST_F(H2, ContinuationFloodEndsTheConnection)
 	EXPECT_TRUE(h2_done(srv.conn));
 }
 
-TEST_F(H2, ZeroWindowStallIsFlaggedAndEndsInGoaway)
+TEST_F(H2, ShutConnectionWindowIsFlaggedAndEndsInGoaway)
+{
+	start(1 << 20, 0, true, false);
+	int32_t id = get();
+	pump();
+	respond(id, "200", false);
+	std::string body(65536, 'd');
+	EXPECT_EQ(h2_send_data(srv.conn, id, (const uint8_t *)body.data(), body.size()), body.size());
+	pump();
+	EXPECT_EQ(cli.streams[id].body.size(), 65535u);    // the connection's first window, then shut
+	EXPECT_TRUE(h2_window_stalled(srv.conn));
+	h2_stalled(srv.conn);
+	pump();
+	EXPECT_EQ(cli.goaway, NGHTTP2_ENHANCE_YOUR_CALM);
+	EXPECT_EQ(h2_conn_stats(srv.conn)->zero_window_stalls, 1u);
+}
+
+TEST_F(H2, ShutStreamWindowResetsThatStreamAlone)
 {
 	start(0);
 	int32_t id = get();
@@ -488,11 +509,63 @@ TEST_F(H2, ZeroWindowStallIsFlaggedAndEndsInGoaway)
 	pump();
 	EXPECT_EQ(status_of(id), "200");
 	EXPECT_TRUE(cli.streams[id].body.empty());
-	EXPECT_TRUE(h2_window_stalled(srv.conn));
-	h2_stalled(srv.conn);
+	EXPECT_FALSE(h2_window_stalled(srv.conn)) << "the connection's window is open";
+	h2_reset_stalled(srv.conn, now_ms, 1000);      // the stall is seen: its time starts
+	h2_reset_stalled(srv.conn, now_ms + 999, 1000);
 	pump();
-	EXPECT_EQ(cli.goaway, NGHTTP2_ENHANCE_YOUR_CALM);
-	EXPECT_EQ(h2_conn_stats(srv.conn)->zero_window_stalls, 1u);
+	EXPECT_EQ(cli.streams[id].rst, -1) << "not before its time";
+	h2_reset_stalled(srv.conn, now_ms + 1000, 1000);
+	pump();
+	EXPECT_EQ(cli.streams[id].rst, NGHTTP2_ENHANCE_YOUR_CALM);
+	EXPECT_EQ(srv.streams[id].reset, NGHTTP2_ENHANCE_YOUR_CALM) << "the caller hears of it";
+	EXPECT_EQ(h2_conn_stats(srv.conn)->stream_stalls, 1u);
+	EXPECT_EQ(h2_conn_stats(srv.conn)->zero_window_stalls, 0u);
+	EXPECT_EQ(cli.goaway, -1);
+	// The connection goes on.
+	int32_t next = get();
+	pump();
+	respond(next, "204", true);
+	pump();
+	EXPECT_EQ(status_of(next), "204");
+	h2_reset_stalled(srv.conn, now_ms + 5000, 1000);
+	EXPECT_EQ(h2_conn_stats(srv.conn)->stream_stalls, 1u);
+}
+
+TEST_F(H2, EndedAnswerStuckOnItsWindowIsResetToo)
+{
+	// The caller has handed over the whole answer and let go of the stream:
+	// its bytes still wait on the stream's shut window, and are not kept for good.
+	start(0);
+	int32_t id = get();
+	pump();
+	respond(id, "200", false);
+	std::string body(1000, 'e');
+	h2_send_data(srv.conn, id, (const uint8_t *)body.data(), body.size());
+	ASSERT_EQ(h2_send_end(srv.conn, id, nullptr, 0), 0);
+	pump();
+	h2_reset_stalled(srv.conn, now_ms, 1000);
+	h2_reset_stalled(srv.conn, now_ms + 1000, 1000);
+	pump();
+	EXPECT_EQ(cli.streams[id].rst, NGHTTP2_ENHANCE_YOUR_CALM);
+	EXPECT_EQ(srv.streams[id].reset, -1) << "no event for a stream the caller ended";
+	EXPECT_EQ(h2_conn_stats(srv.conn)->stream_stalls, 1u);
+}
+
+TEST_F(H2, ShutConnectionWindowLeavesTheStreamsToTheConnectionsStall)
+{
+	start(1 << 20, 0, true, false);
+	int32_t id = get();
+	pump();
+	respond(id, "200", false);
+	std::string body(65536, 'd');
+	h2_send_data(srv.conn, id, (const uint8_t *)body.data(), body.size());
+	pump();
+	ASSERT_TRUE(h2_window_stalled(srv.conn));
+	h2_reset_stalled(srv.conn, now_ms, 1000);
+	h2_reset_stalled(srv.conn, now_ms + 5000, 1000);
+	pump();
+	EXPECT_EQ(cli.streams[id].rst, -1);
+	EXPECT_EQ(h2_conn_stats(srv.conn)->stream_stalls, 0u);
 }
 
 TEST_F(H2, WindowOpenedMeansNoStall)
