@@ -20,6 +20,11 @@
  * from its streams (each stream's own buffer is h2_config.stream_out_buffer). */
 #define H2S_OUT_MAX (256 * 1024)
 
+/* Client bytes decrypted per pass before h2_recv takes them, as an HTTP/1.1
+ * session reads (a head plus HTTP_RELAY_MAX): with 64 KiB an upload took
+ * twice HTTP/1.1's reads, each half the size. */
+#define H2S_READ_MAX (HTTP_HEAD_MAX + HTTP_RELAY_MAX)
+
 /* How often the connection looks at its clock: reloads, idle time, stalls. */
 #define H2S_TICK_MS 500
 
@@ -799,7 +804,7 @@ void h2s_start(const struct http_start *st, struct tstream *cli)
 		return;
 	}
 	tstream_setcb(cli, h2s_cli_readable, h2s_cli_drained, h2s_cli_event, c);
-	tstream_set_read_max(cli, 64 * 1024);
+	tstream_set_read_max(cli, H2S_READ_MAX);
 	tstream_set_low_mark(cli, H2S_OUT_MAX / 2);
 	tstream_read_enable(cli, true);
 	h2s_write(c);

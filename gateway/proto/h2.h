@@ -54,7 +54,7 @@ struct h2_config {
 	bool enable_connect_protocol;           /* RFC 8441 extended CONNECT (WebSocket) */
 };
 
-/* Sensible limits: 100 streams, 32 KiB of fields, 256 KiB stream and 1 MiB
+/* Sensible limits: 100 streams, 32 KiB of fields, 1 MiB stream and 4 MiB
  * connection windows, 64 KiB out per stream, 8 CONTINUATIONs, and per second
  * at most 100 resets, 20 PINGs and 20 SETTINGS. */
 void h2_config_default(struct h2_config *cfg);
