@@ -13,6 +13,7 @@
 #include "io/addr.h"
 #include "http/http.h"
 #include "http/backend.h"
+#include "http/h2session.h"
 #include "http/head.h"
 #include "io/log.h"
 #include "proxy/plugin.h"
@@ -290,9 +291,16 @@ static void http_write_response_head(struct http_session *s, const char *head)
 	if (s->rq.plug)
 		plugin_on_response(s->rq.plug, s->rq.status, head, s->resp);
 	char cookie[4096];
+	const char *set_cookie = http_cookie_line(s, cookie, sizeof(cookie));
+	/* An HTTP/2 stream takes the head as read, without HTTP/1.1 text in between;
+	 * a head the route's plugins edit goes the HTTP/1.1 way. */
+	if (s->h2 && !s->rq.plug && h2s_answer_head(s->h2, head, s->resp, set_cookie) == 0) {
+		if (http_head_response_binds(head, s->resp, s->rq.status))
+			http_make_private(s);
+		return;
+	}
 	struct http_head_response hr = {
-		.head = head, .r = s->resp, .status = s->rq.status,
-		.set_cookie = http_cookie_line(s, cookie, sizeof(cookie)), .keepalive = s->rq.keepalive,
+		.head = head, .r = s->resp, .status = s->rq.status, .set_cookie = set_cookie, .keepalive = s->rq.keepalive,
 	};
 	struct http_head_edits edits = { http_response_kept, http_response_added, s->rq.plug };
 	if (s->rq.plug)

@@ -10,6 +10,7 @@
 #include "io/addr.h"
 #include "proto/h2.h"
 #include "http/backend.h"
+#include "http/h2answer.h"
 #include "http/h2tunnel.h"
 #include "http/session.h"
 #include "io/log.h"
@@ -28,8 +29,6 @@
 /* How often the connection looks at its clock: reloads, idle time, stalls. */
 #define H2S_TICK_MS 500
 
-enum h2s_framing { H2S_NONE, H2S_LENGTH, H2S_CHUNKED, H2S_CLOSE };
-
 /* One stream, from its request until both its session and its HTTP/2 side are done. */
 struct h2s_stream {
 	struct h2s_stream *prev, *next; /* the connection's streams, for its end */
@@ -41,14 +40,8 @@ struct h2s_stream {
 	bool chunked;                   /* the request body goes to the session chunked */
 	size_t unconsumed;              /* DATA bytes not yet given back to the windows */
 	size_t framing_bytes;           /* bytes of ours in the input (head, chunk framing): no window's */
-	bool head_request;              /* HEAD: the answer's head says a length, no body follows */
-	bool tunnel;                    /* an extended CONNECT: after a 101, DATA both ways is a tunnel */
-	struct h2t_trailer trailer;     /* a chunked answer's trailer section */
-	bool head_done, ended, shut;
-	enum h2s_framing framing;
-	uint64_t left;
-	struct h1_chunked chunks;
-	struct h1_msg resp;             /* the session's answer head, as it reads back */
+	bool shut;                      /* the session ended its side */
+	struct h2a_answer a;            /* its answer, from the session to HEADERS and DATA */
 };
 
 struct h2s_conn {
@@ -154,127 +147,10 @@ static void h2s_in_taken(struct evbuffer *buf, const struct evbuffer_cb_info *in
 	}
 }
 
-static void h2s_stream_fail(struct h2s_stream *st, uint32_t code)
+/* The stream's HTTP/2 side, or NULL when it can no longer send (reset, or the connection gone). */
+static struct h2_conn *h2s_h2(const struct h2s_stream *st)
 {
-	evbuffer_drain(tstream_output(st->t), evbuffer_get_length(tstream_output(st->t)));
-	if (st->ended)
-		return;
-	st->ended = true;
-	if (st->c && !st->h2_gone)
-		h2_reset(st->c->h2, st->id, code);
-}
-
-/* The answer's head, as the session wrote it for an HTTP/1.1 client, becomes HEADERS. */
-static bool h2s_take_head(struct h2s_stream *st)
-{
-	struct evbuffer *out = tstream_output(st->t);
-	size_t len = evbuffer_get_length(out);
-	if (!len)
-		return false;
-	size_t take = len < HTTP_HEAD_MAX ? len : HTTP_HEAD_MAX;
-	/* The head is read where it lies when its first chain holds it whole, as it
-	 * does when the session wrote it at once: a pullup would copy the body too. */
-	struct evbuffer_iovec v;
-	enum h1_result rc = H1_NEED_MORE;
-	const char *head = NULL;
-	if (evbuffer_peek(out, -1, NULL, &v, 1) >= 1 && v.iov_len < take) {
-		head = v.iov_base;
-		rc = h1_parse(&st->resp, head, v.iov_len);
-	}
-	if (rc == H1_NEED_MORE) {
-		head = (const char *)evbuffer_pullup(out, (ev_ssize_t)take);
-		rc = h1_parse(&st->resp, head, take);
-	}
-	if (rc == H1_NEED_MORE && take < HTTP_HEAD_MAX)
-		return false;
-	struct h2head_field fields[H1_MAX_HEADERS + 1];
-	char *scratch = rc == H1_DONE ? malloc(st->resp.head_len + 4) : NULL;
-	int n = scratch ? h2head_resp_fields(&st->resp, head, st->tunnel, scratch, st->resp.head_len + 4, fields,
-	                                     H1_MAX_HEADERS + 1)
-	                : -1;
-	if (n <= 0) {
-		free(scratch);
-		h2s_stream_fail(st, 2 /* INTERNAL_ERROR */);
-		return false;
-	}
-	bool upgraded = st->tunnel && st->resp.status == 101;
-	bool interim = st->resp.status < 200 && !upgraded;
-	if (!interim) {
-		if (upgraded)
-			st->framing = H2S_CLOSE;        /* the tunnel's bytes, until the session shuts its side */
-		else if (st->resp.no_body)
-			st->framing = H2S_NONE;
-		else if (st->resp.chunked)
-			st->framing = H2S_CHUNKED;
-		else if (st->resp.has_content_length)
-			st->framing = st->resp.content_length ? H2S_LENGTH : H2S_NONE;
-		else
-			st->framing = H2S_CLOSE;
-		st->left = st->resp.content_length;
-		h1_chunked_init(&st->chunks);
-	}
-	bool end = !interim && st->framing == H2S_NONE;
-	int sent = st->c && !st->h2_gone ? h2_respond(st->c->h2, st->id, fields, (size_t)n, end) : -1;
-	free(scratch);
-	evbuffer_drain(out, st->resp.head_len);
-	if (sent != 0) {
-		h2s_stream_fail(st, 2);
-		return false;
-	}
-	if (interim) {
-		h1_resp_init(&st->resp, HTTP_HEAD_MAX, st->head_request);
-		return true;
-	}
-	st->head_done = true;
-	st->ended = end;
-	return true;
-}
-
-/* Body bytes of the answer become DATA as far as the stream's buffer takes them;
- * chunked framing is read and dropped. Returns false when nothing more moves now. */
-static bool h2s_take_body(struct h2s_stream *st)
-{
-	struct evbuffer *out = tstream_output(st->t);
-	struct h2_conn *h2 = st->c->h2;
-	struct evbuffer_iovec v;
-	if (evbuffer_peek(out, -1, NULL, &v, 1) < 1 || !v.iov_len)
-		return false;
-	if (st->framing == H2S_CHUNKED && !h1_chunked_data_left(&st->chunks)) {
-		size_t used;
-		int kept = h2t_trailer_byte(&st->trailer, &st->chunks, *(const char *)v.iov_base);
-		enum h1_result rc = h1_chunked_feed(&st->chunks, v.iov_base, 1, &used);
-		evbuffer_drain(out, 1);
-		if (kept != 0) {
-			h2s_stream_fail(st, 2);
-		} else if (rc == H1_DONE) {
-			st->ended = true;
-			if (h2t_send_end(h2, st->id, &st->trailer) != 0)
-				h2_reset(h2, st->id, 2);
-		} else if (rc != H1_NEED_MORE) {
-			h2s_stream_fail(st, 2);
-		}
-		return !st->ended;
-	}
-	size_t want = v.iov_len;
-	if (st->framing == H2S_CHUNKED && want > h1_chunked_data_left(&st->chunks))
-		want = (size_t)h1_chunked_data_left(&st->chunks);
-	if (st->framing == H2S_LENGTH && want > st->left)
-		want = (size_t)st->left;
-	size_t n = h2_send_data(h2, st->id, v.iov_base, want);
-	if (st->framing == H2S_CHUNKED && n) {
-		size_t used;
-		h1_chunked_feed(&st->chunks, v.iov_base, n, &used);
-	}
-	evbuffer_drain(out, n);
-	if (st->framing == H2S_LENGTH) {
-		st->left -= n;
-		if (!st->left) {
-			st->ended = true;
-			h2_send_end(h2, st->id, NULL, 0);
-			return false;
-		}
-	}
-	return n == want;
+	return st->c && !st->h2_gone ? st->c->h2 : NULL;
 }
 
 /* Takes what the session wrote: the head, then body bytes while the stream has room. */
@@ -282,27 +158,20 @@ static void h2s_take_output(struct h2s_stream *st)
 {
 	if (!st->t)
 		return;
-	struct evbuffer *out = tstream_output(st->t);
-	if (!st->c || st->h2_gone) {
-		h2s_stream_fail(st, 8);
-		return;
-	}
-	while (!st->ended && (st->head_done ? h2s_take_body(st) : h2s_take_head(st)))
-		;
-	if (st->ended) {
-		evbuffer_drain(out, evbuffer_get_length(out));
-	} else if (st->shut && !evbuffer_get_length(out)) {
-		/* The session ended its side: an answer that ends with its connection ends
-		 * here; one cut short of its framing is reset, never passed off as whole. */
-		if (st->head_done && st->framing == H2S_CLOSE) {
-			st->ended = true;
-			h2_send_end(st->c->h2, st->id, NULL, 0);
-		} else {
-			h2s_stream_fail(st, 2);
-		}
-	}
+	struct h2_conn *h2 = h2s_h2(st);
+	h2a_take(&st->a, h2, st->id, tstream_output(st->t), st->shut);
+	if (!h2)
+		return;         /* dropped: the session hears of the reset, not of room */
 	tstream_peer_taken(st->t);
 	h2s_flush_soon(st->c);
+}
+
+int h2s_answer_head(struct h2s_stream *st, const char *head, const struct h1_msg *m, const char *set_cookie)
+{
+	if (!st->t || h2a_head(&st->a, h2s_h2(st), st->id, tstream_output(st->t), head, m, set_cookie) != 0)
+		return -1;
+	h2s_flush_soon(st->c);
+	return 0;
 }
 
 static void h2s_peer_output(void *peer)
@@ -320,8 +189,8 @@ static void h2s_peer_shutdown(void *peer)
 static bool h2s_peer_delivered(void *peer, bool *broken)
 {
 	struct h2s_stream *st = peer;
-	*broken = !st->c || (st->h2_gone && !st->ended);
-	return st->ended && !*broken;
+	*broken = !st->c || (st->h2_gone && !st->a.ended);
+	return st->a.ended && !*broken;
 }
 
 static void h2s_peer_closed(void *peer)
@@ -331,9 +200,9 @@ static void h2s_peer_closed(void *peer)
 	evbuffer_remove_cb(tstream_input(st->t), h2s_in_taken, st);
 	if (c && st->unconsumed)
 		h2_consume(c->h2, st->id, st->unconsumed);
-	if (c && !st->ended && !st->h2_gone)
-		h2_reset(c->h2, st->id, st->tunnel && st->head_done ? H2T_CONNECT_ERROR : 2);
-	h2t_trailer_free(&st->trailer);
+	if (c && !st->a.ended && !st->h2_gone)
+		h2_reset(c->h2, st->id, st->a.tunnel && st->a.head_done ? H2T_CONNECT_ERROR : 2);
+	h2a_free(&st->a);
 	st->t = NULL;
 	h2s_stream_unlink(st);
 	free(st);
@@ -482,11 +351,9 @@ static int h2s_on_request(void *ctx, int32_t id, const struct h2_request *req)
 		return -1;
 	}
 	const struct h2head_req *f = req->fields;
-	st->head_request = f->method.len == 4 && memcmp(f->arena + f->method.off, "HEAD", 4) == 0;
-	h1_resp_init(&st->resp, HTTP_HEAD_MAX, st->head_request);
-	st->tunnel = req->websocket;
+	h2a_init(&st->a, f->method.len == 4 && memcmp(f->arena + f->method.off, "HEAD", 4) == 0, req->websocket);
 	st->req_ended = req->end_stream;
-	st->chunked = !req->end_stream && !f->has_content_length && !st->tunnel;
+	st->chunked = !req->end_stream && !f->has_content_length && !req->websocket;
 	/* One request per session: it answers with Connection: close (dropped as
 	 * hop-by-hop), so its end is the answer's end. */
 	struct evbuffer *in = tstream_input(st->t);
@@ -526,7 +393,7 @@ static void h2s_on_end(void *ctx, int32_t id, const struct h2head_field *trailer
 	if (!st || !st->t)
 		return;
 	st->req_ended = true;
-	if (st->tunnel) {
+	if (st->a.tunnel) {
 		/* The client's half-close: the relay shuts the server's write side after what it sent. */
 		tstream_peer_end(st->t, TSTREAM_EOF, NULL);
 		return;
@@ -661,7 +528,7 @@ static void h2s_cli_event(struct tstream *t, enum tstream_event ev, void *arg)
 		if (!st->t || st->req_ended || st->h2_gone)
 			continue;
 		st->req_ended = true;
-		if (st->tunnel)
+		if (st->a.tunnel)
 			tstream_peer_end(st->t, TSTREAM_EOF, NULL);
 		else
 			tstream_peer_end(st->t, TSTREAM_ERROR, "the client closed its connection mid-request");

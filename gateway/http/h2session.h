@@ -4,8 +4,9 @@
  * h2.c, and each stream becomes an HTTP/1.1 session of its own (session.c)
  * whose client side is a tstream without a socket (tstream_new_peer()). The stream's request reaches that session as
  * the HTTP/1.1 head h2head wrote and its body (chunked when it has no
- * content-length); the session's answer, HTTP/1.1 as it would go to any
- * client, is read back here (h1_parse, h2head_resp_fields) and sent as
+ * content-length); a server's answer head reaches the stream as the session
+ * parsed it (h2s_answer_head()), the rest of the answer as the bytes the
+ * session writes for any HTTP/1.1 client (http/h2answer.h), and goes out as
  * HEADERS and DATA. So routing, rules, plugins, templates, forwarding headers,
  * timeouts, the pools and idle lists, retries and the access log are those of
  * HTTP/1.1, one request per stream.
@@ -32,6 +33,7 @@ struct tstream;
 struct h2s_stream;
 struct http_session;
 struct http_private;
+struct h1_msg;
 
 /* The session's client stream chose h2, or a plain client opened with the
  * HTTP/2 preface (h2c, proxy/conn.c): the connection goes on here. Takes cli
@@ -40,6 +42,12 @@ struct http_private;
 void h2s_start(const struct http_start *st, struct tstream *cli);
 /* Whether stream st's connection is TLS (its session's scheme is https). */
 bool h2s_tls(const struct h2s_stream *st);
+
+/* The server's final answer head for stream st's client, as its session read
+ * it (m parsed from head), set_cookie a whole Set-Cookie line to add or NULL:
+ * 0 when the stream took it, -1 when the session is to write it as text, as
+ * for an HTTP/1.1 client (it is then read back). */
+int h2s_answer_head(struct h2s_stream *st, const char *head, const struct h1_msg *m, const char *set_cookie);
 
 /* Windows authentication, for the session of stream st (see above). A stream's
  * session asks for the connection's private server connection to pool: it gets

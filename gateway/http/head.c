@@ -268,21 +268,26 @@ bool http_head_write_request(struct evbuffer *out, const struct http_head_reques
 	return binds;
 }
 
+bool http_head_response_binds(const char *head, const struct h1_msg *r, int status)
+{
+	/* A challenge to NTLM or Negotiate: the handshake's next legs and the session it
+	 * opens belong to this server connection, so only this client may use it. */
+	for (size_t i = 0; (status == 401 || status == 407) && i < r->nheaders; i++)
+		if (http_head_auth_binds(head, &r->headers[i], true))
+			return true;
+	return false;
+}
+
 bool http_head_write_response(struct evbuffer *out, const struct http_head_response *in)
 {
 	const char *head = in->head;
 	const struct h1_msg *r = in->r;
-	bool binds = false;
 	struct http_put o;
 	http_put_open(&o, out, r->head_len + 32);
 	/* HTTP/1.1 whatever the server's version: the rest of the line as it came. */
 	HTTP_PUT_LIT(&o, "HTTP/1.1 ");
 	struct http_run run = { r->status_rest.off, r->nheaders ? r->headers[0].name.off : r->head_len - 2 };
-	/* A challenge to NTLM or Negotiate: the handshake's next legs and the session it
-	 * opens belong to this server connection, so only this client may use it. */
-	for (size_t i = 0; (in->status == 401 || in->status == 407) && i < r->nheaders; i++)
-		if (http_head_auth_binds(head, &r->headers[i], true))
-			binds = true;
+	bool binds = http_head_response_binds(head, r, in->status);
 	for (size_t i = 0; i < r->nheaders; i++) {
 		const struct h1_header *h = &r->headers[i];
 		const char *name = head + h->name.off;

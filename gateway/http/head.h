@@ -72,9 +72,13 @@ struct http_head_response {
 	bool keepalive;                 /* the client's connection stays open after this answer */
 };
 
+/* Whether a response is a 401/407 challenge that binds the server connection
+ * (http_head_auth_binds()). */
+bool http_head_response_binds(const char *head, const struct h1_msg *r, int status);
+
 /* Writes the response head the client gets: HTTP/1.1, the server's status and
  * end-to-end headers, ours added. True when it is a 401/407 challenge that
- * binds the server connection. */
+ * binds the server connection (http_head_response_binds()). */
 bool http_head_write_response(struct evbuffer *out, const struct http_head_response *in);
 
 /* The head of one of our own answers, its body body_len bytes of text/plain
