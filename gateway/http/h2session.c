@@ -566,6 +566,9 @@ static void h2s_on_tick(evutil_socket_t fd, short what, void *arg)
 	/* A reload or a stop: streams under way finish, new ones go to a new connection. */
 	if (c->home->snap != c->snap || c->home->stopping)
 		h2s_goaway(c);
+	/* A connection with no stream open keeps no memory for the streams to come. */
+	if (!c->nstreams)
+		h2_trim(c->h2);
 	if (!c->nstreams && now - c->idle_since >= c->svc->keepalive_timeout_ms) {
 		c->outcome = OUTCOME_KEEPALIVE_TIMEOUT;
 		h2s_goaway(c);

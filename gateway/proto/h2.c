@@ -15,15 +15,26 @@ struct h2_rate {
 /* The first size of a stream's response body buffer (it doubles up to stream_out_buffer). */
 #define H2_OUT_FIRST 4096
 
+/* Streams done with, kept by their connection for its next ones (h2_trim() lets
+ * them go): malloc is slow at a stream's size, and each would take its field
+ * arena and answer buffer afresh. Buffers past these sizes are not kept. */
+#define H2_SPARE_STREAMS 32
+#define H2_SPARE_ARENA 4096
+
 struct h2_stream {
+	/* Kept from one use of the struct to the next (h2_stream_new()). */
+	char *arena;
+	uint32_t arena_cap;                     /* as req.arena_cap when the stream began */
+	uint8_t *out;
+	size_t out_cap;                         /* grows up to cfg.stream_out_buffer */
+
+	/* From here to req, zeroed for each stream. */
 	struct h2_conn *c;
 	struct h2_stream *prev, *next;
 	int32_t id;
 	void *caller;                           /* h2_stream_set_ctx() */
 
 	/* the request */
-	struct h2head_req req;
-	char *arena;
 	struct h2head_req *trailers;            /* allocated when a second HEADERS comes */
 	char *trailer_arena;
 	uint64_t field_bytes;                   /* RFC 9113 6.5.2: name + value + 32 per field */
@@ -33,14 +44,16 @@ struct h2_stream {
 	bool delivered;                         /* the caller has the request */
 	bool caller_done;                       /* the caller ended or reset it: no reset event */
 
-	/* the response body */
-	uint8_t *out;
-	size_t out_off, out_len, out_cap;       /* out_cap grows up to cfg.stream_out_buffer */
+	/* the response body, in out */
+	size_t out_off, out_len;
 	bool out_end, deferred, want_writable;
 	bool end_sent;                          /* the body's end has gone to nghttp2 */
 	uint64_t stalled_since;                 /* since when its answer waits on its shut window, or 0 */
 	nghttp2_nv *out_trailers;               /* one block: the array, then names and values */
 	size_t n_out_trailers;
+
+	/* Last: its field table is not cleared (h2head_req_init()). */
+	struct h2head_req req;
 };
 
 struct h2_conn {
@@ -50,6 +63,8 @@ struct h2_conn {
 	void *ctx;
 	struct h2_stats stats;
 	struct h2_stream *streams;
+	struct h2_stream *spare;                /* done with, kept for the next streams */
+	unsigned nspare;
 	uint64_t now_ms;
 	struct h2_rate resets, pings, settings;
 	bool goaway_ours;                       /* the GOAWAY about to go is one this module chose */
@@ -100,6 +115,35 @@ static struct h2_stream *h2_stream_of(struct h2_conn *c, int32_t id)
 	return nghttp2_session_get_stream_user_data(c->session, id);
 }
 
+/* A stream's struct, a spare one when the connection has one; NULL without memory. */
+static struct h2_stream *h2_stream_new(struct h2_conn *c, int32_t id)
+{
+	struct h2_stream *s = c->spare;
+	if (s) {
+		c->spare = s->next;
+		c->nspare--;
+	} else if ((s = malloc(sizeof(*s)))) {
+		s->arena = NULL;
+		s->arena_cap = 0;
+		s->out = NULL;
+		s->out_cap = 0;
+	} else {
+		return NULL;
+	}
+	memset(&s->c, 0, offsetof(struct h2_stream, req) - offsetof(struct h2_stream, c));
+	s->c = c;
+	s->id = id;
+	h2head_req_init(&s->req, s->arena, s->arena_cap);
+	return s;
+}
+
+static void h2_stream_release(struct h2_stream *s)
+{
+	free(s->arena);
+	free(s->out);
+	free(s);
+}
+
 static void h2_stream_free(struct h2_stream *s)
 {
 	struct h2_conn *c = s->c;
@@ -109,12 +153,38 @@ static void h2_stream_free(struct h2_stream *s)
 		c->streams = s->next;
 	if (s->next)
 		s->next->prev = s->prev;
-	free(s->arena);
 	free(s->trailers);
 	free(s->trailer_arena);
-	free(s->out);
 	free(s->out_trailers);
-	free(s);
+	if (c->nspare == H2_SPARE_STREAMS) {
+		h2_stream_release(s);
+		return;
+	}
+	/* Buffers that grew for a large head or answer go. */
+	s->arena_cap = s->req.arena_cap;
+	if (s->arena_cap > H2_SPARE_ARENA) {
+		free(s->arena);
+		s->arena = NULL;
+		s->arena_cap = 0;
+	}
+	if (s->out_cap > H2_OUT_FIRST) {
+		free(s->out);
+		s->out = NULL;
+		s->out_cap = 0;
+	}
+	s->next = c->spare;
+	c->spare = s;
+	c->nspare++;
+}
+
+void h2_trim(struct h2_conn *c)
+{
+	while (c->spare) {
+		struct h2_stream *s = c->spare;
+		c->spare = s->next;
+		h2_stream_release(s);
+	}
+	c->nspare = 0;
 }
 
 /* The stream breaks RFC 9113 8: RST_STREAM(PROTOCOL_ERROR), never a request. */
@@ -142,16 +212,13 @@ static int h2_on_begin_headers(nghttp2_session *session, const nghttp2_frame *fr
 		return 0;
 	struct h2_stream *s = h2_stream_of(c, frame->hd.stream_id);
 	if (frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
-		s = calloc(1, sizeof(*s));
+		s = h2_stream_new(c, frame->hd.stream_id);
 		if (!s)
 			return NGHTTP2_ERR_CALLBACK_FAILURE;
-		s->c = c;
-		s->id = frame->hd.stream_id;
 		s->next = c->streams;
 		if (c->streams)
 			c->streams->prev = s;
 		c->streams = s;
-		h2head_req_init(&s->req, NULL, 0);
 		nghttp2_session_set_stream_user_data(session, s->id, s);
 		return 0;
 	}
@@ -252,7 +319,8 @@ static int h2_deliver(struct h2_conn *c, struct h2_stream *s, bool end_stream)
 	if (ws)
 		h2_websocket_key(ws_key);
 	size_t cap = (size_t)s->req.arena_used + 4 * s->req.nfields + 2 * s->req.ncookies + 160;
-	char *head = malloc(cap);
+	char small[2048];
+	char *head = cap <= sizeof(small) ? small : malloc(cap);
 	if (!head)
 		return NGHTTP2_ERR_CALLBACK_FAILURE;
 	size_t len = h2head_req_write(&s->req, !end_stream, ws ? ws_key : NULL, head, cap);
@@ -267,7 +335,8 @@ static int h2_deliver(struct h2_conn *c, struct h2_stream *s, bool end_stream)
 	c->stats.streams++;
 	s->delivered = true;
 	int rc = len ? c->ops->request(c->ctx, s->id, &req) : -1;
-	free(head);
+	if (head != small)
+		free(head);
 	if (rc != 0) {
 		s->refused = true;
 		s->caller_done = true;
@@ -478,6 +547,7 @@ void h2_free(struct h2_conn *c)
 	nghttp2_session_del(c->session);
 	while (c->streams)
 		h2_stream_free(c->streams);
+	h2_trim(c);
 	free(c);
 }
 
@@ -538,9 +608,10 @@ bool h2_done(const struct h2_conn *c)
 	return c->dead || (!nghttp2_session_want_read(c->session) && !nghttp2_session_want_write(c->session));
 }
 
-static nghttp2_nv *h2_nv(const struct h2head_field *f, size_t n)
+/* Fields as nghttp2 takes them, in room (room_n of them) when they fit, else allocated. */
+static nghttp2_nv *h2_nv(const struct h2head_field *f, size_t n, nghttp2_nv *room, size_t room_n)
 {
-	nghttp2_nv *nv = calloc(n ? n : 1, sizeof(*nv));
+	nghttp2_nv *nv = n <= room_n ? room : calloc(n, sizeof(*nv));
 	for (size_t i = 0; nv && i < n; i++)
 		nv[i] = (nghttp2_nv){ (uint8_t *)f[i].name, (uint8_t *)f[i].value, f[i].name_len, f[i].value_len,
 				      NGHTTP2_NV_FLAG_NONE };
@@ -552,7 +623,8 @@ int h2_respond(struct h2_conn *c, int32_t stream_id, const struct h2head_field *
 	struct h2_stream *s = h2_stream_of(c, stream_id);
 	if (!s || !s->delivered || s->caller_done || n == 0)
 		return -1;
-	nghttp2_nv *nv = h2_nv(fields, n);
+	nghttp2_nv room[32];
+	nghttp2_nv *nv = h2_nv(fields, n, room, sizeof(room) / sizeof(room[0]));
 	if (!nv)
 		return -1;
 	int rc;
@@ -565,7 +637,8 @@ int h2_respond(struct h2_conn *c, int32_t stream_id, const struct h2head_field *
 		if (end_stream)
 			s->caller_done = true;
 	}
-	free(nv);
+	if (nv != room)
+		free(nv);
 	return rc == 0 ? 0 : -1;
 }
 

@@ -106,6 +106,10 @@ struct h2_conn;
 struct h2_conn *h2_new(const struct h2_config *cfg, const struct h2_stream_ops *ops, void *ctx);
 void h2_free(struct h2_conn *c);
 
+/* Lets go of the memory kept from streams that ended for the streams to come
+ * (at most 32 streams' worth): for a connection with none open, say. */
+void h2_trim(struct h2_conn *c);
+
 /* Bytes from the client; now_ms is any monotonic clock. Returns 0, or -1 when
  * the connection must close once h2_output is drained (a GOAWAY is queued). */
 int h2_recv(struct h2_conn *c, const uint8_t *p, size_t len, uint64_t now_ms);
