@@ -278,13 +278,21 @@ size_t h2head_req_write(const struct h2head_req *r, bool body_follows, const cha
 /* Response fields that end at the hop (RFC 9110 7.6.1) or that HTTP/2 forbids. */
 static bool h2head_hop_by_hop(const char *n, size_t len)
 {
-	static const char *const names[] = {
-		"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer",
-	};
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (len == strlen(names[i]) && strncasecmp(n, names[i], len) == 0)
-			return true;
-	return false;
+	/* By length first: every field of every answer comes through here. */
+	switch (len) {
+	case 2:
+		return strncasecmp(n, "te", 2) == 0;
+	case 7:
+		return strncasecmp(n, "upgrade", 7) == 0 || strncasecmp(n, "trailer", 7) == 0;
+	case 10:
+		return strncasecmp(n, "connection", 10) == 0 || strncasecmp(n, "keep-alive", 10) == 0;
+	case 16:
+		return strncasecmp(n, "proxy-connection", 16) == 0;
+	case 17:
+		return strncasecmp(n, "transfer-encoding", 17) == 0;
+	default:
+		return false;
+	}
 }
 
 int h2head_resp_fields(const struct h1_msg *m, const char *head, bool extended_connect, char *scratch,
