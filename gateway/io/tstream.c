@@ -1,6 +1,7 @@
 #include "io/tstream.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,11 @@
 
 /* Ciphertext read ahead of the plaintext bound: a few records. */
 #define TSTREAM_CIPHER_MAX (64 * 1024)
+
+/* Streams without a socket that ended, kept per thread for the next ones (one
+ * per HTTP/2 stream) with their buffers and event: allocating those afresh
+ * cost about 2k instructions a stream. At most this many, some 700 bytes each. */
+#define TSTREAM_PEERS_KEPT 256
 
 struct tstream {
 	struct sock *s;
@@ -32,15 +38,77 @@ struct tstream {
 	bool peer_drained, peer_end;    /* the peer's news, for the loop to tell the owner */
 	enum tstream_event peer_ev;
 	struct guard guard;             /* callbacks running: tstream_free() waits for them */
+	struct tstream *spare_next;     /* kept for the next stream without a socket */
 	char error[200];
 };
 
+/* The thread's kept streams without a socket. Their event (memory of ours,
+ * event_assign()) is not pending, so it is assigned again to the next
+ * stream's base, and the thread's end frees them without their loop. */
+static _Thread_local struct tstream *tstream_spares;
+static _Thread_local unsigned tstream_nspares;
+static pthread_key_t tstream_spares_key;
+static pthread_once_t tstream_spares_once = PTHREAD_ONCE_INIT;
+static bool tstream_spares_keyed;
+
+static void tstream_peer_free(struct tstream *t)
+{
+	if (t->in)
+		evbuffer_free(t->in);
+	if (t->out)
+		evbuffer_free(t->out);
+	free(t->kick);
+	free(t);
+}
+
+static void tstream_spares_free(void *unused)
+{
+	(void)unused;
+	while (tstream_spares) {
+		struct tstream *t = tstream_spares;
+		tstream_spares = t->spare_next;
+		tstream_peer_free(t);
+	}
+	tstream_nspares = 0;
+}
+
+static void tstream_spares_key_new(void)
+{
+	tstream_spares_keyed = pthread_key_create(&tstream_spares_key, tstream_spares_free) == 0;
+}
+
+/* A stream without a socket ends: kept for the next one when the thread has room. */
+static void tstream_peer_release(struct tstream *t)
+{
+	event_del(t->kick);
+	if (tstream_nspares == TSTREAM_PEERS_KEPT) {
+		tstream_peer_free(t);
+		return;
+	}
+	if (!tstream_spares) {
+		/* The key's value only makes its destructor run when the thread ends. */
+		pthread_once(&tstream_spares_once, tstream_spares_key_new);
+		if (!tstream_spares_keyed || pthread_setspecific(tstream_spares_key, &tstream_spares) != 0) {
+			tstream_peer_free(t);
+			return;
+		}
+	}
+	evbuffer_drain(t->in, evbuffer_get_length(t->in));
+	evbuffer_drain(t->out, evbuffer_get_length(t->out));
+	t->spare_next = tstream_spares;
+	tstream_spares = t;
+	tstream_nspares++;
+}
+
 static void tstream_release(struct tstream *t)
 {
+	if (t->peer_ops) {
+		tstream_peer_release(t);
+		return;
+	}
 	sock_free(t->s);
-	if (t->tls || t->peer_ops) {
-		if (t->tls)
-			tls_stream_free(t->tls);
+	if (t->tls) {
+		tls_stream_free(t->tls);
 		evbuffer_free(t->in);
 		evbuffer_free(t->out);
 	}
@@ -299,27 +367,35 @@ fail:
 
 struct tstream *tstream_new_peer(struct event_base *base, const struct tstream_peer_ops *ops, void *peer)
 {
-	struct tstream *t = calloc(1, sizeof(*t));
-	if (!t)
+	struct tstream *t = tstream_spares;
+	if (t) {
+		tstream_spares = t->spare_next;
+		tstream_nspares--;
+		struct evbuffer *in = t->in, *out = t->out;
+		struct event *kick = t->kick;
+		memset(t, 0, sizeof(*t));
+		t->in = in;
+		t->out = out;
+		t->kick = kick;
+	} else if ((t = calloc(1, sizeof(*t)))) {
+		t->in = evbuffer_new();
+		t->out = evbuffer_new();
+		t->kick = malloc(event_get_struct_event_size());
+		if (!t->in || !t->out || !t->kick) {
+			tstream_peer_free(t);
+			return NULL;
+		}
+	} else {
 		return NULL;
+	}
+	if (event_assign(t->kick, base, -1, 0, tstream_on_kick, t) != 0) {
+		tstream_peer_free(t);
+		return NULL;
+	}
 	t->peer_ops = ops;
 	t->peer = peer;
 	t->read_max = SIZE_MAX;
 	t->reading = true;
-	t->in = evbuffer_new();
-	t->out = evbuffer_new();
-	t->kick = event_new(base, -1, 0, tstream_on_kick, t);
-	if (!t->in || !t->out || !t->kick) {
-		t->peer_ops = NULL;
-		if (t->in)
-			evbuffer_free(t->in);
-		if (t->out)
-			evbuffer_free(t->out);
-		if (t->kick)
-			event_free(t->kick);
-		free(t);
-		return NULL;
-	}
 	return t;
 }
 

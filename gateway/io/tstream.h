@@ -45,7 +45,9 @@ void tstream_free(struct tstream *t);
 struct tstream_peer_ops {
 	void (*output)(void *peer);     /* tstream_flush: take what tstream_output holds, as much as fits */
 	void (*shutdown)(void *peer);   /* the owner's side ends once the output is taken */
-	void (*closed)(void *peer);     /* tstream_free: the stream is gone */
+	/* tstream_free: the stream is gone. Its buffers are kept for the thread's
+	 * next stream without a socket: the peer takes back any callback it added. */
+	void (*closed)(void *peer);
 	/* tstream_linger_check: whether everything the owner wrote, its end included,
 	 * reached the client; broken when the peer's stream was reset. */
 	bool (*delivered)(void *peer, bool *broken);
