@@ -29,6 +29,9 @@
 /* How often the connection looks at its clock: reloads, idle time, stalls. */
 #define H2S_TICK_MS 500
 
+/* Ended streams a connection keeps for its next ones, until none is open. */
+#define H2S_SPARE_STREAMS 32
+
 /* One stream, from its request until both its session and its HTTP/2 side are done. */
 struct h2s_stream {
 	struct h2s_stream *prev, *next; /* the connection's streams, for its end */
@@ -59,7 +62,8 @@ struct h2s_conn {
 	char client_ip[INET6_ADDRSTRLEN];
 	struct timeval start;
 	struct h2s_stream *streams;
-	unsigned requests, nstreams;
+	struct h2s_stream *spare;       /* ended, kept for the next streams (linked by next) */
+	unsigned requests, nstreams, nspare;
 	uint64_t idle_since, stalled_since, closing_since;
 	bool goaway, closing, cli_eof;
 	bool tls;                       /* ALPN h2 over TLS; false: h2c with prior knowledge */
@@ -105,6 +109,16 @@ static void h2s_flush_soon(struct h2s_conn *c)
 static struct h2s_stream *h2s_stream_of(struct h2s_conn *c, int32_t id)
 {
 	return h2_stream_ctx(c->h2, id);
+}
+
+static void h2s_spare_free(struct h2s_conn *c)
+{
+	while (c->spare) {
+		struct h2s_stream *st = c->spare;
+		c->spare = st->next;
+		free(st);
+	}
+	c->nspare = 0;
 }
 
 static void h2s_stream_unlink(struct h2s_stream *st)
@@ -205,7 +219,13 @@ static void h2s_peer_closed(void *peer)
 	h2a_free(&st->a);
 	st->t = NULL;
 	h2s_stream_unlink(st);
-	free(st);
+	if (c && c->nspare < H2S_SPARE_STREAMS) {
+		st->next = c->spare;
+		c->spare = st;
+		c->nspare++;
+	} else {
+		free(st);
+	}
 	h2s_flush_soon(c);
 }
 
@@ -340,9 +360,14 @@ static int h2s_on_request(void *ctx, int32_t id, const struct h2_request *req)
 	struct h2s_conn *c = ctx;
 	if (c->closing)
 		return -1;
-	struct h2s_stream *st = calloc(1, sizeof(*st));
-	if (!st)
+	struct h2s_stream *st = c->spare;
+	if (st) {
+		c->spare = st->next;
+		c->nspare--;
+		memset(st, 0, sizeof(*st));
+	} else if (!(st = calloc(1, sizeof(*st)))) {
 		return -1;
+	}
 	st->c = c;
 	st->id = id;
 	st->t = tstream_new_peer(c->home->base, &h2s_peer_ops, st);
@@ -567,8 +592,10 @@ static void h2s_on_tick(evutil_socket_t fd, short what, void *arg)
 	if (c->home->snap != c->snap || c->home->stopping)
 		h2s_goaway(c);
 	/* A connection with no stream open keeps no memory for the streams to come. */
-	if (!c->nstreams)
+	if (!c->nstreams) {
+		h2s_spare_free(c);
 		h2_trim(c->h2);
+	}
 	if (!c->nstreams && now - c->idle_since >= c->svc->keepalive_timeout_ms) {
 		c->outcome = OUTCOME_KEEPALIVE_TIMEOUT;
 		h2s_goaway(c);
@@ -608,6 +635,7 @@ static void h2s_free(struct h2s_conn *c, enum outcome outcome)
 		else
 			free(st);
 	}
+	h2s_spare_free(c);
 	h2s_priv_drop(c);
 	free(c->waiting);
 	const struct h2_stats *hs = c->h2 ? h2_conn_stats(c->h2) : &c->reported;
