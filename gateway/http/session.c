@@ -84,10 +84,6 @@ void http_free(struct http_session *s, enum outcome outcome)
 		log_access_line("conn client=%s service=%s sni=%s requests=%u ms=%ld outcome=%s", s->client,
 		        s->svc->name, s->sni[0] ? s->sni : "-", s->requests, http_ms_since(&s->start),
 		        http_outcome_text(s, outcome));
-	if (s->timer)
-		event_free(s->timer);
-	if (s->next)
-		event_free(s->next);
 	tstream_free(s->cli);
 	http_drop_server(s);    /* a request cut here leaves its server's active count too */
 	http_private_free(s);
@@ -96,7 +92,7 @@ void http_free(struct http_session *s, enum outcome outcome)
 	free(s->rq.target);
 	home_snap_unref(s->snap);
 	home_live_remove(s->home, &s->link);
-	free(s);
+	http_spare_give(s);
 }
 
 static void http_close_now(struct home_link *l)
@@ -687,9 +683,8 @@ static bool http_session_init(struct http_session *s, const struct http_start *s
 	s->rq.req_start = s->start;
 	s->link.close_now = http_close_now;
 	home_live_add(s->home, &s->link);
-	s->timer = evtimer_new(s->home->base, http_timer, s);
-	s->next = event_new(s->home->base, -1, 0, http_next, s);
-	if (!s->timer || !s->next || !s->cli) {
+	if (event_assign(s->timer, s->home->base, -1, 0, http_timer, s) != 0 ||
+	    event_assign(s->next, s->home->base, -1, 0, http_next, s) != 0 || !s->cli) {
 		http_free(s, OUTCOME_NO_MEMORY);
 		return false;
 	}
@@ -701,7 +696,7 @@ static bool http_session_init(struct http_session *s, const struct http_start *s
 
 void http_session_start(const struct http_start *st)
 {
-	struct http_session *s = calloc(1, sizeof(*s));
+	struct http_session *s = http_spare_take();
 	if (!s) {
 		sock_free(st->cli);
 		SSL_free(st->ssl);
@@ -719,7 +714,7 @@ void http_session_start(const struct http_start *st)
 
 void http_stream_start(const struct http_start *st, struct tstream *cli, struct h2s_stream *h2)
 {
-	struct http_session *s = calloc(1, sizeof(*s));
+	struct http_session *s = http_spare_take();
 	if (!s) {
 		tstream_free(cli);
 		return;

@@ -175,6 +175,7 @@ struct http_session {
 	struct http_request_text rqt;   /* and its words */
 	struct h2s_stream *h2;          /* the HTTP/2 stream this session serves (http/h2session.h), or NULL */
 	bool moved;                     /* the connection went on as HTTP/2: it logs its own line */
+	struct http_session *spare_next;        /* kept for the next session (spare.c) */
 };
 
 /* Monotonic milliseconds; the coarse clock (a few ms) is plenty for timeouts. */
@@ -216,6 +217,14 @@ static inline void http_disarm(struct http_session *s)
 {
 	s->deadline = 0;
 }
+
+/* ---- spare.c: sessions' memory, kept per thread between sessions */
+
+/* A zeroed session whose timer and next point to event memory for
+ * event_assign(), or NULL without memory. */
+struct http_session *http_spare_take(void);
+/* The session is done with (its events assigned, or never): kept for the next. */
+void http_spare_give(struct http_session *s);
 
 /* ---- session.c: the client side */
 
