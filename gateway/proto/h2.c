@@ -5,6 +5,8 @@
 
 #include <nghttp2/nghttp2.h>
 
+#include "proto/h2mem.h"
+
 /* How many events of one kind in the current interval; the interval restarts
  * when the clock has moved past it. */
 struct h2_rate {
@@ -58,6 +60,7 @@ struct h2_stream {
 
 struct h2_conn {
 	nghttp2_session *session;
+	struct h2mem *mem;                      /* nghttp2's allocations */
 	struct h2_config cfg;
 	const struct h2_stream_ops *ops;
 	void *ctx;
@@ -185,6 +188,7 @@ void h2_trim(struct h2_conn *c)
 		h2_stream_release(s);
 	}
 	c->nspare = 0;
+	h2mem_trim(c->mem);
 }
 
 /* The stream breaks RFC 9113 8: RST_STREAM(PROTOCOL_ERROR), never a request. */
@@ -493,12 +497,14 @@ struct h2_conn *h2_new(const struct h2_config *cfg, const struct h2_stream_ops *
 	c->ctx = ctx;
 	nghttp2_session_callbacks *cb;
 	nghttp2_option *opt;
-	if (nghttp2_session_callbacks_new(&cb) != 0) {
+	if (!(c->mem = h2mem_new()) || nghttp2_session_callbacks_new(&cb) != 0) {
+		h2mem_free(c->mem);
 		free(c);
 		return NULL;
 	}
 	if (nghttp2_option_new(&opt) != 0) {
 		nghttp2_session_callbacks_del(cb);
+		h2mem_free(c->mem);
 		free(c);
 		return NULL;
 	}
@@ -518,10 +524,11 @@ struct h2_conn *h2_new(const struct h2_config *cfg, const struct h2_stream_ops *
 	 * intervals of the caller's clock, the one configured and tested, so the
 	 * library's is set out of its way. */
 	nghttp2_option_set_stream_reset_rate_limit(opt, UINT32_MAX, UINT32_MAX);
-	int rc = nghttp2_session_server_new2(&c->session, cb, c, opt);
+	int rc = nghttp2_session_server_new3(&c->session, cb, c, opt, h2mem_nghttp2(c->mem));
 	nghttp2_session_callbacks_del(cb);
 	nghttp2_option_del(opt);
 	if (rc != 0) {
+		h2mem_free(c->mem);
 		free(c);
 		return NULL;
 	}
@@ -548,6 +555,7 @@ void h2_free(struct h2_conn *c)
 	while (c->streams)
 		h2_stream_free(c->streams);
 	h2_trim(c);
+	h2mem_free(c->mem);
 	free(c);
 }
 
