@@ -7,7 +7,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
-#include <regex>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -54,17 +53,31 @@ protected:
 		return s.str();
 	}
 
-	// The text of each line, after checking its date, time and level.
+	// The text of each line, after checking its date, time and level. By hand rather than with
+	// std::regex, whose inlined std::function gcc's Sanitize build warns about.
+	static bool stamped(const std::string &line)
+	{
+		static const char shape[] = "dddd-dd-ddTdd:dd:dd.dddZ info ";
+		if (line.size() < sizeof shape - 1)
+			return false;
+		for (size_t i = 0; i < sizeof shape - 1; i++) {
+			bool ok = shape[i] == 'd' ? line[i] >= '0' && line[i] <= '9' : line[i] == shape[i];
+			if (!ok)
+				return false;
+		}
+		return true;
+	}
+
 	std::vector<std::string> lines() const
 	{
-		static const std::regex stamp(R"(^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z info (.*)$)");
+		static const size_t stamp_len = sizeof "2026-12-07T00:00:00.000Z info " - 1;
 		std::vector<std::string> out;
 		std::istringstream in(read());
 		std::string line;
 		while (std::getline(in, line)) {
-			std::smatch m;
-			EXPECT_TRUE(std::regex_match(line, m, stamp)) << line.substr(0, 200);
-			out.push_back(m.size() > 1 ? m[1].str() : line);
+			bool ok = stamped(line);
+			EXPECT_TRUE(ok) << line.substr(0, 200);
+			out.push_back(ok ? line.substr(stamp_len) : line);
 		}
 		return out;
 	}
