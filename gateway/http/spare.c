@@ -38,6 +38,11 @@ static void http_spares_free(void *unused)
 	http_nspares = 0;
 }
 
+void http_spares_drop(void)
+{
+	http_spares_free(NULL);
+}
+
 static void http_spares_key_new(void)
 {
 	http_spares_keyed = pthread_key_create(&http_spares_key, http_spares_free) == 0;

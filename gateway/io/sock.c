@@ -150,6 +150,12 @@ static void sock_kept_free(void *unused)
 	sock_nkept = 0;
 }
 
+void sock_spares_drop(void)
+{
+	sock_kept_free(NULL);
+	sock_blocks_free(NULL);
+}
+
 static void sock_kept_key_new(void)
 {
 	sock_kept_keyed = pthread_key_create(&sock_kept_key, sock_kept_free) == 0;

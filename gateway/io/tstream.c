@@ -72,6 +72,11 @@ static void tstream_spares_free(void *unused)
 	tstream_nspares = 0;
 }
 
+void tstream_spares_drop(void)
+{
+	tstream_spares_free(NULL);
+}
+
 static void tstream_spares_key_new(void)
 {
 	tstream_spares_keyed = pthread_key_create(&tstream_spares_key, tstream_spares_free) == 0;
