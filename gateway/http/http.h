@@ -39,7 +39,5 @@ struct http_start {
 };
 
 void http_session_start(const struct http_start *st);
-/* This thread's ended sessions, kept for the next ones, are freed (a worker gone quiet). */
-void http_spares_drop(void);
 
 #endif

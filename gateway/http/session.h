@@ -175,7 +175,7 @@ struct http_session {
 	struct http_request_text rqt;   /* and its words */
 	struct h2s_stream *h2;          /* the HTTP/2 stream this session serves (http/h2session.h), or NULL */
 	bool moved;                     /* the connection went on as HTTP/2: it logs its own line */
-	struct http_session *spare_next;        /* kept for the next session (spare.c) */
+	void *spare_next;                       /* kept for the next session (spare.c, io/keep.h) */
 };
 
 /* Monotonic milliseconds; the coarse clock (a few ms) is plenty for timeouts. */

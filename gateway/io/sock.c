@@ -1,7 +1,7 @@
 #include "io/sock.h"
 
 #include <errno.h>
-#include <pthread.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -18,6 +18,7 @@
 #include <event2/event_struct.h>
 
 #include "io/guard.h"
+#include "io/keep.h"
 
 /* A read reserves room in the input, which libevent allocates as a chain of its
  * header plus the room, rounded up to a power of two: SOCK_READ_CHUNK of room is a
@@ -34,61 +35,24 @@
 #define SOCK_BLOCKS_KEPT 64     /* per thread: 256 KiB at most, held between messages */
 
 struct sock_block {
-	struct sock_block *next;
+	void *next;
 };
 
-static _Thread_local struct sock_block *sock_blocks;
-static _Thread_local unsigned sock_nblocks;
-static pthread_key_t sock_blocks_key;   /* its destructor frees a thread's blocks when it ends */
-static pthread_once_t sock_blocks_once = PTHREAD_ONCE_INIT;
-static bool sock_blocks_keyed;
-
-static void sock_blocks_free(void *unused)
-{
-	(void)unused;
-	while (sock_blocks) {
-		struct sock_block *b = sock_blocks;
-		sock_blocks = b->next;
-		free(b);
-	}
-	sock_nblocks = 0;
-}
-
-static void sock_blocks_key_new(void)
-{
-	sock_blocks_keyed = pthread_key_create(&sock_blocks_key, sock_blocks_free) == 0;
-}
+static const struct keep_kind sock_block_kind = {
+	.max = SOCK_BLOCKS_KEPT, .link = offsetof(struct sock_block, next), .free = free,
+};
+static _Thread_local struct keep_list sock_blocks = { .kind = &sock_block_kind };
 
 void *sock_block_alloc(void)
 {
-	struct sock_block *b = sock_blocks;
-	if (!b)
-		return malloc(SOCK_BLOCK);
-	sock_blocks = b->next;
-	sock_nblocks--;
-	return b;
+	void *b = keep_take(&sock_blocks);
+	return b ? b : malloc(SOCK_BLOCK);
 }
 
 void sock_block_free(void *block)
 {
-	if (!block)
-		return;
-	if (sock_nblocks == SOCK_BLOCKS_KEPT) {
+	if (block && !keep_give(&sock_blocks, block))
 		free(block);
-		return;
-	}
-	if (!sock_blocks) {
-		/* The key's value only makes its destructor run when the thread ends. */
-		pthread_once(&sock_blocks_once, sock_blocks_key_new);
-		if (!sock_blocks_keyed || pthread_setspecific(sock_blocks_key, &sock_blocks) != 0) {
-			free(block);
-			return;
-		}
-	}
-	struct sock_block *b = block;
-	b->next = sock_blocks;
-	sock_blocks = b;
-	sock_nblocks++;
 }
 
 /* evbuffer_add_reference()'s cleanup: the block goes back to this thread's list. */
@@ -123,7 +87,7 @@ struct sock {
 	bool wev_armed;
 	bool connecting, eof, shut_pending, shut_done, broken;
 	struct guard guard;     /* callbacks running: sock_free() waits for them */
-	struct sock *next_kept; /* in this thread's list of released socks (sock_keep()) */
+	void *next_kept;        /* in this thread's list of released socks (io/keep.h) */
 };
 
 /* Released socks are kept per thread, their two evbuffers emptied but not freed, for
@@ -131,64 +95,25 @@ struct sock {
  * socket, its buffers and their frees were ~3,000 instructions of its ~27,000. */
 #define SOCK_KEPT 128
 
-static _Thread_local struct sock *sock_kept;
-static _Thread_local unsigned sock_nkept;
-static pthread_key_t sock_kept_key;     /* its destructor frees a thread's socks when it ends */
-static pthread_once_t sock_kept_once = PTHREAD_ONCE_INIT;
-static bool sock_kept_keyed;
-
-static void sock_kept_free(void *unused)
+static void sock_kept_free(void *obj)
 {
-	(void)unused;
-	while (sock_kept) {
-		struct sock *s = sock_kept;
-		sock_kept = s->next_kept;
-		evbuffer_free(s->in);
-		evbuffer_free(s->out);
-		free(s);
-	}
-	sock_nkept = 0;
+	struct sock *s = obj;
+	evbuffer_free(s->in);
+	evbuffer_free(s->out);
+	free(s);
 }
 
-void sock_spares_drop(void)
-{
-	sock_kept_free(NULL);
-	sock_blocks_free(NULL);
-}
-
-static void sock_kept_key_new(void)
-{
-	sock_kept_keyed = pthread_key_create(&sock_kept_key, sock_kept_free) == 0;
-}
-
-/* Takes a released sock (events out of the loop, fd closed) into the thread's list;
- * false when it is to be freed instead. */
-static bool sock_keep(struct sock *s)
-{
-	if (sock_nkept == SOCK_KEPT)
-		return false;
-	if (!sock_kept) {
-		/* The key's value only makes its destructor run when the thread ends. */
-		pthread_once(&sock_kept_once, sock_kept_key_new);
-		if (!sock_kept_keyed || pthread_setspecific(sock_kept_key, &sock_kept) != 0)
-			return false;
-	}
-	evbuffer_drain(s->in, evbuffer_get_length(s->in));
-	evbuffer_drain(s->out, evbuffer_get_length(s->out));
-	s->next_kept = sock_kept;
-	sock_kept = s;
-	sock_nkept++;
-	return true;
-}
+static const struct keep_kind sock_kind = {
+	.max = SOCK_KEPT, .link = offsetof(struct sock, next_kept), .free = sock_kept_free,
+};
+static _Thread_local struct keep_list sock_kept = { .kind = &sock_kind };
 
 /* A kept sock, zeroed but for its empty buffers, or NULL. */
 static struct sock *sock_take_kept(void)
 {
-	struct sock *s = sock_kept;
+	struct sock *s = keep_take(&sock_kept);
 	if (!s)
 		return NULL;
-	sock_kept = s->next_kept;
-	sock_nkept--;
 	struct evbuffer *in = s->in, *out = s->out;
 	memset(s, 0, sizeof(*s));
 	s->in = in;
@@ -240,11 +165,10 @@ static void sock_release(struct sock *s)
 	event_del(&s->wev);
 	if (s->fd >= 0)
 		evutil_closesocket(s->fd);
-	if (sock_keep(s))
-		return;
-	evbuffer_free(s->in);
-	evbuffer_free(s->out);
-	free(s);
+	evbuffer_drain(s->in, evbuffer_get_length(s->in));
+	evbuffer_drain(s->out, evbuffer_get_length(s->out));
+	if (!keep_give(&sock_kept, s))
+		sock_kept_free(s);
 }
 
 void sock_free(struct sock *s)

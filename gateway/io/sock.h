@@ -71,9 +71,6 @@ size_t sock_kernel_unsent(const struct sock *s);
 #define SOCK_BLOCK 4096
 void *sock_block_alloc(void);
 void sock_block_free(void *block);
-/* This thread's kept blocks and released socks are freed (a worker gone quiet: see
- * worker_beat()); the next ones are allocated afresh. */
-void sock_spares_drop(void);
 /* Appends the block's first len bytes to buf by reference, without a copy; the
  * block goes back to the list once buf lets go of them. Returns -1 (the block
  * freed) when memory is short. */

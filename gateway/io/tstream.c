@@ -1,7 +1,7 @@
 #include "io/tstream.h"
 
 #include <errno.h>
-#include <pthread.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +11,7 @@
 #include <event2/event.h>
 
 #include "io/guard.h"
+#include "io/keep.h"
 #include "io/sock.h"
 #include "io/tls.h"
 
@@ -38,19 +39,13 @@ struct tstream {
 	bool peer_drained, peer_end;    /* the peer's news, for the loop to tell the owner */
 	enum tstream_event peer_ev;
 	struct guard guard;             /* callbacks running: tstream_free() waits for them */
-	struct tstream *spare_next;     /* kept for the next stream without a socket */
+	void *spare_next;               /* kept for the next stream without a socket (io/keep.h) */
 	char error[200];
 };
 
 /* The thread's kept streams without a socket. Their event (memory of ours,
  * event_assign()) is not pending, so it is assigned again to the next
  * stream's base, and the thread's end frees them without their loop. */
-static _Thread_local struct tstream *tstream_spares;
-static _Thread_local unsigned tstream_nspares;
-static pthread_key_t tstream_spares_key;
-static pthread_once_t tstream_spares_once = PTHREAD_ONCE_INIT;
-static bool tstream_spares_keyed;
-
 static void tstream_peer_free(struct tstream *t)
 {
 	if (t->in)
@@ -61,48 +56,24 @@ static void tstream_peer_free(struct tstream *t)
 	free(t);
 }
 
-static void tstream_spares_free(void *unused)
+static void tstream_spare_free(void *obj)
 {
-	(void)unused;
-	while (tstream_spares) {
-		struct tstream *t = tstream_spares;
-		tstream_spares = t->spare_next;
-		tstream_peer_free(t);
-	}
-	tstream_nspares = 0;
+	tstream_peer_free(obj);
 }
 
-void tstream_spares_drop(void)
-{
-	tstream_spares_free(NULL);
-}
-
-static void tstream_spares_key_new(void)
-{
-	tstream_spares_keyed = pthread_key_create(&tstream_spares_key, tstream_spares_free) == 0;
-}
+static const struct keep_kind tstream_spare_kind = {
+	.max = TSTREAM_PEERS_KEPT, .link = offsetof(struct tstream, spare_next), .free = tstream_spare_free,
+};
+static _Thread_local struct keep_list tstream_spares = { .kind = &tstream_spare_kind };
 
 /* A stream without a socket ends: kept for the next one when the thread has room. */
 static void tstream_peer_release(struct tstream *t)
 {
 	event_del(t->kick);
-	if (tstream_nspares == TSTREAM_PEERS_KEPT) {
-		tstream_peer_free(t);
-		return;
-	}
-	if (!tstream_spares) {
-		/* The key's value only makes its destructor run when the thread ends. */
-		pthread_once(&tstream_spares_once, tstream_spares_key_new);
-		if (!tstream_spares_keyed || pthread_setspecific(tstream_spares_key, &tstream_spares) != 0) {
-			tstream_peer_free(t);
-			return;
-		}
-	}
 	evbuffer_drain(t->in, evbuffer_get_length(t->in));
 	evbuffer_drain(t->out, evbuffer_get_length(t->out));
-	t->spare_next = tstream_spares;
-	tstream_spares = t;
-	tstream_nspares++;
+	if (!keep_give(&tstream_spares, t))
+		tstream_peer_free(t);
 }
 
 static void tstream_release(struct tstream *t)
@@ -372,10 +343,8 @@ fail:
 
 struct tstream *tstream_new_peer(struct event_base *base, const struct tstream_peer_ops *ops, void *peer)
 {
-	struct tstream *t = tstream_spares;
+	struct tstream *t = keep_take(&tstream_spares);
 	if (t) {
-		tstream_spares = t->spare_next;
-		tstream_nspares--;
 		struct evbuffer *in = t->in, *out = t->out;
 		struct event *kick = t->kick;
 		memset(t, 0, sizeof(*t));

@@ -60,8 +60,6 @@ void tstream_peer_input(struct tstream *t);
 void tstream_peer_taken(struct tstream *t);
 /* From the peer: its stream ended (TSTREAM_EOF) or broke (TSTREAM_ERROR, why). */
 void tstream_peer_end(struct tstream *t, enum tstream_event ev, const char *why);
-/* This thread's ended peer streams, kept for the next ones, are freed (a worker gone quiet). */
-void tstream_spares_drop(void);
 void tstream_setcb(struct tstream *t, tstream_data_fn readable, tstream_data_fn drained, tstream_event_fn event,
                    void *arg);
 /* For a stream over an established socket: runs the handshake on what has

@@ -13,10 +13,8 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
-#include "http/http.h"
 #include "io/addr.h"
-#include "io/sock.h"
-#include "io/tstream.h"
+#include "io/keep.h"
 #include "proxy/conn.h"
 #include "proxy/home.h"
 #include "control/live.h"
@@ -179,9 +177,7 @@ static void worker_beat(evutil_socket_t fd, short what, void *arg)
 	log_buffer_flush();
 	if (w->served && w->home.nlive == 0) {
 		w->served = false;
-		http_spares_drop();
-		tstream_spares_drop();
-		sock_spares_drop();
+		keep_drop_all();
 		daemon_heap_give_back();
 	}
 }
