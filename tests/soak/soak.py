@@ -801,14 +801,16 @@ services = ( { name = "tls"; listen = [ "127.0.0.1:%(port)d" ]; tls = { certific
         Its server was chosen after that, before the exchange with it began (backend_ms=);
         a request that began before the drain may rightly have been given the drained
         server, however late its exchange began (a connect that took 60 ms under load was
-        counted as sent after the drain)."""
+        counted as sent after the drain). The line's time and ms= are both cut to the
+        millisecond, so a request is counted only when it began 2 ms inside the window:
+        one that began within a millisecond of the enable may have come after it."""
         out = []
         for line in self.og.stderr().splitlines():
             m = re.match(r"(\S+)Z info http .* server=%s\b.*? ms=(\d+) " % re.escape(server), line)
             if m:
                 end = datetime.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S.%f").replace(
                     tzinfo=datetime.timezone.utc).timestamp()
-                if since <= end - int(m.group(2)) / 1000.0 < until:
+                if since + 0.002 <= end - int(m.group(2)) / 1000.0 < until - 0.002:
                     out.append(line)
         return out
 
@@ -932,16 +934,19 @@ services = ( { name = "tls"; listen = [ "127.0.0.1:%(port)d" ]; tls = { certific
         if kind not in self.SENT_ONCE or any(rid in b.seen for b in self.backs):
             return False
         for line in lines:
-            m = re.match(r"(\S+)Z info http .* server=127\.0\.0\.1:(\d+) .*backend_ms=(\d+) .*"
-                         r"outcome=(server-closed|server-reset)$", line)
-            if not m:
+            # The server failed it: its outcome says so, or the gateway answered 502 for it
+            # and the client (an Upgrade's, that wanted a 101) closed at once on reading it,
+            # which the line's outcome tells instead.
+            m = re.match(r"(\S+)Z info http .* status=(\d+) .* server=127\.0\.0\.1:(\d+) .*backend_ms=(\d+) .*"
+                         r"outcome=(server-closed|server-reset|client-reset)$", line)
+            if not m or (m.group(5) == "client-reset" and m.group(2) != "502"):
                 continue
             # The line's time and backend_ms are cut to the millisecond.
             written = datetime.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S.%f").replace(
                 tzinfo=datetime.timezone.utc).timestamp()
-            began, end = written - int(m.group(3)) / 1000.0, written + 0.001
+            began, end = written - int(m.group(4)) / 1000.0, written + 0.001
             for b in self.backs:
-                if b.port != int(m.group(2)):
+                if b.port != int(m.group(3)):
                     continue
                 for n, killed in enumerate(b.deaths):
                     replaced = b.births[n + 1] if n + 1 < len(b.births) else float("inf")
