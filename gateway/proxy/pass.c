@@ -150,12 +150,13 @@ static void pass_linger_check(struct pass *p)
 	pass_arm(p, next);
 }
 
+/* The idle timer is not stopped here: the linger check re-arms it (event_add() moves a
+ * pending timer) or frees the connection, which stops it. */
 static void pass_ended(struct pass *p, struct relay_end *e)
 {
 	if (!relay_ended(&p->relay, e))
 		return;
 	p->phase = PASS_CLOSING;
-	event_del(&p->timer);
 	pass_linger_check(p);
 }
 
@@ -212,7 +213,6 @@ static void pass_srv_event(struct sock *s, enum sock_event ev, int err, void *ar
 static void pass_start_relay(struct pass *p)
 {
 	const struct rules_pool *rp = pass_pool(p);
-	event_del(&p->timer);
 	p->phase = PASS_RELAY;
 	pool_server_succeeded(p->snap->pools, (size_t)p->pool, (size_t)p->server);
 
@@ -236,7 +236,11 @@ static void pass_start_relay(struct pass *p)
 	p->relay.max = PASS_RELAY_MAX;
 	p->relay.stall_ms = p->svc->send_timeout_ms;
 	relay_start(&p->relay);
-	pass_arm(p, rp->idle_timeout_ms);
+	/* The connect's deadline, still armed, comes sooner than the idle time: when it fires
+	 * the idle check re-arms for what is left, so the timer is left as it is (a connection
+	 * that lasts less than it, as most do, never moves its timer again). */
+	if (rp->connect_timeout_ms > rp->idle_timeout_ms)
+		pass_arm(p, rp->idle_timeout_ms);
 	/* Replay the peeked ClientHello (still in the client's input) untouched. */
 	pass_relay(p, &p->relay.cli);
 }
