@@ -2,8 +2,9 @@
  * hello.h - incremental TLS ClientHello reader (the SNI peek).
  *
  * Bytes are fed as they arrive, in pieces of any size (one byte at a time is
- * fine); the reader keeps a small state machine and never looks at a byte twice,
- * so a client dripping bytes cannot make it quadratic. It never consumes the
+ * fine); the reader keeps a small state machine and looks at a byte at most
+ * twice (a hello whole in the first piece is read straight from it, or else by
+ * the fields), so a client dripping bytes cannot make it quadratic. It never consumes the
  * caller's buffer: the caller keeps the bytes and replays them to the back end.
  * Handles a ClientHello spread over several TLS records, GREASE values, no SNI,
  * SSLv2-style hellos (reported as HELLO_DONE without SNI) and non-TLS bytes.
