@@ -351,7 +351,15 @@ static void sock_on_read(evutil_socket_t fd, short what, void *arg)
 				s->read_size = SOCK_READ_SMALL;
 			/* The kernel had no more; don't pay for an EAGAIN. A FIN behind these bytes is
 			 * read on a pass of its own, once the owner has seen them (and perhaps paused,
-			 * as HTTP does while it finds a server: its client's end must wait for that). */
+			 * as HTTP does while it finds a server: its client's end must wait for that).
+			 * Once our side is shut, only the peer's end is awaited, so the read goes on
+			 * to the EAGAIN, the end or the error: a reset that came with these bytes has
+			 * no edge of its own (epoll's EPOLLERR|EPOLLHUP reaches us as a plain read,
+			 * libevent drops EV_CLOSED with it), and the connection would stay open until
+			 * idle_timeout (2.5-3% of scenario 3b's, whose clients reset after their
+			 * close_notify). */
+			if (s->shut_done)
+				continue;
 			s->maybe_unread = s->peer_shut;
 			break;
 		}

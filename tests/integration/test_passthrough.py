@@ -1,6 +1,8 @@
 """SNI passthrough: routing by SNI, pools, rejects, timeouts, relay integrity, logs."""
 import os
+import signal
 import socket
+import struct
 import ssl
 import tempfile
 import threading
@@ -40,7 +42,8 @@ pools = (
   { name = "echo";     servers = ( "%(echo)s" ); },
   { name = "half";     servers = ( "%(half)s" ); },
   { name = "idle";     servers = ( "%(idle)s" ); idle_timeout = "1s"; },
-  { name = "gone";     servers = ( "127.0.0.1:%(dead)d" ); }
+  { name = "gone";     servers = ( "127.0.0.1:%(dead)d" ); },
+  { name = "mute";     servers = ( "127.0.0.1:%(mute)d" ); }
 );
 services = (
   { name = "public"; listen = [ "127.0.0.1:%(port)d" ]; hello_timeout = 10;
@@ -55,7 +58,8 @@ services = (
       { sni = "echo.test";             pool = "echo"; },
       { sni = "half.contoso.test";     pool = "half"; },
       { sni = "idle.contoso.test";     pool = "idle"; },
-      { sni = "gone.contoso.test";     pool = "gone"; }
+      { sni = "gone.contoso.test";     pool = "gone"; },
+      { sni = "mute.contoso.test";     pool = "mute"; }
     );
     default = { pool = "fallback"; }; },
   { name = "strict"; listen = [ "127.0.0.1:%(strict)d" ]; hello_timeout = "1s";
@@ -82,13 +86,39 @@ class Passthrough(h.OnegateTestCase):
         cls.port = h.free_port()
         cls.strict = h.free_port()
         cls.dead = h.free_port()
+        cls.mute = cls._mute_backend()
         params = {n: b.addr for n, b in cls.backends.items()}
-        params.update(port=cls.port, strict=cls.strict, dead=cls.dead)
+        params.update(port=cls.port, strict=cls.strict, dead=cls.dead, mute=cls.mute)
         cls.og = h.Onegate(CONFIG % params, wait_port=cls.port)
         cls.addClassCleanup(cls.og.cleanup)
         cls.addClassCleanup(h.stop_and_check, cls.og)
         cls.og.start()
         cls.og.wait_ready(cls.strict, 10)
+
+    @classmethod
+    def _mute_backend(cls):
+        """A back end that reads twice (the hello, then whatever comes next or the end) and
+        closes without a word."""
+        ls = socket.socket()
+        ls.bind((h.LOOP4, 0))
+        ls.listen(16)
+        cls.addClassCleanup(ls.close)
+
+        def serve():
+            while True:
+                try:
+                    c, _ = ls.accept()
+                except OSError:
+                    return
+                c.settimeout(10)
+                try:
+                    if c.recv(65536):
+                        c.recv(65536)
+                except OSError:
+                    pass
+                c.close()
+        threading.Thread(target=serve, daemon=True).start()
+        return ls.getsockname()[1]
 
     def setUp(self):
         for b in self.backends.values():
@@ -445,6 +475,44 @@ class Passthrough(h.OnegateTestCase):
         seen = self.backends["half"].seen()
         self.assertEqual(len(seen), 1)
         self.assertIsNone(seen[0].error)
+
+    def _reset_with(self, s, data):
+        """Sends data and resets at once, both queued before the gateway reads: it is
+        stopped meanwhile, so that one read edge tells of the bytes and the reset."""
+        os.kill(self.og.proc.pid, signal.SIGSTOP)
+        try:
+            s.sendall(data)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            s.close()
+            time.sleep(0.05)
+        finally:
+            os.kill(self.og.proc.pid, signal.SIGCONT)
+
+    def test_client_reset_with_its_last_bytes_after_the_back_end_closed(self):
+        # The back end answers and closes; its end shuts the client's side, and the
+        # gateway waits for the client's end, which comes with the client's last bytes.
+        for _ in range(3):
+            s = h.connect(self.port)
+            port = s.getsockname()[1]
+            c = h.BioTLS(s, "sts.contoso.test", PKI.ca)
+            c.handshake()
+            c.send(b"GET / HTTP/1.1\r\nHost: sts.contoso.test\r\n\r\n")
+            self.assertIn(b"backend=adfs", c.recv_until_eof())
+            self._reset_with(s, b"\x15\x03\x03\x00\x13" + os.urandom(19))
+            self.assertLogged(self.og, lambda f: f.get("client") == "127.0.0.1:%d" % port,
+                              "client=127.0.0.1:%d (the connection ended, not left open)" % port)
+
+    def test_client_reset_with_its_last_bytes_before_the_back_end_closed(self):
+        # The client's last bytes and its reset come in one edge; the back end then closes
+        # without a word, and shutting the client's side finds the reset.
+        for _ in range(3):
+            s = h.connect(self.port)
+            port = s.getsockname()[1]
+            s.sendall(h.BioTLS(s, "mute.contoso.test", PKI.ca).client_hello())
+            time.sleep(0.2)     # routed, connected, the hello read by the back end
+            self._reset_with(s, os.urandom(24))
+            self.assertLogged(self.og, lambda f: f.get("client") == "127.0.0.1:%d" % port,
+                              "client=127.0.0.1:%d (the connection ended, not left open)" % port)
 
     # ---------------------------------------------------------------- log
 
