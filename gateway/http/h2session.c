@@ -382,7 +382,7 @@ static int h2s_on_request(void *ctx, int32_t id, const struct h2_request *req)
 	/* One request per session: it answers with Connection: close (dropped as
 	 * hop-by-hop), so its end is the answer's end. */
 	struct evbuffer *in = tstream_input(st->t);
-	h2t_request_head(in, req);
+	evbuffer_add(in, req->head, req->head_len);
 	st->framing_bytes = evbuffer_get_length(in);
 	evbuffer_add_cb(in, h2s_in_taken, st);
 	st->next = c->streams;
@@ -394,7 +394,7 @@ static int h2s_on_request(void *ctx, int32_t id, const struct h2_request *req)
 	c->requests++;
 	struct http_start hs;
 	h2s_start_info(c, &hs);
-	http_stream_start(&hs, st->t, st);
+	http_stream_start(&hs, st->t, st, req->msg);
 	return 0;
 }
 

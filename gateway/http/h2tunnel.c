@@ -20,24 +20,6 @@ bool h2t_offer_websocket(const struct rules_service *svc)
 	return false;
 }
 
-static bool h2t_has_field(const struct h2head_req *f, const char *name)
-{
-	size_t len = strlen(name);
-	for (uint32_t i = 0; i < f->nfields; i++)
-		if (f->fields[i].name.len == len && memcmp(f->arena + f->fields[i].name.off, name, len) == 0)
-			return true;
-	return false;
-}
-
-void h2t_request_head(struct evbuffer *in, const struct h2_request *req)
-{
-	evbuffer_add(in, req->head, req->head_len - 2);
-	/* RFC 8441 5 has the client send it; RFC 6455 4.1 has the back end refuse a request without it. */
-	if (req->websocket && !h2t_has_field(req->fields, "sec-websocket-version"))
-		evbuffer_add(in, "sec-websocket-version: 13\r\n", 27);
-	evbuffer_add(in, "connection: close\r\n\r\n", 21);
-}
-
 size_t h2t_request_data(struct evbuffer *in, bool chunked, const uint8_t *p, size_t len)
 {
 	size_t before = evbuffer_get_length(in);

@@ -42,11 +42,6 @@ struct rules_service;
  * some route of it may reach an HTTP/1.1 back end (a pool, not passthrough). */
 bool h2t_offer_websocket(const struct rules_service *svc);
 
-/* The stream's request head for its session, into in: h2.c's head with
- * Connection: close (one request per session) and, for a WebSocket, the
- * version a back end needs. */
-void h2t_request_head(struct evbuffer *in, const struct h2_request *req);
-
 /* Request body bytes into in, in a chunk of their own when chunked. Returns
  * the bytes of framing added (they count against no window). */
 size_t h2t_request_data(struct evbuffer *in, bool chunked, const uint8_t *p, size_t len);

@@ -433,7 +433,8 @@ void http_read_request(struct http_session *s)
 		http_clock(&s->rq.req_start);
 		http_arm(s, s->svc->header_timeout_ms);
 	}
-	size_t take = len < HTTP_HEAD_MAX ? len : HTTP_HEAD_MAX;
+	/* A head read already (an HTTP/2 stream's) needs its own bytes only. */
+	size_t take = s->req->head_len ? s->req->head_len : len < HTTP_HEAD_MAX ? len : HTTP_HEAD_MAX;
 	const char *head = (const char *)evbuffer_pullup(in, (ev_ssize_t)take);
 	enum h1_result rc = h1_parse(s->req, head, take);
 	if (rc == H1_NEED_MORE) {
@@ -712,7 +713,8 @@ void http_session_start(const struct http_start *st)
 	tstream_start(s->cli);
 }
 
-void http_stream_start(const struct http_start *st, struct tstream *cli, struct h2s_stream *h2)
+void http_stream_start(const struct http_start *st, struct tstream *cli, struct h2s_stream *h2,
+		       const struct h1_msg *req)
 {
 	struct http_session *s = http_spare_take();
 	if (!s) {
@@ -725,6 +727,14 @@ void http_stream_start(const struct http_start *st, struct tstream *cli, struct 
 	s->cli = cli;
 	if (!http_session_init(s, st))
 		return;
+	/* The head is whole in cli's input and read already: http_read_request finds it done. */
+	if (http_request_reset(s) != 0) {
+		http_free(s, OUTCOME_NO_MEMORY);
+		return;
+	}
+	h1_msg_copy(s->req, req);
+	s->req_started = true;
+	http_clock(&s->rq.req_start);
 	http_arm(s, s->svc->header_timeout_ms);
 	tstream_start(s->cli);
 }

@@ -283,8 +283,10 @@ void http_respond(struct http_session *s, int status, const char *extra, enum ou
 /* Reads (the rest of) a request head from what the client sent, and routes it. */
 void http_read_request(struct http_session *s);
 /* A session for one HTTP/2 stream: cli is its client side (tstream_new_peer()),
- * holding the request as HTTP/1.1. */
-void http_stream_start(const struct http_start *st, struct tstream *cli, struct h2s_stream *h2);
+ * holding the request as HTTP/1.1, whose head req is (h2head_req_write()'s
+ * h1_msg), so that the session does not parse it again. */
+void http_stream_start(const struct http_start *st, struct tstream *cli, struct h2s_stream *h2,
+		       const struct h1_msg *req);
 /* The private server connection a stream's session waited for is free (h2s_private_take()). */
 void http_private_ready(struct http_session *s);
 

@@ -414,6 +414,21 @@ enum h1_result h1_parse(struct h1_msg *m, const char *buf, size_t len)
 	return H1_NEED_MORE;
 }
 
+enum h1_result h1_req_written(struct h1_msg *m, const char *buf, uint32_t head_len)
+{
+	if (head_len > m->limit || m->nheaders > H1_MAX_HEADERS)
+		return h1_fail(m, H1_ERR_TOO_LARGE, "head larger than the limit");
+	m->minor = 1;
+	m->pos = m->line = m->head_len = head_len;
+	m->state = ST_HEADERS;
+	return h1_finish(m, buf);
+}
+
+void h1_msg_copy(struct h1_msg *dst, const struct h1_msg *src)
+{
+	memcpy(dst, src, offsetof(struct h1_msg, headers) + src->nheaders * sizeof(src->headers[0]));
+}
+
 int h1_error_status(enum h1_result r)
 {
 	switch (r) {

@@ -89,6 +89,19 @@ void h1_resp_init(struct h1_msg *m, uint32_t limit, bool head_request);
 /* buf holds the message from its first byte; len grows from call to call. */
 enum h1_result h1_parse(struct h1_msg *m, const char *buf, size_t len);
 
+/* A request head written by the caller rather than read (h2head writes the
+ * HTTP/1.1 head of an HTTP/2 stream): m was h1_req_init()ed, then given
+ * method, target and headers[]/nheaders as spans into buf, whose head_len
+ * bytes are the whole head. Concludes from them what h1_parse() would from
+ * the same bytes, with every check h1_parse() makes once the head is complete
+ * (Host, Content-Length, Transfer-Encoding, Connection, the target's form),
+ * without scanning the bytes again: the writer answers for the bytes (tokens,
+ * no CR, LF, NUL or other control bytes). The message is then as h1_parse()
+ * leaves a complete head (h1_parse() returns H1_DONE for it at once). */
+enum h1_result h1_req_written(struct h1_msg *m, const char *buf, uint32_t head_len);
+/* Copies a message (only the headers in use). */
+void h1_msg_copy(struct h1_msg *dst, const struct h1_msg *src);
+
 /* The status a request error is answered with, and a short reason for the log. */
 int h1_error_status(enum h1_result r);
 const char *h1_error_text(const struct h1_msg *m, enum h1_result r);

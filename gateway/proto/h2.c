@@ -322,15 +322,19 @@ static int h2_deliver(struct h2_conn *c, struct h2_stream *s, bool end_stream)
 	char ws_key[25];
 	if (ws)
 		h2_websocket_key(ws_key);
-	size_t cap = (size_t)s->req.arena_used + 4 * s->req.nfields + 2 * s->req.ncookies + 160;
+	size_t cap = (size_t)s->req.arena_used + 4 * s->req.nfields + 2 * s->req.ncookies + 224;
 	char small[2048];
 	char *head = cap <= sizeof(small) ? small : malloc(cap);
 	if (!head)
 		return NGHTTP2_ERR_CALLBACK_FAILURE;
-	size_t len = h2head_req_write(&s->req, !end_stream, ws ? ws_key : NULL, head, cap);
+	struct h1_msg msg;
+	h1_req_init(&msg, 0);
+	struct h2head_write w = { .body_follows = !end_stream, .close = true, .ws_key = ws ? ws_key : NULL };
+	size_t len = h2head_req_write(&s->req, &w, head, cap, &msg);
 	struct h2_request req = {
 		.head = head,
 		.head_len = len,
+		.msg = &msg,
 		.end_stream = end_stream,
 		.websocket = ws,
 		.expect_continue = s->req.expect_continue,

@@ -77,8 +77,9 @@ struct h2_stats {
 
 /* A request head, valid during the callback. */
 struct h2_request {
-	const char *head;                       /* HTTP/1.1 request head, final CRLF included */
+	const char *head;                       /* HTTP/1.1 request head with Connection: close, final CRLF included */
 	size_t head_len;
+	const struct h1_msg *msg;               /* head as h1_parse would read it (h2head_req_write) */
 	bool end_stream;                        /* no body follows */
 	bool websocket;                         /* extended CONNECT; the head asks for an Upgrade */
 	bool expect_continue;

@@ -221,58 +221,109 @@ static void h2head_put(char *out, size_t cap, size_t *len, const char *p, size_t
 	*len += n;
 }
 
-static void h2head_put_span(const struct h2head_req *r, char *out, size_t cap, size_t *len, struct h2head_span s)
+/* The head being written, and the spans h1_parse would find in it. */
+struct h2head_out {
+	char *out;
+	size_t cap, len;
+	struct h1_msg *m;
+};
+
+static void h2head_out_put(struct h2head_out *o, const char *p, size_t n)
 {
-	h2head_put(out, cap, len, r->arena + s.off, s.len);
+	h2head_put(o->out, o->cap, &o->len, p, n);
 }
 
-#define H2HEAD_PUT(lit) h2head_put(out, cap, &len, lit, sizeof(lit) - 1)
-
-size_t h2head_req_write(const struct h2head_req *r, bool body_follows, const char *ws_key, char *out, size_t cap)
+/* One "name: value" line; the value never has edge whitespace (h2head_req_add
+ * refuses it), so its span is what h1_parse would trim it to. */
+static void h2head_line(struct h2head_out *o, const char *name, size_t nlen, const char *value, size_t vlen)
 {
-	size_t len = 0;
+	struct h1_header h = { { (uint32_t)o->len, (uint32_t)nlen }, { 0, (uint32_t)vlen } };
+	h2head_out_put(o, name, nlen);
+	h2head_out_put(o, ": ", 2);
+	h.value.off = (uint32_t)o->len;
+	h2head_out_put(o, value, vlen);
+	h2head_out_put(o, "\r\n", 2);
+	if (o->m && o->m->nheaders < H1_MAX_HEADERS)
+		o->m->headers[o->m->nheaders] = h;
+	if (o->m)
+		o->m->nheaders++;
+}
+
+#define H2HEAD_LINE(name, value) h2head_line(&o, name, sizeof(name) - 1, value, sizeof(value) - 1)
+
+static bool h2head_has_field(const struct h2head_req *r, const char *name, size_t len)
+{
+	for (uint32_t i = 0; i < r->nfields; i++)
+		if (r->fields[i].name.len == len && memcmp(r->arena + r->fields[i].name.off, name, len) == 0)
+			return true;
+	return false;
+}
+
+size_t h2head_req_write(const struct h2head_req *r, const struct h2head_write *w, char *out, size_t cap,
+			struct h1_msg *m)
+{
+	struct h2head_out o = { out, cap, 0, m };
 	bool ws = h2head_req_is_websocket(r);
+	if (ws && !w->ws_key)
+		return 0;
+	if (m) {
+		m->nheaders = 0;
+		m->method = (struct h1_span){ 0, ws ? 3 : r->method.len };
+	}
 	if (ws)
-		H2HEAD_PUT("GET");
+		h2head_out_put(&o, "GET", 3);
 	else
-		h2head_put_span(r, out, cap, &len, r->method);
-	H2HEAD_PUT(" ");
-	h2head_put_span(r, out, cap, &len, r->path);
-	H2HEAD_PUT(" HTTP/1.1\r\nhost: ");
-	h2head_put_span(r, out, cap, &len, r->authority.len ? r->authority : r->host);
-	H2HEAD_PUT("\r\n");
+		h2head_out_put(&o, r->arena + r->method.off, r->method.len);
+	h2head_out_put(&o, " ", 1);
+	if (m)
+		m->target = (struct h1_span){ (uint32_t)o.len, r->path.len };
+	h2head_out_put(&o, r->arena + r->path.off, r->path.len);
+	h2head_out_put(&o, " HTTP/1.1\r\n", 11);
+	struct h2head_span host = r->authority.len ? r->authority : r->host;
+	h2head_line(&o, "host", 4, r->arena + host.off, host.len);
 	for (uint32_t i = 0; i < r->nfields; i++) {
 		if (r->fields[i].cookie)
 			continue;
-		h2head_put_span(r, out, cap, &len, r->fields[i].name);
-		H2HEAD_PUT(": ");
-		h2head_put_span(r, out, cap, &len, r->fields[i].value);
-		H2HEAD_PUT("\r\n");
+		struct h2head_span n = r->fields[i].name, v = r->fields[i].value;
+		h2head_line(&o, r->arena + n.off, n.len, r->arena + v.off, v.len);
 	}
 	/* RFC 9113 8.2.3: crumbs become one cookie field again, joined by "; ". */
 	if (r->ncookies) {
-		H2HEAD_PUT("cookie: ");
+		struct h1_header h = { { (uint32_t)o.len, 6 }, { (uint32_t)o.len + 8, 0 } };
+		h2head_out_put(&o, "cookie: ", 8);
 		uint32_t n = 0;
 		for (uint32_t i = 0; i < r->nfields; i++) {
 			if (!r->fields[i].cookie)
 				continue;
 			if (n++)
-				H2HEAD_PUT("; ");
-			h2head_put_span(r, out, cap, &len, r->fields[i].value);
+				h2head_out_put(&o, "; ", 2);
+			h2head_out_put(&o, r->arena + r->fields[i].value.off, r->fields[i].value.len);
 		}
-		H2HEAD_PUT("\r\n");
+		h.value.len = (uint32_t)o.len - h.value.off;
+		h2head_out_put(&o, "\r\n", 2);
+		if (m && m->nheaders < H1_MAX_HEADERS)
+			m->headers[m->nheaders] = h;
+		if (m)
+			m->nheaders++;
 	}
 	if (ws) {
-		H2HEAD_PUT("connection: upgrade\r\nupgrade: websocket\r\nsec-websocket-key: ");
-		if (!ws_key)
-			return 0;
-		h2head_put(out, cap, &len, ws_key, strlen(ws_key));
-		H2HEAD_PUT("\r\n");
-	} else if (body_follows && !r->has_content_length) {
-		H2HEAD_PUT("transfer-encoding: chunked\r\n");
+		H2HEAD_LINE("connection", "upgrade");
+		H2HEAD_LINE("upgrade", "websocket");
+		h2head_line(&o, "sec-websocket-key", 17, w->ws_key, strlen(w->ws_key));
+		/* RFC 8441 5 has the client send it; RFC 6455 4.1 has the back end refuse a request without it. */
+		if (!h2head_has_field(r, "sec-websocket-version", 21))
+			H2HEAD_LINE("sec-websocket-version", "13");
+	} else if (w->body_follows && !r->has_content_length) {
+		H2HEAD_LINE("transfer-encoding", "chunked");
 	}
-	H2HEAD_PUT("\r\n");
-	return len <= cap ? len : 0;
+	if (w->close)
+		H2HEAD_LINE("connection", "close");
+	h2head_out_put(&o, "\r\n", 2);
+	if (o.len > cap || o.len > UINT32_MAX)
+		return 0;
+	if (m && h1_req_written(m, out, (uint32_t)o.len) != H1_DONE)
+		return 0;
+	return o.len;
 }
 
 /* Response fields that end at the hop (RFC 9110 7.6.1) or that HTTP/2 forbids. */

@@ -3,7 +3,8 @@
  *
  * Requests: the fields of a HEADERS block are added one by one as HPACK yields
  * them (h2head_req_add), checked as RFC 9113 8.2 and 8.3 say, and written as an
- * HTTP/1.1 request head (h2head_req_write) that h1_parse reads back unchanged.
+ * HTTP/1.1 request head (h2head_req_write) that h1_parse reads back unchanged,
+ * with the spans h1_parse would find in it.
  * Everything a back end could read another way than the gateway (request
  * smuggling) is refused, never repaired: CR, LF, NUL and other control bytes,
  * leading or trailing whitespace, upper case or empty names, connection-specific
@@ -83,11 +84,21 @@ enum h2head_result h2head_req_add(struct h2head_req *r, const char *name, size_t
 enum h2head_result h2head_req_end(struct h2head_req *r);
 /* Whether the request is an extended CONNECT (RFC 8441) for a WebSocket. */
 bool h2head_req_is_websocket(const struct h2head_req *r);
-/* Writes the HTTP/1.1 head into out (cap bytes) and returns its length, or 0 when
- * it does not fit. body_follows: the HEADERS frame did not end the stream, so a
- * body without content-length is sent chunked. ws_key: the Sec-WebSocket-Key the
- * caller chose for an extended CONNECT (24 base64 characters), else NULL. */
-size_t h2head_req_write(const struct h2head_req *r, bool body_follows, const char *ws_key, char *out, size_t cap);
+/* What the written head carries beyond the client's fields. */
+struct h2head_write {
+	bool body_follows;      /* the HEADERS frame did not end the stream: a body without content-length goes chunked */
+	bool close;             /* "connection: close": the back end's answer is the stream's whole answer */
+	const char *ws_key;     /* an extended CONNECT's Sec-WebSocket-Key (24 base64 characters), chosen by the caller */
+};
+
+/* Writes the HTTP/1.1 head into out (cap bytes) and returns its length, or 0
+ * when it does not fit (or an extended CONNECT has no ws_key). An extended
+ * CONNECT also gets "sec-websocket-version: 13" when the client sent none.
+ * m, when not NULL and h1_req_init()ed: the head as h1_parse() would read it
+ * (h1_req_written()), so the reader need not parse the text again; 0 is
+ * returned if h1's checks refuse it. */
+size_t h2head_req_write(const struct h2head_req *r, const struct h2head_write *w, char *out, size_t cap,
+			struct h1_msg *m);
 
 /* A response head (parsed by h1_parse into m from head) as HTTP/2 fields:
  * ":status" first, hop-by-hop fields and those Connection lists dropped, names

@@ -3,7 +3,9 @@
  * clock moving between them. Every request is answered (head, a little body,
  * trailers on odd streams) so the output side runs too, and the output is
  * drained after each part. Invariants: no crash, no leak, no request that
- * h1_parse would not read, and h2_done once h2_recv has given up. */
+ * h1_parse would not read or would read otherwise than the h1_msg handed
+ * over with it, and h2_done once h2_recv has given up. */
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +20,9 @@ static int on_request(void *ctx, int32_t id, const struct h2_request *req)
 	struct h1_msg m;
 	h1_req_init(&m, 0);
 	if (h1_parse(&m, req->head, req->head_len) != H1_DONE)
+		abort();
+	if (memcmp(&m, req->msg, offsetof(struct h1_msg, headers)) != 0 ||
+	    memcmp(m.headers, req->msg->headers, m.nheaders * sizeof(m.headers[0])) != 0)
 		abort();
 	struct h2head_field f[] = { { ":status", "200", 7, 3 }, { "content-type", "text/plain", 12, 10 } };
 	h2_respond(conn, id, f, 2, false);

@@ -3,10 +3,13 @@
  * invariant that matters for smuggling: every list h2head accepts becomes a
  * head that h1_parse reads back as DONE with the same method, path, host,
  * content-length and number of fields, so no byte of a field could start a
- * field or a message of its own. Leftover bytes are read as a response head
+ * field or a message of its own; and the h1_msg h2head_req_write hands the
+ * session instead of the text (h1_req_written) is exactly the one h1_parse
+ * reads from that text, every span and flag. Leftover bytes are read as a response head
  * whose HTTP/2 fields must come out lower case and without hop-by-hop fields,
  * and as a trailer section whose fields must be lower-case tokens with clean
  * values, none of them one h2head_trailer_forbidden() names. */
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,15 +86,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	static char out[16384];
 	int ws = h2head_req_is_websocket(&r);
-	size_t len = h2head_req_write(&r, flags & 1, ws ? "dGhlIHNhbXBsZSBub25jZQ==" : NULL, out, sizeof(out));
+	struct h2head_write w = { .body_follows = flags & 1, .close = flags & 16,
+				  .ws_key = ws ? "dGhlIHNhbXBsZSBub25jZQ==" : NULL };
+	static struct h1_msg written;
+	h1_req_init(&written, 0);
+	size_t len = h2head_req_write(&r, &w, out, sizeof(out), &written);
 	if (len == 0)
 		abort();
-	struct h1_msg m;
+	static struct h1_msg m;
 	h1_req_init(&m, 0);
 	if (h1_parse(&m, out, len) != H1_DONE || m.head_len != len)
 		abort();
+	if (memcmp(&m, &written, offsetof(struct h1_msg, headers)) != 0 ||
+	    memcmp(m.headers, written.headers, m.nheaders * sizeof(m.headers[0])) != 0)
+		abort();
+	int version = 0;
+	for (uint32_t k = 0; k < r.nfields; k++)
+		version |= r.fields[k].name.len == 21 && memcmp(r.arena + r.fields[k].name.off, "sec-websocket-version", 21) == 0;
 	uint32_t cookies = r.ncookies ? 1 : 0;
-	uint32_t extra = 1 + cookies + (ws ? 3 : ((flags & 1) && !r.has_content_length));
+	uint32_t extra = 1 + cookies + (ws ? 3 + !version : ((flags & 1) && !r.has_content_length)) + !!(flags & 16);
 	if (m.nheaders != r.nfields - r.ncookies + extra)
 		abort();
 	if (!ws && !span_is(out, m.method, r.arena, r.method))

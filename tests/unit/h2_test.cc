@@ -251,7 +251,7 @@ TEST_F(H2, GetReachesTheStreamAsHttp11AndTheAnswerGoesBack)
 			       { "cookie", "b=2" } });
 	pump();
 	ASSERT_EQ(srv.streams.count(id), 1u);
-	EXPECT_EQ(srv.streams[id].head, "GET /owa/ HTTP/1.1\r\nhost: mail.contoso.test\r\ncookie: a=1; b=2\r\n\r\n");
+	EXPECT_EQ(srv.streams[id].head, "GET /owa/ HTTP/1.1\r\nhost: mail.contoso.test\r\ncookie: a=1; b=2\r\nconnection: close\r\n\r\n");
 	EXPECT_TRUE(srv.streams[id].end_stream);
 	EXPECT_TRUE(srv.streams[id].ended);
 	respond(id, "200", false);

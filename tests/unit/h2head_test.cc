@@ -32,10 +32,15 @@ struct Req {
 		last = h2head_req_end(&r);
 	}
 
-	std::string write(bool body_follows, const char *ws_key = nullptr)
+	struct h1_msg written;
+
+	// The head, and in written the h1_msg handed over with it.
+	std::string write(bool body_follows, const char *ws_key = nullptr, bool close = false)
 	{
 		char out[8192];
-		size_t n = h2head_req_write(&r, body_follows, ws_key, out, sizeof(out));
+		struct h2head_write w = { body_follows, close, ws_key };
+		h1_req_init(&written, 0);
+		size_t n = h2head_req_write(&r, &w, out, sizeof(out), &written);
 		return std::string(out, n);
 	}
 };
@@ -279,9 +284,10 @@ TEST(H2Head, FullArenaKeepsNothingAndTheFieldCanBeAddedAgain)
 	ASSERT_EQ(h2head_req_add(&r, ":authority", 10, "a.test", 6), H2HEAD_OK);
 	ASSERT_EQ(h2head_req_end(&r), H2HEAD_OK);
 	char out[256];
-	size_t n = h2head_req_write(&r, false, nullptr, out, sizeof(out));
+	struct h2head_write w = {};
+	size_t n = h2head_req_write(&r, &w, out, sizeof(out), nullptr);
 	EXPECT_EQ(std::string(out, n), "GET /a-long-path HTTP/1.1\r\nhost: a.test\r\n\r\n");
-	EXPECT_EQ(h2head_req_write(&r, false, nullptr, out, 20), 0u);
+	EXPECT_EQ(h2head_req_write(&r, &w, out, 20, nullptr), 0u);
 }
 
 TEST(H2Head, MoreFieldsThanAnH1HeadHoldsIsTooMany)
