@@ -291,15 +291,17 @@ size_t h2head_req_write(const struct h2head_req *r, const struct h2head_write *w
 	if (r->ncookies) {
 		struct h1_header h = { { (uint32_t)o.len, 6 }, { (uint32_t)o.len + 8, 0 } };
 		h2head_out_put(&o, "cookie: ", 8);
-		uint32_t n = 0;
+		uint32_t n = 0, last = 0;
 		for (uint32_t i = 0; i < r->nfields; i++) {
 			if (!r->fields[i].cookie)
 				continue;
 			if (n++)
 				h2head_out_put(&o, "; ", 2);
-			h2head_out_put(&o, r->arena + r->fields[i].value.off, r->fields[i].value.len);
+			last = r->fields[i].value.len;
+			h2head_out_put(&o, r->arena + r->fields[i].value.off, last);
 		}
-		h.value.len = (uint32_t)o.len - h.value.off;
+		/* An empty last crumb leaves "; " at the end, whose space h1_parse trims. */
+		h.value.len = (uint32_t)o.len - h.value.off - (n > 1 && last == 0);
 		h2head_out_put(&o, "\r\n", 2);
 		if (m && m->nheaders < H1_MAX_HEADERS)
 			m->headers[m->nheaders] = h;

@@ -3,6 +3,8 @@
 // without their hop-by-hop fields.
 #include <gtest/gtest.h>
 
+#include <cstddef>
+#include <cstring>
 #include <string>
 #include <utility>
 #include <vector>
@@ -249,6 +251,44 @@ TEST(H2Head, ObsTextAndInnerSpacesPass)
 	EXPECT_EQ(h1_parse(&m, head.data(), head.size()), H1_DONE) << m.why;
 }
 
+// The h1_msg handed to the session with the head is the one h1_parse reads from it.
+void expect_written_is_parsed(Req &q, const std::string &head)
+{
+	struct h1_msg m;
+	h1_req_init(&m, 0);
+	ASSERT_EQ(h1_parse(&m, head.data(), head.size()), H1_DONE) << m.why << head;
+	EXPECT_EQ(memcmp(&m, &q.written, offsetof(struct h1_msg, headers)), 0) << head;
+	ASSERT_EQ(m.nheaders, q.written.nheaders) << head;
+	for (size_t i = 0; i < m.nheaders; i++) {
+		EXPECT_EQ(span(head, m.headers[i].name), span(head, q.written.headers[i].name)) << i;
+		EXPECT_EQ(span(head, m.headers[i].value), span(head, q.written.headers[i].value)) << i;
+		EXPECT_EQ(m.headers[i].value.off, q.written.headers[i].value.off) << i;
+	}
+}
+
+TEST(H2Head, TheWrittenHeadComesWithItsParsedMessage)
+{
+	Req get(with(with(kGet, "x-empty", ""), "expect", "100-continue"));
+	ASSERT_EQ(get.last, H2HEAD_OK) << get.r.why;
+	std::string head = get.write(false, nullptr, true);
+	expect_written_is_parsed(get, head);
+	EXPECT_TRUE(get.written.conn_close);
+	EXPECT_FALSE(get.written.keepalive);
+	EXPECT_TRUE(get.written.expect_continue);
+	// Empty cookie crumbs: the joined value ends in "; ", whose space h1_parse trims.
+	Req crumbs(with(with(with(kGet, "cookie", "a=1"), "cookie", ""), "cookie", ""));
+	ASSERT_EQ(crumbs.last, H2HEAD_OK) << crumbs.r.why;
+	head = crumbs.write(true);
+	EXPECT_NE(head.find("\r\ncookie: a=1; ; \r\n"), std::string::npos) << head;
+	expect_written_is_parsed(crumbs, head);
+	EXPECT_TRUE(crumbs.written.chunked);
+	Req post(with(with(kGet, "content-length", "12"), "cookie", "b=2"));
+	ASSERT_EQ(post.last, H2HEAD_OK) << post.r.why;
+	head = post.write(true, nullptr, true);
+	expect_written_is_parsed(post, head);
+	EXPECT_EQ(post.written.content_length, 12u);
+}
+
 TEST(H2Head, ExtendedConnectBecomesAnUpgrade)
 {
 	Fields f = { { ":method", "CONNECT" }, { ":protocol", "websocket" }, { ":scheme", "https" },
@@ -264,6 +304,13 @@ TEST(H2Head, ExtendedConnectBecomesAnUpgrade)
 	EXPECT_EQ(span(head, m.method), "GET");
 	EXPECT_TRUE(m.upgrade);
 	EXPECT_NE(head.find("sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n"), std::string::npos);
+	EXPECT_EQ(head.find("sec-websocket-version: 13\r\nsec-websocket-version"), std::string::npos) << head;
+	expect_written_is_parsed(q, head);
+	Req bare(Fields(f.begin(), f.end() - 1));
+	head = bare.write(false, "dGhlIHNhbXBsZSBub25jZQ==", true);
+	EXPECT_NE(head.find("sec-websocket-version: 13\r\nconnection: close\r\n\r\n"), std::string::npos) << head;
+	expect_written_is_parsed(bare, head);
+	EXPECT_TRUE(bare.written.upgrade);
 	EXPECT_EQ(Req(with(f, "content-length", "0")).last, H2HEAD_ERR_MALFORMED);
 }
 
@@ -325,6 +372,19 @@ TEST(H2Head, ResponseDropsHopByHopAndLowerCases)
 			     false);
 	decltype(f) want = { { ":status", "200" }, { "content-type", "text/html" }, { "set-cookie", "a=1" },
 			     { "set-cookie", "b=2" } };
+	EXPECT_EQ(f, want);
+}
+
+TEST(H2Head, ResponseNamesOfAnyLengthAreLowerCasedWholly)
+{
+	// Eight bytes at a time and the rest one by one: every letter, and tchars just past Z.
+	auto f = resp_fields("HTTP/1.1 200 OK\r\nX-ABCDEFGHIJKLMNOPQRSTUVWXYZ-^`|~: 1\r\nAZaz09^_|: 2\r\n"
+			     "Access-Control-Allow-Origin: *\r\n\r\n",
+			     false);
+	decltype(f) want = { { ":status", "200" },
+			     { "x-abcdefghijklmnopqrstuvwxyz-^`|~", "1" },
+			     { "azaz09^_|", "2" },
+			     { "access-control-allow-origin", "*" } };
 	EXPECT_EQ(f, want);
 }
 
