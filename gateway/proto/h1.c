@@ -42,11 +42,10 @@ static bool h1_word_plain(const char *p)
 	return !((((w - 0x20 * ones) & ~w) | ((del - ones) & ~del)) & highs);
 }
 
-/* Whether the n bytes are all ones a field value may hold: no control byte but tab,
- * no DEL. Eight at a time, since nearly every byte of a head comes through here (the
- * last word overlaps the one before); a line with a tab (or a bad byte) is looked at
- * byte by byte. */
-static bool h1_field_bytes(const char *p, size_t n)
+/* Eight at a time, since nearly every byte of a head comes through here (the last
+ * word overlaps the one before); a line with a tab (or a bad byte) is looked at byte
+ * by byte. */
+bool h1_field_bytes(const char *p, size_t n)
 {
 	if (n >= 8) {
 		size_t i = 0;

@@ -106,6 +106,10 @@ void h1_msg_copy(struct h1_msg *dst, const struct h1_msg *src);
 int h1_error_status(enum h1_result r);
 const char *h1_error_text(const struct h1_msg *m, enum h1_result r);
 
+/* Whether the n bytes are all ones a field value may hold (RFC 9110 5.5): no
+ * control byte but tab, no DEL; obs-text passes. */
+bool h1_field_bytes(const char *p, size_t n);
+
 /* Whether the header name is one the message's Connection header lists
  * (those are hop-by-hop and go no further). */
 bool h1_connection_lists(const struct h1_msg *m, const char *buf, const char *name, size_t len);

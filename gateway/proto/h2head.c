@@ -21,12 +21,7 @@ static bool h2head_value_ok(const char *v, size_t n)
 {
 	if (n && (v[0] == ' ' || v[0] == '\t' || v[n - 1] == ' ' || v[n - 1] == '\t'))
 		return false;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)v[i];
-		if ((c < 0x20 && c != '\t') || c == 0x7f)
-			return false;
-	}
-	return true;
+	return h1_field_bytes(v, n);
 }
 
 /* Request targets and authorities: visible ASCII only, as h1_parse reads a target. */
@@ -328,6 +323,26 @@ size_t h2head_req_write(const struct h2head_req *r, const struct h2head_write *w
 	return o.len;
 }
 
+/* Names lower-cased, eight bytes at a time: every field of every answer comes
+ * through here. Names are tokens (h1_parse read them), but any byte is safe:
+ * only A-Z change. */
+static void h2head_lower(char *out, const char *name, size_t n)
+{
+	const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+	size_t k = 0;
+	for (; k + 8 <= n; k += 8) {
+		uint64_t w;
+		memcpy(&w, name + k, 8);
+		uint64_t low7 = w & ~highs;
+		/* High bit of each byte: at least 'A', above 'Z', and ASCII at all. */
+		uint64_t upper = (low7 + (0x80 - 'A') * ones) & ~(low7 + (0x80 - 'Z' - 1) * ones) & ~w & highs;
+		w |= upper >> 2;
+		memcpy(out + k, &w, 8);
+	}
+	for (; k < n; k++)
+		out[k] = (name[k] >= 'A' && name[k] <= 'Z') ? (char)(name[k] - 'A' + 'a') : name[k];
+}
+
 /* Response fields that end at the hop (RFC 9110 7.6.1) or that HTTP/2 forbids. */
 static bool h2head_hop_by_hop(const char *n, size_t len)
 {
@@ -370,8 +385,7 @@ int h2head_resp_fields(const struct h1_msg *m, const char *head, bool extended_c
 		if (n == out_cap || used + nlen > scratch_cap)
 			return -1;
 		char *lower = scratch + used;
-		for (size_t k = 0; k < nlen; k++)
-			lower[k] = (name[k] >= 'A' && name[k] <= 'Z') ? (char)(name[k] - 'A' + 'a') : name[k];
+		h2head_lower(lower, name, nlen);
 		used += nlen;
 		out[n++] = (struct h2head_field){ lower, head + m->headers[i].value.off, nlen, m->headers[i].value.len };
 	}
