@@ -1,6 +1,7 @@
 #include "http/backend.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 
 #include "acme/acme.h"
 #include "io/addr.h"
+#include "io/keep.h"
 #include "http/http.h"
 #include "http/body.h"
 #include "http/h2session.h"
@@ -83,6 +85,7 @@ struct http_idle {
 	long pool, server;
 	unsigned port;
 	struct http_idle *bnext, **bprev;       /* in its bucket of http_idle_buckets */
+	void *spare_next;               /* kept after its end (http_idle_spares) */
 	char name[256];                 /* the TLS server name it was opened for, or "" */
 };
 
@@ -100,6 +103,20 @@ static struct http_idle **http_idle_bucket(const struct rules_config *cfg, long 
 	return &http_idle_buckets[h >> 58];
 }
 
+/* Ended entries, kept per thread for the next parks (io/keep.h): a request parks
+ * one and the next takes one, and glibc is slow at this size. HTTP/2 streams park
+ * and take in bursts of hundreds, so as many are kept as the idle list holds. */
+static const struct keep_kind http_idle_kind = {
+	.max = HTTP_IDLE_MAX, .link = offsetof(struct http_idle, spare_next), .free = free,
+};
+static _Thread_local struct keep_list http_idle_spares = { .kind = &http_idle_kind };
+
+static struct http_idle *http_idle_new(void)
+{
+	struct http_idle *i = keep_take(&http_idle_spares);
+	return i ? i : malloc(sizeof(*i));
+}
+
 static void http_idle_free(struct http_idle *i)
 {
 	struct home *home = i->home;
@@ -109,7 +126,8 @@ static void http_idle_free(struct http_idle *i)
 		i->bnext->bprev = i->bprev;
 	tstream_free(i->t);
 	rules_config_unref(i->cfg);
-	free(i);
+	if (!keep_give(&http_idle_spares, i))
+		free(i);
 	if (!home->idle) {
 		event_free(home->idle_timer);
 		home->idle_timer = NULL;
@@ -249,7 +267,7 @@ void http_park_server(struct http_session *s)
 	struct home *home = s->home;
 	if (!s->srv || !s->rq.srv_reusable || home->nidle >= HTTP_IDLE_MAX ||
 	    !pool_server_usable(s->snap->pools, (size_t)s->rq.pool, (size_t)s->rq.server) ||
-	    evbuffer_get_length(tstream_input(s->srv)) > 0 || !(i = malloc(sizeof(*i)))) {
+	    evbuffer_get_length(tstream_input(s->srv)) > 0 || !(i = http_idle_new())) {
 		http_drop_server(s);
 		return;
 	}
