@@ -42,6 +42,61 @@ static bool h1_word_plain(const char *p)
 	return !((((w - 0x20 * ones) & ~w) | ((del - ones) & ~del)) & highs);
 }
 
+/* The lowest byte of the 8 at p that is below 0x20 or DEL, as a bit in each byte's
+ * top position; 0 when there is none. Borrows can flag bytes above a flagged one,
+ * never below it, so the lowest flag is exact. */
+static uint64_t h1_word_specials(const char *p)
+{
+	const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+	uint64_t w;
+	memcpy(&w, p, 8);
+	uint64_t del = w ^ (0x7f * ones);
+	return (((w - 0x20 * ones) & ~w) | ((del - ones) & ~del)) & highs;
+}
+
+/* Where the line from i stops being plain: the first byte in [i, end) below 0x20 but
+ * tab, or DEL, or end. One pass finds both the line's end (its CR) and whether the
+ * line holds nothing else a head may not. */
+static size_t h1_line_stop(const char *buf, size_t i, size_t end)
+{
+	for (;;) {
+		while (i + 8 <= end) {
+			uint64_t s = h1_word_specials(buf + i);
+			if (s) {
+				i += (size_t)__builtin_ctzll(s) >> 3;
+				break;
+			}
+			i += 8;
+		}
+		if (i + 8 > end)
+			while (i < end && buf[i] != '\t' && h1_is_value_char((unsigned char)buf[i]))
+				i++;
+		if (i == end || buf[i] != '\t')
+			return i;
+		i++;
+	}
+}
+
+/* Whether the n bytes at p are lit in any case. lit is lower case, of letters, digits
+ * and '-', and p holds no control byte (token or field value bytes): then setting
+ * each byte's 0x20 bit makes p equal lit exactly where the two match but for case. */
+static inline bool h1_lower_is(const char *p, const char *lit, size_t n)
+{
+	const uint64_t case_bits = 0x2020202020202020ULL;
+	size_t i = 0;
+	for (; i + 8 <= n; i += 8) {
+		uint64_t a, b;
+		memcpy(&a, p + i, 8);
+		memcpy(&b, lit + i, 8);
+		if ((a | case_bits) != b)
+			return false;
+	}
+	for (; i < n; i++)
+		if (((unsigned char)p[i] | 0x20) != (unsigned char)lit[i])
+			return false;
+	return true;
+}
+
 /* Eight at a time, since nearly every byte of a head comes through here (the last
  * word overlaps the one before); a line with a tab (or a bad byte) is looked at byte
  * by byte. */
@@ -88,7 +143,7 @@ void h1_resp_init(struct h1_msg *m, uint32_t limit, bool head_request)
 static bool h1_span_is(const char *buf, struct h1_span s, const char *lit)
 {
 	size_t n = strlen(lit);
-	return s.len == n && strncasecmp(buf + s.off, lit, n) == 0;
+	return s.len == n && h1_lower_is(buf + s.off, lit, n);
 }
 
 /* "HTTP/1.0" or "HTTP/1.1"; another HTTP version is 505, anything else 400. */
@@ -204,7 +259,7 @@ static bool h1_te_token(void *arg, const char *t, size_t n, bool last)
 		te->empty = true;
 		return true;
 	}
-	bool ch = n == 7 && strncasecmp(t, "chunked", 7) == 0;
+	bool ch = n == 7 && h1_lower_is(t, "chunked", 7);
 	if (ch && te->chunked_seen)
 		te->other = true;       /* chunked twice: the body would be decoded twice */
 	if (!ch)
@@ -218,11 +273,11 @@ static bool h1_conn_token(void *arg, const char *t, size_t n, bool last)
 {
 	struct h1_msg *m = arg;
 	(void)last;
-	if (n == 5 && strncasecmp(t, "close", 5) == 0)
+	if (n == 5 && h1_lower_is(t, "close", 5))
 		m->conn_close = true;
-	else if (n == 10 && strncasecmp(t, "keep-alive", 10) == 0)
+	else if (n == 10 && h1_lower_is(t, "keep-alive", 10))
 		m->conn_keepalive = true;
-	else if (n == 7 && strncasecmp(t, "upgrade", 7) == 0)
+	else if (n == 7 && h1_lower_is(t, "upgrade", 7))
 		m->conn_upgrade = true;
 	else if (n > 0)
 		m->conn_other = true;
@@ -280,7 +335,7 @@ static enum h1_result h1_finish(struct h1_msg *m, const char *buf)
 		const char *n = buf + h->name.off;
 		switch (h->name.len) {
 		case 4:
-			if (strncasecmp(n, "host", 4) == 0) {
+			if (h1_lower_is(n, "host", 4)) {
 				if (m->has_host)
 					return h1_fail(m, H1_ERR_BAD, "Host given more than once");
 				m->has_host = true;
@@ -288,25 +343,25 @@ static enum h1_result h1_finish(struct h1_msg *m, const char *buf)
 			}
 			break;
 		case 6:
-			if (strncasecmp(n, "expect", 6) == 0 && h1_span_is(buf, h->value, "100-continue"))
+			if (h1_lower_is(n, "expect", 6) && h1_span_is(buf, h->value, "100-continue"))
 				m->expect_continue = true;
 			break;
 		case 7:
-			if (strncasecmp(n, "upgrade", 7) == 0) {
+			if (h1_lower_is(n, "upgrade", 7)) {
 				m->upgrade = true;
 				m->upgrade_value = h->value;
 			}
 			break;
 		case 10:
-			if (strncasecmp(n, "connection", 10) == 0)
+			if (h1_lower_is(n, "connection", 10))
 				h1_each_token(buf, h->value, h1_conn_token, m);
 			break;
 		case 14:
-			if (strncasecmp(n, "content-length", 14) == 0 && h1_content_length(m, buf, h->value) != H1_DONE)
+			if (h1_lower_is(n, "content-length", 14) && h1_content_length(m, buf, h->value) != H1_DONE)
 				return H1_ERR_BAD;
 			break;
 		case 17:
-			if (strncasecmp(n, "transfer-encoding", 17) == 0) {
+			if (h1_lower_is(n, "transfer-encoding", 17)) {
 				has_te = true;
 				h1_each_token(buf, h->value, h1_te_token, &te);
 			}
@@ -336,13 +391,13 @@ static enum h1_result h1_finish(struct h1_msg *m, const char *buf)
 		if (m->minor == 1 && !m->has_host)
 			return h1_fail(m, H1_ERR_BAD, "HTTP/1.1 request without Host");
 		const char *t = buf + m->target.off;
-		bool connect = h1_span_is(buf, m->method, "CONNECT");
+		bool connect = h1_span_is(buf, m->method, "connect");
 		if (connect)
 			return h1_fail(m, H1_ERR_CODING, "CONNECT is not served by a reverse proxy");
 		if (t[0] == '/') {
 			m->path = m->target;
 		} else if (m->target.len == 1 && t[0] == '*') {
-			if (!h1_span_is(buf, m->method, "OPTIONS"))
+			if (!h1_span_is(buf, m->method, "options"))
 				return h1_fail(m, H1_ERR_BAD, "asterisk-form target with a method other than OPTIONS");
 			m->path = (struct h1_span){ m->target.off, 0 };
 		} else if (h1_absolute_target(m, buf) != H1_DONE) {
@@ -368,13 +423,20 @@ enum h1_result h1_parse(struct h1_msg *m, const char *buf, size_t len)
 		return H1_ERR_BAD;
 	size_t end = len < m->limit ? len : m->limit;
 	while (m->pos < end) {
-		const char *nl = memchr(buf + m->pos, '\n', end - m->pos);
-		uint32_t eol = nl ? (uint32_t)(nl - buf) : 0;
 		/* The usual line ends in CRLF and holds no control byte but tabs: then it has no
 		 * bare CR and no NUL, and a header line's value needs no look of its own. */
-		bool clean = nl && eol > m->line && buf[eol - 1] == '\r' &&
-		             h1_field_bytes(buf + m->line, eol - 1 - m->line);
+		size_t stop_at = h1_line_stop(buf, m->line, end);
+		bool clean = stop_at + 1 < end && buf[stop_at] == '\r' && buf[stop_at + 1] == '\n';
+		uint32_t eol = (uint32_t)stop_at + 1;
+		if (!clean && (stop_at == end || (stop_at + 1 == end && buf[stop_at] == '\r'))) {
+			/* Plain so far, the line's end yet to come (a CR at the very end is looked at
+			 * again once the next byte is here). */
+			m->pos = (uint32_t)stop_at;
+			break;
+		}
 		if (!clean) {
+			const char *nl = memchr(buf + m->pos, '\n', end - m->pos);
+			eol = nl ? (uint32_t)(nl - buf) : 0;
 			const char *cr = memchr(buf + m->pos, '\r', (nl ? (size_t)eol : end) - m->pos);
 			/* A CR is only ever the first half of a line's CRLF. */
 			if (cr && (!nl ? (size_t)(cr - buf) + 1 < end : cr + 1 != nl))
@@ -468,11 +530,11 @@ bool h1_connection_lists(const struct h1_msg *m, const char *buf, const char *na
 {
 	/* Called for every header of a message: the tokens the head was read for answer from
 	 * their flags, and only a Connection header with other tokens is looked at again. */
-	if (len == 5 && strncasecmp(name, "close", 5) == 0)
+	if (len == 5 && h1_lower_is(name, "close", 5))
 		return m->conn_close;
-	if (len == 10 && strncasecmp(name, "keep-alive", 10) == 0)
+	if (len == 10 && h1_lower_is(name, "keep-alive", 10))
 		return m->conn_keepalive;
-	if (len == 7 && strncasecmp(name, "upgrade", 7) == 0)
+	if (len == 7 && h1_lower_is(name, "upgrade", 7))
 		return m->conn_upgrade;
 	if (!m->conn_other)
 		return false;

@@ -149,6 +149,51 @@ TEST(H1, SmugglingAndMalformedHeadsAreRefused)
 	EXPECT_EQ(h1_error_status(H1_ERR_VERSION), 505);
 }
 
+// The line scanner looks eight bytes at a time: a byte a head may not hold must be
+// caught at every offset of a word, in the start line, a name and a value, and the
+// bytes a value may hold (tab, obs-text) must pass at every offset.
+TEST(H1, EveryByteAtEveryOffset)
+{
+	const std::string head = "GET /abcdefghijklmnopq HTTP/1.1\r\nHost: a\r\n";
+	const std::string name = "X-Long-Header-Name", value = "0123456789abcdefghijklmnopqrstuv";
+	const std::string tail = "\r\n\r\n";
+	for (size_t at = 0; at < value.size(); at++) {
+		for (int bad : {0x00, 0x01, 0x0b, 0x1f, 0x7f, 13, 10}) {
+			std::string v = value;
+			v[at] = (char)bad;
+			struct h1_msg m;
+			EXPECT_EQ(parse_all_ways(head + name + ": " + v + tail, m), H1_ERR_BAD)
+			    << "byte " << (int)bad << " at " << at << " of the value";
+		}
+		for (int ok : {9, 32, 0x80, 0xff, 126}) {
+			std::string v = value;
+			v[at] = (char)ok;
+			struct h1_msg m;
+			EXPECT_EQ(parse_all_ways(head + name + ": " + v + tail, m), H1_DONE)
+			    << "byte " << (int)ok << " at " << at << " of the value";
+			EXPECT_EQ(m.nheaders, 2u);
+		}
+	}
+	for (size_t at = 0; at < name.size(); at++) {
+		for (int bad : {0x00, 0x09, 0x7f, 13, 32, 0x80}) {
+			std::string n = name;
+			n[at] = (char)bad;
+			struct h1_msg m;
+			EXPECT_EQ(parse_all_ways(head + n + ": " + value + tail, m), H1_ERR_BAD)
+			    << "byte " << (int)bad << " at " << at << " of the name";
+		}
+	}
+	for (size_t at = 5; at < 21; at++) {
+		for (int bad : {0x00, 0x09, 0x7f, 13, 10}) {
+			std::string h = head;
+			h[at] = (char)bad;
+			struct h1_msg m;
+			EXPECT_EQ(parse_all_ways(h + tail.substr(2), m), H1_ERR_BAD)
+			    << "byte " << (int)bad << " at " << at << " of the target";
+		}
+	}
+}
+
 TEST(H1, Limits)
 {
 	std::string big = "GET / HTTP/1.1\r\nHost: a\r\nX: " + std::string(40000, 'a') + "\r\n\r\n";
