@@ -66,17 +66,17 @@ bool http_head_hop_by_hop(const char *name, size_t len)
 {
 	switch (len) {
 	case 2:
-		return strncasecmp(name, "te", 2) == 0;
+		return h1_name_is(name, "te", 2);
 	case 7:
-		return strncasecmp(name, "upgrade", 7) == 0;
+		return h1_name_is(name, "upgrade", 7);
 	case 10:
-		return strncasecmp(name, "connection", 10) == 0 || strncasecmp(name, "keep-alive", 10) == 0;
+		return h1_name_is(name, "connection", 10) || h1_name_is(name, "keep-alive", 10);
 	case 16:
-		return strncasecmp(name, "proxy-connection", 16) == 0;
+		return h1_name_is(name, "proxy-connection", 16);
 	case 18:
-		return strncasecmp(name, "proxy-authenticate", 18) == 0;
+		return h1_name_is(name, "proxy-authenticate", 18);
 	case 19:
-		return strncasecmp(name, "proxy-authorization", 19) == 0;
+		return h1_name_is(name, "proxy-authorization", 19);
 	default:
 		return false;
 	}
@@ -87,13 +87,13 @@ bool http_head_forwarding(const char *name, size_t len)
 {
 	switch (len) {
 	case 9:
-		return strncasecmp(name, "forwarded", 9) == 0;
+		return h1_name_is(name, "forwarded", 9);
 	case 15:
-		return strncasecmp(name, "x-forwarded-for", 15) == 0;
+		return h1_name_is(name, "x-forwarded-for", 15);
 	case 16:
-		return strncasecmp(name, "x-forwarded-host", 16) == 0;
+		return h1_name_is(name, "x-forwarded-host", 16);
 	case 17:
-		return strncasecmp(name, "x-forwarded-proto", 17) == 0;
+		return h1_name_is(name, "x-forwarded-proto", 17);
 	default:
 		return false;
 	}
@@ -104,10 +104,10 @@ bool http_head_forwarding(const char *name, size_t len)
 bool http_head_auth_binds(const char *head, const struct h1_header *h, bool challenge)
 {
 	const char *name = head + h->name.off;
-	bool auth = challenge ? (h->name.len == 16 && strncasecmp(name, "www-authenticate", 16) == 0) ||
-	                                (h->name.len == 18 && strncasecmp(name, "proxy-authenticate", 18) == 0)
-	                      : (h->name.len == 13 && strncasecmp(name, "authorization", 13) == 0) ||
-	                                (h->name.len == 19 && strncasecmp(name, "proxy-authorization", 19) == 0);
+	bool auth = challenge ? (h->name.len == 16 && h1_name_is(name, "www-authenticate", 16)) ||
+	                                (h->name.len == 18 && h1_name_is(name, "proxy-authenticate", 18))
+	                      : (h->name.len == 13 && h1_name_is(name, "authorization", 13)) ||
+	                                (h->name.len == 19 && h1_name_is(name, "proxy-authorization", 19));
 	return auth && h1_auth_binds_connection(head + h->value.off, h->value.len);
 }
 
@@ -216,7 +216,7 @@ bool http_head_write_request(struct evbuffer *out, const struct http_head_reques
 			http_run_put(&run, &o, head);
 			continue;
 		}
-		if (in->host_rewrite && h->name.len == 4 && strncasecmp(name, "host", 4) == 0) {
+		if (in->host_rewrite && h->name.len == 4 && h1_name_is(name, "host", 4)) {
 			http_run_put(&run, &o, head);
 			HTTP_PUT_LIT(&o, "Host: ");
 			http_put_str(&o, in->host_rewrite);
@@ -291,7 +291,7 @@ bool http_head_write_response(struct evbuffer *out, const struct http_head_respo
 	for (size_t i = 0; i < r->nheaders; i++) {
 		const struct h1_header *h = &r->headers[i];
 		const char *name = head + h->name.off;
-		bool upgrade = in->status == 101 && h->name.len == 7 && strncasecmp(name, "upgrade", 7) == 0;
+		bool upgrade = in->status == 101 && h->name.len == 7 && h1_name_is(name, "upgrade", 7);
 		if (!upgrade && (http_head_hop_by_hop(name, h->name.len) || h1_connection_lists(r, head, name, h->name.len) ||
 		                 (in->edits && !in->edits->kept(in->edits->arg, name, h->name.len)))) {
 			http_run_put(&run, &o, head);

@@ -26,9 +26,11 @@ struct evbuffer;
 
 /* RFC 9110's reason phrase for status (6585 and 7725's too), or "Status". */
 const char *http_head_reason(int status);
-/* Hop-by-hop headers (RFC 9110 7.6.1): the connection's, not the message's. */
+/* Hop-by-hop headers (RFC 9110 7.6.1): the connection's, not the message's.
+ * name: token bytes, as every name of a parsed head (h1_name_is()). */
 bool http_head_hop_by_hop(const char *name, size_t len);
-/* Forwarding headers a client must not be able to forge: we set them. */
+/* Forwarding headers a client must not be able to forge: we set them.
+ * name: token bytes, as every name of a parsed head. */
 bool http_head_forwarding(const char *name, size_t len);
 /* Authorization / Proxy-Authorization (credentials, challenge false) or
  * WWW-Authenticate / Proxy-Authenticate (challenge true) offering NTLM or

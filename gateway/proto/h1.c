@@ -77,26 +77,6 @@ static size_t h1_line_stop(const char *buf, size_t i, size_t end)
 	}
 }
 
-/* Whether the n bytes at p are lit in any case. lit is lower case, of letters, digits
- * and '-', and p holds no control byte (token or field value bytes): then setting
- * each byte's 0x20 bit makes p equal lit exactly where the two match but for case. */
-static inline bool h1_lower_is(const char *p, const char *lit, size_t n)
-{
-	const uint64_t case_bits = 0x2020202020202020ULL;
-	size_t i = 0;
-	for (; i + 8 <= n; i += 8) {
-		uint64_t a, b;
-		memcpy(&a, p + i, 8);
-		memcpy(&b, lit + i, 8);
-		if ((a | case_bits) != b)
-			return false;
-	}
-	for (; i < n; i++)
-		if (((unsigned char)p[i] | 0x20) != (unsigned char)lit[i])
-			return false;
-	return true;
-}
-
 /* Eight at a time, since nearly every byte of a head comes through here (the last
  * word overlaps the one before); a line with a tab (or a bad byte) is looked at byte
  * by byte. */
@@ -143,7 +123,7 @@ void h1_resp_init(struct h1_msg *m, uint32_t limit, bool head_request)
 static bool h1_span_is(const char *buf, struct h1_span s, const char *lit)
 {
 	size_t n = strlen(lit);
-	return s.len == n && h1_lower_is(buf + s.off, lit, n);
+	return s.len == n && h1_name_is(buf + s.off, lit, n);
 }
 
 /* "HTTP/1.0" or "HTTP/1.1"; another HTTP version is 505, anything else 400. */
@@ -202,8 +182,9 @@ static enum h1_result h1_header_line(struct h1_msg *m, const char *buf, uint32_t
 {
 	if (buf[start] == ' ' || buf[start] == '\t')
 		return h1_fail(m, H1_ERR_BAD, "obs-fold (a header line starting with whitespace)");
+	/* The line's CR is at end and is no token byte: the name stops there at the latest. */
 	uint32_t i = start;
-	while (i < end && h1_tchar[(unsigned char)buf[i]])
+	while (h1_tchar[(unsigned char)buf[i]])
 		i++;
 	if (i == start)
 		return h1_fail(m, H1_ERR_BAD, "empty or malformed header name");
@@ -259,7 +240,7 @@ static bool h1_te_token(void *arg, const char *t, size_t n, bool last)
 		te->empty = true;
 		return true;
 	}
-	bool ch = n == 7 && h1_lower_is(t, "chunked", 7);
+	bool ch = n == 7 && h1_name_is(t, "chunked", 7);
 	if (ch && te->chunked_seen)
 		te->other = true;       /* chunked twice: the body would be decoded twice */
 	if (!ch)
@@ -273,11 +254,11 @@ static bool h1_conn_token(void *arg, const char *t, size_t n, bool last)
 {
 	struct h1_msg *m = arg;
 	(void)last;
-	if (n == 5 && h1_lower_is(t, "close", 5))
+	if (n == 5 && h1_name_is(t, "close", 5))
 		m->conn_close = true;
-	else if (n == 10 && h1_lower_is(t, "keep-alive", 10))
+	else if (n == 10 && h1_name_is(t, "keep-alive", 10))
 		m->conn_keepalive = true;
-	else if (n == 7 && h1_lower_is(t, "upgrade", 7))
+	else if (n == 7 && h1_name_is(t, "upgrade", 7))
 		m->conn_upgrade = true;
 	else if (n > 0)
 		m->conn_other = true;
@@ -335,7 +316,7 @@ static enum h1_result h1_finish(struct h1_msg *m, const char *buf)
 		const char *n = buf + h->name.off;
 		switch (h->name.len) {
 		case 4:
-			if (h1_lower_is(n, "host", 4)) {
+			if (h1_name_is(n, "host", 4)) {
 				if (m->has_host)
 					return h1_fail(m, H1_ERR_BAD, "Host given more than once");
 				m->has_host = true;
@@ -343,25 +324,25 @@ static enum h1_result h1_finish(struct h1_msg *m, const char *buf)
 			}
 			break;
 		case 6:
-			if (h1_lower_is(n, "expect", 6) && h1_span_is(buf, h->value, "100-continue"))
+			if (h1_name_is(n, "expect", 6) && h1_span_is(buf, h->value, "100-continue"))
 				m->expect_continue = true;
 			break;
 		case 7:
-			if (h1_lower_is(n, "upgrade", 7)) {
+			if (h1_name_is(n, "upgrade", 7)) {
 				m->upgrade = true;
 				m->upgrade_value = h->value;
 			}
 			break;
 		case 10:
-			if (h1_lower_is(n, "connection", 10))
+			if (h1_name_is(n, "connection", 10))
 				h1_each_token(buf, h->value, h1_conn_token, m);
 			break;
 		case 14:
-			if (h1_lower_is(n, "content-length", 14) && h1_content_length(m, buf, h->value) != H1_DONE)
+			if (h1_name_is(n, "content-length", 14) && h1_content_length(m, buf, h->value) != H1_DONE)
 				return H1_ERR_BAD;
 			break;
 		case 17:
-			if (h1_lower_is(n, "transfer-encoding", 17)) {
+			if (h1_name_is(n, "transfer-encoding", 17)) {
 				has_te = true;
 				h1_each_token(buf, h->value, h1_te_token, &te);
 			}
@@ -526,15 +507,15 @@ static bool h1_listed_token(void *arg, const char *t, size_t n, bool last)
 	return !l->found;
 }
 
-bool h1_connection_lists(const struct h1_msg *m, const char *buf, const char *name, size_t len)
+bool h1_connection_lists_looked_up(const struct h1_msg *m, const char *buf, const char *name, size_t len)
 {
 	/* Called for every header of a message: the tokens the head was read for answer from
 	 * their flags, and only a Connection header with other tokens is looked at again. */
-	if (len == 5 && h1_lower_is(name, "close", 5))
+	if (len == 5 && h1_name_is(name, "close", 5))
 		return m->conn_close;
-	if (len == 10 && h1_lower_is(name, "keep-alive", 10))
+	if (len == 10 && h1_name_is(name, "keep-alive", 10))
 		return m->conn_keepalive;
-	if (len == 7 && h1_lower_is(name, "upgrade", 7))
+	if (len == 7 && h1_name_is(name, "upgrade", 7))
 		return m->conn_upgrade;
 	if (!m->conn_other)
 		return false;

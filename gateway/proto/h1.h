@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -110,9 +111,40 @@ const char *h1_error_text(const struct h1_msg *m, enum h1_result r);
  * control byte but tab, no DEL; obs-text passes. */
 bool h1_field_bytes(const char *p, size_t n);
 
+/* Whether the n bytes at p are lit in any case. lit is lower case, of letters, digits
+ * and '-'; p holds token or field-value bytes (no control byte), as every name and
+ * value of a parsed head does: then setting each byte's 0x20 bit makes p equal lit
+ * exactly where the two match but for case. Inline, so that a literal's compare
+ * is a word or two instead of a strncasecmp() call. */
+static inline bool h1_name_is(const char *p, const char *lit, size_t n)
+{
+	const uint64_t case_bits = 0x2020202020202020ULL;
+	size_t i = 0;
+	for (; i + 8 <= n; i += 8) {
+		uint64_t a, b;
+		memcpy(&a, p + i, 8);
+		memcpy(&b, lit + i, 8);
+		if ((a | case_bits) != b)
+			return false;
+	}
+	for (; i < n; i++)
+		if (((unsigned char)p[i] | 0x20) != (unsigned char)lit[i])
+			return false;
+	return true;
+}
+
 /* Whether the header name is one the message's Connection header lists
- * (those are hop-by-hop and go no further). */
-bool h1_connection_lists(const struct h1_msg *m, const char *buf, const char *name, size_t len);
+ * (those are hop-by-hop and go no further). Inline for its usual answer:
+ * every header of every message is asked about, and only a name of the
+ * length of close, upgrade or keep-alive, or a Connection header with other
+ * tokens, needs a look. */
+bool h1_connection_lists_looked_up(const struct h1_msg *m, const char *buf, const char *name, size_t len);
+static inline bool h1_connection_lists(const struct h1_msg *m, const char *buf, const char *name, size_t len)
+{
+	if (!m->conn_other && len != 5 && len != 7 && len != 10)
+		return false;
+	return h1_connection_lists_looked_up(m, buf, name, len);
+}
 
 /* Whether an Authorization / Proxy-Authorization value (credentials) or a
  * WWW-Authenticate / Proxy-Authenticate value (a list of challenges) names the

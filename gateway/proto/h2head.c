@@ -349,15 +349,15 @@ static bool h2head_hop_by_hop(const char *n, size_t len)
 	/* By length first: every field of every answer comes through here. */
 	switch (len) {
 	case 2:
-		return strncasecmp(n, "te", 2) == 0;
+		return h1_name_is(n, "te", 2);
 	case 7:
-		return strncasecmp(n, "upgrade", 7) == 0 || strncasecmp(n, "trailer", 7) == 0;
+		return h1_name_is(n, "upgrade", 7) || h1_name_is(n, "trailer", 7);
 	case 10:
-		return strncasecmp(n, "connection", 10) == 0 || strncasecmp(n, "keep-alive", 10) == 0;
+		return h1_name_is(n, "connection", 10) || h1_name_is(n, "keep-alive", 10);
 	case 16:
-		return strncasecmp(n, "proxy-connection", 16) == 0;
+		return h1_name_is(n, "proxy-connection", 16);
 	case 17:
-		return strncasecmp(n, "transfer-encoding", 17) == 0;
+		return h1_name_is(n, "transfer-encoding", 17);
 	default:
 		return false;
 	}
@@ -380,7 +380,7 @@ int h2head_resp_fields(const struct h1_msg *m, const char *head, bool extended_c
 		size_t nlen = m->headers[i].name.len;
 		if (h2head_hop_by_hop(name, nlen) || h1_connection_lists(m, head, name, nlen))
 			continue;
-		if (ws && nlen == 20 && strncasecmp(name, "sec-websocket-accept", 20) == 0)
+		if (ws && nlen == 20 && h1_name_is(name, "sec-websocket-accept", 20))
 			continue;
 		if (n == out_cap || used + nlen > scratch_cap)
 			return -1;
