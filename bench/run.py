@@ -1203,6 +1203,47 @@ def table(results):
     return "\n".join(lines)
 
 
+def round_order(r):
+    """The gateways of round r: direct first, the others rotated by one a round, so that a drift of
+    the machine during a run does not always fall on the same gateway."""
+    rest = GATEWAYS[1:]
+    k = r % len(rest)
+    return [GATEWAYS[0]] + rest[k:] + rest[:k]
+
+
+def median_turn(turns):
+    """One gateway's turns in a scenario as one result: the turn with the median CPU per unit of work
+    (the lower middle one of an even count), so that its throughput and profile belong to the same
+    load, with every turn's CPU per unit in "turns". A failed turn fails the whole row."""
+    failed = [(i, t) for i, t in enumerate(turns) if not isinstance(t, dict)]
+    if failed:
+        i, why = failed[0]
+        return why if len(turns) == 1 else f"turn {i + 1} of {len(turns)}: {why}"
+    if len(turns) == 1 or turns[0].get("cpu") is None:
+        return turns[0]
+    cost = lambda t: t["value"] if t.get("compare_value") else t["cpu"] / t["work"]
+    ranked = sorted(turns, key=cost)
+    med = dict(ranked[(len(ranked) - 1) // 2])
+    med["turns"] = [cost(t) * (1 if t.get("compare_value") else 1e6) for t in turns]
+    return med
+
+
+def turns_table(results):
+    """--rounds: every turn's CPU per unit of work, in the order they ran, its median (the main
+    table's row) and how far the turns lie apart."""
+    lines = ["| scenario | gateway | CPU per unit, each turn | median turn | spread (highest / lowest) |",
+             "|---|---|---|---|---|"]
+    for sid, title, fn, mode, pending in SCENARIOS:
+        for g in GATEWAYS:
+            res = results.get(sid, {}).get(g)
+            if not isinstance(res, dict) or not res.get("turns"):
+                continue
+            t = res["turns"]
+            lines.append(f"| {sid} | {g} | {' '.join(f'{x:.1f}' for x in t)} | {sorted(t)[(len(t) - 1) // 2]:.1f} | "
+                         f"{max(t) / min(t):.2f}x |")
+    return "\n".join(lines) if len(lines) > 2 else ""
+
+
 def per_unit(res, key="cpu"):
     return res[key] / res["work"] * 1e6 if isinstance(res, dict) and res.get(key) is not None else None
 
@@ -1284,7 +1325,14 @@ def main():
     ap.add_argument("--profile", action="store_true",
                     help="sample each gateway with perf during the load and split its CPU per unit of work "
                          "into user space, socket writes, reads, epoll_wait and other kernel work")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="load each gateway this many times per scenario, the gateways taking turns in a "
+                         "rotating order, and report each one's median turn (by CPU per unit of work) with "
+                         "the spread of its turns: on a shared machine one turn's ratio moves by more than "
+                         "the targets' margins")
     args = ap.parse_args()
+    if args.rounds < 1:
+        sys.exit("bench: --rounds must be 1 or more")
     if os.cpu_count() < 2:
         sys.exit("bench: needs 2 CPUs (gateway on CPU 0, client and back end on CPU 1)")
     for tool in ("haproxy", "nginx", "h2load", "wrk", "curl", "taskset", "openssl", "cc"):
@@ -1313,14 +1361,20 @@ def main():
             if note:
                 notes[sid] = note
                 print(f"  {sid}: {note}", file=sys.stderr)
+            turns = {}
+            for r in range(args.rounds):
+                for g in round_order(r):
+                    if (fn == "idle_tls_rss" or sid in NO_DIRECT) and g == "direct":
+                        continue
+                    try:
+                        res = bench.measure(g, getattr(bench, fn), mode)
+                    except Exception as e:  # a failed gateway is reported in the table, not fatal
+                        res = str(e).splitlines()[0][-160:]
+                    turns.setdefault(g, []).append(res)
+                    print(f"  {sid} {g}: {res}", file=sys.stderr)
             for g in GATEWAYS:
-                if (fn == "idle_tls_rss" or sid in NO_DIRECT) and g == "direct":
-                    continue
-                try:
-                    results[sid][g] = bench.measure(g, getattr(bench, fn), mode)
-                except Exception as e:  # a failed gateway is reported in the table, not fatal
-                    results[sid][g] = str(e).splitlines()[0][-160:]
-                print(f"  {sid} {g}: {results[sid][g]}", file=sys.stderr)
+                if g in turns:
+                    results[sid][g] = median_turn(turns[g])
     finally:
         bench.close()
         if args.keep:
@@ -1334,12 +1388,17 @@ def main():
     head = (f"# onegate bench {now:%Y-%m-%d %H:%M} UTC\n\n"
             + "\n".join(f"- {k}: {val}" for k, val in v.items())
             + f"\n- machine: {os.cpu_count()} CPUs; gateway pinned to CPU {GATEWAY_CPU}, client and back end to CPU {CLIENT_CPU}\n"
+            + (f"- rounds: {args.rounds} turns of each gateway per scenario, medians shown\n" if args.rounds > 1 else "")
             + (f"- note: {args.note}\n" if args.note else "")
             + "".join(f"- {sid}: {note}\n" for sid, note in notes.items()) + "\n")
     body = table(results)
     more = restated(results, getattr(bench, "rsa_sign", None))
     if more:
         body += "\n\n" + more
+    turned = turns_table(results)
+    if turned:
+        body += (f"\n\nEach gateway ran {args.rounds} turns per scenario, the gateways taking turns; the rows "
+                 "above are each one's median turn:\n\n" + turned)
     split = profile_table(results)
     if split:
         body += ("\n\nWhere each gateway's CPU went (perf samples during the load, us per unit of work; the "
