@@ -136,15 +136,26 @@ static void http_put_close(struct http_put *o)
 	evbuffer_commit_space(o->buf, &o->v, 1);
 }
 
-static void http_put(struct http_put *o, const char *s, size_t n)
+/* Out of room (rare: the first reservation counts the head and what is added). */
+static void http_put_more(struct http_put *o, const char *s, size_t n)
+{
+	http_put_close(o);
+	http_put_open(o, o->buf, n > 4096 ? n : 4096);
+	if (o->failed)
+		return;
+	memcpy(o->p, s, n);
+	o->p += n;
+}
+
+/* Inline: a head is a dozen puts, most of literals, whose copies then become a
+ * few moves. */
+static inline void http_put(struct http_put *o, const char *s, size_t n)
 {
 	if (o->failed)
 		return;
 	if ((size_t)(o->end - o->p) < n) {
-		http_put_close(o);
-		http_put_open(o, o->buf, n > 4096 ? n : 4096);
-		if (o->failed)
-			return;
+		http_put_more(o, s, n);
+		return;
 	}
 	memcpy(o->p, s, n);
 	o->p += n;
@@ -283,7 +294,7 @@ bool http_head_write_response(struct evbuffer *out, const struct http_head_respo
 	const char *head = in->head;
 	const struct h1_msg *r = in->r;
 	struct http_put o;
-	http_put_open(&o, out, r->head_len + 32);
+	http_put_open(&o, out, r->head_len + 32 + (in->set_cookie ? strlen(in->set_cookie) : 0));
 	/* HTTP/1.1 whatever the server's version: the rest of the line as it came. */
 	HTTP_PUT_LIT(&o, "HTTP/1.1 ");
 	struct http_run run = { r->status_rest.off, r->nheaders ? r->headers[0].name.off : r->head_len - 2 };
@@ -300,17 +311,20 @@ bool http_head_write_response(struct evbuffer *out, const struct http_head_respo
 		http_run_add(&run, r, i);
 	}
 	http_run_put(&run, &o, head);
-	http_put_close(&o);
-	if (in->edits)
+	if (in->edits) {
+		http_put_close(&o);
 		in->edits->write(in->edits->arg, out);
+		http_put_open(&o, out, 64);
+	}
 	if (in->set_cookie)
-		evbuffer_add(out, in->set_cookie, strlen(in->set_cookie));
+		http_put_str(&o, in->set_cookie);
 	if (in->status == 101)
-		evbuffer_add(out, "Connection: Upgrade\r\n\r\n", 23);
+		HTTP_PUT_LIT(&o, "Connection: Upgrade\r\n\r\n");
 	else if (!in->keepalive)
-		evbuffer_add(out, "Connection: close\r\n\r\n", 21);
+		HTTP_PUT_LIT(&o, "Connection: close\r\n\r\n");
 	else
-		evbuffer_add(out, "\r\n", 2);
+		HTTP_PUT_LIT(&o, "\r\n");
+	http_put_close(&o);
 	return binds;
 }
 
