@@ -796,21 +796,24 @@ services = ( { name = "tls"; listen = [ "127.0.0.1:%(port)d" ]; tls = { certific
             c.close()
 
     def starts_at(self, server, since, until):
-        """Requests that went to server and began between since and until (wall clock): the
-        access line is written at the end, ms= after the request's head began to arrive.
-        Its server was chosen after that, before the exchange with it began (backend_ms=);
-        a request that began before the drain may rightly have been given the drained
-        server, however late its exchange began (a connect that took 60 ms under load was
-        counted as sent after the drain). The line's time and ms= are both cut to the
-        millisecond, so a request is counted only when it began 2 ms inside the window:
-        one that began within a millisecond of the enable may have come after it."""
+        """Requests given server between since and until (wall clock). The access line is
+        written at the end: ms= after the request's head began to arrive, backend_ms= after
+        the exchange with its last server began. That server was chosen between the two:
+        at the head for a request sent once (a connect that took 60 ms under load must not
+        count as a choice after the drain), after the attempts before it for a retried one
+        (a long poll that began during the drain, lost its server to a kill after the
+        enable and was retried on the enabled server is right). So a request counts only
+        when both ends of that span lie inside the window. The line's time, ms= and
+        backend_ms= are cut to the millisecond, so each end must be 2 ms inside: one that
+        began within a millisecond of the enable may have come after it."""
         out = []
         for line in self.og.stderr().splitlines():
-            m = re.match(r"(\S+)Z info http .* server=%s\b.*? ms=(\d+) " % re.escape(server), line)
+            m = re.match(r"(\S+)Z info http .* server=%s\b.*? backend_ms=(\d+) ms=(\d+) " % re.escape(server), line)
             if m:
                 end = datetime.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S.%f").replace(
                     tzinfo=datetime.timezone.utc).timestamp()
-                if since + 0.002 <= end - int(m.group(2)) / 1000.0 < until - 0.002:
+                began, exchange = end - int(m.group(3)) / 1000.0, end - int(m.group(2)) / 1000.0
+                if since + 0.002 <= began and exchange < until - 0.002:
                     out.append(line)
         return out
 
