@@ -1231,16 +1231,24 @@ def median_turn(turns):
 def turns_table(results):
     """--rounds: every turn's CPU per unit of work, in the order they ran, its median (the main
     table's row) and how far the turns lie apart."""
-    lines = ["| scenario | gateway | CPU per unit, each turn | median turn | spread (highest / lowest) |",
-             "|---|---|---|---|---|"]
+    lines = ["| scenario | gateway | CPU per unit, each turn | median turn | spread (highest / lowest) | "
+             "onegate / best peer, round by round (median) |", "|---|---|---|---|---|---|"]
     for sid, title, fn, mode, pending in SCENARIOS:
+        rs = results.get(sid, {})
+        peers = [rs[g]["turns"] for g in ("haproxy", "nginx") if isinstance(rs.get(g), dict) and rs[g].get("turns")]
         for g in GATEWAYS:
-            res = results.get(sid, {}).get(g)
+            res = rs.get(g)
             if not isinstance(res, dict) or not res.get("turns"):
                 continue
             t = res["turns"]
+            paired = "-"
+            if g == "onegate" and peers:
+                # A round's turns ran within a minute of each other: their ratio is less moved
+                # by a drift of the machine than a ratio of medians taken minutes apart.
+                ratios = [x / min(p[i] for p in peers) for i, x in enumerate(t)]
+                paired = " ".join(f"{r:.2f}" for r in ratios) + f" ({sorted(ratios)[(len(ratios) - 1) // 2]:.2f}x)"
             lines.append(f"| {sid} | {g} | {' '.join(f'{x:.1f}' for x in t)} | {sorted(t)[(len(t) - 1) // 2]:.1f} | "
-                         f"{max(t) / min(t):.2f}x |")
+                         f"{max(t) / min(t):.2f}x | {paired} |")
     return "\n".join(lines) if len(lines) > 2 else ""
 
 
