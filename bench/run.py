@@ -14,6 +14,7 @@ import shutil
 import signal
 import statistics
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -1338,6 +1339,10 @@ def main():
                          "rotating order, and report each one's median turn (by CPU per unit of work) with "
                          "the spread of its turns: on a shared machine one turn's ratio moves by more than "
                          "the targets' margins")
+    ap.add_argument("--idle-poll", action="store_true",
+                    help="hold /dev/cpu_dma_latency at 0 for the run (needs root), so that an idle CPU polls "
+                         "instead of halting, as tuned's latency-performance profile does: on a virtual machine "
+                         "a halted CPU's wake-up is partly counted to the task it wakes (bench/wake.c)")
     args = ap.parse_args()
     if args.rounds < 1:
         sys.exit("bench: --rounds must be 1 or more")
@@ -1347,6 +1352,13 @@ def main():
         if not shutil.which(tool):
             sys.exit(f"bench: {tool} not found (make bench installs it)")
 
+    latency_fd = None
+    if args.idle_poll:
+        try:
+            latency_fd = os.open("/dev/cpu_dma_latency", os.O_WRONLY)
+            os.write(latency_fd, struct.pack("i", 0))     # held while the file stays open
+        except OSError as e:
+            sys.exit(f"bench: --idle-poll needs /dev/cpu_dma_latency, writable by root: {e}")
     d = tempfile.mkdtemp(prefix="onegate-bench-")
     bench = Bench(args.onegate, d, args.seconds)
     bench.resume_tls = args.resume_tls
@@ -1385,6 +1397,8 @@ def main():
                     results[sid][g] = median_turn(turns[g])
     finally:
         bench.close()
+        if latency_fd is not None:
+            os.close(latency_fd)
         if args.keep:
             print(f"work folder kept: {d}", file=sys.stderr)
         else:
@@ -1397,6 +1411,8 @@ def main():
             + "\n".join(f"- {k}: {val}" for k, val in v.items())
             + f"\n- machine: {os.cpu_count()} CPUs; gateway pinned to CPU {GATEWAY_CPU}, client and back end to CPU {CLIENT_CPU}\n"
             + (f"- rounds: {args.rounds} turns of each gateway per scenario, medians shown\n" if args.rounds > 1 else "")
+            + ("- idle CPUs poll instead of halting (/dev/cpu_dma_latency held at 0, --idle-poll)\n"
+               if args.idle_poll else "")
             + (f"- note: {args.note}\n" if args.note else "")
             + "".join(f"- {sid}: {note}\n" for sid, note in notes.items()) + "\n")
     body = table(results)
@@ -1413,7 +1429,7 @@ def main():
                  "last three columns are parts of the ones before them):\n\n" + split)
     print("\n" + head + body)
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
-    tag = "all" if not args.only else args.only.replace(",", "-")
+    tag = ("all" if not args.only else args.only.replace(",", "-")) + ("-idlepoll" if args.idle_poll else "")
     out = os.path.join(HERE, "results", f"{now:%Y-%m-%d}-{tag}.md")
     with open(out, "w") as f:
         f.write(head + body + "\n")
