@@ -1,6 +1,8 @@
 #include "io/keep.h"
 
 #include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
 
 /* This thread's lists that have kept something; a key whose value is their head
  * makes its destructor free them when the thread ends. */
@@ -56,6 +58,15 @@ void *keep_take(struct keep_list *l)
 		l->head = *keep_link(l, obj);
 		l->n--;
 	}
+	return obj;
+}
+
+void *keep_take_zeroed(struct keep_list *l, size_t size)
+{
+	void *obj = keep_take(l);
+	if (!obj)
+		return calloc(1, size);
+	memset(obj, 0, size);
 	return obj;
 }
 

@@ -35,6 +35,9 @@ struct keep_list {
 
 /* The object kept last, or NULL when none is: the caller resets it for its new use. */
 void *keep_take(struct keep_list *l);
+/* For kinds with nothing to carry over: the object kept last, zeroed, or else a
+ * new zeroed one of size bytes; NULL when out of memory. */
+void *keep_take_zeroed(struct keep_list *l, size_t size);
 /* Keeps obj for the next take; false when the list is full (or the thread's lists
  * cannot be registered for its end): obj is then the caller's to free. */
 bool keep_give(struct keep_list *l, void *obj);

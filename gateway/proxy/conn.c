@@ -66,15 +66,6 @@ static const struct keep_kind conn_keep_kind = {
 };
 static _Thread_local struct keep_list conn_kept = { .kind = &conn_keep_kind };
 
-static struct conn *conn_alloc(void)
-{
-	struct conn *c = keep_take(&conn_kept);
-	if (!c)
-		return calloc(1, sizeof(*c));
-	memset(c, 0, sizeof(*c));
-	return c;
-}
-
 /* ---------------------------------------------------------------- helpers */
 
 static long conn_elapsed_ms(const struct conn *c)
@@ -404,7 +395,7 @@ static void conn_timer(evutil_socket_t fd, short what, void *arg)
 void conn_accept(struct home *home, evutil_socket_t fd, const struct sockaddr *peer,
                  socklen_t peerlen, size_t svc_index)
 {
-	struct conn *c = conn_alloc();
+	struct conn *c = keep_take_zeroed(&conn_kept, sizeof(*c));
 	if (!c) {
 		evutil_closesocket(fd);
 		return;

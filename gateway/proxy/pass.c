@@ -58,15 +58,6 @@ static const struct keep_kind pass_keep_kind = {
 };
 static _Thread_local struct keep_list pass_kept = { .kind = &pass_keep_kind };
 
-static struct pass *pass_alloc(void)
-{
-	struct pass *p = keep_take(&pass_kept);
-	if (!p)
-		return calloc(1, sizeof(*p));
-	memset(p, 0, sizeof(*p));
-	return p;
-}
-
 /* ---------------------------------------------------------------- helpers */
 
 static const struct rules_pool *pass_pool(const struct pass *p)
@@ -397,7 +388,7 @@ static void pass_timer(evutil_socket_t fd, short what, void *arg)
 
 int pass_start(const struct pass_start *st)
 {
-	struct pass *p = pass_alloc();
+	struct pass *p = keep_take_zeroed(&pass_kept, sizeof(*p));
 	if (!p || evtimer_assign(&p->timer, st->home->base, pass_timer, p) != 0) {
 		free(p);
 		return -1;

@@ -45,6 +45,23 @@ TEST(Keep, TakesTheLastKeptFirstAndNothingWhenEmpty)
 	delete b;
 }
 
+// keep_take_zeroed(): a kept object comes back cleared; with none kept, a new zeroed one.
+TEST(Keep, TakeZeroedClearsAKeptObjectOrMakesOne)
+{
+	static const keep_kind raw_kind = {4, offsetof(thing, link), free};
+	static thread_local keep_list raw = {&raw_kind, nullptr, 0, false, nullptr};
+	thing *a = static_cast<thing *>(keep_take_zeroed(&raw, sizeof(thing)));
+	ASSERT_NE(a, nullptr);
+	EXPECT_EQ(a->id, 0);
+	a->id = 7;
+	ASSERT_TRUE(keep_give(&raw, a));
+	thing *b = static_cast<thing *>(keep_take_zeroed(&raw, sizeof(thing)));
+	EXPECT_EQ(b, a);
+	EXPECT_EQ(b->id, 0);
+	EXPECT_EQ(b->link, nullptr);
+	free(b);
+}
+
 TEST(Keep, AFullListRefusesAndTheCallerFrees)
 {
 	thing *a = new thing{1, nullptr}, *b = new thing{2, nullptr}, *c = new thing{3, nullptr};
