@@ -95,11 +95,38 @@ static enum hello_status hello_after_protocol(struct hello_reader *r)
 	return hello_want(r, M_ALPN_LEN, 1);
 }
 
+static bool hello_name_char(uint8_t c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_';
+}
+
+/* Copies the n bytes of a server name at p into dst, lower-cased; returns how many of
+ * them are name characters (n when all are). */
+static size_t hello_name_copy(char *dst, const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		uint8_t c = p[i];
+		if (c >= 'A' && c <= 'Z')
+			c = (uint8_t)(c - 'A' + 'a');
+		if (!hello_name_char(c))
+			return i;
+		dst[i] = (char)c;
+	}
+	return n;
+}
+
+/* A whole name of *len bytes: its trailing dot goes; false for an empty name or one
+ * that starts with a dot. */
+static bool hello_name_end(const char *name, uint16_t *len)
+{
+	if (*len > 1 && name[*len - 1] == '.')
+		(*len)--;
+	return *len > 0 && name[0] != '.';
+}
+
 static enum hello_status hello_name_done(struct hello_reader *r)
 {
-	if (r->sni_len > 1 && r->sni[r->sni_len - 1] == '.')
-		r->sni_len--;
-	if (r->sni_len == 0 || r->sni[0] == '.')
+	if (!hello_name_end(r->sni, &r->sni_len))
 		return hello_fail(r, HELLO_MALFORMED, "invalid server name");
 	r->sni[r->sni_len] = '\0';
 	r->has_sni = true;
@@ -205,11 +232,6 @@ static enum hello_status hello_field_done(struct hello_reader *r)
 	return hello_fail(r, HELLO_MALFORMED, "internal state");
 }
 
-static bool hello_name_char(uint8_t c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_';
-}
-
 /* An extension that is neither server_name nor ALPN, whole in these n bytes and within
  * both enclosing lengths, is skipped at once: the same checks and counts as its type,
  * length and body fields one by one (hello_field_done()), which most of a hello's
@@ -247,15 +269,11 @@ static size_t hello_msg(struct hello_reader *r, const uint8_t *p, size_t n)
 		if (hello_is_skip(r->mstate)) {
 			/* nothing to look at */
 		} else if (r->mstate == M_SNI_NAME) {
-			for (uint32_t i = 0; i < take; i++) {
-				uint8_t c = p[i];
-				if (c >= 'A' && c <= 'Z')
-					c = (uint8_t)(c - 'A' + 'a');
-				if (!hello_name_char(c)) {
-					hello_fail(r, HELLO_MALFORMED, "invalid server name");
-					return n - i;
-				}
-				r->sni[r->sni_len++] = (char)c;
+			size_t ok = hello_name_copy(r->sni + r->sni_len, p, take);
+			r->sni_len += (uint16_t)ok;
+			if (ok < take) {
+				hello_fail(r, HELLO_MALFORMED, "invalid server name");
+				return n - ok;
 			}
 		} else if (r->mstate == M_ALPN_PROTO) {
 			uint32_t at = r->alpn_len - r->need;
@@ -348,21 +366,11 @@ static bool hello_whole_sni(struct hello_reader *r, const uint8_t *p, const uint
 		if ((size_t)(end - p) < nl)
 			return false;
 		if (type == HELLO_NAME_HOST) {
-			if (*has || nl == 0 || nl > HELLO_MAX_NAME)
+			uint16_t name_len = (uint16_t)nl;
+			if (*has || nl == 0 || nl > HELLO_MAX_NAME || hello_name_copy(r->sni, p, nl) < nl ||
+			    !hello_name_end(r->sni, &name_len))
 				return false;
-			for (size_t i = 0; i < nl; i++) {
-				uint8_t c = p[i];
-				if (c >= 'A' && c <= 'Z')
-					c = (uint8_t)(c - 'A' + 'a');
-				if (!hello_name_char(c))
-					return false;
-				r->sni[i] = (char)c;
-			}
-			if (nl > 1 && r->sni[nl - 1] == '.')
-				nl--;
-			if (r->sni[0] == '.')
-				return false;
-			*len = (uint16_t)nl;
+			*len = name_len;
 			*has = true;
 		}
 		p += nl;
