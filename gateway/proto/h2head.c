@@ -228,6 +228,17 @@ static void h2head_out_put(struct h2head_out *o, const char *p, size_t n)
 	h2head_put(o->out, o->cap, &o->len, p, n);
 }
 
+/* Records a header of the head written, as h1_parse would: past H1_MAX_HEADERS only
+ * counted, so that h1_req_written refuses the head. */
+static void h2head_out_header(struct h2head_out *o, struct h1_header h)
+{
+	if (!o->m)
+		return;
+	if (o->m->nheaders < H1_MAX_HEADERS)
+		o->m->headers[o->m->nheaders] = h;
+	o->m->nheaders++;
+}
+
 /* One "name: value" line; the value never has edge whitespace (h2head_req_add
  * refuses it), so its span is what h1_parse would trim it to. */
 static void h2head_line(struct h2head_out *o, const char *name, size_t nlen, const char *value, size_t vlen)
@@ -238,10 +249,7 @@ static void h2head_line(struct h2head_out *o, const char *name, size_t nlen, con
 	h.value.off = (uint32_t)o->len;
 	h2head_out_put(o, value, vlen);
 	h2head_out_put(o, "\r\n", 2);
-	if (o->m && o->m->nheaders < H1_MAX_HEADERS)
-		o->m->headers[o->m->nheaders] = h;
-	if (o->m)
-		o->m->nheaders++;
+	h2head_out_header(o, h);
 }
 
 #define H2HEAD_LINE(name, value) h2head_line(&o, name, sizeof(name) - 1, value, sizeof(value) - 1)
@@ -298,10 +306,7 @@ size_t h2head_req_write(const struct h2head_req *r, const struct h2head_write *w
 		/* An empty last crumb leaves "; " at the end, whose space h1_parse trims. */
 		h.value.len = (uint32_t)o.len - h.value.off - (n > 1 && last == 0);
 		h2head_out_put(&o, "\r\n", 2);
-		if (m && m->nheaders < H1_MAX_HEADERS)
-			m->headers[m->nheaders] = h;
-		if (m)
-			m->nheaders++;
+		h2head_out_header(&o, h);
 	}
 	if (ws) {
 		H2HEAD_LINE("connection", "upgrade");
