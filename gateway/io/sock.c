@@ -31,8 +31,11 @@
  * lent to the input by reference (evbuffer_add_reference) and given back once the
  * input let go of it: a 4 KiB chain is malloc'ed and freed from glibc's sorted bins
  * (its per-thread cache ends at 1 KiB), about 750 instructions a message both ways,
- * the reference's small header from that cache a tenth of it. */
-#define SOCK_BLOCKS_KEPT 64     /* per thread: 256 KiB at most, held between messages */
+ * the reference's small header from that cache a tenth of it. A request under way
+ * holds one too (its parsed heads), so the bound follows a worker's requests in
+ * flight: with HTTP/2 they are hundreds (bench scenario 10's 32 connections of 10
+ * streams went past a bound of 64 in bursts, and took 70% of their blocks from malloc). */
+#define SOCK_BLOCKS_KEPT 512    /* per thread: 2 MiB at most, held between messages */
 
 struct sock_block {
 	void *next;

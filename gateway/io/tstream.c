@@ -20,8 +20,9 @@
 
 /* Streams without a socket that ended, kept per thread for the next ones (one
  * per HTTP/2 stream) with their buffers and event: allocating those afresh
- * cost about 2k instructions a stream. At most this many, some 700 bytes each. */
-#define TSTREAM_PEERS_KEPT 256
+ * cost about 2k instructions a stream. At most this many, some 700 bytes each,
+ * as many as the sessions kept (http/spare.c), since each stream has both. */
+#define TSTREAM_PEERS_KEPT 1024
 
 struct tstream {
 	struct sock *s;
