@@ -14,6 +14,7 @@
 
 #include "cli.h"
 #include "process/daemon.h"
+#include "io/evmem.h"
 #include "io/log.h"
 #include "control/snapshot.h"
 
@@ -174,6 +175,8 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	/* Before any command's first libevent call: its buffers' blocks are kept per thread. */
+	(void)evmem_install();
 	const char *cmd = argv[1];
 	if (!strcmp(cmd, "--version"))
 		cmd = "version";
