@@ -87,6 +87,20 @@ def group_pids(pgid):
     return out
 
 
+def sleeps(pgid):
+    """Times the threads of a process group went to sleep (voluntary context switches): on a
+    virtual machine each one's wake-up is counted to the sleeper (bench/wake.c)."""
+    n = 0
+    for pid in group_pids(pgid):
+        try:
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                with open(f"/proc/{pid}/task/{tid}/status") as f:
+                    n += int(re.search(r"^voluntary_ctxt_switches:\s+(\d+)", f.read(), re.M).group(1))
+        except (OSError, AttributeError):
+            pass
+    return n
+
+
 def run(cmd, **kw):
     return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)
 
@@ -597,7 +611,10 @@ class Bench:
                                         stderr=subprocess.DEVNULL)
                 time.sleep(0.5)     # perf attaches to every thread before the load starts
             before = cpu_times(proc.pid) if proc else (0.0, 0.0)
+            slept = sleeps(proc.pid) if perf else 0
             result = fn(port, proc)
+            if perf:
+                result["sleeps"] = sleeps(proc.pid) - slept
             if perf:
                 perf.send_signal(signal.SIGINT)
                 perf.wait(60)
@@ -1157,7 +1174,8 @@ def profile_split(data):
 def profile_table(results):
     """The gateways' CPU per unit of work split by where perf found it (--profile)."""
     names = ["user"] + [p[0] for p in PROFILE_PARTS] + [w[0] for w in PROFILE_WITHIN]
-    lines = ["| scenario | gateway | CPU | " + " | ".join(names) + " |", "|---" * (len(names) + 3) + "|"]
+    lines = ["| scenario | gateway | CPU | " + " | ".join(names) + " | sleeps per unit | us asleep per sleep |",
+             "|---" * (len(names) + 5) + "|"]
     for sid, title, fn, mode, pending in SCENARIOS:
         for g in GATEWAYS:
             res = results.get(sid, {}).get(g)
@@ -1165,6 +1183,9 @@ def profile_table(results):
                 continue
             per = res["cpu"] / res["work"] * 1e6
             cells = " | ".join(f"{res['profile'].get(n, 0) * per:.2f}" for n in names)
+            slept = res.get("sleeps", 0) / res["work"]
+            asleep = res["profile"].get("asleep in epoll_wait", 0) * per
+            cells += f" | {slept:.3f} | {asleep / slept:.1f}" if slept else " | - | -"
             lines.append(f"| {sid} | {g} | {per:.2f} us/{res['per']} | {cells} |")
     return "\n".join(lines) if len(lines) > 2 else ""
 
@@ -1425,8 +1446,9 @@ def main():
                  "above are each one's median turn:\n\n" + turned)
     split = profile_table(results)
     if split:
-        body += ("\n\nWhere each gateway's CPU went (perf samples during the load, us per unit of work; the "
-                 "last three columns are parts of the ones before them):\n\n" + split)
+        body += ("\n\nWhere each gateway's CPU went (perf samples during the load, us per unit of work; "
+                 "\"peer's TCP input\", \"ACK sent\" and \"asleep\" are parts of the columns before them; the "
+                 "last two: how often its threads went to sleep, and what each sleep cost it):\n\n" + split)
     print("\n" + head + body)
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
     tag = ("all" if not args.only else args.only.replace(",", "-")) + ("-idlepoll" if args.idle_poll else "")
