@@ -69,7 +69,45 @@ static unsigned h1_block_specials(const char *p)
 	__m128i del = _mm_cmpeq_epi8(v, _mm_set1_epi8(0x7f));
 	return (unsigned)_mm_movemask_epi8(_mm_or_si128(low, del));
 }
+
+/* Bit k set for each byte k of the 16 at p that is a letter, a digit or '-': what
+ * nearly every header name is made of (the other token bytes take the table). */
+static unsigned h1_block_name_plain(const char *p)
+{
+	__m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+	/* x in [lo, lo + n): x + (0x80 - lo) lands on the n lowest signed bytes. */
+	__m128i lower = _mm_or_si128(v, _mm_set1_epi8(0x20));
+	__m128i alpha = _mm_cmplt_epi8(_mm_add_epi8(lower, _mm_set1_epi8((char)(0x80 - 'a'))),
+	                               _mm_set1_epi8((char)(-128 + 26)));
+	__m128i digit = _mm_cmplt_epi8(_mm_add_epi8(v, _mm_set1_epi8((char)(0x80 - '0'))),
+	                               _mm_set1_epi8((char)(-128 + 10)));
+	__m128i dash = _mm_cmpeq_epi8(v, _mm_set1_epi8('-'));
+	return (unsigned)_mm_movemask_epi8(_mm_or_si128(_mm_or_si128(alpha, digit), dash));
+}
 #endif
+
+/* The end of the token that starts a header line at start: the first byte that is no
+ * token byte (the line's CR at the latest). avail: the bytes buf holds. */
+static uint32_t h1_name_end(const char *buf, uint32_t start, size_t avail)
+{
+	uint32_t i = start;
+#ifdef __SSE2__
+	while (i + 16 <= avail) {
+		unsigned stop = ~h1_block_name_plain(buf + i) & 0xffffu;
+		if (!stop) {
+			i += 16;
+			continue;
+		}
+		i += (uint32_t)__builtin_ctz(stop);
+		if (buf[i] == ':')
+			return i;
+		break;
+	}
+#endif
+	while (h1_tchar[(unsigned char)buf[i]])
+		i++;
+	return i;
+}
 
 /* The first byte in [i, end) below 0x20 (a tab too) or DEL, or end. */
 static size_t h1_plain_run(const char *buf, size_t i, size_t end)
@@ -204,15 +242,14 @@ static enum h1_result h1_status_line(struct h1_msg *m, const char *buf, uint32_t
 	return H1_NEED_MORE;
 }
 
-/* clean: h1_field_bytes() already passed the whole line. */
-static enum h1_result h1_header_line(struct h1_msg *m, const char *buf, uint32_t start, uint32_t end, bool clean)
+/* clean: h1_field_bytes() already passed the whole line; avail: the bytes buf holds. */
+static enum h1_result h1_header_line(struct h1_msg *m, const char *buf, uint32_t start, uint32_t end, bool clean,
+                                     size_t avail)
 {
 	if (buf[start] == ' ' || buf[start] == '\t')
 		return h1_fail(m, H1_ERR_BAD, "obs-fold (a header line starting with whitespace)");
 	/* The line's CR is at end and is no token byte: the name stops there at the latest. */
-	uint32_t i = start;
-	while (h1_tchar[(unsigned char)buf[i]])
-		i++;
+	uint32_t i = h1_name_end(buf, start, avail);
 	if (i == start)
 		return h1_fail(m, H1_ERR_BAD, "empty or malformed header name");
 	if (i >= end || buf[i] != ':')
@@ -471,7 +508,7 @@ enum h1_result h1_parse(struct h1_msg *m, const char *buf, size_t len)
 			m->head_len = m->pos;
 			return h1_finish(m, buf);
 		} else {
-			r = h1_header_line(m, buf, start, stop, clean);
+			r = h1_header_line(m, buf, start, stop, clean, end);
 		}
 		if (r != H1_NEED_MORE)
 			return r;
