@@ -3,11 +3,20 @@
 #include <string.h>
 #include <strings.h>
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
 /* RFC 9110 5.6.2 token characters, lower case only: RFC 9113 8.2.1 makes an
- * upper-case name malformed. */
+ * upper-case name malformed. A table: every name of every request comes through. */
+static const bool h2head_name_table[256] = {
+	['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1, ['+'] = 1, ['-'] = 1,
+	['.'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1, ['|'] = 1, ['~'] = 1, ['0' ... '9'] = 1, ['a' ... 'z'] = 1,
+};
+
 static bool h2head_name_char(unsigned char c)
 {
-	return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+	return h2head_name_table[c];
 }
 
 static bool h2head_token_char(unsigned char c)
@@ -33,9 +42,11 @@ static bool h2head_visible(const char *v, size_t n)
 	return n > 0;
 }
 
-static bool h2head_is(const char *p, size_t n, const char *lit)
+/* Inline, so that the literal's length is a constant and the compare a few moves. */
+static inline bool h2head_is(const char *p, size_t n, const char *lit)
 {
-	return n == strlen(lit) && memcmp(p, lit, n) == 0;
+	size_t len = strlen(lit);
+	return n == len && memcmp(p, lit, len) == 0;
 }
 
 static bool h2head_span_is(const struct h2head_req *r, struct h2head_span s, const char *lit)
@@ -328,13 +339,33 @@ size_t h2head_req_write(const struct h2head_req *r, const struct h2head_write *w
 	return o.len;
 }
 
-/* Names lower-cased, eight bytes at a time: every field of every answer comes
- * through here. Names are tokens (h1_parse read them), but any byte is safe:
- * only A-Z change. */
-static void h2head_lower(char *out, const char *name, size_t n)
+#ifdef __SSE2__
+/* The 16 bytes at p, A-Z lower-cased, to out. */
+static void h2head_lower_block(char *out, const char *p)
 {
-	const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+	__m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+	/* x in ['A', 'Z']: x + (0x80 - 'A') lands on the 26 lowest signed bytes. */
+	__m128i upper = _mm_cmplt_epi8(_mm_add_epi8(v, _mm_set1_epi8((char)(0x80 - 'A'))),
+	                               _mm_set1_epi8((char)(-128 + 26)));
+	v = _mm_or_si128(v, _mm_and_si128(upper, _mm_set1_epi8(0x20)));
+	_mm_storeu_si128((__m128i *)(void *)out, v);
+}
+#endif
+
+/* Names lower-cased, sixteen or eight bytes at a time: every field of every answer
+ * comes through here. Names are tokens (h1_parse read them), but any byte is safe:
+ * only A-Z change. room: the bytes that may be read at name and written at out,
+ * past n too (the head goes on after a name, the scratch after its copy). */
+static void h2head_lower(char *out, const char *name, size_t n, size_t room)
+{
 	size_t k = 0;
+#ifdef __SSE2__
+	for (; k < n && k + 16 <= room; k += 16)
+		h2head_lower_block(out + k, name + k);
+	if (k >= n)
+		return;
+#endif
+	const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
 	for (; k + 8 <= n; k += 8) {
 		uint64_t w;
 		memcpy(&w, name + k, 8);
@@ -390,7 +421,9 @@ int h2head_resp_fields(const struct h1_msg *m, const char *head, bool extended_c
 		if (n == out_cap || used + nlen > scratch_cap)
 			return -1;
 		char *lower = scratch + used;
-		h2head_lower(lower, name, nlen);
+		uint32_t off = m->headers[i].name.off;
+		size_t readable = m->head_len > off ? m->head_len - off : 0, writable = scratch_cap - used;
+		h2head_lower(lower, name, nlen, readable < writable ? readable : writable);
 		used += nlen;
 		out[n++] = (struct h2head_field){ lower, head + m->headers[i].value.off, nlen, m->headers[i].value.len };
 	}

@@ -100,7 +100,8 @@ struct h2head_write {
 size_t h2head_req_write(const struct h2head_req *r, const struct h2head_write *w, char *out, size_t cap,
 			struct h1_msg *m);
 
-/* A response head (parsed by h1_parse into m from head) as HTTP/2 fields:
+/* A response head (parsed whole by h1_parse into m from head, which holds its
+ * m->head_len bytes) as HTTP/2 fields:
  * ":status" first, hop-by-hop fields and those Connection lists dropped, names
  * lower-cased into scratch (at least as large as the head plus 4 bytes); values
  * point into head. extended_connect: the request was an extended CONNECT, whose
