@@ -66,6 +66,10 @@ struct h2_conn {
 	void *ctx;
 	struct h2_stats stats;
 	struct h2_stream *streams;
+	/* The stream h2_stream_of() found last: a request's frames and the calls for its
+	 * answer ask for the same one a dozen times in a row, and nghttp2's map costs
+	 * some 35 instructions a look. Never a freed one (h2_stream_free). */
+	struct h2_stream *last;
 	struct h2_stream *spare;                /* done with, kept for the next streams */
 	unsigned nspare;
 	uint64_t now_ms;
@@ -115,7 +119,12 @@ static int h2_calm(struct h2_conn *c, uint64_t *counter)
 
 static struct h2_stream *h2_stream_of(struct h2_conn *c, int32_t id)
 {
-	return nghttp2_session_get_stream_user_data(c->session, id);
+	if (c->last && c->last->id == id)
+		return c->last;
+	struct h2_stream *s = nghttp2_session_get_stream_user_data(c->session, id);
+	if (s)
+		c->last = s;
+	return s;
 }
 
 /* A stream's struct, a spare one when the connection has one; NULL without memory. */
@@ -150,6 +159,8 @@ static void h2_stream_release(struct h2_stream *s)
 static void h2_stream_free(struct h2_stream *s)
 {
 	struct h2_conn *c = s->c;
+	if (c->last == s)
+		c->last = NULL;
 	if (s->prev)
 		s->prev->next = s->next;
 	else
