@@ -92,7 +92,7 @@ int h2a_head(struct h2a_answer *a, struct h2_conn *h2, int32_t id, struct evbuff
 	if (kept > 0 && clen > 14) {
 		/* "Set-Cookie: " value CRLF, as pool.c writes it. */
 		size_t len = clen;
-		fields[kept++] = (struct h2head_field){ "set-cookie", set_cookie + 12, 10, len - 14 };
+		fields[kept++] = (struct h2head_field){ "set-cookie", set_cookie + 12, 10, len - 14, true };
 	}
 	h2a_send_head(a, h2, id, out, m, fields, kept);
 	if (scratch != small)

@@ -382,7 +382,7 @@ static int h2_request_end(struct h2_conn *c, struct h2_stream *s)
 		for (size_t i = 0; i < n; i++)
 			fields[i] = (struct h2head_field){
 				t->arena + t->fields[i].name.off, t->arena + t->fields[i].value.off,
-				t->fields[i].name.len, t->fields[i].value.len,
+				t->fields[i].name.len, t->fields[i].value.len, false,
 			};
 	}
 	c->ops->end(c->ctx, s->id, fields, n);
@@ -631,13 +631,14 @@ bool h2_done(const struct h2_conn *c)
 	return c->dead || (!nghttp2_session_want_read(c->session) && !nghttp2_session_want_write(c->session));
 }
 
-/* Fields as nghttp2 takes them, in room (room_n of them) when they fit, else allocated. */
+/* Fields as nghttp2 takes them, in room (room_n of them) when they fit, else allocated;
+ * names that are literals (name_static) nghttp2 neither copies nor lower-cases. */
 static nghttp2_nv *h2_nv(const struct h2head_field *f, size_t n, nghttp2_nv *room, size_t room_n)
 {
 	nghttp2_nv *nv = n <= room_n ? room : calloc(n, sizeof(*nv));
 	for (size_t i = 0; nv && i < n; i++)
 		nv[i] = (nghttp2_nv){ (uint8_t *)f[i].name, (uint8_t *)f[i].value, f[i].name_len, f[i].value_len,
-				      NGHTTP2_NV_FLAG_NONE };
+				      f[i].name_static ? NGHTTP2_NV_FLAG_NO_COPY_NAME : NGHTTP2_NV_FLAG_NONE };
 	return nv;
 }
 

@@ -399,6 +399,36 @@ static bool h2head_hop_by_hop(const char *n, size_t len)
 	}
 }
 
+/* The answer fields seen most, as literals: a field named by one goes out without
+ * a copy of its name, here or in nghttp2 (which lower-cases what it copies). */
+static const char *h2head_known_name(const char *n, size_t len)
+{
+	static const char *const by_len[][4] = {
+		[3] = { "p3p", "age" },
+		[4] = { "date", "etag", "vary", "link" },
+		[6] = { "server", "pragma" },
+		[7] = { "expires", "refresh" },
+		[8] = { "location" },
+		[10] = { "set-cookie", "request-id" },
+		[12] = { "content-type", "x-powered-by" },
+		[13] = { "last-modified", "accept-ranges", "cache-control" },
+		[14] = { "content-length" },
+		[15] = { "x-frame-options", "x-ua-compatible" },
+		[16] = { "content-encoding", "www-authenticate", "content-language", "x-aspnet-version" },
+		[19] = { "content-disposition" },
+		[22] = { "x-content-type-options" },
+		[23] = { "content-security-policy" },
+		[25] = { "strict-transport-security" },
+		[27] = { "access-control-allow-origin" },
+	};
+	if (len >= sizeof(by_len) / sizeof(by_len[0]))
+		return NULL;
+	for (size_t i = 0; i < 4 && by_len[len][i]; i++)
+		if (h1_name_is(n, by_len[len][i], len))
+			return by_len[len][i];
+	return NULL;
+}
+
 int h2head_resp_fields(const struct h1_msg *m, const char *head, bool extended_connect, char *scratch,
 		       size_t scratch_cap, struct h2head_field *out, size_t out_cap)
 {
@@ -410,7 +440,7 @@ int h2head_resp_fields(const struct h1_msg *m, const char *head, bool extended_c
 	scratch[0] = (char)('0' + status / 100);
 	scratch[1] = (char)('0' + status / 10 % 10);
 	scratch[2] = (char)('0' + status % 10);
-	out[n++] = (struct h2head_field){ ":status", scratch, 7, 3 };
+	out[n++] = (struct h2head_field){ ":status", scratch, 7, 3, true };
 	for (size_t i = 0; i < m->nheaders; i++) {
 		const char *name = head + m->headers[i].name.off;
 		size_t nlen = m->headers[i].name.len;
@@ -418,14 +448,22 @@ int h2head_resp_fields(const struct h1_msg *m, const char *head, bool extended_c
 			continue;
 		if (ws && nlen == 20 && h1_name_is(name, "sec-websocket-accept", 20))
 			continue;
-		if (n == out_cap || used + nlen > scratch_cap)
+		if (n == out_cap)
+			return -1;
+		const char *value = head + m->headers[i].value.off;
+		const char *known = h2head_known_name(name, nlen);
+		if (known) {
+			out[n++] = (struct h2head_field){ known, value, nlen, m->headers[i].value.len, true };
+			continue;
+		}
+		if (used + nlen > scratch_cap)
 			return -1;
 		char *lower = scratch + used;
 		uint32_t off = m->headers[i].name.off;
 		size_t readable = m->head_len > off ? m->head_len - off : 0, writable = scratch_cap - used;
 		h2head_lower(lower, name, nlen, readable < writable ? readable : writable);
 		used += nlen;
-		out[n++] = (struct h2head_field){ lower, head + m->headers[i].value.off, nlen, m->headers[i].value.len };
+		out[n++] = (struct h2head_field){ lower, value, nlen, m->headers[i].value.len, false };
 	}
 	return (int)n;
 }
@@ -480,7 +518,7 @@ int h2head_trailer_fields(const char *block, size_t len, char *scratch, size_t s
 		for (size_t k = 0; k < nlen; k++)
 			lower[k] = (line[k] >= 'A' && line[k] <= 'Z') ? (char)(line[k] - 'A' + 'a') : line[k];
 		used += nlen;
-		out[n++] = (struct h2head_field){ lower, v, nlen, vlen };
+		out[n++] = (struct h2head_field){ lower, v, nlen, vlen, false };
 	}
 	return (int)n;
 }

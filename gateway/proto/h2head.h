@@ -39,6 +39,7 @@ extern "C" {
 struct h2head_field {
 	const char *name, *value;
 	size_t name_len, value_len;
+	bool name_static;               /* name is a literal: outlives every call (nghttp2 need not copy it) */
 };
 
 enum h2head_result {
@@ -103,8 +104,8 @@ size_t h2head_req_write(const struct h2head_req *r, const struct h2head_write *w
 /* A response head (parsed whole by h1_parse into m from head, which holds its
  * m->head_len bytes) as HTTP/2 fields:
  * ":status" first, hop-by-hop fields and those Connection lists dropped, names
- * lower-cased into scratch (at least as large as the head plus 4 bytes); values
- * point into head. extended_connect: the request was an extended CONNECT, whose
+ * lower-cased: the common ones as literals (name_static), the others into scratch
+ * (at least as large as the head plus 4 bytes); values point into head. extended_connect: the request was an extended CONNECT, whose
  * 101 answer becomes 200 without its Upgrade fields (RFC 8441 5). Returns the
  * number of fields written to out, or -1 when out or scratch is too small. */
 int h2head_resp_fields(const struct h1_msg *m, const char *head, bool extended_connect, char *scratch,

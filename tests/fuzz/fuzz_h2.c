@@ -24,10 +24,10 @@ static int on_request(void *ctx, int32_t id, const struct h2_request *req)
 	if (memcmp(&m, req->msg, offsetof(struct h1_msg, headers)) != 0 ||
 	    memcmp(m.headers, req->msg->headers, m.nheaders * sizeof(m.headers[0])) != 0)
 		abort();
-	struct h2head_field f[] = { { ":status", "200", 7, 3 }, { "content-type", "text/plain", 12, 10 } };
+	struct h2head_field f[] = { { ":status", "200", 7, 3, true }, { "content-type", "text/plain", 12, 10, true } };
 	h2_respond(conn, id, f, 2, false);
 	h2_send_data(conn, id, (const uint8_t *)"ok", 2);
-	struct h2head_field t[] = { { "x-sum", "1", 5, 1 } };
+	struct h2head_field t[] = { { "x-sum", "1", 5, 1, false } };
 	h2_send_end(conn, id, t, id & 2 ? 1 : 0);
 	return 0;
 }

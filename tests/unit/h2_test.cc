@@ -227,7 +227,7 @@ class H2 : public ::testing::Test {
 
 	void respond(int32_t id, const std::string &status, bool end)
 	{
-		struct h2head_field f[] = { { ":status", status.data(), 7, status.size() }, { "x-by", "onegate", 4, 7 } };
+		struct h2head_field f[] = { { ":status", status.data(), 7, status.size(), true }, { "x-by", "onegate", 4, 7, false } };
 		ASSERT_EQ(h2_respond(srv.conn, id, f, 2, end), 0);
 	}
 
@@ -257,7 +257,7 @@ TEST_F(H2, GetReachesTheStreamAsHttp11AndTheAnswerGoesBack)
 	respond(id, "200", false);
 	std::string body = "hello over h2";
 	EXPECT_EQ(h2_send_data(srv.conn, id, (const uint8_t *)body.data(), body.size()), body.size());
-	struct h2head_field tr[] = { { "x-sum", "42", 5, 2 } };
+	struct h2head_field tr[] = { { "x-sum", "42", 5, 2, false } };
 	ASSERT_EQ(h2_send_end(srv.conn, id, tr, 1), 0);
 	pump();
 	EXPECT_EQ(status_of(id), "200");

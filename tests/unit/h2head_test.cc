@@ -388,6 +388,27 @@ TEST(H2Head, ResponseNamesOfAnyLengthAreLowerCasedWholly)
 	EXPECT_EQ(f, want);
 }
 
+// The common names go out as literals (nghttp2 keeps a pointer to them, no copy), in
+// lower case whatever the back end wrote; the others are lower-cased into the scratch.
+TEST(H2Head, CommonResponseNamesAreLiterals)
+{
+	const std::string head = "HTTP/1.1 200 OK\r\nCONTENT-TYPE: text/plain\r\neTaG: \"1\"\r\n"
+	                         "Strict-Transport-Security: max-age=1\r\nX-Mine: 1\r\nDatE: x\r\n\r\n";
+	struct h1_msg m;
+	h1_resp_init(&m, 0, false);
+	ASSERT_EQ(h1_parse(&m, head.data(), head.size()), H1_DONE);
+	char scratch[512];
+	struct h2head_field f[8];
+	ASSERT_EQ(h2head_resp_fields(&m, head.data(), false, scratch, sizeof(scratch), f, 8), 6);
+	const char *want[] = { ":status", "content-type", "etag", "strict-transport-security", "x-mine", "date" };
+	for (int i = 0; i < 6; i++) {
+		EXPECT_EQ(std::string(f[i].name, f[i].name_len), want[i]);
+		bool in_scratch = f[i].name >= scratch && f[i].name < scratch + sizeof(scratch);
+		EXPECT_EQ(f[i].name_static, i != 4) << want[i];
+		EXPECT_EQ(in_scratch, i == 4) << want[i];
+	}
+}
+
 TEST(H2Head, WebSocket101BecomesA200)
 {
 	auto f = resp_fields("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
