@@ -63,12 +63,14 @@ class Icount:
 
     def wrap(self, who, binary, fn):
         out = os.path.join(self.bench.d, "cg.%p")
-        # 10's 32 connections are new for each client run: their TLS handshakes (2.3 million
-        # instructions each) would be a quarter of the count at 1000 requests per name, so 10
-        # counts nothing inside SSL_do_handshake (collection toggles off there; --toggle-collect
-        # turns collection off at start, so --collect-atstart=yes must come after it) and so
-        # what a request costs on a kept connection.
-        skip = " --toggle-collect=SSL_do_handshake --collect-atstart=yes" if fn == "https_h2" else ""
+        # 10's 32 connections and 1's 4 are new for each client run: their TLS handshakes (2.3
+        # million instructions each) would be a quarter of 10's count at 1000 requests per name
+        # and a sixth of 1's at 2000, so both count nothing inside SSL_do_handshake (collection
+        # toggles off there; --toggle-collect turns collection off at start, so
+        # --collect-atstart=yes must come after it) and so what a request costs on a kept
+        # connection. (1's counts before 2026-12-07's evening include its 12 handshakes.)
+        skip = (" --toggle-collect=SSL_do_handshake --collect-atstart=yes"
+                if fn in ("https_h2", "https_keepalive") else "")
         path = self.bench.write(f"vg-{who}.sh",
                                 f'#!/bin/sh\nexec valgrind -q --tool=callgrind --instr-atstart=no '
                                 f'--callgrind-out-file={out}{skip} "{binary}" "$@"\n')
