@@ -1453,6 +1453,11 @@ def main():
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
     tag = ("all" if not args.only else args.only.replace(",", "-")) + ("-idlepoll" if args.idle_poll else "")
     out = os.path.join(HERE, "results", f"{now:%Y-%m-%d}-{tag}.md")
+    # Another run of the same day and scenarios is a file of its own, never written over.
+    for n in range(2, 100):
+        if not os.path.exists(out):
+            break
+        out = os.path.join(HERE, "results", f"{now:%Y-%m-%d}-{tag}-{n}.md")
     with open(out, "w") as f:
         f.write(head + body + "\n")
     print(f"\nwritten to {os.path.relpath(out, ROOT)}")
