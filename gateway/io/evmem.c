@@ -16,13 +16,8 @@
 #define EVMEM_MIN ((size_t)1 << EVMEM_MIN_SHIFT)
 #define EVMEM_MAX (EVMEM_MIN << (EVMEM_CLASSES - 1))
 
-static void evmem_block_free(void *block)
-{
-	free(block);
-}
-
 /* A kept block's first word links it to the next (keep's link at offset 0). */
-#define EVMEM_KIND(n) { .max = (n), .link = 0, .free = evmem_block_free }
+#define EVMEM_KIND(n) { .max = (n), .link = 0, .free = free }
 static const struct keep_kind evmem_kinds[EVMEM_CLASSES] = {
 	EVMEM_KIND(128), EVMEM_KIND(128), EVMEM_KIND(64), EVMEM_KIND(32),
 	EVMEM_KIND(32), EVMEM_KIND(8), EVMEM_KIND(8),
