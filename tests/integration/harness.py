@@ -56,28 +56,37 @@ def ipv6_available():
         return False
 
 
-def free_port(family=socket.AF_INET):
-    """A port nothing listens on right now (bind port 0, read it, close)."""
-    host = LOOP4 if family == socket.AF_INET else LOOP6
-    s = socket.socket(family, socket.SOCK_STREAM)
-    try:
+# Ports handed out so far in this process: the kernel may give a port just closed again, and
+# two parts of one test (a service and its admin listener, say) must never get the same one.
+_ports_given = set()
+
+
+def _bind_free(socks, host):
+    for s in socks:
         s.bind((host, 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
+    return [s.getsockname()[1] for s in socks]
 
 
 def free_ports(n, family=socket.AF_INET):
-    """n distinct ports nothing listens on right now: all held at once, so none is given twice."""
+    """n distinct ports nothing listens on right now, none handed out before in this process."""
     host = LOOP4 if family == socket.AF_INET else LOOP6
-    socks = [socket.socket(family, socket.SOCK_STREAM) for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind((host, 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+    for _ in range(100):
+        socks = [socket.socket(family, socket.SOCK_STREAM) for _ in range(n)]
+        try:
+            ports = _bind_free(socks, host)
+        finally:
+            for s in socks:
+                s.close()
+        if not _ports_given.intersection(ports):
+            _ports_given.update(ports)
+            return ports
+    raise RuntimeError("no free ports left that this test was not given already")
+
+
+def free_port(family=socket.AF_INET):
+    """A port nothing listens on right now (bind port 0, read it, close), never one handed out
+    before in this process."""
+    return free_ports(1, family)[0]
 
 
 def fault_report(what, tried, lost):
