@@ -9,8 +9,12 @@
 
 /* Classes of 1 KiB << k. Chains of the buffers HTTP uses most are 1-4 KiB (heads,
  * 1 KiB answers) and 16 KiB (TLS records); the bounds keep a burst of those and
- * hold 2.2 MiB a thread at most. Larger chains (a relay's 128 KiB) stay glibc's:
- * at that size its own free lists do as well. */
+ * hold under 4 MiB a thread. The 4 KiB class also holds io/sock's read blocks,
+ * one per message in flight and one per request under way (its parsed heads), so
+ * its bound follows a worker's requests in flight: with HTTP/2 they are hundreds
+ * (bench scenario 10's 32 connections of 10 streams went past a bound of 64 in
+ * bursts, and took 70% of their blocks from malloc). Larger chains (a relay's
+ * 128 KiB) stay glibc's: at that size its own free lists do as well. */
 #define EVMEM_MIN_SHIFT 10
 #define EVMEM_CLASSES 7
 #define EVMEM_MIN ((size_t)1 << EVMEM_MIN_SHIFT)
@@ -19,7 +23,7 @@
 /* A kept block's first word links it to the next (keep's link at offset 0). */
 #define EVMEM_KIND(n) { .max = (n), .link = 0, .free = free }
 static const struct keep_kind evmem_kinds[EVMEM_CLASSES] = {
-	EVMEM_KIND(128), EVMEM_KIND(128), EVMEM_KIND(64), EVMEM_KIND(32),
+	EVMEM_KIND(128), EVMEM_KIND(128), EVMEM_KIND(512), EVMEM_KIND(32),
 	EVMEM_KIND(32), EVMEM_KIND(8), EVMEM_KIND(8),
 };
 static _Thread_local struct keep_list evmem_lists[EVMEM_CLASSES] = {
@@ -66,6 +70,14 @@ void evmem_free(void *p)
 	if (k >= EVMEM_CLASSES)
 		k = EVMEM_CLASSES - 1;
 	if (!keep_give(&evmem_lists[k], p))
+		free(p);
+}
+
+void evmem_free_sized(void *p, size_t size)
+{
+	if (!p)
+		return;
+	if (size < EVMEM_MIN || size > EVMEM_MAX || !keep_give(&evmem_lists[evmem_class_for(size)], p))
 		free(p);
 }
 

@@ -24,9 +24,12 @@
  * own malloc (a sanitizer build). */
 bool evmem_install(void);
 
-/* The functions evmem_install() hands to libevent, for its tests. */
+/* The functions evmem_install() hands to libevent; io/sock takes its read blocks
+ * from them too, installed or not. */
 void *evmem_malloc(size_t size);
 void *evmem_realloc(void *p, size_t size);
 void evmem_free(void *p);
+/* For a block from evmem_malloc(size) whose size the caller knows: no lookup of it. */
+void evmem_free_sized(void *p, size_t size);
 
 #endif

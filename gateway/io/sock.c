@@ -18,6 +18,7 @@
 #include <event2/event_struct.h>
 
 #include "io/guard.h"
+#include "io/evmem.h"
 #include "io/keep.h"
 
 /* A read reserves room in the input, which libevent allocates as a chain of its
@@ -27,35 +28,20 @@
  * (their chains fill over several reads). */
 #define SOCK_READ_SMALL (4096 - 64)
 
-/* A small read into an empty input goes into a block of a per-thread free list,
- * lent to the input by reference (evbuffer_add_reference) and given back once the
- * input let go of it: a 4 KiB chain is malloc'ed and freed from glibc's sorted bins
- * (its per-thread cache ends at 1 KiB), about 750 instructions a message both ways,
- * the reference's small header from that cache a tenth of it. A request under way
- * holds one too (its parsed heads), so the bound follows a worker's requests in
- * flight: with HTTP/2 they are hundreds (bench scenario 10's 32 connections of 10
- * streams went past a bound of 64 in bursts, and took 70% of their blocks from malloc). */
-#define SOCK_BLOCKS_KEPT 512    /* per thread: 2 MiB at most, held between messages */
-
-struct sock_block {
-	void *next;
-};
-
-static const struct keep_kind sock_block_kind = {
-	.max = SOCK_BLOCKS_KEPT, .link = offsetof(struct sock_block, next), .free = free,
-};
-static _Thread_local struct keep_list sock_blocks = { .kind = &sock_block_kind };
-
+/* A small read into an empty input goes into a 4 KiB block lent to the input by
+ * reference (evbuffer_add_reference) and given back once the input let go of it.
+ * The blocks are io/evmem's, kept per thread with libevent's own chains of that
+ * size: a 4 KiB chain malloc'ed and freed from glibc's sorted bins (its per-thread
+ * cache ends at 1 KiB) cost about 750 instructions a message both ways, the
+ * reference's small header from that cache a tenth of it. */
 void *sock_block_alloc(void)
 {
-	void *b = keep_take(&sock_blocks);
-	return b ? b : malloc(SOCK_BLOCK);
+	return evmem_malloc(SOCK_BLOCK);
 }
 
 void sock_block_free(void *block)
 {
-	if (block && !keep_give(&sock_blocks, block))
-		free(block);
+	evmem_free_sized(block, SOCK_BLOCK);
 }
 
 /* evbuffer_add_reference()'s cleanup: the block goes back to this thread's list. */

@@ -450,20 +450,20 @@ int h2head_resp_fields(const struct h1_msg *m, const char *head, bool extended_c
 			continue;
 		if (n == out_cap)
 			return -1;
-		const char *value = head + m->headers[i].value.off;
-		const char *known = h2head_known_name(name, nlen);
-		if (known) {
-			out[n++] = (struct h2head_field){ known, value, nlen, m->headers[i].value.len, true };
-			continue;
+		const char *out_name = h2head_known_name(name, nlen);
+		bool name_static = out_name != NULL;
+		if (!name_static) {
+			if (used + nlen > scratch_cap)
+				return -1;
+			char *lower = scratch + used;
+			uint32_t off = m->headers[i].name.off;
+			size_t readable = m->head_len > off ? m->head_len - off : 0, writable = scratch_cap - used;
+			h2head_lower(lower, name, nlen, readable < writable ? readable : writable);
+			used += nlen;
+			out_name = lower;
 		}
-		if (used + nlen > scratch_cap)
-			return -1;
-		char *lower = scratch + used;
-		uint32_t off = m->headers[i].name.off;
-		size_t readable = m->head_len > off ? m->head_len - off : 0, writable = scratch_cap - used;
-		h2head_lower(lower, name, nlen, readable < writable ? readable : writable);
-		used += nlen;
-		out[n++] = (struct h2head_field){ lower, value, nlen, m->headers[i].value.len, false };
+		out[n++] = (struct h2head_field){ out_name, head + m->headers[i].value.off, nlen,
+						  m->headers[i].value.len, name_static };
 	}
 	return (int)n;
 }

@@ -143,3 +143,25 @@ TEST(Evmem, EvbuffersRunOnIt)
 }
 
 }  // namespace
+
+TEST(Evmem, SizedFreeKeepsInTheSizesClass)
+{
+	keep_drop_all();
+	// io/sock's read blocks: freed with their size, served again to that size and to
+	// libevent's chains of the same class, and 512 of them are kept.
+	std::vector<void *> blocks;
+	for (int i = 0; i < 600; i++)
+		blocks.push_back(evmem_malloc(4096));
+	for (void *b : blocks)
+		evmem_free_sized(b, 4096);
+	EXPECT_EQ(evmem_malloc(4096), blocks[511]);
+	EXPECT_EQ(evmem_malloc(3000), blocks[510]);
+	evmem_free_sized(blocks[511], 4096);
+	evmem_free(blocks[510]);
+	// Outside the classes the sized free is free().
+	void *small = evmem_malloc(100);
+	ASSERT_NE(small, nullptr);
+	evmem_free_sized(small, 100);
+	evmem_free_sized(nullptr, 4096);
+	keep_drop_all();
+}
