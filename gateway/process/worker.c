@@ -226,7 +226,8 @@ struct worker *worker_new(unsigned id, struct rules_config *cfg, struct tlsconf 
 		event_config_free(ec);
 	}
 	w->home.snap = home_snap_new(cfg, tls, pools);
-	if (!w->base || !w->home.snap || !(w->mailbox = mailbox_new(w->base, worker_ctl, w)))
+	if (!w->base || event_base_priority_init(w->base, HOME_PRIORITIES) != 0 || !w->home.snap ||
+	    !(w->mailbox = mailbox_new(w->base, worker_ctl, w)))
 		goto fail;
 	struct timeval beat = { 0, LIVE_BEAT_MS * 1000 };
 	w->beat_ev = event_new(w->base, -1, EV_PERSIST, worker_beat, w);

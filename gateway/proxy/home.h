@@ -43,6 +43,13 @@ struct home_link {
 	void (*close_now)(struct home_link *l);    /* frees the connection; it logs drain-timeout */
 };
 
+/* A worker's loop has HOME_PRIORITIES priorities (event_base_priority_init), and events
+ * take the middle one. One at HOME_PRIORITY_IDLE runs only once a pass of the loop found
+ * nothing else to do: for work that gathers, such as the answers of an HTTP/2
+ * connection's streams, written to its client in one go. */
+#define HOME_PRIORITIES 3
+#define HOME_PRIORITY_IDLE 2
+
 struct home {
 	struct event_base *base;
 	struct home_snap *snap;         /* snapshot for newly accepted connections */
