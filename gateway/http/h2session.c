@@ -107,7 +107,7 @@ static void h2s_write(struct h2s_conn *c)
 /* Calls into h2 from the streams' sessions are written out once, from the loop, when
  * it has nothing else to do (HOME_PRIORITY_IDLE): the answers that this pass and the
  * passes after it finish go to the client in one write, not one write a pass (bench
- * scenario 10: 3-4% less CPU a request). flush_late bounds the wait under a load that
+ * scenario 10: 3-6% less CPU a request). flush_late bounds the wait under a load that
  * never lets the loop go idle. */
 static void h2s_flush_soon(struct h2s_conn *c)
 {

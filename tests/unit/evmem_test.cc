@@ -142,8 +142,6 @@ TEST(Evmem, EvbuffersRunOnIt)
 	t.join();
 }
 
-}  // namespace
-
 TEST(Evmem, SizedFreeKeepsInTheSizesClass)
 {
 	keep_drop_all();
@@ -165,3 +163,5 @@ TEST(Evmem, SizedFreeKeepsInTheSizesClass)
 	evmem_free_sized(nullptr, 4096);
 	keep_drop_all();
 }
+
+}  // namespace
