@@ -354,6 +354,7 @@ static void sock_on_read(evutil_socket_t fd, short what, void *arg)
 		}
 		s->read_size = SOCK_READ_CHUNK;
 	}
+	bool at_bound = !eof && !err && evbuffer_get_length(s->in) >= s->read_max;
 	if (eof)
 		s->eof = true;
 	if (err)
@@ -370,8 +371,17 @@ static void sock_on_read(evutil_socket_t fd, short what, void *arg)
 	if (!guard_freed(&s->guard) && (eof || err))
 		sock_report(s, err ? SOCK_ERROR : SOCK_EOF, err);
 	/* The owner usually took the input: reading may go on even if the bound stopped it above. */
-	if (sock_leave(s))
-		sock_update_read(s);
+	if (!sock_leave(s))
+		return;
+	if (at_bound && s->rev_armed && sock_wants_read(s)) {
+		/* What the bound left in the kernel is read after the loop's next poll, not in this
+		 * pass: a peer that sends as fast as we read would otherwise keep the pass going,
+		 * and every other connection of the worker and its timers waiting, for as long as
+		 * it sends. Armed again, the edge-triggered event has epoll report those bytes. */
+		event_del(&s->rev);
+		s->rev_armed = false;
+	}
+	sock_update_read(s);
 }
 
 static void sock_on_write(evutil_socket_t fd, short what, void *arg)

@@ -9,6 +9,7 @@ and raw frames written with Debian's python3-hyperframe and python3-hpack."""
 import base64
 import hashlib
 import json
+import multiprocessing
 import os
 import re
 import signal
@@ -368,6 +369,24 @@ class H2Tunnel:
 
 def get_fields(host, path="/owa/", method="GET"):
     return [(":method", method), (":scheme", "https"), (":authority", host), (":path", path)]
+
+
+def window_update_flood(port, cafile, mib, started, sent, answered):
+    """A client that sends mib MiB of connection WINDOW_UPDATE frames (each +1) as fast as it
+    can, then a PING: started once it is connected, sent when the last byte is written,
+    answered when the PING's ACK came back."""
+    c = RawH2(port, "mail.contoso.test", cafile)
+    c.sock.settimeout(300)
+    frame = WindowUpdateFrame(0, window_increment=1).serialize()
+    flood = frame * (mib * 1024 * 1024 // len(frame))
+    started.set()
+    c.sock.sendall(flood)
+    sent.set()
+    c.send(PingFrame(0, opaque_data=b"12345678"))
+    seen = c.until(lambda f: isinstance(f, PingFrame) and "ACK" in f.flags, 60)
+    if seen and isinstance(seen[-1], PingFrame):
+        answered.set()
+    c.close()
 
 
 class Http2(OnegateTestCase):
@@ -837,6 +856,34 @@ services = (
         frames = c.until(lambda f: isinstance(f, GoAwayFrame), 10)
         self.assertTrue(frames and isinstance(frames[-1], GoAwayFrame), [type(f).__name__ for f in frames])
         return frames[-1]
+
+    def test_answers_go_out_while_another_connection_keeps_the_worker_busy(self):
+        """Another client's stream of WINDOW_UPDATE frames (harmless, answered with nothing),
+        sent faster than the one worker takes them, keeps that worker busy for as long as it
+        sends. Reading it must still leave the worker's other connections their turn (a read
+        stopped by its bound goes on after the loop's next poll), and their answers must go
+        out although the loop never goes idle (H2S_FLUSH_LATE_MS): ten requests in a row each
+        get their answer while the flood is still being sent. Without the first, the first
+        answer waited for the flood's end; without the second, answers waited for the
+        connection's 500 ms tick or a moment the loop went idle, and ten did not fit in the
+        flood. The flood comes from a process of its own, so that the client's threads do not
+        take turns with it."""
+        ctx = multiprocessing.get_context("fork")
+        started, sent, answered = ctx.Event(), ctx.Event(), ctx.Event()
+        flooder = ctx.Process(target=window_update_flood, daemon=True,
+                              args=(self.port, self.pki.ca, 160, started, sent, answered))
+        flooder.start()
+        self.addCleanup(flooder.join, 300)
+        c = self.h2()
+        c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)   # each request's frames at once
+        self.assertTrue(started.wait(60))
+        for sid in range(1, 21, 2):
+            c.request(sid, get_fields("mail.contoso.test", "/owa/"))
+            status, _ = c.response(sid, timeout=60)
+            self.assertEqual(status, 200)
+            self.assertFalse(sent.is_set(), "answer %d came after the other client's flood was all sent" % sid)
+        self.assertTrue(sent.wait(300))
+        self.assertTrue(answered.wait(60), "the flooding connection was not served after its flood")
 
     def test_rapid_reset_ends_the_connection(self):
         c = self.h2()
