@@ -11,7 +11,8 @@
 /* Every HTTP/2 connection's h2_stats, added as they grow: process-wide, any thread. */
 
 enum { H2S_M_STREAMS, H2S_M_MALFORMED, H2S_M_TOO_LARGE, H2S_M_NOT_IMPLEMENTED, H2S_M_RESETS, H2S_M_RAPID_RESET,
-       H2S_M_CONTINUATION_FLOOD, H2S_M_PING_FLOOD, H2S_M_SETTINGS_FLOOD, H2S_M_ZERO_WINDOW, H2S_M_STREAM_STALLS,
+       H2S_M_CONTINUATION_FLOOD, H2S_M_PING_FLOOD, H2S_M_SETTINGS_FLOOD, H2S_M_EMPTY_DATA_FLOOD, H2S_M_ZERO_WINDOW,
+       H2S_M_STREAM_STALLS,
        H2S_M_PROTOCOL, H2S_M_CONNS, H2S_M_N };
 
 /* The shared slot and one per worker (as proxy/stats.c: a worker's plain adds
@@ -36,6 +37,7 @@ static const struct {
 	{ "onegate_http2_continuation_flood_total", "connections ended (GOAWAY) for a CONTINUATION flood" },
 	{ "onegate_http2_ping_flood_total", "connections ended (GOAWAY) for a PING flood" },
 	{ "onegate_http2_settings_flood_total", "connections ended (GOAWAY) for a SETTINGS flood" },
+	{ "onegate_http2_empty_data_flood_total", "connections ended (GOAWAY) for a flood of empty DATA frames (CVE-2019-9518)" },
 	{ "onegate_http2_zero_window_stalls_total", "connections ended (GOAWAY) for a window kept shut too long" },
 	{ "onegate_http2_stream_stalls_total", "streams reset (RST_STREAM) for a stream window kept shut too long" },
 	{ "onegate_http2_protocol_errors_total", "connections ended (GOAWAY) for another protocol error" },
@@ -71,6 +73,7 @@ void h2s_metrics_add(const struct h2_stats *now, struct h2_stats *reported)
 		now->continuation_flood - reported->continuation_flood,
 		now->ping_flood - reported->ping_flood,
 		now->settings_flood - reported->settings_flood,
+		now->empty_data_flood - reported->empty_data_flood,
 		now->zero_window_stalls - reported->zero_window_stalls,
 		now->stream_stalls - reported->stream_stalls,
 		now->protocol_errors - reported->protocol_errors,

@@ -73,7 +73,7 @@ struct h2_conn {
 	struct h2_stream *spare;                /* done with, kept for the next streams */
 	unsigned nspare;
 	uint64_t now_ms;
-	struct h2_rate resets, pings, settings;
+	struct h2_rate resets, pings, settings, empty_data;
 	bool goaway_ours;                       /* the GOAWAY about to go is one this module chose */
 	bool dead;                              /* nghttp2 failed fatally: nothing more in or out */
 };
@@ -95,6 +95,7 @@ void h2_config_default(struct h2_config *cfg)
 		.max_resets = 100,
 		.max_pings = 20,
 		.max_settings = 20,
+		.max_empty_data = 100,
 		.enable_connect_protocol = true,
 	};
 }
@@ -411,6 +412,11 @@ static int h2_on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame
 		}
 		return h2_request_end(c, s);
 	case NGHTTP2_DATA:
+		/* No data, no end (padding alone counts as none): nothing a client needs to send,
+		 * and each costs a pass through the parser (CVE-2019-9518). */
+		if (!end_stream && frame->hd.length == frame->data.padlen &&
+		    h2_rate_over(c, &c->empty_data, c->cfg.max_empty_data))
+			return h2_calm(c, &c->stats.empty_data_flood);
 		if (s && !s->refused && s->delivered && end_stream)
 			return h2_request_end(c, s);
 		return 0;

@@ -18,7 +18,8 @@
  * by what the caller says it has passed on (h2_consume), response bodies by
  * a per-stream buffer whose room h2_send_data reports. The denial-of-service
  * shapes of HTTP/2 (rapid reset CVE-2023-44487, CONTINUATION floods, PING and
- * SETTINGS floods, a connection window kept shut) end the connection with
+ * SETTINGS floods, empty DATA frames CVE-2019-9518, a connection window kept
+ * shut) end the connection with
  * GOAWAY, a stream window kept shut ends its stream with RST_STREAM; each is
  * counted in struct h2_stats.
  *
@@ -47,16 +48,17 @@ struct h2_config {
 	uint32_t connection_window;             /* the same for all streams of the connection */
 	uint32_t stream_out_buffer;             /* response body bytes held per stream */
 	uint32_t max_continuations;             /* CONTINUATION frames after one HEADERS */
-	uint32_t flood_interval_ms;             /* the window the three counts below are taken over */
+	uint32_t flood_interval_ms;             /* the window the four counts below are taken over */
 	uint32_t max_resets;                    /* RST_STREAM from the client per interval */
 	uint32_t max_pings;                     /* PING per interval */
 	uint32_t max_settings;                  /* SETTINGS per interval */
+	uint32_t max_empty_data;                /* DATA frames with no data and no END_STREAM per interval */
 	bool enable_connect_protocol;           /* RFC 8441 extended CONNECT (WebSocket) */
 };
 
 /* Sensible limits: 100 streams, 32 KiB of fields, 1 MiB stream and 4 MiB
  * connection windows, 64 KiB out per stream, 8 CONTINUATIONs, and per second
- * at most 100 resets, 20 PINGs and 20 SETTINGS. */
+ * at most 100 resets, 20 PINGs, 20 SETTINGS and 100 empty DATA frames. */
 void h2_config_default(struct h2_config *cfg);
 
 /* Counts since the connection began; the caller adds them to /metrics. */
@@ -70,6 +72,7 @@ struct h2_stats {
 	uint64_t continuation_flood;            /* GOAWAY: too many CONTINUATION frames */
 	uint64_t ping_flood;                    /* GOAWAY: too many PINGs in an interval */
 	uint64_t settings_flood;                /* GOAWAY: too many SETTINGS in an interval */
+	uint64_t empty_data_flood;              /* GOAWAY: too many empty DATA frames in an interval */
 	uint64_t zero_window_stalls;            /* GOAWAY: the client kept its window shut too long */
 	uint64_t stream_stalls;                 /* RST_STREAM: the client kept a stream's window shut too long */
 	uint64_t protocol_errors;               /* GOAWAY: any other connection error */

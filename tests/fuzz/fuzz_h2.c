@@ -70,6 +70,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	cfg.max_resets = 8;
 	cfg.max_pings = 8;
 	cfg.max_settings = 8;
+	cfg.max_empty_data = 8;
 	conn = h2_new(&cfg, &ops, NULL);
 	if (!conn)
 		return 0;

@@ -2,10 +2,11 @@
 http2 = false), each stream routed on its own to an HTTP/1.1 back end, bodies both ways with
 checksums (64 MiB each way), many concurrent streams (nghttp, h2load), 421 for a stream whose
 :authority belongs to another certificate or to a passthrough route, malformed streams and the
-known denial-of-service shapes answered with RST_STREAM or GOAWAY and counted in /metrics,
-Windows authentication streams sharing one private server connection, and GOAWAY on reload
-and stop with the streams under way finishing. Real clients: curl --http2, nghttp, h2load,
-and raw frames written with Debian's python3-hyperframe and python3-hpack."""
+known denial-of-service shapes (empty DATA frames among them) answered with RST_STREAM or
+GOAWAY and counted in /metrics, a flooding client that leaves the worker's other connections
+their turn, Windows authentication streams sharing one private server connection, and GOAWAY
+on reload and stop with the streams under way finishing. Real clients: curl --http2, nghttp,
+h2load, and raw frames written with Debian's python3-hyperframe and python3-hpack."""
 import base64
 import hashlib
 import json
@@ -909,6 +910,15 @@ services = (
         self.flood(c, [SettingsFrame(0, settings={SettingsFrame.MAX_FRAME_SIZE: 16384}) for _ in range(60)])
         self.assertEqual(self.goaway(c).error_code, ENHANCE_YOUR_CALM)
         self.assertTrue(wait_until(lambda: (self.metric("onegate_http2_settings_flood_total") or 0) >= 1, 5))
+
+    def test_empty_data_flood_ends_the_connection(self):
+        c = self.h2()
+        h = HeadersFrame(1)
+        h.data = c.block(get_fields("mail.contoso.test", "/owa/", method="POST"))
+        h.flags.add("END_HEADERS")
+        self.flood(c, [h] + [DataFrame(1) for _ in range(150)])
+        self.assertEqual(self.goaway(c).error_code, ENHANCE_YOUR_CALM)
+        self.assertTrue(wait_until(lambda: (self.metric("onegate_http2_empty_data_flood_total") or 0) >= 1, 5))
 
     def test_continuation_flood_ends_the_connection(self):
         c = self.h2()

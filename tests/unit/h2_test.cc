@@ -455,6 +455,53 @@ TEST_F(H2, SettingsFloodEndsInGoaway)
 	EXPECT_EQ(h2_conn_stats(srv.conn)->settings_flood, 1u);
 }
 
+// A DATA frame with no data on stream id, as bytes: padded (its pad-length byte and no
+// padding) or plain, and with END_STREAM or not.
+std::string empty_data_frame(int32_t id, bool padded, bool end_stream)
+{
+	std::string f(9, '\0');
+	f[2] = padded ? 1 : 0;
+	f[4] = (char)((padded ? 0x8 : 0) | (end_stream ? 0x1 : 0));
+	for (int i = 0; i < 4; i++)
+		f[5 + i] = (char)(((uint32_t)id >> (24 - 8 * i)) & 0xff);
+	if (padded)
+		f.push_back('\0');
+	return f;
+}
+
+TEST_F(H2, EmptyDataFloodEndsInGoaway)
+{
+	cfg.max_empty_data = 10;
+	start();
+	nghttp2_nv nv[] = {
+		{ (uint8_t *)":method", (uint8_t *)"POST", 7, 4, NGHTTP2_NV_FLAG_NONE },
+		{ (uint8_t *)":scheme", (uint8_t *)"https", 7, 5, NGHTTP2_NV_FLAG_NONE },
+		{ (uint8_t *)":authority", (uint8_t *)"a.test", 10, 6, NGHTTP2_NV_FLAG_NONE },
+		{ (uint8_t *)":path", (uint8_t *)"/up", 5, 3, NGHTTP2_NV_FLAG_NONE },
+	};
+	int32_t id = nghttp2_submit_headers(client, NGHTTP2_FLAG_NONE, -1, nullptr, nv, 4, nullptr);
+	ASSERT_GT(id, 0);
+	pump();
+	ASSERT_EQ(srv.streams.count(id), 1u);
+	// Up to the limit, padded or not, and an empty end of a request (which is how
+	// a body ends) does not count at all.
+	std::string frames;
+	for (int i = 0; i < 10; i++)
+		frames += empty_data_frame(id, i % 2 == 1, false);
+	frames += empty_data_frame(id, false, true);
+	EXPECT_EQ(h2_recv(srv.conn, (const uint8_t *)frames.data(), frames.size(), now_ms), 0);
+	pump();
+	EXPECT_EQ(cli.goaway, -1);
+	EXPECT_TRUE(srv.streams[id].ended);
+	int32_t next = nghttp2_submit_headers(client, NGHTTP2_FLAG_NONE, -1, nullptr, nv, 4, nullptr);
+	pump();
+	std::string one = empty_data_frame(next, true, false);
+	EXPECT_EQ(h2_recv(srv.conn, (const uint8_t *)one.data(), one.size(), now_ms), -1);
+	pump();
+	EXPECT_EQ(cli.goaway, NGHTTP2_ENHANCE_YOUR_CALM);
+	EXPECT_EQ(h2_conn_stats(srv.conn)->empty_data_flood, 1u);
+}
+
 TEST_F(H2, ContinuationFloodEndsTheConnection)
 {
 	cfg.max_continuations = 4;
