@@ -12,8 +12,7 @@
 
 enum { H2S_M_STREAMS, H2S_M_MALFORMED, H2S_M_TOO_LARGE, H2S_M_NOT_IMPLEMENTED, H2S_M_RESETS, H2S_M_RAPID_RESET,
        H2S_M_CONTINUATION_FLOOD, H2S_M_PING_FLOOD, H2S_M_SETTINGS_FLOOD, H2S_M_EMPTY_DATA_FLOOD, H2S_M_ZERO_WINDOW,
-       H2S_M_STREAM_STALLS,
-       H2S_M_PROTOCOL, H2S_M_CONNS, H2S_M_N };
+       H2S_M_STREAM_STALLS, H2S_M_PROTOCOL, H2S_M_CONNS, H2S_M_N };
 
 /* The shared slot and one per worker (as proxy/stats.c: a worker's plain adds
  * on cache lines of its own); workers past the last share slot 0. */
@@ -37,7 +36,7 @@ static const struct {
 	{ "onegate_http2_continuation_flood_total", "connections ended (GOAWAY) for a CONTINUATION flood" },
 	{ "onegate_http2_ping_flood_total", "connections ended (GOAWAY) for a PING flood" },
 	{ "onegate_http2_settings_flood_total", "connections ended (GOAWAY) for a SETTINGS flood" },
-	{ "onegate_http2_empty_data_flood_total", "connections ended (GOAWAY) for a flood of empty DATA frames (CVE-2019-9518)" },
+	{ "onegate_http2_empty_data_flood_total", "connections ended (GOAWAY) for empty DATA frames (CVE-2019-9518)" },
 	{ "onegate_http2_zero_window_stalls_total", "connections ended (GOAWAY) for a window kept shut too long" },
 	{ "onegate_http2_stream_stalls_total", "streams reset (RST_STREAM) for a stream window kept shut too long" },
 	{ "onegate_http2_protocol_errors_total", "connections ended (GOAWAY) for another protocol error" },

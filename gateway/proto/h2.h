@@ -19,9 +19,8 @@
  * a per-stream buffer whose room h2_send_data reports. The denial-of-service
  * shapes of HTTP/2 (rapid reset CVE-2023-44487, CONTINUATION floods, PING and
  * SETTINGS floods, empty DATA frames CVE-2019-9518, a connection window kept
- * shut) end the connection with
- * GOAWAY, a stream window kept shut ends its stream with RST_STREAM; each is
- * counted in struct h2_stats.
+ * shut) end the connection with GOAWAY, a stream window kept shut ends its
+ * stream with RST_STREAM; each is counted in struct h2_stats.
  *
  * Threads: a connection belongs to one thread. Callbacks run inside h2_recv,
  * h2_output, h2_consume and h2_reset_stalled; from a callback the caller may call h2_respond,
