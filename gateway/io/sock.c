@@ -322,7 +322,8 @@ static void sock_on_read(evutil_socket_t fd, short what, void *arg)
 	}
 	/* Drain what the kernel holds, within the owner's bound, before calling up. */
 	s->maybe_unread = true;         /* unless a read finds the kernel empty */
-	while (evbuffer_get_length(s->in) < s->read_max) {
+	bool at_bound;                  /* the loop ended at the bound, not at the kernel's end */
+	while (!(at_bound = evbuffer_get_length(s->in) >= s->read_max)) {
 		size_t want;
 		ssize_t n = sock_recv(s, fd, &want);
 		if (n <= 0) {
@@ -354,7 +355,6 @@ static void sock_on_read(evutil_socket_t fd, short what, void *arg)
 		}
 		s->read_size = SOCK_READ_CHUNK;
 	}
-	bool at_bound = !eof && !err && evbuffer_get_length(s->in) >= s->read_max;
 	if (eof)
 		s->eof = true;
 	if (err)
