@@ -11,6 +11,7 @@ Every socket binds or connects to 127.0.0.1 or ::1 only. Every wait is bounded.
 Python 3.11 standard library only.
 """
 import os
+import random
 import re
 import signal
 import socket
@@ -61,9 +62,38 @@ def ipv6_available():
 _ports_given = set()
 
 
+def _listen_port_range():
+    """Ports for onegate to listen on, below the kernel's ephemeral range. A port that binding
+    to 0 gives is from that range, and before onegate binds it any connection on the machine
+    (another test's, run at the same time) may take it as its source port: onegate then fails
+    to start (EADDRINUSE, seen in CI). Below the range only a listener takes a port, and only
+    one it was told. None when the range leaves no room below it."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    top = min(low, 65536) - 1
+    return (max(10000, top - 12000), top) if top - 10000 >= 1000 else None
+
+
+_PORT_RANGE = _listen_port_range()
+_port_pick = random.Random(os.getpid())
+
+
 def _bind_free(socks, host):
     for s in socks:
-        s.bind((host, 0))
+        if _PORT_RANGE is None:
+            s.bind((host, 0))
+            continue
+        for _ in range(200):
+            try:
+                s.bind((host, _port_pick.randint(*_PORT_RANGE)))
+                break
+            except OSError:
+                continue
+        else:
+            s.bind((host, 0))
     return [s.getsockname()[1] for s in socks]
 
 
@@ -84,8 +114,8 @@ def free_ports(n, family=socket.AF_INET):
 
 
 def free_port(family=socket.AF_INET):
-    """A port nothing listens on right now (bind port 0, read it, close), never one handed out
-    before in this process."""
+    """A port nothing listens on right now (bound once and closed), below the ephemeral range
+    where the kernel allows (_listen_port_range), never one handed out before in this process."""
     return free_ports(1, family)[0]
 
 
