@@ -222,6 +222,11 @@ struct worker *worker_new(unsigned id, struct rules_config *cfg, struct tlsconf 
 	if (ec) {
 		/* One thread per base: libevent's own locks would be pure cost. */
 		event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
+		/* io/sock.c relies on epoll applying each epoll_ctl at once (a read stopped at its
+		 * bound arms its event again so that epoll reports the bytes left): libevent's
+		 * EVENT_EPOLL_USE_CHANGELIST would fold that into nothing, and its other variables
+		 * choose backends without edge-triggered events. */
+		event_config_set_flag(ec, EVENT_BASE_FLAG_IGNORE_ENV);
 		w->base = event_base_new_with_config(ec);
 		event_config_free(ec);
 	}
