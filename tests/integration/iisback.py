@@ -108,9 +108,11 @@ class IISBackend:
         head += list(extra)
         if close:
             head.append("Connection: close")
-        c.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + body)
+        # Counted before it goes: a client that has its answer may look at the count at once,
+        # and this thread may not run again for a while on a busy machine.
         with self.lock:
             self.answers.append((conn, user, target))
+        c.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + body)
 
     def _serve(self, raw, conn):
         c = raw

@@ -872,7 +872,7 @@ services = (
         ctx = multiprocessing.get_context("fork")
         started, sent, answered = ctx.Event(), ctx.Event(), ctx.Event()
         flooder = ctx.Process(target=window_update_flood, daemon=True,
-                              args=(self.port, self.pki.ca, 160, started, sent, answered))
+                              args=(self.port, self.pki.ca, 64, started, sent, answered))
         flooder.start()
         self.addCleanup(flooder.join, 300)
         c = self.h2()
