@@ -73,7 +73,7 @@ def _listen_port_range():
             low = int(f.read().split()[0])
     except (OSError, ValueError, IndexError):
         return None
-    top = min(low, 65536) - 1
+    top = low - 1
     return (max(10000, top - 12000), top) if top - 10000 >= 1000 else None
 
 

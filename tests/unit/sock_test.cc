@@ -68,7 +68,6 @@ void on_event(sock *, sock_event, int, void *arg)
 }
 
 struct Tick {
-	event_base *base;
 	std::atomic<bool> *sender_done;
 	bool fired = false, sender_was_done = false;
 	size_t got_then = 0;
@@ -116,7 +115,7 @@ TEST(Sock, ABoundedReaderLeavesTheLoopItsTimersWhileThePeerKeepsSending)
 	while (r.got < (1u << 20))
 		event_base_loop(base, EVLOOP_ONCE);
 
-	Tick t{ base, &done, false, false, 0, &r };
+	Tick t{ &done, false, false, 0, &r };
 	event *timer = evtimer_new(base, on_tick, &t);
 	timeval ms = { 0, 1000 };
 	evtimer_add(timer, &ms);
